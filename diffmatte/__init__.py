@@ -1,0 +1,40 @@
+"""DiffMatte matting engine (Refine Matte).
+
+>>> import diffmatte
+>>> engine = diffmatte.load_engine(weights="default", device="auto")
+>>> alpha = engine.refine(image, trimap, steps=10)
+
+Importing this package is cheap: torch is only imported when an engine is loaded.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import Cancelled, DefaultWeightsMissing, WeightsError
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load_engine": ("engine", "load_engine"),
+    "Engine": ("engine", "Engine"),
+    "StepInfo": ("engine", "StepInfo"),
+    "read_image": ("imageio", "read_image"),
+    "read_trimap": ("imageio", "read_trimap"),
+    "write_alpha": ("imageio", "write_alpha"),
+    "write_rgba": ("imageio", "write_rgba"),
+    "get_config": ("variants", "get_config"),
+    "list_variants": ("variants", "list_variants"),
+}
+
+__all__ = ["Cancelled", "DefaultWeightsMissing", "WeightsError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'diffmatte' has no attribute {name!r}")

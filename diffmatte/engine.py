@@ -1,0 +1,164 @@
+"""The inference engine: a loaded model plus the sampler, behind ``refine``."""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import numpy as np
+import torch
+
+from .diffusion import Schedule, ddim_sample
+from .errors import Cancelled, DefaultWeightsMissing
+from .imageio import check_pair, to_float_rgb, to_trimap
+from .modeling.model import DiffMatteModel
+from .weights.checkpoint import load_model
+
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
+
+
+@dataclass
+class StepInfo:
+    """Progress of one DDIM step, passed to ``refine(callback=...)``."""
+
+    index: int           # 1-based step number
+    total: int
+    t: float             # time at which x0 was predicted (1 = pure noise)
+    x0: np.ndarray       # current x0 prediction as alpha, H x W float32 in [0, 1]
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no CUDA GPU is available; use device='cpu' or 'auto'")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    return torch.device(device)
+
+
+def default_weights_path() -> Path:
+    override = os.environ.get("DIFFMATTE_DEFAULT_WEIGHTS")
+    return Path(override) if override else DEFAULT_WEIGHTS
+
+
+class Engine:
+    """A DiffMatte model ready for inference. Create with :func:`load_engine`."""
+
+    def __init__(self, model: DiffMatteModel, device: torch.device, source: str, precision: str = "fp32") -> None:
+        if precision not in ("fp32", "fp16", "bf16"):
+            raise ValueError(f"precision must be fp32, fp16 or bf16, got {precision!r}")
+        if precision != "fp32" and device.type != "cuda":
+            raise ValueError(f"precision {precision} needs a CUDA device")
+        self.model = model.to(device).eval()
+        self.device = device
+        self.source = source
+        self.precision = precision
+        self.schedule = Schedule(scale=model.cfg.scale)
+        self._lock = threading.Lock()  # one refine at a time per engine
+
+    @property
+    def config(self):
+        return self.model.cfg
+
+    def info(self) -> dict:
+        n_params = sum(p.numel() for p in self.model.parameters())
+        return {"variant": self.model.cfg.name, "backbone": self.model.cfg.backbone, "params": n_params,
+                "device": str(self.device), "precision": self.precision, "weights": self.source,
+                "torch": torch.__version__}
+
+    def refine(self, image: np.ndarray, trimap: np.ndarray, steps: int = 10, seed: Optional[int] = None,
+               noise: Optional[np.ndarray] = None, callback: Optional[Callable[[StepInfo], None]] = None,
+               cancel: Optional[threading.Event] = None, force_fg: bool = True) -> np.ndarray:
+        """Refine a trimap into an alpha matte (H x W float32 in [0, 1]).
+
+        ``noise`` (H x W float32) is the initial x_T; otherwise it is drawn from ``seed``
+        (or randomly). Known background is forced to 0 and, unless ``force_fg=False``
+        (official behaviour), known foreground to 1.
+        """
+        img = to_float_rgb(image)
+        tri = to_trimap(trimap)
+        check_pair(img, tri)
+        h, w = tri.shape
+        if noise is not None:
+            noise_arr = np.asarray(noise, dtype=np.float32)
+            if noise_arr.shape != (h, w):
+                raise ValueError(f"noise must have shape {(h, w)}, got {noise_arr.shape}")
+            if not np.isfinite(noise_arr).all():
+                raise ValueError("noise contains NaN or infinite values")
+            x_T = torch.from_numpy(noise_arr.copy())[None, None]
+        else:
+            gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+            x_T = torch.randn((1, 1, h, w), generator=gen)
+        steps = int(steps)
+        if not 1 <= steps <= 1000:
+            raise ValueError(f"steps must be between 1 and 1000, got {steps}")
+
+        with self._lock, torch.inference_mode():
+            dev = self.device
+            image_t = torch.from_numpy(img).permute(2, 0, 1)[None].to(dev)
+            trimap_t = torch.from_numpy(tri)[None, None].to(dev)
+            autocast = (torch.autocast(dev.type, dtype=torch.float16 if self.precision == "fp16" else torch.bfloat16)
+                        if self.precision != "fp32" else _null())
+            try:
+                with autocast:
+                    cond = self.model.condition(image_t, trimap_t)
+                    features = self.model.encode(cond)
+
+                def denoise(x_norm: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled("refine cancelled")
+                    with autocast:
+                        logit = self.model.decode(features, cond, x_norm, t)
+                    return torch.sigmoid(logit.float()) * 2 - 1
+
+                def on_step(k: int, t: float, x0: torch.Tensor) -> None:
+                    if callback is not None:
+                        x0_alpha = ((x0[0, 0] + 1) / 2).float().cpu().numpy()
+                        callback(StepInfo(index=k + 1, total=steps, t=t, x0=x0_alpha))
+
+                out = ddim_sample(denoise, x_T.to(dev), steps, self.schedule, on_step)
+                alpha = out[0, 0].clamp(0, 1).float().cpu().numpy()
+            finally:
+                features = cond = None  # noqa: F841  release device memory before the next job
+                if dev.type == "cuda":
+                    torch.cuda.empty_cache()
+        alpha[tri == 0] = 0.0
+        if force_fg:
+            alpha[tri == 1] = 1.0
+        return alpha
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def load_engine(weights: Union[str, os.PathLike] = "default", device: str = "auto",
+                precision: str = "fp32") -> Engine:
+    """Load a DiffMatte engine.
+
+    ``weights``: ``"default"`` (the bundled model), or a path to an official ``.pth``,
+    a ``.safetensors`` or an ``.npz`` checkpoint; the variant is detected from its keys.
+    ``device``: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+    """
+    if isinstance(weights, str) and weights == "default":
+        path = default_weights_path()
+        if not path.is_file():
+            raise DefaultWeightsMissing(
+                f"no bundled default model at {path}. Pass weights=PATH (an official DiffMatte .pth or a "
+                f"safetensors file), or train one with `diffmatte train`.")
+    else:
+        path = Path(weights)
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        # fp32 parity with the official outputs needs true fp32 matmuls.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    model = load_model(path)
+    return Engine(model, dev, str(path), precision)

@@ -1,0 +1,154 @@
+"""Image/trimap conversion, validation, reading and atomic writing."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+PathLike = Union[str, os.PathLike]
+
+
+def to_float_rgb(image: np.ndarray) -> np.ndarray:
+    """Convert an image to H x W x 3 float32 RGB in [0, 1].
+
+    uint8 / 255, uint16 / 65535, bool as 0/1, float used as is and clipped to [0, 1]
+    (HDR values above 1 are clipped); grey (H x W or H x W x 1) is replicated; RGBA
+    drops its alpha (the colours, not the old alpha, are what matting needs).
+    """
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise ValueError(f"image must be H x W, H x W x 1, x 3 or x 4; got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"image is empty (shape {arr.shape})")
+    arr = arr[:, :, :3] if arr.shape[2] == 4 else arr
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    return _scale(arr, "image")
+
+
+def _scale(arr: np.ndarray, what: str) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / 65535.0
+    if arr.dtype == np.bool_:
+        return arr.astype(np.float32)
+    if np.issubdtype(arr.dtype, np.floating):
+        out = arr.astype(np.float32)
+        if not np.isfinite(out).all():
+            raise ValueError(f"{what} contains NaN or infinite values")
+        return np.clip(out, 0.0, 1.0)
+    raise ValueError(f"{what} dtype {arr.dtype} is not supported (use uint8, uint16, bool or float in [0, 1])")
+
+
+def to_trimap(trimap: np.ndarray) -> np.ndarray:
+    """Convert a trimap to H x W float32 with values exactly {0, 0.5, 1}.
+
+    Values are scaled to 0..1 (uint8 / 255, uint16 / 65535, float as is) and binned the
+    official way: < 0.1 background, > 0.9 foreground, in between unknown. A 3-channel
+    trimap whose channels are equal is accepted.
+    """
+    arr = np.asarray(trimap)
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        rgb = arr[:, :, :3]
+        if not (np.array_equal(rgb[:, :, 0], rgb[:, :, 1]) and np.array_equal(rgb[:, :, 0], rgb[:, :, 2])):
+            raise ValueError("trimap has colour channels that differ; expected a grey 0/128/255 image")
+        arr = rgb[:, :, 0]
+    elif arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim != 2:
+        raise ValueError(f"trimap must be H x W; got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"trimap is empty (shape {arr.shape})")
+    if np.issubdtype(arr.dtype, np.floating) and np.isfinite(arr).all() and (arr.min() < 0 or arr.max() > 1):
+        raise ValueError(f"float trimap values must lie in [0, 1]; got [{arr.min():.3g}, {arr.max():.3g}]")
+    v = _scale(arr, "trimap")
+    out = np.full(v.shape, 0.5, dtype=np.float32)
+    out[v < 0.1] = 0.0
+    out[v > 0.9] = 1.0
+    return out
+
+
+def check_pair(image: np.ndarray, trimap: np.ndarray) -> None:
+    if image.shape[:2] != trimap.shape[:2]:
+        raise ValueError(f"image is {image.shape[1]}x{image.shape[0]} but trimap is "
+                         f"{trimap.shape[1]}x{trimap.shape[0]} (width x height); they must match")
+
+
+def read_image(path: PathLike) -> np.ndarray:
+    """Read an image file as an array (uint8 or uint16), honouring EXIF orientation."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im)
+                return arr.astype(np.uint16) if arr.dtype != np.uint16 and arr.max() <= 65535 else arr
+            if im.mode not in ("RGB", "RGBA", "L", "LA"):
+                im = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
+            return np.asarray(im)
+    except FileNotFoundError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(f"{path}: not a readable image ({exc})") from exc
+
+
+def read_trimap(path: PathLike) -> np.ndarray:
+    """Read a trimap file as a grey array (palette and RGB trimaps are converted)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("I;16", "I;16B", "I;16L", "I", "L"):
+                return np.asarray(im)
+            return np.asarray(im.convert("L"))
+    except FileNotFoundError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(f"{path}: not a readable trimap image ({exc})") from exc
+
+
+def _atomic_save(img, path: PathLike, **kwargs) -> Path:
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + dest.name + ".", suffix=".tmp", dir=str(dest.parent))
+    os.close(fd)
+    try:
+        fmt = kwargs.pop("format", None) or (dest.suffix.lstrip(".").upper() or "PNG")
+        fmt = {"JPG": "JPEG", "TIF": "TIFF"}.get(fmt, fmt)
+        img.save(tmp, format=fmt, **kwargs)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest
+
+
+def alpha_to_uint(alpha: np.ndarray, bits: int = 8) -> np.ndarray:
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, got {bits}")
+    top = 255 if bits == 8 else 65535
+    a = np.clip(np.asarray(alpha, dtype=np.float32), 0, 1)
+    return np.round(a * top).astype(np.uint8 if bits == 8 else np.uint16)
+
+
+def write_alpha(path: PathLike, alpha: np.ndarray, bits: int = 8) -> Path:
+    """Write an alpha matte as an 8- or 16-bit grey PNG/TIFF, atomically."""
+    from PIL import Image
+
+    return _atomic_save(Image.fromarray(alpha_to_uint(alpha, bits)), path)
+
+
+def write_rgba(path: PathLike, image: np.ndarray, alpha: np.ndarray) -> Path:
+    """Write the cut-out: the image's RGB (8-bit) with the alpha as its alpha channel."""
+    from PIL import Image
+
+    rgb = np.round(to_float_rgb(image) * 255).astype(np.uint8)
+    rgba = np.dstack([rgb, alpha_to_uint(alpha, 8)])
+    return _atomic_save(Image.fromarray(rgba, "RGBA"), path)
