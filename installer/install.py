@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Set up Refine Matte from a checkout or release: venv, engine, optional extras.
+
+    python3 installer/install.py              # create .venv and install the engine + tools
+    python3 installer/install.py --sample     # ... then refine the bundled sample image
+    python3 installer/install.py --test       # ... with test extras, then run the test suite
+    python3 installer/install.py --krita      # ... and install the Krita plugin bundle
+
+Standard library only, so it runs with any Python >= 3.10 before anything is installed.
+Re-running it is cheap: an up-to-date venv is reused.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_IMAGE = ROOT / "diffmatte" / "samples" / "sample_image.png"
+SAMPLE_TRIMAP = ROOT / "diffmatte" / "samples" / "sample_trimap.png"
+
+
+def venv_python(venv_dir: Path) -> Path:
+    return venv_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def run(cmd, **kw) -> None:
+    print("+ " + " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, **kw)
+
+
+def ensure_venv(venv_dir: Path, extras: str, torch_index: str | None) -> Path:
+    py = venv_python(venv_dir)
+    if not py.exists():
+        print(f"creating virtual environment {venv_dir}")
+        venv.EnvBuilder(with_pip=True).create(venv_dir)
+    # Reinstall only when the project definition or the requested extras changed.
+    stamp = venv_dir / ".refine-matte-install"
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode() +
+                          (torch_index or "").encode()).hexdigest()
+    if stamp.exists() and stamp.read_text().strip() == want:
+        return py
+    pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    if torch_index:
+        # A GPU (or CPU-only) torch build from the PyTorch index, same pinned version.
+        run(pip + ["--index-url", torch_index, "torch==2.14.1", "torchvision==0.29.1"])
+    target = f"{ROOT}[{extras}]" if extras else str(ROOT)
+    run(pip + ["-e", target])
+    stamp.write_text(want)
+    return py
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--venv", default=str(ROOT / ".venv"), help="virtual environment folder (default .venv)")
+    ap.add_argument("--sample", action="store_true", help="refine the bundled sample image afterwards")
+    ap.add_argument("--test", action="store_true", help="install test extras and run the test suite")
+    ap.add_argument("--eval", action="store_true", help="also install the evaluation extras (pymatting)")
+    ap.add_argument("--krita", action="store_true", help="also install the Krita plugin bundle")
+    ap.add_argument("--torch-index", default=None,
+                    help="PyTorch wheel index for a specific build, e.g. https://download.pytorch.org/whl/cu126 "
+                         "(Windows/older-driver GPUs) or https://download.pytorch.org/whl/cpu (small CPU-only)")
+    ap.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (with --test)")
+    args = ap.parse_args(argv)
+
+    extras = ",".join(x for x, on in (("test", args.test), ("eval", args.eval)) if on)
+    py = ensure_venv(Path(args.venv), extras, args.torch_index)
+    if args.krita:
+        run([sys.executable, ROOT / "installer" / "krita.py"])
+    if args.sample:
+        out = ROOT / "out" / "sample_alpha.png"
+        cutout = ROOT / "out" / "sample_cutout.png"
+        run([py, "-m", "diffmatte", "refine", SAMPLE_IMAGE, "--trimap", SAMPLE_TRIMAP, "-o", out, "--rgba", cutout])
+        print(f"\nDone. Alpha matte: {out}\nCut-out:      {cutout}")
+    if args.test:
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+        return subprocess.run([str(py), "-m", "pytest", "-q", *args.pytest_args], cwd=ROOT, env=env).returncode
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

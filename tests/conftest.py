@@ -1,0 +1,27 @@
+"""Shared fixtures. Tests never need ../shared; the golden tests use it when present."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("REFINE_MATTE_SHARED", ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """A small random-weight DiffMatte checkpoint (safetensors with its config)."""
+    from diffmatte.testing import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("weights") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_weights):
+    import diffmatte
+
+    return diffmatte.load_engine(tiny_weights, device="cpu")
