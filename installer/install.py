@@ -55,6 +55,9 @@ def ensure_venv(venv_dir: Path, extras: str, torch_index: str | None) -> Path:
 
 
 def main(argv=None) -> int:
+    if sys.version_info < (3, 10):
+        print(f"Refine Matte needs Python >= 3.10 (this is {sys.version.split()[0]})", file=sys.stderr)
+        return 2
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--venv", default=str(ROOT / ".venv"), help="virtual environment folder (default .venv)")
     ap.add_argument("--sample", action="store_true", help="refine the bundled sample image afterwards")
@@ -74,7 +77,12 @@ def main(argv=None) -> int:
     if args.sample:
         out = ROOT / "out" / "sample_alpha.png"
         cutout = ROOT / "out" / "sample_cutout.png"
-        run([py, "-m", "diffmatte", "refine", SAMPLE_IMAGE, "--trimap", SAMPLE_TRIMAP, "-o", out, "--rgba", cutout])
+        cmd = [py, "-m", "diffmatte", "refine", SAMPLE_IMAGE, "--trimap", SAMPLE_TRIMAP, "-o", out, "--rgba", cutout]
+        print("+ " + " ".join(str(c) for c in cmd), flush=True)
+        code = subprocess.run([str(c) for c in cmd]).returncode
+        if code != 0:
+            print(f"\nThe sample refine failed (exit {code}); the message above says why.", file=sys.stderr)
+            return code
         print(f"\nDone. Alpha matte: {out}\nCut-out:      {cutout}")
     if args.test:
         env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
