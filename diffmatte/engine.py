@@ -139,22 +139,43 @@ class _null:
         return False
 
 
-def load_engine(weights: Union[str, os.PathLike] = "default", device: str = "auto",
-                precision: str = "fp32") -> Engine:
-    """Load a DiffMatte engine.
-
-    ``weights``: ``"default"`` (the bundled model), or a path to an official ``.pth``,
-    a ``.safetensors`` or an ``.npz`` checkpoint; the variant is detected from its keys.
-    ``device``: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
-    """
+def resolve_weights(weights: Union[str, os.PathLike]) -> Path:
+    """Map ``"default"``, a registry name (e.g. ``"ViTS_1024"``, once downloaded) or a path to a file."""
     if isinstance(weights, str) and weights == "default":
         path = default_weights_path()
         if not path.is_file():
             raise DefaultWeightsMissing(
                 f"no bundled default model at {path}. Pass weights=PATH (an official DiffMatte .pth or a "
                 f"safetensors file), or train one with `diffmatte train`.")
-    else:
-        path = Path(weights)
+        return path
+    path = Path(weights)
+    if path.exists() or not isinstance(weights, str) or any(sep in weights for sep in ("/", "\\", ".")):
+        return path
+    from .weights import download, registry
+
+    try:
+        entry = registry.get(weights)
+    except KeyError:
+        return path  # not a registry name either: the loader reports the missing file
+    if entry.kind != "diffmatte":
+        raise ValueError(f"{weights!r} is a {entry.kind} checkpoint, not a DiffMatte model")
+    local = download.local_path(entry)
+    if not local.is_file():
+        raise FileNotFoundError(f"official weights {entry.name} are not downloaded yet ({local}); "
+                                f"run `diffmatte download {entry.name}`")
+    return local
+
+
+def load_engine(weights: Union[str, os.PathLike] = "default", device: str = "auto",
+                precision: str = "fp32") -> Engine:
+    """Load a DiffMatte engine.
+
+    ``weights``: ``"default"`` (the bundled model), an official variant name downloaded
+    with ``diffmatte download`` (``"ViTS_1024"``, ``"ViTB"`` ...), or a path to an official
+    ``.pth``, a ``.safetensors`` or an ``.npz`` checkpoint; the variant is detected from its keys.
+    ``device``: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+    """
+    path = resolve_weights(weights)
     dev = resolve_device(device)
     if dev.type == "cuda":
         # fp32 parity with the official outputs needs true fp32 matmuls.

@@ -125,3 +125,20 @@ def test_default_weights_missing_is_clear(monkeypatch, tmp_path):
 def test_bad_device_is_clear(tiny_weights):
     with pytest.raises(ValueError, match="device"):
         diffmatte.load_engine(tiny_weights, device="tpu")
+
+
+def test_registry_name_resolves_to_downloaded_file(monkeypatch, tmp_path, tiny_weights):
+    import shutil
+
+    from diffmatte.engine import resolve_weights
+    from diffmatte.weights import download, registry
+
+    monkeypatch.setenv("REFINE_MATTE_DATA_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="diffmatte download"):
+        resolve_weights("ViTS_1024")
+    local = download.local_path(registry.get("ViTS_1024"))
+    local.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tiny_weights, local)
+    assert resolve_weights("ViTS_1024") == local
+    with pytest.raises(ValueError, match="sam"):
+        resolve_weights("vit_b")

@@ -43,19 +43,29 @@ class Attention(nn.Module):
         self.rel_pos_h = nn.Parameter(torch.zeros(2 * input_size[0] - 1, head_dim))
         self.rel_pos_w = nn.Parameter(torch.zeros(2 * input_size[1] - 1, head_dim))
 
+    #: Attention over more key tokens than this is computed in query chunks (exact, same
+    #: result) so memory grows linearly, not quadratically, with the image area.
+    chunk_tokens: int = 2048
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, _ = x.shape
         qkv = self.qkv(x).reshape(b, h * w, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # (B, heads, N, head_dim)
-        head_dim = q.shape[-1]
-        # The bias uses the unscaled query, as in the official code.
-        r_q = q.reshape(b * self.num_heads, h, w, head_dim)
-        rh = get_rel_pos(h, h, self.rel_pos_h).to(q.dtype)
+        rh = get_rel_pos(h, h, self.rel_pos_h).to(q.dtype)  # (h, h, head_dim)
         rw = get_rel_pos(w, w, self.rel_pos_w).to(q.dtype)
-        rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, rh)
-        rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, rw)
-        bias = (rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]).reshape(b, self.num_heads, h * w, h * w)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        n = h * w
+        rows_per_chunk = max(1, self.chunk_tokens // w) if n > self.chunk_tokens else h
+        outs = []
+        for y0 in range(0, h, rows_per_chunk):
+            y1 = min(h, y0 + rows_per_chunk)
+            q_c = q[:, :, y0 * w:y1 * w]
+            # Decomposed bias from the unscaled query, as in the official code.
+            r_q = q_c.reshape(b, self.num_heads, y1 - y0, w, -1)
+            rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, rh[y0:y1])
+            rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, rw)
+            bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(b, self.num_heads, (y1 - y0) * w, n)
+            outs.append(F.scaled_dot_product_attention(q_c, k, v, attn_mask=bias))
+        out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
         out = out.transpose(1, 2).reshape(b, h, w, -1)
         return self.proj(out)
 

@@ -1,0 +1,480 @@
+"""Resumable, verified downloads of model weights (stdlib only: urllib).
+
+``download()`` streams into ``<file>.part``, resumes an existing part file with an
+HTTP ``Range`` request, follows Google Drive's "can't scan for viruses" interstitial,
+falls back to the next mirror on failure, checks size and SHA-256, and only then
+renames the part file into place. An HTML page is never saved as a checkpoint.
+Nothing here touches the network at import time, and nothing imports torch/numpy.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import http.cookiejar
+import logging
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+from .registry import WeightEntry
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, Optional[int]], None]
+
+DATA_DIR_ENV = "REFINE_MATTE_DATA_DIR"
+PART_SUFFIX = ".part"
+HASH_SUFFIX = ".sha256"
+USER_AGENT = "refine-matte-weights/1.0 (+python-urllib)"
+
+_CHUNK = 1 << 20
+_SNIFF = 512
+_HTML_LIMIT = 4 << 20  # an interstitial page is a few KB; cap what we buffer
+_MAX_PAGES = 4  # interstitial hops per attempt before giving up on a URL
+
+
+class DownloadError(RuntimeError):
+    """A download failed from every source, or its result could not be trusted."""
+
+
+class IntegrityError(DownloadError):
+    """The downloaded bytes do not match the expected size or SHA-256."""
+
+
+# --------------------------------------------------------------------------- paths
+
+def default_data_dir() -> Path:
+    """Per-user data directory of Refine Matte (``REFINE_MATTE_DATA_DIR`` overrides).
+
+    Linux ``$XDG_DATA_HOME/refine-matte`` (default ``~/.local/share/refine-matte``),
+    macOS ``~/Library/Application Support/Refine Matte``, Windows
+    ``%LOCALAPPDATA%\\Refine Matte``.
+    """
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    home = Path.home()
+    if sys.platform.startswith("win"):
+        base = os.environ.get("LOCALAPPDATA") or os.environ.get("APPDATA")
+        return Path(base) / "Refine Matte" if base else home / "AppData" / "Local" / "Refine Matte"
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / "Refine Matte"
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else home / ".local" / "share") / "refine-matte"
+
+
+def default_weights_dir() -> Path:
+    """Where downloaded checkpoints go by default: ``<data dir>/weights``."""
+    return default_data_dir() / "weights"
+
+
+def local_path(entry: WeightEntry, dest_dir: Union[str, Path, None] = None) -> Path:
+    """Where :func:`download` puts ``entry`` (it may not exist yet)."""
+    return (Path(dest_dir) if dest_dir is not None else default_weights_dir()) / entry.filename
+
+
+# ----------------------------------------------------------------------- hashing
+
+def sha256_file(path: Union[str, Path]) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def recorded_sha256(path: Union[str, Path]) -> Optional[str]:
+    """The hash recorded beside an unverifiable download (``<file>.sha256``), if any."""
+    side = Path(str(path) + HASH_SUFFIX)
+    try:
+        text = side.read_text(encoding="utf-8").split()
+    except OSError:
+        return None
+    return text[0].lower() if text and re.fullmatch(r"[0-9a-fA-F]{64}", text[0]) else None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _looks_like_html(head: bytes, content_type: str) -> bool:
+    if "html" in content_type.lower():
+        return True
+    start = head.lstrip()[:64].lower()
+    return start.startswith((b"<!doctype html", b"<html", b"<head", b"<!--"))
+
+
+# --------------------------------------------------------------------- part file
+
+class _Part:
+    """The ``.part`` file plus a running SHA-256 that always matches its bytes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._hash = hashlib.sha256()
+        self._hashed = 0
+
+    @property
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def sync(self) -> None:
+        """Rehash from disk when the running hash does not cover the file (new session)."""
+        if self._hashed != self.size:
+            self._hash = hashlib.sha256()
+            self._hashed = 0
+            if self.path.exists():
+                with open(self.path, "rb") as handle:
+                    for block in iter(lambda: handle.read(_CHUNK), b""):
+                        self._hash.update(block)
+                        self._hashed += len(block)
+
+    def reset(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self._hash = hashlib.sha256()
+        self._hashed = 0
+
+    def append(self, handle, data: bytes) -> None:
+        handle.write(data)
+        self._hash.update(data)
+        self._hashed += len(data)
+
+    def hexdigest(self) -> str:
+        self.sync()
+        return self._hash.hexdigest()
+
+
+# -------------------------------------------------------- Google Drive interstitial
+
+class _PageScan(HTMLParser):
+    """Collects forms (action, method, named inputs), confirm links and the title."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.forms: List[Tuple[str, str, Dict[str, str]]] = []
+        self.links: List[str] = []
+        self.title = ""
+        self._form: Optional[Tuple[str, str, Dict[str, str]]] = None
+        self._in_title = False
+
+    def handle_starttag(self, tag, attrs):
+        a = {k.lower(): (v or "") for k, v in attrs}
+        if tag == "form":
+            self._form = (a.get("action", ""), a.get("method", "get").lower(), {})
+            self.forms.append(self._form)
+        elif tag == "input" and self._form is not None and a.get("name"):
+            if a.get("type", "text").lower() in ("hidden", "text"):
+                self._form[2][a["name"]] = a.get("value", "")
+        elif tag == "a" and ("confirm=" in a.get("href", "") or a.get("id") == "uc-download-link"):
+            self.links.append(a["href"])
+        elif tag == "title":
+            self._in_title = True
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._form = None
+        elif tag == "title":
+            self._in_title = False
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title += data
+
+
+def _with_query(url: str, extra: Dict[str, str]) -> str:
+    parts = urllib.parse.urlsplit(url)
+    query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+    query.update(extra)
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+def _confirm_target(page_url: str, body: bytes, cookies: http.cookiejar.CookieJar
+                    ) -> Tuple[Optional[Tuple[str, Optional[bytes]]], str]:
+    """Find where an interstitial page's "download anyway" leads.
+
+    Returns ((url, post_data_or_None) or None, page title).
+    """
+    text = body.decode("utf-8", "replace")
+    scan = _PageScan()
+    try:
+        scan.feed(text)
+        scan.close()
+    except Exception:  # a malformed page is just "no target found"
+        pass
+    title = " ".join(scan.title.split())
+    # Current Drive: a GET form to drive.usercontent.google.com/download with
+    # hidden id/export/confirm/uuid inputs.
+    for action, method, inputs in scan.forms:
+        if "confirm" in inputs or "download" in action.lower():
+            target = urllib.parse.urljoin(page_url, action or page_url)
+            if method == "post":
+                return (target, urllib.parse.urlencode(inputs).encode("ascii")), title
+            return (_with_query(target, inputs), None), title
+    # Older Drive: a link carrying confirm=<token>.
+    for href in scan.links:
+        return (urllib.parse.urljoin(page_url, href), None), title
+    # Some Drive pages carry the real URL as JSON in a script.
+    match = re.search(r'"downloadUrl"\s*:\s*"([^"]+)"', text)
+    if match:
+        raw = match.group(1).replace("\\u003d", "=").replace("\\u0026", "&").replace("\\/", "/")
+        return (urllib.parse.urljoin(page_url, raw), None), title
+    # Oldest Drive: the token only in a download_warning cookie, or loose in script.
+    for cookie in cookies:
+        if cookie.name.startswith("download_warning"):
+            return (_with_query(page_url, {"confirm": cookie.value}), None), title
+    match = re.search(r"confirm=([0-9A-Za-z_\-]+)", text)
+    if match:
+        return (_with_query(page_url, {"confirm": match.group(1)}), None), title
+    return None, title
+
+
+# ------------------------------------------------------------------ one attempt
+
+class _Transient(Exception):
+    """The connection failed or closed early: retry the same URL, resuming."""
+
+
+class _UrlFailed(Exception):
+    """This URL cannot deliver the file: move on to the next mirror."""
+
+
+def _parse_content_range(value: str) -> Tuple[Optional[int], Optional[int]]:
+    """(first byte, total) from ``bytes a-b/total`` or ``bytes */total``."""
+    match = re.match(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)", value or "")
+    if not match:
+        return None, None
+    start = int(match.group(1)) if match.group(1) is not None else None
+    total = int(match.group(2)) if match.group(2) != "*" else None
+    return start, total
+
+
+def _attempt(opener: urllib.request.OpenerDirector, cookies: http.cookiejar.CookieJar, url: str,
+             part: _Part, expected_size: Optional[int], timeout: float,
+             progress: Optional[ProgressFn]) -> None:
+    """Fetch ``url`` into ``part`` (resuming). Returns when the body was fully received."""
+    target, data = url, None
+    for _hop in range(_MAX_PAGES + 1):
+        part.sync()
+        offset = part.size
+        headers = {"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        request = urllib.request.Request(target, data=data, headers=headers)
+        try:
+            response = opener.open(request, timeout=timeout)
+        except urllib.error.HTTPError as err:
+            with err:
+                if err.code == 416 and offset:
+                    # Nothing left to send: the part is either complete or not ours.
+                    _, total = _parse_content_range(err.headers.get("Content-Range", ""))
+                    want = expected_size if expected_size is not None else total
+                    if want is not None and offset == want:
+                        return
+                    part.reset()
+                    continue
+                raise _UrlFailed(f"HTTP {err.code} {err.reason}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+            reason = getattr(err, "reason", err)
+            raise _Transient(f"could not connect: {reason}") from None
+
+        with response:
+            status = response.status
+            content_type = response.headers.get("Content-Type", "")
+            try:
+                head = response.read(_SNIFF)
+            except (OSError, http.client.HTTPException) as err:
+                raise _Transient(f"connection failed: {err}") from None
+            if _looks_like_html(head, content_type):
+                body = head + response.read(_HTML_LIMIT)
+                found, title = _confirm_target(response.geturl(), body, cookies)
+                if found is not None and urllib.parse.urlsplit(found[0]).scheme not in ("http", "https"):
+                    found = None  # a page must not steer us to file:// or similar
+                if found is None or found == (target, data):
+                    shown = f" ({title!r})" if title else ""
+                    raise _UrlFailed(
+                        f"the server answered with an HTML page{shown} instead of the file; "
+                        "for Google Drive this usually means a download quota or sign-in wall")
+                log.info("following download confirmation page of %s", target)
+                target, data = found
+                continue
+
+            length = response.headers.get("Content-Length")
+            length = int(length) if length and length.isdigit() else None
+            if status == 206:
+                start, total = _parse_content_range(response.headers.get("Content-Range", ""))
+                if start != offset:
+                    raise _UrlFailed(f"server resumed at byte {start}, asked for {offset}")
+            else:
+                total = length
+            if expected_size is not None and total is not None and total != expected_size:
+                raise _UrlFailed(f"server reports {total} bytes, expected {expected_size}")
+            if status != 206 and offset:
+                log.info("server ignored the Range request; restarting %s from zero", part.path.name)
+                part.reset()
+                offset = 0
+            shown_total = expected_size if expected_size is not None else total
+            received = 0
+            with open(part.path, "ab") as handle:
+                chunk = head
+                while chunk:
+                    part.append(handle, chunk)
+                    received += len(chunk)
+                    if expected_size is not None and offset + received > expected_size:
+                        handle.close()
+                        part.reset()
+                        raise _UrlFailed(f"server sent more than the expected {expected_size} bytes")
+                    if progress is not None:
+                        progress(offset + received, shown_total)
+                    try:
+                        chunk = response.read(_CHUNK)
+                    except (OSError, http.client.HTTPException) as err:
+                        raise _Transient(f"connection lost after {offset + received} bytes: {err}") from None
+            if length is not None and received < length:
+                # http.client returns b"" rather than raising when the peer closes early.
+                raise _Transient(f"connection closed after {offset + received} of {offset + length} bytes")
+            return
+    raise _UrlFailed(f"gave up after {_MAX_PAGES} confirmation pages")
+
+
+# ------------------------------------------------------------------ public entry
+
+def _resolve(source, filename, sha256, expected_size):
+    if isinstance(source, WeightEntry):
+        urls = list(source.urls)
+        filename = filename or source.filename
+        sha256 = sha256 or source.sha256
+        expected_size = expected_size if expected_size is not None else source.size
+    elif isinstance(source, str):
+        urls = [source]
+    elif isinstance(source, (list, tuple)) and source and all(isinstance(u, str) for u in source):
+        urls = list(source)
+    else:
+        raise TypeError("download() takes a registry entry, a URL, or a list of mirror URLs")
+    for u in urls:
+        if urllib.parse.urlsplit(u).scheme not in ("http", "https"):
+            raise ValueError(f"not an http(s) URL: {u!r}")
+    if not filename:
+        filename = urllib.parse.unquote(urllib.parse.urlsplit(urls[0]).path.rsplit("/", 1)[-1])
+        if not filename or "." not in filename:
+            raise ValueError(f"cannot tell a file name from {urls[0]!r}; pass filename=")
+    if Path(filename).name != filename or filename in (".", ".."):
+        raise ValueError(f"file name must not contain a directory: {filename!r}")
+    if sha256 is not None:
+        sha256 = sha256.strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+            raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
+    if expected_size is not None and expected_size < 0:
+        raise ValueError("expected_size must be >= 0")
+    return urls, filename, sha256, expected_size
+
+
+def _existing_ok(path: Path, sha256: Optional[str], expected_size: Optional[int]) -> bool:
+    if expected_size is not None and path.stat().st_size != expected_size:
+        return False
+    known = sha256 or recorded_sha256(path)
+    return known is None or sha256_file(path) == known
+
+
+def download(entry_or_url: Union[WeightEntry, str, Sequence[str]],
+             dest_dir: Union[str, Path, None] = None, *,
+             filename: Optional[str] = None, sha256: Optional[str] = None,
+             expected_size: Optional[int] = None, progress: Optional[ProgressFn] = None,
+             timeout: float = 60.0, retries: int = 3, retry_wait: float = 1.0,
+             force: bool = False) -> Path:
+    """Download a checkpoint into ``dest_dir`` (default :func:`default_weights_dir`).
+
+    ``entry_or_url`` is a registry entry (its mirrors, file name, size and hash are
+    used unless overridden), one URL, or a list of mirror URLs tried in order.
+    ``progress(done, total)`` is called as bytes arrive (``total`` may be ``None``).
+    ``retries``: attempts per URL that make no progress before moving to the next.
+
+    Returns the final path. An existing file that passes verification is kept
+    (unless ``force``). Without a known SHA-256 the computed one is written to
+    ``<file>.sha256`` and a warning says the file could not be verified.
+    Raises :class:`IntegrityError` on a size/hash mismatch (the part file is
+    deleted) and :class:`DownloadError` when no source delivers the file.
+    """
+    urls, filename, sha256, expected_size = _resolve(entry_or_url, filename, sha256, expected_size)
+    dest = Path(dest_dir) if dest_dir is not None else default_weights_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    final = dest / filename
+    if final.exists() and not force:
+        if _existing_ok(final, sha256, expected_size):
+            log.info("%s already present and verified", final)
+            return final
+        log.warning("%s exists but does not verify; downloading a fresh copy to replace it", final)
+
+    part = _Part(final.with_name(final.name + PART_SUFFIX))
+    if expected_size is not None and part.size > expected_size:
+        part.reset()
+    cookies = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies))
+    failures: List[str] = []
+    done = expected_size is not None and part.size == expected_size  # finished earlier, not renamed
+    for url in urls:
+        if done:
+            break
+        stalls = 0
+        while True:
+            before = part.size
+            try:
+                _attempt(opener, cookies, url, part, expected_size, timeout, progress)
+                done = True
+                break
+            except _Transient as err:
+                stalls = 0 if part.size > before else stalls + 1
+                if stalls > retries:
+                    failures.append(f"{url}: {err}")
+                    break
+                log.info("%s; retrying (%d/%d)", err, stalls, retries)
+                if stalls:
+                    time.sleep(retry_wait * stalls)
+            except _UrlFailed as err:
+                failures.append(f"{url}: {err}")
+                break
+    if not done:
+        kept = f" (partial data kept in {part.path.name} for resuming)" if part.size else ""
+        raise DownloadError(f"could not download {filename} from any source{kept}:\n  "
+                            + "\n  ".join(failures)
+                            + f"\nYou can fetch it by hand and place it at {final}")
+    return _finish(part, final, sha256, expected_size)
+
+
+def _finish(part: _Part, final: Path, sha256: Optional[str], expected_size: Optional[int]) -> Path:
+    size = part.size
+    if expected_size is not None and size != expected_size:
+        part.reset()
+        raise IntegrityError(f"{final.name}: size mismatch: expected {expected_size} bytes, got {size}")
+    with open(part.path, "rb") as handle:
+        head = handle.read(_SNIFF)
+    if _looks_like_html(head, ""):
+        part.reset()
+        raise IntegrityError(f"{final.name}: the download is an HTML page, not a checkpoint")
+    actual = part.hexdigest()
+    if sha256 is not None and actual != sha256:
+        part.reset()
+        raise IntegrityError(f"{final.name}: sha256 mismatch: expected {sha256}, got {actual}")
+    with open(part.path, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(part.path, final)
+    side = Path(str(final) + HASH_SUFFIX)
+    if sha256 is None:
+        _write_atomic(side, f"{actual}  {final.name}\n")
+        log.warning("%s: no published sha256, so it could not be verified; computed sha256 %s "
+                    "recorded in %s", final.name, actual, side.name)
+    elif side.exists():
+        side.unlink()  # a stale record from an earlier unverified copy
+    return final

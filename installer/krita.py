@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Install the Refine Matte plugin bundle into Krita's ``pykrita`` folder.
+
+    python installer/krita.py                     # install into Krita's default folder
+    python installer/krita.py --pykrita DIR       # ... into another pykrita folder
+    python installer/krita.py --dry-run           # only say what would happen
+    python installer/krita.py --uninstall         # remove Refine Matte (and nothing else)
+
+The bundle is ``plugin/refine_matte/`` plus ``plugin/refine_matte.desktop``. An older
+install is replaced atomically: the new copy is assembled in a hidden folder beside
+the target, then swapped in by renames, so Krita never sees a half-copied plugin.
+Only ``refine_matte``, ``refine_matte.desktop`` and our own hidden temporaries are
+ever touched; other plugins in the folder are left alone.
+
+Standard library only and Python >= 3.8, so it runs with any Python, Krita's included.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Tuple
+
+PLUGIN = "refine_matte"
+DESKTOP = PLUGIN + ".desktop"
+DEFAULT_SOURCE = Path(__file__).resolve().parent.parent / "plugin"
+_TMP_PREFIX = "." + PLUGIN + ".tmp-"
+_OLD_PREFIX = "." + PLUGIN + ".old-"
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".mypy_cache", ".DS_Store")
+
+Say = Callable[[str], None]
+
+
+class BundleError(Exception):
+    """The plugin bundle is missing or malformed."""
+
+
+def default_pykrita_dir(platform: str = sys.platform, env: Optional[Mapping[str, str]] = None,
+                        home: Optional[Path] = None) -> Path:
+    """Krita's per-user Python plugin folder for this platform.
+
+    Linux ``$XDG_DATA_HOME/krita/pykrita`` (default ``~/.local/share/krita/pykrita``;
+    the Flatpak location when only Flatpak Krita's data exists), Windows
+    ``%APPDATA%\\krita\\pykrita``, macOS ``~/Library/Application Support/Krita/pykrita``.
+    """
+    env = os.environ if env is None else env
+    home = Path.home() if home is None else home
+    if platform.startswith("win"):
+        appdata = env.get("APPDATA")
+        base = Path(appdata) if appdata else home / "AppData" / "Roaming"
+        return base / "krita" / "pykrita"
+    if platform == "darwin":
+        return home / "Library" / "Application Support" / "Krita" / "pykrita"
+    xdg = env.get("XDG_DATA_HOME")
+    native = (Path(xdg) if xdg else home / ".local" / "share") / "krita"
+    flatpak = home / ".var" / "app" / "org.kde.krita" / "data" / "krita"
+    if not native.exists() and flatpak.exists():
+        return flatpak / "pykrita"
+    return native / "pykrita"
+
+
+def find_bundle(source: Path) -> Tuple[Path, Path]:
+    """Return (package folder, .desktop file) of the bundle under ``source``."""
+    package, desktop = source / PLUGIN, source / DESKTOP
+    missing = [str(p) for p in (package / "__init__.py", desktop) if not p.is_file()]
+    if missing:
+        raise BundleError("the Krita plugin bundle is incomplete; missing: " + ", ".join(missing)
+                          + ". Run this from a full Refine Matte checkout or release, or pass --source.")
+    text = desktop.read_text(encoding="utf-8", errors="replace")
+    if "Krita/PythonPlugin" not in text or not re.search(r"^X-KDE-Library\s*=\s*%s\s*$" % PLUGIN, text, re.M):
+        raise BundleError(f"{desktop} is not a Krita Python plugin description for '{PLUGIN}' "
+                          "(needs ServiceTypes=Krita/PythonPlugin and X-KDE-Library=refine_matte)")
+    return package, desktop
+
+
+def bundle_version(package: Path) -> str:
+    """``__version__`` of the bundled package, read without importing it."""
+    match = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""",
+                      (package / "__init__.py").read_text(encoding="utf-8", errors="replace"), re.M)
+    return match.group(1) if match else "unknown"
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+def _clean_leftovers(pykrita: Path, say: Say, dry_run: bool) -> None:
+    """Remove hidden temporaries that an interrupted earlier run of ours left behind."""
+    if not pykrita.is_dir():
+        return
+    for child in pykrita.iterdir():
+        if child.name.startswith((_TMP_PREFIX, _OLD_PREFIX)):
+            say(f"removing leftover {child}")
+            if not dry_run:
+                _remove(child)
+
+
+def install(source: Path, pykrita: Path, *, dry_run: bool = False, say: Say = print) -> Path:
+    """Copy the bundle into ``pykrita``, replacing an older Refine Matte atomically.
+
+    Returns the installed package folder. Raises :class:`BundleError` for a bad bundle
+    and ``OSError`` when copying fails (an older install is then restored).
+    """
+    package, desktop = find_bundle(Path(source))
+    pykrita = Path(pykrita)
+    target, target_desktop = pykrita / PLUGIN, pykrita / DESKTOP
+    if pykrita.exists() and not pykrita.is_dir():
+        raise NotADirectoryError(f"{pykrita} exists and is not a folder")
+    if not target.is_symlink() and target.exists() and target.resolve() == package.resolve():
+        raise BundleError(f"source and destination are the same folder: {package}")
+    tag = str(os.getpid())
+    staging, desktop_tmp = pykrita / (_TMP_PREFIX + tag), pykrita / (_TMP_PREFIX + tag + ".desktop")
+    aside = pykrita / (_OLD_PREFIX + tag)
+    verb = "replace" if target.exists() or target.is_symlink() else "install"
+    say(f"{'would ' if dry_run else ''}{verb} Refine Matte {bundle_version(package)}: {package} -> {target}")
+    _clean_leftovers(pykrita, say, dry_run)
+    if dry_run:
+        say(f"would write {target_desktop}")
+        return target
+
+    pykrita.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copytree(package, staging, ignore=_IGNORE)
+        shutil.copy2(desktop, desktop_tmp)
+    except BaseException:
+        _remove(staging)
+        _remove(desktop_tmp)
+        raise
+    # Two renames (a folder cannot be renamed over another on Windows); on failure the
+    # old copy goes back, so the user is never left without a working plugin.
+    had_old = target.exists() or target.is_symlink()
+    if had_old:
+        os.replace(target, aside)
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        if had_old:
+            os.replace(aside, target)
+        _remove(staging)
+        _remove(desktop_tmp)
+        raise
+    # The .desktop goes last: Krita lists a plugin by its .desktop file.
+    os.replace(desktop_tmp, target_desktop)
+    if had_old:
+        _remove(aside)
+    say(f"installed {target_desktop}")
+    return target
+
+
+def uninstall(pykrita: Path, *, dry_run: bool = False, say: Say = print) -> bool:
+    """Remove Refine Matte from ``pykrita``; returns whether anything was there."""
+    pykrita = Path(pykrita)
+    found = False
+    # .desktop first, so Krita stops listing the plugin before its code goes.
+    for path in (pykrita / DESKTOP, pykrita / PLUGIN):
+        if path.exists() or path.is_symlink():
+            found = True
+            say(f"{'would remove' if dry_run else 'removing'} {path}")
+            if not dry_run:
+                _remove(path)
+    _clean_leftovers(pykrita, say, dry_run)
+    if not found:
+        say(f"Refine Matte is not installed in {pykrita}")
+    return found
+
+
+ENABLE_HELP = """
+To enable it in Krita:
+  1. Start (or restart) Krita.
+  2. Settings > Configure Krita... > Python Plugin Manager: tick "Refine Matte", press OK.
+  3. Restart Krita, then show the docker with Settings > Dockers > Refine Matte.
+The panel talks to the Refine Matte engine (`python -m diffmatte serve` from the engine's
+virtual environment); set REFINE_MATTE_PYTHON to that environment's python if Krita
+cannot start it by itself. Problems are listed in Settings > Dockers > Log Viewer and
+in the Python Plugin Manager (a greyed-out entry shows the import error)."""
+
+
+def main(argv=None) -> int:
+    """Command-line entry; returns the exit status (0 ok, 1 failed, 2 bad bundle/arguments)."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pykrita", metavar="DIR", help="Krita's pykrita folder (default: %s)" % default_pykrita_dir())
+    ap.add_argument("--source", metavar="DIR", default=str(DEFAULT_SOURCE),
+                    help="folder holding refine_matte/ and refine_matte.desktop (default: %(default)s)")
+    ap.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
+    ap.add_argument("--uninstall", action="store_true", help="remove Refine Matte from the pykrita folder")
+    args = ap.parse_args(argv)
+    pykrita = Path(args.pykrita).expanduser() if args.pykrita else default_pykrita_dir()
+    try:
+        if args.uninstall:
+            uninstall(pykrita, dry_run=args.dry_run)
+            return 0
+        install(Path(args.source).expanduser(), pykrita, dry_run=args.dry_run)
+    except BundleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: could not install into {pykrita}: {exc}", file=sys.stderr)
+        return 1
+    if not args.dry_run:
+        print(ENABLE_HELP)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
