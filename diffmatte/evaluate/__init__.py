@@ -1,0 +1,1 @@
+"""Evaluation: Composition-1k metrics, dataset readers, classical baselines, ``diffmatte eval``."""

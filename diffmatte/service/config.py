@@ -1,0 +1,124 @@
+"""Service discovery files: config directory, bearer token and ``service.json``.
+
+Stdlib only. The same rules are implemented (deliberately duplicated, so the host-side
+client needs no engine package) in ``plugin/refine_matte/client.py``; a test checks
+that both agree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+CONFIG_ENV = "REFINE_MATTE_CONFIG_DIR"
+TOKEN_FILE = "token"
+SERVICE_FILE = "service.json"
+
+
+def config_dir() -> Path:
+    """Return the platform config directory of Refine Matte (not created here)."""
+    override = os.environ.get(CONFIG_ENV)
+    if override:
+        return Path(override)
+    if sys.platform == "win32":
+        base = os.environ.get("APPDATA") or str(Path.home() / "AppData" / "Roaming")
+        return Path(base) / "Refine Matte"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "Refine Matte"
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "refine-matte"
+
+
+def ensure_config_dir(path: Optional[Path] = None) -> Path:
+    """Create the config directory (user-only on POSIX) and return it."""
+    path = Path(path) if path is not None else config_dir()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def load_or_create_token(path: Optional[Path] = None) -> str:
+    """Return the service token, creating it (mode 0600) on first start.
+
+    An existing token file readable by others is tightened to 0600 rather than
+    trusted as is, because any local user could otherwise drive the service.
+    """
+    directory = ensure_config_dir(path)
+    token_path = directory / TOKEN_FILE
+    try:
+        token = token_path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        token = ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuntimeError(f"cannot read the service token {token_path}: {exc}") from exc
+    if token:
+        if os.name == "posix":
+            mode = stat.S_IMODE(token_path.stat().st_mode)
+            if mode & 0o077:
+                os.chmod(token_path, 0o600)
+        return token
+    token = secrets.token_urlsafe(32)
+    # O_EXCL: if two services start at once, only one token wins; the loser re-reads it.
+    tmp = directory / f".{TOKEN_FILE}.{os.getpid()}.tmp"
+    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(token + "\n")
+        if os.name == "posix":
+            os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, token_path)
+        except FileExistsError:
+            return token_path.read_text(encoding="ascii").strip()
+        except OSError:
+            # Filesystems without hard links: fall back to a plain atomic rename.
+            os.replace(tmp, token_path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return token
+
+
+def write_service_file(info: Dict[str, Any], path: Optional[Path] = None) -> Path:
+    """Atomically write ``service.json`` (host, port, pid, version)."""
+    directory = ensure_config_dir(path)
+    target = directory / SERVICE_FILE
+    fd, tmp = tempfile.mkstemp(prefix=".service.", suffix=".tmp", dir=str(directory))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(info, fh)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+def read_service_file(path: Optional[Path] = None) -> Optional[Dict[str, Any]]:
+    """Return the parsed ``service.json``, or None if absent or unreadable."""
+    target = (Path(path) if path is not None else config_dir()) / SERVICE_FILE
+    try:
+        data = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def remove_service_file(pid: int, path: Optional[Path] = None) -> None:
+    """Remove ``service.json`` if it still describes the process ``pid``.
+
+    Another service may have started since and taken the file over; leave it then.
+    """
+    target = (Path(path) if path is not None else config_dir()) / SERVICE_FILE
+    data = read_service_file(path)
+    if data is not None and data.get("pid") == pid:
+        try:
+            target.unlink()
+        except OSError:
+            pass

@@ -1,0 +1,110 @@
+"""Outermost ASGI layer: bearer-token check, body-size cap, last-resort error answer.
+
+It sits outside FastAPI so that unauthenticated or oversized requests are refused
+before any body is parsed, and so that the limit is enforced on the bytes actually
+received (a lying or missing Content-Length does not get around it).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any, Awaitable, Callable, Dict, List
+
+log = logging.getLogger("diffmatte.service")
+
+Scope = Dict[str, Any]
+Receive = Callable[[], Awaitable[Dict[str, Any]]]
+Send = Callable[[Dict[str, Any]], Awaitable[None]]
+
+
+async def send_json(send: Send, status: int, detail: str, headers: List[tuple] | None = None) -> None:
+    """Send a complete JSON error answer ``{"detail": ...}``."""
+    body = json.dumps({"detail": detail}).encode("utf-8")
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw.extend(headers or [])
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Gate:
+    """Wrap ``app`` with token auth and a cap of ``max_body`` bytes per request."""
+
+    def __init__(self, app: Any, token: str, max_body: int) -> None:
+        self.app = app
+        self._token = token.encode("utf-8")
+        self.max_body = max_body
+
+    def _authorised(self, headers: List[tuple]) -> bool:
+        for name, value in headers:
+            if name.lower() == b"authorization":
+                scheme, _, given = value.partition(b" ")
+                if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self._token):
+                    return True
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            # No websocket endpoints: refuse the handshake.
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        headers = scope.get("headers", [])
+        if not self._authorised(headers):
+            await send_json(send, 401, "missing or wrong token: send 'Authorization: Bearer <token>' "
+                            "with the token from the service config directory",
+                            [(b"www-authenticate", b"Bearer")])
+            return
+        limit_text = f"the request body limit is {self.max_body} bytes ({self.max_body / 2**20:.1f} MiB, --max-body-mb)"
+        for name, value in headers:
+            if name.lower() == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await send_json(send, 400, "invalid Content-Length header")
+                    return
+                if declared > self.max_body:
+                    await send_json(send, 413, f"body of {declared} bytes is too large; {limit_text}")
+                    return
+        chunks: List[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                await send_json(send, 413, f"body is too large; {limit_text}")
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        del chunks
+        replayed = False
+
+        async def replay() -> Dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        started = False
+
+        async def tracked_send(message: Dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, replay, tracked_send)
+        except Exception:  # noqa: BLE001 - the service must outlive any handler bug
+            log.exception("unhandled error for %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await send_json(send, 500, "internal error in the service; see its log")

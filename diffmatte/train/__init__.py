@@ -1,0 +1,1 @@
+"""Training: synthetic composites, real-data folders, DiffMatte losses and the resumable loop."""

@@ -1,0 +1,399 @@
+"""Standard-library client of the Refine Matte engine service.
+
+Runs inside a host application's embedded Python (Python >= 3.8, no third-party
+packages): it finds the local service through the config directory, starts one as a
+child process when asked, and exchanges PNG bytes with it.
+
+    client = EngineClient.ensure_running(python="/path/to/engine/venv/bin/python")
+    alpha_png = client.refine(image_png, trimap_png, steps=10,
+                              on_progress=lambda step, total, preview: ...)
+"""
+
+import base64
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+CONFIG_ENV = "REFINE_MATTE_CONFIG_DIR"
+PYTHON_ENV = "REFINE_MATTE_PYTHON"
+TOKEN_FILE = "token"
+SERVICE_FILE = "service.json"
+LOG_FILE = "service.log"
+
+ProgressCallback = Callable[[int, int, Optional[bytes]], None]
+
+
+class EngineError(Exception):
+    """The service refused a request or a job failed; ``status`` is the HTTP code."""
+
+    def __init__(self, message: str, status: Optional[int] = None, code: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+
+
+class EngineNotRunning(EngineError):
+    """No reachable service was found (or the one started did not come up)."""
+
+
+class JobCancelled(EngineError):
+    """The refine job was cancelled before it finished."""
+
+
+def config_dir() -> str:
+    """Platform config directory of Refine Matte (same rules as the service)."""
+    override = os.environ.get(CONFIG_ENV)
+    if override:
+        return override
+    home = os.path.expanduser("~")
+    if sys.platform == "win32":
+        base = os.environ.get("APPDATA") or os.path.join(home, "AppData", "Roaming")
+        return os.path.join(base, "Refine Matte")
+    if sys.platform == "darwin":
+        return os.path.join(home, "Library", "Application Support", "Refine Matte")
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    return os.path.join(base, "refine-matte")
+
+
+def _b64(data: bytes) -> str:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError("image data must be bytes (PNG file contents), got %s" % type(data).__name__)
+    return base64.b64encode(bytes(data)).decode("ascii")
+
+
+class EngineClient:
+    """Talks to one running service at ``host:port`` with ``token``."""
+
+    def __init__(self, host: str, port: int, token: str, timeout: float = 60.0) -> None:
+        self.host = host
+        self.port = int(port)
+        self.token = token
+        self.timeout = timeout
+        #: the child process when :meth:`ensure_running` started the service
+        self.process: Optional[subprocess.Popen] = None
+
+    def __repr__(self) -> str:
+        return "EngineClient(http://%s:%d)" % (self.host, self.port)
+
+    # -- discovery ----------------------------------------------------------------------
+    @classmethod
+    def discover(cls, config: Optional[str] = None, timeout: float = 60.0,
+                 probe_timeout: float = 2.0) -> "EngineClient":
+        """Connect to the service published in the config directory.
+
+        Raises :class:`EngineNotRunning` when there is no ``service.json``, no token,
+        or the published address does not answer.
+        """
+        directory = config or config_dir()
+        try:
+            with open(os.path.join(directory, SERVICE_FILE), "r", encoding="utf-8") as fh:
+                data = json.load(fh)
+            host, port = str(data["host"]), int(data["port"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise EngineNotRunning("no running engine service found in %s" % directory) from None
+        try:
+            with open(os.path.join(directory, TOKEN_FILE), "r", encoding="ascii") as fh:
+                token = fh.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise EngineNotRunning("cannot read the service token in %s: %s" % (directory, exc)) from None
+        client = cls(host, port, token, timeout=timeout)
+        try:
+            client._request("GET", "/v1/info", timeout=probe_timeout)
+        except EngineNotRunning:
+            raise
+        except EngineError as exc:
+            raise EngineNotRunning("the service at %s:%d refused us: %s" % (host, port, exc)) from None
+        return client
+
+    @classmethod
+    def ensure_running(cls, python: Optional[str] = None, args: Sequence[str] = (),
+                       timeout: float = 120.0, config: Optional[str] = None,
+                       command: Optional[Sequence[str]] = None) -> "EngineClient":
+        """Discover the service, or start ``python -m diffmatte serve`` and wait for it.
+
+        ``python`` is the engine environment's interpreter (default: the
+        ``REFINE_MATTE_PYTHON`` variable, else ``sys.executable``); ``args`` are extra
+        ``serve`` options; ``command`` replaces the whole command line. The child's
+        output goes to ``service.log`` in the config directory.
+        """
+        try:
+            return cls.discover(config)
+        except EngineNotRunning:
+            pass
+        directory = config or config_dir()
+        if command is None:
+            interpreter = python or os.environ.get(PYTHON_ENV) or sys.executable
+            command = [interpreter, "-m", "diffmatte", "serve"]
+        argv = list(command) + list(args)
+        env = dict(os.environ)
+        if config:
+            env[CONFIG_ENV] = config
+        os.makedirs(directory, exist_ok=True)
+        log_path = os.path.join(directory, LOG_FILE)
+        kwargs: Dict[str, Any] = {}
+        if os.name == "posix":
+            kwargs["start_new_session"] = True  # a Ctrl-C in the host must not kill the engine
+        elif hasattr(subprocess, "CREATE_NO_WINDOW"):
+            kwargs["creationflags"] = subprocess.CREATE_NO_WINDOW
+        with open(log_path, "ab") as log:
+            try:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT, env=env, **kwargs)
+            except OSError as exc:
+                raise EngineNotRunning("cannot start the engine (%s): %s" % (" ".join(argv), exc)) from None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code = proc.poll()
+            if code is not None:
+                # Lost a start race to another front end? Then that one serves us.
+                try:
+                    return cls.discover(config)
+                except EngineNotRunning:
+                    raise EngineNotRunning("the engine service exited with code %s:\n%s"
+                                           % (code, _tail(log_path))) from None
+            try:
+                client = cls.discover(config, probe_timeout=1.0)
+            except EngineNotRunning:
+                time.sleep(0.2)
+                continue
+            client.process = proc
+            return client
+        proc.terminate()
+        raise EngineNotRunning("the engine service did not come up within %.0f s:\n%s"
+                               % (timeout, _tail(log_path)))
+
+    # -- HTTP ---------------------------------------------------------------------------
+    def _connection(self, timeout: Optional[float]) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port,
+                                          timeout=self.timeout if timeout is None else timeout)
+
+    def _headers(self, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+        headers = {"Authorization": "Bearer " + self.token}
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def _request(self, method: str, path: str, payload: Optional[Dict[str, Any]] = None,
+                 timeout: Optional[float] = None) -> Tuple[bytes, str]:
+        """Send one request; return ``(body, content_type)`` or raise :class:`EngineError`."""
+        body = None
+        headers = self._headers()
+        if payload is not None:
+            body = json.dumps(payload).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        conn = self._connection(timeout)
+        try:
+            try:
+                try:
+                    conn.request(method, path, body=body, headers=headers)
+                except (BrokenPipeError, ConnectionResetError):
+                    # The service may refuse a body early (401, 413) and close while we
+                    # are still sending: its answer is usually already readable.
+                    pass
+                resp = conn.getresponse()
+                data = resp.read()
+            except (ConnectionError, socket.timeout, OSError, http.client.HTTPException) as exc:
+                if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
+                    raise EngineNotRunning("no engine service at %s:%d (%s)"
+                                           % (self.host, self.port, exc)) from None
+                raise EngineError("request %s %s failed: %s" % (method, path, exc)) from None
+        finally:
+            conn.close()
+        if resp.status >= 400:
+            raise _error_from(resp.status, data)
+        return data, resp.getheader("Content-Type", "")
+
+    def _json(self, method: str, path: str, payload: Optional[Dict[str, Any]] = None,
+              timeout: Optional[float] = None) -> Dict[str, Any]:
+        data, _ = self._request(method, path, payload, timeout)
+        try:
+            return json.loads(data.decode("utf-8"))
+        except ValueError:
+            raise EngineError("the service sent invalid JSON for %s %s" % (method, path)) from None
+
+    # -- API ----------------------------------------------------------------------------
+    def info(self) -> Dict[str, Any]:
+        """Service, model, device, memory and queue information."""
+        return self._json("GET", "/v1/info")
+
+    def shutdown(self) -> None:
+        """Ask the service to finish (or cancel) its jobs and exit."""
+        self._json("POST", "/v1/shutdown")
+
+    def submit_refine(self, image_png: bytes, trimap_png: bytes, steps: int = 10,
+                      seed: Optional[int] = None, preview: bool = True,
+                      quantize_trimap: bool = False) -> str:
+        """Queue a refine job and return its id (see :meth:`wait` and :meth:`result`)."""
+        payload = {"image": _b64(image_png), "trimap": _b64(trimap_png), "steps": int(steps),
+                   "seed": seed, "preview": bool(preview), "quantize_trimap": bool(quantize_trimap)}
+        return str(self._json("POST", "/v1/jobs/refine", payload)["job"])
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel a queued or running job (no error if it already ended)."""
+        self._json("POST", "/v1/jobs/%s/cancel" % job_id)
+
+    def forget(self, job_id: str) -> None:
+        """Drop a finished job and its result from the service's memory."""
+        self._json("DELETE", "/v1/jobs/%s" % job_id)
+
+    def result(self, job_id: str) -> bytes:
+        """The 16-bit greyscale PNG alpha of a finished job."""
+        data, _ = self._request("GET", "/v1/jobs/%s/result" % job_id)
+        return data
+
+    def events(self, job_id: str, cancel_event: Optional[threading.Event] = None,
+               timeout: Optional[float] = None):
+        """Yield the job's events (dicts) as they happen, ending with a terminal one.
+
+        When ``cancel_event`` gets set, the job is cancelled and the stream goes on
+        until the service confirms with a ``cancelled`` (or ``done``) event.
+        ``timeout`` bounds the silence between two lines (the service sends a
+        keep-alive about twice a second).
+        """
+        conn = self._connection(timeout if timeout is not None else max(self.timeout, 5.0))
+        cancel_sent = False
+        try:
+            try:
+                conn.request("GET", "/v1/jobs/%s/events" % job_id,
+                             headers=self._headers({"Accept": "text/event-stream"}))
+                resp = conn.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                raise EngineError("cannot follow job %s: %s" % (job_id, exc)) from None
+            if resp.status >= 400:
+                raise _error_from(resp.status, resp.read())
+            data_lines: List[str] = []
+            while True:
+                if cancel_event is not None and cancel_event.is_set() and not cancel_sent:
+                    cancel_sent = True
+                    self.cancel(job_id)
+                try:
+                    raw = resp.readline()
+                except (OSError, http.client.HTTPException) as exc:
+                    raise EngineError("lost the event stream of job %s: %s" % (job_id, exc)) from None
+                if not raw:
+                    raise EngineError("the service closed the event stream of job %s early" % job_id)
+                line = raw.decode("utf-8").rstrip("\r\n")
+                if line.startswith("data:"):
+                    data_lines.append(line[5:].lstrip())
+                elif not line and data_lines:
+                    event = json.loads("\n".join(data_lines))
+                    data_lines = []
+                    yield event
+                    if event.get("type") in ("done", "failed", "cancelled"):
+                        return
+        finally:
+            conn.close()
+
+    def wait(self, job_id: str, on_progress: Optional[ProgressCallback] = None,
+             cancel_event: Optional[threading.Event] = None) -> None:
+        """Follow a job to its end; raise :class:`JobCancelled` or :class:`EngineError`."""
+        for event in self.events(job_id, cancel_event=cancel_event):
+            kind = event.get("type")
+            if kind == "progress" and on_progress is not None:
+                preview = event.get("preview")
+                on_progress(int(event.get("step", 0)), int(event.get("total", 0)),
+                            base64.b64decode(preview) if preview else None)
+            elif kind == "cancelled":
+                raise JobCancelled(event.get("error") or "cancelled", code="cancelled")
+            elif kind == "failed":
+                raise EngineError(event.get("error") or "the job failed", code=event.get("code"))
+
+    def refine(self, image_png: bytes, trimap_png: bytes, steps: int = 10,
+               seed: Optional[int] = None, on_progress: Optional[ProgressCallback] = None,
+               cancel_event: Optional[threading.Event] = None, preview: bool = True,
+               quantize_trimap: bool = False) -> bytes:
+        """Refine a matte; return the alpha as 16-bit greyscale PNG bytes.
+
+        ``on_progress(step, total, preview_png_or_None)`` is called for each diffusion
+        step; setting ``cancel_event`` cancels the job and raises :class:`JobCancelled`.
+        """
+        if cancel_event is not None and cancel_event.is_set():
+            raise JobCancelled("cancelled before submission", code="cancelled")
+        job_id = self.submit_refine(image_png, trimap_png, steps=steps, seed=seed,
+                                    preview=preview and on_progress is not None,
+                                    quantize_trimap=quantize_trimap)
+        try:
+            self.wait(job_id, on_progress=on_progress, cancel_event=cancel_event)
+            return self.result(job_id)
+        except BaseException:
+            # A callback that raises (or KeyboardInterrupt) must not leave the GPU busy.
+            try:
+                self.cancel(job_id)
+            except EngineError:
+                pass
+            raise
+        finally:
+            try:
+                self.forget(job_id)
+            except EngineError:
+                pass
+
+    def trimap_from_mask(self, mask_png: bytes, band: Optional[int] = None,
+                         adaptive: bool = True) -> bytes:
+        """Trimap (8-bit PNG, 0/128/255) from a binary or soft mask."""
+        data, _ = self._request("POST", "/v1/trimap/mask",
+                                {"mask": _b64(mask_png), "band": band, "adaptive": bool(adaptive)})
+        return data
+
+    def trimap_from_scribbles(self, image_png: bytes, fg_png: bytes, bg_png: bytes,
+                              unknown_png: Optional[bytes] = None,
+                              band: Optional[int] = None) -> bytes:
+        """Trimap from foreground / background (/ unknown) scribble layers."""
+        payload = {"image": _b64(image_png), "fg": _b64(fg_png), "bg": _b64(bg_png),
+                   "unknown": _b64(unknown_png) if unknown_png is not None else None, "band": band}
+        data, _ = self._request("POST", "/v1/trimap/scribbles", payload)
+        return data
+
+    def sam_embed(self, image_png: bytes) -> str:
+        """Compute (and cache in the service) the SAM embedding; return an image id."""
+        return str(self._json("POST", "/v1/sam/embed", {"image": _b64(image_png)})["image_id"])
+
+    def sam_trimap(self, image_png: Optional[bytes] = None, points: Sequence[Tuple[float, float]] = (),
+                   labels: Sequence[int] = (), box: Optional[Sequence[float]] = None,
+                   image_id: Optional[str] = None, band: Optional[int] = None,
+                   output: str = "trimap") -> bytes:
+        """Trimap (or, with ``output="mask"``, a mask) from SAM point / box prompts.
+
+        Pass ``image_id`` from :meth:`sam_embed` to reuse the cached embedding while the
+        user keeps clicking on the same image.
+        """
+        payload: Dict[str, Any] = {
+            "points": [[float(x), float(y)] for x, y in points],
+            "labels": [int(v) for v in labels],
+            "box": [float(v) for v in box] if box is not None else None,
+            "band": band, "output": output}
+        if image_id is not None:
+            payload["image_id"] = image_id
+        if image_png is not None:
+            payload["image"] = _b64(image_png)
+        data, _ = self._request("POST", "/v1/sam/trimap", payload)
+        return data
+
+
+def _error_from(status: int, data: bytes) -> EngineError:
+    try:
+        detail = json.loads(data.decode("utf-8")).get("detail")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        detail = None
+    message = str(detail) if detail else data[:200].decode("utf-8", "replace") or "HTTP %d" % status
+    if status == 401:
+        return EngineNotRunning("the service refused the token (401): %s" % message, status)
+    return EngineError("HTTP %d: %s" % (status, message), status)
+
+
+def _tail(path: str, lines: int = 20) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 8192))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return "(no log at %s)" % path
+    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,1 @@
+"""Standalone mask editor (``diffmatte-editor``) built around the Refine Matte panel."""

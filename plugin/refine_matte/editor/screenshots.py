@@ -1,0 +1,167 @@
+"""Render the editor with the panel in every view mode to PNG screenshots.
+
+``python -m refine_matte.editor.screenshots OUTDIR [--service WEIGHTS]``
+
+Uses a synthetic subject (no external photos), paints scribbles, refines, then
+grabs the main window once per view mode.  By default the Qt-only fake engine
+is used; ``--service WEIGHTS`` starts the real engine service on that model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List, Optional
+
+from .. import imaging
+from ..canvas import Stroke
+from ..qt import QtCore, QtGui, QtWidgets
+
+Qt = QtCore.Qt
+
+
+def make_sample_image(width: int = 480, height: int = 360, seed: int = 0) -> "QtGui.QImage":
+    """A synthetic portrait-like subject with hair strands over a soft background."""
+    rng = random.Random(seed)
+    img = QtGui.QImage(width, height, QtGui.QImage.Format.Format_RGB32)
+    p = QtGui.QPainter(img)
+    p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+    grad = QtGui.QLinearGradient(0, 0, width, height)
+    grad.setColorAt(0.0, QtGui.QColor(120, 170, 210))
+    grad.setColorAt(1.0, QtGui.QColor(90, 140, 90))
+    p.fillRect(0, 0, width, height, QtGui.QBrush(grad))
+    for _ in range(40):  # background clutter so the matte has something to reject
+        c = QtGui.QColor(rng.randint(60, 200), rng.randint(100, 200), rng.randint(60, 160), 90)
+        p.setBrush(c)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.drawEllipse(QtCore.QPointF(rng.uniform(0, width), rng.uniform(0, height)),
+                      rng.uniform(5, 30), rng.uniform(5, 30))
+    cx, cy, r = width * 0.5, height * 0.58, min(width, height) * 0.28
+    body = QtGui.QRadialGradient(cx - r * 0.3, cy - r * 0.3, r * 1.4)
+    body.setColorAt(0.0, QtGui.QColor(250, 190, 120))
+    body.setColorAt(1.0, QtGui.QColor(170, 90, 40))
+    p.setBrush(QtGui.QBrush(body))
+    p.drawEllipse(QtCore.QPointF(cx, cy), r, r)
+    p.drawRect(QtCore.QRectF(cx - r * 0.9, cy + r * 0.5, r * 1.8, height))
+    for _ in range(260):  # fine strands: the part trimap-based matting is for
+        a = rng.uniform(math.pi * 1.05, math.pi * 1.95)
+        start = QtCore.QPointF(cx + math.cos(a) * r * 0.85, cy + math.sin(a) * r * 0.85)
+        length = rng.uniform(0.25, 0.6) * r
+        bend = rng.uniform(-0.4, 0.4)
+        end = QtCore.QPointF(cx + math.cos(a + bend * 0.3) * (r + length),
+                             cy + math.sin(a + bend * 0.3) * (r + length))
+        ctrl = QtCore.QPointF((start.x() + end.x()) / 2 + bend * 20, (start.y() + end.y()) / 2)
+        path = QtGui.QPainterPath(start)
+        path.quadTo(ctrl, end)
+        shade = rng.randint(60, 130)
+        p.setPen(QtGui.QPen(QtGui.QColor(shade + 60, shade, 30, 200), rng.uniform(0.6, 1.6)))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawPath(path)
+    p.end()
+    return img
+
+
+def demo_scribbles(width: int, height: int) -> List[Stroke]:
+    """Foreground strokes inside the subject, background strokes around it."""
+    cx, cy, r = width * 0.5, height * 0.58, min(width, height) * 0.28
+    fg = Stroke("fg", r * 0.25, [(cx - r * 0.4, cy), (cx, cy + r * 0.2), (cx + r * 0.4, cy),
+                                 (cx, cy + r * 0.9)])
+    bg = Stroke("bg", r * 0.2, [(width * 0.05, height * 0.9), (width * 0.06, height * 0.1),
+                                (width * 0.94, height * 0.08), (width * 0.95, height * 0.9)])
+    return [fg, bg]
+
+
+def wait_for_job(panel: Any, timeout: float = 120.0) -> None:
+    """Pump the event loop until the panel's job ends."""
+    app = QtWidgets.QApplication.instance()
+    deadline = time.monotonic() + timeout
+    while panel.job is not None and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.005)
+    app.processEvents()
+    if panel.job is not None:
+        raise TimeoutError("the refine job did not finish in time")
+
+
+def capture(outdir: str, client: Any, size=(1180, 720)) -> Dict[str, str]:
+    """Open the sample in a fresh editor, refine, and save one PNG per view mode
+    (plus ``running``: a shot taken while the refine is in progress)."""
+    from .app import EditorWindow
+
+    os.makedirs(outdir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="refine-matte-shots-")
+    sample = os.path.join(tmp, "sample.png")
+    make_sample_image().save(sample)
+    settings = QtCore.QSettings(os.path.join(tmp, "settings.ini"),
+                                QtCore.QSettings.Format.IniFormat)
+    win = EditorWindow(client=client, settings=settings)
+    win.resize(*size)
+    win.show()
+    win.open_path(sample)
+    win.panel.set_source("scribbles")
+    win.panel.steps_spin.setValue(4)
+    for stroke in demo_scribbles(win.document.width, win.document.height):
+        win.canvas.add_stroke(stroke)
+    out = {}
+    running_path = os.path.join(outdir, "editor_running.png")
+
+    def grab_running(step: int, total: int, _preview: Any) -> None:
+        # One shot mid-run: progress bar, Cancel enabled, x0 preview on the canvas.
+        if "running" not in out and step >= min(2, total):
+            QtWidgets.QApplication.instance().processEvents()
+            if win.grab().save(running_path):
+                out["running"] = running_path
+
+    win.panel.jobStarted.connect(lambda: win.panel.job.signals.progress.connect(grab_running))
+    if not win.panel.refine():
+        raise RuntimeError(win.panel.error_text())
+    wait_for_job(win.panel)
+    if win.panel.error_text():
+        raise RuntimeError(win.panel.error_text())
+    win.canvas.fit()
+    for mode, _, _ in imaging.VIEW_MODES:
+        win.canvas.set_view_mode(mode)
+        # Scribbles on top of the matte views would hide what they show.
+        win.panel.show_input_check.setChecked(mode == "overlay")
+        QtWidgets.QApplication.instance().processEvents()
+        path = os.path.join(outdir, f"editor_{mode}.png")
+        if not win.grab().save(path):
+            raise OSError(f"could not write {path}")
+        out[mode] = path
+    win.close()
+    return out
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("outdir")
+    parser.add_argument("--service", metavar="WEIGHTS",
+                        help="start the real engine service with this checkpoint")
+    args = parser.parse_args(argv)
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    client = None
+    if args.service:
+        from ..client import EngineClient
+        config = tempfile.mkdtemp(prefix="refine-matte-cfg-")
+        client = EngineClient.ensure_running(python=sys.executable, config=config,
+                                             args=["--weights", args.service, "--device", "cpu"])
+    else:
+        from ..testing import FakeEngineClient
+        client = FakeEngineClient(step_delay=0.05)
+    try:
+        for mode, path in capture(args.outdir, client).items():
+            print(mode, path)
+    finally:
+        if args.service:
+            client.shutdown()
+    del app
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

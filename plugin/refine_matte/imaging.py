@@ -1,0 +1,160 @@
+"""QImage helpers that need nothing but Qt: PNG bytes, grey masks, view composites.
+
+The panel runs inside a host's Python (stdlib + Qt only), so everything here
+works on QImage and never touches numpy.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .qt import QtCore, QtGui
+
+QImage = QtGui.QImage
+Fmt = QtGui.QImage.Format
+
+VIEW_MODES = (
+    # (id, label, keys)
+    ("overlay", "Overlay", ("O", "1")),
+    ("black", "On black", ("K", "2")),
+    ("white", "On white", ("W", "3")),
+    ("trimap", "Trimap", ("T", "4")),
+    ("alpha", "Alpha", ("A", "5")),
+    ("split", "Split before/after", ("S", "6")),
+)
+
+
+def qimage_to_png(image: "QImage") -> bytes:
+    """Encode a QImage as PNG bytes (16-bit formats stay 16-bit)."""
+    if image is None or image.isNull():
+        raise ValueError("cannot encode an empty image")
+    data = QtCore.QByteArray()
+    buf = QtCore.QBuffer(data)
+    buf.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
+    ok = image.save(buf, "PNG")
+    buf.close()
+    if not ok:
+        raise ValueError("Qt could not encode the image as PNG")
+    return bytes(data)
+
+
+def png_to_qimage(data: bytes) -> "QImage":
+    """Decode PNG (or any Qt-readable) bytes; raises ValueError on bad data."""
+    image = QImage()
+    if not data or not image.loadFromData(QtCore.QByteArray(bytes(data))):
+        raise ValueError("the engine returned data that is not a readable image")
+    return image
+
+
+def image_bytes(image: "QImage") -> bytes:
+    """Raw pixel buffer of a QImage (rows padded to bytesPerLine)."""
+    ptr = image.constBits()
+    size = image.sizeInBytes() if hasattr(image, "sizeInBytes") else image.byteCount()
+    ptr.setsize(size)
+    return bytes(ptr)
+
+
+def to_grey8(mask: "QImage") -> "QImage":
+    """Any mask-like image as Grayscale8 (RGB masks use their luminance)."""
+    if mask.format() == Fmt.Format_Grayscale8:
+        return mask
+    return mask.convertToFormat(Fmt.Format_Grayscale8)
+
+
+def grey_to_alpha8(mask: "QImage") -> "QImage":
+    """Reinterpret a grey mask's levels as an Alpha8 image (for DestinationIn)."""
+    grey = to_grey8(mask)
+    out = QImage(image_bytes(grey), grey.width(), grey.height(),
+                 grey.bytesPerLine(), Fmt.Format_Alpha8)
+    return out.copy()  # detach from the temporary Python buffer
+
+
+def rgb_for_engine(image: "QImage") -> "QImage":
+    """8-bit RGB copy of a layer: what the engine needs, and cheap to send."""
+    return image.convertToFormat(Fmt.Format_RGB888)
+
+
+def blank_mask(width: int, height: int) -> "QImage":
+    """A black Grayscale8 image of the given size."""
+    img = QImage(width, height, Fmt.Format_Grayscale8)
+    img.fill(0)
+    return img
+
+
+def cutout(image: "QImage", alpha: "QImage") -> "QImage":
+    """Premultiplied ARGB32 image with its alpha replaced by ``alpha``."""
+    out = image.convertToFormat(Fmt.Format_ARGB32_Premultiplied)
+    if alpha.size() != out.size():
+        alpha = alpha.scaled(out.size())
+    p = QtGui.QPainter(out)
+    p.setCompositionMode(QtGui.QPainter.CompositionMode.CompositionMode_DestinationIn)
+    p.drawImage(0, 0, grey_to_alpha8(alpha))
+    p.end()
+    return out
+
+
+def _tint(size: "QtCore.QSize", color: "QtGui.QColor", coverage: "QImage") -> "QImage":
+    layer = QImage(size, Fmt.Format_ARGB32_Premultiplied)
+    layer.fill(color)
+    p = QtGui.QPainter(layer)
+    p.setCompositionMode(QtGui.QPainter.CompositionMode.CompositionMode_DestinationIn)
+    p.drawImage(0, 0, grey_to_alpha8(coverage))
+    p.end()
+    return layer
+
+
+def compose_view(mode: str, image: Optional["QImage"], alpha: Optional["QImage"],
+                 trimap: Optional["QImage"], split: float = 0.5) -> Optional["QImage"]:
+    """Render one of VIEW_MODES into an RGB32 image of the layer's size.
+
+    Without an alpha the matte-based modes fall back to the plain image, so a
+    view switch before the first refine never shows a blank canvas.
+    """
+    if image is None or image.isNull():
+        return None
+    size = image.size()
+    base = image.convertToFormat(Fmt.Format_RGB32)
+    if mode == "trimap":
+        if trimap is None:
+            return base
+        return to_grey8(trimap.scaled(size)).convertToFormat(Fmt.Format_RGB32)
+    if alpha is None:
+        return base
+    if alpha.size() != size:
+        alpha = alpha.scaled(size)
+    if mode == "alpha":
+        return to_grey8(alpha).convertToFormat(Fmt.Format_RGB32)
+    out = QImage(size, Fmt.Format_RGB32)
+    p = QtGui.QPainter(out)
+    if mode == "overlay":
+        # Quick-mask convention: background tinted red, foreground untouched.
+        p.drawImage(0, 0, base)
+        inverse = to_grey8(alpha).copy()
+        inverse.invertPixels()
+        p.setOpacity(0.55)
+        p.drawImage(0, 0, _tint(size, QtGui.QColor(230, 30, 40), inverse))
+    elif mode in ("black", "white"):
+        out.fill(QtGui.QColor(0, 0, 0) if mode == "black" else QtGui.QColor(255, 255, 255))
+        p.drawImage(0, 0, cutout(image, alpha))
+    elif mode == "split":
+        _checker(p, size)
+        p.drawImage(0, 0, cutout(image, alpha))
+        x = int(round(size.width() * min(max(split, 0.0), 1.0)))
+        p.drawImage(QtCore.QRect(0, 0, x, size.height()), base,
+                    QtCore.QRect(0, 0, x, size.height()))
+    else:
+        p.end()
+        raise ValueError(f"unknown view mode {mode!r}")
+    p.end()
+    return out
+
+
+def _checker(p: "QtGui.QPainter", size: "QtCore.QSize", cell: int = 16) -> None:
+    tile = QImage(2 * cell, 2 * cell, Fmt.Format_RGB32)
+    tile.fill(QtGui.QColor(205, 205, 205))
+    tp = QtGui.QPainter(tile)
+    dark = QtGui.QColor(150, 150, 150)
+    tp.fillRect(0, 0, cell, cell, dark)
+    tp.fillRect(cell, cell, cell, cell, dark)
+    tp.end()
+    p.fillRect(QtCore.QRect(QtCore.QPoint(0, 0), size), QtGui.QBrush(tile))

@@ -1,0 +1,535 @@
+"""RefinePanel: the dockable "Refine Matte" widget shared by every host.
+
+It reads pixels through a :class:`~refine_matte.adapter.HostAdapter`, builds a
+trimap (SAM prompts, host selection / layer mask with a band, or scribbles),
+runs the engine through an injected client on a worker thread, previews the
+x0 estimate per step, and hands the final alpha back to the host as a new
+layer mask.  Only Qt + stdlib are used so it runs inside a host's Python.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from typing import Any, Callable, List, Optional, Tuple
+
+from . import imaging
+from .adapter import HostAdapter, HostError, NoImageError, NoSelectionError
+from .canvas import MatteCanvas
+from .qt import QShortcut, QtCore, QtGui, QtWidgets, Signal
+from .worker import JobSpec, RefineJob, describe_error
+
+Qt = QtCore.Qt
+
+SOURCES = (
+    ("sam", "SAM: points / box"),
+    ("selection", "Host selection"),
+    ("mask", "Active layer's mask"),
+    ("scribbles", "Scribbles"),
+)
+_SOURCE_IDS = [s[0] for s in SOURCES]
+MASK_NAME = "Refine Matte"
+
+
+def _default_client_factory() -> Any:
+    """Find a running engine service (never starts one: a host plugin must not)."""
+    from .client import EngineClient  # stdlib-only; imported lazily so tests can inject
+    return EngineClient.discover()
+
+
+def shortcut_help() -> List[Tuple[str, str]]:
+    """(keys, action) rows for the help dialog, in display order."""
+    rows = [(" / ".join(keys), f"View: {label}") for _, label, keys in imaging.VIEW_MODES]
+    rows += [
+        ("F", "Foreground scribble brush"),
+        ("B", "Background scribble brush"),
+        ("U", "Unknown scribble brush"),
+        ("P", "SAM prompts: click = fg point, right/Alt/Shift-click = bg point, drag = box"),
+        ("H / Space+drag / middle-drag", "Pan"),
+        ("Drag the divider", "Move the before/after split (split view)"),
+        ("Mouse wheel", "Zoom at cursor"),
+        ("[ / ]", "Smaller / larger brush"),
+        ("Ctrl+Return / R", "Refine Matte"),
+        ("Esc", "Cancel a running refine"),
+        ("Backspace", "Clear scribbles and SAM prompts"),
+        ("X", "Show / hide scribbles and SAM prompts"),
+    ]
+    return rows
+
+
+class RefinePanel(QtWidgets.QWidget):
+    """The Refine Matte dock contents.
+
+    ``client`` (an object with EngineClient's methods) or ``client_factory`` (a
+    callable returning one, called on the worker thread) may be injected; by
+    default the panel discovers a running service.  ``canvas`` lets a host show
+    the canvas elsewhere (the standalone editor puts it in the centre); without
+    one the panel embeds its own.
+    """
+
+    jobStarted = Signal()
+    jobFinished = Signal(str)       # "done" | "cancelled" | "failed"
+    maskAdded = Signal(object)      # the alpha QImage handed to the host
+    errorShown = Signal(str)
+
+    def __init__(self, adapter: Optional[HostAdapter] = None, *, client: Any = None,
+                 client_factory: Optional[Callable[[], Any]] = None,
+                 canvas: Optional[MatteCanvas] = None,
+                 parent: Optional[QtWidgets.QWidget] = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("RefineMattePanel")
+        self.adapter = adapter
+        self._client = client
+        self._client_factory = client_factory or _default_client_factory
+        self._client_lock = threading.Lock()
+        self.job: Optional[RefineJob] = None
+        self._old_jobs: List[RefineJob] = []  # keep signal objects alive until threads end
+        self._shortcuts: List[Any] = []
+        self._own_canvas = canvas is None
+        self.canvas = canvas or MatteCanvas(self)
+        self._build_ui()
+        self._connect()
+        self.install_shortcuts(self)
+        self._on_source_changed()
+
+    # ================================================================= UI
+    def _build_ui(self) -> None:
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        if self._own_canvas:
+            lay.addWidget(self.canvas, 1)
+
+        self.error_label = QtWidgets.QLabel()
+        self.error_label.setObjectName("errorLabel")
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet(
+            "QLabel#errorLabel { background: #5a1d1d; color: #ffd7d7; border: 1px solid #b33;"
+            " border-radius: 3px; padding: 4px; }")
+        self.error_label.hide()
+        lay.addWidget(self.error_label)
+
+        src_box = QtWidgets.QGroupBox("Trimap source")
+        form = QtWidgets.QFormLayout(src_box)
+        self.source_combo = QtWidgets.QComboBox()
+        for sid, label in SOURCES:
+            self.source_combo.addItem(label, sid)
+        form.addRow(self.source_combo)
+
+        self.hint_label = QtWidgets.QLabel()
+        self.hint_label.setWordWrap(True)
+        self.hint_label.setStyleSheet("color: palette(mid);")
+        form.addRow(self.hint_label)
+
+        tools = QtWidgets.QHBoxLayout()
+        self.tool_buttons = {}
+        # Explicit groups: auto-exclusive buttons that are reparented by layouts
+        # later do not reliably see each other as siblings.
+        self._tool_group = QtWidgets.QButtonGroup(self)
+        for tool, text, key in (("fg", "Fg", "F"), ("bg", "Bg", "B"),
+                                ("unknown", "Unknown", "U"), ("sam", "SAM", "P")):
+            btn = QtWidgets.QToolButton()
+            btn.setText(text)
+            btn.setCheckable(True)
+            btn.setToolTip(f"{text} tool ({key})")
+            self._tool_group.addButton(btn)
+            btn.clicked.connect(lambda _=False, t=tool: self.canvas.set_tool(t))
+            tools.addWidget(btn)
+            self.tool_buttons[tool] = btn
+        self.show_input_check = QtWidgets.QCheckBox("Show")
+        self.show_input_check.setChecked(True)
+        self.show_input_check.setToolTip("Show scribbles and SAM prompts on the canvas (X)")
+        self.clear_button = QtWidgets.QToolButton()
+        self.clear_button.setText("Clear")
+        self.clear_button.setToolTip("Clear scribbles and SAM prompts (Backspace)")
+        tools.addStretch(1)
+        form.addRow(tools)
+        input_row = QtWidgets.QHBoxLayout()
+        input_row.addWidget(self.clear_button)
+        input_row.addWidget(self.show_input_check)
+        input_row.addStretch(1)
+        form.addRow(input_row)
+
+        self.brush_spin = QtWidgets.QSpinBox()
+        self.brush_spin.setRange(1, 500)
+        self.brush_spin.setSuffix(" px")
+        self.brush_spin.setValue(self.canvas.brush_size())
+        self.brush_spin.setToolTip("Brush diameter ([ and ])")
+        form.addRow("Brush", self.brush_spin)
+
+        band_row = QtWidgets.QHBoxLayout()
+        self.band_slider = QtWidgets.QSlider(Qt.Orientation.Horizontal)
+        self.band_slider.setRange(0, 200)
+        self.band_slider.setValue(0)
+        self.band_slider.setToolTip("Width of the unknown band around the mask edge; 0 = automatic")
+        self.band_label = QtWidgets.QLabel()
+        self.band_label.setMinimumWidth(44)
+        band_row.addWidget(self.band_slider, 1)
+        band_row.addWidget(self.band_label)
+        form.addRow("Band", band_row)
+        lay.addWidget(src_box)
+
+        opt = QtWidgets.QFormLayout()
+        self.steps_spin = QtWidgets.QSpinBox()
+        self.steps_spin.setRange(1, 100)
+        self.steps_spin.setValue(10)
+        self.steps_spin.setToolTip("Diffusion (DDIM) steps: more is slower and can be cleaner")
+        opt.addRow("Diffusion steps", self.steps_spin)
+
+        views = QtWidgets.QHBoxLayout()
+        views.setSpacing(2)
+        self.view_buttons = {}
+        self._view_group = QtWidgets.QButtonGroup(self)
+        for mode, label, keys in imaging.VIEW_MODES:
+            btn = QtWidgets.QToolButton()
+            btn.setText(keys[0])
+            btn.setCheckable(True)
+            btn.setToolTip(f"{label} ({' or '.join(keys)})")
+            self._view_group.addButton(btn)
+            btn.clicked.connect(lambda _=False, m=mode: self.canvas.set_view_mode(m))
+            views.addWidget(btn)
+            self.view_buttons[mode] = btn
+        views.addStretch(1)
+        opt.addRow("View", views)
+        self.view_label = QtWidgets.QLabel()
+        opt.addRow("", self.view_label)
+        lay.addLayout(opt)
+
+        self.refine_button = QtWidgets.QPushButton("Refine Matte")
+        self.refine_button.setObjectName("refineButton")
+        self.refine_button.setToolTip("Compute the trimap and refine the matte (Ctrl+Return)")
+        self.refine_button.setMinimumHeight(32)
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the running refine (Esc)")
+        self.cancel_button.setEnabled(False)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.refine_button, 1)
+        row.addWidget(self.cancel_button)
+        lay.addLayout(row)
+
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("step %v / %m")
+        self.status_label = QtWidgets.QLabel("Ready.")
+        self.status_label.setWordWrap(True)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.status_label)
+        if not self._own_canvas:
+            lay.addStretch(1)
+        self._sync_view_buttons(self.canvas.view_mode())
+        self._sync_tool_buttons(self.canvas.tool())
+
+    def _connect(self) -> None:
+        self.source_combo.currentIndexChanged.connect(self._on_source_changed)
+        self.clear_button.clicked.connect(self.canvas.clear_input)
+        self.show_input_check.toggled.connect(self.canvas.set_input_visible)
+        self.brush_spin.valueChanged.connect(self.canvas.set_brush_size)
+        self.canvas.brushSizeChanged.connect(self.brush_spin.setValue)
+        self.canvas.viewModeChanged.connect(self._sync_view_buttons)
+        self.canvas.toolChanged.connect(self._sync_tool_buttons)
+        self.band_slider.valueChanged.connect(self._sync_band_label)
+        self.refine_button.clicked.connect(self.refine)
+        self.cancel_button.clicked.connect(self.cancel)
+        self._sync_band_label(self.band_slider.value())
+
+    def install_shortcuts(self, scope: QtWidgets.QWidget,
+                          context: Any = Qt.ShortcutContext.WidgetWithChildrenShortcut) -> None:
+        """(Re)create the panel's single-key shortcuts, active within ``scope``.
+
+        A plugin keeps them on the panel so the host's own keys are not stolen;
+        the standalone editor moves them to its main window.
+        """
+        for sc in self._shortcuts:
+            sc.setEnabled(False)
+            sc.setParent(None)
+            sc.deleteLater()
+        self._shortcuts = []
+
+        def bind(key: str, fn: Callable[[], Any]) -> None:
+            sc = QShortcut(QtGui.QKeySequence(key), scope)
+            sc.setContext(context)
+            sc.activated.connect(fn)
+            self._shortcuts.append(sc)
+
+        for mode, _, keys in imaging.VIEW_MODES:
+            for key in keys:
+                bind(key, lambda m=mode: self.canvas.set_view_mode(m))
+        bind("F", lambda: self.set_tool("fg"))
+        bind("B", lambda: self.set_tool("bg"))
+        bind("U", lambda: self.set_tool("unknown"))
+        bind("P", lambda: self.set_tool("sam"))
+        bind("H", lambda: self.canvas.set_tool("pan"))
+        bind("[", lambda: self.canvas.grow_brush(1 / 1.2))
+        bind("]", lambda: self.canvas.grow_brush(1.2))
+        bind("Ctrl+Return", self.refine)
+        bind("Ctrl+Enter", self.refine)
+        bind("R", self.refine)
+        bind("Esc", self.cancel)
+        bind("Backspace", self.canvas.clear_input)
+        bind("X", lambda: self.show_input_check.toggle())
+
+    # ========================================================= state sync
+    def _sync_view_buttons(self, mode: str) -> None:
+        btn = self.view_buttons.get(mode)
+        if btn is not None:
+            btn.setChecked(True)
+        label = dict((m, l) for m, l, _ in imaging.VIEW_MODES).get(mode, mode)
+        self.view_label.setText(label)
+        self.canvas.hud_text = label
+
+    def _sync_tool_buttons(self, tool: str) -> None:
+        btn = self.tool_buttons.get(tool)
+        if btn is not None:
+            btn.setChecked(True)
+
+    def _sync_band_label(self, value: int) -> None:
+        self.band_label.setText("auto" if value == 0 else f"{value} px")
+
+    def source(self) -> str:
+        return _SOURCE_IDS[max(self.source_combo.currentIndex(), 0)]
+
+    def set_source(self, source: str) -> None:
+        if source not in _SOURCE_IDS:
+            raise ValueError(f"unknown trimap source {source!r}")
+        self.source_combo.setCurrentIndex(_SOURCE_IDS.index(source))
+
+    def set_tool(self, tool: str) -> None:
+        """Pick a canvas tool and the trimap source it feeds."""
+        self.canvas.set_tool(tool)
+        want = "sam" if tool == "sam" else "scribbles"
+        if self.source() != want:
+            self.set_source(want)
+
+    def _on_source_changed(self, *_: Any) -> None:
+        src = self.source()
+        hints = {
+            "sam": "Click the subject (right/Alt/Shift-click marks background), or drag a box.",
+            "selection": "Uses the host's selection; the band sets how wide the unknown edge is.",
+            "mask": "Uses the active layer's existing mask; the band sets the unknown edge.",
+            "scribbles": "Paint foreground (F) and background (B); unknown (U) is optional.",
+        }
+        self.hint_label.setText(hints[src])
+        scribbling = src == "scribbles"
+        for t in ("fg", "bg", "unknown"):
+            self.tool_buttons[t].setEnabled(scribbling)
+        self.tool_buttons["sam"].setEnabled(src == "sam")
+        self.brush_spin.setEnabled(scribbling)
+        if src == "sam" and self.canvas.tool() != "sam":
+            self.canvas.set_tool("sam")
+        elif scribbling and self.canvas.tool() not in ("fg", "bg", "unknown"):
+            self.canvas.set_tool("fg")
+
+    # ============================================================ errors
+    def show_error(self, message: str) -> None:
+        self.error_label.setText(message)
+        self.error_label.show()
+        self.status_label.setText("Error.")
+        self.errorShown.emit(message)
+
+    def clear_error(self) -> None:
+        self.error_label.clear()
+        self.error_label.hide()
+
+    def error_text(self) -> str:
+        return self.error_label.text() if self.error_label.isVisibleTo(self) else ""
+
+    # ============================================================ host I/O
+    def refresh(self) -> None:
+        """Reload the active layer (and its mask) from the host into the canvas."""
+        if self.adapter is None:
+            self.canvas.set_image(None)
+            return
+        try:
+            image = self.adapter.active_image()
+        except HostError:
+            self.canvas.set_image(None)
+            return
+        except Exception as exc:  # noqa: BLE001 - adapter bugs are shown, not raised into the host
+            traceback.print_exc()
+            self.canvas.set_image(None)
+            self.show_error(describe_error(exc))
+            return
+        self.canvas.set_image(image, keep_input=True)
+        try:
+            mask = self.adapter.layer_mask()
+        except Exception:  # noqa: BLE001 - a missing mask only means nothing to show
+            mask = None
+        self.canvas.set_alpha(mask)
+
+    def _get_client(self) -> Any:
+        with self._client_lock:
+            if self._client is None:
+                self._client = self._client_factory()
+            return self._client
+
+    def _build_spec(self) -> JobSpec:
+        if self.adapter is None:
+            raise NoImageError("No host document is connected to the panel.")
+        image = self.adapter.active_image()
+        if image is None or image.isNull():
+            raise NoImageError()
+        shown = self.canvas.image()
+        if shown is None or shown.size() != image.size() or shown != image:
+            # The host changed layer since the last refresh: show what we will refine.
+            self.canvas.set_image(image, keep_input=shown is not None and shown.size() == image.size())
+        band = self.band_slider.value() or None
+        # QImage copies: the worker thread encodes them to PNG.
+        spec = JobSpec(image_png=image.copy(), source=self.source(),
+                       steps=self.steps_spin.value(), band=band)
+        if spec.source == "selection":
+            mask = self.adapter.selection_mask()
+            if mask is None:
+                raise NoSelectionError()
+            spec.mask_png = mask.copy()
+        elif spec.source == "mask":
+            mask = self.adapter.layer_mask()
+            if mask is None:
+                raise NoSelectionError("The active layer has no mask: add one, or pick "
+                                       "another trimap source.")
+            spec.mask_png = mask.copy()
+        elif spec.source == "scribbles":
+            if not (self.canvas.has_scribbles("fg") and self.canvas.has_scribbles("bg")):
+                raise HostError("Paint at least one foreground (F) and one background (B) "
+                                "scribble first.")
+            spec.fg_png = self.canvas.render_scribbles("fg")
+            spec.bg_png = self.canvas.render_scribbles("bg")
+            if self.canvas.has_scribbles("unknown"):
+                spec.unknown_png = self.canvas.render_scribbles("unknown")
+        elif spec.source == "sam":
+            if not self.canvas.sam_points and self.canvas.sam_box is None:
+                raise HostError("Click a point on the subject or drag a box around it first (P).")
+            spec.points = [(x, y) for x, y, _ in self.canvas.sam_points]
+            spec.labels = [lab for _, _, lab in self.canvas.sam_points]
+            spec.box = self.canvas.sam_box
+        return spec
+
+    # ============================================================== jobs
+    def is_busy(self) -> bool:
+        return self.job is not None
+
+    def refine(self) -> bool:
+        """Start a refine; returns False (with the reason shown) if it could not start."""
+        if self.job is not None:
+            return False
+        self.clear_error()
+        try:
+            spec = self._build_spec()
+        except Exception as exc:  # noqa: BLE001 - shown in the panel, never as a traceback
+            if not isinstance(exc, (HostError, ValueError)):
+                traceback.print_exc()
+            self.show_error(describe_error(exc))
+            return False
+        job = RefineJob(spec, self._get_client)
+        sig = job.signals
+        sig.stage.connect(self.status_label.setText)
+        sig.trimapReady.connect(self.canvas.set_trimap)
+        sig.progress.connect(self._on_progress)
+        sig.finished.connect(self._on_finished)
+        sig.failed.connect(self._on_failed)
+        sig.cancelled.connect(self._on_cancelled)
+        self.job = job
+        self.progress.setRange(0, spec.steps)
+        self.progress.setValue(0)
+        self._set_busy(True)
+        self.jobStarted.emit()
+        job.start()
+        return True
+
+    def cancel(self) -> None:
+        """Ask the running job to stop at the next step boundary."""
+        if self.job is not None:
+            self.job.cancel()
+            self.status_label.setText("Cancelling…")
+            self.cancel_button.setEnabled(False)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.refine_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        self.source_combo.setEnabled(not busy)
+        self.steps_spin.setEnabled(not busy)
+
+    def _end_job(self, outcome: str) -> None:
+        if self.job is not None:
+            self._old_jobs = [j for j in self._old_jobs if j.is_running()] + [self.job]
+        self.job = None
+        self.canvas.set_progress_text("")
+        self._set_busy(False)
+        self.jobFinished.emit(outcome)
+
+    def _on_progress(self, step: int, total: int, preview: Any) -> None:
+        if self.job is None or self.job.cancel_event.is_set():
+            return
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(step)
+        self.status_label.setText(f"Refining… step {step} of {total}")
+        self.canvas.set_progress_text(f"step {step}/{total}"
+                                      + (" (x0 preview)" if preview is not None else ""))
+        if preview is not None:
+            self.canvas.set_preview(preview)
+
+    def _on_finished(self, alpha: Any) -> None:
+        self.canvas.set_alpha(alpha)
+        outcome = "done"
+        try:
+            if self.adapter is None:
+                raise NoImageError("No host document is connected to the panel.")
+            self.adapter.add_layer_mask(alpha, MASK_NAME)
+            self.status_label.setText("Done: the matte was added as a new layer mask.")
+            self.maskAdded.emit(alpha)
+        except Exception as exc:  # noqa: BLE001 - a host bug must not leave the panel busy
+            if not isinstance(exc, HostError):
+                traceback.print_exc()
+            self.show_error(describe_error(exc))
+            outcome = "failed"
+        finally:
+            self._end_job(outcome)
+
+    def _on_failed(self, message: str) -> None:
+        self.canvas.set_preview(None)
+        self.progress.setValue(0)
+        self.show_error(message)
+        self._end_job("failed")
+
+    def _on_cancelled(self) -> None:
+        self.canvas.set_preview(None)
+        self.progress.setValue(0)
+        self.status_label.setText("Cancelled.")
+        self._end_job("cancelled")
+
+    # =========================================================== settings
+    def save_settings(self, settings: "QtCore.QSettings") -> None:
+        """Remember the artist's choices (under the 'panel' group)."""
+        settings.beginGroup("panel")
+        settings.setValue("source", self.source())
+        settings.setValue("steps", self.steps_spin.value())
+        settings.setValue("band", self.band_slider.value())
+        settings.setValue("brush", self.canvas.brush_size())
+        settings.setValue("view", self.canvas.view_mode())
+        settings.endGroup()
+
+    def restore_settings(self, settings: "QtCore.QSettings") -> None:
+        """Apply values written by save_settings; bad or missing values are ignored."""
+        settings.beginGroup("panel")
+        try:
+            src = settings.value("source", None)
+            if src in _SOURCE_IDS:
+                self.set_source(src)
+            for key, widget in (("steps", self.steps_spin), ("band", self.band_slider)):
+                val = _as_int(settings.value(key, None))
+                if val is not None:
+                    widget.setValue(val)
+            brush = _as_int(settings.value("brush", None))
+            if brush is not None:
+                self.canvas.set_brush_size(brush)
+            view = settings.value("view", None)
+            if view in [m for m, _, _ in imaging.VIEW_MODES]:
+                self.canvas.set_view_mode(view)
+        finally:
+            settings.endGroup()
+
+
+def _as_int(value: Any) -> Optional[int]:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

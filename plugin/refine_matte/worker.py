@@ -1,0 +1,165 @@
+"""Runs one trimap + refine job off the GUI thread and reports back with signals.
+
+The engine client blocks (HTTP), so each job runs in a plain Python thread;
+signals emitted there reach GUI-thread slots through queued connections.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from . import imaging
+from .qt import QtCore, Signal
+
+
+ImageData = Any  # PNG bytes, or a QImage the worker encodes (PNG encoding of a big
+                 # layer takes a noticeable time, so it is kept off the GUI thread)
+
+
+@dataclass
+class JobSpec:
+    """Everything a job needs; images are PNG bytes or detached QImage copies."""
+
+    image_png: ImageData
+    source: str                      # "sam" | "selection" | "mask" | "scribbles" | "trimap"
+    steps: int = 10
+    band: Optional[int] = None
+    mask_png: Optional[ImageData] = None
+    fg_png: Optional[ImageData] = None
+    bg_png: Optional[ImageData] = None
+    unknown_png: Optional[ImageData] = None
+    trimap_png: Optional[ImageData] = None
+    points: Optional[List[Tuple[float, float]]] = None
+    labels: Optional[List[int]] = None
+    box: Optional[Tuple[float, float, float, float]] = None
+    seed: Optional[int] = None
+
+
+class JobSignals(QtCore.QObject):
+    """Signals of a RefineJob; created in (and owned by) the GUI thread."""
+
+    stage = Signal(str)
+    trimapReady = Signal(object)          # QImage
+    progress = Signal(int, int, object)   # step, total, QImage | None
+    finished = Signal(object)             # QImage alpha
+    failed = Signal(str)
+    cancelled = Signal()
+
+
+class RefineJob:
+    """Compute the trimap for ``spec`` then refine, on a daemon thread."""
+
+    def __init__(self, spec: JobSpec, get_client: Callable[[], Any]) -> None:
+        self.spec = spec
+        self.signals = JobSignals()
+        self.cancel_event = threading.Event()
+        self._get_client = get_client
+        self._thread = threading.Thread(target=self._run, name="refine-matte-job", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    def is_running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # ------------------------------------------------------------------
+    def _encode(self) -> None:
+        """Turn every QImage of the spec into PNG bytes (on the worker thread)."""
+        s = self.spec
+        if not isinstance(s.image_png, (bytes, bytearray)):
+            s.image_png = imaging.qimage_to_png(imaging.rgb_for_engine(s.image_png))
+        for name in ("mask_png", "fg_png", "bg_png", "unknown_png", "trimap_png"):
+            value = getattr(s, name)
+            if value is not None and not isinstance(value, (bytes, bytearray)):
+                setattr(s, name, imaging.qimage_to_png(imaging.to_grey8(value)))
+
+    def _run(self) -> None:
+        sig = self.signals
+        try:
+            self._encode()
+            sig.stage.emit("Connecting to the engine…")
+            client = self._get_client()
+            if self.cancel_event.is_set():
+                sig.cancelled.emit()
+                return
+            sig.stage.emit("Computing trimap…")
+            trimap_png = self._trimap(client)
+            sig.trimapReady.emit(imaging.png_to_qimage(trimap_png))
+            if self.cancel_event.is_set():
+                sig.cancelled.emit()
+                return
+            sig.stage.emit("Refining…")
+
+            def on_progress(step: int, total: int, preview: Optional[bytes]) -> None:
+                img = None
+                if preview:
+                    try:
+                        img = imaging.png_to_qimage(preview)
+                    except ValueError:
+                        img = None  # a bad preview must not kill the job
+                sig.progress.emit(int(step), int(total), img)
+
+            alpha_png = client.refine(self.spec.image_png, trimap_png, steps=self.spec.steps,
+                                      seed=self.spec.seed, on_progress=on_progress,
+                                      cancel_event=self.cancel_event, preview=True)
+            if self.cancel_event.is_set():
+                sig.cancelled.emit()
+                return
+            sig.finished.emit(imaging.png_to_qimage(alpha_png))
+        except BaseException as exc:  # noqa: BLE001 - every failure goes to the panel
+            if self.cancel_event.is_set() and _is_cancel(exc):
+                sig.cancelled.emit()
+            elif self.cancel_event.is_set():
+                sig.cancelled.emit()
+            else:
+                traceback.print_exc()  # full detail for logs; the panel shows one line
+                sig.failed.emit(describe_error(exc))
+
+    def _trimap(self, client: Any) -> bytes:
+        s = self.spec
+        if s.source == "trimap":
+            if not s.trimap_png:
+                raise ValueError("no trimap given")
+            return s.trimap_png
+        if s.source in ("selection", "mask"):
+            return client.trimap_from_mask(s.mask_png, band=s.band)
+        if s.source == "scribbles":
+            return client.trimap_from_scribbles(s.image_png, s.fg_png, s.bg_png,
+                                                unknown_png=s.unknown_png, band=s.band)
+        if s.source == "sam":
+            kwargs: Dict[str, Any] = {"points": list(s.points or []),
+                                      "labels": list(s.labels or []), "box": s.box}
+            if s.band is not None:
+                kwargs["band"] = s.band
+            return client.sam_trimap(s.image_png, **kwargs)
+        raise ValueError(f"unknown trimap source {s.source!r}")
+
+
+def _is_cancel(exc: BaseException) -> bool:
+    return type(exc).__name__ in ("JobCancelled", "Cancelled")
+
+
+def describe_error(exc: BaseException) -> str:
+    """One readable line for the panel; class names avoid importing the client here."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    msg = str(exc).strip()
+    if "EngineNotRunning" in names:
+        return ("Engine not running: start it with `diffmatte serve` "
+                "(the standalone editor starts one by itself)." + (f"\n{msg}" if msg else ""))
+    if "HostError" in names or "ValueError" in names:
+        return msg or type(exc).__name__
+    if "EngineError" in names:
+        return f"Engine error: {msg}" if msg else "The engine reported an error."
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return f"Cannot reach the engine ({type(exc).__name__}: {msg})."
+    return f"Unexpected error ({type(exc).__name__}): {msg}"

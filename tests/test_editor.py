@@ -1,0 +1,409 @@
+"""Standalone mask editor: file I/O, the main window, undo, settings, screenshots."""
+from __future__ import annotations
+
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugin"))
+
+pytest.importorskip("pytestqt")
+from refine_matte import imaging  # noqa: E402
+from refine_matte.canvas import Stroke  # noqa: E402
+from refine_matte.editor import io as edio  # noqa: E402
+from refine_matte.editor.app import EditorWindow  # noqa: E402
+from refine_matte.editor.document import Document, Layer, MaskNode  # noqa: E402
+from refine_matte.qt import QtCore, QtGui  # noqa: E402
+from refine_matte.testing import FakeEngineClient  # noqa: E402
+
+Qt = QtCore.Qt
+Fmt = QtGui.QImage.Format
+W, H = 40, 30
+
+
+def rgb_image(color=(30, 90, 200)) -> "QtGui.QImage":
+    img = QtGui.QImage(W, H, Fmt.Format_ARGB32)
+    img.fill(QtGui.QColor(*color))
+    p = QtGui.QPainter(img)
+    p.fillRect(10, 8, 20, 14, QtGui.QColor(240, 200, 40))
+    p.end()
+    return img
+
+
+def wide_image() -> "QtGui.QImage":
+    img = QtGui.QImage(W, H, Fmt.Format_RGBA64)
+    img.fill(QtGui.QColor.fromRgba64(0x1234, 0x8001, 0xFFFE, 0xFFFF))
+    return img
+
+
+def grey_mask(level_inside=255) -> "QtGui.QImage":
+    m = imaging.blank_mask(W, H)
+    m.fill(0)
+    p = QtGui.QPainter(m)
+    p.fillRect(10, 8, 20, 14, QtGui.QColor(level_inside, level_inside, level_inside))
+    p.end()
+    return m.convertToFormat(Fmt.Format_Grayscale8)
+
+
+def grey(img, x, y) -> int:
+    return QtGui.qGray(img.pixel(x, y))
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    win = EditorWindow(client=FakeEngineClient(), settings=settings)
+    qtbot.addWidget(win)
+    win.resize(900, 600)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+# ------------------------------------------------------------------ reading
+@pytest.mark.parametrize("ext,bits", [("png", 8), ("jpg", 8), ("tif", 8)])
+def test_open_8_bit_formats(tmp_path, ext, bits):
+    path = tmp_path / f"a.{ext}"
+    assert rgb_image().save(str(path))
+    doc = edio.load_document(str(path))
+    layer = doc.active_layer()
+    assert (doc.width, doc.height, layer.bits, len(doc.layers)) == (W, H, bits, 1)
+    c = QtGui.QColor(layer.image.pixel(20, 15))
+    if ext == "jpg":
+        assert abs(c.red() - 240) < 24 and abs(c.blue() - 40) < 24
+    else:
+        assert c.getRgb()[:3] == (240, 200, 40)
+
+
+@pytest.mark.parametrize("ext", ["png", "tif"])
+def test_open_16_bit_keeps_precision(tmp_path, ext):
+    path = tmp_path / f"w.{ext}"
+    assert wide_image().save(str(path))
+    doc = edio.load_document(str(path))
+    layer = doc.active_layer()
+    assert layer.bits == 16 and layer.image.format() == Fmt.Format_RGBA64
+    px = layer.image.pixelColor(3, 3).rgba64()
+    assert (px.red(), px.green(), px.blue()) == (0x1234, 0x8001, 0xFFFE)
+
+
+def test_open_errors_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="file not found"):
+        edio.load_document(str(tmp_path / "missing.png"))
+    (tmp_path / "x.bmpx").write_bytes(b"zz")
+    with pytest.raises(ValueError, match="unsupported file type"):
+        edio.load_document(str(tmp_path / "x.bmpx"))
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="cannot read image"):
+        edio.load_document(str(tmp_path / "bad.png"))
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00garbage")
+    with pytest.raises(ValueError, match="cannot read image"):
+        edio.load_document(str(tmp_path / "bad.tif"))
+    (tmp_path / "bad.ora").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not an OpenRaster file"):
+        edio.load_document(str(tmp_path / "bad.ora"))
+    with zipfile.ZipFile(tmp_path / "nostack.ora", "w") as zf:
+        zf.writestr("mimetype", "image/openraster")
+    with pytest.raises(ValueError, match="stack.xml"):
+        edio.load_document(str(tmp_path / "nostack.ora"))
+
+
+def two_layer_doc() -> Document:
+    bottom = Layer("background", rgb_image((10, 10, 10)))
+    top = Layer("subject", rgb_image())
+    top.masks.append(MaskNode("Refine Matte", grey_mask()))
+    return Document([bottom, top], active=1)
+
+
+def test_openraster_round_trip_keeps_layers_and_mask(tmp_path):
+    doc = two_layer_doc()
+    path = tmp_path / "out.ora"
+    edio.save_layered(str(path), doc)
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        assert names[0] == "mimetype" and zf.read("mimetype") == b"image/openraster"
+        assert zf.getinfo("mimetype").compress_type == zipfile.ZIP_STORED
+        assert "mergedimage.png" in names and "Thumbnails/thumbnail.png" in names
+        assert b"svg:dst-in" in zf.read("stack.xml")
+    back = edio.load_document(str(path))
+    assert [l.name for l in back.layers] == ["background", "subject"]
+    assert back.layers[0].masks == []
+    assert back.layers[1].image.convertToFormat(Fmt.Format_ARGB32) == doc.layers[1].image
+    mask = back.layers[1].mask().image
+    assert grey(mask, 20, 15) == 255 and grey(mask, 2, 2) == 0
+    # merged image: masked-out part of the top layer shows the bottom layer
+    merged = doc.composite()
+    assert QtGui.QColor(merged.pixel(2, 2)).getRgb()[:3] == (10, 10, 10)
+    assert QtGui.QColor(merged.pixel(20, 15)).getRgb()[:3] == (240, 200, 40)
+
+
+def test_openraster_with_offsets_and_nested_stacks(tmp_path):
+    small = QtGui.QImage(4, 4, Fmt.Format_ARGB32)
+    small.fill(QtGui.QColor(255, 0, 0))
+    full = rgb_image()
+    stack = ('<?xml version="1.0"?><image w="40" h="30"><stack>'
+             '<stack name="g" x="2" y="1"><layer name="red" src="data/r.png" x="3" y="4"/></stack>'
+             '<layer name="base" src="data/b.png" visibility="hidden"/></stack></image>')
+    path = tmp_path / "in.ora"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("mimetype", "image/openraster")
+        zf.writestr("stack.xml", stack)
+        zf.writestr("data/r.png", imaging.qimage_to_png(small))
+        zf.writestr("data/b.png", imaging.qimage_to_png(full))
+    doc = edio.load_document(str(path))
+    assert [l.name for l in doc.layers] == ["base", "red"]
+    assert doc.layers[0].visible is False
+    red = doc.layers[1].image
+    assert red.size() == QtCore.QSize(W, H)
+    assert red.pixelColor(5, 5).getRgb() == (255, 0, 0, 255)
+    assert red.pixelColor(4, 5).alpha() == 0 and red.pixelColor(5, 4).alpha() == 0
+
+
+def test_layered_tiff_round_trip(tmp_path):
+    pytest.importorskip("tifffile")
+    doc = two_layer_doc()
+    path = tmp_path / "out.tif"
+    edio.save_layered(str(path), doc)
+    back = edio.load_document(str(path))
+    assert [l.name for l in back.layers] == ["background", "subject"]
+    assert back.layers[1].image.convertToFormat(Fmt.Format_ARGB32) == doc.layers[1].image
+    assert back.layers[1].mask().image.convertToFormat(Fmt.Format_Grayscale8) == grey_mask()
+
+
+def test_save_alpha_8_and_16_bit(tmp_path):
+    np = pytest.importorskip("numpy")
+    alpha = edio.array_to_qimage(np.full((H, W), 0x1234, np.uint16))
+    edio.save_alpha(str(tmp_path / "a16.png"), alpha, bits=16)
+    edio.save_alpha(str(tmp_path / "a8.tif"), alpha, bits=8)
+    a16 = QtGui.QImage(str(tmp_path / "a16.png"))
+    a8 = QtGui.QImage(str(tmp_path / "a8.tif"))
+    assert a16.format() == Fmt.Format_Grayscale16
+    assert a16.pixelColor(1, 1).rgba64().red() == 0x1234
+    assert a8.depth() == 8 and grey(a8, 1, 1) == 0x12
+    with pytest.raises(ValueError, match="use .png or .tif"):
+        edio.save_alpha(str(tmp_path / "a.gif"), alpha)
+    with pytest.raises(ValueError, match="no matte"):
+        edio.save_alpha(str(tmp_path / "a.png"), QtGui.QImage())
+
+
+def test_save_replaces_atomically_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "a.png"
+    target.write_bytes(b"old")
+    edio.save_alpha(str(target), grey_mask(), bits=8)
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+    # a failing write leaves the old file alone and no temp file behind
+    doc = two_layer_doc()
+    with pytest.raises(ValueError):
+        edio.save_layered(str(tmp_path / "a.psd"), doc)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_save_cutout_8_bit_and_16_bit(tmp_path):
+    np = pytest.importorskip("numpy")
+    layer = Layer("l", rgb_image())
+    edio.save_cutout(str(tmp_path / "c.png"), layer, grey_mask(128))
+    c = QtGui.QImage(str(tmp_path / "c.png"))
+    assert c.hasAlphaChannel()
+    inside = c.pixelColor(20, 15)
+    assert inside.alpha() == 128 and abs(inside.red() - 240) <= 2
+    assert c.pixelColor(2, 2).alpha() == 0
+
+    wide = Layer("w", wide_image(), bits=16)
+    alpha = edio.array_to_qimage(np.full((H, W), 0x8000, np.uint16))
+    edio.save_cutout(str(tmp_path / "c16.png"), wide, alpha)
+    c16 = QtGui.QImage(str(tmp_path / "c16.png"))
+    px = c16.pixelColor(3, 3).rgba64()
+    assert c16.format() in (Fmt.Format_RGBA64, Fmt.Format_RGBA64_Premultiplied)
+    assert abs(px.alpha() - 0x8000) <= 1
+    assert abs(px.red() - 0x1234) <= 2  # colour kept at 16-bit precision (unpremultiplied)
+
+
+def test_array_bridge_round_trip():
+    np = pytest.importorskip("numpy")
+    arr = (np.arange(W * H * 4, dtype=np.uint32).reshape(H, W, 4) * 37 % 65536).astype(np.uint16)
+    back = edio.qimage_to_array(edio.array_to_qimage(arr), 4)
+    assert back.dtype == np.uint16 and (back == arr).all()
+    g8 = (np.arange(W * H).reshape(H, W) % 256).astype(np.uint8)
+    assert (edio.qimage_to_array(edio.array_to_qimage(g8), 1) == g8).all()
+
+
+def test_psd_layers_when_psd_tools_is_installed(tmp_path):
+    pytest.importorskip("psd_tools")
+    PIL = pytest.importorskip("PIL.Image")
+    from psd_tools import PSDImage
+    from psd_tools.api.layers import PixelLayer
+
+    psd = PSDImage.new("RGB", (W, H))
+    psd.append(PixelLayer.frompil(PIL.new("RGB", (W, H), (10, 20, 30)), psd, "bg"))
+    psd.append(PixelLayer.frompil(PIL.new("RGBA", (8, 6), (200, 40, 40, 255)), psd, "red",
+                                  top=5, left=7))
+    psd.save(str(tmp_path / "a.psd"))
+    doc = edio.load_document(str(tmp_path / "a.psd"))
+    assert [l.name for l in doc.layers] == ["bg", "red"] and doc.active == 1
+    red = doc.layers[1].image
+    assert red.size() == QtCore.QSize(W, H)
+    assert red.pixelColor(7, 5).getRgb() == (200, 40, 40, 255)
+    assert red.pixelColor(6, 5).alpha() == 0 and red.pixelColor(15, 11).alpha() == 0
+    assert doc.layers[0].image.pixelColor(0, 0).getRgb() == (10, 20, 30, 255)
+
+
+# ------------------------------------------------------------------ window
+def drag(qtbot, canvas, points):
+    wp = [canvas.to_widget(QtCore.QPointF(x, y)).toPoint() for x, y in points]
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=wp[0])
+    for pt in wp[1:]:
+        qtbot.mouseMove(canvas, pos=pt)
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=wp[-1])
+
+
+def undo_action(win):
+    edit = [a for a in win.menuBar().actions() if a.text() == "&Edit"][0].menu()
+    return [a for a in edit.actions() if "undo" in a.text().lower()][0]
+
+
+def test_editor_open_scribble_refine_undo(tmp_path, window, qtbot):
+    path = tmp_path / "img.png"
+    rgb_image().save(str(path))
+    win = window
+    win.open_path(str(path))
+    before = win.document.active_layer().image.copy()
+    assert win.canvas.image() is not None and "img.png" in win.windowTitle()
+    win.panel.set_source("scribbles")
+    win.panel.set_tool("fg")
+    win.canvas.set_brush_size(4)
+    drag(qtbot, win.canvas, [(15, 12), (20, 15), (25, 18)])
+    win.panel.set_tool("bg")
+    drag(qtbot, win.canvas, [(2, 2), (38, 2)])
+    assert win.undo_stack.count() == 2  # strokes are undoable too
+    with qtbot.waitSignal(win.panel.jobFinished, timeout=10000) as blocker:
+        qtbot.mouseClick(win.panel.refine_button, Qt.MouseButton.LeftButton)
+    assert blocker.args == ["done"], win.panel.error_text()
+    layer = win.document.active_layer()
+    assert len(layer.masks) == 1 and layer.image == before
+    assert "[1 mask]" in win.layer_list.item(0).text()
+    assert win.canvas.alpha() is not None
+    undo = undo_action(win)
+    undo.trigger()  # one undo takes the mask node away
+    assert layer.masks == [] and layer.image == before and win.canvas.alpha() is None
+    assert len(win.canvas.strokes) == 2
+    undo.trigger()
+    assert [s.kind for s in win.canvas.strokes] == ["fg"]
+    win.undo_stack.redo()
+    assert [s.kind for s in win.canvas.strokes] == ["fg", "bg"]
+    # saving: alpha needs a matte
+    with pytest.raises(ValueError, match="no matte yet"):
+        win.save_alpha(str(tmp_path / "x.png"))
+    win.undo_stack.redo()
+    win.save_alpha(str(tmp_path / "alpha.png"))
+    win.save_cutout(str(tmp_path / "cut.png"))
+    win.save_layered(str(tmp_path / "layered.ora"))
+    assert QtGui.QImage(str(tmp_path / "alpha.png")).format() == Fmt.Format_Grayscale16
+    assert len(edio.load_document(str(tmp_path / "layered.ora")).active_layer().masks) == 1
+
+
+def test_editor_shortcut_keys_work_window_wide(tmp_path, window, qtbot):
+    path = tmp_path / "img.png"
+    rgb_image().save(str(path))
+    window.open_path(str(path))
+    window.activateWindow()
+    window.layer_list.setFocus()  # not the canvas: keys still reach the panel
+    qtbot.keyClicks(window.layer_list, "t")
+    assert window.canvas.view_mode() == "trimap"
+    qtbot.keyClicks(window.layer_list, "5")
+    assert window.canvas.view_mode() == "alpha"
+
+
+def test_editor_selection_sources(tmp_path, window, qtbot):
+    path = tmp_path / "img.png"
+    img = rgb_image()
+    img.save(str(path))
+    window.open_path(str(path))
+    grey_mask().save(str(tmp_path / "sel.png"))
+    window.load_selection(str(tmp_path / "sel.png"))
+    assert window.document.selection is not None
+    window.panel.set_source("selection")
+    with qtbot.waitSignal(window.panel.jobFinished, timeout=10000) as blocker:
+        window.panel.refine()
+    assert blocker.args == ["done"]
+    small = QtGui.QImage(5, 5, Fmt.Format_Grayscale8)
+    small.fill(0)
+    small.save(str(tmp_path / "small.png"))
+    with pytest.raises(ValueError, match="5×5"):
+        window.load_selection(str(tmp_path / "small.png"))
+    window.clear_selection()
+    assert window.document.selection is None
+    window.selection_from_mask()
+    assert grey(window.document.selection, 20, 15) == 255
+
+
+def test_editor_layers_target_the_active_layer(tmp_path, window, qtbot):
+    path = tmp_path / "two.ora"
+    doc = two_layer_doc()
+    doc.layers[1].masks.clear()
+    edio.save_layered(str(path), doc)
+    window.open_path(str(path))
+    assert window.layer_list.count() == 2
+    window.layer_list.setCurrentRow(1)  # bottom layer ("background")
+    assert window.document.active == 0
+    assert QtGui.QColor(window.canvas.image().pixel(2, 2)).getRgb()[:3] == (10, 10, 10)
+    window.document.selection = grey_mask()
+    window.panel.set_source("selection")
+    with qtbot.waitSignal(window.panel.jobFinished, timeout=10000):
+        window.panel.refine()
+    assert len(window.document.layers[0].masks) == 1
+    assert window.document.layers[1].masks == []
+
+
+def test_settings_are_remembered(tmp_path, qtbot):
+    ini = str(tmp_path / "s.ini")
+    a = EditorWindow(client=FakeEngineClient(),
+                     settings=QtCore.QSettings(ini, QtCore.QSettings.Format.IniFormat))
+    qtbot.addWidget(a)
+    a.panel.steps_spin.setValue(23)
+    a.canvas.set_view_mode("alpha")
+    a.panel.set_source("mask")
+    a.close()
+    b = EditorWindow(client=FakeEngineClient(),
+                     settings=QtCore.QSettings(ini, QtCore.QSettings.Format.IniFormat))
+    qtbot.addWidget(b)
+    assert b.panel.steps_spin.value() == 23
+    assert b.canvas.view_mode() == "alpha"
+    assert b.panel.source() == "mask"
+
+
+def test_help_lists_shortcuts(window):
+    text = window.shortcuts_text()
+    for needed in ("[ / ]", "Esc", "Ctrl+Z", "On black", "Split before/after", "Ctrl+Return"):
+        assert needed in text
+
+
+def test_screenshots_one_per_view_mode(tmp_path, qtbot):
+    from refine_matte.editor.screenshots import capture
+
+    shots = capture(str(tmp_path), FakeEngineClient(step_delay=0.01), size=(700, 450))
+    running = shots.pop("running")
+    assert not QtGui.QImage(running).isNull()
+    assert sorted(shots) == sorted(m for m, _, _ in imaging.VIEW_MODES)
+    images = {m: QtGui.QImage(p) for m, p in shots.items()}
+    assert all(not im.isNull() and im.width() == 700 for im in images.values())
+    modes = list(images)
+    for i, a in enumerate(modes):
+        for b in modes[i + 1:]:
+            assert images[a] != images[b], (a, b)
+
+
+def test_editor_main_opens_file_and_rejects_bad_args():
+    from refine_matte.editor.app import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0

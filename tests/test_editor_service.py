@@ -1,0 +1,132 @@
+"""End to end: the editor and panel against a real `diffmatte serve` with a tiny model.
+
+The service runs on an ephemeral port with its config dir in a temp folder
+(REFINE_MATTE_CONFIG_DIR), loaded with a small random-weight checkpoint, so the
+mattes are meaningless but every byte goes through the real HTTP path.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugin"))
+
+pytest.importorskip("pytestqt")
+pytest.importorskip("torch")
+pytest.importorskip("diffmatte.service")
+from refine_matte.client import EngineClient  # noqa: E402
+from refine_matte.qt import QtCore, QtGui  # noqa: E402
+
+Qt = QtCore.Qt
+W, H = 48, 32
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    """(config_dir, client) of a service started for this module, shut down after it."""
+    from diffmatte.testing import write_tiny_checkpoint
+
+    base = tmp_path_factory.mktemp("engine")
+    weights = write_tiny_checkpoint(base / "tiny.safetensors")
+    config = str(base / "config")
+    client = EngineClient.ensure_running(
+        python=sys.executable, config=config, timeout=180,
+        args=["--weights", str(weights), "--device", "cpu", "--port", "0"])
+    yield config, client
+    try:
+        client.shutdown()
+    finally:
+        if client.process is not None:
+            try:
+                client.process.wait(timeout=30)
+            except Exception:  # noqa: BLE001 - last resort: do not leave it running
+                client.process.kill()
+
+
+@pytest.fixture
+def editor(service, qtbot, tmp_path, monkeypatch):
+    """An editor using its default client factory, pointed at the test service."""
+    from refine_matte.editor.app import EditorWindow
+
+    config, _ = service
+    monkeypatch.setenv("REFINE_MATTE_CONFIG_DIR", config)
+    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
+    win = EditorWindow(settings=settings)
+    qtbot.addWidget(win)
+    win.resize(800, 500)
+    win.show()
+    img = QtGui.QImage(W, H, QtGui.QImage.Format.Format_RGB32)
+    img.fill(QtGui.QColor(40, 120, 60))
+    p = QtGui.QPainter(img)
+    p.fillRect(12, 8, 24, 16, QtGui.QColor(230, 210, 190))
+    p.end()
+    img.save(str(tmp_path / "sample.png"))
+    win.open_path(str(tmp_path / "sample.png"))
+    return win
+
+
+def drag(qtbot, canvas, points):
+    wp = [canvas.to_widget(QtCore.QPointF(x, y)).toPoint() for x, y in points]
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=wp[0])
+    for pt in wp[1:]:
+        qtbot.mouseMove(canvas, pos=pt)
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=wp[-1])
+
+
+def scribble(qtbot, win):
+    win.panel.set_source("scribbles")
+    win.panel.set_tool("fg")
+    win.canvas.set_brush_size(4)
+    drag(qtbot, win.canvas, [(20, 14), (24, 16), (28, 18)])
+    win.panel.set_tool("bg")
+    drag(qtbot, win.canvas, [(2, 2), (46, 2), (46, 30)])
+
+
+def test_refine_through_real_service_adds_mask_and_undoes(editor, qtbot):
+    win = editor
+    before = win.document.active_layer().image.copy()
+    scribble(qtbot, win)
+    win.panel.steps_spin.setValue(2)
+    progress = []
+    win.panel.jobStarted.connect(
+        lambda: win.panel.job.signals.progress.connect(lambda s, t, p: progress.append((s, t, p))))
+    with qtbot.waitSignal(win.panel.jobFinished, timeout=120000) as blocker:
+        qtbot.mouseClick(win.panel.refine_button, Qt.MouseButton.LeftButton)
+    assert blocker.args == ["done"], win.panel.error_text()
+    layer = win.document.active_layer()
+    assert len(layer.masks) == 1
+    mask = layer.masks[0].image
+    assert mask.size() == before.size()
+    assert mask.format() in (QtGui.QImage.Format.Format_Grayscale16,
+                             QtGui.QImage.Format.Format_Grayscale8)
+    assert layer.image == before
+    # trimap from the service: painted fg is 255, painted bg is 0
+    tri = win.canvas.trimap()
+    assert QtGui.qGray(tri.pixel(24, 16)) == 255 and QtGui.qGray(tri.pixel(10, 2)) == 0
+    assert [s for s, _, _ in progress] == [1, 2] and all(t == 2 for _, t, _ in progress)
+    assert all(p is not None and p.size() == before.size() for _, _, p in progress)
+    win.undo_action.trigger()
+    assert layer.masks == [] and layer.image == before
+
+
+def test_cancel_stops_a_running_service_job(editor, service, qtbot):
+    win = editor
+    _, client = service
+    scribble(qtbot, win)
+    win.panel.steps_spin.setValue(100)
+    steps = []
+    win.panel.jobStarted.connect(
+        lambda: win.panel.job.signals.progress.connect(lambda s, t, p: steps.append(s)))
+    assert win.panel.refine()
+    qtbot.waitUntil(lambda: len(steps) >= 1, timeout=120000)
+    with qtbot.waitSignal(win.panel.jobFinished, timeout=60000) as blocker:
+        qtbot.keyClick(win.canvas, Qt.Key.Key_Escape)
+    assert blocker.args == ["cancelled"]
+    assert max(steps) < 100
+    assert win.document.active_layer().masks == []
+    qtbot.waitUntil(lambda: client.info()["queue"]["running"] is None, timeout=30000)

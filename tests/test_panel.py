@@ -1,0 +1,412 @@
+"""Refine Matte panel (PyQt6 via pytest-qt, offscreen) against the fake engine client."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugin"))
+
+pytest.importorskip("pytestqt")
+from refine_matte import imaging  # noqa: E402
+from refine_matte.canvas import MatteCanvas, Stroke  # noqa: E402
+from refine_matte.editor.adapter import EditorAdapter  # noqa: E402
+from refine_matte.editor.document import Document, Layer  # noqa: E402
+from refine_matte.panel import RefinePanel, shortcut_help  # noqa: E402
+from refine_matte.qt import API, QtCore, QtGui, QtWidgets  # noqa: E402
+from refine_matte.testing import FakeEngineClient  # noqa: E402
+
+Qt = QtCore.Qt
+W, H = 64, 48
+
+
+def sample_image() -> "QtGui.QImage":
+    img = QtGui.QImage(W, H, QtGui.QImage.Format.Format_ARGB32)
+    img.fill(QtGui.QColor(30, 90, 200))
+    p = QtGui.QPainter(img)
+    p.fillRect(16, 12, 32, 24, QtGui.QColor(240, 200, 40))
+    p.end()
+    return img
+
+
+def pixel_grey(img: "QtGui.QImage", x: int, y: int) -> int:
+    return QtGui.qGray(img.pixel(x, y))
+
+
+@pytest.fixture
+def host(qtbot):
+    """A one-layer document, its adapter and a panel wired to a fake client."""
+    doc = Document([Layer("layer", sample_image())])
+    adapter = EditorAdapter(doc)
+    client = FakeEngineClient()
+    panel = RefinePanel(adapter, client=client)
+    qtbot.addWidget(panel)
+    panel.resize(420, 640)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.refresh()
+    return doc, adapter, client, panel
+
+
+def drag(qtbot, canvas: MatteCanvas, points, button=Qt.MouseButton.LeftButton) -> None:
+    """Press at the first image point, move through the rest, release at the last."""
+    wp = [canvas.to_widget(QtCore.QPointF(x, y)).toPoint() for x, y in points]
+    qtbot.mousePress(canvas, button, pos=wp[0])
+    for pt in wp[1:]:
+        qtbot.mouseMove(canvas, pos=pt)
+    qtbot.mouseRelease(canvas, button, pos=wp[-1])
+
+
+def scribble(qtbot, panel: RefinePanel) -> None:
+    panel.set_source("scribbles")
+    panel.set_tool("fg")
+    panel.canvas.set_brush_size(6)
+    drag(qtbot, panel.canvas, [(28, 20), (32, 24), (36, 28)])
+    panel.set_tool("bg")
+    drag(qtbot, panel.canvas, [(4, 4), (30, 4), (58, 4)])
+
+
+def on_progress(panel: RefinePanel, fn) -> None:
+    """Subscribe ``fn`` to the next job's progress before its thread starts."""
+    panel.jobStarted.connect(lambda: panel.job.signals.progress.connect(fn))
+
+
+def test_binding_is_pyqt6_by_default():
+    assert API == "PyQt6"
+
+
+def test_unknown_binding_is_a_clear_error():
+    env = dict(os.environ, REFINE_MATTE_QT="tk", PYTHONPATH=str(ROOT / "plugin"))
+    proc = subprocess.run([sys.executable, "-c", "import refine_matte.qt"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "REFINE_MATTE_QT='tk' is not supported" in proc.stderr
+
+
+def test_view_modes_render_distinct_images(qtbot):
+    img = sample_image()
+    alpha = imaging.blank_mask(W, H)
+    p = QtGui.QPainter(alpha)
+    p.fillRect(16, 12, 32, 24, QtGui.QColor(255, 255, 255))
+    p.end()
+    trimap = imaging.blank_mask(W, H)
+    trimap.fill(128)
+    renders = {}
+    for mode, _, _ in imaging.VIEW_MODES:
+        renders[mode] = imaging.compose_view(mode, img, alpha, trimap, split=0.25)
+    keys = list(renders)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            assert renders[a] != renders[b], (a, b)
+    # background pixel (alpha 0) / subject pixel (alpha 1)
+    assert QtGui.QColor(renders["black"].pixel(60, 40)).getRgb()[:3] == (0, 0, 0)
+    assert QtGui.QColor(renders["white"].pixel(60, 40)).getRgb()[:3] == (255, 255, 255)
+    assert QtGui.QColor(renders["black"].pixel(30, 20)).getRgb()[:3] == (240, 200, 40)
+    assert pixel_grey(renders["alpha"], 30, 20) == 255 and pixel_grey(renders["alpha"], 2, 2) == 0
+    assert pixel_grey(renders["trimap"], 2, 2) == 128
+    ov = QtGui.QColor(renders["overlay"].pixel(60, 40))
+    assert ov.red() > 100 and ov.blue() < 200  # background tinted red
+    assert QtGui.QColor(renders["overlay"].pixel(30, 20)).getRgb()[:3] == (240, 200, 40)
+    # split: left of the line is the untouched image, right is the cut-out on checker
+    assert QtGui.QColor(renders["split"].pixel(2, 40)).getRgb()[:3] == (30, 90, 200)
+    assert QtGui.QColor(renders["split"].pixel(60, 40)).getRgb()[:3] != (30, 90, 200)
+
+
+def test_png_round_trip_keeps_pixels():
+    img = sample_image().convertToFormat(QtGui.QImage.Format.Format_RGB32)
+    back = imaging.png_to_qimage(imaging.qimage_to_png(img))
+    assert back.convertToFormat(QtGui.QImage.Format.Format_RGB32) == img
+    with pytest.raises(ValueError, match="not a readable image"):
+        imaging.png_to_qimage(b"not a png")
+
+
+def test_scribble_refine_adds_mask_node_keeps_pixels_and_undoes(host, qtbot):
+    doc, adapter, client, panel = host
+    before = doc.active_layer().image.copy()
+    scribble(qtbot, panel)
+    assert [s.kind for s in panel.canvas.strokes] == ["fg", "bg"]
+    steps = []
+    panel.steps_spin.setValue(5)
+    on_progress(panel, lambda s, t, prev: steps.append((s, t, prev is not None)))
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000) as blocker:
+        qtbot.mouseClick(panel.refine_button, Qt.MouseButton.LeftButton)
+    assert blocker.args == ["done"], panel.error_text()
+    assert panel.error_text() == ""
+    layer = doc.active_layer()
+    assert len(layer.masks) == 1 and layer.masks[0].name == "Refine Matte"
+    mask = layer.masks[0].image
+    assert mask.size() == before.size()
+    assert pixel_grey(mask, 32, 24) == 255      # painted foreground
+    assert pixel_grey(mask, 30, 4) == 0         # painted background
+    assert layer.image == before                # the layer's own pixels are untouched
+    assert [s for s, _, _ in steps] == [1, 2, 3, 4, 5] and all(p for _, _, p in steps)
+    assert panel.progress.value() == 5 and panel.progress.maximum() == 5
+    assert panel.canvas.trimap() is not None
+    ops = [c["op"] for c in client.calls]
+    assert ops == ["trimap_from_scribbles", "refine"]
+    # one undo removes the mask node, redo restores it
+    adapter.undo_stack.undo()
+    assert layer.masks == [] and layer.image == before
+    adapter.undo_stack.redo()
+    assert len(layer.masks) == 1
+
+
+def test_cancel_stops_running_job(host, qtbot):
+    doc, adapter, client, panel = host
+    client.step_delay = 0.05
+    scribble(qtbot, panel)
+    panel.steps_spin.setValue(100)
+    seen = []
+    on_progress(panel, lambda s, t, p: seen.append(s))
+    assert panel.refine()
+    qtbot.waitUntil(lambda: len(seen) >= 2, timeout=10000)
+    assert panel.cancel_button.isEnabled()
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000) as blocker:
+        qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    assert blocker.args == ["cancelled"]
+    assert max(seen) < 100
+    assert doc.active_layer().masks == []
+    assert panel.status_label.text() == "Cancelled."
+    assert panel.refine_button.isEnabled() and not panel.cancel_button.isEnabled()
+
+
+def test_escape_key_cancels(host, qtbot):
+    doc, adapter, client, panel = host
+    client.step_delay = 0.05
+    scribble(qtbot, panel)
+    panel.steps_spin.setValue(100)
+    assert panel.refine()
+    qtbot.waitUntil(lambda: panel.progress.value() >= 1, timeout=10000)
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000) as blocker:
+        panel.activateWindow()
+        panel.canvas.setFocus()
+        qtbot.keyClick(panel.canvas, Qt.Key.Key_Escape)
+    assert blocker.args == ["cancelled"]
+
+
+def test_errors_are_shown_in_the_panel(qtbot):
+    panel = RefinePanel(EditorAdapter(None), client=FakeEngineClient())
+    qtbot.addWidget(panel)
+    assert panel.refine() is False
+    assert panel.error_text().startswith("No image")
+    assert panel.error_label.isVisibleTo(panel)
+
+    doc = Document([Layer("layer", sample_image())])
+    panel.adapter = EditorAdapter(doc)
+    panel.set_source("selection")
+    assert panel.refine() is False and panel.error_text().startswith("No selection")
+    panel.set_source("mask")
+    assert panel.refine() is False and "no mask" in panel.error_text()
+    panel.set_source("scribbles")
+    assert panel.refine() is False and "foreground (F)" in panel.error_text()
+    panel.set_source("sam")
+    assert panel.refine() is False and "Click a point" in panel.error_text()
+
+
+def test_engine_not_running_is_reported_not_raised(qtbot):
+    from refine_matte.client import EngineNotRunning
+
+    def factory():
+        raise EngineNotRunning("no running engine service found in /nowhere")
+
+    doc = Document([Layer("layer", sample_image())])
+    doc.selection = imaging.blank_mask(W, H)
+    panel = RefinePanel(EditorAdapter(doc), client_factory=factory)
+    qtbot.addWidget(panel)
+    panel.set_source("selection")
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000) as blocker:
+        assert panel.refine()
+    assert blocker.args == ["failed"]
+    assert panel.error_text().startswith("Engine not running")
+    assert "/nowhere" in panel.error_text()
+    assert doc.active_layer().masks == []
+
+
+def test_engine_error_during_refine(qtbot):
+    from refine_matte.client import EngineError
+
+    doc = Document([Layer("layer", sample_image())])
+    doc.selection = imaging.blank_mask(W, H)
+    panel = RefinePanel(EditorAdapter(doc), client=FakeEngineClient(fail=EngineError("boom")))
+    qtbot.addWidget(panel)
+    panel.set_source("selection")
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000) as blocker:
+        panel.refine()
+    assert blocker.args == ["failed"] and panel.error_text() == "Engine error: boom"
+    # the next successful run clears the error
+    panel._client = FakeEngineClient()
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000) as blocker:
+        panel.refine()
+    assert blocker.args == ["done"] and panel.error_text() == ""
+
+
+def test_selection_source_passes_band(host, qtbot):
+    doc, adapter, client, panel = host
+    sel = imaging.blank_mask(W, H)
+    p = QtGui.QPainter(sel)
+    p.fillRect(16, 12, 32, 24, QtGui.QColor(255, 255, 255))
+    p.end()
+    doc.selection = sel.convertToFormat(QtGui.QImage.Format.Format_Grayscale8)
+    panel.set_source("selection")
+    panel.band_slider.setValue(4)
+    assert panel.band_label.text() == "4 px"
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000):
+        panel.refine()
+    assert client.calls[0] == {"op": "trimap_from_mask", "band": 4}
+    mask = doc.active_layer().masks[-1].image
+    assert pixel_grey(mask, 32, 24) == 255 and pixel_grey(mask, 2, 2) == 0
+
+
+def test_sam_points_and_box_from_mouse(host, qtbot):
+    doc, adapter, client, panel = host
+    panel.set_tool("sam")
+    assert panel.source() == "sam"
+    canvas = panel.canvas
+    click = canvas.to_widget(QtCore.QPointF(32, 24)).toPoint()
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=click)
+    bg = canvas.to_widget(QtCore.QPointF(4, 40)).toPoint()
+    qtbot.mouseClick(canvas, Qt.MouseButton.RightButton, pos=bg)
+    drag(qtbot, canvas, [(10, 8), (30, 20), (54, 40)])
+    assert [lab for _, _, lab in canvas.sam_points] == [1, 0]
+    x0, y0, x1, y1 = canvas.sam_box
+    assert abs(x0 - 10) < 1.5 and abs(y1 - 40) < 1.5
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000) as blocker:
+        panel.refine()
+    assert blocker.args == ["done"]
+    call = client.calls[0]
+    assert call["op"] == "sam_trimap" and call["labels"] == [1, 0]
+    assert abs(call["points"][0][0] - 32) < 1.5 and call["box"] == canvas.sam_box
+    qtbot.keyClick(canvas, Qt.Key.Key_Backspace)
+    assert canvas.sam_points == [] and canvas.sam_box is None
+
+
+def test_single_keys_switch_view_modes_and_brush(host, qtbot):
+    doc, adapter, client, panel = host
+    panel.activateWindow()
+    panel.canvas.setFocus()
+    for mode, _, keys in imaging.VIEW_MODES:
+        for key in keys:
+            panel.canvas.set_view_mode("overlay" if mode != "overlay" else "alpha")
+            qtbot.keyClicks(panel.canvas, key.lower() if key.isalpha() else key)
+            assert panel.canvas.view_mode() == mode, key
+            assert panel.view_buttons[mode].isChecked()
+            assert sum(b.isChecked() for b in panel.view_buttons.values()) == 1
+    panel.set_source("scribbles")
+    panel.canvas.set_brush_size(20)
+    qtbot.keyClicks(panel.canvas, "]")
+    assert panel.canvas.brush_size() == 24 and panel.brush_spin.value() == 24
+    qtbot.keyClicks(panel.canvas, "[[")
+    assert panel.canvas.brush_size() < 20
+    qtbot.keyClicks(panel.canvas, "b")
+    assert panel.canvas.tool() == "bg"
+    qtbot.keyClicks(panel.canvas, "p")
+    assert panel.canvas.tool() == "sam" and panel.source() == "sam"
+    assert panel.canvas.input_visible()
+    qtbot.keyClicks(panel.canvas, "x")
+    assert not panel.canvas.input_visible() and not panel.show_input_check.isChecked()
+    qtbot.keyClicks(panel.canvas, "x")
+    assert panel.canvas.input_visible()
+    keys = " ".join(k for k, _ in shortcut_help())
+    for needed in ("[", "]", "Esc", "F", "B", "U", "P", "O", "K", "W", "T", "A", "S"):
+        assert needed in keys
+
+
+def test_scribble_masks_render_where_painted(qtbot):
+    canvas = MatteCanvas()
+    qtbot.addWidget(canvas)
+    canvas.set_image(sample_image())
+    canvas.add_stroke(Stroke("fg", 4, [(10, 10), (20, 10)]))
+    canvas.add_stroke(Stroke("unknown", 2, [(40, 40)]))
+    fg = canvas.render_scribbles("fg")
+    assert fg.format() == QtGui.QImage.Format.Format_Grayscale8
+    assert pixel_grey(fg, 15, 10) == 255 and pixel_grey(fg, 15, 20) == 0
+    assert pixel_grey(canvas.render_scribbles("bg"), 15, 10) == 0
+    assert pixel_grey(canvas.render_scribbles("unknown"), 40, 40) == 255
+    with pytest.raises(ValueError):
+        canvas.render_scribbles("nope")
+
+
+def test_canvas_zoom_keeps_anchor(qtbot):
+    canvas = MatteCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(400, 300)
+    canvas.show()
+    canvas.set_image(sample_image())
+    canvas.fit()
+    anchor = QtCore.QPointF(150, 120)
+    before = canvas.to_image(anchor)
+    canvas.set_zoom(canvas.zoom() * 2, anchor)
+    after = canvas.to_image(anchor)
+    assert abs(before.x() - after.x()) < 1e-6 and abs(before.y() - after.y()) < 1e-6
+
+
+def test_settings_round_trip(tmp_path, qtbot):
+    s = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
+    a = RefinePanel(None, client=FakeEngineClient())
+    qtbot.addWidget(a)
+    a.set_source("selection")
+    a.steps_spin.setValue(17)
+    a.band_slider.setValue(9)
+    a.canvas.set_brush_size(33)
+    a.canvas.set_view_mode("white")
+    a.save_settings(s)
+    s.sync()
+    b = RefinePanel(None, client=FakeEngineClient())
+    qtbot.addWidget(b)
+    b.restore_settings(QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat))
+    assert (b.source(), b.steps_spin.value(), b.band_slider.value(), b.canvas.brush_size(),
+            b.canvas.view_mode()) == ("selection", 17, 9, 33, "white")
+
+
+def test_progress_preview_reaches_canvas(host, qtbot):
+    doc, adapter, client, panel = host
+    client.step_delay = 0.02
+    scribble(qtbot, panel)
+    panel.steps_spin.setValue(3)
+    previews = []
+    orig = panel.canvas.set_preview
+    panel.canvas.set_preview = lambda img: (previews.append(img), orig(img))
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000):
+        panel.refine()
+    shown = [p for p in previews if p is not None]
+    assert len(shown) == 3 and all(p.size() == QtCore.QSize(W, H) for p in shown)
+
+
+def test_gui_thread_stays_responsive_during_refine(host, qtbot):
+    doc, adapter, client, panel = host
+    client.step_delay = 0.1
+    scribble(qtbot, panel)
+    panel.steps_spin.setValue(5)
+    ticks = []
+    timer = QtCore.QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(20)
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000):
+        panel.refine()
+    timer.stop()
+    assert len(ticks) >= 10  # ~0.5 s of work; the event loop kept running
+    assert threading.active_count() >= 1
+
+
+def test_split_divider_can_be_dragged(host, qtbot):
+    doc, adapter, client, panel = host
+    canvas = panel.canvas
+    canvas.set_alpha(imaging.blank_mask(W, H))
+    canvas.set_view_mode("split")
+    start = QtCore.QPoint(int(round(canvas.split_x())), 20)
+    target = canvas.to_widget(QtCore.QPointF(W * 0.25, 10)).toPoint()
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(canvas, pos=QtCore.QPoint(target.x(), 20))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QtCore.QPoint(target.x(), 20))
+    assert abs(canvas.split - 0.25) < 0.05
+    assert canvas.strokes == [] and canvas.sam_points == []  # moved the divider only
+    shown = canvas.display_image()
+    # left of the divider: original blue; right: the (fully transparent) cut-out on checker
+    assert QtGui.QColor(shown.pixel(2, 40)).getRgb()[:3] == (30, 90, 200)
+    assert QtGui.QColor(shown.pixel(W // 2, 40)).getRgb()[:3] != (30, 90, 200)

@@ -1,0 +1,631 @@
+"""The engine service against a real server on an ephemeral 127.0.0.1 port.
+
+The server runs in a background thread of the test process with the tiny random-weight
+DiffMatte engine (diffmatte.testing), and is driven through raw HTTP and through the
+stdlib client ``refine_matte.client``.
+"""
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import struct
+import sys
+import threading
+import time
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diffmatte.service.app import ServiceConfig
+from diffmatte.service.server import RunningService
+from refine_matte.client import EngineClient, EngineError, EngineNotRunning, JobCancelled
+
+TOKEN = "test-token-123"
+H, W = 40, 56
+
+
+# -- helpers ------------------------------------------------------------------------------
+def png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def sample(h: int = H, w: int = W, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    tri = np.zeros((h, w), np.uint8)
+    tri[h // 4: 3 * h // 4, :] = 128
+    tri[3 * h // 8: 5 * h // 8, w // 4: 3 * w // 4] = 255
+    return image, tri
+
+
+def request(svc: RunningService, method: str, path: str, body=None, token=TOKEN, headers=None,
+            raw_body: bytes | None = None):
+    """One HTTP request; returns (status, parsed JSON or raw bytes)."""
+    conn = http.client.HTTPConnection(svc.host, svc.port, timeout=30)
+    hdrs = dict(headers or {})
+    if token is not None:
+        hdrs["Authorization"] = f"Bearer {token}"
+    data = raw_body
+    if raw_body is not None and "Content-Type" not in hdrs:
+        hdrs["Content-Type"] = "application/json"
+    if body is not None:
+        data = json.dumps(body).encode()
+        hdrs["Content-Type"] = "application/json"
+    try:
+        conn.request(method, path, body=data, headers=hdrs)
+        resp = conn.getresponse()
+        payload = resp.read()
+    finally:
+        conn.close()
+    if resp.getheader("Content-Type", "").startswith("application/json"):
+        return resp.status, json.loads(payload)
+    return resp.status, payload
+
+
+class SlowEngine:
+    """The real engine, slowed down per step so that jobs overlap in time."""
+
+    def __init__(self, engine, delay: float) -> None:
+        self.engine = engine
+        self.delay = delay
+        self.calls = 0
+
+    def info(self):
+        return self.engine.info()
+
+    def refine(self, image, trimap, steps=10, seed=None, callback=None, cancel=None, **kw):
+        self.calls += 1
+
+        def slow(step):
+            time.sleep(self.delay)
+            if callback is not None:
+                callback(step)
+
+        return self.engine.refine(image, trimap, steps=steps, seed=seed, callback=slow, cancel=cancel, **kw)
+
+
+@pytest.fixture(scope="module")
+def svc(tiny_engine):
+    cfg = ServiceConfig(max_body_mb=1.0, max_megapixels=0.25, max_queue=4)
+    service = RunningService(tiny_engine, TOKEN, cfg)
+    yield service
+    service.stop()
+    assert not service.thread.is_alive()
+
+
+@pytest.fixture()
+def client(svc) -> EngineClient:
+    return EngineClient(svc.host, svc.port, TOKEN, timeout=30)
+
+
+def slow_service(engine, delay=0.05, **cfg) -> RunningService:
+    return RunningService(SlowEngine(engine, delay), TOKEN, ServiceConfig(**cfg))
+
+
+# -- auth and info ------------------------------------------------------------------------
+@pytest.mark.parametrize("token", [None, "wrong-token", ""])
+@pytest.mark.parametrize("method,path", [("GET", "/v1/info"), ("POST", "/v1/jobs/refine"),
+                                         ("POST", "/v1/trimap/mask"), ("GET", "/v1/nothing")])
+def test_requests_without_the_token_get_401(svc, token, method, path):
+    status, body = request(svc, method, path, body={} if method == "POST" else None, token=token)
+    assert status == 401
+    assert "token" in body["detail"]
+
+
+def test_401_comes_before_the_body_is_read(svc):
+    # An unauthenticated client cannot make the service buffer a large body.
+    status, _ = request(svc, "POST", "/v1/jobs/refine", raw_body=b"x" * (3 << 20), token=None)
+    assert status == 401
+
+
+def test_info_reports_model_device_memory_and_queue(client):
+    info = client.info()
+    assert info["engine"]["variant"] == "tiny"
+    assert info["engine"]["device"] == "cpu"
+    assert info["memory"]["rss_bytes"] > 10 * 2**20
+    assert info["queue"]["max_queue"] == 4
+    assert info["limits"]["max_megapixels"] == 0.25
+
+
+# -- refine -------------------------------------------------------------------------------
+def test_refine_returns_16bit_alpha_that_respects_the_trimap(client):
+    image, tri = sample()
+    out = client.refine(png(image), png(tri), steps=3, seed=7)
+    img = Image.open(io.BytesIO(out))
+    assert img.mode.startswith("I;16") and img.size == (W, H)
+    alpha = np.asarray(img)
+    assert (alpha[tri == 0] == 0).all()
+    assert (alpha[tri == 255] == 65535).all()
+    unknown = alpha[tri == 128]
+    assert unknown.min() < unknown.max()  # a real model output, not a constant
+    # Same seed, same result: the service passes the seed through.
+    assert client.refine(png(image), png(tri), steps=3, seed=7) == out
+
+
+def test_progress_events_arrive_in_order_with_previews(client):
+    image, tri = sample()
+    seen = []
+    client.refine(png(image), png(tri), steps=6, seed=1,
+                  on_progress=lambda step, total, prev: seen.append((step, total, prev)))
+    assert [s for s, _, _ in seen] == [1, 2, 3, 4, 5, 6]
+    assert {t for _, t, _ in seen} == {6}
+    for _, _, prev in seen:
+        preview = Image.open(io.BytesIO(prev))
+        assert preview.size == (W, H) and preview.mode == "L"
+
+
+def test_event_stream_order_and_ids(client):
+    image, tri = sample()
+    job = client.submit_refine(png(image), png(tri), steps=4, preview=False)
+    events = list(client.events(job))
+    kinds = [e["type"] for e in events]
+    assert kinds[kinds.index("started"):] == ["started"] + ["progress"] * 4 + ["done"]
+    assert all(k == "queued" for k in kinds[:kinds.index("started")])
+    ids = [e["id"] for e in events]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all(e.get("preview") is None for e in events)
+    assert client.result(job)[:8] == b"\x89PNG\r\n\x1a\n"
+    client.forget(job)
+    with pytest.raises(EngineError) as err:
+        client.result(job)
+    assert err.value.status == 404
+
+
+def test_polling_returns_the_same_events(client):
+    image, tri = sample()
+    job = client.submit_refine(png(image), png(tri), steps=2, preview=False)
+    streamed = [e["type"] for e in client.events(job)]
+    status = client._json("GET", f"/v1/jobs/{job}?after=0")
+    assert status["state"] == "done"
+    assert [e["type"] for e in status["new_events"]] == streamed
+
+
+# -- malformed input: every class gets a 4xx with a message, never a 5xx -----------------------
+def _refine_body(**over):
+    image, tri = sample()
+    body = {"image": b64(png(image)), "trimap": b64(png(tri)), "steps": 2}
+    body.update(over)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A tiny PNG that claims a huge size: a decompression bomb's header."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def _malformed_cases():
+    image, tri = sample()
+    good = png(image)
+    bad_tri = tri.copy()
+    bad_tri[0, 0] = 7
+    return [
+        ("invalid json", dict(raw_body=b"{not json"), 422, "JSON"),
+        ("json array", dict(raw_body=b"[1, 2]"), 422, "JSON object"),
+        ("not json content", dict(raw_body=b"a=1", headers={"Content-Type": "text/plain"}), 422, "JSON object"),
+        ("missing trimap", dict(body=_refine_body(trimap=None)), 422, "trimap"),
+        ("unknown field", dict(body=_refine_body(colour="red")), 422, "colour"),
+        ("bad base64", dict(body=_refine_body(image="***")), 422, "base64"),
+        ("empty image", dict(body=_refine_body(image="")), 422, "image"),
+        ("not an image", dict(body=_refine_body(image=b64(b"hello world" * 10))), 422, "image"),
+        ("gif refused", dict(body=_refine_body(image=b64(_gif()))), 422, "format"),
+        ("truncated png", dict(body=_refine_body(image=b64(good[: len(good) // 2]))), 422, "image"),
+        ("sizes differ", dict(body=_refine_body(trimap=b64(png(tri[:-3])))), 422, "same size"),
+        ("trimap values", dict(body=_refine_body(trimap=b64(png(bad_tri)))), 422, "0/128/255"),
+        ("steps zero", dict(body=_refine_body(steps=0)), 422, "steps"),
+        ("steps huge", dict(body=_refine_body(steps=100000)), 422, "steps"),
+        ("steps text", dict(body=_refine_body(steps="many")), 422, "steps"),
+        ("seed negative", dict(body=_refine_body(seed=-1)), 422, "seed"),
+        ("too many megapixels", dict(body=_refine_body(image=b64(_png_header_only(1000, 1000)))), 413, "megapixels"),
+        ("decompression bomb", dict(body=_refine_body(image=b64(_png_header_only(60000, 60000)))), 413, "megapixels"),
+        ("body too large", dict(raw_body=b"{" + b" " * (1 << 20) + b"}"), 413, "1048576 bytes"),
+    ]
+
+
+def _gif() -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (4, 4)).save(buf, format="GIF")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name,kwargs,status,needle", _malformed_cases(), ids=lambda v: v if isinstance(v, str) else "")
+def test_malformed_refine_requests_get_4xx_with_a_message(svc, name, kwargs, status, needle):
+    got, body = request(svc, "POST", "/v1/jobs/refine", **kwargs)
+    assert got == status, body
+    assert isinstance(body["detail"], str) and needle in body["detail"]
+
+
+def test_chunked_body_over_the_limit_gets_413(svc):
+    # No Content-Length: the limit must hold on the bytes actually received.
+    conn = http.client.HTTPConnection(svc.host, svc.port, timeout=30)
+    try:
+        conn.putrequest("POST", "/v1/jobs/refine")
+        conn.putheader("Authorization", f"Bearer {TOKEN}")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        piece = b" " * 65536
+        try:
+            for _ in range(24):
+                conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+            conn.send(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may answer and close before reading everything
+        resp = conn.getresponse()
+        assert resp.status == 413
+        assert "limit" in json.loads(resp.read())["detail"]
+    finally:
+        conn.close()
+
+
+def test_quantize_trimap_accepts_soft_values(client):
+    image, tri = sample()
+    soft = tri.copy()
+    soft[tri == 128] = 120
+    out = client.refine(png(image), png(soft), steps=2, quantize_trimap=True)
+    assert Image.open(io.BytesIO(out)).size == (W, H)
+
+
+@pytest.mark.parametrize("method,path,status", [
+    ("GET", "/v1/jobs/deadbeef", 404), ("GET", "/v1/jobs/deadbeef/result", 404),
+    ("POST", "/v1/jobs/deadbeef/cancel", 404), ("GET", "/v1/jobs/deadbeef/events", 404),
+    ("DELETE", "/v1/jobs/deadbeef", 404), ("GET", "/v1/unknown", 404), ("PUT", "/v1/info", 405),
+])
+def test_unknown_jobs_and_routes_get_4xx(svc, method, path, status):
+    got, body = request(svc, method, path)
+    assert got == status
+    assert body["detail"]
+
+
+def test_service_stays_healthy_after_malformed_requests(client, svc):
+    for _, kwargs, _, _ in _malformed_cases():
+        status, _ = request(svc, "POST", "/v1/jobs/refine", **kwargs)
+        assert 400 <= status < 500
+    image, tri = sample()
+    assert client.refine(png(image), png(tri), steps=2)[:4] == b"\x89PNG"
+    assert client.info()["queue"]["queued"] == 0
+
+
+# -- cancel, queue, concurrency, failures -------------------------------------------------
+def test_cancel_mid_job_then_keep_serving(tiny_engine):
+    svc = slow_service(tiny_engine, delay=0.05)
+    try:
+        client = EngineClient(svc.host, svc.port, TOKEN)
+        image, tri = sample()
+        cancel = threading.Event()
+        steps_seen = []
+
+        def progress(step, total, _):
+            steps_seen.append(step)
+            if step == 2:
+                cancel.set()
+
+        with pytest.raises(JobCancelled):
+            client.refine(png(image), png(tri), steps=40, on_progress=progress, cancel_event=cancel)
+        assert 2 <= max(steps_seen) < 40
+        assert client.refine(png(image), png(tri), steps=2)[:4] == b"\x89PNG"
+    finally:
+        svc.stop()
+
+
+def test_cancel_a_queued_job_it_never_starts(tiny_engine):
+    svc = slow_service(tiny_engine, delay=0.05)
+    try:
+        client = EngineClient(svc.host, svc.port, TOKEN)
+        image, tri = sample()
+        first = client.submit_refine(png(image), png(tri), steps=20, preview=False)
+        second = client.submit_refine(png(image), png(tri), steps=20, preview=False)
+        client.cancel(second)
+        kinds = [e["type"] for e in client.events(second)]
+        assert kinds[0] == "queued" and kinds[-1] == "cancelled" and "started" not in kinds
+        client.cancel(first)
+        assert [e["type"] for e in client.events(first)][-1] == "cancelled"
+        with pytest.raises(EngineError) as err:
+            client.result(first)
+        assert err.value.status == 409
+    finally:
+        svc.stop()
+
+
+def test_two_concurrent_clients_are_served_in_turn(tiny_engine):
+    svc = slow_service(tiny_engine, delay=0.03)
+    try:
+        image, tri = sample()
+        results, errors = {}, []
+
+        def one(name):
+            try:
+                c = EngineClient(svc.host, svc.port, TOKEN)
+                job = c.submit_refine(png(image), png(tri), steps=8, preview=False)
+                events = list(c.events(job))
+                results[name] = (events, c._json("GET", f"/v1/jobs/{job}"))
+            except Exception as exc:  # noqa: BLE001 - reported by the assert below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=one, args=(n,)) for n in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        spans = sorted((s["started"], s["finished"]) for _, s in results.values())
+        assert spans[0][1] <= spans[1][0], "the two jobs overlapped on the device"
+        positions = sorted(ev[0]["position"] for ev, _ in results.values())
+        assert positions == [0, 1]  # the second one was told it waits behind the first
+        assert all(ev[-1]["type"] == "done" for ev, _ in results.values())
+    finally:
+        svc.stop()
+
+
+def test_full_queue_answers_429(tiny_engine):
+    svc = slow_service(tiny_engine, delay=0.05, max_queue=1)
+    try:
+        client = EngineClient(svc.host, svc.port, TOKEN)
+        image, tri = sample()
+        jobs = [client.submit_refine(png(image), png(tri), steps=30, preview=False)]
+        deadline = time.monotonic() + 10
+        while client._json("GET", f"/v1/jobs/{jobs[0]}")["state"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        jobs.append(client.submit_refine(png(image), png(tri), steps=30, preview=False))
+        with pytest.raises(EngineError) as err:
+            client.submit_refine(png(image), png(tri), steps=2)
+        assert err.value.status == 429 and "queue is full" in err.value.message
+        for job in jobs:
+            client.cancel(job)
+    finally:
+        svc.stop()
+
+
+class OomOnce:
+    """The real engine, but the first refine dies of device out-of-memory."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.failed = False
+
+    def info(self):
+        return self.engine.info()
+
+    def refine(self, image, trimap, **kw):
+        if not self.failed:
+            self.failed = True
+            import torch
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return self.engine.refine(image, trimap, **kw)
+
+
+def test_out_of_memory_fails_the_job_clearly_and_service_keeps_serving(tiny_engine):
+    svc = RunningService(OomOnce(tiny_engine), TOKEN)
+    try:
+        client = EngineClient(svc.host, svc.port, TOKEN)
+        image, tri = sample()
+        with pytest.raises(EngineError) as err:
+            client.refine(png(image), png(tri), steps=2)
+        assert err.value.code == "out_of_memory"
+        assert "out of memory" in err.value.message and "keeps serving" in err.value.message
+        assert client.refine(png(image), png(tri), steps=2)[:4] == b"\x89PNG"
+    finally:
+        svc.stop()
+
+
+def test_engine_value_error_is_a_failed_job_not_a_crash(tiny_engine):
+    class Picky(SlowEngine):
+        def refine(self, image, trimap, **kw):
+            raise ValueError("image is too flat")
+
+    svc = RunningService(Picky(tiny_engine, 0), TOKEN)
+    try:
+        client = EngineClient(svc.host, svc.port, TOKEN)
+        image, tri = sample()
+        with pytest.raises(EngineError) as err:
+            client.refine(png(image), png(tri), steps=2)
+        assert err.value.code == "invalid_input" and "too flat" in err.value.message
+        assert client.info()["queue"]["completed"] == 1
+    finally:
+        svc.stop()
+
+
+def test_finished_jobs_do_not_pile_up(tiny_engine):
+    svc = RunningService(tiny_engine, TOKEN, ServiceConfig(keep_finished=3))
+    try:
+        client = EngineClient(svc.host, svc.port, TOKEN)
+        image, tri = sample(16, 16)
+        for _ in range(8):
+            job = client.submit_refine(png(image), png(tri), steps=1)
+            list(client.events(job))  # finished but never fetched nor forgotten
+        assert len(svc.service.manager.jobs) <= 4
+        assert all(j.image is None for j in svc.service.manager.jobs.values())
+    finally:
+        svc.stop()
+
+
+def test_stop_cancels_queued_jobs_and_ends_streams(tiny_engine):
+    svc = slow_service(tiny_engine, delay=0.05, shutdown_grace=0.2)
+    client = EngineClient(svc.host, svc.port, TOKEN)
+    image, tri = sample()
+    jobs = [client.submit_refine(png(image), png(tri), steps=200, preview=False) for _ in range(3)]
+    outcome = {}
+
+    def follow(job):
+        outcome[job] = [e["type"] for e in EngineClient(svc.host, svc.port, TOKEN).events(job)][-1]
+
+    threads = [threading.Thread(target=follow, args=(j,)) for j in jobs]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    svc.stop(timeout=30)
+    for t in threads:
+        t.join(10)
+    assert not svc.thread.is_alive()
+    assert time.monotonic() - t0 < 15
+    assert sorted(outcome.values()) == ["cancelled"] * 3
+    with pytest.raises(EngineNotRunning):
+        client.info()
+
+
+# -- trimap and SAM endpoints ---------------------------------------------------------------
+def _mask():
+    m = np.zeros((H, W), np.uint8)
+    m[10:30, 12:44] = 255
+    return m
+
+
+def test_trimap_from_mask(client):
+    out = np.asarray(Image.open(io.BytesIO(client.trimap_from_mask(png(_mask()), band=3))))
+    assert out.shape == (H, W)
+    assert set(np.unique(out)) == {0, 128, 255}
+    assert out[20, 28] == 255 and out[0, 0] == 0
+
+
+def test_trimap_from_scribbles(client):
+    image, _ = sample()
+    image[10:30, 12:44] = 230
+    fg = np.zeros((H, W), np.uint8)
+    fg[18:22, 20:36] = 255
+    bg = np.zeros((H, W), np.uint8)
+    bg[0:3, :] = 255
+    out = np.asarray(Image.open(io.BytesIO(client.trimap_from_scribbles(png(image), png(fg), png(bg), band=2))))
+    assert out[20, 28] == 255 and out[1, 5] == 0
+    assert set(np.unique(out)) <= {0, 128, 255}
+
+
+@pytest.mark.parametrize("path,body,needle", [
+    ("/v1/trimap/mask", {"mask": "!!"}, "base64"),
+    ("/v1/trimap/mask", {"mask": b64(png(_mask())), "band": -1}, "band"),
+    ("/v1/trimap/scribbles", {"image": b64(png(sample()[0])), "fg": b64(png(_mask())),
+                              "bg": b64(png(np.zeros((H, W), np.uint8)))}, "background stroke"),
+    ("/v1/trimap/scribbles", {"image": b64(png(sample()[0])), "fg": b64(png(_mask()[:10]))}, "bg"),
+])
+def test_bad_trimap_requests_get_422(svc, path, body, needle):
+    status, answer = request(svc, "POST", path, body=body)
+    assert status == 422 and needle in answer["detail"]
+
+
+def test_trimap_endpoints_answer_503_when_trimap_is_missing(svc, monkeypatch):
+    monkeypatch.setitem(sys.modules, "trimap", None)  # makes `import trimap` fail
+    status, body = request(svc, "POST", "/v1/trimap/mask", body={"mask": b64(png(_mask()))})
+    assert status == 503 and "trimap" in body["detail"]
+
+
+def test_sam_without_a_checkpoint_answers_503(svc, tmp_path, monkeypatch):
+    monkeypatch.setenv("REFINE_MATTE_CONFIG_DIR", str(tmp_path))
+    monkeypatch.delenv("REFINE_MATTE_SAM_CHECKPOINT", raising=False)
+    status, body = request(svc, "POST", "/v1/sam/trimap",
+                           body={"image": b64(png(sample()[0])), "points": [[5, 5]], "labels": [1]})
+    assert status == 503 and "SAM" in body["detail"]
+
+
+def _tiny_sam():
+    import torch
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    torch.manual_seed(0)
+    d = 32
+    return Sam(
+        image_encoder=ImageEncoderViT(img_size=1024, patch_size=16, embed_dim=16, depth=1, num_heads=1,
+                                      out_chans=d, window_size=8),
+        prompt_encoder=PromptEncoder(embed_dim=d, image_embedding_size=(64, 64), input_image_size=(1024, 1024),
+                                     mask_in_chans=4),
+        mask_decoder=MaskDecoder(transformer_dim=d, iou_head_hidden_dim=16,
+                                 transformer=TwoWayTransformer(depth=1, embedding_dim=d, mlp_dim=64, num_heads=2)),
+        pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
+
+
+def test_sam_embedding_is_cached_per_image(tiny_engine):
+    pytest.importorskip("segment_anything")
+    svc = RunningService(tiny_engine, TOKEN, ServiceConfig(sam_checkpoint=_tiny_sam()))
+    try:
+        client = EngineClient(svc.host, svc.port, TOKEN)
+        image, _ = sample()
+        image_id = client.sam_embed(png(image))
+        prompter = svc.service.sam.prompter
+        assert prompter.encoder_calls == 1
+        for x in (5, 20, 40):
+            tri = np.asarray(Image.open(io.BytesIO(client.sam_trimap(points=[(x, 10)], labels=[1], image_id=image_id))))
+            assert tri.shape == (H, W) and set(np.unique(tri)) <= {0, 128, 255}
+        client.sam_trimap(png(image), box=(2, 2, 30, 30))
+        mask = np.asarray(Image.open(io.BytesIO(client.sam_trimap(png(image), points=[(3, 3)], labels=[0],
+                                                                  output="mask"))))
+        assert set(np.unique(mask)) <= {0, 255}
+        assert prompter.encoder_calls == 1  # every click reused the cached embedding
+        for body, needle in (({"image_id": image_id, "points": [[500, 5]], "labels": [1]}, "outside"),
+                             ({"image_id": image_id, "points": [[5, 5]], "labels": [1, 0]}, "labels"),
+                             ({"image_id": image_id}, "prompt"),
+                             ({"points": [[5, 5]], "labels": [1]}, "image_id")):
+            status, answer = request(svc, "POST", "/v1/sam/trimap", body=body)
+            assert status == 422 and needle in answer["detail"], answer
+        status, answer = request(svc, "POST", "/v1/sam/trimap", body={"image_id": "nope", "points": [[1, 1]]})
+        assert status == 404
+    finally:
+        svc.stop()
+
+
+def test_shutdown_endpoint_stops_the_service(tiny_engine):
+    svc = RunningService(tiny_engine, TOKEN)
+    client = EngineClient(svc.host, svc.port, TOKEN)
+    client.shutdown()
+    svc.thread.join(30)
+    assert not svc.thread.is_alive()
+    with pytest.raises(EngineNotRunning):
+        client.info()
+
+
+def test_client_reports_413_for_a_body_far_over_the_limit(client):
+    # Much larger than the socket buffers: the service answers before reading it all.
+    with pytest.raises(EngineError) as err:
+        client.refine(b"\x89PNG" + bytes(8 << 20), b"x")
+    assert err.value.status == 413 and "--max-body-mb" in err.value.message
+
+
+def test_no_job_objects_survive_finished_requests(tiny_engine, monkeypatch):
+    import gc
+    import weakref
+
+    from diffmatte.service import app as app_module
+
+    created = []
+
+    class TrackedJob(app_module.Job):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            created.append(weakref.ref(self))
+
+    monkeypatch.setattr(app_module, "Job", TrackedJob)
+    svc = RunningService(tiny_engine, TOKEN)
+    try:
+        client = EngineClient(svc.host, svc.port, TOKEN)
+        image, tri = sample(24, 24)
+        cancel = threading.Event()
+        for i in range(12):
+            if i % 4 == 3:  # some cancelled ones too
+                cancel.set()
+                with pytest.raises(JobCancelled):
+                    client.refine(png(image), png(tri), steps=2, cancel_event=cancel)
+                cancel.clear()
+            else:
+                client.refine(png(image), png(tri), steps=2, on_progress=lambda *a: None)
+        assert len(created) == 9  # cancelled-before-submission jobs never reach the service
+        deadline = time.monotonic() + 5
+        alive = -1
+        while time.monotonic() < deadline:
+            gc.collect()
+            alive = sum(ref() is not None for ref in created)
+            if alive == 0:
+                break
+            time.sleep(0.05)
+        assert alive == 0, f"{alive} jobs still referenced after their requests"
+        assert svc.service.manager.jobs == {}
+    finally:
+        svc.stop()

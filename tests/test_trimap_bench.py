@@ -1,0 +1,103 @@
+"""Tests for trimap.evaluate and bench/trimap_bench.py (synthetic data; the dev photos only when present)."""
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import trimap
+from trimap.evaluate import coarse_mask_from_alpha, sad, trimap_scores
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("REFINE_MATTE_SHARED", ROOT.parent / "shared"))
+
+
+def soft_disk(h=64, w=80, r=20.0, soft=4.0):
+    y, x = np.mgrid[0:h, 0:w]
+    d = np.sqrt((y - h / 2) ** 2 + (x - w / 2) ** 2)
+    return np.clip((r - d) / soft + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def test_coarse_mask_is_deterministic_and_near_the_half_contour():
+    a = soft_disk()
+    m1 = coarse_mask_from_alpha(a, seed=1)
+    m2 = coarse_mask_from_alpha(a, seed=1)
+    m3 = coarse_mask_from_alpha(a, seed=2)
+    assert m1.dtype == bool and np.array_equal(m1, m2) and not np.array_equal(m1, m3)
+    assert (m1 != (a >= 0.5)).sum() > 0  # jittered...
+    assert (m1 == (a >= 0.5)).mean() > 0.9  # ...but only a little
+    strands = np.zeros((40, 40), np.float32)
+    strands[20, :] = 1.0  # a one-pixel strand is knocked out
+    strands[5:15, 5:15] = 1.0
+    out = coarse_mask_from_alpha(strands, jitter=0)
+    assert not out[20, 20:].any() and out[8:12, 8:12].all()
+
+
+def test_scores_of_a_perfect_and_a_bad_trimap():
+    a = soft_disk()
+    perfect = np.where(a >= 1, 255, np.where(a <= 0, 0, 128)).astype(np.uint8)
+    s = trimap_scores(perfect, a, reference=perfect)
+    assert s["coverage"] == 1.0 and s["area_ratio"] == 1.0 and s["forced_sad"] == 0.0
+    hard = np.where(a >= 0.5, 255, 0).astype(np.uint8)
+    s2 = trimap_scores(hard, a, reference=perfect)
+    assert s2["coverage"] == 0.0 and s2["area_ratio"] == 0.0
+    expected = (np.where(a >= 0.5, 1 - a, a)).sum() / 1000
+    assert s2["forced_sad"] == pytest.approx(expected, rel=1e-5)
+    assert sad(a, a) == 0.0 and sad(np.zeros_like(a), a) == pytest.approx(a.sum() / 1000, rel=1e-5)
+    with pytest.raises(ValueError, match="must match"):
+        trimap_scores(hard[:-1], a)
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("trimap_bench", ROOT / "bench" / "trimap_bench.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def write_sample(folder: Path, stem: str, alpha: np.ndarray):
+    folder.mkdir(parents=True, exist_ok=True)
+    img = np.zeros(alpha.shape + (3,), np.uint8)
+    img[..., 0] = (alpha * 200).astype(np.uint8)
+    img[..., 2] = 120
+    Image.fromarray(img).save(folder / f"{stem}_image.png")
+    Image.fromarray((alpha * 255).astype(np.uint8)).convert("RGB").save(folder / f"{stem}_alpha.png")  # RGB alpha, as in the data
+    tri = np.where(alpha >= 1, 255, np.where(alpha <= 0, 0, 128)).astype(np.uint8)
+    Image.fromarray(tri).convert("P").save(folder / f"{stem}_trimap.png")  # palette trimap
+
+
+def test_bench_runs_on_a_synthetic_data_folder(tmp_path, capsys):
+    data = tmp_path / "dev"
+    write_sample(data / "comp1k-crops", "0", soft_disk())
+    write_sample(data / "comp1k-crops", "1", soft_disk(r=12, soft=8))
+    (data / "comp1k-crops" / "2_alpha.png").write_bytes(b"broken")  # a bad file is skipped
+    (data / "comp1k-crops" / "2_image.png").write_bytes(b"broken")
+    (data / "comp1k-crops" / "2_trimap.png").write_bytes(b"broken")
+    bench = load_bench()
+    out = tmp_path / "rows.json"
+    rc = bench.run(bench.build_parser().parse_args(["--data", str(data), "--sets", "comp1k-crops", "--json", str(out)]))
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "comp1k-crops/0" in text and "comp1k-crops/1" in text and "mean" in text
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 2
+    for r in rows:
+        assert 0.0 <= r["coverage"] <= 1.0 and r["area_ratio"] > 0
+    assert bench.run(bench.build_parser().parse_args(["--data", str(tmp_path / "missing")])) == 2
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "dev" / "comp1k-crops").is_dir(), reason="dev photos not present")
+def test_bench_on_one_dev_crop_when_present(capsys):
+    bench = load_bench()
+    samples = list(bench.find_samples(SHARED / "data" / "dev", ["comp1k-crops"]))
+    assert samples
+    name, img_p, al_p, tr_p = samples[0]
+    alpha = bench.load_l(al_p)
+    ref = trimap._validate.as_trimap(bench.load_l(tr_p))
+    tri = trimap.from_mask(coarse_mask_from_alpha(alpha))
+    s = trimap_scores(tri, alpha, reference=ref)
+    # A generated trimap must cover most of the transition and not balloon.
+    assert s["coverage"] > 0.5 and s["area_ratio"] < 3.0

@@ -1,0 +1,167 @@
+"""Tests for trimap.from_mask: distance band, smart radius, shift, soft masks, validation."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import trimap
+from trimap.band import boundary, default_band, roughness_and_softness, shift_edge
+
+
+def disk_mask(h=96, w=96, cy=48.0, cx=48.0, r=30.0):
+    y, x = np.mgrid[0:h, 0:w]
+    return ((y - cy) ** 2 + (x - cx) ** 2) <= r * r
+
+
+def radial(h=96, w=96, cy=48.0, cx=48.0):
+    y, x = np.mgrid[0:h, 0:w]
+    return np.sqrt((y - cy) ** 2 + (x - cx) ** 2)
+
+
+def test_output_is_uint8_trimap_with_three_values():
+    tri = trimap.from_mask(disk_mask(), band=4)
+    assert tri.dtype == np.uint8 and tri.shape == (96, 96)
+    assert set(np.unique(tri)) == {0, 128, 255}
+
+
+def test_fixed_band_is_euclidean_distance_from_the_contour():
+    rad = radial()
+    tri = trimap.from_mask(disk_mask(r=30), band=5, adaptive=False)
+    # Clearly inside / outside the band, in every direction (diagonals included):
+    assert np.all(tri[np.abs(rad - 30) <= 3.5] == 128)
+    assert np.all(tri[rad <= 24] == 255)
+    assert np.all(tri[rad >= 36.5] == 0)
+
+
+def test_band_is_round_not_square_at_corners():
+    # A single-pixel mask: a Euclidean band is a disk, box erosion would give a square.
+    m = np.zeros((41, 41), bool)
+    m[20, 20] = True
+    tri = trimap.from_mask(m, band=10, adaptive=False)
+    assert tri[20, 31] == 128 or tri[20, 30] == 128  # along the axis, ~10 px away
+    assert tri[20 - 9, 20 - 9] == 0  # the square's corner (12.7 px away) is not in the band
+
+
+def test_bool_uint8_and_float_masks_agree():
+    m = disk_mask()
+    a = trimap.from_mask(m, band=4)
+    b = trimap.from_mask(m.astype(np.uint8) * 255, band=4)
+    c = trimap.from_mask(m.astype(np.float32), band=4)
+    d = trimap.from_mask(m[:, :, None], band=4)
+    assert np.array_equal(a, b) and np.array_equal(a, c) and np.array_equal(a, d)
+
+
+def test_soft_values_become_unknown_even_without_band():
+    m = np.zeros((40, 60), np.float32)
+    m[:, 30:] = 1.0
+    m[5:15, 5:15] = 0.3  # a soft patch far from the edge
+    tri = trimap.from_mask(m, band=0)
+    assert np.all(tri[5:15, 5:15] == 128)
+    assert np.all(tri[20:, :29] == 0) and np.all(tri[:, 31:] == 255)
+    # ...unless the soft range excludes those values.
+    tri2 = trimap.from_mask(m, band=0, soft_range=(0.4, 0.6))
+    assert np.all(tri2[5:15, 5:15] == 0)
+
+
+def test_shift_grows_and_shrinks_the_foreground():
+    m = disk_mask(r=20)
+    rad = radial()
+    grown = trimap.from_mask(m, band=0, shift=5)
+    shrunk = trimap.from_mask(m, band=0, shift=-5)
+    assert np.all(grown[rad <= 24.5] == 255) and np.all(grown[rad >= 26] == 0)
+    assert np.all(shrunk[rad <= 14.5] == 255) and np.all(shrunk[rad >= 16] == 0)
+    assert np.array_equal(shift_edge(m, 0), m)
+
+
+def _ragged_and_straight():
+    """Top half: straight horizontal edge. Bottom half: edge with thin strands."""
+    h, w = 160, 120
+    m = np.zeros((h, w), bool)
+    m[:, :60] = True
+    rng = np.random.default_rng(3)
+    for y in range(90, 160, 3):  # strands poking out of the bottom half
+        length = int(rng.integers(8, 30))
+        m[y, 60 : 60 + length] = True
+    return m
+
+
+def test_smart_radius_widens_on_ragged_edges_and_narrows_on_smooth_ones():
+    m = _ragged_and_straight()
+    band = 6
+    fixed = trimap.from_mask(m, band=band, adaptive=False)
+    smart = trimap.from_mask(m, band=band, adaptive=True)
+    width_smooth = (smart[10:60] == 128).sum(axis=1).mean()
+    width_ragged = (smart[100:150] == 128).sum(axis=1).mean()
+    width_fixed = (fixed[10:60] == 128).sum(axis=1).mean()
+    assert width_smooth < width_fixed  # narrower than the fixed band on the smooth edge
+    assert width_ragged > 2 * width_smooth  # and much wider where the edge is ragged
+    rough, _ = roughness_and_softness(m, np.zeros_like(m), scale=8)
+    edge = boundary(m)
+    assert rough[edge & (np.arange(160)[:, None] < 60)].mean() < 1.3
+    assert rough[edge & (np.arange(160)[:, None] > 100)].mean() > 2.0
+
+
+def test_default_band_scales_with_image_size():
+    assert default_band((320, 320)) < default_band((2000, 2000))
+    assert default_band((10, 10)) >= trimap.band.MIN_DEFAULT_BAND
+    m = disk_mask()
+    assert np.array_equal(trimap.from_mask(m), trimap.from_mask(m, band=default_band(m.shape)))
+
+
+def test_empty_and_full_masks_give_documented_results():
+    assert np.all(trimap.from_mask(np.zeros((20, 30), bool)) == 0)
+    assert np.all(trimap.from_mask(np.ones((20, 30), bool)) == 255)
+    soft = np.full((20, 30), 0.5, np.float32)
+    assert np.all(trimap.from_mask(soft) == 128)
+
+
+def test_mask_touching_the_image_border_has_no_band_along_the_border():
+    m = np.zeros((50, 50), bool)
+    m[:, :25] = True  # runs off the left, top and bottom edges
+    tri = trimap.from_mask(m, band=3, adaptive=False)
+    assert np.all(tri[:, :20] == 255)
+
+
+@pytest.mark.parametrize(
+    "mask, kwargs, message",
+    [
+        (np.zeros((4, 4, 3)), {}, "2-D"),
+        (np.zeros((0, 5)), {}, "empty"),
+        (np.full((4, 4), 1.5), {}, "0..1"),
+        (np.array([[np.nan, 0.0]]), {}, "NaN"),
+        (np.full((4, 4), 300, np.int32), {}, "0..255"),
+        (np.zeros((4, 4), bool), {"band": -1}, "band"),
+        (np.zeros((4, 4), bool), {"band": "wide"}, "band"),
+        (np.zeros((4, 4), bool), {"shift": float("inf")}, "shift"),
+        (np.zeros((4, 4), bool), {"soft_range": (0.6, 0.9)}, "soft_range"),
+        (np.zeros((4, 4), bool), {"transparency": True}, "image"),
+        (np.zeros((4, 4), bool), {"image": np.zeros((5, 4, 3), np.uint8)}, "must match"),
+        (None, {}, "required"),
+    ],
+)
+def test_bad_input_raises_clear_value_error(mask, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        trimap.from_mask(mask, **kwargs)
+
+
+def test_input_is_not_modified():
+    m = disk_mask().astype(np.float32)
+    before = m.copy()
+    trimap.from_mask(m, band=3, shift=2)
+    assert np.array_equal(m, before)
+
+
+def test_import_is_light():
+    code = "import sys, trimap; bad=[m for m in ('torch','segment_anything','skimage') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_tiny_masks_and_huge_bands_do_not_crash():
+    assert trimap.from_mask(np.array([[True]])).tolist() == [[255]]
+    row = np.array([[0, 1, 1, 0, 0]], np.uint8) * 255
+    assert np.all(trimap.from_mask(row, band=1e6) == 128)
+    assert trimap.from_mask(row, band=0).tolist() == [[0, 255, 255, 0, 0]]
+    wide = trimap.from_mask(disk_mask(), band=1e9, image=np.zeros((96, 96, 3), np.uint8), transparency=True)
+    assert np.all(wide == 128)

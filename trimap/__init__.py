@@ -1,0 +1,31 @@
+"""Trimap generation for Refine Matte: from masks, scribbles and SAM prompts.
+
+Pure functions over numpy arrays (no Qt). Importing this package is cheap: torch
+and segment-anything are imported only when a :class:`SamPrompter` is built.
+
+    trimap.from_mask(mask, band=None, adaptive=True)            -> H x W uint8
+    trimap.from_scribbles(image, fg, bg, unknown=None, band=None) -> H x W uint8
+    trimap.SamPrompter(checkpoint).trimap(image, points=..., labels=..., box=...)
+
+Trimaps hold 0 (background), 128 (unknown) and 255 (foreground).
+"""
+from ._validate import BG, FG, UNKNOWN
+from .band import default_band, from_mask, shift_edge
+from .sam import SamPrompter, find_checkpoint
+from .scribbles import from_scribbles, strokes_to_mask
+from .transparency import mark_unknown, transparency_widen
+
+__all__ = [
+    "BG",
+    "FG",
+    "UNKNOWN",
+    "SamPrompter",
+    "default_band",
+    "find_checkpoint",
+    "from_mask",
+    "from_scribbles",
+    "mark_unknown",
+    "shift_edge",
+    "strokes_to_mask",
+    "transparency_widen",
+]
