@@ -387,7 +387,7 @@ def test_help_lists_shortcuts(window):
 
 
 def test_screenshots_one_per_view_mode(tmp_path, qtbot):
-    from refine_matte.editor.screenshots import capture
+    from refine_matte.editor.screenshots import capture, capture_panel
 
     shots = capture(str(tmp_path), FakeEngineClient(step_delay=0.01), size=(700, 450))
     running = shots.pop("running")
@@ -399,6 +399,8 @@ def test_screenshots_one_per_view_mode(tmp_path, qtbot):
     for i, a in enumerate(modes):
         for b in modes[i + 1:]:
             assert images[a] != images[b], (a, b)
+    docked = QtGui.QImage(capture_panel(str(tmp_path), FakeEngineClient(), size=(300, 600)))
+    assert (docked.width(), docked.height()) == (300, 600)
 
 
 def test_editor_main_opens_file_and_rejects_bad_args():

@@ -410,3 +410,63 @@ def test_split_divider_can_be_dragged(host, qtbot):
     # left of the divider: original blue; right: the (fully transparent) cut-out on checker
     assert QtGui.QColor(shown.pixel(2, 40)).getRgb()[:3] == (30, 90, 200)
     assert QtGui.QColor(shown.pixel(W // 2, 40)).getRgb()[:3] != (30, 90, 200)
+
+
+def test_result_is_not_applied_when_the_layer_changed_meanwhile(qtbot):
+    doc = Document([Layer("bottom", sample_image()), Layer("top", sample_image())], active=1)
+    doc.selection = imaging.blank_mask(W, H)
+    client = FakeEngineClient(step_delay=0.05)
+    panel = RefinePanel(EditorAdapter(doc), client=client)
+    qtbot.addWidget(panel)
+    panel.set_source("selection")
+    panel.steps_spin.setValue(6)
+    outcomes = []
+    panel.jobFinished.connect(outcomes.append)
+    assert panel.refine()
+    qtbot.waitUntil(lambda: panel.progress.value() >= 1, timeout=10000)
+    doc.active = 0  # the artist picked another layer while the job ran
+    qtbot.waitUntil(lambda: bool(outcomes), timeout=10000)
+    assert outcomes == ["failed"]
+    assert "changed while refining" in panel.error_text()
+    assert doc.layers[0].masks == [] and doc.layers[1].masks == []
+
+
+def test_later_strokes_and_the_eraser_win(qtbot):
+    canvas = MatteCanvas()
+    qtbot.addWidget(canvas)
+    canvas.set_image(sample_image())
+    canvas.add_stroke(Stroke("fg", 4, [(4, 10), (40, 10)]))
+    canvas.add_stroke(Stroke("bg", 4, [(30, 10), (40, 10)]))   # overrides fg there
+    canvas.add_stroke(Stroke("erase", 4, [(4, 10), (10, 10)]))  # clears the start
+    fg, bg = canvas.render_scribbles("fg"), canvas.render_scribbles("bg")
+    assert pixel_grey(fg, 20, 10) == 255 and pixel_grey(bg, 20, 10) == 0
+    assert pixel_grey(fg, 35, 10) == 0 and pixel_grey(bg, 35, 10) == 255
+    assert pixel_grey(fg, 6, 10) == 0 and pixel_grey(bg, 6, 10) == 0
+    overlay = canvas.scribble_overlay()
+    assert overlay.pixelColor(6, 10).alpha() == 0
+    assert overlay.pixelColor(20, 10).green() > 150 and overlay.pixelColor(35, 10).red() > 150
+
+
+def test_eraser_key_and_mouse(host, qtbot):
+    doc, adapter, client, panel = host
+    scribble(qtbot, panel)
+    panel.activateWindow()
+    panel.canvas.setFocus()
+    qtbot.keyClicks(panel.canvas, "e")
+    assert panel.canvas.tool() == "erase" and panel.tool_buttons["erase"].isChecked()
+    panel.canvas.set_brush_size(12)
+    drag(qtbot, panel.canvas, [(26, 20), (38, 28)])
+    assert panel.canvas.strokes[-1].kind == "erase"
+    fg = panel.canvas.render_scribbles("fg")
+    assert pixel_grey(fg, 32, 24) == 0
+
+
+def test_engine_that_fails_to_start_is_explained():
+    from refine_matte.client import EngineNotRunning
+    from refine_matte.worker import describe_error
+
+    msg = describe_error(EngineNotRunning("the engine service exited with code 2:\nerror: no model"))
+    assert msg.startswith("The engine could not start:") and "no model" in msg
+    assert describe_error(ValueError("bad trimap")) == "bad trimap"
+    assert describe_error(ConnectionRefusedError(111, "refused")).startswith("Cannot reach the engine")
+    assert describe_error(RuntimeError("x")) == "Unexpected error (RuntimeError): x"

@@ -17,11 +17,13 @@ Qt = QtCore.Qt
 QPointF = QtCore.QPointF
 
 SCRIBBLE_KINDS = ("fg", "bg", "unknown")
-TOOLS = ("fg", "bg", "unknown", "sam", "pan")
+BRUSHES = SCRIBBLE_KINDS + ("erase",)   # later strokes win, the eraser clears
+TOOLS = BRUSHES + ("sam", "pan")
 _COLORS = {
     "fg": QtGui.QColor(40, 220, 90),
     "bg": QtGui.QColor(235, 50, 50),
     "unknown": QtGui.QColor(70, 140, 255),
+    "erase": QtGui.QColor(255, 255, 255),
 }
 _DRAG_THRESHOLD = 4.0  # widget px: below this a SAM press is a click, not a box
 MIN_BRUSH, MAX_BRUSH = 1, 500
@@ -29,7 +31,7 @@ MIN_BRUSH, MAX_BRUSH = 1, 500
 
 @dataclass
 class Stroke:
-    """One scribble: kind in SCRIBBLE_KINDS, brush diameter and points in image px."""
+    """One scribble: kind in BRUSHES, brush diameter and points in image px."""
 
     kind: str
     size: float
@@ -71,6 +73,7 @@ class MatteCanvas(QtWidgets.QWidget):
         self._tool = "fg"
         self._brush = 20
         self.strokes: List[Stroke] = []
+        self._overlay: Optional[QtGui.QImage] = None  # committed strokes, image resolution
         self.sam_points: List[Tuple[float, float, int]] = []
         self.sam_box: Optional[Tuple[float, float, float, float]] = None
         self._scale = 1.0
@@ -104,6 +107,7 @@ class MatteCanvas(QtWidgets.QWidget):
                         or image.size() != self._image.size())
         self._image = image if image is not None and not image.isNull() else None
         self._alpha = self._preview = self._trimap = None
+        self._overlay = None
         if not keep_input or size_changed:
             self.clear_input()
         if size_changed:
@@ -193,11 +197,13 @@ class MatteCanvas(QtWidgets.QWidget):
 
     def add_stroke(self, stroke: Stroke) -> None:
         self.strokes.append(stroke)
+        self._overlay = None
         self.update()
 
     def remove_stroke(self, stroke: Stroke) -> None:
         if stroke in self.strokes:
             self.strokes.remove(stroke)
+            self._overlay = None
             self.update()
 
     def add_sam_point(self, x: float, y: float, label: int) -> None:
@@ -212,6 +218,7 @@ class MatteCanvas(QtWidgets.QWidget):
 
     def clear_input(self) -> None:
         self.strokes = []
+        self._overlay = None
         self.sam_points = []
         self.sam_box = None
         self.promptsChanged.emit()
@@ -230,10 +237,10 @@ class MatteCanvas(QtWidgets.QWidget):
         canvas = QtGui.QImage(self._image.size(), QtGui.QImage.Format.Format_RGB32)
         canvas.fill(QtGui.QColor(0, 0, 0))
         p = QtGui.QPainter(canvas)
+        white, black = QtGui.QColor(255, 255, 255), QtGui.QColor(0, 0, 0)
         for stroke in self.strokes:
-            if stroke.kind != kind:
-                continue
-            pen = QtGui.QPen(QtGui.QColor(255, 255, 255), stroke.size,
+            # Any later stroke of another kind (or the eraser) takes the pixels back.
+            pen = QtGui.QPen(white if stroke.kind == kind else black, stroke.size,
                              Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
                              Qt.PenJoinStyle.RoundJoin)
             p.setPen(pen)
@@ -335,7 +342,7 @@ class MatteCanvas(QtWidgets.QWidget):
             return
         if self._image is None:
             return
-        if self._tool in SCRIBBLE_KINDS and button == Qt.MouseButton.LeftButton:
+        if self._tool in BRUSHES and button == Qt.MouseButton.LeftButton:
             ip = self.to_image(pos)
             self._current = Stroke(self._tool, float(self._brush), [(ip.x(), ip.y())])
             self.update()
@@ -373,6 +380,7 @@ class MatteCanvas(QtWidgets.QWidget):
         if self._current is not None:
             stroke, self._current = self._current, None
             self.strokes.append(stroke)
+            self._overlay = None
             self.strokeAdded.emit(stroke)
             self.update()
             return
@@ -412,7 +420,10 @@ class MatteCanvas(QtWidgets.QWidget):
         p.save()
         p.translate(self._offset)
         p.scale(self._scale, self._scale)
-        p.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, self._scale < 1.0)
+        busy = self._current is not None or self._pan_from is not None
+        # Smooth downscaling of a big layer costs too much to redo on every mouse move.
+        p.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform,
+                        self._scale < 1.0 and not busy)
         p.drawImage(0, 0, shown)
         if self._show_input:
             self._paint_input(p)
@@ -426,7 +437,7 @@ class MatteCanvas(QtWidgets.QWidget):
         if self._drag_box is not None:
             p.setPen(QtGui.QPen(QtGui.QColor(255, 220, 0), 1.5, Qt.PenStyle.DashLine))
             p.drawRect(QtCore.QRectF(self._drag_box[0], self._drag_box[1]).normalized())
-        if self._cursor_pos is not None and self._tool in SCRIBBLE_KINDS:
+        if self._cursor_pos is not None and self._tool in BRUSHES:
             r = self._brush * self._scale / 2
             p.setPen(QtGui.QPen(_COLORS[self._tool], 1.2))
             p.setBrush(Qt.BrushStyle.NoBrush)
@@ -439,13 +450,49 @@ class MatteCanvas(QtWidgets.QWidget):
             p.drawText(QPointF(12, self.height() - 11), hud)
         p.end()
 
+    @staticmethod
+    def _draw_stroke(p: "QtGui.QPainter", stroke: Stroke) -> None:
+        mode = QtGui.QPainter.CompositionMode
+        p.setCompositionMode(mode.CompositionMode_Clear if stroke.kind == "erase"
+                             else mode.CompositionMode_Source)
+        p.setPen(QtGui.QPen(_COLORS[stroke.kind], stroke.size, Qt.PenStyle.SolidLine,
+                            Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
+        p.drawPath(stroke.path())
+
+    def scribble_overlay(self) -> Optional["QtGui.QImage"]:
+        """Committed strokes (plus the one being painted) as an ARGB image."""
+        if self._image is None:
+            return None
+        if self._overlay is None:
+            self._overlay = QtGui.QImage(self._image.size(),
+                                         QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+            self._overlay.fill(QtGui.QColor(0, 0, 0, 0))
+            p = QtGui.QPainter(self._overlay)
+            for stroke in self.strokes:
+                self._draw_stroke(p, stroke)
+            p.end()
+        if self._current is None:
+            return self._overlay
+        live = self._overlay.copy()
+        p = QtGui.QPainter(live)
+        self._draw_stroke(p, self._current)
+        p.end()
+        return live
+
     def _paint_input(self, p: "QtGui.QPainter") -> None:
-        strokes = list(self.strokes) + ([self._current] if self._current else [])
-        p.setOpacity(0.6)
-        for stroke in strokes:
-            pen = QtGui.QPen(_COLORS[stroke.kind], stroke.size, Qt.PenStyle.SolidLine,
-                             Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin)
-            p.setPen(pen)
+        if self.strokes:
+            if self._overlay is None:
+                self.scribble_overlay()
+            p.setOpacity(0.6)
+            p.drawImage(0, 0, self._overlay)
+        if self._current is not None:
+            # Drawn straight onto the widget while painting: copying a full-size
+            # overlay on every mouse move would lag on large images.
+            stroke = self._current
+            color = QtGui.QColor(_COLORS[stroke.kind])
+            p.setOpacity(0.35 if stroke.kind == "erase" else 0.6)
+            p.setPen(QtGui.QPen(color, stroke.size, Qt.PenStyle.SolidLine,
+                                Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
             p.drawPath(stroke.path())
         p.setOpacity(1.0)
         unit = 1.0 / self._scale  # keep markers a constant on-screen size

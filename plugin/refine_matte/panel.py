@@ -44,6 +44,7 @@ def shortcut_help() -> List[Tuple[str, str]]:
         ("F", "Foreground scribble brush"),
         ("B", "Background scribble brush"),
         ("U", "Unknown scribble brush"),
+        ("E", "Scribble eraser"),
         ("P", "SAM prompts: click = fg point, right/Alt/Shift-click = bg point, drag = box"),
         ("H / Space+drag / middle-drag", "Pan"),
         ("Drag the divider", "Move the before/after split (split view)"),
@@ -83,6 +84,7 @@ class RefinePanel(QtWidgets.QWidget):
         self._client_factory = client_factory or _default_client_factory
         self._client_lock = threading.Lock()
         self.job: Optional[RefineJob] = None
+        self._job_target: Any = None
         self._old_jobs: List[RefineJob] = []  # keep signal objects alive until threads end
         self._shortcuts: List[Any] = []
         self._own_canvas = canvas is None
@@ -126,7 +128,8 @@ class RefinePanel(QtWidgets.QWidget):
         # later do not reliably see each other as siblings.
         self._tool_group = QtWidgets.QButtonGroup(self)
         for tool, text, key in (("fg", "Fg", "F"), ("bg", "Bg", "B"),
-                                ("unknown", "Unknown", "U"), ("sam", "SAM", "P")):
+                                ("unknown", "Unknown", "U"), ("erase", "Erase", "E"),
+                                ("sam", "SAM", "P")):
             btn = QtWidgets.QToolButton()
             btn.setText(text)
             btn.setCheckable(True)
@@ -209,7 +212,7 @@ class RefinePanel(QtWidgets.QWidget):
         self.progress = QtWidgets.QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.progress.setFormat("step %v / %m")
+        self.progress.setFormat("")  # "step %v / %m" while a job runs
         self.status_label = QtWidgets.QLabel("Ready.")
         self.status_label.setWordWrap(True)
         lay.addWidget(self.progress)
@@ -257,6 +260,7 @@ class RefinePanel(QtWidgets.QWidget):
         bind("F", lambda: self.set_tool("fg"))
         bind("B", lambda: self.set_tool("bg"))
         bind("U", lambda: self.set_tool("unknown"))
+        bind("E", lambda: self.set_tool("erase"))
         bind("P", lambda: self.set_tool("sam"))
         bind("H", lambda: self.canvas.set_tool("pan"))
         bind("[", lambda: self.canvas.grow_brush(1 / 1.2))
@@ -306,17 +310,18 @@ class RefinePanel(QtWidgets.QWidget):
             "sam": "Click the subject (right/Alt/Shift-click marks background), or drag a box.",
             "selection": "Uses the host's selection; the band sets how wide the unknown edge is.",
             "mask": "Uses the active layer's existing mask; the band sets the unknown edge.",
-            "scribbles": "Paint foreground (F) and background (B); unknown (U) is optional.",
+            "scribbles": "Paint foreground (F) and background (B); unknown (U) is optional, "
+                         "E erases.",
         }
         self.hint_label.setText(hints[src])
         scribbling = src == "scribbles"
-        for t in ("fg", "bg", "unknown"):
+        for t in ("fg", "bg", "unknown", "erase"):
             self.tool_buttons[t].setEnabled(scribbling)
         self.tool_buttons["sam"].setEnabled(src == "sam")
         self.brush_spin.setEnabled(scribbling)
         if src == "sam" and self.canvas.tool() != "sam":
             self.canvas.set_tool("sam")
-        elif scribbling and self.canvas.tool() not in ("fg", "bg", "unknown"):
+        elif scribbling and self.canvas.tool() not in ("fg", "bg", "unknown", "erase"):
             self.canvas.set_tool("fg")
 
     # ============================================================ errors
@@ -428,8 +433,10 @@ class RefinePanel(QtWidgets.QWidget):
         sig.failed.connect(self._on_failed)
         sig.cancelled.connect(self._on_cancelled)
         self.job = job
+        self._job_target = self._target_id()
         self.progress.setRange(0, spec.steps)
         self.progress.setValue(0)
+        self.progress.setFormat("step %v / %m")
         self._set_busy(True)
         self.jobStarted.emit()
         job.start()
@@ -467,12 +474,21 @@ class RefinePanel(QtWidgets.QWidget):
         if preview is not None:
             self.canvas.set_preview(preview)
 
+    def _target_id(self) -> Any:
+        try:
+            return self.adapter.document_id() if self.adapter is not None else None
+        except Exception:  # noqa: BLE001 - an id is only a safety check
+            return None
+
     def _on_finished(self, alpha: Any) -> None:
-        self.canvas.set_alpha(alpha)
         outcome = "done"
         try:
             if self.adapter is None:
                 raise NoImageError("No host document is connected to the panel.")
+            if self._target_id() != self._job_target:
+                raise HostError("The document or active layer changed while refining, so the "
+                                "matte was not applied. Run Refine Matte again.")
+            self.canvas.set_alpha(alpha)
             self.adapter.add_layer_mask(alpha, MASK_NAME)
             self.status_label.setText("Done: the matte was added as a new layer mask.")
             self.maskAdded.emit(alpha)
@@ -487,12 +503,14 @@ class RefinePanel(QtWidgets.QWidget):
     def _on_failed(self, message: str) -> None:
         self.canvas.set_preview(None)
         self.progress.setValue(0)
+        self.progress.setFormat("")
         self.show_error(message)
         self._end_job("failed")
 
     def _on_cancelled(self) -> None:
         self.canvas.set_preview(None)
         self.progress.setValue(0)
+        self.progress.setFormat("")
         self.status_label.setText("Cancelled.")
         self._end_job("cancelled")
 

@@ -154,8 +154,10 @@ def describe_error(exc: BaseException) -> str:
     names = {cls.__name__ for cls in type(exc).__mro__}
     msg = str(exc).strip()
     if "EngineNotRunning" in names:
-        return ("Engine not running: start it with `diffmatte serve` "
-                "(the standalone editor starts one by itself)." + (f"\n{msg}" if msg else ""))
+        if any(word in msg for word in ("exited", "did not come up", "cannot start")):
+            return f"The engine could not start: {msg}"
+        return ("Engine not running: start it with `diffmatte serve`."
+                + (f"\n{msg}" if msg else ""))
     if "HostError" in names or "ValueError" in names:
         return msg or type(exc).__name__
     if "EngineError" in names:

@@ -137,6 +137,32 @@ def capture(outdir: str, client: Any, size=(1180, 720)) -> Dict[str, str]:
     return out
 
 
+def capture_panel(outdir: str, client: Any, size=(380, 760)) -> str:
+    """The panel on its own, with its own canvas, as a host plugin docker shows it."""
+    from ..panel import RefinePanel
+    from .adapter import EditorAdapter
+    from .document import Document, Layer
+
+    image = make_sample_image()
+    doc = Document([Layer("sample", image.convertToFormat(QtGui.QImage.Format.Format_ARGB32))])
+    panel = RefinePanel(EditorAdapter(doc), client=client)
+    panel.resize(*size)
+    panel.show()
+    panel.refresh()
+    panel.set_tool("sam")
+    w, h = image.width(), image.height()
+    panel.canvas.add_sam_point(w * 0.5, h * 0.6, 1)
+    panel.canvas.add_sam_point(w * 0.1, h * 0.2, 0)
+    panel.canvas.set_sam_box((w * 0.18, h * 0.2, w * 0.82, h))
+    QtWidgets.QApplication.instance().processEvents()
+    panel.canvas.fit()
+    path = os.path.join(outdir, "panel_docked.png")
+    if not panel.grab().save(path):
+        raise OSError(f"could not write {path}")
+    panel.close()
+    return path
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("outdir")
@@ -156,6 +182,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         for mode, path in capture(args.outdir, client).items():
             print(mode, path)
+        print("panel", capture_panel(args.outdir, client))
     finally:
         if args.service:
             client.shutdown()
