@@ -214,6 +214,8 @@ def _malformed_cases():
     return [
         ("invalid json", dict(raw_body=b"{not json"), 422, "JSON"),
         ("json array", dict(raw_body=b"[1, 2]"), 422, "JSON object"),
+        ("binary body", dict(raw_body=b"\xff\xfe\x00\x01garbage"), 400, "UTF-8 JSON"),
+        ("empty body", dict(raw_body=b""), 422, "JSON object"),
         ("not json content", dict(raw_body=b"a=1", headers={"Content-Type": "text/plain"}), 422, "JSON object"),
         ("missing trimap", dict(body=_refine_body(trimap=None)), 422, "trimap"),
         ("unknown field", dict(body=_refine_body(colour="red")), 422, "colour"),
@@ -609,14 +611,14 @@ def test_no_job_objects_survive_finished_requests(tiny_engine, monkeypatch):
         image, tri = sample(24, 24)
         cancel = threading.Event()
         for i in range(12):
-            if i % 4 == 3:  # some cancelled ones too
-                cancel.set()
+            if i % 4 == 3:  # some cancelled mid-job too
                 with pytest.raises(JobCancelled):
-                    client.refine(png(image), png(tri), steps=2, cancel_event=cancel)
+                    client.refine(png(image), png(tri), steps=50, cancel_event=cancel,
+                                  on_progress=lambda *a: cancel.set())
                 cancel.clear()
             else:
                 client.refine(png(image), png(tri), steps=2, on_progress=lambda *a: None)
-        assert len(created) == 9  # cancelled-before-submission jobs never reach the service
+        assert len(created) == 12
         deadline = time.monotonic() + 5
         alive = -1
         while time.monotonic() < deadline:

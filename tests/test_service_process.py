@@ -290,3 +290,13 @@ def test_client_source_is_stdlib_only_and_py38_syntax():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             for name in names:
                 assert name.split(".")[0] in sys.stdlib_module_names, name
+
+
+def test_importing_the_service_cli_is_light():
+    # `diffmatte --help` and the lead's CLI import service.cli: no torch, no web stack.
+    code = ("import sys, diffmatte.service, diffmatte.service.cli, diffmatte.service.config; "
+            "heavy = [m for m in ('torch', 'fastapi', 'uvicorn', 'numpy') if m in sys.modules]; "
+            "print(heavy); sys.exit(1 if heavy else 0)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=str(ROOT), capture_output=True, timeout=60,
+                         env=child_env(ROOT / "unused-config"))
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -135,8 +135,13 @@ def _process_memory() -> Dict[str, Any]:
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            position = err.get("loc", ("body", "?"))[-1]
+            reason = (err.get("ctx") or {}).get("error", "invalid")
+            parts.append(f"the body is not valid JSON ({reason} at character {position})")
+            continue
         loc = [str(p) for p in err.get("loc", ()) if p != "body"]
-        if not loc and err.get("type") in ("model_attributes_type", "dict_type", "model_type"):
+        if not loc and err.get("type") in ("model_attributes_type", "dict_type", "model_type", "missing"):
             parts.append("the body must be a JSON object (Content-Type: application/json)")
             continue
         where = f"field '{'.'.join(loc)}'" if loc else "body"
@@ -284,7 +289,10 @@ def build_fastapi(service: Service) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code,
+        detail = str(exc.detail)
+        if exc.status_code == 400 and "parsing the body" in detail:
+            detail = "the body could not be parsed: send UTF-8 JSON with Content-Type: application/json"
+        return JSONResponse({"detail": detail}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
     # -- info ---------------------------------------------------------------------------
