@@ -101,3 +101,22 @@ def test_bench_on_one_dev_crop_when_present(capsys):
     s = trimap_scores(tri, alpha, reference=ref)
     # A generated trimap must cover most of the transition and not balloon.
     assert s["coverage"] > 0.5 and s["area_ratio"] < 3.0
+
+
+def test_bench_end_to_end_sad_path_with_tiny_random_engine(tmp_path, capsys):
+    pytest.importorskip("diffmatte.testing")
+    from diffmatte.testing import write_tiny_checkpoint
+
+    weights = write_tiny_checkpoint(tmp_path / "tiny.safetensors")
+    data = tmp_path / "dev"
+    write_sample(data / "comp1k-crops", "0", soft_disk(h=48, w=64, r=14))
+    bench = load_bench()
+    out = tmp_path / "rows.json"
+    args = ["--data", str(data), "--sets", "comp1k-crops", "--weights", str(weights), "--steps", "1", "--json", str(out)]
+    assert bench.run(bench.build_parser().parse_args(args)) == 0
+    row = json.loads(out.read_text())["rows"][0]
+    # Random weights: the SAD values are meaningless, only the path is checked.
+    assert row["sad_generated"] >= 0 and row["sad_reference"] >= 0 and "sad_ratio" in row
+    assert "total SAD gen/ref" in capsys.readouterr().out
+    bad = ["--data", str(data), "--weights", str(tmp_path / "missing.safetensors")]
+    assert bench.run(bench.build_parser().parse_args(bad)) == 2

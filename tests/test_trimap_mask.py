@@ -165,3 +165,9 @@ def test_tiny_masks_and_huge_bands_do_not_crash():
     assert trimap.from_mask(row, band=0).tolist() == [[0, 255, 255, 0, 0]]
     wide = trimap.from_mask(disk_mask(), band=1e9, image=np.zeros((96, 96, 3), np.uint8), transparency=True)
     assert np.all(wide == 128)
+
+
+def test_integer_zero_one_masks_are_read_as_labels():
+    m = disk_mask()
+    assert np.array_equal(trimap.from_mask(m.astype(np.uint8), band=3), trimap.from_mask(m, band=3))
+    assert np.array_equal(trimap.from_mask(m.astype(np.int64), band=3), trimap.from_mask(m, band=3))

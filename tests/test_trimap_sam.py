@@ -173,3 +173,43 @@ def test_real_checkpoint_segments_a_disk():
     outer = (y - 24) ** 2 + (x - 30) ** 2 >= 18**2
     assert (tri[inner] == 255).mean() > 0.9
     assert (tri[outer] == 0).mean() > 0.9
+
+
+def test_embedding_cache_is_lru_and_bounded(prompter, monkeypatch):
+    # A second prompter on the same model, with the encoder replaced by a cheap
+    # fake, to exercise the cache bookkeeping without more encoder runs.
+    p = trimap.SamPrompter(prompter.model, cache_size=2)
+
+    def fake_set_image(image, image_format="RGB"):
+        p.predictor.features = torch.full((1, 256, 64, 64), float(image.mean()))
+        p.predictor.original_size = image.shape[:2]
+        p.predictor.input_size = (1024, 1024)
+        p.predictor.is_image_set = True
+
+    monkeypatch.setattr(p.predictor, "set_image", fake_set_image)
+    imgs = [np.full((8, 8, 3), v, np.uint8) for v in (10, 20, 30)]
+    for img in imgs:
+        p.set_image(img)
+    assert p.encoder_calls == 3 and len(p._cache) == 2
+    p.set_image(imgs[2])  # current: no work
+    p.set_image(imgs[1])  # cached: restored, no encoder run
+    assert p.encoder_calls == 3
+    assert float(p.predictor.features.mean()) == pytest.approx(20.0)
+    p.set_image(imgs[0])  # evicted earlier: encoder runs again
+    assert p.encoder_calls == 4
+    p.clear_cache()
+    assert len(p._cache) == 0 and not p.predictor.is_image_set
+
+
+def test_without_path_or_type_any_installed_checkpoint_is_found(tmp_path, monkeypatch):
+    cfg = tmp_path / "cfg"
+    (cfg / "sam").mkdir(parents=True)
+    monkeypatch.setenv("REFINE_MATTE_CONFIG_DIR", str(cfg))
+    monkeypatch.delenv("REFINE_MATTE_SAM_CHECKPOINT", raising=False)
+    with pytest.raises(sam_mod.SamCheckpointError, match="no SAM vit_b checkpoint"):
+        sam_mod._locate(None, None)
+    only = cfg / "sam" / "sam_vit_h_4b8939.pth"
+    only.write_bytes(b"x")
+    assert sam_mod._locate(None, None) == only
+    with pytest.raises(sam_mod.SamCheckpointError):
+        sam_mod._locate(None, "vit_l")

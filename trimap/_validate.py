@@ -19,7 +19,8 @@ def as_mask(mask: object, name: str = "mask") -> np.ndarray:
     """Return ``mask`` as an H x W float32 array in [0, 1].
 
     Accepts bool, integer (uint8 0..255, uint16 0..65535, other ints 0..255)
-    and float (0..1) arrays, also H x W x 1. Raises ``ValueError`` otherwise.
+    and float (0..1) arrays, also H x W x 1. An integer mask whose maximum is 1
+    is read as a 0/1 label image. Raises ``ValueError`` otherwise.
     """
     if mask is None:
         raise ValueError(f"{name} is required, got None")
@@ -38,6 +39,10 @@ def as_mask(mask: object, name: str = "mask") -> np.ndarray:
         lo, hi = int(arr.min()), int(arr.max())
         if lo < 0 or hi > 255:
             raise ValueError(f"{name}: integer masks must lie in 0..255, got {lo}..{hi}")
+        if hi == 1:
+            # A 0/1 label image (common from numpy code and some tools), not a
+            # nearly transparent 0..255 mask.
+            return arr.astype(np.float32)
         return arr.astype(np.float32) / 255.0
     if np.issubdtype(arr.dtype, np.floating):
         if not np.all(np.isfinite(arr)):

@@ -22,12 +22,13 @@ from ._validate import BG, FG, UNKNOWN, as_image, as_mask, check_band, check_sam
 DEFAULT_BAND_FRACTION = 0.04
 MIN_DEFAULT_BAND = 3.0
 
-# Smart-radius rule: radius = band * clip(BASE + GAIN_ROUGH * (roughness - 1)
-#                                          + GAIN_SOFT * softness, LO, HI)
-ADAPT_BASE = 0.3
-ADAPT_GAIN_ROUGH = 6.0
+# Smart-radius rule (outside the mask; see ADAPT_INNER_GAIN for inside):
+#   radius = band * clip(BASE + GAIN_ROUGH * (roughness - 1) + GAIN_SOFT * softness, LO, HI)
+# BASE = LO < 1 is what narrows the band along smooth hard edges.
+ADAPT_BASE = 0.6
+ADAPT_GAIN_ROUGH = 4.0
 ADAPT_GAIN_SOFT = 2.0
-ADAPT_LO = 0.3
+ADAPT_LO = 0.6
 ADAPT_HI = 8.0
 # Inside the mask the radius grows this much more slowly with roughness: a
 # coarse mask loses thin strands, which lie outside it, so ragged edges need
@@ -199,7 +200,7 @@ def from_mask(
             boundary (so the band is about ``2 * band + 1`` pixels wide). ``None``
             uses :func:`default_band`. ``0`` gives a band only where the mask is soft.
         adaptive: vary the radius along the boundary (see :func:`smart_radius`):
-            from ``0.3 * band`` on smooth hard edges up to ``8 * band`` on
+            from ``0.6 * band`` on smooth hard edges up to ``8 * band`` on
             ragged or soft parts.
         shift: move the edge before banding; > 0 grows the foreground, < 0
             shrinks it (pixels).

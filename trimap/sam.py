@@ -15,6 +15,7 @@ import hashlib
 import math
 import os
 import sys
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
@@ -99,6 +100,20 @@ def find_checkpoint(model_type: str = "vit_b", checkpoint: Union[str, Path, None
     )
 
 
+def _locate(checkpoint: Union[str, Path, None], model_type: Optional[str]) -> Path:
+    """Find the checkpoint; with neither a path nor a type, take any installed one (vit_b first)."""
+    if checkpoint is not None or model_type is not None:
+        return find_checkpoint(model_type or model_type_from_path(checkpoint or "") or "vit_b", checkpoint)
+    first_error: Optional[SamCheckpointError] = None
+    for mt in MODEL_TYPES:
+        try:
+            return find_checkpoint(mt)
+        except SamCheckpointError as exc:
+            first_error = first_error or exc
+    assert first_error is not None
+    raise first_error
+
+
 def _is_sam_model(obj: Any) -> bool:
     return all(hasattr(obj, a) for a in ("image_encoder", "prompt_encoder", "mask_decoder"))
 
@@ -152,7 +167,7 @@ class SamPrompter:
             self.checkpoint_path: Optional[Path] = None
             self.model_type = model_type
         else:
-            path = find_checkpoint(model_type or model_type_from_path(checkpoint or "") or "vit_b", checkpoint)
+            path = _locate(checkpoint, model_type)
             mt = model_type or model_type_from_path(path) or "vit_b"
             if mt not in MODEL_TYPES:
                 raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {mt!r}")
@@ -174,6 +189,8 @@ class SamPrompter:
         self._cache: "OrderedDict[str, Tuple[Any, Tuple[int, int], Tuple[int, int]]]" = OrderedDict()
         self._current: Optional[str] = None
         self.encoder_calls = 0  # how many image embeddings were computed (for tests and logs)
+        # The predictor holds one "current image"; a service may call from several threads.
+        self._lock = threading.RLock()
 
     # -- embedding cache -------------------------------------------------
     def set_image(self, image: np.ndarray) -> str:
@@ -183,6 +200,10 @@ class SamPrompter:
         """
         rgb = _to_uint8_rgb(image)
         key = image_key(rgb)
+        with self._lock:
+            return self._set_image_locked(rgb, key)
+
+    def _set_image_locked(self, rgb: np.ndarray, key: str) -> str:
         if key == self._current and self.predictor.is_image_set:
             self._cache.move_to_end(key)
             return key
@@ -206,9 +227,10 @@ class SamPrompter:
 
     def clear_cache(self) -> None:
         """Forget every cached embedding."""
-        self._cache.clear()
-        self._current = None
-        self.predictor.reset_image()
+        with self._lock:
+            self._cache.clear()
+            self._current = None
+            self.predictor.reset_image()
 
     # -- prediction ------------------------------------------------------
     def predict_logits(
@@ -231,19 +253,20 @@ class SamPrompter:
         boxes = _check_boxes(box, w, h)
         if pts is None and not boxes:
             raise ValueError("give at least one prompt: points (with labels) or a box")
-        self.set_image(rgb)
         logits_all, scores = [], []
-        for b in boxes or [None]:
-            masks, iou, _ = self.predictor.predict(
-                point_coords=pts,
-                point_labels=lbs,
-                box=None if b is None else np.asarray(b, np.float32),
-                multimask_output=self.multimask,
-                return_logits=True,
-            )
-            best = int(np.argmax(iou))
-            logits_all.append(np.asarray(masks[best], np.float32))
-            scores.append(float(iou[best]))
+        with self._lock:
+            self.set_image(rgb)
+            for b in boxes or [None]:
+                masks, iou, _ = self.predictor.predict(
+                    point_coords=pts,
+                    point_labels=lbs,
+                    box=None if b is None else np.asarray(b, np.float32),
+                    multimask_output=self.multimask,
+                    return_logits=True,
+                )
+                best = int(np.argmax(iou))
+                logits_all.append(np.asarray(masks[best], np.float32))
+                scores.append(float(iou[best]))
         return np.maximum.reduce(logits_all), float(min(scores))
 
     def trimap(
