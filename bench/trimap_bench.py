@@ -12,7 +12,8 @@ For every dev photo with ground-truth alpha: simulate a coarse mask (threshold a
   (c) with ``--weights``: end-to-end SAD (whole image, thousands) of the engine
       run with the generated trimap vs with the dataset trimap.
 
-    python bench/trimap_bench.py --data /work/shared/data/dev
+    python bench/trimap_bench.py --data /work/shared/data/dev               # image-aware band (default)
+    python bench/trimap_bench.py --data /work/shared/data/dev --mask-only   # mask-only band
     python bench/trimap_bench.py --data /work/shared/data/dev --weights default --steps 10
     python bench/trimap_bench.py --data /work/shared/data/dev --pictures docs   # docs/trimap_*.png
 """
@@ -88,6 +89,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --data {data} is not a folder", file=sys.stderr)
         return 2
     band = None if args.band == "auto" else float(args.band)
+    # Ablation knobs of the image path (module constants; defaults leave them alone).
+    import trimap.guided
+
+    if args.guided_reach is not None:
+        trimap.guided.REACH = args.guided_reach
+    if args.image_floor is not None:
+        trimap.band.IMAGE_FLOOR = args.image_floor
     engine = None
     if args.weights:
         try:
@@ -128,8 +136,9 @@ def run(args: argparse.Namespace) -> int:
             coarse,
             band=b,
             adaptive=not args.no_adaptive,
-            image=image if args.transparency else None,
+            image=image,
             transparency=args.transparency,
+            image_aware=not args.mask_only,
         )
         if args.unknown_brush:
             tri = trimap.mark_unknown(tri, simulated_unknown_brush(alpha))
@@ -236,16 +245,18 @@ def pictures(args: argparse.Namespace) -> int:
     band = trimap.default_band(alpha.shape)
     fixed = trimap.from_mask(coarse, adaptive=False)
     smart = trimap.from_mask(coarse)
-    sf, ss = trimap_scores(fixed, alpha, ref), trimap_scores(smart, alpha, ref)
+    aware = trimap.from_mask(coarse, image=image)
+    sf, ss, sa = (trimap_scores(t, alpha, ref) for t in (fixed, smart, aware))
     _save(
         _tile(
-            [image, alpha, coarse.astype(np.uint8) * 255, fixed, smart, ref],
+            [image, alpha, coarse.astype(np.uint8) * 255, fixed, smart, aware, ref],
             [
                 name,
                 "ground-truth alpha",
                 "coarse mask (simulated)",
-                f"fixed band {band:.0f}px: cov {sf['coverage']:.0%} area {sf['area_ratio']:.2f}x",
+                f"fixed {band:.0f}px: cov {sf['coverage']:.0%} area {sf['area_ratio']:.2f}x",
                 f"smart radius: cov {ss['coverage']:.0%} area {ss['area_ratio']:.2f}x",
+                f"+ image: cov {sa['coverage']:.0%} area {sa['area_ratio']:.2f}x",
                 "dataset trimap",
             ],
         ),
@@ -346,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--band", default="auto", help="band radius in pixels, or 'auto' (product default)")
     p.add_argument("--band-fraction", type=float, default=None, help="band radius as a fraction of sqrt(H*W) (overrides --band)")
     p.add_argument("--no-adaptive", action="store_true", help="constant band radius")
+    p.add_argument("--mask-only", action="store_true", help="mask-only band: do not let the image grow it (the pre-#4 behaviour)")
+    p.add_argument("--guided-reach", type=float, default=None, help="ablation: guided-filter reach in band radii (0 turns the image evidence off)")
+    p.add_argument("--image-floor", type=float, default=None, help="ablation: smart-radius floor on the image path, in band radii")
     p.add_argument("--transparency", action="store_true", help="use the image to widen the band where it looks see-through")
     p.add_argument(
         "--unknown-brush",

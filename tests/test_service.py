@@ -491,6 +491,17 @@ def test_trimap_from_mask(client):
     assert out[20, 28] == 255 and out[0, 0] == 0
 
 
+def test_trimap_from_mask_with_image(client):
+    image, _ = sample()
+    with_image = np.asarray(Image.open(io.BytesIO(
+        client.trimap_from_mask(png(_mask()), band=3, image_png=png(image)))))
+    assert with_image.shape == (H, W) and set(np.unique(with_image)) <= {0, 128, 255}
+    assert with_image[20, 28] == 255
+    small = np.zeros((H // 2, W // 2, 3), np.uint8)
+    with pytest.raises(EngineError, match="image"):
+        client.trimap_from_mask(png(_mask()), band=3, image_png=png(small))
+
+
 def test_trimap_from_scribbles(client):
     image, _ = sample()
     image[10:30, 12:44] = 230

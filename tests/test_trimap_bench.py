@@ -97,10 +97,27 @@ def test_bench_on_one_dev_crop_when_present(capsys):
     name, img_p, al_p, tr_p = samples[0]
     alpha = bench.load_l(al_p)
     ref = trimap._validate.as_trimap(bench.load_l(tr_p))
-    tri = trimap.from_mask(coarse_mask_from_alpha(alpha))
+    coarse = coarse_mask_from_alpha(alpha)
+    tri = trimap.from_mask(coarse)
     s = trimap_scores(tri, alpha, reference=ref)
     # A generated trimap must cover most of the transition and not balloon.
     assert s["coverage"] > 0.5 and s["area_ratio"] < 3.0
+    aware = trimap_scores(trimap.from_mask(coarse, image=bench.load_rgb(img_p)), alpha, reference=ref)
+    assert aware["coverage"] >= s["coverage"] and aware["area_ratio"] < 3.0
+
+
+def test_bench_mask_only_flag_selects_the_band(tmp_path):
+    data = tmp_path / "dev"
+    write_sample(data / "comp1k-crops", "0", soft_disk(h=96, w=96, r=30, soft=6))
+    bench = load_bench()
+    areas = {}
+    for flags in ([], ["--mask-only"]):
+        out = tmp_path / f"rows{len(flags)}.json"
+        args = ["--data", str(data), "--sets", "comp1k-crops", "--json", str(out)] + flags
+        assert bench.run(bench.build_parser().parse_args(args)) == 0
+        areas[bool(flags)] = json.loads(out.read_text())["rows"][0]["area_ratio"]
+    # The image path (default) has the wider floor, so a larger unknown area.
+    assert areas[False] > areas[True]
 
 
 def test_bench_end_to_end_sad_path_with_tiny_random_engine(tmp_path, capsys):

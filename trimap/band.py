@@ -30,6 +30,13 @@ ADAPT_GAIN_ROUGH = 4.0
 ADAPT_GAIN_SOFT = 2.0
 ADAPT_LO = 0.6
 ADAPT_HI = 8.0
+# With an image (from_mask(..., image=...)) the smart radius never drops below
+# this many band radii: on the dev photos the coarse mask's "smooth" edges
+# (fur that SAM rounds off, jitter) carried partial alpha up to about one band
+# radius inside and outside, so 0.6 was too narrow (see docs/TRIMAP.md). The
+# floor itself does not read the image; it applies on the image path only so
+# that image=None keeps its earlier behaviour.
+IMAGE_FLOOR = 1.5
 # Inside the mask the radius grows this much more slowly with roughness: a
 # coarse mask loses thin strands, which lie outside it, so ragged edges need
 # more room outside than inside.
@@ -139,20 +146,21 @@ def roughness_and_softness(
     return rough, softness
 
 
-def smart_radius(hard: np.ndarray, soft: np.ndarray, band: float) -> np.ndarray:
+def smart_radius(hard: np.ndarray, soft: np.ndarray, band: float, floor: float = ADAPT_LO) -> np.ndarray:
     """Per-pixel band radius (H x W float32) for the adaptive band.
 
     Only its values on :func:`boundary` pixels matter: every pixel takes the
     radius of its nearest boundary pixel. Outside the mask the radius is
     ``band * clip(BASE + GAIN_ROUGH * (roughness - 1) + GAIN_SOFT * softness, LO, HI)``;
-    inside, the roughness term is scaled by ``ADAPT_INNER_GAIN``. The returned
+    inside, the roughness term is scaled by ``ADAPT_INNER_GAIN``. ``floor``
+    (in band radii) replaces ``LO`` as the lower clip. The returned
     array holds the outside radius on outer boundary pixels and the inside
     radius on inner ones.
     """
     rough, softness = roughness_and_softness(hard, soft, scale=max(3.0, ROUGH_SCALE * band))
     gain = np.where(hard, ADAPT_GAIN_ROUGH * ADAPT_INNER_GAIN, ADAPT_GAIN_ROUGH)
     factor = ADAPT_BASE + gain * (rough - 1.0) + ADAPT_GAIN_SOFT * softness
-    return (band * np.clip(factor, ADAPT_LO, ADAPT_HI)).astype(np.float32)
+    return (band * np.clip(factor, floor, max(floor, ADAPT_HI))).astype(np.float32)
 
 
 def unknown_band(hard: np.ndarray, radius: Union[float, np.ndarray]) -> np.ndarray:
@@ -190,6 +198,7 @@ def from_mask(
     soft_range: Tuple[float, float] = DEFAULT_SOFT_RANGE,
     image: Optional[ArrayLike] = None,
     transparency: bool = False,
+    image_aware: bool = True,
 ) -> np.ndarray:
     """Make a trimap from a binary or soft mask.
 
@@ -200,15 +209,22 @@ def from_mask(
             boundary (so the band is about ``2 * band + 1`` pixels wide). ``None``
             uses :func:`default_band`. ``0`` gives a band only where the mask is soft.
         adaptive: vary the radius along the boundary (see :func:`smart_radius`):
-            from ``0.6 * band`` on smooth hard edges up to ``8 * band`` on
-            ragged or soft parts.
+            from ``0.6 * band`` on smooth hard edges (``1.5 * band`` when an
+            image is given, see ``IMAGE_FLOOR``) up to ``8 * band`` on ragged
+            or soft parts.
         shift: move the edge before banding; > 0 grows the foreground, < 0
             shrinks it (pixels).
         soft_range: mask values strictly inside ``(lo, hi)`` become unknown
             whatever the band (a soft mask's own uncertainty).
-        image: optional H x W x 3 image; needed for ``transparency``.
+        image: optional H x W x 3 image of the same size. When given (and
+            ``image_aware``), the smart radius gets the floor ``IMAGE_FLOOR``
+            and the band also grows where the image says the boundary is
+            uncertain: see :func:`trimap.guided.image_band` (guided-filter
+            feathering of the mask). Needed for ``transparency``.
         transparency: widen the band where the image looks see-through
             (see :func:`trimap.transparency.transparency_widen`).
+        image_aware: use ``image`` to grow the band (default); ``False``
+            gives the mask-only band even when an image is passed.
 
     Returns:
         H x W uint8 trimap with values 0 (background), 128 (unknown), 255 (foreground).
@@ -228,22 +244,27 @@ def from_mask(
 
     hard = shift_edge(m >= 0.5, shift)
     soft = (m > lo) & (m < hi)
+    use_image = image is not None and image_aware
     if adaptive and r > 0:
-        radius: Union[float, np.ndarray] = smart_radius(hard, soft, r)
+        floor = IMAGE_FLOOR if use_image else ADAPT_LO
+        radius: Union[float, np.ndarray] = smart_radius(hard, soft, r, floor)
     else:
         radius = r
     unknown = unknown_band(hard, radius) | soft
 
-    if transparency:
-        if image is None:
-            raise ValueError("transparency=True needs the image (pass image=...)")
-        from .transparency import transparency_widen
-
+    if transparency and image is None:
+        raise ValueError("transparency=True needs the image (pass image=...)")
+    if image is not None:
         img = as_image(image)
         check_same_shape(m.shape, img, "image", "mask")
-        unknown = transparency_widen(img, hard, unknown, r)
-    elif image is not None:
-        check_same_shape(m.shape, as_image(image), "image", "mask")
+        if use_image and r > 0:
+            from .guided import image_band
+
+            unknown = image_band(img, hard, unknown, r)
+        if transparency:
+            from .transparency import transparency_widen
+
+            unknown = transparency_widen(img, hard, unknown, r)
     return compose(hard, unknown)
 
 

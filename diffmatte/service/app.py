@@ -75,6 +75,7 @@ class MaskBody(_Body):
     mask: str
     band: Optional[float] = Field(None, ge=0, le=1024)
     adaptive: bool = True
+    image: Optional[str] = Field(None, description="optional base64 image: the band then follows the image")
 
 
 class ScribbleBody(_Body):
@@ -386,8 +387,12 @@ def build_fastapi(service: Service) -> FastAPI:
     def trimap_mask(body: MaskBody) -> Response:
         tm = _import_trimap()
         mask = service.decode_grey(body.mask, "mask")
+        image = None
+        if body.image is not None:
+            _, image = service.decode_rgb(body.image, "image")
+            imaging.check_same_size(image, mask, "image", "mask")
         try:
-            result = tm.from_mask(mask, band=body.band, adaptive=body.adaptive)
+            result = tm.from_mask(mask, band=body.band, adaptive=body.adaptive, image=image)
         except ValueError as exc:
             raise InvalidInput(f"trimap from mask: {exc}") from None
         return _png_response(_check_trimap_output(result, "trimap.from_mask"))

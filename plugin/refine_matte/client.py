@@ -336,10 +336,13 @@ class EngineClient:
                 pass
 
     def trimap_from_mask(self, mask_png: bytes, band: Optional[int] = None,
-                         adaptive: bool = True) -> bytes:
-        """Trimap (8-bit PNG, 0/128/255) from a binary or soft mask."""
-        data, _ = self._request("POST", "/v1/trimap/mask",
-                                {"mask": _b64(mask_png), "band": band, "adaptive": bool(adaptive)})
+                         adaptive: bool = True, image_png: Optional[bytes] = None) -> bytes:
+        """Trimap (8-bit PNG, 0/128/255) from a binary or soft mask; with ``image_png``
+        the unknown band also follows the image (hair and fur outside a coarse mask)."""
+        payload = {"mask": _b64(mask_png), "band": band, "adaptive": bool(adaptive)}
+        if image_png is not None:
+            payload["image"] = _b64(image_png)
+        data, _ = self._request("POST", "/v1/trimap/mask", payload)
         return data
 
     def trimap_from_scribbles(self, image_png: bytes, fg_png: bytes, bg_png: bytes,

@@ -132,7 +132,7 @@ class RefineJob:
                 raise ValueError("no trimap given")
             return s.trimap_png
         if s.source in ("selection", "mask"):
-            return client.trimap_from_mask(s.mask_png, band=s.band)
+            return client.trimap_from_mask(s.mask_png, band=s.band, image_png=s.image_png)
         if s.source == "scribbles":
             return client.trimap_from_scribbles(s.image_png, s.fg_png, s.bg_png,
                                                 unknown_png=s.unknown_png, band=s.band)
