@@ -258,7 +258,7 @@ def test_selection_source_passes_band(host, qtbot):
     assert panel.band_label.text() == "4 px"
     with qtbot.waitSignal(panel.jobFinished, timeout=10000):
         panel.refine()
-    assert client.calls[0] == {"op": "trimap_from_mask", "band": 4}
+    assert client.calls[0] == {"op": "trimap_from_mask", "band": 4, "image": True}
     mask = doc.active_layer().masks[-1].image
     assert pixel_grey(mask, 32, 24) == 255 and pixel_grey(mask, 2, 2) == 0
 
