@@ -52,7 +52,9 @@ class Engine:
             raise ValueError(f"precision must be fp32, fp16 or bf16, got {precision!r}")
         if precision != "fp32" and device.type != "cuda":
             raise ValueError(f"precision {precision} needs a CUDA device")
-        self.model = model.to(device).eval()
+        # channels_last makes the many full-resolution convolutions of the decoder about
+        # 1.5x faster on CPU (oneDNN) and suits cuDNN; numerics stay within ~1e-6.
+        self.model = model.to(device, memory_format=torch.channels_last).eval()
         self.device = device
         self.source = source
         self.precision = precision
@@ -105,7 +107,9 @@ class Engine:
             try:
                 with autocast:
                     cond = self.model.condition(image_t, trimap_t)
-                    features = self.model.encode(cond)
+                    cond.cond = cond.cond.contiguous(memory_format=torch.channels_last)
+                    cond.backbone_in = cond.backbone_in.contiguous(memory_format=torch.channels_last)
+                    features = self.model.encode(cond).contiguous(memory_format=torch.channels_last)
 
                 def denoise(x_norm: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
                     if cancel is not None and cancel.is_set():
