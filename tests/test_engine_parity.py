@@ -89,3 +89,14 @@ def test_official_layouts_load_strictly(tsv: str, tmp_path: Path) -> None:
     model = load_model(out)
     n_rows = sum(1 for _ in keys.open()) - 1
     assert len(model.state_dict()) == n_rows
+    # ... and runs through the engine (channels_last, odd size with the padding quirk).
+    import numpy as np
+
+    import diffmatte
+
+    engine = diffmatte.load_engine(out, device="cpu")
+    rng = np.random.default_rng(0)
+    trimap = np.full((40, 70), 128, np.uint8)
+    trimap[:8] = 0
+    alpha = engine.refine(rng.integers(0, 256, (40, 70, 3), dtype=np.uint8), trimap, steps=2, seed=0)
+    assert alpha.shape == (40, 70) and np.isfinite(alpha).all()

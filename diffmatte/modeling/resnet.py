@@ -41,7 +41,7 @@ class SNConv2d(nn.Module):
 
     def weight(self) -> torch.Tensor:
         w = self.module.weight_bar
-        flat = w.view(w.shape[0], -1)
+        flat = w.reshape(w.shape[0], -1)
         u, v = self.module.weight_u, self.module.weight_v
         if self.training:
             with torch.no_grad():
