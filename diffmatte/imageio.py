@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Union
 
@@ -115,18 +114,13 @@ def read_trimap(path: PathLike) -> np.ndarray:
 
 
 def _atomic_save(img, path: PathLike, **kwargs) -> Path:
+    from .fsutil import atomic_path
+
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + dest.name + ".", suffix=".tmp", dir=str(dest.parent))
-    os.close(fd)
-    try:
-        fmt = kwargs.pop("format", None) or (dest.suffix.lstrip(".").upper() or "PNG")
-        fmt = {"JPG": "JPEG", "TIF": "TIFF"}.get(fmt, fmt)
+    fmt = kwargs.pop("format", None) or (dest.suffix.lstrip(".").upper() or "PNG")
+    fmt = {"JPG": "JPEG", "TIF": "TIFF"}.get(fmt, fmt)
+    with atomic_path(dest) as tmp:
         img.save(tmp, format=fmt, **kwargs)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dest
 
 

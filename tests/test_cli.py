@@ -108,3 +108,18 @@ def test_help_lists_every_command():
         sub = subprocess.run([sys.executable, "-m", "diffmatte", cmd, "--help"], capture_output=True, text=True,
                              cwd=Path(__file__).resolve().parents[1])
         assert sub.returncode == 0 and "usage" in sub.stdout
+
+
+def test_outputs_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from diffmatte.imageio import write_alpha
+
+    old = os.umask(0o022)
+    try:
+        out = write_alpha(tmp_path / "a.png", np.zeros((4, 4), np.float32))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]  # no temp file left behind

@@ -107,3 +107,40 @@ def test_schedule_and_batch_stream():
     assert lr_factor(110, cfg) == pytest.approx(0.1)
     it = iter(BatchStream(start_step=3, batch=2, world=2, rank=1))
     assert next(it) == [14, 15] and next(it) == [18, 19]
+
+
+def test_cli_export_preview_and_errors(tmp_path, dataset, monkeypatch, capsys):
+    import argparse
+
+    from diffmatte.train import cli as train_cli
+    from diffmatte.train import loop
+
+    parser = argparse.ArgumentParser()
+    train_cli.register(parser.add_subparsers())
+    # Export from a run folder that has no checkpoint: a clear error, exit code 2.
+    args = parser.parse_args(["train", "--out", str(tmp_path / "none"), "--export", str(tmp_path / "x.safetensors")])
+    assert args.func(args) == 2
+    assert "not found" in capsys.readouterr().out
+    args = parser.parse_args(["train", "--out", str(tmp_path), "--crop", "100"])
+    assert args.func(args) == 2
+    # Preview sheet of the training stream (dataset swapped for the tiny in-memory one).
+    monkeypatch.setattr(loop, "build_dataset", lambda cfg, seed: dataset)
+    png = tmp_path / "sheet.png"
+    args = parser.parse_args(["train", "--preview-data", str(png), "--preview-count", "3"])
+    assert args.func(args) == 0
+    from PIL import Image
+    w, h = Image.open(png).size
+    assert h == 3 * 64 and w >= 3 * 64
+
+
+def test_init_from_exported_weights(tmp_path, dataset):
+    tr = Trainer(_cfg(tmp_path / "src"), log=lambda s: None, dataset=dataset)
+    tr.run(max_steps=1)
+    tr.close()
+    from diffmatte.train.export import export_weights
+    w = export_weights(tmp_path / "src", tmp_path / "w.safetensors", half=False)
+    ft = Trainer(_cfg(tmp_path / "ft", init=str(w)), log=lambda s: None, dataset=dataset)
+    assert ft.step == 0
+    for (k, a), b in zip(ft.model.state_dict().items(), tr.ema.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    ft.close()

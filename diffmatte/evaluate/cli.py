@@ -113,9 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_json(path: str, payload: dict) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".eval.", suffix=".json", dir=d)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    from ..fsutil import atomic_path
+
+    with atomic_path(path, suffix=".json") as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(payload, f, indent=2)
-    os.replace(tmp, path)

@@ -87,16 +87,11 @@ def evaluate(dataset_dir: str | os.PathLike, methods: dict[str, Method], limit: 
 
 def _save_alpha(path: Path, alpha: np.ndarray) -> None:
     from PIL import Image
-    import tempfile
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".png", dir=str(path.parent))
-    os.close(fd)
-    try:
+
+    from ..fsutil import atomic_path
+
+    with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8)).save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def format_table(results: list[MethodResult], per_image: bool = True) -> str:

@@ -144,11 +144,12 @@ def strands(size: int, rng: np.random.Generator, body: np.ndarray | None, kind: 
     ss = SUPERSAMPLE
     big = size * ss
     if kind == "fur":
-        count = int(rng.integers(150, 900))
-        length = rng.uniform(0.03, 0.2, size=count) * size
+        # Dense: real fur leaves few fully transparent pixels between strands.
+        count = int(rng.integers(300, 1500))
+        length = rng.uniform(0.03, 0.25, size=count) * size
         curl = rng.uniform(0.0, 0.15)
     else:
-        count = int(rng.integers(15, 250))
+        count = int(rng.integers(40, 600))
         length = rng.uniform(0.15, 0.9, size=count) * size
         curl = rng.uniform(0.0, 0.1)
     if body is not None and body.max() > 0.5 and body.min() < 0.5:

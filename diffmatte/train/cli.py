@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 from .config import TrainConfig
 
 
@@ -107,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _preview(cfg, path: str, count: int) -> int:
+    import numpy as np
+
     from .loop import build_dataset
     from .preview import sample_sheet, save_png
     try:

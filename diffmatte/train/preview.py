@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from ..fsutil import atomic_path
 
 
 def sample_sheet(dataset, indices, columns: int = 6) -> np.ndarray:
@@ -36,13 +37,6 @@ def sample_sheet(dataset, indices, columns: int = 6) -> np.ndarray:
 def save_png(path: str | os.PathLike, array: np.ndarray) -> Path:
     """Write an image atomically (temp file + os.replace)."""
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=dest.suffix or ".png", dir=str(dest.parent))
-    os.close(fd)
-    try:
+    with atomic_path(dest, suffix=dest.suffix or ".png") as tmp:
         Image.fromarray(array).save(tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dest

@@ -11,11 +11,9 @@ missing, unexpected or mis-shaped key is an error that names the keys.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
@@ -215,16 +213,11 @@ def save_safetensors(model: DiffMatteModel, path: os.PathLike | str, *, half: bo
         sd[PREFIX + k] = v
     meta = {CONFIG_METADATA_KEY: model.cfg.to_json(), "format": "pt"}
     meta.update(extra_metadata or {})
+    from ..fsutil import atomic_path
+
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".tmp", dir=str(dest.parent))
-    os.close(fd)
-    try:
+    with atomic_path(dest) as tmp:
         save_file(sd, tmp, metadata=meta)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dest
 
 
