@@ -200,9 +200,13 @@ def test_shutdown_lets_a_running_job_finish_within_grace(tiny_weights, config_di
         events = client.events(job)
         while next(events)["type"] != "progress":
             pass
+        # Follow the queued job before the signal: once shutdown starts the
+        # service takes no new connections, only the open streams run to the end.
+        queued_events = client.events(queued)
+        assert next(queued_events)["type"] == "queued"
         proc.send_signal(signal.SIGTERM)
         assert [e["type"] for e in events][-1] == "done"
-        assert [e["type"] for e in client.events(queued)][-1] == "cancelled"
+        assert [e["type"] for e in queued_events][-1] == "cancelled"
         proc.wait(timeout=60)
         assert port_is_free(client.port)
     finally:
