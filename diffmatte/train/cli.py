@@ -44,6 +44,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N (default %(default)s)")
     p.add_argument("--amp", default=d.amp, choices=["auto", "off", "bf16", "fp16"],
                    help="autocast: auto = bf16/fp16 on CUDA, off on CPU")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                   help="keep NCHW tensors (channels_last is on by default: faster convolutions)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--ckpt-minutes", type=float, default=d.ckpt_minutes, help="save last.pt this often")
     p.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="also save every N iterations")

@@ -155,6 +155,8 @@ class Trainer:
         if state is None and cfg.init:
             self._load_init(cfg.init)
         self.model.to(self.device)
+        self._fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self._fmt)
         self.ema = EMA(self.model, cfg.ema) if cfg.ema > 0 else None
         self.opt = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -226,9 +228,9 @@ class Trainer:
     # -- one optimisation step
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         cfg = self.cfg
-        image = batch["image"].to(self.device, non_blocking=True)
+        image = batch["image"].to(self.device, non_blocking=True).contiguous(memory_format=self._fmt)
         alpha = batch["alpha"].to(self.device, non_blocking=True)
-        trimap = batch["trimap"].to(self.device, non_blocking=True)
+        trimap = batch["trimap"].to(self.device, non_blocking=True).contiguous(memory_format=self._fmt)
         x0 = alpha * 2 - 1
         gen = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + self.step * 7919 + self.rank)
         self_align = self.step >= cfg.resolved_self_align_step()
