@@ -6,7 +6,9 @@ from PIL import Image
 from diffmatte.train import alpha_synth, trimaps
 from diffmatte.train.folder_data import FolderMattingDataset, find_pairs
 from diffmatte.train.photos import PhotoPool, find_photos
-from diffmatte.train.synth import SynthMattingDataset, procedural_background, trimap_to_unit
+from scipy import ndimage as ndi
+
+from diffmatte.train.synth import SynthMattingDataset, low_contrast_foreground, procedural_background, trimap_to_unit
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +114,16 @@ def test_photo_pool_skips_unusable_files(tmp_path):
     assert crop.shape == (32, 32, 3) and 0 <= crop.min() and crop.max() <= 1
     with pytest.raises(ValueError, match="no usable photos"):
         PhotoPool.from_dirs([tmp_path / "nothing"])
+
+
+def test_low_contrast_foreground_stays_close_to_the_local_background():
+    rng = np.random.default_rng(0)
+    bg = np.random.default_rng(1).random((64, 64, 3)).astype(np.float32)
+    texture = np.random.default_rng(2).random((64, 64, 3)).astype(np.float32)
+    fg = low_contrast_foreground(bg, texture, rng)
+    assert fg.shape == bg.shape and fg.dtype == np.float32
+    assert fg.min() >= 0 and fg.max() <= 1
+    local = ndi.gaussian_filter(bg, (10, 10, 0))
+    # Shift <= 0.15 plus at most a quarter of the texture's spread, far below bg's spread.
+    assert np.abs(fg - local).mean() < 0.2
+    assert np.abs(fg - bg).mean() < np.abs(texture - bg).mean()

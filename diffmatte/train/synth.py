@@ -41,6 +41,22 @@ def color_jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return img.astype(np.float32)
 
 
+def low_contrast_foreground(bg: np.ndarray, texture: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A foreground coloured like the background it sits on, off by a small colour shift.
+
+    White lace on a white backdrop, a grey cat on grey carpet: the only cue is a
+    few levels of colour difference, which the network must read against the
+    local background rather than from global colour statistics. The colour is the
+    blurred background plus a shift of 0.03 to 0.15 (RGB in 0..1), with a faint
+    copy of ``texture`` so the foreground is not flat.
+    """
+    local = ndi.gaussian_filter(bg, (rng.uniform(4, 24),) * 2 + (0,))
+    direction = rng.normal(size=3)
+    shift = direction / max(float(np.linalg.norm(direction)), 1e-6) * rng.uniform(0.03, 0.15)
+    detail = rng.uniform(0.0, 0.25) * (texture - texture.mean(axis=(0, 1)))
+    return np.clip(local + shift + detail, 0, 1).astype(np.float32)
+
+
 def compose_sample(alpha: np.ndarray, fg: np.ndarray, bg: np.ndarray,
                    rng: np.random.Generator) -> np.ndarray:
     """I = fg * alpha + bg * (1 - alpha), with sensor noise, quantised to 8 bit."""
@@ -59,11 +75,13 @@ class SynthMattingDataset:
     """
 
     def __init__(self, pool: PhotoPool, size: int = 256, length: int = 10 ** 9, seed: int = 0,
-                 procedural_bg: float = 0.2, trimap_scale: float | None = None):
+                 procedural_bg: float = 0.2, trimap_scale: float | None = None,
+                 low_contrast: float = 0.12):
         if size < 16:
             raise ValueError(f"crop size must be >= 16, got {size}")
         self.pool, self.size, self.length, self.seed = pool, size, length, seed
         self.procedural_bg = procedural_bg
+        self.low_contrast = low_contrast  # share of low_contrast_foreground samples
         # Kernels 1..29 are defined for 512-px crops of full photos in the official recipe;
         # our mattes are drawn at crop scale, where Composition-1k-like bands are ~2x wider.
         self.trimap_scale = trimap_scale if trimap_scale is not None else size / 256
@@ -98,6 +116,8 @@ class SynthMattingDataset:
             bg = self.pool.crop(rng, s, index=i_bg)
             if rng.random() < 0.3:
                 bg = ndi.gaussian_filter(bg, (rng.uniform(1, 6),) * 2 + (0,))  # defocused background
+        if rng.random() < self.low_contrast:
+            fg = low_contrast_foreground(bg, fg, rng)
         image = compose_sample(alpha, fg, bg, rng)
         trimap = random_trimap(alpha, rng, self.trimap_scale)
         return {"image": image, "alpha": alpha, "fg": fg, "bg": bg, "trimap": trimap}
