@@ -2,12 +2,11 @@
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage as ndi
 
 from diffmatte.train import alpha_synth, trimaps
 from diffmatte.train.folder_data import FolderMattingDataset, find_pairs
 from diffmatte.train.photos import PhotoPool, find_photos
-from scipy import ndimage as ndi
-
 from diffmatte.train.synth import SynthMattingDataset, low_contrast_foreground, procedural_background, trimap_to_unit
 
 
