@@ -73,6 +73,43 @@ def test_trimap_styles_respect_ground_truth():
         assert (tri[(alpha > 0.01) & (alpha < 0.99)] == 128).all(), fn.__name__
 
 
+def test_product_trimap_is_the_products_band_and_respects_ground_truth():
+    import trimap as tm
+
+    rng = np.random.default_rng(3)
+    alpha = alpha_synth.polar_blob(128, rng, center=(64, 64), radius=40)
+    alpha = np.round(alpha * 255) / 255
+    image = np.dstack([alpha * 0.9, alpha * 0.2 + 0.3, 1 - alpha]).astype(np.float32)
+    for seed in range(4):
+        tri = trimaps.product_trimap(alpha, np.random.default_rng(seed), image=image)
+        assert set(np.unique(tri)) <= {0, 128, 255}
+        assert (alpha[tri == 255] >= 1 - 1e-4).all()
+        assert (alpha[tri == 0] <= 1e-4).all()
+        assert (tri[(alpha > 0.01) & (alpha < 0.99)] == 128).all()
+        # Wider than a thin dataset band: at least the product's minimum band around the edge.
+        assert (tri == 128).sum() >= 2 * np.pi * 40 * 0.5 * tm.default_band(alpha.shape) * 0.6
+
+
+def test_random_trimap_style_mix():
+    alpha = alpha_synth.polar_blob(64, np.random.default_rng(5), center=(32, 32), radius=20)
+    only_product = [trimaps.random_trimap(alpha, np.random.default_rng(i), 1.0, (0, 0, 0, 1)) for i in range(3)]
+    assert all((t == 128).any() for t in only_product)
+    for bad in ((1, 1), (1, -1, 1), (0, 0, 0), (1, 1, 1, 1, 1)):
+        with pytest.raises(ValueError):
+            trimaps.random_trimap(alpha, np.random.default_rng(0), 1.0, bad)
+
+
+def test_trimap_mix_option_parses():
+    from diffmatte.train.cli import _mix
+
+    assert _mix("1,2,3") == [1.0, 2.0, 3.0, 0.0]
+    assert _mix("0,0,0,1") == [0.0, 0.0, 0.0, 1.0]
+    import argparse
+    for bad in ("a,b,c", "1,2", "1,-1,1,1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _mix(bad)
+
+
 def test_trimap_to_unit_thresholds():
     t = np.array([0, 84, 85, 128, 169, 170, 255], np.uint8)
     np.testing.assert_array_equal(trimap_to_unit(t), [0, 0, 0.5, 0.5, 0.5, 1, 1])

@@ -57,6 +57,9 @@ def register(subparsers) -> None:
     p.add_argument("--eval-limit", type=int, default=d.eval_limit)
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--init", default=d.init, help="weights to start from (fine-tuning; ignored on resume)")
+    p.add_argument("--trimap-mix", type=_mix, default=d.trimap_mix, metavar="E,D,C[,P]",
+                   help="trimap style weights: erosion, dilation, coarse[, product] "
+                        "(default %(default)s; product = trimap.from_mask on a SAM-like mask)")
     p.add_argument("--steps", type=int, default=0, help="stop after this many iterations in this call")
     p.add_argument("--export", metavar="DEST", default="",
                    help="do not train: write the run's weights to DEST (.safetensors) and exit")
@@ -66,6 +69,16 @@ def register(subparsers) -> None:
                    help="do not train: write a contact sheet of training samples (composite/alpha/trimap)")
     p.add_argument("--preview-count", type=int, default=12, help="samples on the contact sheet")
     p.set_defaults(func=run)
+
+
+def _mix(text: str) -> list[float]:
+    try:
+        w = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if len(w) not in (3, 4) or min(w) < 0 or sum(w) <= 0:
+        raise argparse.ArgumentTypeError(f"expected 3 or 4 non-negative weights, got {text!r}")
+    return w + [0.0] * (4 - len(w))
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -42,6 +42,8 @@ class TrainConfig:
     eval_limit: int = 10
     log_every: int = 10
     init: str = ""                     # weights to fine-tune from (fresh runs only)
+    # Trimap style mix (erosion, dilation, coarse, product); see diffmatte/train/trimaps.py.
+    trimap_mix: list[float] = field(default_factory=lambda: [0.35, 0.35, 0.30, 0.0])
 
     def resolved_self_align_step(self) -> int:
         return self.max_iters // 2 if self.self_align_step < 0 else self.self_align_step

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from PIL import Image
 
 from .photos import PHOTO_SUFFIXES, PhotoPool, find_photos
 from .synth import color_jitter, compose_sample, trimap_to_unit
-from .trimaps import random_trimap
+from .trimaps import DEFAULT_MIX, random_trimap
 
 
 def _index(folder: Path) -> dict[str, Path]:
@@ -59,8 +60,9 @@ class FolderMattingDataset:
     """Random crops of real mattes; same item format as :class:`SynthMattingDataset`."""
 
     def __init__(self, root: str | os.PathLike, pool: PhotoPool | None, size: int = 256,
-                 length: int = 10 ** 9, seed: int = 0):
+                 length: int = 10 ** 9, seed: int = 0, trimap_mix: Sequence[float] = DEFAULT_MIX):
         self.pairs, self.is_fg = find_pairs(root)
+        self.trimap_mix = tuple(trimap_mix)
         bg_dir = Path(root) / "bg"
         if self.is_fg and bg_dir.is_dir() and find_photos([bg_dir]):
             pool = PhotoPool.from_dirs([bg_dir])
@@ -103,7 +105,7 @@ class FolderMattingDataset:
             image = compose_sample(alpha, fg, bg, rng)
         else:
             image = colour
-        trimap = random_trimap(alpha, rng, self.size / 512)
+        trimap = random_trimap(alpha, rng, self.size / 512, self.trimap_mix, image=image)
         return {"image": image.astype(np.float32), "alpha": alpha.astype(np.float32), "trimap": trimap}
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:

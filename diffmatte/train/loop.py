@@ -105,10 +105,10 @@ def build_dataset(cfg: TrainConfig, seed: int):
     parts, weights = [], []
     folders = [d for d in cfg.data if d != "synth"]
     for d in folders:
-        parts.append(FolderMattingDataset(d, pool, size=cfg.crop, seed=seed))
+        parts.append(FolderMattingDataset(d, pool, size=cfg.crop, seed=seed, trimap_mix=cfg.trimap_mix))
         weights.append(cfg.real_weight / len(folders))
     if "synth" in cfg.data or not parts:
-        parts.append(SynthMattingDataset(pool, size=cfg.crop, seed=seed))
+        parts.append(SynthMattingDataset(pool, size=cfg.crop, seed=seed, trimap_mix=cfg.trimap_mix))
         weights.append(1.0 - cfg.real_weight if folders else 1.0)
     return parts[0] if len(parts) == 1 else MixedDataset(parts, weights, seed=seed)
 

@@ -6,11 +6,13 @@ training stream reproducible and resumable without saving any data-loader state.
 from __future__ import annotations
 
 import numpy as np
+from typing import Sequence
+
 from scipy import ndimage as ndi
 
 from .alpha_synth import fractal_noise, random_alpha
 from .photos import PhotoPool
-from .trimaps import random_trimap
+from .trimaps import DEFAULT_MIX, random_trimap
 
 
 def procedural_background(size: int, rng: np.random.Generator) -> np.ndarray:
@@ -76,7 +78,7 @@ class SynthMattingDataset:
 
     def __init__(self, pool: PhotoPool, size: int = 256, length: int = 10 ** 9, seed: int = 0,
                  procedural_bg: float = 0.2, trimap_scale: float | None = None,
-                 low_contrast: float = 0.12):
+                 low_contrast: float = 0.12, trimap_mix: Sequence[float] = DEFAULT_MIX):
         if size < 16:
             raise ValueError(f"crop size must be >= 16, got {size}")
         self.pool, self.size, self.length, self.seed = pool, size, length, seed
@@ -85,6 +87,7 @@ class SynthMattingDataset:
         # Kernels 1..29 are defined for 512-px crops of full photos in the official recipe;
         # our mattes are drawn at crop scale, where Composition-1k-like bands are ~2x wider.
         self.trimap_scale = trimap_scale if trimap_scale is not None else size / 256
+        self.trimap_mix = tuple(trimap_mix)
 
     def __len__(self) -> int:
         return self.length
@@ -119,7 +122,7 @@ class SynthMattingDataset:
         if rng.random() < self.low_contrast:
             fg = low_contrast_foreground(bg, fg, rng)
         image = compose_sample(alpha, fg, bg, rng)
-        trimap = random_trimap(alpha, rng, self.trimap_scale)
+        trimap = random_trimap(alpha, rng, self.trimap_scale, self.trimap_mix, image=image)
         return {"image": image, "alpha": alpha, "fg": fg, "bg": bg, "trimap": trimap}
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:

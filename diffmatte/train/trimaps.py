@@ -7,6 +7,8 @@ Three styles, so the model copes with every trimap it will meet:
   dilated, with every fully opaque pixel outside it marked foreground.
 - ``coarse``: what the product builds from a coarse, SAM-like mask: threshold the
   alpha, lose thin strands, wobble the outline, then put an unknown band around it.
+- ``product``: the product's own trimap generator, ``trimap.from_mask`` (smart radius,
+  image path), on a simulated SAM-like mask: the wide, uneven bands users actually send.
 """
 from __future__ import annotations
 
@@ -81,8 +83,19 @@ def coarse_trimap(alpha: np.ndarray, rng: np.random.Generator, scale: float = 1.
     band = _scale_k(int(rng.integers(6, 40)), scale)
     fg = _erode(mask, band)
     bg = _erode(~mask, band)
-    # Labels that are plainly wrong (fg where alpha<1, bg where alpha>0) are turned into
-    # unknown with some margin: the product's adaptive band widens over such regions too.
+    # Plainly wrong labels become unknown with some margin: the product's adaptive
+    # band widens over such regions too.
+    return _unknown_where_wrong(_compose(fg, bg), alpha, rng, scale)
+
+
+def _unknown_where_wrong(tri: np.ndarray, alpha: np.ndarray, rng: np.random.Generator,
+                         scale: float) -> np.ndarray:
+    """Known labels that contradict ``alpha`` become unknown, with a margin.
+
+    The engine copies known labels through, so a contradicted label would teach
+    nothing but an error the model cannot fix.
+    """
+    fg, bg = tri == FG, tri == BG
     wrong = (fg & (alpha < 1 - 1e-4)) | (bg & (alpha > 1e-4))
     if wrong.any():
         grow = _dilate(wrong, _scale_k(int(rng.integers(3, 16)), scale))
@@ -91,12 +104,49 @@ def coarse_trimap(alpha: np.ndarray, rng: np.random.Generator, scale: float = 1.
     return _compose(fg, bg)
 
 
+def product_trimap(alpha: np.ndarray, rng: np.random.Generator, scale: float = 1.0,
+                   image: np.ndarray | None = None) -> np.ndarray:
+    """What ``trimap.from_mask`` makes from a SAM-like mask of ``alpha``.
+
+    The mask is :func:`trimap.evaluate.coarse_mask_from_alpha` (strands lost,
+    outline jittered) with random strength; the band is the product default times
+    0.5..2; with ``image`` given, 80 % of the samples take the image path as the
+    panel and the editor do. Its bands are wider and less even than the dataset
+    styles above, which is what users send (issue #4's trimap benchmark).
+    """
+    import trimap as tm
+    from trimap.evaluate import coarse_mask_from_alpha
+
+    coarse = coarse_mask_from_alpha(alpha, jitter=rng.uniform(0.0, 4.0), strand=rng.uniform(0.0, 3.0),
+                                    seed=int(rng.integers(2 ** 31)), scale=scale)
+    if not coarse.any() or coarse.all():
+        return coarse_trimap(alpha, rng, scale)
+    band = tm.default_band(alpha.shape) * rng.uniform(0.5, 2.0)
+    img = image if image is not None and rng.random() < 0.8 else None
+    tri = tm.from_mask(coarse, band=band, image=img)
+    return _unknown_where_wrong(tri, alpha, rng, scale)
+
+
+#: Default style mix (erosion, dilation, coarse, product): the first training cycle's.
+DEFAULT_MIX = (0.35, 0.35, 0.30, 0.0)
+
+
 def random_trimap(alpha: np.ndarray, rng: np.random.Generator, scale: float = 1.0,
-                  weights: tuple[float, float, float] = (0.35, 0.35, 0.30)) -> np.ndarray:
-    """A trimap in one of the three styles, chosen with probabilities ``weights``."""
-    style = rng.choice(3, p=np.asarray(weights) / np.sum(weights))
-    fn = (erosion_trimap, dilation_trimap, coarse_trimap)[style]
-    tri = fn(alpha, rng, scale)
+                  weights: tuple[float, ...] = DEFAULT_MIX,
+                  image: np.ndarray | None = None) -> np.ndarray:
+    """A trimap in one of the styles, chosen with probabilities ``weights``.
+
+    ``weights`` has 3 (erosion, dilation, coarse) or 4 entries (+ product);
+    ``image`` is used by the product style only.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 1 or len(w) not in (3, 4) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"trimap style weights must be 3 or 4 non-negative numbers, got {weights!r}")
+    style = int(rng.choice(len(w), p=w / w.sum()))
+    if style == 3:
+        tri = product_trimap(alpha, rng, scale, image)
+    else:
+        tri = (erosion_trimap, dilation_trimap, coarse_trimap)[style](alpha, rng, scale)
     if not (tri == UNKNOWN).any():
         tri = erosion_trimap(alpha, rng, scale)
     return tri
