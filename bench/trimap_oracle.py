@@ -32,8 +32,16 @@ def oracle_row(alpha: np.ndarray, dataset_trimap: np.ndarray, target: float) -> 
     contour = hard ^ ndi.binary_erosion(hard, border_value=1)
     dist = ndi.distance_transform_edt(~contour)
     radius = float(np.percentile(dist[trans], 100 * target)) if trans.any() else 0.0
-    ref_area = max(int((dataset_trimap == 128).sum()), 1)
+    ref_unknown = dataset_trimap == 128
+    ref_area = max(int(ref_unknown.sum()), 1)
+    # How the dataset trimap itself was drawn: how far its unknown pixels lie from the
+    # true transition set, and how much of that set it covers.
+    to_trans = ndi.distance_transform_edt(~trans) if trans.any() else np.zeros(alpha.shape)
+    ref_reach = np.percentile(to_trans[ref_unknown], [90, 100]) if ref_unknown.any() else (0.0, 0.0)
     return {
+        "dataset_cov": float(ref_unknown[trans].mean()) if trans.any() else 1.0,
+        "dataset_reach90": float(ref_reach[0]),
+        "dataset_reach_max": float(ref_reach[1]),
         "transition_px": int(trans.sum()),
         "faint_share": float((alpha[trans] < 13).mean()) if trans.any() else 0.0,
         "radius_px": radius,
@@ -48,14 +56,16 @@ def main(argv=None) -> int:
     p.add_argument("--sets", nargs="+", default=["comp1k-crops", "comp1k-full", "gandalf"])
     p.add_argument("--target", type=float, default=0.98, help="coverage to reach (default %(default)s)")
     args = p.parse_args(argv)
-    print(f"| sample | transition px | alpha < 0.05 | radius for {args.target:.0%} | radius / sqrt(HW) | area vs dataset trimap |")
-    print("|---|---|---|---|---|---|")
+    print(f"| sample | transition px | alpha < 0.05 | radius for {args.target:.0%} | radius / sqrt(HW) "
+          "| area vs dataset trimap | dataset trimap: coverage | its unknown px from the transition, p90 / max |")
+    print("|---|---|---|---|---|---|---|---|")
     ratios = []
     for name, _image, alpha_path, trimap_path in find_samples(Path(args.data), args.sets):
         row = oracle_row(load_l(alpha_path), as_trimap(load_l(trimap_path)), args.target)
         ratios.append(row["area_ratio"])
         print(f"| {name} | {row['transition_px']} | {row['faint_share']:.0%} | {row['radius_px']:.1f} px "
-              f"| {row['radius_frac']:.3f} | {row['area_ratio']:.2f}x |")
+              f"| {row['radius_frac']:.3f} | {row['area_ratio']:.2f}x | {row['dataset_cov']:.1%} "
+              f"| {row['dataset_reach90']:.1f} / {row['dataset_reach_max']:.1f} px |")
     if ratios:
         ok = sum(r <= 1.5 for r in ratios)
         print(f"\nmean area {np.mean(ratios):.2f}x, median {np.median(ratios):.2f}x; "
