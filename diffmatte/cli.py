@@ -23,6 +23,9 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     p.add_argument("--steps", type=int, default=10, help="DDIM steps, 1..1000 (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial noise (default 0, reproducible)")
+    p.add_argument("--samples", type=int, default=1,
+                   help="average this many samples from seeds seed, seed+1, ... (less noise-dependent; "
+                        "costs that many times the decoder steps; default 1)")
     p.add_argument("--bits", type=int, choices=(8, 16), default=8, help="alpha PNG bit depth (default 8)")
 
 
@@ -55,7 +58,8 @@ def _refine_one(engine, image_path: Path, trimap_path: Path, out: Path, rgba: Op
     _refuse_overwrite(out, image_path, trimap_path)
     image = read_image(image_path)
     trimap = read_trimap(trimap_path)
-    alpha = engine.refine(image, trimap, steps=args.steps, seed=args.seed, callback=_progress(not args.quiet))
+    alpha = engine.refine(image, trimap, steps=args.steps, seed=args.seed, samples=getattr(args, "samples", 1),
+                          callback=_progress(not args.quiet))
     write_alpha(out, alpha, bits=args.bits)
     if rgba is not None:
         _refuse_overwrite(rgba, image_path, trimap_path)

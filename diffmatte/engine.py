@@ -73,17 +73,29 @@ class Engine:
 
     def refine(self, image: np.ndarray, trimap: np.ndarray, steps: int = 10, seed: Optional[int] = None,
                noise: Optional[np.ndarray] = None, callback: Optional[Callable[[StepInfo], None]] = None,
-               cancel: Optional[threading.Event] = None, force_fg: bool = True) -> np.ndarray:
+               cancel: Optional[threading.Event] = None, force_fg: bool = True,
+               samples: int = 1) -> np.ndarray:
         """Refine a trimap into an alpha matte (H x W float32 in [0, 1]).
 
         ``noise`` (H x W float32) is the initial x_T; otherwise it is drawn from ``seed``
         (or randomly). Known background is forced to 0 and, unless ``force_fg=False``
         (official behaviour), known foreground to 1.
+
+        ``samples`` > 1 runs the sampler that many times from independent noise
+        (seeds ``seed``, ``seed + 1``, ...; the image encoder runs once) and returns the
+        mean alpha: a result that depends less on the noise, at ``samples`` times the
+        decoder cost. Not combinable with ``noise``. ``callback`` then counts steps over
+        all samples.
         """
         img = to_float_rgb(image)
         tri = to_trimap(trimap)
         check_pair(img, tri)
         h, w = tri.shape
+        samples = int(samples)
+        if not 1 <= samples <= 64:
+            raise ValueError(f"samples must be between 1 and 64, got {samples}")
+        if noise is not None and samples > 1:
+            raise ValueError("samples > 1 draws its own noise; do not pass noise as well")
         if noise is not None:
             noise_arr = np.asarray(noise, dtype=np.float32)
             if noise_arr.shape != (h, w):
@@ -91,9 +103,12 @@ class Engine:
             if not np.isfinite(noise_arr).all():
                 raise ValueError("noise contains NaN or infinite values")
             x_T = torch.from_numpy(noise_arr.copy())[None, None]
+            starts = [x_T]
         else:
-            gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
-            x_T = torch.randn((1, 1, h, w), generator=gen)
+            starts = []
+            for i in range(samples):
+                gen = torch.Generator().manual_seed(int(seed) + i) if seed is not None else None
+                starts.append(torch.randn((1, 1, h, w), generator=gen))
         steps = int(steps)
         if not 1 <= steps <= 1000:
             raise ValueError(f"steps must be between 1 and 1000, got {steps}")
@@ -118,13 +133,16 @@ class Engine:
                         logit = self.model.decode(features, cond, x_norm, t)
                     return torch.sigmoid(logit.float()) * 2 - 1
 
-                def on_step(k: int, t: float, x0: torch.Tensor) -> None:
-                    if callback is not None:
-                        x0_alpha = ((x0[0, 0] + 1) / 2).float().cpu().numpy()
-                        callback(StepInfo(index=k + 1, total=steps, t=t, x0=x0_alpha))
+                total = 0.0
+                for i, x_T in enumerate(starts):
+                    def on_step(k: int, t: float, x0: torch.Tensor, _done: int = i * steps) -> None:
+                        if callback is not None:
+                            x0_alpha = ((x0[0, 0] + 1) / 2).float().cpu().numpy()
+                            callback(StepInfo(index=_done + k + 1, total=steps * len(starts), t=t, x0=x0_alpha))
 
-                out = ddim_sample(denoise, x_T.to(dev), steps, self.schedule, on_step)
-                alpha = out[0, 0].clamp(0, 1).float().cpu().numpy()
+                    out = ddim_sample(denoise, x_T.to(dev), steps, self.schedule, on_step)
+                    total = total + out[0, 0].clamp(0, 1).float()
+                alpha = (total / len(starts)).cpu().numpy()
             finally:
                 features = cond = None  # noqa: F841  release device memory before the next job
                 if dev.type == "cuda":

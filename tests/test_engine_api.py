@@ -40,6 +40,24 @@ def test_seed_and_noise_determinism(tiny_engine):
                           tiny_engine.refine(image, trimap, steps=2, noise=noise))
 
 
+def test_samples_average_independent_draws(tiny_engine):
+    image, trimap = _inputs()
+    one = tiny_engine.refine(image, trimap, steps=2, seed=7)
+    assert np.array_equal(tiny_engine.refine(image, trimap, steps=2, seed=7, samples=1), one)
+    other = tiny_engine.refine(image, trimap, steps=2, seed=8)
+    both = tiny_engine.refine(image, trimap, steps=2, seed=7, samples=2)
+    np.testing.assert_allclose(both, (one + other) / 2, atol=1e-6)
+    assert (both[trimap == 0] == 0).all() and (both[trimap == 255] == 1).all()
+    seen = []
+    tiny_engine.refine(image, trimap, steps=2, seed=7, samples=3, callback=lambda s: seen.append((s.index, s.total)))
+    assert seen == [(i, 6) for i in range(1, 7)]
+    with pytest.raises(ValueError, match="samples"):
+        tiny_engine.refine(image, trimap, steps=2, samples=0)
+    noise = np.zeros(trimap.shape, np.float32)
+    with pytest.raises(ValueError, match="noise"):
+        tiny_engine.refine(image, trimap, steps=2, noise=noise, samples=2)
+
+
 def test_input_conversions_agree(tiny_engine):
     image, trimap = _inputs()
     ref = tiny_engine.refine(image, trimap, steps=1, seed=0)

@@ -25,6 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-engine", action="store_true", help="evaluate the baselines only")
     p.add_argument("--steps", type=int, default=10, help="DDIM steps (default 10)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=int, default=1, help="average this many samples per image (default 1)")
     p.add_argument("--device", default="auto")
     p.add_argument("--baselines", default="cf",
                    help="comma-separated classical solvers: cf, lkm, knn, or 'none' (default cf; needs pymatting)")
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             import torch
             torch.set_num_threads(args.threads)
         try:
-            fn, info = engine_method(args.weights, args.device, args.steps, args.seed)
+            fn, info = engine_method(args.weights, args.device, args.steps, args.seed, getattr(args, "samples", 1))
         except Exception as exc:  # noqa: BLE001 (WeightsError, DefaultWeightsMissing, ValueError...)
             print(f"error: cannot load weights {args.weights!r}: {exc}")
             return 2

@@ -30,7 +30,8 @@ class MethodResult:
         return {k: float(np.mean([r[k] for r in self.rows.values()])) for k in keys}
 
 
-def engine_method(weights: str, device: str = "auto", steps: int = 10, seed: int = 0) -> tuple[Method, dict]:
+def engine_method(weights: str, device: str = "auto", steps: int = 10, seed: int = 0,
+                  samples: int = 1) -> tuple[Method, dict]:
     """A DiffMatte method from ``weights``: 'default', a weights file, or a training run/checkpoint."""
     import diffmatte
 
@@ -48,7 +49,7 @@ def engine_method(weights: str, device: str = "auto", steps: int = 10, seed: int
         engine = diffmatte.load_engine(weights=weights, device=device)
 
     def run(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
-        return engine.refine(image, trimap, steps=steps, seed=seed)
+        return engine.refine(image, trimap, steps=steps, seed=seed, samples=samples)
 
     return run, engine.info()
 
