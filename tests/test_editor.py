@@ -369,6 +369,7 @@ def test_settings_are_remembered(tmp_path, qtbot):
                      settings=QtCore.QSettings(ini, QtCore.QSettings.Format.IniFormat))
     qtbot.addWidget(a)
     a.panel.steps_spin.setValue(23)
+    a.panel.samples_spin.setValue(3)
     a.canvas.set_view_mode("alpha")
     a.panel.set_source("mask")
     a.close()
@@ -376,6 +377,7 @@ def test_settings_are_remembered(tmp_path, qtbot):
                      settings=QtCore.QSettings(ini, QtCore.QSettings.Format.IniFormat))
     qtbot.addWidget(b)
     assert b.panel.steps_spin.value() == 23
+    assert b.panel.samples_spin.value() == 3
     assert b.canvas.view_mode() == "alpha"
     assert b.panel.source() == "mask"
 

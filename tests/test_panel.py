@@ -150,11 +150,24 @@ def test_scribble_refine_adds_mask_node_keeps_pixels_and_undoes(host, qtbot):
     assert panel.canvas.trimap() is not None
     ops = [c["op"] for c in client.calls]
     assert ops == ["trimap_from_scribbles", "refine"]
+    assert client.calls[1]["samples"] == 1
     # one undo removes the mask node, redo restores it
     adapter.undo_stack.undo()
     assert layer.masks == [] and layer.image == before
     adapter.undo_stack.redo()
     assert len(layer.masks) == 1
+
+
+def test_samples_reach_the_engine_and_stretch_the_progress_bar(host, qtbot):
+    doc, adapter, client, panel = host
+    scribble(qtbot, panel)
+    panel.steps_spin.setValue(3)
+    panel.samples_spin.setValue(2)
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000) as blocker:
+        panel.refine()
+    assert blocker.args == ["done"], panel.error_text()
+    assert client.calls[-1]["op"] == "refine" and client.calls[-1]["samples"] == 2
+    assert panel.progress.maximum() == 6 and panel.progress.value() == 6
 
 
 def test_cancel_stops_running_job(host, qtbot):

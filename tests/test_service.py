@@ -152,6 +152,19 @@ def test_refine_returns_16bit_alpha_that_respects_the_trimap(client):
     assert client.refine(png(image), png(tri), steps=3, seed=7) == out
 
 
+def test_samples_are_averaged_by_the_engine(client, tiny_engine):
+    image, tri = sample()
+    seen = []
+    out = client.refine(png(image), png(tri), steps=2, seed=7, samples=2,
+                        on_progress=lambda step, total, prev: seen.append((step, total)))
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    alpha = np.asarray(Image.open(io.BytesIO(out))).astype(np.float64) / 65535
+    direct = tiny_engine.refine(image, tri, steps=2, seed=7, samples=2)
+    assert np.abs(alpha - direct).max() < 1e-4  # 16-bit PNG rounding only
+    single = np.asarray(Image.open(io.BytesIO(client.refine(png(image), png(tri), steps=2, seed=7))))
+    assert not np.array_equal(single, np.asarray(Image.open(io.BytesIO(out))))
+
+
 def test_progress_events_arrive_in_order_with_previews(client):
     image, tri = sample()
     seen = []
@@ -227,6 +240,8 @@ def _malformed_cases():
         ("sizes differ", dict(body=_refine_body(trimap=b64(png(tri[:-3])))), 422, "same size"),
         ("trimap values", dict(body=_refine_body(trimap=b64(png(bad_tri)))), 422, "0/128/255"),
         ("steps zero", dict(body=_refine_body(steps=0)), 422, "steps"),
+        ("samples zero", dict(body=_refine_body(samples=0)), 422, "samples"),
+        ("samples huge", dict(body=_refine_body(samples=99)), 422, "samples"),
         ("steps huge", dict(body=_refine_body(steps=100000)), 422, "steps"),
         ("steps text", dict(body=_refine_body(steps="many")), 422, "steps"),
         ("seed negative", dict(body=_refine_body(seed=-1)), 422, "seed"),

@@ -66,6 +66,7 @@ class RefineBody(_Body):
     trimap: str = Field(description="base64 greyscale trimap with values 0/128/255")
     steps: int = Field(10, ge=1, le=MAX_STEPS)
     seed: Optional[int] = Field(None, ge=0, le=2**32 - 1)
+    samples: int = Field(1, ge=1, le=8, description="average this many draws (seeds seed, seed+1, ...)")
     preview: bool = True
     preview_size: int = Field(256, ge=16, le=1024)
     quantize_trimap: bool = False
@@ -324,7 +325,7 @@ def build_fastapi(service: Service) -> FastAPI:
         tri = service.decode_grey(body.trimap, "trimap")
         imaging.check_same_size(image, tri, "image", "trimap")
         tri = imaging.check_trimap(tri, "trimap", body.quantize_trimap)
-        job = Job(image, tri, body.steps, body.seed, body.preview, body.preview_size)
+        job = Job(image, tri, body.steps, body.seed, body.preview, body.preview_size, samples=body.samples)
         try:
             ahead = service.manager.submit(job)
         except QueueFull as exc:

@@ -74,8 +74,9 @@ class Job:
     """One refine request and everything clients may ask about it."""
 
     def __init__(self, image: np.ndarray, trimap: np.ndarray, steps: int, seed: Optional[int],
-                 preview: bool, preview_size: int) -> None:
+                 preview: bool, preview_size: int, samples: int = 1) -> None:
         self.id = secrets.token_hex(8)
+        self.samples = int(samples)
         self.image: Optional[np.ndarray] = image
         self.trimap: Optional[np.ndarray] = trimap
         self.steps = steps
@@ -158,7 +159,7 @@ class Job:
     def summary(self) -> Dict[str, Any]:
         """JSON-ready description of the job (no pixel data)."""
         return {
-            "job": self.id, "state": self.state, "steps": self.steps, "seed": self.seed,
+            "job": self.id, "state": self.state, "steps": self.steps, "seed": self.seed, "samples": self.samples,
             "width": self.width, "height": self.height, "error": self.error,
             "code": self.error_code, "created": self.created, "started": self.started,
             "finished": self.finished, "events": len(self.events),
@@ -309,13 +310,13 @@ class JobManager:
                     free_device_memory()
 
     def _run(self, job: Job) -> None:
-        job.emit("started", width=job.width, height=job.height, steps=job.steps)
+        job.emit("started", width=job.width, height=job.height, steps=job.steps * job.samples)
 
         def on_step(info: Any) -> None:
             if job.cancel_event.is_set():
                 raise _CallbackCancel()
             index = int(getattr(info, "index", 0))
-            total = int(getattr(info, "total", job.steps))
+            total = int(getattr(info, "total", job.steps * job.samples))
             preview = None
             x0 = getattr(info, "x0", None)
             if job.preview and x0 is not None:
@@ -341,6 +342,8 @@ class JobManager:
     def _refine(self, job: Job, on_step: Callable[[Any], None]) -> np.ndarray:
         torch = sys.modules.get("torch")
         kwargs = dict(steps=job.steps, seed=job.seed, callback=on_step, cancel=job.cancel_event)
+        if job.samples != 1:  # engines (and test fakes) without averaging still serve samples=1
+            kwargs["samples"] = job.samples
         if torch is not None:
             # Belt and braces against autograd graphs kept alive across requests, the
             # cause of the per-request GPU memory growth reported for DiffMatte.

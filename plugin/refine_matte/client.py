@@ -229,10 +229,15 @@ class EngineClient:
 
     def submit_refine(self, image_png: bytes, trimap_png: bytes, steps: int = 10,
                       seed: Optional[int] = None, preview: bool = True,
-                      quantize_trimap: bool = False) -> str:
-        """Queue a refine job and return its id (see :meth:`wait` and :meth:`result`)."""
+                      quantize_trimap: bool = False, samples: int = 1) -> str:
+        """Queue a refine job and return its id (see :meth:`wait` and :meth:`result`).
+
+        ``samples`` > 1 asks the engine to average that many draws (slower, less noisy).
+        """
         payload = {"image": _b64(image_png), "trimap": _b64(trimap_png), "steps": int(steps),
                    "seed": seed, "preview": bool(preview), "quantize_trimap": bool(quantize_trimap)}
+        if int(samples) != 1:  # older services reject unknown fields
+            payload["samples"] = int(samples)
         return str(self._json("POST", "/v1/jobs/refine", payload)["job"])
 
     def cancel(self, job_id: str) -> None:
@@ -308,7 +313,7 @@ class EngineClient:
     def refine(self, image_png: bytes, trimap_png: bytes, steps: int = 10,
                seed: Optional[int] = None, on_progress: Optional[ProgressCallback] = None,
                cancel_event: Optional[threading.Event] = None, preview: bool = True,
-               quantize_trimap: bool = False) -> bytes:
+               quantize_trimap: bool = False, samples: int = 1) -> bytes:
         """Refine a matte; return the alpha as 16-bit greyscale PNG bytes.
 
         ``on_progress(step, total, preview_png_or_None)`` is called for each diffusion
@@ -318,7 +323,7 @@ class EngineClient:
             raise JobCancelled("cancelled before submission", code="cancelled")
         job_id = self.submit_refine(image_png, trimap_png, steps=steps, seed=seed,
                                     preview=preview and on_progress is not None,
-                                    quantize_trimap=quantize_trimap)
+                                    quantize_trimap=quantize_trimap, samples=samples)
         try:
             self.wait(job_id, on_progress=on_progress, cancel_event=cancel_event)
             return self.result(job_id)

@@ -116,19 +116,21 @@ class FakeEngineClient:
     # ----------------------------------------------------------- refine
     def refine(self, image_png: bytes, trimap_png: bytes, steps: int = 10, seed=None,
                on_progress: Optional[Callable[[int, int, Optional[bytes]], None]] = None,
-               cancel_event: Optional[threading.Event] = None, preview: bool = True) -> bytes:
-        self.calls.append({"op": "refine", "steps": steps})
+               cancel_event: Optional[threading.Event] = None, preview: bool = True,
+               samples: int = 1) -> bytes:
+        self.calls.append({"op": "refine", "steps": steps, "samples": samples})
         self.refine_started.set()
         if self.fail is not None:
             raise self.fail
         trimap = _grey_from(trimap_png)
-        for i in range(1, steps + 1):
+        total = steps * samples
+        for i in range(1, total + 1):
             if cancel_event is not None and cancel_event.is_set():
                 raise JobCancelled("cancelled")
             if self.step_delay:
                 time.sleep(self.step_delay)
             if on_progress is not None:
-                on_progress(i, steps, imaging.qimage_to_png(trimap) if preview else None)
+                on_progress(i, total, imaging.qimage_to_png(trimap) if preview else None)
         if cancel_event is not None and cancel_event.is_set():
             raise JobCancelled("cancelled")
         return imaging.qimage_to_png(trimap.convertToFormat(Fmt.Format_Grayscale16))

@@ -26,6 +26,7 @@ class JobSpec:
     image_png: ImageData
     source: str                      # "sam" | "selection" | "mask" | "scribbles" | "trimap"
     steps: int = 10
+    samples: int = 1                 # draws averaged by the engine (slower, less noisy)
     band: Optional[int] = None
     mask_png: Optional[ImageData] = None
     fg_png: Optional[ImageData] = None
@@ -110,7 +111,7 @@ class RefineJob:
                 sig.progress.emit(int(step), int(total), img)
 
             alpha_png = client.refine(self.spec.image_png, trimap_png, steps=self.spec.steps,
-                                      seed=self.spec.seed, on_progress=on_progress,
+                                      seed=self.spec.seed, on_progress=on_progress, samples=self.spec.samples,
                                       cancel_event=self.cancel_event, preview=True)
             if self.cancel_event.is_set():
                 sig.cancelled.emit()
