@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "plugin"))
 pytest.importorskip("pytestqt")
 pytest.importorskip("torch")
 pytest.importorskip("diffmatte.service")
+from refine_matte import imaging  # noqa: E402
 from refine_matte.client import EngineClient  # noqa: E402
 from refine_matte.qt import QtCore, QtGui  # noqa: E402
 
@@ -109,7 +110,8 @@ def test_refine_through_real_service_adds_mask_and_undoes(editor, qtbot):
     tri = win.canvas.trimap()
     assert QtGui.qGray(tri.pixel(24, 16)) == 255 and QtGui.qGray(tri.pixel(10, 2)) == 0
     assert [s for s, _, _ in progress] == [1, 2] and all(t == 2 for _, t, _ in progress)
-    assert all(p is not None and p.size() == before.size() for _, _, p in progress)
+    # Previews travel as PNG bytes and are decoded on the GUI thread.
+    assert all(p is not None and imaging.png_to_qimage(p).size() == before.size() for _, _, p in progress)
     win.undo_action.trigger()
     assert layer.masks == [] and layer.image == before
 

@@ -124,6 +124,14 @@ def test_png_round_trip_keeps_pixels():
     assert back.convertToFormat(QtGui.QImage.Format.Format_RGB32) == img
     with pytest.raises(ValueError, match="not a readable image"):
         imaging.png_to_qimage(b"not a png")
+    with pytest.raises(ValueError, match="not a readable image"):
+        imaging.png_to_qimage(b"\x89PNG\r\n\x1a\n truncated")
+    # Other formats still decode (the format is named only for PNG).
+    buf = QtCore.QBuffer()
+    buf.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
+    assert img.save(buf, "BMP")
+    bmp = imaging.png_to_qimage(bytes(buf.data()))
+    assert bmp.convertToFormat(QtGui.QImage.Format.Format_RGB32) == img
 
 
 def test_scribble_refine_adds_mask_node_keeps_pixels_and_undoes(host, qtbot):

@@ -38,10 +38,24 @@ def qimage_to_png(image: "QImage") -> bytes:
     return bytes(data)
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def png_to_qimage(data: bytes) -> "QImage":
-    """Decode PNG (or any Qt-readable) bytes; raises ValueError on bad data."""
+    """Decode PNG (or any Qt-readable) bytes; raises ValueError on bad data.
+
+    PNG data is decoded with the format named: without it Qt asks every image
+    plugin whether it can read the bytes, and the SVG plugin's probe disconnects
+    Qt signals, taking a lock that the GUI thread may hold while it waits for
+    Python's GIL (a deadlock seen when a job thread decoded a preview while an
+    old window was being destroyed).
+    """
     image = QImage()
-    if not data or not image.loadFromData(QtCore.QByteArray(bytes(data))):
+    raw = bytes(data) if data else b""
+    fmt = "PNG" if raw.startswith(_PNG_SIGNATURE) else None
+    ok = bool(raw) and (image.loadFromData(QtCore.QByteArray(raw), fmt) if fmt
+                        else image.loadFromData(QtCore.QByteArray(raw)))
+    if not ok:
         raise ValueError("the engine returned data that is not a readable image")
     return image
 

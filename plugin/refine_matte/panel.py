@@ -473,6 +473,11 @@ class RefinePanel(QtWidgets.QWidget):
     def _on_progress(self, step: int, total: int, preview: Any) -> None:
         if self.job is None or self.job.cancel_event.is_set():
             return
+        if isinstance(preview, (bytes, bytearray)):
+            try:
+                preview = imaging.png_to_qimage(preview)
+            except ValueError:
+                preview = None  # a bad preview must not end the job
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(step)
         self.status_label.setText(f"Refining… step {step} of {total}")

@@ -44,7 +44,7 @@ class JobSignals(QtCore.QObject):
 
     stage = Signal(str)
     trimapReady = Signal(object)          # QImage
-    progress = Signal(int, int, object)   # step, total, QImage | None
+    progress = Signal(int, int, object)   # step, total, preview PNG bytes | None (decoded by the GUI)
     finished = Signal(object)             # QImage alpha
     failed = Signal(str)
     cancelled = Signal()
@@ -102,13 +102,9 @@ class RefineJob:
             sig.stage.emit("Refining…")
 
             def on_progress(step: int, total: int, preview: Optional[bytes]) -> None:
-                img = None
-                if preview:
-                    try:
-                        img = imaging.png_to_qimage(preview)
-                    except ValueError:
-                        img = None  # a bad preview must not kill the job
-                sig.progress.emit(int(step), int(total), img)
+                # Previews stay bytes here: every step's decode happens on the GUI thread,
+                # which keeps Qt work on this thread to a few calls per job.
+                sig.progress.emit(int(step), int(total), bytes(preview) if preview else None)
 
             alpha_png = client.refine(self.spec.image_png, trimap_png, steps=self.spec.steps,
                                       seed=self.spec.seed, on_progress=on_progress, samples=self.spec.samples,
