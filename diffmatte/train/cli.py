@@ -72,12 +72,13 @@ def register(subparsers) -> None:
 
 
 def _mix(text: str) -> list[float]:
+    from .trimaps import check_mix
+
     try:
         w = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if len(w) not in (3, 4) or min(w) < 0 or sum(w) <= 0:
-        raise argparse.ArgumentTypeError(f"expected 3 or 4 non-negative weights, got {text!r}")
+        check_mix(w)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--trimap-mix {text!r}: {exc}") from None
     return w + [0.0] * (4 - len(w))
 
 

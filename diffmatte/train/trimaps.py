@@ -131,6 +131,14 @@ def product_trimap(alpha: np.ndarray, rng: np.random.Generator, scale: float = 1
 DEFAULT_MIX = (0.35, 0.35, 0.30, 0.0)
 
 
+def check_mix(weights) -> np.ndarray:
+    """Validate a style mix: 3 (erosion, dilation, coarse) or 4 (+ product) non-negative weights."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 1 or len(w) not in (3, 4) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"trimap style weights must be 3 or 4 non-negative numbers, got {weights!r}")
+    return w
+
+
 def random_trimap(alpha: np.ndarray, rng: np.random.Generator, scale: float = 1.0,
                   weights: tuple[float, ...] = DEFAULT_MIX,
                   image: np.ndarray | None = None) -> np.ndarray:
@@ -139,9 +147,7 @@ def random_trimap(alpha: np.ndarray, rng: np.random.Generator, scale: float = 1.
     ``weights`` has 3 (erosion, dilation, coarse) or 4 entries (+ product);
     ``image`` is used by the product style only.
     """
-    w = np.asarray(weights, dtype=np.float64)
-    if w.ndim != 1 or len(w) not in (3, 4) or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"trimap style weights must be 3 or 4 non-negative numbers, got {weights!r}")
+    w = check_mix(weights)
     style = int(rng.choice(len(w), p=w / w.sum()))
     if style == 3:
         tri = product_trimap(alpha, rng, scale, image)
