@@ -126,3 +126,16 @@ def test_flat_image_falls_back_to_nearest_stroke():
     tri = trimap.from_scribbles(img, fg, bg, band=1)
     assert np.all(tri[:, :3] == 255) and np.all(tri[:, 27:] == 0)
     assert np.all(tri[:, 14:16] == 128)  # halfway between the strokes is uncertain
+
+
+@pytest.mark.parametrize("size", [(12, 16), (400, 300)])
+def test_strokes_covering_every_pixel_give_a_trimap_not_an_error(size):
+    # The random walker has nothing to solve then (skimage returns its labels).
+    h, w = size
+    img = np.random.default_rng(0).random((h, w, 3)).astype(np.float32)
+    fg = np.zeros((h, w), bool)
+    fg[:, : w // 2] = True
+    bg = ~fg
+    tri = trimap.from_scribbles(img, fg, bg, band=1)
+    assert tri.shape == (h, w)
+    assert np.all(tri[fg] == 255) and np.all(tri[bg] == 0)

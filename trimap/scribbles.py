@@ -99,7 +99,11 @@ def propagate(image: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
             img_s, fg_s, bg_s, scale = image, fg, bg, 1.0
     else:
         img_s, fg_s, bg_s = image, fg, bg
-    if float(img_s.std()) < 1e-6:
+    if not (~(fg_s | bg_s)).any():
+        # Every pixel is a seed: nothing to propagate (and skimage's random walker
+        # then returns the labels instead of probabilities).
+        p_fg = fg_s.astype(np.float32)
+    elif float(img_s.std()) < 1e-6:
         # A flat image has no edges to follow (and skimage divides by its std).
         p_fg = nearest_seed_probability(fg_s, bg_s)
     else:
@@ -111,6 +115,11 @@ def propagate(image: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
             prob = random_walker(
                 img_s, labels, beta=WALKER_BETA, mode="bf", channel_axis=-1, return_full_prob=True
             )
+        if prob.ndim != 3 or prob.shape[0] != 2 or prob.shape[1:] != fg_s.shape:
+            # skimage answers with labels, not probabilities, in corner cases it warns
+            # about; the edge-blind fallback is still a valid answer.
+            prob = np.stack([1.0 - nearest_seed_probability(fg_s, bg_s),
+                             nearest_seed_probability(fg_s, bg_s)])
         p_fg = prob[1].astype(np.float32)
         bad = ~np.isfinite(p_fg)
         if bad.any():  # a singular system; fall back to the nearest stroke there

@@ -10,13 +10,14 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Tuple
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,10 +26,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from . import imaging
 from .errors import InvalidInput, ServiceError, Unavailable
 from .gate import Gate
-from .jobs import DONE, Job, JobManager, QueueFull, ShuttingDown, free_device_memory, is_out_of_memory
+from .jobs import DONE, TERMINAL, Job, JobManager, QueueFull, ShuttingDown, free_device_memory, is_out_of_memory
 
 API_VERSION = 1
 MAX_STEPS = 1000  # the engine's own bound
+MAX_EVENT_ID = 10**9  # far above any job's event count; bounds 'after' and Last-Event-ID
+DEFAULT_SEED = 0
 
 
 @dataclass
@@ -46,6 +49,13 @@ class ServiceConfig:
     sam_model_type: Optional[str] = None  # None: guessed from the file name, else vit_b
     sam_cache: int = 4
     device_wait: float = 300.0
+    # Connection and request limits (see guard.py and gate.py for why each exists).
+    max_connections: int = 256
+    max_connections_per_client: int = 128
+    head_timeout: float = 10.0  # seconds to deliver a complete request head
+    keep_alive: float = 5.0  # idle seconds between requests on one connection
+    max_active_requests: int = 64  # requests with the token in progress (event streams count)
+    body_timeout: float = 30.0  # longest pause while a body is uploaded
 
     @property
     def max_body(self) -> int:
@@ -65,7 +75,9 @@ class RefineBody(_Body):
     image: str = Field(description="base64 image (PNG, JPEG, WEBP, TIFF or BMP)")
     trimap: str = Field(description="base64 greyscale trimap with values 0/128/255")
     steps: int = Field(10, ge=1, le=MAX_STEPS)
-    seed: Optional[int] = Field(None, ge=0, le=2**32 - 1)
+    # Seed 0 unless the request names one (null counts as "none"): the same request
+    # gives the same matte, click after click; another seed asks for another draw.
+    seed: Optional[int] = Field(0, ge=0, le=2**32 - 1)
     samples: int = Field(1, ge=1, le=8, description="average this many draws (seeds seed, seed+1, ...)")
     preview: bool = True
     preview_size: int = Field(256, ge=16, le=1024)
@@ -226,6 +238,7 @@ class Service:
         device = str(self.engine_info().get("device", "cpu"))
         self.sam = _Sam(config, device if device.split(":")[0] in ("cpu", "cuda", "mps") else "cpu")
         self.request_shutdown: Optional[Callable[[], None]] = None
+        self.connection_stats: Optional[Callable[[], Dict[str, int]]] = None  # set by the server
         self.closed = False
 
     def close(self) -> None:
@@ -305,6 +318,7 @@ def build_fastapi(service: Service) -> FastAPI:
             "service": "refine-matte", "api": API_VERSION, "version": service_version(),
             "pid": os.getpid(), "engine": service.engine_info(), "memory": _process_memory(),
             "queue": service.manager.status(),
+            "connections": service.connection_stats() if service.connection_stats else None,
             "limits": {"max_body_bytes": cfg.max_body, "max_megapixels": cfg.max_megapixels,
                        "max_queue": cfg.max_queue, "max_steps": MAX_STEPS},
             "sam": {"checkpoint": str(cfg.sam_checkpoint) if isinstance(cfg.sam_checkpoint, (str, os.PathLike)) else None,
@@ -325,7 +339,8 @@ def build_fastapi(service: Service) -> FastAPI:
         tri = service.decode_grey(body.trimap, "trimap")
         imaging.check_same_size(image, tri, "image", "trimap")
         tri = imaging.check_trimap(tri, "trimap", body.quantize_trimap)
-        job = Job(image, tri, body.steps, body.seed, body.preview, body.preview_size, samples=body.samples)
+        seed = DEFAULT_SEED if body.seed is None else body.seed
+        job = Job(image, tri, body.steps, seed, body.preview, body.preview_size, samples=body.samples)
         try:
             ahead = service.manager.submit(job)
         except QueueFull as exc:
@@ -343,7 +358,7 @@ def build_fastapi(service: Service) -> FastAPI:
         return job
 
     @app.get("/v1/jobs/{job_id}")
-    def job_status(job_id: str, after: int = -1) -> Dict[str, Any]:
+    def job_status(job_id: str, after: int = Query(-1, ge=-1, le=MAX_EVENT_ID)) -> Dict[str, Any]:
         job = _job(job_id)
         out = job.summary()
         if after >= 0:
@@ -351,12 +366,13 @@ def build_fastapi(service: Service) -> FastAPI:
         return out
 
     @app.get("/v1/jobs/{job_id}/events")
-    async def job_events(job_id: str, request: Request, after: int = 0) -> StreamingResponse:
+    async def job_events(job_id: str, request: Request,
+                         after: int = Query(0, ge=0, le=MAX_EVENT_ID)) -> StreamingResponse:
         job = _job(job_id)
         last = request.headers.get("last-event-id")
-        if last and last.isdigit():
-            after = max(after, int(last))
-        return StreamingResponse(_stream(job, max(0, after), service.config.heartbeat),
+        if last is not None and last.strip():
+            after = max(after, parse_event_id(last, "the Last-Event-ID header"))
+        return StreamingResponse(_stream(job, after, service.config.heartbeat),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -458,16 +474,38 @@ def build_fastapi(service: Service) -> FastAPI:
     return app
 
 
+def parse_event_id(text: str, what: str) -> int:
+    """Parse an SSE event id: ASCII digits only, at most ``MAX_EVENT_ID`` (else 400).
+
+    ``str.isdigit`` accepts superscripts and other scripts' digits that ``int`` then
+    refuses, and ``int`` refuses more than 4300 digits: both used to end in a 500.
+    """
+    value = text.strip()
+    if not _EVENT_ID.fullmatch(value) or int(value) > MAX_EVENT_ID:
+        raise ServiceError(f"{what} must be an event id: ASCII digits, 0 to {MAX_EVENT_ID}", 400)
+    return int(value)
+
+
+_EVENT_ID = re.compile(r"[0-9]{1,10}")
+
+
 async def _stream(job: Job, after: int, heartbeat: float) -> AsyncIterator[bytes]:
-    """Yield the job's events as SSE from ``after`` on, then stop at a terminal event."""
+    """Yield the job's events as SSE from ``after`` on; stop once the job has ended.
+
+    The stream ends after the terminal event, or at once when the job has already
+    ended before ``after`` (a resumed stream of a finished job): it never idles on
+    keep-alives for a job that can send nothing more.
+    """
     loop = asyncio.get_running_loop()
     sent = after
     while True:
         for event in job.events_after(sent):
             sent = event["id"]
             yield _sse(event)
-            if event["type"] in ("done", "failed", "cancelled"):
+            if event["type"] in TERMINAL:
                 return
+        if job.ended_by(sent):
+            return
         flag = asyncio.Event()
         count = job.add_waiter(loop, flag)
         try:
@@ -498,7 +536,8 @@ def create_app(engine: Any, token: str, config: Optional[ServiceConfig] = None) 
     config = config or ServiceConfig()
     service = Service(engine, config)
     app = build_fastapi(service)
-    return Gate(app, token, config.max_body), service
+    return Gate(app, token, config.max_body, max_active=config.max_active_requests,
+                body_timeout=config.body_timeout), service
 
 
 __all__ = ["ServiceConfig", "Service", "create_app", "API_VERSION"]

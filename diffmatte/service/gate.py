@@ -1,12 +1,15 @@
-"""Outermost ASGI layer: bearer-token check, body-size cap, last-resort error answer.
+"""Outermost ASGI layer: bearer-token check, body limits, request cap, last-resort answer.
 
 It sits outside FastAPI so that unauthenticated or oversized requests are refused
 before any body is parsed, and so that the limit is enforced on the bytes actually
-received (a lying or missing Content-Length does not get around it).
+received (a lying or missing Content-Length does not get around it). Only requests
+that carry the token count against ``max_active``: connections without it cannot
+take the slots of the artist's front end (see ``guard.py`` for idle connections).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -28,13 +31,36 @@ async def send_json(send: Send, status: int, detail: str, headers: List[tuple] |
     await send({"type": "http.response.body", "body": body})
 
 
-class Gate:
-    """Wrap ``app`` with token auth and a cap of ``max_body`` bytes per request."""
+def is_json_text(body: bytes) -> bool:
+    """True when ``body`` is UTF-8 without NUL bytes, the only JSON text we accept.
 
-    def __init__(self, app: Any, token: str, max_body: int) -> None:
+    ``json.loads`` on bytes silently accepts UTF-16/32, and UTF-16 of ASCII text is
+    valid UTF-8 apart from its NUL bytes (which JSON text never holds unescaped).
+    """
+    if b"\x00" in body:
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class Gate:
+    """Wrap ``app`` with token auth, a ``max_body`` byte cap and ``max_active`` requests.
+
+    ``body_timeout``: seconds the client may pause while sending the body (a stalled
+    upload gets 408 instead of holding a request slot for ever).
+    """
+
+    def __init__(self, app: Any, token: str, max_body: int, max_active: int = 64,
+                 body_timeout: float = 30.0) -> None:
         self.app = app
         self._token = token.encode("utf-8")
         self.max_body = max_body
+        self.max_active = max_active
+        self.body_timeout = body_timeout
+        self.active = 0
 
     def _authorised(self, headers: List[tuple]) -> bool:
         for name, value in headers:
@@ -58,6 +84,18 @@ class Gate:
                             "with the token from the service config directory",
                             [(b"www-authenticate", b"Bearer")])
             return
+        if self.active >= self.max_active:
+            await send_json(send, 503, f"{self.active} requests are in progress (the limit is "
+                            f"{self.max_active}); retry in a moment", [(b"retry-after", b"1")])
+            return
+        self.active += 1
+        try:
+            await self._checked(scope, receive, send)
+        finally:
+            self.active -= 1
+
+    async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = scope.get("headers", [])
         limit_text = f"the request body limit is {self.max_body} bytes ({self.max_body / 2**20:.1f} MiB, --max-body-mb)"
         for name, value in headers:
             if name.lower() == b"content-length":
@@ -73,7 +111,12 @@ class Gate:
         size = 0
         more = True
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout)
+            except asyncio.TimeoutError:
+                await send_json(send, 408, f"the request body stalled for {self.body_timeout:.0f} s; "
+                                f"received {size} bytes", [(b"connection", b"close")])
+                return
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
@@ -85,6 +128,11 @@ class Gate:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         del chunks
+        if body and not is_json_text(body):
+            await send_json(send, 400, "the body could not be parsed: send UTF-8 JSON with "
+                            "Content-Type: application/json (found bytes that are not UTF-8, "
+                            "or NUL bytes as in UTF-16/UTF-32)")
+            return
         replayed = False
 
         async def replay() -> Dict[str, Any]:

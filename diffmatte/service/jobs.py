@@ -116,6 +116,19 @@ class Job:
         with self._lock:
             return list(self.events[max(0, after):])
 
+    def ended_by(self, event_id: int) -> bool:
+        """True when the job's terminal event exists and has an id <= ``event_id``.
+
+        A stream that has sent (or was asked to skip) that far has nothing more to
+        wait for; checking the event rather than ``state`` avoids ending a stream in
+        the instant between ``finish`` setting the state and emitting the event.
+        """
+        with self._lock:
+            if not self.events:
+                return False
+            last = self.events[-1]
+            return last["type"] in TERMINAL and last["id"] <= event_id
+
     def add_waiter(self, loop: asyncio.AbstractEventLoop, flag: asyncio.Event) -> int:
         """Register a stream to be woken on the next event; return the event count."""
         with self._lock:

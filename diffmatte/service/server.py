@@ -15,6 +15,7 @@ import uvicorn
 
 from . import config as cfgfiles
 from .app import API_VERSION, Service, ServiceConfig, create_app, service_version
+from .guard import ConnectionGuard, guarded_protocol
 
 log = logging.getLogger("diffmatte.service")
 
@@ -78,6 +79,29 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+# Largest request head (request line + headers) h11 buffers before answering 400.
+MAX_HEAD_BYTES = 16 * 1024
+
+
+def uvicorn_config(app: Any, service: Service, log_level: str) -> uvicorn.Config:
+    """uvicorn settings of the service: guarded h11 connections, no connection-count 503.
+
+    ``limit_concurrency`` stays off because uvicorn counts idle connections against it
+    (63 silent sockets then locked everyone out); the guard and the gate bound
+    connections and requests instead.
+    """
+    cfg = service.config
+    guard = ConnectionGuard(max_connections=cfg.max_connections,
+                            max_per_client=cfg.max_connections_per_client,
+                            head_timeout=cfg.head_timeout)
+    service.connection_stats = guard.stats
+    return uvicorn.Config(app, lifespan="off", log_level=log_level, access_log=False,
+                          http=guarded_protocol(guard), ws="none",
+                          h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+                          timeout_graceful_shutdown=int(cfg.shutdown_grace) + 5,
+                          limit_concurrency=None, timeout_keep_alive=max(1, int(round(cfg.keep_alive))))
+
+
 class RunningService:
     """A service running in a background thread (tests, embedding in a process)."""
 
@@ -87,9 +111,7 @@ class RunningService:
         self.sock = bind_socket(host, port)
         self.host, self.port = self.sock.getsockname()[:2]
         app, self.service = create_app(engine, token, config)
-        uconf = uvicorn.Config(app, lifespan="off", log_level=log_level, access_log=False,
-                               timeout_graceful_shutdown=int(self.service.config.shutdown_grace) + 5,
-                               limit_concurrency=64, timeout_keep_alive=5)
+        uconf = uvicorn_config(app, self.service, log_level)
         self.server = _Server(uconf, self.service)
         self.service.request_shutdown = self.stop_async
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
@@ -123,9 +145,7 @@ def serve(engine: Any, host: str = "127.0.0.1", port: int = 0,
         return 2
     bound_host, bound_port = sock.getsockname()[:2]
     app, service = create_app(engine, token, config)
-    uconf = uvicorn.Config(app, lifespan="off", log_level=log_level, access_log=False,
-                           timeout_graceful_shutdown=int(config.shutdown_grace) + 5,
-                           limit_concurrency=64, timeout_keep_alive=5)
+    uconf = uvicorn_config(app, service, log_level)
     pid = os.getpid()
     server = _Server(uconf, service,
                      on_shutdown=lambda: cfgfiles.remove_service_file(pid))
