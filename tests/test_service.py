@@ -203,6 +203,97 @@ def test_polling_returns_the_same_events(client):
     assert [e["type"] for e in status["new_events"]] == streamed
 
 
+def _stream_lines(svc, path, headers=None, timeout=10.0):
+    """Read an event stream to its end; returns (status, list of lines, seconds)."""
+    t0 = time.monotonic()
+    conn = http.client.HTTPConnection(svc.host, svc.port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {TOKEN}", **(headers or {})})
+        resp = conn.getresponse()
+        data = resp.read()  # returns only when the server ends the stream
+    finally:
+        conn.close()
+    return resp.status, data.decode("utf-8", "replace").splitlines(), time.monotonic() - t0
+
+
+def test_streams_of_a_finished_job_end_at_or_past_its_last_event(client, svc):
+    image, tri = sample()
+    job = client.submit_refine(png(image), png(tri), steps=2, preview=False)
+    events = list(client.events(job))
+    last = events[-1]["id"]
+    for path, headers in [(f"/v1/jobs/{job}/events?after={last}", None),
+                          (f"/v1/jobs/{job}/events?after={last + 50}", None),
+                          (f"/v1/jobs/{job}/events", {"Last-Event-ID": str(last)}),
+                          (f"/v1/jobs/{job}/events", {"Last-Event-ID": "999999"})]:
+        status, lines, seconds = _stream_lines(svc, path, headers)
+        assert status == 200 and seconds < 3.0, (path, headers)
+        assert not any(line.startswith("data:") for line in lines)
+    # One before the end: exactly the terminal event, then the end.
+    status, lines, _ = _stream_lines(svc, f"/v1/jobs/{job}/events?after={last - 1}")
+    assert [line for line in lines if line.startswith("event:")] == ["event: done"]
+    client.forget(job)
+
+
+def test_a_stream_resumed_past_the_end_of_a_running_job_ends_with_the_job(tiny_engine):
+    svc = slow_service(tiny_engine, delay=0.05)
+    try:
+        c = EngineClient(svc.host, svc.port, TOKEN, timeout=30)
+        image, tri = sample()
+        job = c.submit_refine(png(image), png(tri), steps=20, preview=False)
+        status, lines, seconds = _stream_lines(svc, f"/v1/jobs/{job}/events?after=1000", timeout=30)
+        assert status == 200 and seconds < 20
+        assert c._json("GET", f"/v1/jobs/{job}")["state"] == "done"
+    finally:
+        svc.stop()
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "1\u00b2", "\u0663", "9" * 5000, "-1", "1e3", "12345678901"])
+def test_bad_last_event_ids_get_400_not_500(client, svc, value):
+    image, tri = sample()
+    job = client.submit_refine(png(image), png(tri), steps=1, preview=False)
+    list(client.events(job))
+    conn = http.client.HTTPConnection(svc.host, svc.port, timeout=10)
+    try:
+        conn.putrequest("GET", f"/v1/jobs/{job}/events")
+        conn.putheader("Authorization", f"Bearer {TOKEN}")
+        conn.putheader("Last-Event-ID", value.encode("utf-8"))
+        conn.endheaders()
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+    finally:
+        conn.close()
+    assert resp.status == 400 and "Last-Event-ID" in body["detail"]
+
+
+@pytest.mark.parametrize("query", ["after=%C2%B2", "after=" + "9" * 5000, "after=-3", "after=1.5"])
+def test_bad_after_values_get_422(client, svc, query):
+    image, tri = sample()
+    job = client.submit_refine(png(image), png(tri), steps=1, preview=False)
+    list(client.events(job))
+    for path in (f"/v1/jobs/{job}/events?{query}", f"/v1/jobs/{job}?{query}"):
+        status, body = request(svc, "GET", path)
+        assert status == 422 and "after" in body["detail"], (path, body)
+
+
+def test_refine_without_a_seed_is_repeatable(client):
+    image, tri = sample()
+    first = client.refine(png(image), png(tri), steps=3)  # the client sends "seed": null
+    assert client.refine(png(image), png(tri), steps=3) == first
+    assert client.refine(png(image), png(tri), steps=3, seed=0) == first
+    assert client.refine(png(image), png(tri), steps=3, seed=5) != first
+    status, body = request(svc_of(client), "POST", "/v1/jobs/refine", body=_refine_body())
+    assert status == 202 and body["job"]
+    summary = client._json("GET", f"/v1/jobs/{body['job']}")
+    assert summary["seed"] == 0
+
+
+def svc_of(client):
+    """The (host, port) of a client, shaped like a RunningService for request()."""
+    class _Addr:
+        host, port = client.host, client.port
+    return _Addr()
+
+
 # -- malformed input: every class gets a 4xx with a message, never a 5xx -----------------------
 def _refine_body(**over):
     image, tri = sample()
@@ -248,6 +339,9 @@ def _malformed_cases():
         ("too many megapixels", dict(body=_refine_body(image=b64(_png_header_only(1000, 1000)))), 413, "megapixels"),
         ("decompression bomb", dict(body=_refine_body(image=b64(_png_header_only(60000, 60000)))), 413, "megapixels"),
         ("body too large", dict(raw_body=b"{" + b" " * (1 << 20) + b"}"), 413, "1048576 bytes"),
+        ("utf-16 body", dict(raw_body=json.dumps(_refine_body()).encode("utf-16")), 400, "UTF-8 JSON"),
+        ("utf-16-le body", dict(raw_body=json.dumps({"steps": 2}).encode("utf-16-le")), 400, "UTF-8 JSON"),
+        ("utf-32 body", dict(raw_body=json.dumps({"steps": 2}).encode("utf-32")), 400, "UTF-8 JSON"),
     ]
 
 
