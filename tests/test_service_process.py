@@ -101,6 +101,37 @@ def test_token_is_created_once_user_only(config_dir):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+@pytest.mark.skipif(not POSIX, reason="POSIX modes")
+def test_a_world_writable_config_dir_is_tightened(config_dir):
+    config_dir.mkdir(mode=0o777)
+    os.chmod(config_dir, 0o777)
+    cfgfiles.load_or_create_token()
+    assert stat.S_IMODE(config_dir.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("planted", ["abc", "x" * 42, "a b c d e f g h i j k l m n o p q r s t u v w x y z 1",
+                                     "\u00e9" * 50, ""])
+def test_a_planted_or_short_token_is_replaced(config_dir, planted):
+    config_dir.mkdir(mode=0o700)
+    (config_dir / "token").write_text(planted, encoding="utf-8")
+    token = cfgfiles.load_or_create_token()
+    assert token != planted.strip() and cfgfiles.TOKEN_PATTERN.fullmatch(token)
+    assert (config_dir / "token").read_text(encoding="ascii").strip() == token
+    assert cfgfiles.load_or_create_token() == token  # stable from now on
+    assert [p.name for p in config_dir.iterdir()] == ["token"]  # no temp file left
+
+
+@pytest.mark.skipif(not POSIX, reason="symlinks")
+def test_a_symlinked_token_is_not_followed(config_dir, tmp_path):
+    config_dir.mkdir(mode=0o700)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("y" * 50, encoding="ascii")
+    (config_dir / "token").symlink_to(elsewhere)
+    token = cfgfiles.load_or_create_token()
+    assert token != "y" * 50 and not (config_dir / "token").is_symlink()
+    assert elsewhere.read_text(encoding="ascii") == "y" * 50  # the target is left alone
+
+
 @pytest.mark.parametrize("platform", ["linux", "darwin", "win32"])
 @pytest.mark.parametrize("override", [None, "/tmp/rm-cfg"])
 def test_client_and_service_agree_on_the_config_dir(monkeypatch, tmp_path, platform, override):

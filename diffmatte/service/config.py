@@ -8,7 +8,9 @@ that both agree.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import secrets
 import stat
 import sys
@@ -19,6 +21,11 @@ from typing import Any, Dict, Optional
 CONFIG_ENV = "REFINE_MATTE_CONFIG_DIR"
 TOKEN_FILE = "token"
 SERVICE_FILE = "service.json"
+# secrets.token_urlsafe(32) gives 43 characters; anything shorter or with other
+# characters was not written by us (a planted, guessable token) and is replaced.
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43,256}")
+
+log = logging.getLogger("diffmatte.service")
 
 
 def config_dir() -> Path:
@@ -36,10 +43,46 @@ def config_dir() -> Path:
 
 
 def ensure_config_dir(path: Optional[Path] = None) -> Path:
-    """Create the config directory (user-only on POSIX) and return it."""
+    """Create the config directory (user-only on POSIX) and return it.
+
+    An existing directory that others may read or write is tightened to 0700 (its
+    token would otherwise be readable, or replaceable, by any local user); one that
+    belongs to another user is refused.
+    """
     path = Path(path) if path is not None else config_dir()
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.name == "posix":
+        info = path.stat()
+        if info.st_uid != os.getuid():
+            raise RuntimeError(f"the config directory {path} belongs to another user (uid "
+                               f"{info.st_uid}); set {CONFIG_ENV} to a directory of your own")
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            os.chmod(path, 0o700)
+            log.warning("config directory %s had mode %o; tightened to 700", path, mode)
     return path
+
+
+def _read_own_token(token_path: Path) -> str:
+    """The token if ``token_path`` is a regular file of ours holding a valid one, else ''."""
+    try:
+        info = token_path.lstat()
+    except FileNotFoundError:
+        return ""
+    if not stat.S_ISREG(info.st_mode) or (os.name == "posix" and info.st_uid != os.getuid()):
+        log.warning("%s is not a regular file of this user; replacing it with a new token", token_path)
+        return ""
+    try:
+        token = token_path.read_text(encoding="ascii").strip()
+    except UnicodeDecodeError:
+        token = "\x00"  # not ASCII: invalid, replaced below
+    except OSError as exc:
+        raise RuntimeError(f"cannot read the service token {token_path}: {exc}") from exc
+    if token and not TOKEN_PATTERN.fullmatch(token):
+        log.warning("the token in %s is not one this service wrote (too short or odd characters); "
+                    "replacing it with a new one", token_path)
+        return ""
+    return token
 
 
 def load_or_create_token(path: Optional[Path] = None) -> str:
@@ -50,12 +93,8 @@ def load_or_create_token(path: Optional[Path] = None) -> str:
     """
     directory = ensure_config_dir(path)
     token_path = directory / TOKEN_FILE
-    try:
-        token = token_path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        token = ""
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RuntimeError(f"cannot read the service token {token_path}: {exc}") from exc
+    replace = token_path.exists() or token_path.is_symlink()
+    token = _read_own_token(token_path)
     if token:
         if os.name == "posix":
             mode = stat.S_IMODE(token_path.stat().st_mode)
@@ -71,10 +110,13 @@ def load_or_create_token(path: Optional[Path] = None) -> str:
             fh.write(token + "\n")
         if os.name == "posix":
             os.chmod(tmp, 0o600)
+        if replace:
+            os.replace(tmp, token_path)  # an invalid token file: ours to overwrite
+            return token
         try:
             os.link(tmp, token_path)
         except FileExistsError:
-            return token_path.read_text(encoding="ascii").strip()
+            return _read_own_token(token_path) or token_path.read_text(encoding="ascii").strip()
         except OSError:
             # Filesystems without hard links: fall back to a plain atomic rename.
             os.replace(tmp, token_path)
