@@ -52,18 +52,51 @@ def _progress(enabled: bool):
     return show
 
 
+def _add_finish_args(p: argparse.ArgumentParser) -> None:
+    """Edge controls and cut-out options (diffmatte.edges / diffmatte.cutout)."""
+    g = p.add_argument_group("edges and cut-out (applied to the matte; the engine is not re-run)")
+    g.add_argument("--shift-edge", type=float, default=0.0, metavar="PX", help="move the edge out (+) or in (-), px")
+    g.add_argument("--feather", type=float, default=0.0, metavar="PX", help="feather radius, px")
+    g.add_argument("--contrast", type=float, default=0.0, metavar="PCT", help="edge contrast 0..100 %%")
+    g.add_argument("--smooth", type=float, default=0.0, metavar="PX", help="smooth jagged contours, 0..20 px")
+    g.add_argument("--decontaminate", type=float, default=1.0, metavar="AMOUNT",
+                   help="cut-out colour decontamination 0..1 (default 1: old background colour removed "
+                        "from hair and glass; 0 keeps the raw colours)")
+    g.add_argument("--premultiplied", action="store_true", help="write the cut-out with premultiplied colours")
+
+
+def _finish_options(args) -> tuple:
+    """(EdgeParams, result-parameter dict) from parsed args; checked before any engine work."""
+    from .edges import EdgeParams
+
+    edges = EdgeParams(shift=getattr(args, "shift_edge", 0.0), feather=getattr(args, "feather", 0.0),
+                       contrast=getattr(args, "contrast", 0.0), smooth=getattr(args, "smooth", 0.0))
+    amount = float(getattr(args, "decontaminate", 1.0))
+    if not 0.0 <= amount <= 1.0:
+        raise ValueError(f"--decontaminate must lie in [0, 1], got {amount}")
+    params = {"steps": args.steps, "seed": args.seed, "samples": getattr(args, "samples", 1),
+              "edges": edges.to_dict(), "decontaminate": amount,
+              "premultiplied": bool(getattr(args, "premultiplied", False))}
+    return edges, params
+
+
 def _refine_one(engine, image_path: Path, trimap_path: Path, out: Path, rgba: Optional[Path], args) -> None:
-    from .imageio import read_image, read_trimap, write_alpha, write_rgba
+    from .cutout import finish, read_icc, write_cutout
+    from .imageio import read_image, read_trimap, write_alpha
 
     _refuse_overwrite(out, image_path, trimap_path)
+    edges, params = _finish_options(args)
     image = read_image(image_path)
     trimap = read_trimap(trimap_path)
     alpha = engine.refine(image, trimap, steps=args.steps, seed=args.seed, samples=getattr(args, "samples", 1),
                           callback=_progress(not args.quiet))
-    write_alpha(out, alpha, bits=args.bits)
+    # One path for every front end (CLI, batch, service, editor): diffmatte.cutout.finish.
+    final, cut = finish(image, alpha, edges=edges, decontaminate=params["decontaminate"] if rgba else 0.0,
+                        premultiplied=params["premultiplied"])
+    write_alpha(out, final, bits=args.bits)
     if rgba is not None:
         _refuse_overwrite(rgba, image_path, trimap_path)
-        write_rgba(rgba, image, alpha)
+        write_cutout(rgba, cut, read_icc(image_path), params)
 
 
 def cmd_refine(args: argparse.Namespace) -> int:
@@ -78,6 +111,7 @@ def cmd_refine(args: argparse.Namespace) -> int:
     rgba = None
     if args.rgba is not None:
         rgba = Path(args.rgba) if args.rgba else _default_out(image, "cutout")
+    _finish_options(args)  # bad edge / cut-out values fail before the model loads
     engine = load_engine(args.weights, device=args.device)
     t0 = time.perf_counter()
     _refine_one(engine, image, trimap, out, rgba, args)
@@ -157,9 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trimap", required=True, help="trimap image, same size as IMAGE")
     p.add_argument("-o", "--output", help="alpha PNG to write (default: IMAGE_alpha.png)")
     p.add_argument("--rgba", nargs="?", const="", default=None, metavar="PATH",
-                   help="also write the RGBA cut-out (default path: IMAGE_cutout.png)")
+                   help="also write the RGBA cut-out (default path: IMAGE_cutout.png; 16-bit for 16-bit "
+                        "input, ICC profile kept, colours decontaminated, parameters stored in the file)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     _add_engine_args(p)
+    _add_finish_args(p)
     p.set_defaults(func=cmd_refine)
 
     p = sub.add_parser("batch", help="refine a folder of images with a folder of trimaps",
