@@ -109,3 +109,133 @@ def test_nan_weights_rejected(tiny_weights: Path, tmp_path: Path) -> None:
     p = save_safetensors(model, tmp_path / "nan.safetensors")
     with pytest.raises(WeightsError, match="NaN"):
         load_model(p)
+
+
+# -- hostile and broken files (issue #15) ----------------------------------------------------
+@pytest.mark.parametrize("name", ["empty.pth", "empty.safetensors", "empty.npz", "empty.ckpt"])
+def test_an_empty_file_is_named_as_empty(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_bytes(b"")
+    with pytest.raises(WeightsError, match=r"empty \(0 bytes\)"):
+        load_model(tmp_path / name)
+
+
+@pytest.mark.parametrize("data,needle", [
+    (b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body>x</body></html>",
+     "HTML page ('Google Drive - Quota exceeded')"),
+    (b"\n  <html><body>Sign in</body></html>", "HTML page"),
+    (b"404: Not Found\n", "text file"),
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n", "text file"),
+])
+def test_html_and_text_saved_as_pth_are_named_and_never_advise_running_them(tmp_path: Path, data, needle):
+    path = tmp_path / "DiffMatte_ViTS_Com_1024.pth"
+    path.write_bytes(data)
+    with pytest.raises(WeightsError) as err:
+        load_model(path)
+    text = str(err.value)
+    assert needle in text
+    assert "weights_only" not in text and "possibly executable" not in text
+
+
+def test_random_bytes_saved_as_pth_are_not_called_code(tmp_path: Path) -> None:
+    path = tmp_path / "noise.pth"
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(WeightsError, match="not a PyTorch checkpoint") as err:
+        load_model(path)
+    assert "weights_only" not in str(err.value)
+
+
+def test_a_truncated_pth_is_a_clear_error(tiny_weights: Path, tmp_path: Path) -> None:
+    pth = _official_style_pth(tiny_weights, tmp_path / "x.pth")
+    data = pth.read_bytes()
+    pth.write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint") as err:
+        load_model(pth)
+    assert str(err.value).strip().endswith(")") and "weights_only" not in str(err.value)
+
+
+def test_pickled_code_message_names_the_global_without_torch_advice(tiny_weights: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pth"
+    torch.save({"payload": _Exploit(marker)}, evil)
+    with pytest.raises(WeightsError, match="refused") as err:
+        load_model(evil)
+    assert "system" in str(err.value) and "weights_only" not in str(err.value)
+    assert not marker.exists()
+
+
+def _with_config(tiny_weights: Path, dest: Path, **changes) -> Path:
+    """The tiny checkpoint with its stored config edited (tensors unchanged)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from diffmatte.weights.checkpoint import CONFIG_METADATA_KEY
+
+    sd, meta = read_checkpoint(tiny_weights)
+    cfg = json.loads(meta[CONFIG_METADATA_KEY])
+    cfg.update(changes)
+    meta[CONFIG_METADATA_KEY] = json.dumps(cfg)
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(dest), metadata=meta)
+    return dest
+
+
+@pytest.mark.parametrize("changes,needle", [
+    (dict(widths=[16, 16, 32, 8192]), "widths=8192"),
+    (dict(layers=[1, 1, -1, 1]), "layers=-1"),
+    (dict(stem=[8, -8, 16]), "stem=-8"),
+    (dict(in_chans=-6), "in_chans=-6"),
+    (dict(time_channels=10**7), "time_channels"),
+    (dict(depth=10**6), "depth"),
+    (dict(embed_dim=8192), "embed_dim=8192"),
+    (dict(backbone="evil"), "backbone"),
+    (dict(mlp_ratio=float("inf")), "mlp_ratio"),
+    (dict(mlp_ratio="4"), "mlp_ratio"),
+    (dict(spectral_norm="yes"), "spectral_norm"),
+    (dict(downsample_in=list(range(1, 40))), "downsample_in"),
+    (dict(widths=[16, 16, 32, True]), "widths"),
+    (dict(window_block_indexes=[0, 99]), "window_block_indexes"),
+    (dict(colour="red"), "unknown model config fields"),
+])
+def test_a_stored_config_out_of_bounds_is_refused_before_building(tiny_weights: Path, tmp_path: Path,
+                                                                   monkeypatch, changes, needle) -> None:
+    import diffmatte.weights.checkpoint as ckpt
+
+    built = []
+    monkeypatch.setattr(ckpt, "build_model", lambda cfg: built.append(cfg))
+    path = _with_config(tiny_weights, tmp_path / "cfg.safetensors", **changes)
+    with pytest.raises(WeightsError, match="model config") as err:
+        load_model(path)
+    assert needle in str(err.value)
+    assert built == []  # nothing was allocated
+
+
+def test_a_config_within_bounds_but_not_matching_the_tensors_never_builds(tiny_weights: Path, tmp_path: Path,
+                                                                          monkeypatch) -> None:
+    import diffmatte.weights.checkpoint as ckpt
+
+    built = []
+    monkeypatch.setattr(ckpt, "build_model", lambda cfg: built.append(cfg))
+    path = _with_config(tiny_weights, tmp_path / "wide.safetensors", widths=[16, 16, 32, 4096],
+                        upsample_in=[4096, 16, 16, 16, 8, 8])
+    with pytest.raises(WeightsError, match="shape mismatches"):
+        load_model(path)
+    assert built == []
+
+
+def test_shapes_from_the_file_that_break_detection_are_a_clear_error(tiny_weights: Path, tmp_path: Path) -> None:
+    sd, _ = read_checkpoint(tiny_weights)
+    sd["model.decoder.time_embed.0.weight"] = torch.zeros(3)  # rank 1 where rank 2 is read
+    bad = tmp_path / "odd.pth"
+    torch.save(sd, bad)
+    with pytest.raises(WeightsError, match="cannot detect"):
+        load_model(bad)
+
+
+def test_official_variants_pass_the_bounds() -> None:
+    from diffmatte.testing import TINY_CONFIG
+    from diffmatte.variants import VARIANTS
+    from diffmatte.weights.bounds import check_config, expected_shapes
+
+    for cfg in [*VARIANTS.values(), TINY_CONFIG]:
+        check_config(cfg)
+        assert expected_shapes(cfg)

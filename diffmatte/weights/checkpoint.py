@@ -24,6 +24,7 @@ import torch
 from ..errors import WeightsError
 from ..modeling.config import ModelConfig
 from ..modeling.model import DiffMatteModel, build_model
+from .bounds import check_config, config_from_json, expected_shapes
 
 CONFIG_METADATA_KEY = "refine_matte.config"
 PREFIX = "model."
@@ -31,7 +32,87 @@ PREFIX = "model."
 StateDict = Dict[str, torch.Tensor]
 
 
+_SNIFF = 512
+_TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".tar")
+
+
+def _first_line(exc: BaseException) -> str:
+    """First line of an exception's text, or its type name when the text is empty."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _html_title(head: bytes) -> str:
+    match = re.search(rb"<title[^>]*>([^<]{1,120})", head, re.IGNORECASE)
+    return " ".join(match.group(1).decode("utf-8", "replace").split()) if match else ""
+
+
+def sniff(path: Path) -> None:
+    """Name an empty, HTML, text or foreign file for what it is, before any parser runs.
+
+    A failed download (Google Drive saves its quota or sign-in page under the
+    checkpoint's name) must not reach ``torch.load``, whose error text for it advises
+    ``weights_only=False``, i.e. running the file.
+    """
+    size = path.stat().st_size
+    if size == 0:
+        raise WeightsError(f"{path}: the file is empty (0 bytes), not a checkpoint; a download or copy "
+                           "probably failed: download it again")
+    with open(path, "rb") as fh:
+        head = fh.read(_SNIFF)
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:64].lower()
+    if start.startswith((b"<!doctype html", b"<html", b"<head", b"<!--", b"<body", b"<?xml", b"<meta")):
+        title = _html_title(head)
+        raise WeightsError(
+            f"{path}: this is an HTML page{f' ({title!r})' if title else ''}, not a checkpoint: a failed "
+            "download (Google Drive saves its quota, virus-scan or sign-in page under the file's name). "
+            "Download the file again (diffmatte download, or in a browser)")
+    if b"\x00" not in head:
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None and all(c.isprintable() or c in "\r\n\t" for c in text[:-4]):
+            shown = " ".join(text.split())[:60]
+            raise WeightsError(f"{path}: this is a text file ({shown!r}...), not a checkpoint; "
+                               "a download or copy probably failed")
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        length = int.from_bytes(head[:8], "little") if len(head) >= 8 else -1
+        if not (2 <= length <= size - 8 and head[8:9] == b"{"):
+            raise WeightsError(f"{path}: not a safetensors file (its header is missing or damaged)")
+    elif suffix == ".npz":
+        if not head.startswith(b"PK\x03\x04"):
+            raise WeightsError(f"{path}: not an .npz archive (no zip header)")
+    elif suffix in _TORCH_SUFFIXES and not (head.startswith(b"PK\x03\x04")
+                                           or (head[:1] == b"\x80" and head[1:2] in b"\x02\x03\x04\x05")):
+        raise WeightsError(f"{path}: not a PyTorch checkpoint (neither the zip format of torch.save "
+                           f"nor a pickle; it starts with {head[:8]!r})")
+
+
+def _torch_load(path: Path) -> Mapping:
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's own text advises weights_only=False; never pass that on. Keep only
+        # the unpickler's reason (e.g. "Unsupported global: GLOBAL os.system").
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = [line for line in lines if "weights_only" not in line and "torch.load" not in line]
+        reason = re.sub(r"^\w*Unpickler error:\s*", "", detail[0])[:200] if detail else ""
+        if re.search(r"global|reduce|build|callable", reason, re.IGNORECASE):
+            raise WeightsError(
+                f"{path}: refused to load: the file holds pickled Python objects other than tensors "
+                f"({reason}); nothing from it was run. Only plain tensor checkpoints are accepted; "
+                "do not open this file with tools that execute pickles unless you trust its source") from None
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint (damaged or truncated"
+                           f"{': ' + reason if reason else ''})") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError, IndexError,
+            TypeError, AttributeError, MemoryError, OverflowError) as exc:
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({_first_line(exc)})") from None
+
+
 def _read_raw(path: Path) -> Tuple[Mapping, Dict[str, str]]:
+    sniff(path)
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         from safetensors import safe_open
@@ -39,22 +120,15 @@ def _read_raw(path: Path) -> Tuple[Mapping, Dict[str, str]]:
             with safe_open(str(path), framework="pt") as f:
                 meta = dict(f.metadata() or {})
                 return {k: f.get_tensor(k) for k in f.keys()}, meta
-        except Exception as exc:  # safetensors raises its own error types
-            raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from exc
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+            raise WeightsError(f"{path}: not a readable safetensors file ({_first_line(exc)})") from None
     if suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as npz:
                 return {k: torch.from_numpy(np.array(npz[k])) for k in npz.files}, {}
-        except (ValueError, OSError, zipfile.BadZipFile) as exc:
-            raise WeightsError(f"{path}: not a readable .npz weights archive ({exc})") from exc
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise WeightsError(
-            f"{path}: refused to load: the file contains pickled objects other than tensors "
-            f"(possibly executable code); it was not run. Detail: {str(exc).splitlines()[0]}") from exc
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({str(exc).splitlines()[0]})") from exc
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError, TypeError) as exc:
+            raise WeightsError(f"{path}: not a readable .npz weights archive ({_first_line(exc)})") from None
+    obj = _torch_load(path)
     if not isinstance(obj, Mapping):
         raise WeightsError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
     return obj, {}
@@ -120,10 +194,23 @@ def detect_config(sd: StateDict, metadata: Optional[Mapping[str, str]] = None) -
     from ..variants import OFFICIAL, VARIANTS
 
     if metadata and CONFIG_METADATA_KEY in metadata:
-        try:
-            return ModelConfig.from_json(metadata[CONFIG_METADATA_KEY])
-        except (ValueError, TypeError) as exc:
-            raise WeightsError(f"the stored model config is invalid: {exc}") from exc
+        return config_from_json(metadata[CONFIG_METADATA_KEY])
+    try:
+        cfg = _detect(sd)
+    except WeightsError:
+        raise
+    except (KeyError, IndexError, ZeroDivisionError, TypeError, ValueError) as exc:
+        # The shapes come from the file: odd ranks or empty dimensions end up here.
+        raise WeightsError(f"cannot detect the architecture from the tensor shapes "
+                           f"({type(exc).__name__}: {exc})") from None
+    for name in OFFICIAL:
+        if VARIANTS[name].replace(name="custom") == cfg:
+            return VARIANTS[name]
+    check_config(cfg)  # shapes read from the file are untrusted too
+    return cfg
+
+
+def _detect(sd: StateDict) -> ModelConfig:
     if any(".relative_position_bias_table" in k for k in sd):
         raise WeightsError("this looks like a DiffMatte-SwinT checkpoint; SwinT is not supported "
                            "(its released code does not match the published parameter count)")
@@ -160,19 +247,22 @@ def detect_config(sd: StateDict, metadata: Optional[Mapping[str, str]] = None) -
     else:
         raise WeightsError("cannot detect the encoder: neither ViT (model.backbone.pos_embed) nor "
                            "ResNet-D (model.backbone.conv1.*) keys are present")
-    for name in OFFICIAL:
-        if VARIANTS[name].replace(name="custom") == cfg:
-            return VARIANTS[name]
     return cfg
 
 
 def validate_state_dict(model: DiffMatteModel, sd: StateDict) -> None:
     """Raise WeightsError naming every missing, unexpected and mis-shaped key."""
-    expected = {PREFIX + k: v for k, v in model.state_dict().items()}
+    check_shapes({k: tuple(v.shape) for k, v in model.state_dict().items()}, sd, model.cfg.name)
+
+
+def check_shapes(expected_model: Mapping[str, Tuple[int, ...]], sd: StateDict, name: str) -> None:
+    """Compare a state_dict with the model's ``{key: shape}``; raise WeightsError naming
+    every missing, unexpected and mis-shaped key, or a NaN/infinite tensor."""
+    expected = {PREFIX + k: tuple(v) for k, v in expected_model.items()}
     missing = sorted(set(expected) - set(sd))
     unexpected = sorted(set(sd) - set(expected))
-    mismatched = sorted(f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(expected[k].shape)}"
-                        for k in set(sd) & set(expected) if tuple(sd[k].shape) != tuple(expected[k].shape))
+    mismatched = sorted(f"{k}: checkpoint {tuple(sd[k].shape)} vs model {expected[k]}"
+                        for k in set(sd) & set(expected) if tuple(sd[k].shape) != expected[k])
     if missing or unexpected or mismatched:
         def show(items: List[str]) -> str:
             return ", ".join(items[:8]) + (f", ... ({len(items)} in all)" if len(items) > 8 else "")
@@ -183,18 +273,22 @@ def validate_state_dict(model: DiffMatteModel, sd: StateDict) -> None:
             parts.append(f"unexpected keys: {show(unexpected)}")
         if mismatched:
             parts.append(f"shape mismatches: {show(mismatched)}")
-        raise WeightsError(f"checkpoint does not match the {model.cfg.name} architecture; " + "; ".join(parts))
+        raise WeightsError(f"checkpoint does not match the {name} architecture; " + "; ".join(parts))
     for k, v in sd.items():
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise WeightsError(f"checkpoint tensor {k} contains NaN or infinite values")
 
 
 def load_model(path: os.PathLike | str, config: Optional[ModelConfig] = None) -> DiffMatteModel:
-    """Read, detect, build, validate and load a model in eval mode (float32, CPU)."""
+    """Read, detect, validate and build a model in eval mode (float32, CPU).
+
+    The config is bounds-checked and the tensors are compared with the shapes of the
+    network built on the meta device *before* the real network is allocated.
+    """
     sd, meta = read_checkpoint(path)
     cfg = config or detect_config(sd, meta)
+    check_shapes(expected_shapes(cfg), sd, cfg.name)
     model = build_model(cfg)
-    validate_state_dict(model, sd)
     own = {k[len(PREFIX):]: v.to(torch.float32) if v.is_floating_point() else v for k, v in sd.items()}
     model.load_state_dict(own, strict=True)
     return model.eval()
