@@ -4,10 +4,13 @@ from __future__ import annotations
 import ast
 import dataclasses
 import hashlib
+import io
+import json
 import logging
 import os
 import threading
 import urllib.parse
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,9 +19,24 @@ import pytest
 from diffmatte.weights import download as dl
 from diffmatte.weights import registry
 
-DATA = os.urandom(300 * 1024 + 17)
+def _zip_checkpoint(payload: bytes) -> bytes:
+    """A stand-in for a torch.save file: a zip of stored members with CRC-32s."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+        archive.writestr("archive/data/0", payload)
+    return buf.getvalue()
+
+
+DATA = _zip_checkpoint(os.urandom(300 * 1024 + 17))
 SHA = hashlib.sha256(DATA).hexdigest()
 HALF = len(DATA) // 2
+ETAG = '"' + SHA[:20] + '"'
+# Another version of the file on the server (same length, different bytes).
+NEW_DATA = _zip_checkpoint(os.urandom(300 * 1024 + 17))
+NEW_SHA = hashlib.sha256(NEW_DATA).hexdigest()
+NEW_ETAG = '"' + NEW_SHA[:20] + '"'
+MODIFIED = "Wed, 21 Oct 2025 07:28:00 GMT"
 
 INTERSTITIAL = """<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head>
 <body><p>Google Drive can't scan this file for viruses.</p>
@@ -42,29 +60,38 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _record(self, status, sent):
         self.server.log.append({"path": self.path, "range": self.headers.get("Range"),
-                                "status": status, "sent": sent})
+                                "if_range": self.headers.get("If-Range"), "status": status, "sent": sent})
 
-    def _send_bytes(self, honour_range=True, cut_at=None, content_length=None):
+    def _send_bytes(self, honour_range=True, cut_at=None, content_length=None, data=None, etag=ETAG,
+                    modified=None, honour_if_range=True):
+        data = DATA if data is None else data
         start = 0
         header = self.headers.get("Range")
+        condition = self.headers.get("If-Range")
+        if header and condition is not None and honour_if_range and condition not in (etag, modified):
+            header = None  # RFC 9110: a failed If-Range means "send the whole file"
         if honour_range and header:
             start = int(header.split("=")[1].split("-")[0])
-            if start >= len(DATA):
+            if start >= len(data):
                 self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(DATA)}")
+                self.send_header("Content-Range", f"bytes */{len(data)}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 self._record(416, 0)
                 return
-            body = DATA[start:]
+            body = data[start:]
             self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(DATA) - 1}/{len(DATA)}")
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
             status = 206
         else:
-            body = DATA
+            body = data
             self.send_response(200)
             status = 200
         self.send_header("Content-Type", "application/octet-stream")
+        if etag:
+            self.send_header("ETag", etag)
+        if modified:
+            self.send_header("Last-Modified", modified)
         self.send_header("Content-Length", str(content_length if content_length is not None else len(body)))
         self.end_headers()
         if cut_at is not None:
@@ -91,6 +118,23 @@ class _Handler(BaseHTTPRequestHandler):
         route = url.path
         if route == "/file":
             self._send_bytes()
+        elif route == "/newfile":  # the file changed upstream (new ETag)
+            self._send_bytes(data=NEW_DATA, etag=NEW_ETAG)
+        elif route == "/newfile-no-ifrange":  # changed, and If-Range is ignored (Range honoured)
+            self._send_bytes(data=NEW_DATA, etag=NEW_ETAG, honour_if_range=False)
+        elif route == "/novalidator":  # no ETag, no Last-Modified
+            self.server.hits[route] = self.server.hits.get(route, 0) + 1
+            self._send_bytes(etag=None, cut_at=HALF if self.server.hits[route] == 1 else None)
+        elif route == "/modified":  # Last-Modified only; first answer cut short
+            self.server.hits[route] = self.server.hits.get(route, 0) + 1
+            self._send_bytes(etag=None, modified=MODIFIED, cut_at=HALF if self.server.hits[route] == 1 else None)
+        elif route == "/weak":  # weak ETag only: unusable for If-Range
+            self.server.hits[route] = self.server.hits.get(route, 0) + 1
+            self._send_bytes(etag='W/"weak"', cut_at=HALF if self.server.hits[route] == 1 else None)
+        elif route == "/truncated":  # a complete-looking answer of half the file
+            self._send_bytes(data=DATA[:HALF])
+        elif route == "/random":  # bytes that are no checkpoint at all
+            self._send_bytes(data=bytes(range(256)) * 64)
         elif route == "/norange":
             self._send_bytes(honour_range=False)
         elif route == "/drop":
@@ -153,6 +197,12 @@ def server(monkeypatch):
     thread.join(5)
 
 
+def _earlier_part(dest, data, etag=ETAG, name="model.pth"):
+    """A part file as an interrupted earlier run leaves it (bytes + validator record)."""
+    (dest / (name + ".part")).write_bytes(data)
+    (dest / (name + ".part.json")).write_text(json.dumps({"url": "x", "etag": etag}), encoding="utf-8")
+
+
 def _get(source, dest, **kw):
     kw.setdefault("filename", "model.pth")
     kw.setdefault("timeout", 5)
@@ -173,18 +223,90 @@ def test_full_download_verifies_and_reports_progress(server, tmp_path):
 
 
 def test_resume_sends_range_and_only_the_remainder(server, tmp_path):
-    (tmp_path / "model.pth.part").write_bytes(DATA[:100_000])
+    _earlier_part(tmp_path, DATA[:100_000])
     path = _get(server.url("/file"), tmp_path, sha256=SHA)
     assert path.read_bytes() == DATA
-    assert server.log == [{"path": "/file", "range": "bytes=100000-", "status": 206,
+    assert server.log == [{"path": "/file", "range": "bytes=100000-", "if_range": ETAG, "status": 206,
                            "sent": len(DATA) - 100_000}]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pth"]  # no part, no record left
 
 
 def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
-    (tmp_path / "model.pth.part").write_bytes(b"x" * 5000)  # junk that must not survive
+    _earlier_part(tmp_path, b"x" * 5000)  # junk that must not survive
     path = _get(server.url("/norange"), tmp_path, sha256=SHA)
     assert path.read_bytes() == DATA
     assert server.log[0]["range"] == "bytes=5000-" and server.log[0]["status"] == 200
+
+
+def test_a_part_without_a_recorded_validator_is_not_resumed(server, tmp_path):
+    (tmp_path / "model.pth.part").write_bytes(DATA[:1000])  # whose bytes? nobody knows
+    path = _get(server.url("/file"), tmp_path)
+    assert path.read_bytes() == DATA
+    assert [(e["range"], e["status"]) for e in server.log] == [(None, 200)]
+
+
+def test_a_stale_part_of_an_older_version_restarts_from_zero(server, tmp_path):
+    # The part holds the old file; upstream now serves another version: If-Range fails.
+    _earlier_part(tmp_path, DATA[:HALF], etag=ETAG)
+    path = _get(server.url("/newfile"), tmp_path)
+    assert path.read_bytes() == NEW_DATA
+    assert [(e["if_range"], e["status"]) for e in server.log] == [(ETAG, 200)]
+    assert dl.recorded_sha256(path) == NEW_SHA
+
+
+def test_a_server_ignoring_if_range_is_caught_by_the_validator_of_its_206(server, tmp_path):
+    _earlier_part(tmp_path, DATA[:HALF], etag=ETAG)
+    path = _get(server.url("/newfile-no-ifrange"), tmp_path)
+    assert path.read_bytes() == NEW_DATA  # never old bytes joined to the new file
+    assert [(e["range"], e["status"]) for e in server.log] == [(f"bytes={HALF}-", 206), (None, 200)]
+
+
+def test_without_etag_or_last_modified_a_drop_restarts_from_zero(server, tmp_path):
+    path = _get(server.url("/novalidator"), tmp_path, sha256=SHA)
+    assert path.read_bytes() == DATA
+    assert [(e["range"], e["sent"]) for e in server.log] == [(None, HALF), (None, len(DATA))]
+
+
+def test_last_modified_is_used_when_there_is_no_etag(server, tmp_path):
+    path = _get(server.url("/modified"), tmp_path, sha256=SHA)
+    assert path.read_bytes() == DATA
+    assert [(e["if_range"], e["status"]) for e in server.log] == [(None, 200), (MODIFIED, 206)]
+
+
+def test_a_weak_etag_is_not_used_for_resuming(server, tmp_path):
+    path = _get(server.url("/weak"), tmp_path, sha256=SHA)
+    assert path.read_bytes() == DATA
+    assert [(e["range"], e["status"]) for e in server.log] == [(None, 200), (None, 200)]
+
+
+def test_a_corrupt_part_is_never_recorded_as_the_first_download(server, tmp_path):
+    # Damaged bytes with a matching validator (disk error, a killed writer): the resumed
+    # file fails the archive's CRC check, so no hash is recorded and nothing is kept.
+    damaged = bytearray(DATA[:HALF])
+    damaged[HALF // 2: HALF // 2 + 64] = b"\0" * 64
+    _earlier_part(tmp_path, bytes(damaged))
+    with pytest.raises(dl.IntegrityError, match="corrupt"):
+        _get(server.url("/file"), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert _get(server.url("/file"), tmp_path).read_bytes() == DATA  # the next run starts afresh
+    assert dl.recorded_sha256(tmp_path / "model.pth") == SHA
+
+
+@pytest.mark.parametrize("route,needle", [("/truncated", "damaged archive"), ("/random", "not a PyTorch checkpoint")])
+def test_an_unverifiable_download_that_is_no_checkpoint_is_refused(server, tmp_path, route, needle):
+    with pytest.raises(dl.IntegrityError, match=needle):
+        _get(server.url(route), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_first_downloads_hash_guards_later_downloads(server, tmp_path):
+    path = _get(server.url("/file"), tmp_path)
+    assert dl.recorded_sha256(path) == SHA
+    with pytest.raises(dl.IntegrityError, match="recorded at the first complete download") as info:
+        _get(server.url("/newfile"), tmp_path, force=True)
+    assert SHA in str(info.value) and NEW_SHA in str(info.value)
+    assert path.read_bytes() == DATA  # the good copy is untouched
+    assert not (tmp_path / "model.pth.part").exists()
 
 
 def test_sha256_mismatch_raises_and_leaves_nothing(server, tmp_path):
@@ -261,13 +383,13 @@ def test_wrong_size_from_server_is_rejected(server, tmp_path):
 
 
 def test_complete_part_from_earlier_session_needs_no_request(server, tmp_path):
-    (tmp_path / "model.pth.part").write_bytes(DATA)
+    _earlier_part(tmp_path, DATA)
     path = _get(server.url("/file"), tmp_path, sha256=SHA, expected_size=len(DATA))
     assert path.read_bytes() == DATA and server.log == []
 
 
 def test_complete_part_unknown_size_gets_416_and_finishes(server, tmp_path):
-    (tmp_path / "model.pth.part").write_bytes(DATA)
+    _earlier_part(tmp_path, DATA)
     path = _get(server.url("/file"), tmp_path, sha256=SHA)
     assert path.read_bytes() == DATA
     assert [e["status"] for e in server.log] == [416]
@@ -348,7 +470,7 @@ def test_registry_lookup_aliases_and_errors():
         registry.WeightEntry("x", "sam", "v", "x.pth", ("https://a/x.pth",), sha256="nothex")
 
 
-@pytest.mark.parametrize("module", ["registry.py", "download.py", "cli.py"])
+@pytest.mark.parametrize("module", ["registry.py", "download.py", "cli.py", "gdrive.py", "partfile.py"])
 def test_weights_modules_do_not_import_torch_or_numpy(module):
     source = Path(dl.__file__).with_name(module).read_text(encoding="utf-8")
     imported = set()

@@ -1,9 +1,13 @@
 """Resumable, verified downloads of model weights (stdlib only: urllib).
 
 ``download()`` streams into ``<file>.part``, resumes an existing part file with an
-HTTP ``Range`` request, follows Google Drive's "can't scan for viruses" interstitial,
-falls back to the next mirror on failure, checks size and SHA-256, and only then
-renames the part file into place. An HTML page is never saved as a checkpoint.
+HTTP ``Range`` request guarded by ``If-Range`` (the ETag or Last-Modified recorded
+when the part was started, in ``<file>.part.json``; without one the download starts
+from zero), follows Google Drive's "can't scan for viruses" interstitial, falls back
+to the next mirror on failure, checks size and SHA-256, and only then renames the
+part file into place. An HTML page is never saved as a checkpoint. Where no SHA-256
+is published, the hash of the first complete download is recorded beside the file
+(trust on first use) and later downloads must match it.
 Nothing here touches the network at import time, and nothing imports torch/numpy.
 """
 from __future__ import annotations
@@ -19,10 +23,12 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from html.parser import HTMLParser
+import zipfile
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
+from .gdrive import confirm_target, looks_like_html
+from .partfile import PART_SUFFIX, PartFile, write_atomic
 from .registry import WeightEntry
 
 log = logging.getLogger(__name__)
@@ -30,7 +36,6 @@ log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, Optional[int]], None]
 
 DATA_DIR_ENV = "REFINE_MATTE_DATA_DIR"
-PART_SUFFIX = ".part"
 HASH_SUFFIX = ".sha256"
 USER_AGENT = "refine-matte-weights/1.0 (+python-urllib)"
 
@@ -101,146 +106,6 @@ def recorded_sha256(path: Union[str, Path]) -> Optional[str]:
     return text[0].lower() if text and re.fullmatch(r"[0-9a-fA-F]{64}", text[0]) else None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _looks_like_html(head: bytes, content_type: str) -> bool:
-    if "html" in content_type.lower():
-        return True
-    start = head.lstrip()[:64].lower()
-    return start.startswith((b"<!doctype html", b"<html", b"<head", b"<!--"))
-
-
-# --------------------------------------------------------------------- part file
-
-class _Part:
-    """The ``.part`` file plus a running SHA-256 that always matches its bytes."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._hash = hashlib.sha256()
-        self._hashed = 0
-
-    @property
-    def size(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except FileNotFoundError:
-            return 0
-
-    def sync(self) -> None:
-        """Rehash from disk when the running hash does not cover the file (new session)."""
-        if self._hashed != self.size:
-            self._hash = hashlib.sha256()
-            self._hashed = 0
-            if self.path.exists():
-                with open(self.path, "rb") as handle:
-                    for block in iter(lambda: handle.read(_CHUNK), b""):
-                        self._hash.update(block)
-                        self._hashed += len(block)
-
-    def reset(self) -> None:
-        self.path.unlink(missing_ok=True)
-        self._hash = hashlib.sha256()
-        self._hashed = 0
-
-    def append(self, handle, data: bytes) -> None:
-        handle.write(data)
-        self._hash.update(data)
-        self._hashed += len(data)
-
-    def hexdigest(self) -> str:
-        self.sync()
-        return self._hash.hexdigest()
-
-
-# -------------------------------------------------------- Google Drive interstitial
-
-class _PageScan(HTMLParser):
-    """Collects forms (action, method, named inputs), confirm links and the title."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.forms: List[Tuple[str, str, Dict[str, str]]] = []
-        self.links: List[str] = []
-        self.title = ""
-        self._form: Optional[Tuple[str, str, Dict[str, str]]] = None
-        self._in_title = False
-
-    def handle_starttag(self, tag, attrs):
-        a = {k.lower(): (v or "") for k, v in attrs}
-        if tag == "form":
-            self._form = (a.get("action", ""), a.get("method", "get").lower(), {})
-            self.forms.append(self._form)
-        elif tag == "input" and self._form is not None and a.get("name"):
-            if a.get("type", "text").lower() in ("hidden", "text"):
-                self._form[2][a["name"]] = a.get("value", "")
-        elif tag == "a" and ("confirm=" in a.get("href", "") or a.get("id") == "uc-download-link"):
-            self.links.append(a["href"])
-        elif tag == "title":
-            self._in_title = True
-
-    def handle_endtag(self, tag):
-        if tag == "form":
-            self._form = None
-        elif tag == "title":
-            self._in_title = False
-
-    def handle_data(self, data):
-        if self._in_title:
-            self.title += data
-
-
-def _with_query(url: str, extra: Dict[str, str]) -> str:
-    parts = urllib.parse.urlsplit(url)
-    query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
-    query.update(extra)
-    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
-
-
-def _confirm_target(page_url: str, body: bytes, cookies: http.cookiejar.CookieJar
-                    ) -> Tuple[Optional[Tuple[str, Optional[bytes]]], str]:
-    """Find where an interstitial page's "download anyway" leads.
-
-    Returns ((url, post_data_or_None) or None, page title).
-    """
-    text = body.decode("utf-8", "replace")
-    scan = _PageScan()
-    try:
-        scan.feed(text)
-        scan.close()
-    except Exception:  # a malformed page is just "no target found"
-        pass
-    title = " ".join(scan.title.split())
-    # Current Drive: a GET form to drive.usercontent.google.com/download with
-    # hidden id/export/confirm/uuid inputs.
-    for action, method, inputs in scan.forms:
-        if "confirm" in inputs or "download" in action.lower():
-            target = urllib.parse.urljoin(page_url, action or page_url)
-            if method == "post":
-                return (target, urllib.parse.urlencode(inputs).encode("ascii")), title
-            return (_with_query(target, inputs), None), title
-    # Older Drive: a link carrying confirm=<token>.
-    for href in scan.links:
-        return (urllib.parse.urljoin(page_url, href), None), title
-    # Some Drive pages carry the real URL as JSON in a script.
-    match = re.search(r'"downloadUrl"\s*:\s*"([^"]+)"', text)
-    if match:
-        raw = match.group(1).replace("\\u003d", "=").replace("\\u0026", "&").replace("\\/", "/")
-        return (urllib.parse.urljoin(page_url, raw), None), title
-    # Oldest Drive: the token only in a download_warning cookie, or loose in script.
-    for cookie in cookies:
-        if cookie.name.startswith("download_warning"):
-            return (_with_query(page_url, {"confirm": cookie.value}), None), title
-    match = re.search(r"confirm=([0-9A-Za-z_\-]+)", text)
-    if match:
-        return (_with_query(page_url, {"confirm": match.group(1)}), None), title
-    return None, title
-
-
 # ------------------------------------------------------------------ one attempt
 
 class _Transient(Exception):
@@ -262,16 +127,24 @@ def _parse_content_range(value: str) -> Tuple[Optional[int], Optional[int]]:
 
 
 def _attempt(opener: urllib.request.OpenerDirector, cookies: http.cookiejar.CookieJar, url: str,
-             part: _Part, expected_size: Optional[int], timeout: float,
+             part: PartFile, expected_size: Optional[int], timeout: float,
              progress: Optional[ProgressFn]) -> None:
     """Fetch ``url`` into ``part`` (resuming). Returns when the body was fully received."""
     target, data = url, None
     for _hop in range(_MAX_PAGES + 1):
         part.sync()
         offset = part.size
+        validator = part.if_range()
+        if offset and validator is None:
+            # Without the validator of the bytes we hold, a resumed transfer could join
+            # a stale or foreign prefix to a newer file: start again.
+            log.info("no ETag/Last-Modified recorded for %s; restarting from zero", part.path.name)
+            part.reset()
+            offset = 0
         headers = {"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
+            headers["If-Range"] = validator
         request = urllib.request.Request(target, data=data, headers=headers)
         try:
             response = opener.open(request, timeout=timeout)
@@ -297,9 +170,9 @@ def _attempt(opener: urllib.request.OpenerDirector, cookies: http.cookiejar.Cook
                 head = response.read(_SNIFF)
             except (OSError, http.client.HTTPException) as err:
                 raise _Transient(f"connection failed: {err}") from None
-            if _looks_like_html(head, content_type):
+            if looks_like_html(head, content_type):
                 body = head + response.read(_HTML_LIMIT)
-                found, title = _confirm_target(response.geturl(), body, cookies)
+                found, title = confirm_target(response.geturl(), body, cookies)
                 if found is not None and urllib.parse.urlsplit(found[0]).scheme not in ("http", "https"):
                     found = None  # a page must not steer us to file:// or similar
                 if found is None or found == (target, data):
@@ -317,14 +190,24 @@ def _attempt(opener: urllib.request.OpenerDirector, cookies: http.cookiejar.Cook
                 start, total = _parse_content_range(response.headers.get("Content-Range", ""))
                 if start != offset:
                     raise _UrlFailed(f"server resumed at byte {start}, asked for {offset}")
+                if not part.same_source(response.headers):
+                    # The server honoured Range but not If-Range, or answers without the
+                    # validator: these bytes may belong to another version. Start over.
+                    log.info("resumed answer for %s has another validator; restarting from zero",
+                             part.path.name)
+                    part.reset()
+                    continue
             else:
                 total = length
             if expected_size is not None and total is not None and total != expected_size:
                 raise _UrlFailed(f"server reports {total} bytes, expected {expected_size}")
             if status != 206 and offset:
-                log.info("server ignored the Range request; restarting %s from zero", part.path.name)
+                log.info("server sent the whole file (Range ignored or the file changed); "
+                         "restarting %s from zero", part.path.name)
                 part.reset()
                 offset = 0
+            if offset == 0:
+                part.start(target, response.headers)
             shown_total = expected_size if expected_size is not None else total
             received = 0
             with open(part.path, "ab") as handle:
@@ -417,13 +300,14 @@ def download(entry_or_url: Union[WeightEntry, str, Sequence[str]],
             return final
         log.warning("%s exists but does not verify; downloading a fresh copy to replace it", final)
 
-    part = _Part(final.with_name(final.name + PART_SUFFIX))
+    part = PartFile(final.with_name(final.name + PART_SUFFIX))
     if expected_size is not None and part.size > expected_size:
         part.reset()
     cookies = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies))
     failures: List[str] = []
-    done = expected_size is not None and part.size == expected_size  # finished earlier, not renamed
+    # Finished by an earlier run but not renamed (only a part this module started counts).
+    done = expected_size is not None and part.size == expected_size and part.if_range() is not None
     for url in urls:
         if done:
             break
@@ -453,28 +337,68 @@ def download(entry_or_url: Union[WeightEntry, str, Sequence[str]],
     return _finish(part, final, sha256, expected_size)
 
 
-def _finish(part: _Part, final: Path, sha256: Optional[str], expected_size: Optional[int]) -> Path:
+def check_archive(path: Path, name: str) -> None:
+    """Reject a download that is structurally broken, without torch.
+
+    ``torch.save`` writes a zip archive (stored members with CRC-32s): testing every
+    member catches a truncated file, or a stale prefix joined to a newer transfer,
+    even when no published SHA-256 exists. Legacy pickle checkpoints cannot be
+    checked here; anything else named ``.pth`` is not a checkpoint.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+            raise IntegrityError(f"{name}: the download is a damaged archive ({exc})") from None
+        if bad is not None:
+            raise IntegrityError(f"{name}: the download is corrupt (member {bad!r} fails its CRC check)")
+    elif Path(name).suffix.lower() in (".pth", ".pt", ".ckpt") and not (
+            head[:1] == b"\x80" and head[1:2] in b"\x02\x03\x04\x05"):
+        raise IntegrityError(f"{name}: the download is not a PyTorch checkpoint (it starts with {head!r})")
+
+
+def _finish(part: PartFile, final: Path, sha256: Optional[str], expected_size: Optional[int]) -> Path:
     size = part.size
     if expected_size is not None and size != expected_size:
         part.reset()
         raise IntegrityError(f"{final.name}: size mismatch: expected {expected_size} bytes, got {size}")
     with open(part.path, "rb") as handle:
         head = handle.read(_SNIFF)
-    if _looks_like_html(head, ""):
+    if looks_like_html(head, ""):
         part.reset()
         raise IntegrityError(f"{final.name}: the download is an HTML page, not a checkpoint")
     actual = part.hexdigest()
+    side = Path(str(final) + HASH_SUFFIX)
+    first = recorded_sha256(final) if sha256 is None else None
     if sha256 is not None and actual != sha256:
         part.reset()
         raise IntegrityError(f"{final.name}: sha256 mismatch: expected {sha256}, got {actual}")
+    if first is not None and actual != first:
+        part.reset()
+        raise IntegrityError(
+            f"{final.name}: sha256 {actual} differs from {first}, recorded at the first complete "
+            f"download in {side.name}; the file is corrupt or changed upstream. If you know it "
+            f"changed upstream, delete {side.name} and download again")
+    if sha256 is None:
+        try:
+            check_archive(part.path, final.name)
+        except IntegrityError:
+            part.reset()
+            raise
     with open(part.path, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(part.path, final)
-    side = Path(str(final) + HASH_SUFFIX)
-    if sha256 is None:
-        _write_atomic(side, f"{actual}  {final.name}\n")
-        log.warning("%s: no published sha256, so it could not be verified; computed sha256 %s "
-                    "recorded in %s", final.name, actual, side.name)
+    part.meta_path.unlink(missing_ok=True)
+    if sha256 is None and first is None:
+        write_atomic(side, f"{actual}  {final.name}\n")
+        log.warning("%s: no published sha256, so it could not be verified against one; the sha256 of "
+                    "this first complete download, %s, is recorded in %s (trust on first use) and "
+                    "later downloads must match it", final.name, actual, side.name)
+    elif sha256 is None:
+        log.info("%s matches the sha256 recorded at its first download", final.name)
     elif side.exists():
         side.unlink()  # a stale record from an earlier unverified copy
     return final
