@@ -457,6 +457,12 @@ def test_registry_contents():
             assert entry.urls[0].startswith("https://dl.fbaipublicfiles.com/segment_anything/")
     with pytest.raises(ValueError):
         registry.names("nope")
+    # Nothing invented: DiffMatte sizes are unpublished, and so are four of the five hashes.
+    dm = [registry.get(n) for n in registry.names("diffmatte")]
+    assert all(e.size is None and "No size published" in e.notes for e in dm)
+    assert [e.name for e in dm if e.hash_policy == "first-use"] == [
+        "diffmatte-res34", "diffmatte-swint", "diffmatte-vits", "diffmatte-vitb"]
+    assert all("trust on first use" in e.notes for e in dm if not e.verified)
 
 
 def test_registry_lookup_aliases_and_errors():
@@ -498,9 +504,12 @@ def test_cli_list(capsys):
     out = capsys.readouterr().out
     assert "diffmatte-vits-1024 *" in out and "sam_vit_h_4b8939.pth" in out
     row = next(line for line in out.splitlines() if line.startswith("sam-vit-b"))
-    assert "375.0 MB" in row and " yes " in row
-    row = next(line for line in out.splitlines() if line.startswith("diffmatte-res34"))
-    assert " no " in row and "unknown" in row
+    assert "375.0 MB" in row and " published " in row
+    for name in ("diffmatte-res34", "diffmatte-swint", "diffmatte-vits", "diffmatte-vitb"):
+        row = next(line for line in out.splitlines() if line.startswith(name))
+        assert " first-use " in row and "unknown" in row
+    row = next(line for line in out.splitlines() if line.startswith("diffmatte-vits-1024"))
+    assert " published " in row
 
 
 def test_cli_download_from_mirror_unverified(server, tmp_path, capsys, monkeypatch):
@@ -513,7 +522,7 @@ def test_cli_download_from_mirror_unverified(server, tmp_path, capsys, monkeypat
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert (tmp_path / "DiffMatte_ViTS_Com.pth").read_bytes() == DATA
-    assert "NOT verified" in captured.out and SHA in captured.out
+    assert "NOT verified" in captured.out and "first complete download" in captured.out and SHA in captured.out
     assert [e["path"] for e in server.log] == ["/file"]
     assert "diffmatte-vits:" in captured.err  # progress line
 

@@ -42,16 +42,17 @@ def _human(n: Optional[int]) -> str:
 
 
 def format_table(out: TextIO = sys.stdout) -> None:
-    """Print the registry: name, kind, variant, size, whether a hash verifies it, file."""
-    rows = [("NAME", "KIND", "VARIANT", "SIZE", "VERIFIED", "FILE")]
+    """Print the registry: name, kind, variant, size, how its hash is checked, file."""
+    rows = [("NAME", "KIND", "VARIANT", "SIZE", "SHA-256", "FILE")]
     for e in registry.all_entries():
         name = e.name + (" *" if e.default else "")
-        rows.append((name, e.kind, e.variant, _human(e.size), "yes" if e.verified else "no", e.filename))
+        rows.append((name, e.kind, e.variant, _human(e.size), e.hash_policy, e.filename))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
-    out.write("* default DiffMatte checkpoint. VERIFIED=no: no published SHA-256; the computed hash "
-              "is recorded beside the file instead.\n")
+    out.write("* default DiffMatte checkpoint. SIZE unknown: none is published. SHA-256 first-use: none is "
+              "published; the hash of the first complete download is recorded beside the file "
+              "(<file>.sha256) and later downloads must match it.\n")
 
 
 class _ProgressLine:
@@ -129,8 +130,9 @@ def run(args: argparse.Namespace) -> int:
         if entry.verified:
             out.write(f"{entry.name}: {path} (sha256 verified)\n")
         else:
-            out.write(f"{entry.name}: {path} (NOT verified: no published sha256; "
-                      f"computed {recorded_sha256(path) or '?'})\n")
+            out.write(f"{entry.name}: {path} (NOT verified against a published sha256, none exists; "
+                      f"sha256 {recorded_sha256(path) or '?'} as recorded at the first complete download "
+                      f"in {path.name}.sha256)\n")
     return 1 if failed else 0
 
 

@@ -3,9 +3,9 @@
 Pure data, stdlib only: importing this module never touches the network and never
 imports torch or numpy. ``download.py`` consumes the entries.
 
-Provenance of the numbers below (never invent a hash: ``sha256=None`` means
-"unknown", and the downloader then records the hash it computed and says it could
-not verify the file):
+Provenance of the numbers below (never invent a hash or a size: ``None`` means
+"not published"; the downloader then records the SHA-256 of the first complete
+download beside the file, trust on first use, and later downloads must match it):
 
 * DiffMatte checkpoints live on Google Drive, linked from the README of
   github.com/YihanHu-2022/DiffMatte (MIT licence); the file ids are the ones that
@@ -13,7 +13,11 @@ not verify the file):
   (issue #5 of that repository); the others are our local naming, in the same style.
   The only published hash is the SHA-256 of ``DiffMatte_ViTS_Com_1024.pth``,
   recorded by a third party in yuki-inaho/diffmatte_onnx
-  ``reports/retriever_cpu_comparison.json``. No sizes are published.
+  ``reports/retriever_cpu_comparison.json``. No byte size is published for any
+  DiffMatte checkpoint, and no hash for the other four: searched (2026-11-26) the
+  upstream README (it lists parameter counts, 29.0M / 101.4M / 48.8M, not file
+  sizes), the upstream issues (#5, #7), third-party mirrors and install scripts
+  (gdown of the same Drive ids) and Hugging Face listings; none gives them.
 * Segment Anything checkpoints are served by Meta from
   https://dl.fbaipublicfiles.com/segment_anything/ (Apache-2.0, README of
   facebookresearch/segment-anything). SHA-256 values as listed in
@@ -71,6 +75,12 @@ class WeightEntry:
         """True when a published SHA-256 lets the downloader verify the file."""
         return self.sha256 is not None
 
+    @property
+    def hash_policy(self) -> str:
+        """``"published"`` (checked against ``sha256``) or ``"first-use"`` (the hash of
+        the first complete download is recorded and later downloads must match it)."""
+        return "published" if self.sha256 is not None else "first-use"
+
 
 def _gdrive_urls(file_id: str) -> Tuple[str, ...]:
     # The usercontent form skips the virus-scan interstitial for most files; the
@@ -79,7 +89,8 @@ def _gdrive_urls(file_id: str) -> Tuple[str, ...]:
 
 
 _DIFFMATTE_LICENSE = "MIT (YihanHu-2022/DiffMatte); trained on Adobe Composition-1k, see its terms"
-_DM_NOTE = "Official checkpoint, Google Drive (README of YihanHu-2022/DiffMatte)."
+_DM_NOTE = "Official checkpoint, Google Drive (README of YihanHu-2022/DiffMatte). No size published."
+_NO_HASH = "No SHA-256 published: the first complete download's hash is recorded (trust on first use)."
 
 
 def _diffmatte(name: str, variant: str, filename: str, file_id: str, *, sha256: Optional[str] = None,
@@ -103,14 +114,14 @@ def _sam(model_type: str, filename: str, size: int, sha256: str) -> WeightEntry:
 
 _ENTRIES: Tuple[WeightEntry, ...] = (
     _diffmatte("diffmatte-res34", "Res34", "DiffMatte_Res34_Com.pth", "13D8tWjzkWKKSKwvHs-I_zToeGmU8gBJc",
-               notes="Upstream file name unknown; local name chosen by us."),
+               notes="Upstream file name unknown; local name chosen by us. " + _NO_HASH),
     _diffmatte("diffmatte-swint", "SwinT", "DiffMatte_SwinT_Com.pth", "1TimvLgX3Kf6_N73DUkP0Z99OAE30ry-B",
                notes="Upstream file name unknown; local name chosen by us. README param count "
-                     "(48.8M) disagrees with the released config (38.75M)."),
+                     "(48.8M) disagrees with the released config (38.75M). " + _NO_HASH),
     _diffmatte("diffmatte-vits", "ViTS", "DiffMatte_ViTS_Com.pth", "11m6y4LI_Hp5u5AagUY_bxPJWkbtsydFV",
-               notes="Upstream file name unknown; local name chosen by us."),
+               notes="Upstream file name unknown; local name chosen by us. " + _NO_HASH),
     _diffmatte("diffmatte-vitb", "ViTB", "DiffMatte_ViTB_Com.pth", "1-Qrtg7txDt53NIreq3PTvgJke6UhuB2z",
-               notes="Upstream file name from DiffMatte issue #5."),
+               notes="Upstream file name from DiffMatte issue #5. " + _NO_HASH),
     _diffmatte("diffmatte-vits-1024", "ViTS_1024", "DiffMatte_ViTS_Com_1024.pth",
                "1NIn-tKtW3zhi2vK3OgOTiiHrOIXuHIZo",
                sha256="685fdd14fd07a26be1075b8a4c2b4175e448a298f9d92bb857f54e3fb8636029",
