@@ -67,6 +67,8 @@ class MatteCanvas(QtWidgets.QWidget):
         self._alpha: Optional[QtGui.QImage] = None
         self._preview: Optional[QtGui.QImage] = None
         self._trimap: Optional[QtGui.QImage] = None
+        self._cutout: Optional[QtGui.QImage] = None   # straight RGBA (decontaminated colours)
+        self._selection_path: Optional[QtGui.QPainterPath] = None
         self._display: Optional[QtGui.QImage] = None
         self._view_mode = "overlay"
         self.split = 0.5
@@ -79,6 +81,7 @@ class MatteCanvas(QtWidgets.QWidget):
         self._scale = 1.0
         self._offset = QPointF(0.0, 0.0)
         self._fit_pending = True
+        self._fitted = False  # the view is "fit to window": resizing re-fits it
         self._current: Optional[Stroke] = None
         self._press: Optional[QPointF] = None
         self._press_button = None
@@ -106,7 +109,7 @@ class MatteCanvas(QtWidgets.QWidget):
         size_changed = (image is None or self._image is None
                         or image.size() != self._image.size())
         self._image = image if image is not None and not image.isNull() else None
-        self._alpha = self._preview = self._trimap = None
+        self._alpha = self._preview = self._trimap = self._cutout = None
         self._overlay = None
         if not keep_input or size_changed:
             self.clear_input()
@@ -117,9 +120,27 @@ class MatteCanvas(QtWidgets.QWidget):
         self._invalidate()
 
     def set_alpha(self, alpha: Optional["QtGui.QImage"]) -> None:
+        """Show a matte; a cut-out made for an earlier matte is dropped."""
         self._alpha = alpha
         self._preview = None
+        self._cutout = None
         self._invalidate()
+
+    def set_cutout(self, rgba: Optional["QtGui.QImage"]) -> None:
+        """Straight RGBA cut-out (e.g. decontaminated) shown by the cut-out views."""
+        self._cutout = rgba
+        self._invalidate()
+
+    def cutout(self) -> Optional["QtGui.QImage"]:
+        return self._cutout
+
+    def set_selection(self, mask: Optional["QtGui.QImage"]) -> None:
+        """Outline the host selection (grey mask, 255 = selected) with marching ants."""
+        self._selection_path = selection_outline(mask) if mask is not None and not mask.isNull() else None
+        self.update()
+
+    def selection_path(self) -> Optional["QtGui.QPainterPath"]:
+        return self._selection_path
 
     def set_preview(self, alpha: Optional["QtGui.QImage"]) -> None:
         """Show an in-progress x0 prediction instead of the current alpha."""
@@ -146,7 +167,8 @@ class MatteCanvas(QtWidgets.QWidget):
         if self._display is None and self._image is not None:
             alpha = self._preview if self._preview is not None else self._alpha
             self._display = imaging.compose_view(self._view_mode, self._image, alpha,
-                                                 self._trimap, self.split)
+                                                 self._trimap, self.split,
+                                                 self._cutout if self._preview is None else None)
         return self._display
 
     def _invalidate(self) -> None:
@@ -248,6 +270,27 @@ class MatteCanvas(QtWidgets.QWidget):
         p.end()
         return canvas.convertToFormat(QtGui.QImage.Format.Format_Grayscale8)
 
+    def render_overrides(self) -> Optional["QtGui.QImage"]:
+        """The refine brush over another trimap source: ARGB32 at image size, opaque
+        255 / 0 / 128 where foreground / background / unknown was painted last,
+        transparent elsewhere (and where erased).  None without strokes."""
+        if self._image is None or not self.strokes:
+            return None
+        out = QtGui.QImage(self._image.size(), QtGui.QImage.Format.Format_ARGB32)
+        out.fill(QtGui.QColor(0, 0, 0, 0))
+        p = QtGui.QPainter(out)
+        levels = {"fg": 255, "bg": 0, "unknown": 128}
+        for stroke in self.strokes:
+            mode = QtGui.QPainter.CompositionMode
+            p.setCompositionMode(mode.CompositionMode_Clear if stroke.kind == "erase"
+                                 else mode.CompositionMode_Source)
+            v = levels.get(stroke.kind, 0)
+            p.setPen(QtGui.QPen(QtGui.QColor(v, v, v, 255), stroke.size, Qt.PenStyle.SolidLine,
+                                Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
+            p.drawPath(stroke.path())
+        p.end()
+        return out
+
     # ------------------------------------------------------- view transform
     def zoom(self) -> float:
         return self._scale
@@ -262,6 +305,7 @@ class MatteCanvas(QtWidgets.QWidget):
         self._offset = QPointF((self.width() - w * self._scale) / 2,
                                (self.height() - h * self._scale) / 2)
         self._fit_pending = False
+        self._fitted = True
         self.zoomChanged.emit(self._scale)
         self.update()
 
@@ -274,10 +318,12 @@ class MatteCanvas(QtWidgets.QWidget):
         self._scale = scale
         self._offset = QPointF(anchor.x() - img_pt.x() * scale, anchor.y() - img_pt.y() * scale)
         self._fit_pending = False
+        self._fitted = False
         self.zoomChanged.emit(scale)
         self.update()
 
     def pan_by(self, dx: float, dy: float) -> None:
+        self._fitted = False
         self._offset = QPointF(self._offset.x() + dx, self._offset.y() + dy)
         self.update()
 
@@ -292,7 +338,8 @@ class MatteCanvas(QtWidgets.QWidget):
     # -------------------------------------------------------------- events
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         super().resizeEvent(event)
-        if self._fit_pending:
+        # A fitted view follows the window both ways (it used to overflow on shrink).
+        if self._fit_pending or self._fitted:
             self.fit()
 
     def showEvent(self, event) -> None:  # noqa: N802
@@ -359,6 +406,7 @@ class MatteCanvas(QtWidgets.QWidget):
             return
         if self._pan_from is not None:
             start, offset = self._pan_from
+            self._fitted = False
             self._offset = QPointF(offset.x() + pos.x() - start.x(),
                                    offset.y() + pos.y() - start.y())
         elif self._current is not None:
@@ -425,6 +473,8 @@ class MatteCanvas(QtWidgets.QWidget):
         p.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform,
                         self._scale < 1.0 and not busy)
         p.drawImage(0, 0, shown)
+        if self._selection_path is not None:
+            self._paint_selection(p)
         if self._show_input:
             self._paint_input(p)
         p.restore()
@@ -449,6 +499,16 @@ class MatteCanvas(QtWidgets.QWidget):
             p.setPen(QtGui.QColor(255, 255, 255))
             p.drawText(QPointF(12, self.height() - 11), hud)
         p.end()
+
+    def _paint_selection(self, p: "QtGui.QPainter") -> None:
+        """Marching ants: black and white dashes, a constant 1.5 px on screen."""
+        width = 1.5 / self._scale
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.setPen(QtGui.QPen(QtGui.QColor(0, 0, 0), width))
+        p.drawPath(self._selection_path)
+        pen = QtGui.QPen(QtGui.QColor(255, 255, 255), width, Qt.PenStyle.DashLine)
+        p.setPen(pen)
+        p.drawPath(self._selection_path)
 
     @staticmethod
     def _draw_stroke(p: "QtGui.QPainter", stroke: Stroke) -> None:
@@ -505,3 +565,33 @@ class MatteCanvas(QtWidgets.QWidget):
             p.setPen(QtGui.QPen(QtGui.QColor(0, 0, 0), 1.5 * unit))
             p.setBrush(_COLORS["fg" if label else "bg"])
             p.drawEllipse(QPointF(x, y), 5 * unit, 5 * unit)
+
+
+_OUTLINE_MAX_SIDE = 1024  # outlines of bigger selections are traced at this size and scaled up
+
+
+def selection_outline(mask: "QtGui.QImage") -> Optional["QtGui.QPainterPath"]:
+    """Outline of the pixels >= 128 of a grey mask, in image coordinates (None if empty)."""
+    grey = imaging.to_grey8(mask)
+    w, h = grey.width(), grey.height()
+    scale = min(1.0, _OUTLINE_MAX_SIDE / max(w, h, 1))
+    if scale < 1.0:
+        grey = grey.scaled(max(int(w * scale), 1), max(int(h * scale), 1),
+                           Qt.AspectRatioMode.IgnoreAspectRatio,
+                           Qt.TransformationMode.FastTransformation)
+    # Selected (>= 128) becomes opaque: createAlphaMask sets exactly those bits.
+    idx = grey.convertToFormat(QtGui.QImage.Format.Format_Indexed8,
+                               [QtGui.qRgb(i, i, i) for i in range(256)])
+    idx.setColorTable([QtGui.qRgba(0, 0, 0, 255) if i >= 128 else QtGui.qRgba(0, 0, 0, 0)
+                       for i in range(256)])
+    bitmap = QtGui.QBitmap.fromImage(idx.convertToFormat(QtGui.QImage.Format.Format_ARGB32)
+                                     .createAlphaMask())
+    region = QtGui.QRegion(bitmap)
+    if region.isEmpty():
+        return None
+    path = QtGui.QPainterPath()
+    path.addRegion(region)
+    path = path.simplified()
+    if scale < 1.0:
+        path = QtGui.QTransform.fromScale(w / grey.width(), h / grey.height()).map(path)
+    return path

@@ -117,12 +117,22 @@ def _tint(size: "QtCore.QSize", color: "QtGui.QColor", coverage: "QImage") -> "Q
     return layer
 
 
+def straight_to_premultiplied(rgba: "QImage") -> "QImage":
+    """A straight-alpha RGBA cut-out (8 or 16 bit) ready to draw."""
+    return rgba.convertToFormat(Fmt.Format_ARGB32_Premultiplied)
+
+
 def compose_view(mode: str, image: Optional["QImage"], alpha: Optional["QImage"],
-                 trimap: Optional["QImage"], split: float = 0.5) -> Optional["QImage"]:
+                 trimap: Optional["QImage"], split: float = 0.5,
+                 cutout_image: Optional["QImage"] = None) -> Optional["QImage"]:
     """Render one of VIEW_MODES into an RGB32 image of the layer's size.
 
     Without an alpha the matte-based modes fall back to the plain image, so a
     view switch before the first refine never shows a blank canvas.
+    ``cutout_image`` (straight RGBA, e.g. with decontaminated colours) replaces
+    the image-under-alpha in the cut-out views when given.
+    The trimap view lays the trimap over a dimmed copy of the image, so the
+    unknown band (mid grey) can be judged against the subject.
     """
     if image is None or image.isNull():
         return None
@@ -131,11 +141,18 @@ def compose_view(mode: str, image: Optional["QImage"], alpha: Optional["QImage"]
     if mode == "trimap":
         if trimap is None:
             return base
-        return to_grey8(trimap.scaled(size)).convertToFormat(Fmt.Format_RGB32)
+        out = to_grey8(trimap.scaled(size)).convertToFormat(Fmt.Format_RGB32)
+        p = QtGui.QPainter(out)
+        p.setOpacity(0.3)
+        p.drawImage(0, 0, base)
+        p.end()
+        return out
     if alpha is None:
         return base
     if alpha.size() != size:
         alpha = alpha.scaled(size)
+    cut = (straight_to_premultiplied(cutout_image)
+           if cutout_image is not None and cutout_image.size() == size else None)
     if mode == "alpha":
         return to_grey8(alpha).convertToFormat(Fmt.Format_RGB32)
     out = QImage(size, Fmt.Format_RGB32)
@@ -149,10 +166,10 @@ def compose_view(mode: str, image: Optional["QImage"], alpha: Optional["QImage"]
         p.drawImage(0, 0, _tint(size, QtGui.QColor(230, 30, 40), inverse))
     elif mode in ("black", "white"):
         out.fill(QtGui.QColor(0, 0, 0) if mode == "black" else QtGui.QColor(255, 255, 255))
-        p.drawImage(0, 0, cutout(image, alpha))
+        p.drawImage(0, 0, cut if cut is not None else cutout(image, alpha))
     elif mode == "split":
         _checker(p, size)
-        p.drawImage(0, 0, cutout(image, alpha))
+        p.drawImage(0, 0, cut if cut is not None else cutout(image, alpha))
         x = int(round(size.width() * min(max(split, 0.0), 1.0)))
         p.drawImage(QtCore.QRect(0, 0, x, size.height()), base,
                     QtCore.QRect(0, 0, x, size.height()))

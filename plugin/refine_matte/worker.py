@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import imaging
-from .qt import QtCore, Signal
+from .qt import QtCore, QtGui, Signal
 
 
 ImageData = Any  # PNG bytes, or a QImage the worker encodes (PNG encoding of a big
@@ -36,7 +36,9 @@ class JobSpec:
     points: Optional[List[Tuple[float, float]]] = None
     labels: Optional[List[int]] = None
     box: Optional[Tuple[float, float, float, float]] = None
-    seed: Optional[int] = None
+    seed: Optional[int] = 0          # the variation: fixed, so results repeat (0 = the CLI's default)
+    override_png: Optional[ImageData] = None  # refine brush over a non-scribble source (ARGB)
+    trimap_only: bool = False        # band preview: compute the trimap, do not refine
 
 
 class JobSignals(QtCore.QObject):
@@ -83,19 +85,26 @@ class RefineJob:
             value = getattr(s, name)
             if value is not None and not isinstance(value, (bytes, bytearray)):
                 setattr(s, name, imaging.qimage_to_png(imaging.to_grey8(value)))
+        # override_png stays a QImage: it is painted onto the trimap on this thread.
 
     def _run(self) -> None:
         sig = self.signals
         try:
             self._encode()
-            sig.stage.emit("Connecting to the engine…")
+            sig.stage.emit("Connecting to the engine… (the first time it may have to start: "
+                           "about 15 s, once per session)")
             client = self._get_client()
             if self.cancel_event.is_set():
                 sig.cancelled.emit()
                 return
             sig.stage.emit("Computing trimap…")
             trimap_png = self._trimap(client)
+            if self.spec.override_png is not None and self.spec.source != "scribbles":
+                trimap_png = apply_overrides(trimap_png, self.spec.override_png)
             sig.trimapReady.emit(imaging.png_to_qimage(trimap_png))
+            if self.spec.trimap_only:
+                sig.finished.emit(None)
+                return
             if self.cancel_event.is_set():
                 sig.cancelled.emit()
                 return
@@ -140,6 +149,18 @@ class RefineJob:
                 kwargs["band"] = s.band
             return client.sam_trimap(s.image_png, **kwargs)
         raise ValueError(f"unknown trimap source {s.source!r}")
+
+
+def apply_overrides(trimap_png: bytes, overrides: Any) -> bytes:
+    """Paint the refine brush (opaque 255 / 128 / 0 pixels of an ARGB image) over a trimap."""
+    tri = imaging.png_to_qimage(trimap_png).convertToFormat(imaging.Fmt.Format_RGB32)
+    if overrides.size() != tri.size():
+        raise ValueError(f"the brush strokes are {overrides.width()}x{overrides.height()} but the "
+                         f"trimap is {tri.width()}x{tri.height()}")
+    p = QtGui.QPainter(tri)
+    p.drawImage(0, 0, overrides)  # opaque where painted, transparent elsewhere: no blending
+    p.end()
+    return imaging.qimage_to_png(imaging.to_grey8(tri))
 
 
 def _is_cancel(exc: BaseException) -> bool:

@@ -1,0 +1,180 @@
+"""Output controls of the panel: edge controls, colour decontamination, variation.
+
+The controls change the delivered matte and cut-out *after* the engine ran: the
+panel keeps the engine's raw matte and asks a :class:`Finisher` for the edged
+matte (fast, synchronous) and the decontaminated cut-out colours (slower, on a
+thread).  The standalone editor's finisher runs ``diffmatte.cutout`` in-process
+(the same function as ``diffmatte refine --rgba``); a host without numpy gets
+no finisher and the controls say so.  Qt + stdlib only.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Dict, Optional, Protocol
+
+from .qt import QtCore, QtGui, QtWidgets, Signal
+
+# (key, label, low, high, step, suffix, tooltip); ranges match diffmatte.edges.LIMITS.
+EDGE_CONTROLS = (
+    ("smooth", "Smooth", 0.0, 20.0, 1.0, " px", "Round off jagged, stair-stepped contours"),
+    ("feather", "Feather", 0.0, 50.0, 0.5, " px", "Soften the edge (Gaussian radius)"),
+    ("contrast", "Contrast", 0.0, 100.0, 5.0, " %", "Harden soft transitions (100 % = hard edge)"),
+    ("shift", "Shift edge", -50.0, 50.0, 0.5, " px", "Move the edge outward (+) or inward (-)"),
+)
+DEFAULT_DECONTAMINATE = 100  # percent: cut-outs lose the old background's colour by default
+
+
+class Finisher(Protocol):
+    """What the panel needs to turn a raw matte into the delivered result."""
+
+    def edges(self, alpha: "QtGui.QImage", edges: Dict[str, float]) -> "QtGui.QImage":
+        """The matte after the edge controls (grey, same size); fast enough for a slider."""
+
+    def cutout(self, image: "QtGui.QImage", raw_alpha: "QtGui.QImage", edges: Dict[str, float],
+               amount: float) -> "QtGui.QImage":
+        """Straight RGBA cut-out under the edged matte, colours decontaminated by ``amount``."""
+
+
+class FinishControls(QtWidgets.QGroupBox):
+    """Edge controls, "Decontaminate colours" with an amount, and the variation (seed)."""
+
+    changed = Signal()          # edges or decontamination changed
+    VARIATION_TIP = ("Which random draw the diffusion starts from. The same image, trimap and "
+                     "variation always give the same matte (0 = what `diffmatte refine` gives "
+                     "by default); try another number for a different result.")
+
+    def __init__(self, parent: Optional[QtWidgets.QWidget] = None) -> None:
+        super().__init__("Output", parent)
+        form = QtWidgets.QFormLayout(self)
+        self.spins: Dict[str, Any] = {}
+        for key, label, lo, hi, step, suffix, tip in EDGE_CONTROLS:
+            spin = QtWidgets.QDoubleSpinBox()
+            spin.setRange(lo, hi)
+            spin.setSingleStep(step)
+            spin.setDecimals(1)
+            spin.setSuffix(suffix)
+            spin.setToolTip(tip)
+            spin.setKeyboardTracking(False)  # typing "12" is one change, not two
+            spin.valueChanged.connect(lambda _v: self.changed.emit())
+            form.addRow(label, spin)
+            self.spins[key] = spin
+        row = QtWidgets.QHBoxLayout()
+        self.decontaminate_check = QtWidgets.QCheckBox("Decontaminate colours")
+        self.decontaminate_check.setChecked(True)
+        self.decontaminate_check.setToolTip("Replace the old background's colour in hair and glass "
+                                            "with the estimated foreground colour")
+        self.amount_spin = QtWidgets.QSpinBox()
+        self.amount_spin.setRange(0, 100)
+        self.amount_spin.setSuffix(" %")
+        self.amount_spin.setValue(DEFAULT_DECONTAMINATE)
+        self.amount_spin.setToolTip("Decontamination amount")
+        self.amount_spin.setKeyboardTracking(False)
+        row.addWidget(self.decontaminate_check)
+        row.addWidget(self.amount_spin)
+        form.addRow(row)
+        self.decontaminate_check.toggled.connect(self.amount_spin.setEnabled)
+        self.decontaminate_check.toggled.connect(lambda _c: self.changed.emit())
+        self.amount_spin.valueChanged.connect(lambda _v: self.changed.emit())
+        self.reset_button = QtWidgets.QToolButton()
+        self.reset_button.setText("Reset edges")
+        self.reset_button.clicked.connect(self.reset_edges)
+        self.variation_spin = QtWidgets.QSpinBox()
+        self.variation_spin.setRange(0, 2**31 - 1)
+        self.variation_spin.setValue(0)
+        self.variation_spin.setToolTip(self.VARIATION_TIP)
+        vrow = QtWidgets.QHBoxLayout()
+        vrow.addWidget(self.variation_spin, 1)
+        vrow.addWidget(self.reset_button)
+        form.addRow("Variation", vrow)
+
+    def edges(self) -> Dict[str, float]:
+        return {k: float(s.value()) for k, s in self.spins.items()}
+
+    def amount(self) -> float:
+        """Decontamination amount in [0, 1] (0 when switched off)."""
+        return self.amount_spin.value() / 100.0 if self.decontaminate_check.isChecked() else 0.0
+
+    def seed(self) -> int:
+        return int(self.variation_spin.value())
+
+    def params(self) -> Dict[str, Any]:
+        """The result parameters (saved with results and settings)."""
+        return {"edges": self.edges(), "decontaminate": self.amount(), "seed": self.seed()}
+
+    def reset_edges(self) -> None:
+        for spin in self.spins.values():
+            spin.blockSignals(True)
+            spin.setValue(0.0)
+            spin.blockSignals(False)
+        self.changed.emit()
+
+    def set_edges(self, edges: Dict[str, float]) -> None:
+        for key, value in edges.items():
+            if key in self.spins:
+                self.spins[key].setValue(float(value))
+
+    def set_available(self, available: bool, why: str = "") -> None:
+        """Without a finisher (a host without the engine's Python) the controls are off."""
+        for w in list(self.spins.values()) + [self.decontaminate_check, self.amount_spin, self.reset_button]:
+            w.setEnabled(available and (w is not self.amount_spin or self.decontaminate_check.isChecked()))
+            w.setToolTip(w.toolTip() if available else why)
+
+    def save_settings(self, settings: "QtCore.QSettings") -> None:
+        for key, spin in self.spins.items():
+            settings.setValue(f"edge_{key}", spin.value())
+        settings.setValue("decontaminate", self.decontaminate_check.isChecked())
+        settings.setValue("decontaminate_amount", self.amount_spin.value())
+        settings.setValue("variation", self.variation_spin.value())
+
+    def restore_settings(self, settings: "QtCore.QSettings") -> None:
+        for key, spin in self.spins.items():
+            val = _as_float(settings.value(f"edge_{key}", None))
+            if val is not None:
+                spin.setValue(val)
+        flag = settings.value("decontaminate", None)
+        if flag is not None:
+            self.decontaminate_check.setChecked(str(flag).lower() in ("true", "1"))
+        for key, spin in (("decontaminate_amount", self.amount_spin), ("variation", self.variation_spin)):
+            val = _as_float(settings.value(key, None))
+            if val is not None:
+                spin.setValue(int(val))
+
+
+class _CutoutSignals(QtCore.QObject):
+    done = Signal(int, object)    # token, QImage cut-out
+    failed = Signal(int, str)
+
+
+class CutoutJob:
+    """Computes the decontaminated cut-out on a thread; ``token`` drops stale results."""
+
+    def __init__(self, finisher: Finisher, token: int, image: "QtGui.QImage", raw: "QtGui.QImage",
+                 edges: Dict[str, float], amount: float) -> None:
+        self.signals = _CutoutSignals()
+        self._args = (finisher, token, image, raw, edges, amount)
+        self._thread = threading.Thread(target=self._run, name="refine-matte-cutout", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        finisher, token, image, raw, edges, amount = self._args
+        try:
+            self.signals.done.emit(token, finisher.cutout(image, raw, edges, amount))
+        except Exception as exc:  # noqa: BLE001 - shown in the panel's status, never raised
+            self.signals.failed.emit(token, f"{type(exc).__name__}: {exc}")
+
+
+def _as_float(value: Any) -> Optional[float]:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+__all__ = ["EDGE_CONTROLS", "Finisher", "FinishControls", "CutoutJob"]
