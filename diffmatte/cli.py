@@ -14,7 +14,8 @@ from .errors import Cancelled, DefaultWeightsMissing, WeightsError
 
 # Sub-command modules with a ``register(subparsers)`` function, imported lazily so a
 # missing optional part never breaks the rest of the CLI.
-_PLUGGED = ("diffmatte.service.cli", "diffmatte.train.cli", "diffmatte.evaluate.cli", "diffmatte.weights.cli")
+_PLUGGED = ("diffmatte.batch.cli", "diffmatte.service.cli", "diffmatte.train.cli", "diffmatte.evaluate.cli",
+            "diffmatte.weights.cli")
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
@@ -121,35 +122,6 @@ def cmd_refine(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_batch(args: argparse.Namespace) -> int:
-    """Refine every image in a folder with the trimap of the same stem; keep going past failures."""
-    from .engine import load_engine
-
-    src, tri_dir, out_dir = Path(args.images), Path(args.trimaps), Path(args.output)
-    if not src.is_dir() or not tri_dir.is_dir():
-        raise ValueError(f"--images and --trimaps must be folders ({src}, {tri_dir})")
-    exts = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
-    images = sorted(p for p in src.iterdir() if p.suffix.lower() in exts)
-    if not images:
-        raise ValueError(f"no images found in {src}")
-    engine = load_engine(args.weights, device=args.device)
-    failed: List[str] = []
-    for i, image in enumerate(images, 1):
-        trimaps = [p for p in tri_dir.glob(image.stem + ".*") if p.suffix.lower() in exts]
-        try:
-            if not trimaps:
-                raise ValueError(f"no trimap named {image.stem}.* in {tri_dir}")
-            out = out_dir / f"{image.stem}.png"
-            rgba = out_dir / f"{image.stem}_cutout.png" if args.rgba else None
-            _refine_one(engine, image, trimaps[0], out, rgba, args)
-            print(f"[{i}/{len(images)}] {image.name} -> {out}")
-        except (ValueError, OSError) as exc:
-            failed.append(image.name)
-            print(f"[{i}/{len(images)}] {image.name}: FAILED: {exc}", file=sys.stderr)
-    print(f"{len(images) - len(failed)} refined, {len(failed)} failed" + (f": {', '.join(failed)}" if failed else ""))
-    return 1 if failed else 0
-
-
 def cmd_info(args: argparse.Namespace) -> int:
     from .engine import load_engine
 
@@ -198,17 +170,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_finish_args(p)
     p.set_defaults(func=cmd_refine)
 
-    p = sub.add_parser("batch", help="refine a folder of images with a folder of trimaps",
-                       description="For each image in --images, use the trimap with the same stem from --trimaps; "
-                                   "write OUTPUT/STEM.png. Bad files are reported and skipped.")
-    p.add_argument("--images", required=True)
-    p.add_argument("--trimaps", required=True)
-    p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--rgba", action="store_true", help="also write STEM_cutout.png")
-    p.add_argument("-q", "--quiet", action="store_true")
-    _add_engine_args(p)
-    p.set_defaults(func=cmd_batch)
-
     p = sub.add_parser("info", help="load a checkpoint and print its variant, size and device")
     p.add_argument("--weights", default="default")
     p.add_argument("--device", default="auto")
@@ -238,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_unavailable(sub, module: str, exc: ImportError) -> None:
     """Keep the rest of the CLI usable when an optional part lacks a dependency."""
-    name = {"diffmatte.service.cli": "serve", "diffmatte.train.cli": "train",
+    name = {"diffmatte.batch.cli": "batch", "diffmatte.service.cli": "serve", "diffmatte.train.cli": "train",
             "diffmatte.evaluate.cli": "eval", "diffmatte.weights.cli": "download"}[module]
 
     def unavailable(args: argparse.Namespace) -> int:

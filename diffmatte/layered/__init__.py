@@ -15,7 +15,7 @@ from typing import Tuple, Union
 
 from .model import LayeredError, LayeredImage, Layer, Mask
 
-__all__ = ["EXTENSIONS", "LayeredError", "LayeredImage", "Layer", "Mask", "format_of", "layer_count", "read",
+__all__ = ["EXTENSIONS", "LayeredError", "LayeredImage", "Layer", "Mask", "format_of", "probe", "read",
            "write", "encode"]
 
 PathLike = Union[str, os.PathLike]
@@ -82,18 +82,42 @@ def write(img: LayeredImage, path: PathLike, fmt: str = "") -> Path:
     return dest
 
 
-def layer_count(data: bytes, fmt: str) -> Tuple[int, int, int]:
-    """(width, height, number of raster layers) of a layered file, without decoding pixels
-    where the format allows it (TIFF pages: counted from the headers)."""
-    if fmt == "tiff":
-        import io
+def probe(data: bytes, fmt: str) -> Tuple[int, int, int]:
+    """(width, height, pages) of a layered file from its headers, decoding no pixels;
+    ``pages`` is the number of full-resolution TIFF pages (0 for PSD and OpenRaster).
+    Raises LayeredError for a file that is not of that format."""
+    import io
+    import struct
+    import zipfile
 
+    if fmt == "psd":
+        if len(data) < 26 or data[:4] != b"8BPS":
+            raise LayeredError("not a PSD file (bad signature)")
+        height, width = struct.unpack(">II", data[14:22])
+        return width, height, 0
+    if fmt == "ora":
+        from xml.etree import ElementTree as ET
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                root = ET.fromstring(zf.read("stack.xml")[: 16 << 20])
+            return int(root.get("w", "0")), int(root.get("h", "0")), 0
+        except (zipfile.BadZipFile, KeyError, ET.ParseError, ValueError) as exc:
+            raise LayeredError(f"not an OpenRaster file ({exc})") from None
+    if fmt == "tiff":
         import tifffile
 
         from .tiff import PHOTOSHOP_LAYERS
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            pages = [p for p in tif.pages if not p.is_reduced]
-            if len(pages) == 1 and PHOTOSHOP_LAYERS not in pages[0].tags:
-                return pages[0].imagewidth, pages[0].imagelength, 1
-    img = read(data, fmt)
-    return img.width, img.height, len(img.leaves())
+        try:
+            with tifffile.TiffFile(io.BytesIO(data)) as tif:
+                pages = [p for p in tif.pages if not p.is_reduced]
+                if not pages:
+                    raise LayeredError("TIFF without image pages")
+                if len(pages) == 1 and PHOTOSHOP_LAYERS in pages[0].tags:
+                    raise LayeredError("Photoshop keeps this TIFF's layers in its own block, which is not "
+                                       "supported; save it as PSD (or as a TIFF with one page per layer)")
+                return (max(p.imagewidth for p in pages), max(p.imagelength for p in pages), len(pages))
+        except LayeredError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - tifffile raises many types for bad bytes
+            raise LayeredError(f"not a readable TIFF ({exc})") from None
+    raise LayeredError(f"unknown layered format {fmt!r}")

@@ -19,6 +19,7 @@ from .model import LayeredError, LayeredImage, Layer, Mask, rgba
 
 DST_IN = "svg:dst-in"
 _MAX_XML = 16 << 20  # a stack.xml larger than this is not a real document
+_MAX_PIXELS = 1 << 30  # per layer PNG; callers check the canvas size first (see probe)
 
 
 def read_ora(data: bytes, name: str = "file") -> LayeredImage:
@@ -73,9 +74,15 @@ def _png(zf: zipfile.ZipFile, elem: ET.Element, name: str) -> np.ndarray:
         raise LayeredError(f"{name}: layer file {src!r} is missing") from None
     try:
         with Image.open(io.BytesIO(raw)) as im:
+            if im.width * im.height > _MAX_PIXELS:
+                raise LayeredError(f"{name}: layer {src!r} is {im.width}x{im.height} pixels, too large")
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 return rgba(np.asarray(im).astype(np.uint16))
             return rgba(np.asarray(im.convert("RGBA")))
+    except Image.DecompressionBombError as exc:
+        raise LayeredError(f"{name}: layer file {src!r} is a decompression bomb ({exc})") from None
+    except LayeredError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise LayeredError(f"{name}: layer file {src!r} is not a readable PNG ({exc})") from None
 

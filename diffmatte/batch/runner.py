@@ -1,0 +1,256 @@
+"""``diffmatte.batch.run``: plan and validate everything, then refine what is not done yet
+(in this process, in ``jobs`` worker processes, or on Ray), writing outputs atomically and
+recording each item in the manifest."""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..fsutil import atomic_path
+from .manifest import Manifest, sha256_bytes, sha256_file
+from .plan import MANIFEST, Item
+from .work import Result, Settings
+
+Echo = Optional[Callable[[str], None]]
+
+
+@dataclass
+class Summary:
+    """What a run did. ``failed`` lists (item key, reason)."""
+
+    total: int = 0
+    refined: int = 0
+    skipped: int = 0
+    failed: List[Tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    manifest: Optional[Path] = None
+
+    @property
+    def images_per_hour(self) -> float:
+        return 3600.0 * self.refined / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def line(self) -> str:
+        s = (f"{self.refined} refined, {self.skipped} already done, {len(self.failed)} failed"
+             + (f": {', '.join(k for k, _ in self.failed)}" if self.failed else ""))
+        if self.refined:
+            s += f" ({self.seconds:.1f} s, {self.images_per_hour:.0f} images/hour)"
+        return s
+
+
+def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] = None,
+        trimaps: Optional[str] = None, masks: Optional[str] = None, layers: Optional[str] = None,
+        image_pattern: str = "{stem}", trimap_pattern: str = "{stem}", mask_pattern: str = "{stem}",
+        rgba: bool = False, weights: str = "default", device: str = "auto", steps: int = 10, seed: int = 0,
+        samples: int = 1, bits: int = 8, band: Optional[float] = None, source: str = "layer", jobs: int = 1,
+        threads: Optional[int] = None, ray: Optional[str] = None, ray_workers: Optional[int] = None,
+        overwrite: bool = False, max_megapixels: float = 100.0, edges: str = "", decontaminate: float = 1.0,
+        premultiplied: bool = False, progress: bool = True, echo: Echo = print) -> Summary:
+    """Refine every image (flat or layered) under ``inputs`` into the folder ``output``.
+
+    Flat images get ``OUT/STEM.png`` (and ``STEM_cutout.png`` with ``rgba``); in layered
+    files (PSD, OpenRaster, multi-page TIFF) the layers matching ``layers`` get the refined
+    matte as their layer mask in ``OUT/NAME`` (same format). Trimaps come from ``trimaps``
+    (a folder; ``trimap_pattern`` names them), ``masks`` (banded with ``trimap.from_mask``)
+    or, in layered files, the layer's own mask or transparency. Raises ``ValueError`` for
+    problems with the whole batch (before the model loads); problems with one item are
+    reported in the summary and the manifest, and the rest goes on. A rerun skips items
+    whose outputs are done and unchanged. ``edges`` (JSON of diffmatte.edges parameters),
+    ``decontaminate`` and ``premultiplied`` finish the matte and cut-outs as ``diffmatte refine``
+    does (diffmatte.cutout). ``ray``: None (local), ``""``/``"local"`` (start
+    or join a local Ray), ``"auto"`` or ``"ray://host:port"``.
+    """
+    from .prepare import prepare
+
+    t_start = time.perf_counter()
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    if not 1 <= steps <= 1000:
+        raise ValueError(f"steps must be between 1 and 1000, got {steps}")
+    if source not in ("layer", "composite"):
+        raise ValueError(f"source must be 'layer' or 'composite', got {source!r}")
+    if not output:
+        raise ValueError("an output folder (-o) is required")
+    out_dir = Path(output)
+    _check_writable(out_dir)
+    manifest = Manifest(out_dir / MANIFEST).open()
+    summary = Summary(manifest=manifest.path)
+    try:
+        settings = Settings(weights=str(weights), steps=steps, seed=seed, samples=samples, bits=bits, band=band,
+                            rgba=rgba, source=source, edges=edges, decontaminate=decontaminate,
+                            premultiplied=premultiplied)
+        plan = prepare(list(inputs) + ([images] if images else []), out_dir, manifest, settings,
+                       trimaps=trimaps, masks=masks, layers=layers, image_pattern=image_pattern,
+                       trimap_pattern=trimap_pattern, mask_pattern=mask_pattern, overwrite=overwrite,
+                       max_pixels=int(max_megapixels * 1e6), echo=echo)
+        summary.total = len(plan.items)
+        for item in plan.items:
+            if item.error:
+                summary.failed.append((item.key, item.error))
+                manifest.append(_record(item, plan, "failed", error=item.error))
+                _say(echo, f"{item.key}: FAILED: {item.error}")
+        pending = [i for i in plan.items if not i.error and not manifest.is_done(i.key, plan.settings_id,
+                                                                                   plan.hashes[i.key])]
+        summary.skipped = sum(1 for i in plan.items if not i.error) - len(pending)
+        _clean_stale_temps(out_dir, plan.items)
+        if pending:
+            t_work = time.perf_counter()
+            _execute(pending, plan, manifest, settings, summary, device, jobs, threads, ray, ray_workers,
+                     progress, echo)
+            summary.seconds = time.perf_counter() - t_work
+        manifest.compact()
+    finally:
+        manifest.close()
+    if not summary.seconds:
+        summary.seconds = time.perf_counter() - t_start if summary.refined else 0.0
+    _say(echo, summary.line() + f"; manifest {manifest.path}")
+    return summary
+
+
+def _say(echo: Echo, text: str) -> None:
+    if echo is not None:
+        echo(text)
+
+
+def _check_writable(out_dir: Path) -> None:
+    """Create OUT and prove a file can be written there, before anything expensive."""
+    import tempfile
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".refine-matte-write-test-", dir=out_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"cannot write into the output folder {out_dir}: {exc.strerror or exc}") from None
+
+
+def _clean_stale_temps(out_dir: Path, items: List[Item]) -> None:
+    """Remove temp files that a killed run left for our outputs (``.NAME.XXXXXXXX.tmp``, the
+    fsutil.atomic_path naming); files of any other name are left alone."""
+    names = {Path(p).name for it in items for p in it.outputs.values()} | {MANIFEST}
+    pat = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
+    folders = {out_dir} | {Path(p).parent for it in items for p in it.outputs.values()}
+    for folder in folders:
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for p in entries:
+            m = pat.fullmatch(p.name)
+            if m and m.group("name") in names and p.is_file():
+                try:
+                    p.unlink()
+                except OSError:
+                    pass
+
+
+def _record(item: Item, plan, status: str, outputs: Optional[Dict[str, Optional[str]]] = None,
+            error: Optional[str] = None, seconds: Optional[dict] = None) -> dict:
+    rec = {"key": item.key, "status": status, "image": item.image, "kind": item.kind,
+           "inputs": plan.hashes.get(item.key, {}), "settings": plan.settings_id,
+           "layers": [list(x) for x in item.layers],
+           "outputs": outputs if outputs is not None else {plan.rel(p): None for p in item.outputs.values()},
+           "error": error}
+    if seconds is not None:
+        rec["timing"] = {"seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return rec
+
+
+def _finish(result: Result, item: Item, plan, manifest: Manifest, summary: Summary, echo: Echo) -> None:
+    """Write one item's outputs atomically and record it (the main process is the only writer)."""
+    if result.error is None:
+        manifest.append(_record(item, plan, "writing"))  # from here on the outputs are known to be ours
+        try:
+            hashes = {}
+            for path, data in result.outputs.items():
+                with atomic_path(path) as tmp:
+                    Path(tmp).write_bytes(data)
+                hashes[plan.rel(path)] = sha256_bytes(data)
+        except OSError as exc:
+            result.error = f"cannot write {path}: {exc.strerror or exc}"
+    if result.error is not None:
+        summary.failed.append((item.key, result.error))
+        manifest.append(_record(item, plan, "failed", error=result.error, seconds=result.seconds))
+        _say(echo, f"{item.key}: FAILED: {result.error}")
+        return
+    summary.refined += 1
+    manifest.append(_record(item, plan, "done", outputs=hashes, seconds=result.seconds))
+    _say(echo, f"{item.key} -> {', '.join(sorted(hashes))}")
+
+
+def _execute(pending: List[Item], plan, manifest: Manifest, settings: Settings, summary: Summary, device: str,
+             jobs: int, threads: Optional[int], ray: Optional[str], ray_workers: Optional[int], progress: bool,
+             echo: Echo) -> None:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(pending), unit="img", desc="refine", disable=not progress, file=sys.stderr,
+               dynamic_ncols=True)
+    say = (lambda s: bar.write(s)) if progress and echo is not None else echo
+    by_key = {i.key: i for i in pending}
+
+    def done(result: Result) -> None:
+        _finish(result, by_key[result.key], plan, manifest, summary, say)
+        bar.update(1)
+
+    try:
+        if ray is not None:
+            from .ray_runner import run_on_ray
+
+            run_on_ray(pending, settings, device, threads, ray, ray_workers or jobs, done)
+        elif jobs == 1:
+            _run_here(pending, settings, device, threads, done)
+        else:
+            _run_pool(pending, settings, device, threads, jobs, done)
+    finally:
+        bar.close()
+
+
+def _run_here(pending: List[Item], settings: Settings, device: str, threads: Optional[int], done) -> None:
+    from ..engine import load_engine
+    from .work import process
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    engine = load_engine(settings.weights, device=device)
+    for item in pending:
+        done(process(item, settings, engine, lambda p: Path(p).read_bytes()))
+
+
+def _run_pool(pending: List[Item], settings: Settings, device: str, threads: Optional[int], jobs: int,
+              done) -> None:
+    """``jobs`` spawned processes, each loading the engine once; CPU threads split between them."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from .work import init_worker, process_in_worker
+
+    per = threads or max(1, (os.cpu_count() or 1) // jobs)
+    ctx = multiprocessing.get_context("spawn")  # no forked torch state
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=init_worker,
+                             initargs=(settings.weights, device, per)) as pool:
+        futures = {pool.submit(process_in_worker, item, settings): item for item in pending}
+        try:
+            left = set(futures)
+            while left:
+                finished, left = wait(left, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    item = futures[fut]
+                    try:
+                        result = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - a worker died (e.g. out of memory)
+                        result = Result(item.key, error=f"worker failed: {exc}")
+                    done(result)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise

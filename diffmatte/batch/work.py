@@ -1,0 +1,195 @@
+"""Refining one batch item: input bytes in, output bytes out.
+
+The same function runs in the main process (``--jobs 1``), in worker processes and in
+Ray actors, so every path produces the same files. Inputs come as bytes (a Ray actor
+may run on a machine without the input files); outputs go back as bytes and only the
+main process writes them, atomically, next to the manifest.
+"""
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+import numpy as np
+
+from .plan import Item
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that changes the outputs (their fingerprint decides what a rerun redoes)."""
+
+    weights: str = "default"
+    steps: int = 10
+    seed: int = 0
+    samples: int = 1
+    bits: int = 8
+    band: Optional[float] = None
+    rgba: bool = False
+    source: str = "layer"   # layered files: matte the layer's own pixels, or the "composite"
+    edges: str = ""         # diffmatte.edges parameters as JSON ("" = the engine's matte as is)
+    decontaminate: float = 1.0
+    premultiplied: bool = False
+
+    def finish(self, image: np.ndarray, alpha: np.ndarray, bits: Optional[int] = None):
+        """(final alpha, RGBA cut-out) through the project's one cut-out path."""
+        import json
+
+        from ..cutout import finish
+
+        return finish(image, alpha, edges=json.loads(self.edges) if self.edges else None,
+                      decontaminate=self.decontaminate if self.rgba else 0.0, premultiplied=self.premultiplied,
+                      bits=bits)
+
+    def params(self) -> dict:
+        """The result parameters stored in each cut-out (as ``diffmatte refine`` does)."""
+        import json
+
+        return {"steps": self.steps, "seed": self.seed, "samples": self.samples,
+                "edges": json.loads(self.edges) if self.edges else {}, "decontaminate": self.decontaminate,
+                "premultiplied": self.premultiplied}
+
+    def fingerprint(self, weights_hash: str) -> str:
+        d = asdict(self)
+        d["weights"] = weights_hash
+        return json_hash(d)
+
+
+def json_hash(obj) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Result:
+    key: str
+    outputs: Dict[str, bytes] = field(default_factory=dict)  # output path -> bytes
+    seconds: Dict[str, float] = field(default_factory=dict)
+    error: Optional[str] = None
+
+
+def process(item: Item, settings: Settings, engine, read: Callable[[str], bytes]) -> Result:
+    """Refine ``item``; errors in the item (not in the engine's setup) become ``Result.error``."""
+    from ..errors import Cancelled
+
+    t0 = time.perf_counter()
+    res = Result(item.key)
+    try:
+        if item.kind == "flat":
+            _flat(item, settings, engine, read, res)
+        else:
+            _layered(item, settings, engine, read, res)
+    except Cancelled:
+        raise
+    except (ValueError, OSError, MemoryError) as exc:
+        res.outputs.clear()
+        res.error = str(exc) or type(exc).__name__
+    res.seconds["total"] = round(time.perf_counter() - t0, 3)
+    return res
+
+
+def _trimap_from(mask: np.ndarray, image: np.ndarray, band: Optional[float]) -> np.ndarray:
+    import trimap
+
+    return trimap.from_mask(mask, band=band, image=image)
+
+
+def _refine(engine, image: np.ndarray, tri: np.ndarray, settings: Settings, res: Result) -> np.ndarray:
+    t = time.perf_counter()
+    alpha = engine.refine(image, tri, steps=settings.steps, seed=settings.seed, samples=settings.samples)
+    res.seconds["refine"] = round(res.seconds.get("refine", 0.0) + time.perf_counter() - t, 3)
+    return alpha
+
+
+def _encode(write: Callable[[Path], object], name: str) -> bytes:
+    """Run one of the project's file writers into a private temp folder and return the bytes,
+    so batch files are exactly what ``diffmatte refine`` would write."""
+    with tempfile.TemporaryDirectory(prefix="refine-matte-batch-") as d:
+        path = Path(d) / name
+        write(path)
+        return path.read_bytes()
+
+
+def _write_cutout(path: Path, rgba: np.ndarray, icc: Optional[bytes], settings: Settings) -> None:
+    from ..cutout import write_cutout
+
+    write_cutout(path, rgba, icc, settings.params())
+
+
+def _flat(item: Item, settings: Settings, engine, read, res: Result) -> None:
+    from ..cutout import read_icc
+    from ..imageio import read_image, read_trimap, write_alpha
+
+    data = read(item.image)
+    image = read_image(io.BytesIO(data))
+    if item.trimap:
+        tri = read_trimap(io.BytesIO(read(item.trimap)))
+    else:
+        tri = _trimap_from(read_trimap(io.BytesIO(read(item.mask))), image, settings.band)
+    final, cut = settings.finish(image, _refine(engine, image, tri, settings, res))
+    out = item.outputs
+    res.outputs[out["alpha"]] = _encode(lambda p: write_alpha(p, final, bits=settings.bits), "alpha.png")
+    if "cutout" in out:
+        icc = read_icc(io.BytesIO(data))
+        res.outputs[out["cutout"]] = _encode(lambda p: _write_cutout(p, cut, icc, settings), "cutout.png")
+
+
+def _layered(item: Item, settings: Settings, engine, read, res: Result) -> None:
+    from .. import layered
+    from ..imageio import read_trimap
+
+    doc = layered.read(read(item.image), item.fmt, item.image)
+    by_path = dict(doc.leaves())
+    shared_tri = read_trimap(io.BytesIO(read(item.trimap))) if item.trimap else None
+    shared_mask = read_trimap(io.BytesIO(read(item.mask))) if item.mask else None
+    composite = doc.composite() if settings.source == "composite" else None
+    for path, source in item.layers:
+        layer = by_path.get(path)
+        if layer is None:
+            raise ValueError(f"{item.image}: layer {path!r} is gone")
+        rgba = composite if composite is not None else doc.canvas_rgba(layer)
+        image = rgba[..., :3]
+        if source == "trimap":
+            tri = shared_tri
+        elif source == "mask":
+            tri = _trimap_from(shared_mask, image, settings.band)
+        elif source == "layer-mask":
+            tri = _trimap_from(layer.mask.canvas(doc.width, doc.height), image, settings.band)
+        else:  # transparency
+            tri = _trimap_from(doc.canvas_rgba(layer)[..., 3], image, settings.band)
+        final, cut = settings.finish(image, _refine(engine, image, tri, settings, res), bits=doc.bits)
+        layer.set_mask(final, bits=doc.bits, name="refined matte")
+        key = f"cutout:{path}"
+        if key in item.outputs:
+            res.outputs[item.outputs[key]] = _encode(lambda p: _write_cutout(p, cut, None, settings), "cutout.png")
+    t = time.perf_counter()
+    res.outputs[item.outputs["layered"]] = layered.encode(doc, item.fmt)
+    res.seconds["encode"] = round(time.perf_counter() - t, 3)
+
+
+# ---------------------------------------------------------------- worker processes
+_ENGINE = None
+
+
+def init_worker(weights: str, device: str, threads: int) -> None:
+    """Process-pool initializer: set the thread budget, then load the engine once."""
+    import os
+
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    global _ENGINE
+    from ..engine import load_engine
+
+    _ENGINE = load_engine(weights, device=device)
+
+
+def process_in_worker(item: Item, settings: Settings) -> Result:
+    return process(item, settings, _ENGINE, lambda p: Path(p).read_bytes())
