@@ -401,8 +401,8 @@ def test_screenshots_one_per_view_mode(tmp_path, qtbot):
     for i, a in enumerate(modes):
         for b in modes[i + 1:]:
             assert images[a] != images[b], (a, b)
-    docked = QtGui.QImage(capture_panel(str(tmp_path), FakeEngineClient(), size=(300, 600)))
-    assert (docked.width(), docked.height()) == (300, 600)
+    docked = QtGui.QImage(capture_panel(str(tmp_path), FakeEngineClient(), size=(340, 780)))
+    assert (docked.width(), docked.height()) == (340, 780)
 
 
 def test_editor_main_opens_file_and_rejects_bad_args():
@@ -411,3 +411,120 @@ def test_editor_main_opens_file_and_rejects_bad_args():
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0
+
+
+# ------------------------------------------------------------------ #13
+def test_both_redo_shortcuts_and_status_reset_on_undo_and_open(tmp_path, window, qtbot):
+    redo = window.redo_action
+    keys = [k.toString() for k in redo.shortcuts()]
+    assert "Ctrl+Shift+Z" in keys and "Ctrl+Y" in keys
+    path = tmp_path / "img.png"
+    rgb_image().save(str(path))
+    window.open_path(str(path))
+    window.load_selection(str(_sel_file(tmp_path)))
+    window.panel.set_source("selection")
+    with qtbot.waitSignal(window.panel.jobFinished, timeout=10000):
+        window.panel.refine()
+    assert window.panel.status_label.text().startswith("Done")
+    undo_action(window).trigger()
+    assert window.panel.status_label.text() == "Ready."
+    window.panel.show_error("Error from before")
+    window.open_path(str(path))
+    assert window.panel.error_text() == "" and window.panel.status_label.text() == "Ready."
+    assert window.canvas.selection_path() is None  # the new document has no selection
+
+
+def _sel_file(tmp_path):
+    p = tmp_path / "sel.png"
+    grey_mask().save(str(p))
+    return p
+
+
+def test_selection_is_outlined_on_the_canvas(tmp_path, window):
+    path = tmp_path / "img.png"
+    rgb_image().save(str(path))
+    window.open_path(str(path))
+    window.load_selection(str(_sel_file(tmp_path)))
+    assert window.canvas.selection_path().boundingRect() == QtCore.QRectF(10, 8, 20, 14)
+    window.clear_selection()
+    assert window.canvas.selection_path() is None
+
+
+def test_settings_live_in_the_config_dir(tmp_path, monkeypatch, qtbot):
+    from refine_matte.editor.app import default_settings
+
+    monkeypatch.setenv("REFINE_MATTE_CONFIG_DIR", str(tmp_path))
+    s = default_settings()
+    assert Path(s.fileName()) == tmp_path / "editor.ini"
+    win = EditorWindow(client=FakeEngineClient())
+    qtbot.addWidget(win)
+    win.panel.output_controls.variation_spin.setValue(5)
+    win.panel.output_controls.spins["feather"].setValue(2.5)
+    win.close()
+    assert (tmp_path / "editor.ini").is_file()
+    again = EditorWindow(client=FakeEngineClient())
+    qtbot.addWidget(again)
+    assert again.panel.output_controls.seed() == 5
+    assert again.panel.output_controls.edges()["feather"] == 2.5
+
+
+class StartedClient(FakeEngineClient):
+    """A fake client that looks like one the editor started (it has a process)."""
+
+    def __init__(self, busy=False):
+        super().__init__()
+        self.process = object()
+        self.busy = busy
+        self.shut = False
+
+    def info(self):
+        return {"queue": {"running": "job1" if self.busy else None, "queued": 0}}
+
+    def shutdown(self):
+        self.shut = True
+
+
+def test_editor_stops_the_engine_it_started(qtbot, settings, capsys):
+    client = StartedClient()
+    win = EditorWindow(client=client, settings=settings)
+    qtbot.addWidget(win)
+    assert win.stop_started_engine("idle")
+    assert client.shut and win.panel._client is None
+    assert "unused" in win.statusBar().currentMessage() and "Stopped" in capsys.readouterr().err
+    busy = StartedClient(busy=True)
+    win2 = EditorWindow(client=busy, settings=settings)
+    qtbot.addWidget(win2)
+    win2.close()
+    assert not busy.shut  # another front end's job is running: left alone
+    found = FakeEngineClient()  # a service the editor only found (no process): never stopped
+    win3 = EditorWindow(client=found, settings=settings)
+    qtbot.addWidget(win3)
+    assert not win3.stop_started_engine("closed")
+
+
+def test_editor_cutout_is_the_cli_cutout(tmp_path, window, qtbot):
+    """The editor's saved cut-out is diffmatte.cutout's, pixel for pixel, 8 and 16 bit."""
+    import numpy as np
+    from PIL import Image
+
+    from diffmatte.cutout import finish, read_params
+
+    for name, img in (("c8", rgb_image()), ("c16", wide_image())):
+        path = tmp_path / f"{name}.png"
+        img.save(str(path))
+        window.open_path(str(path))
+        layer = window.document.active_layer()
+        mask = QtGui.QImage(W, H, Fmt.Format_Grayscale16)
+        ramp = np.tile(np.linspace(0, 65535, W).astype(np.uint16), (H, 1))
+        mask = edio.array_to_qimage(ramp)
+        window.adapter.add_layer_mask(mask)
+        out = tmp_path / f"{name}_cut.png"
+        window.save_cutout(str(out))
+        rgb = edio.qimage_to_array(layer.image, 4)[..., :3]
+        _, expect = finish(rgb, ramp)
+        if name == "c8":
+            got = np.array(Image.open(out))
+        else:
+            got = edio.qimage_to_array(QtGui.QImage(str(out)), 4)
+        assert got.dtype == expect.dtype and np.array_equal(got, expect), name
+        assert read_params(out)["decontaminate"] == 1.0

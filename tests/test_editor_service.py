@@ -28,12 +28,10 @@ W, H = 48, 32
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def service(tmp_path_factory, tiny_weights):
     """(config_dir, client) of a service started for this module, shut down after it."""
-    from diffmatte.testing import write_tiny_checkpoint
-
     base = tmp_path_factory.mktemp("engine")
-    weights = write_tiny_checkpoint(base / "tiny.safetensors")
+    weights = tiny_weights  # the same checkpoint the CLI comparison below loads
     config = str(base / "config")
     client = EngineClient.ensure_running(
         python=sys.executable, config=config, timeout=180,
@@ -132,3 +130,36 @@ def test_cancel_stops_a_running_service_job(editor, service, qtbot):
     assert max(steps) < 100
     assert win.document.active_layer().masks == []
     qtbot.waitUntil(lambda: client.info()["queue"]["running"] is None, timeout=30000)
+
+
+def test_editor_and_cli_give_the_same_matte_and_cutout(editor, qtbot, tmp_path, tiny_weights):
+    """Same image, trimap and default variation (seed 0): the editor's matte and cut-out
+    through the service equal `diffmatte refine --rgba`'s, pixel for pixel."""
+    import numpy as np
+
+    from diffmatte.cli import main
+
+    win = editor
+    scribble(qtbot, win)
+    win.panel.steps_spin.setValue(2)
+    assert win.panel.output_controls.seed() == 0
+    with qtbot.waitSignal(win.panel.jobFinished, timeout=120000) as blocker:
+        win.panel.refine()
+    assert blocker.args == ["done"], win.panel.error_text()
+    tri = tmp_path / "tri.png"
+    assert win.canvas.trimap().save(str(tri))
+    win.save_alpha(str(tmp_path / "ed_alpha.png"), bits=16)
+    win.save_cutout(str(tmp_path / "ed_cut.png"))
+    assert main(["refine", str(tmp_path / "sample.png"), "--trimap", str(tri), "-o", str(tmp_path / "cli_alpha.png"),
+                 "--bits", "16", "--rgba", str(tmp_path / "cli_cut.png"), "--weights", str(tiny_weights),
+                 "--device", "cpu", "--steps", "2", "-q"]) == 0
+
+    def arr(name, channels):
+        from refine_matte.editor import io as edio
+        return edio.qimage_to_array(QtGui.QImage(str(tmp_path / name)).convertToFormat(
+            QtGui.QImage.Format.Format_Grayscale16 if channels == 1 else QtGui.QImage.Format.Format_RGBA8888), channels)
+
+    ed_a, cli_a = arr("ed_alpha.png", 1), arr("cli_alpha.png", 1)
+    assert 0 < (ed_a > 0).mean() < 1
+    assert np.array_equal(ed_a, cli_a)
+    assert np.array_equal(arr("ed_cut.png", 4), arr("cli_cut.png", 4))

@@ -493,3 +493,201 @@ def test_engine_that_fails_to_start_is_explained():
     assert describe_error(ValueError("bad trimap")) == "bad trimap"
     assert describe_error(ConnectionRefusedError(111, "refused")).startswith("Cannot reach the engine")
     assert describe_error(RuntimeError("x")) == "Unexpected error (RuntimeError): x"
+
+
+# ----------------------------------------------------------- #13: output, refine brush, SAM
+class SeedRecordingClient(FakeEngineClient):
+    """The fake engine, remembering the seed of every refine."""
+
+    def refine(self, image_png, trimap_png, steps=10, seed=None, **kwargs):
+        self.calls.append({"op": "seed", "seed": seed})
+        return super().refine(image_png, trimap_png, steps=steps, seed=seed, **kwargs)
+
+
+def selection_host(qtbot, finisher=None, client=None):
+    doc = Document([Layer("layer", sample_image())])
+    sel = imaging.blank_mask(W, H)
+    p = QtGui.QPainter(sel)
+    p.fillRect(16, 12, 32, 24, QtGui.QColor(255, 255, 255))
+    p.end()
+    doc.selection = sel
+    adapter = EditorAdapter(doc)
+    client = client or SeedRecordingClient()
+    panel = RefinePanel(adapter, client=client, finisher=finisher)
+    qtbot.addWidget(panel)
+    panel.resize(420, 820)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.refresh()
+    panel.set_source("selection")
+    panel.band_slider.setValue(2)
+    return doc, adapter, client, panel
+
+
+def refine_and_wait(qtbot, panel):
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000) as blocker:
+        assert panel.refine(), panel.error_text()
+    assert blocker.args == ["done"], panel.error_text()
+
+
+def test_default_source_needs_no_download(qtbot):
+    panel = RefinePanel(EditorAdapter(Document([Layer("l", sample_image())])), client=FakeEngineClient())
+    qtbot.addWidget(panel)
+    assert panel.source() == "scribbles"
+
+
+def test_variation_is_a_fixed_seed_that_repeats(qtbot):
+    doc, adapter, client, panel = selection_host(qtbot)
+    refine_and_wait(qtbot, panel)
+    refine_and_wait(qtbot, panel)
+    panel.output_controls.variation_spin.setValue(7)
+    refine_and_wait(qtbot, panel)
+    assert [c["seed"] for c in client.calls if c["op"] == "seed"] == [0, 0, 7]
+
+
+def test_second_refine_replaces_the_first_mask_and_undo_brings_it_back(qtbot):
+    doc, adapter, client, panel = selection_host(qtbot)
+    refine_and_wait(qtbot, panel)
+    first = doc.active_layer().masks[0]
+    panel.band_slider.setValue(6)
+    refine_and_wait(qtbot, panel)
+    layer = doc.active_layer()
+    assert len(layer.masks) == 1 and layer.masks[0] is not first
+    assert "replaced" in panel.status_label.text()
+    adapter.undo_stack.undo()
+    assert layer.masks == [first]
+    adapter.undo_stack.undo()
+    assert layer.masks == []
+
+
+def test_refine_brush_over_a_selection_source(qtbot):
+    doc, adapter, client, panel = selection_host(qtbot)
+    assert panel.tool_buttons["bg"].isEnabled() and panel.tool_buttons["fg"].isEnabled()
+    panel.set_tool("bg")
+    assert panel.source() == "selection"  # the brush does not switch the source
+    panel.canvas.set_brush_size(5)
+    drag(qtbot, panel.canvas, [(30, 24), (34, 24)])      # inside the selection: "this is background"
+    panel.set_tool("fg")
+    drag(qtbot, panel.canvas, [(4, 40), (10, 40)])       # outside it: "this is foreground"
+    panel.set_tool("unknown")
+    drag(qtbot, panel.canvas, [(20, 14), (22, 14)])
+    refine_and_wait(qtbot, panel)
+    assert [c["op"] for c in client.calls][0] == "trimap_from_mask"
+    tri, mask = panel.canvas.trimap(), doc.active_layer().masks[0].image
+    assert pixel_grey(tri, 32, 24) == 0 and pixel_grey(mask, 32, 24) == 0
+    assert pixel_grey(tri, 7, 40) == 255 and pixel_grey(mask, 7, 40) == 255
+    assert pixel_grey(tri, 21, 14) == 128
+    assert pixel_grey(tri, 40, 30) == 255 and pixel_grey(tri, 60, 4) == 0  # the selection elsewhere
+
+
+def test_band_preview_shows_the_trimap_without_refining(qtbot):
+    doc, adapter, client, panel = selection_host(qtbot)
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000):
+        assert panel.preview_band()
+    assert [c["op"] for c in client.calls] == ["trimap_from_mask"]
+    assert panel.canvas.trimap() is not None and panel.canvas.view_mode() == "trimap"
+    assert doc.active_layer().masks == []
+    assert "band" in panel.status_label.text()
+
+
+def test_edge_controls_rerender_without_a_new_engine_job(qtbot):
+    from refine_matte.editor.finish import LocalFinisher
+
+    doc, adapter, client, panel = selection_host(qtbot, finisher=LocalFinisher())
+    refine_and_wait(qtbot, panel)
+    refines = sum(c["op"] == "refine" for c in client.calls)
+    before = doc.active_layer().masks[0].image
+    soft = lambda img: sum(0 < pixel_grey(img, x, 24) < 255 for x in range(W))  # noqa: E731
+    with qtbot.waitSignal(panel.maskAdded, timeout=5000):
+        panel.output_controls.spins["feather"].setValue(6.0)
+    after = doc.active_layer().masks[0].image
+    assert soft(after) > soft(before)
+    with qtbot.waitSignal(panel.maskAdded, timeout=5000):
+        panel.output_controls.spins["shift"].setValue(-4.0)
+    assert sum(c["op"] == "refine" for c in client.calls) == refines  # no new engine job
+    assert len(doc.active_layer().masks) == 1
+    qtbot.waitUntil(lambda: panel.canvas.cutout() is not None, timeout=10000)
+    assert panel.output_params()["edges"]["feather"] == 6.0
+
+
+def test_edge_controls_are_off_without_a_finisher(qtbot):
+    doc, adapter, client, panel = selection_host(qtbot)
+    assert not panel.output_controls.spins["feather"].isEnabled()
+    assert "Python" in panel.output_controls.spins["feather"].toolTip()
+    assert panel.output_controls.variation_spin.isEnabled()
+
+
+class FakeSamSetup:
+    def __init__(self):
+        self.installed = False
+
+    def available(self):
+        return self.installed
+
+    def download(self, progress, cancel):
+        for done in (0, 100, 200):
+            progress(done, 200)
+        self.installed = True
+        return "/tmp/sam_vit_b_01ec64.pth"
+
+
+def test_sam_source_offers_the_download_when_no_checkpoint(qtbot):
+    setup = FakeSamSetup()
+    panel = RefinePanel(EditorAdapter(Document([Layer("l", sample_image())])),
+                        client=FakeEngineClient(), sam_setup=setup)
+    qtbot.addWidget(panel)
+    panel.show()
+    assert not panel.sam_row.isVisible()
+    panel.set_source("sam")
+    assert panel.sam_row.isVisible() and panel.sam_download_button.isEnabled()
+    qtbot.mouseClick(panel.sam_download_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: setup.installed and not panel.sam_row.isVisible(), timeout=5000)
+    assert "SAM is ready" in panel.status_label.text()
+
+
+def test_editor_sam_setup_looks_where_the_engine_looks(tmp_path, monkeypatch):
+    from refine_matte.editor.sam_setup import EditorSamSetup
+
+    monkeypatch.setenv("REFINE_MATTE_CONFIG_DIR", str(tmp_path))
+    monkeypatch.delenv("REFINE_MATTE_SAM_CHECKPOINT", raising=False)
+    setup = EditorSamSetup()
+    assert not setup.available()
+    assert setup.target_dir() == tmp_path / "sam"
+    (tmp_path / "sam").mkdir()
+    (tmp_path / "sam" / "sam_vit_b_01ec64.pth").write_bytes(b"x")
+    assert setup.available()
+
+
+def test_canvas_outlines_the_selection_and_refits_on_shrink(qtbot):
+    canvas = MatteCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(400, 300)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    canvas.set_image(sample_image())
+    canvas.fit()
+    big = canvas.zoom()
+    canvas.resize(200, 150)
+    qtbot.waitUntil(lambda: canvas.zoom() < big)
+    assert canvas.zoom() * W <= 200
+    sel = imaging.blank_mask(W, H)
+    p = QtGui.QPainter(sel)
+    p.fillRect(8, 6, 24, 30, QtGui.QColor(255, 255, 255))  # not the image's own rectangle
+    p.end()
+    canvas.set_selection(sel)
+    assert canvas.selection_path().boundingRect() == QtCore.QRectF(8, 6, 24, 30)
+    canvas.set_view_mode("alpha")  # no matte: the plain image; the outline is drawn over it
+    shot = canvas.grab().toImage()
+    edge = canvas.to_widget(QtCore.QPointF(8, 30)).toPoint()
+    plain = {shot.pixel(canvas.to_widget(QtCore.QPointF(x, 30)).toPoint()) for x in (3, 12)}
+    assert len(plain) == 1  # the image is one colour on both sides of that edge
+    near = {shot.pixel(edge.x() + dx, edge.y()) for dx in range(-2, 3)}
+    assert near - plain, "no outline drawn at the selection's edge"
+
+
+def test_status_resets(qtbot):
+    doc, adapter, client, panel = selection_host(qtbot)
+    refine_and_wait(qtbot, panel)
+    assert panel.status_label.text().startswith("Done")
+    panel.reset_status()
+    assert panel.status_label.text() == "Ready." and panel.error_text() == ""

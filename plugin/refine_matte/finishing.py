@@ -45,10 +45,12 @@ class FinishControls(QtWidgets.QGroupBox):
                      "by default); try another number for a different result.")
 
     def __init__(self, parent: Optional[QtWidgets.QWidget] = None) -> None:
-        super().__init__("Output", parent)
+        super().__init__("Output (no new refine needed)", parent)
         form = QtWidgets.QFormLayout(self)
+        grid = QtWidgets.QGridLayout()  # two controls a row keeps the docker short
+        grid.setContentsMargins(0, 0, 0, 0)
         self.spins: Dict[str, Any] = {}
-        for key, label, lo, hi, step, suffix, tip in EDGE_CONTROLS:
+        for i, (key, label, lo, hi, step, suffix, tip) in enumerate(EDGE_CONTROLS):
             spin = QtWidgets.QDoubleSpinBox()
             spin.setRange(lo, hi)
             spin.setSingleStep(step)
@@ -57,8 +59,12 @@ class FinishControls(QtWidgets.QGroupBox):
             spin.setToolTip(tip)
             spin.setKeyboardTracking(False)  # typing "12" is one change, not two
             spin.valueChanged.connect(lambda _v: self.changed.emit())
-            form.addRow(label, spin)
+            text = QtWidgets.QLabel(label)
+            text.setToolTip(tip)
+            grid.addWidget(text, i // 2, (i % 2) * 2)
+            grid.addWidget(spin, i // 2, (i % 2) * 2 + 1)
             self.spins[key] = spin
+        form.addRow(grid)
         row = QtWidgets.QHBoxLayout()
         self.decontaminate_check = QtWidgets.QCheckBox("Decontaminate colours")
         self.decontaminate_check.setChecked(True)

@@ -14,21 +14,29 @@ from .document import Document, Layer, MaskNode
 
 
 class AddMaskCommand(QUndoCommand):
-    """Append a mask node to a layer; undo pops exactly that node."""
+    """Put a mask node on a layer, replacing the layer's earlier node of the same name
+    (one Refine Matte mask per layer); undo restores exactly the state before."""
 
     def __init__(self, layer: Layer, node: MaskNode, on_change: Callable[[], None]) -> None:
-        super().__init__(f"Add mask '{node.name}'")
         self.layer, self.node, self._on_change = layer, node, on_change
+        self.replaced: Optional[MaskNode] = next((m for m in layer.masks if m.name == node.name), None)
+        self._index = layer.masks.index(self.replaced) if self.replaced is not None else len(layer.masks)
+        super().__init__(f"{'Replace' if self.replaced is not None else 'Add'} mask '{node.name}'")
 
     def redo(self) -> None:
-        self.layer.masks.append(self.node)
+        if self.replaced is not None and self.replaced in self.layer.masks:
+            self.layer.masks[self.layer.masks.index(self.replaced)] = self.node
+        else:
+            self.layer.masks.insert(min(self._index, len(self.layer.masks)), self.node)
         self._on_change()
 
     def undo(self) -> None:
-        if self.layer.masks and self.layer.masks[-1] is self.node:
-            self.layer.masks.pop()
-        elif self.node in self.layer.masks:
-            self.layer.masks.remove(self.node)
+        if self.node in self.layer.masks:
+            i = self.layer.masks.index(self.node)
+            if self.replaced is not None:
+                self.layer.masks[i] = self.replaced
+            else:
+                del self.layer.masks[i]
         self._on_change()
 
 
@@ -61,7 +69,8 @@ class EditorAdapter(HostAdapter):
         node = self._layer().mask()
         return node.image if node else None
 
-    def add_layer_mask(self, alpha: "QtGui.QImage", name: str = "Refine Matte") -> None:
+    def add_layer_mask(self, alpha: "QtGui.QImage", name: str = "Refine Matte") -> Optional[str]:
+        """Add the mask node, or replace this layer's earlier one of that name (one undo step)."""
         layer = self._layer()
         if alpha is None or alpha.isNull():
             raise HostError("The engine returned an empty matte.")
@@ -72,7 +81,9 @@ class EditorAdapter(HostAdapter):
         grey = QtGui.QImage.Format
         if fmt not in (grey.Format_Grayscale8, grey.Format_Grayscale16):
             alpha = alpha.convertToFormat(grey.Format_Grayscale8)
-        self.undo_stack.push(AddMaskCommand(layer, MaskNode(name, alpha.copy()), self._on_change))
+        cmd = AddMaskCommand(layer, MaskNode(name, alpha.copy()), self._on_change)
+        self.undo_stack.push(cmd)
+        return "It replaced the previous Refine Matte mask (undo brings it back)." if cmd.replaced else None
 
     def document_id(self) -> Optional[str]:
         if self.document is None:

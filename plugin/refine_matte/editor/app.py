@@ -19,16 +19,20 @@ from ..qt import (QAction, QtCore, QtGui, QtWidgets, QUndoCommand, QUndoStack, q
 from . import io as edio
 from .adapter import EditorAdapter
 from .document import Document
+from .finish import LocalFinisher
+from .sam_setup import EditorSamSetup
 
 Qt = QtCore.Qt
 ORG, APP = "Refine Matte", "diffmatte-editor"
+SETTINGS_FILE = "editor.ini"   # in the config directory (REFINE_MATTE_CONFIG_DIR overrides it)
+ENGINE_IDLE_MINUTES = 15       # an engine the editor started is stopped after this long unused
 
 EDITOR_SHORTCUTS = [
     ("Ctrl+O", "Open image"),
     ("Ctrl+Shift+A", "Save alpha"),
     ("Ctrl+Shift+C", "Save RGBA cut-out"),
     ("Ctrl+S", "Save with layer mask (OpenRaster / layered TIFF)"),
-    ("Ctrl+Z / Ctrl+Shift+Z", "Undo / redo (masks and scribbles)"),
+    ("Ctrl+Z / Ctrl+Shift+Z or Ctrl+Y", "Undo / redo (masks and scribbles)"),
     ("Ctrl+0 / Ctrl+1", "Fit to window / 100 %"),
     ("Ctrl++ / Ctrl+-", "Zoom in / out"),
     ("F1", "This help"),
@@ -43,6 +47,13 @@ def engine_client_factory(serve_args: Sequence[str] = ()) -> Any:
     """
     from ..client import EngineClient
     return EngineClient.ensure_running(python=sys.executable, args=list(serve_args))
+
+
+def default_settings() -> "QtCore.QSettings":
+    """The editor's settings file, ``editor.ini`` in Refine Matte's config directory."""
+    from ..client import config_dir
+
+    return QtCore.QSettings(os.path.join(config_dir(), SETTINGS_FILE), QtCore.QSettings.Format.IniFormat)
 
 
 class StrokeCommand(QUndoCommand):
@@ -70,14 +81,22 @@ class EditorWindow(QtWidgets.QMainWindow):
                  settings: Optional["QtCore.QSettings"] = None) -> None:
         super().__init__()
         self.setWindowTitle("Refine Matte editor")
-        self.settings = settings if settings is not None else QtCore.QSettings(ORG, APP)
+        self.settings = settings if settings is not None else default_settings()
         self.undo_stack = QUndoStack(self)
         self.adapter = EditorAdapter(None, self.undo_stack, on_change=self._on_doc_changed)
         self.canvas = MatteCanvas()
         self.setCentralWidget(self.canvas)
+        self.finisher = LocalFinisher()
         self.panel = RefinePanel(self.adapter, client=client,
                                  client_factory=client_factory or engine_client_factory,
-                                 canvas=self.canvas)
+                                 canvas=self.canvas, finisher=self.finisher,
+                                 sam_setup=EditorSamSetup())
+        # An engine this editor started is stopped when unused for a while (and on close).
+        self.engine_idle = QtCore.QTimer(self)
+        self.engine_idle.setSingleShot(True)
+        self.engine_idle.setInterval(ENGINE_IDLE_MINUTES * 60_000)
+        self.engine_idle.timeout.connect(lambda: self.stop_started_engine("idle"))
+        self.panel.jobFinished.connect(lambda _o: self.engine_idle.start())
         # The editor owns the whole window, so the single-key shortcuts work anywhere in it.
         self.panel.install_shortcuts(self, Qt.ShortcutContext.WindowShortcut)
         self.canvas.strokeAdded.connect(self._on_stroke)
@@ -133,7 +152,17 @@ class EditorWindow(QtWidgets.QMainWindow):
         self.undo_action = self.undo_stack.createUndoAction(self, "&Undo")
         self.undo_action.setShortcut(QtGui.QKeySequence.StandardKey.Undo)
         self.redo_action = self.undo_stack.createRedoAction(self, "&Redo")
-        self.redo_action.setShortcut(QtGui.QKeySequence.StandardKey.Redo)
+        # Both redo conventions, whichever the platform calls primary (Ctrl+Y on Windows,
+        # Ctrl+Shift+Z elsewhere), as the help lists them.
+        redo_keys = list(QtGui.QKeySequence.keyBindings(QtGui.QKeySequence.StandardKey.Redo))
+        for extra in ("Ctrl+Shift+Z", "Ctrl+Y"):
+            seq = QtGui.QKeySequence(extra)
+            if seq not in redo_keys:
+                redo_keys.append(seq)
+        self.redo_action.setShortcuts(redo_keys)
+        # Undo / redo make the last status ("Done", an error) stale.
+        self.undo_action.triggered.connect(self.panel.reset_status)
+        self.redo_action.triggered.connect(self.panel.reset_status)
         m.addAction(self.undo_action)
         m.addAction(self.redo_action)
 
@@ -175,6 +204,10 @@ class EditorWindow(QtWidgets.QMainWindow):
         self.undo_stack.clear()
         self.canvas.set_image(doc.active_layer().image)
         self.canvas.set_alpha(self.adapter.layer_mask())
+        self._outlined = None
+        self.canvas.set_selection(None)
+        self.panel.forget_result()
+        self.panel.reset_status()
         self._fill_layers()
         self.setWindowTitle(f"{os.path.basename(path)} – Refine Matte editor")
         self.settings.setValue("last_dir", os.path.dirname(os.path.abspath(path)))
@@ -213,6 +246,8 @@ class EditorWindow(QtWidgets.QMainWindow):
         if doc is None or row < 0:
             return
         doc.active = len(doc.layers) - 1 - row
+        self.panel.forget_result()
+        self.panel.reset_status()
         self.panel.refresh()
         self._update_status()
 
@@ -230,6 +265,9 @@ class EditorWindow(QtWidgets.QMainWindow):
             return
         layer = doc.active_layer()
         sel = "  selection" if doc.selection is not None else ""
+        if doc.selection is not getattr(self, "_outlined", None):  # traced once per selection
+            self._outlined = doc.selection
+            self.canvas.set_selection(doc.selection)
         self.status.setText(f"{doc.width}×{doc.height}  {layer.bits}-bit  "
                             f"zoom {self.canvas.zoom() * 100:.0f}%{sel}")
 
@@ -290,8 +328,32 @@ class EditorWindow(QtWidgets.QMainWindow):
     def save_alpha(self, path: str, bits: int = 16) -> None:
         edio.save_alpha(path, self._need_alpha(), bits=bits)
 
+    def cutout_arrays(self):
+        """(alpha, RGBA array, params) of the active layer's cut-out, through diffmatte.cutout.
+
+        The matte the engine returned plus the edge controls when the layer still shows
+        that result; otherwise the layer's current mask as it is.
+        """
+        layer = self._need_doc().active_layer()
+        mask = self._need_alpha()
+        params = self.panel.output_params()
+        panel = self.panel
+        if panel.raw_alpha is not None and panel.last_alpha is not None and mask == panel.last_alpha:
+            raw, edges = panel.raw_alpha, params["edges"]
+        else:
+            raw, edges = mask, {}
+            params["edges"] = {}
+        alpha, rgba = self.finisher.finish_arrays(layer.image, raw, edges, params["decontaminate"])
+        return alpha, rgba, params
+
     def save_cutout(self, path: str) -> None:
-        edio.save_cutout(path, self._need_doc().active_layer(), self._need_alpha())
+        """The RGBA cut-out, exactly as ``diffmatte refine --rgba`` writes it (16-bit for a
+        16-bit layer, colours decontaminated, ICC profile and parameters in the file)."""
+        from diffmatte.cutout import write_cutout
+
+        _, rgba, params = self.cutout_arrays()
+        icc = bytes(self._need_doc().active_layer().image.colorSpace().iccProfile()) or None
+        write_cutout(path, rgba, icc, params)
 
     def save_layered(self, path: str) -> None:
         edio.save_layered(path, self._need_doc())
@@ -350,11 +412,36 @@ class EditorWindow(QtWidgets.QMainWindow):
         self.panel.save_settings(self.settings)
         self.settings.sync()
 
+    def stop_started_engine(self, reason: str) -> bool:
+        """Stop the engine service this editor started (never one it merely found), unless
+        it is busy; say so in the status bar and on stderr.  Returns True if stopped."""
+        client = getattr(self.panel, "_client", None)
+        if client is None or getattr(client, "process", None) is None or self.panel.job is not None:
+            return False
+        try:
+            queue = client.info().get("queue", {})
+            if queue.get("running") or queue.get("queued"):
+                return False  # another front end is using it
+            client.shutdown()
+        except Exception:  # noqa: BLE001 - already gone is fine
+            pass
+        with self.panel._client_lock:
+            self.panel._client = None
+        why = (f"after {ENGINE_IDLE_MINUTES} minutes unused" if reason == "idle"
+               else "because the editor closed")
+        msg = f"Stopped the engine service this editor started {why}, to free its memory."
+        if reason == "idle":
+            msg += " The next Refine Matte starts it again."
+        self.statusBar().showMessage(msg, 15000)
+        sys.stderr.write(msg + "\n")
+        return True
+
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         self.save_settings()
         if self.panel.job is not None:
             self.panel.cancel()
             self.panel.job.wait(5.0)
+        self.stop_started_engine("closed")
         super().closeEvent(event)
 
 
