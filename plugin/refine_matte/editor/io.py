@@ -1,22 +1,25 @@
 """Open and save files for the standalone editor.
 
-Reads PNG / JPEG / TIFF (8 and 16 bit, multi-page TIFF as layers) with Qt,
-OpenRaster (.ora: a zip of stack.xml + PNGs) with the stdlib, PSD through
-psd-tools when it is installed.  Writes the alpha, an RGBA cut-out, or the
-image with its mask as a layer mask (OpenRaster, or layered TIFF through
-tifffile).  Every write goes to a temp file first and is moved into place.
+Flat PNG / JPEG / TIFF (8 and 16 bit) are read with Qt. Layered files (OpenRaster,
+PSD, TIFF with several pages) are read and written by ``diffmatte.layered``, the one
+layered-file implementation that ``diffmatte batch`` uses too; groups are flattened
+into the editor's layer list (a layer is shown only when it and its groups are
+visible) and a layer mask becomes the layer's mask node. Saving a document opened
+from a layered file keeps that file's layer tree and changes only the masks (and
+visibility) edited here. Writes the alpha, an RGBA cut-out, or the layers with their
+masks (OpenRaster or layered TIFF). Every write goes to a temp file first and is
+moved into place.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
-import zipfile
 from typing import Callable, List, Optional, Tuple
-from xml.etree import ElementTree as ET
 
 from .. import imaging
-from ..qt import QtCore, QtGui
+from ..qt import QtGui
 from .document import Document, Layer, MaskNode
 
 Fmt = QtGui.QImage.Format
@@ -25,7 +28,8 @@ OPEN_FILTER = ("Images (*.png *.jpg *.jpeg *.tif *.tiff *.ora *.psd);;"
                "OpenRaster (*.ora);;Photoshop (*.psd);;All files (*)")
 _FLAT_EXT = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 _SIXTEEN = None  # filled lazily: formats that carry 16 bits per channel
-DST_IN = "svg:dst-in"
+_SOURCE = "_layered_source"  # Document attribute: the diffmatte.layered image it was read from
+_PATH = "_layered_path"      # Layer attribute: its path in that image
 
 
 def _sixteen_bit_formats() -> tuple:
@@ -50,12 +54,8 @@ def load_document(path: str) -> Document:
     if not os.path.isfile(path):
         raise ValueError(f"file not found: {path}")
     ext = os.path.splitext(path)[1].lower()
-    if ext == ".ora":
-        doc = _load_ora(path)
-    elif ext == ".psd":
-        doc = _load_psd(path)
-    elif ext in (".tif", ".tiff"):
-        doc = _load_tiff(path)
+    if ext in (".ora", ".psd") or (ext in (".tif", ".tiff") and _tiff_has_layers(path)):
+        doc = _load_layered(path)
     elif ext in _FLAT_EXT:
         doc = Document([_read_flat(path)])
     else:
@@ -76,183 +76,56 @@ def _read_flat(path: str, name: Optional[str] = None) -> Layer:
     return Layer(name or os.path.basename(path), image, bits=bits)
 
 
-class _PageSizeError(ValueError):
-    """Pages of a multi-page TIFF differ in size (they cannot be layers of one image)."""
-
-
-def _load_tiff(path: str) -> Document:
+def _tiff_has_layers(path: str) -> bool:
+    """Several full-resolution pages (layers); one page is a flat image Qt reads best."""
     try:
-        import tifffile  # noqa: F401  (engine venv; gives page names for layered TIFF)
-    except ImportError:
-        tifffile = None
-    if tifffile is not None:
-        try:
-            doc = _load_tiff_pages(path)
-        except _PageSizeError:
-            raise
-        except Exception:  # noqa: BLE001 - tifffile dislikes some files Qt reads fine
-            doc = None
-        if doc is not None:
-            return doc
-    reader = QtGui.QImageReader(path)
-    layers: List[Layer] = []
-    count = max(reader.imageCount(), 1)
-    for i in range(count):
-        image = reader.read()
-        if image.isNull():
-            if i == 0:
-                raise ValueError(f"cannot read image {path}: {reader.errorString()}")
-            break
-        image, bits = _normalise(image)
-        layers.append(Layer(f"page {i + 1}" if count > 1 else os.path.basename(path),
-                            image, bits=bits))
-        if not reader.jumpToNextImage():
-            break
-    return Document(layers)
+        from diffmatte.layered.tiff import tiff_pages
+
+        with open(path, "rb") as f:
+            pages, photoshop = tiff_pages(f.read())
+    except Exception:  # noqa: BLE001 - tifffile missing or the file is not one it reads
+        return False
+    return pages > 1 or photoshop
 
 
-def _load_tiff_pages(path: str) -> Optional[Document]:
-    """Multi-page TIFF via tifffile; pages named '<layer> mask' become mask nodes."""
+def _load_layered(path: str) -> Document:
+    """A layered file through diffmatte.layered, each raster layer placed on the canvas."""
     import numpy as np
-    import tifffile
+    from diffmatte import layered
+    from diffmatte.layered.model import paste
 
-    with tifffile.TiffFile(path) as tif:
-        pages = list(tif.pages)
-        if len(pages) < 2:
-            return None  # single page: Qt handles orientation and more photometrics
-        layers: List[Layer] = []
-        for i, page in enumerate(pages):
-            tag = page.tags.get("PageName")
-            name = str(tag.value) if tag is not None else f"page {i + 1}"
-            arr = page.asarray()
-            if name.endswith(" mask") and layers and arr.ndim == 2:
-                layers[-1].masks.append(MaskNode(name[:-5] or "mask", array_to_qimage(arr)))
-                continue
-            if arr.ndim == 2:
-                arr = np.stack([arr] * 3, axis=-1)
-            image, bits = _normalise(array_to_qimage(arr))
-            layers.append(Layer(name, image, bits=bits))
-    sizes = {(l.image.width(), l.image.height()) for l in layers}
-    if len(sizes) != 1:
-        raise _PageSizeError(f"{path}: TIFF pages have different sizes {sorted(sizes)}")
-    return Document(layers)
-
-
-def _load_ora(path: str) -> Document:
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ValueError(f"{path} is not an OpenRaster file: {exc}") from exc
-    with zf:
-        try:
-            root = ET.fromstring(zf.read("stack.xml"))
-        except (KeyError, ET.ParseError) as exc:
-            raise ValueError(f"{path}: missing or broken stack.xml ({exc})") from exc
-        w, h = int(root.get("w", "0")), int(root.get("h", "0"))
-        if w <= 0 or h <= 0:
-            raise ValueError(f"{path}: stack.xml has no valid image size")
-        stack = root.find("stack")
-        if stack is None:
-            raise ValueError(f"{path}: stack.xml has no <stack>")
-        layers: List[Layer] = []
-        _ora_collect(zf, stack, w, h, 0, 0, layers, path)
+    img = layered.read(path)
+    layers: List[Layer] = []
+    for lpath, node, visible in _leaves(img.layers, "", True):
+        if node.pixels is None:
+            continue
+        canvas = np.zeros((img.height, img.width, 4), node.pixels.dtype)
+        paste(canvas, node.pixels, node.left, node.top)
+        image, bits = _normalise(array_to_qimage(canvas))
+        layer = Layer(node.name, image, visible=visible, bits=bits)
+        if node.mask is not None:
+            m = node.mask
+            top = np.iinfo(m.pixels.dtype).max
+            grey = np.full((img.height, img.width), top if m.default else 0, m.pixels.dtype)
+            paste(grey, m.pixels, m.left, m.top)
+            layer.masks.append(MaskNode(m.name, array_to_qimage(grey)))
+        setattr(layer, _PATH, lpath)
+        layers.append(layer)
     if not layers:
         raise ValueError(f"{path}: no raster layers")
-    return Document(layers)
+    doc = Document(layers)
+    setattr(doc, _SOURCE, img)
+    return doc
 
 
-def _ora_png(zf: zipfile.ZipFile, elem: ET.Element, w: int, h: int, dx: int, dy: int,
-             path: str) -> Tuple["QtGui.QImage", int]:
-    src = elem.get("src", "")
-    try:
-        data = zf.read(src)
-    except KeyError as exc:
-        raise ValueError(f"{path}: layer file {src!r} is missing") from exc
-    img = QtGui.QImage()
-    if not img.loadFromData(QtCore.QByteArray(data)):
-        raise ValueError(f"{path}: layer file {src!r} is not a readable PNG")
-    img, bits = _normalise(img)
-    x, y = dx + int(float(elem.get("x", 0))), dy + int(float(elem.get("y", 0)))
-    if (x, y) == (0, 0) and img.width() == w and img.height() == h:
-        return img, bits
-    placed = QtGui.QImage(w, h, img.format())
-    placed.fill(QtGui.QColor(0, 0, 0, 0))
-    p = QtGui.QPainter(placed)
-    p.setCompositionMode(QtGui.QPainter.CompositionMode.CompositionMode_Source)
-    p.drawImage(x, y, img)
-    p.end()
-    return placed, bits
-
-
-def _ora_collect(zf, stack, w, h, dx, dy, out: List[Layer], path: str) -> None:
-    """Append raster layers bottom-to-top; a 2-child group of [dst-in layer, layer]
-    (what save_layered writes) becomes one layer with a mask node."""
-    dx += int(float(stack.get("x", 0)))
-    dy += int(float(stack.get("y", 0)))
-    for elem in reversed(list(stack)):  # stack.xml lists top first
-        if elem.tag == "stack":
-            kids = [k for k in elem if k.tag == "layer"]
-            if (len(kids) == 2 and len(list(elem)) == 2
-                    and kids[0].get("composite-op") == DST_IN):
-                img, bits = _ora_png(zf, kids[1], w, h, dx, dy, path)
-                mimg, _ = _ora_png(zf, kids[0], w, h, dx, dy, path)
-                mask = imaging.to_grey8(_alpha_of(mimg))
-                layer = Layer(elem.get("name") or kids[1].get("name", "layer"), img, bits=bits,
-                              visible=elem.get("visibility", "visible") != "hidden")
-                layer.masks.append(MaskNode(kids[0].get("name", "mask"), mask))
-                out.append(layer)
-            else:
-                _ora_collect(zf, elem, w, h, dx, dy, out, path)
-        elif elem.tag == "layer":
-            img, bits = _ora_png(zf, elem, w, h, dx, dy, path)
-            out.append(Layer(elem.get("name", "layer"), img, bits=bits,
-                             visible=elem.get("visibility", "visible") != "hidden"))
-
-
-def _alpha_of(image: "QtGui.QImage") -> "QtGui.QImage":
-    """The alpha channel of an image as a Grayscale8 image."""
-    a8 = image.convertToFormat(Fmt.Format_Alpha8)
-    grey = QtGui.QImage(imaging.image_bytes(a8), a8.width(), a8.height(),
-                        a8.bytesPerLine(), Fmt.Format_Grayscale8)
-    return grey.copy()
-
-
-def _load_psd(path: str) -> Document:
-    try:
-        from psd_tools import PSDImage
-    except ImportError as exc:
-        raise ValueError("opening PSD files needs the psd-tools package "
-                         "(pip install psd-tools)") from exc
-    try:
-        psd = PSDImage.open(path)
-    except Exception as exc:  # noqa: BLE001 - psd-tools raises many types
-        raise ValueError(f"cannot read PSD {path}: {exc}") from exc
-    w, h = psd.width, psd.height
-    layers: List[Layer] = []
-    for layer in psd.descendants():
-        if layer.is_group():
-            continue
-        pil = layer.topil()
-        if pil is None:
-            continue
-        img = QtGui.QImage(w, h, Fmt.Format_ARGB32)
-        img.fill(QtGui.QColor(0, 0, 0, 0))
-        p = QtGui.QPainter(img)
-        p.drawImage(layer.left, layer.top, _pil_to_qimage(pil))
-        p.end()
-        layers.append(Layer(layer.name, img, visible=layer.visible))
-    if not layers:
-        pil = psd.composite()
-        layers.append(Layer(os.path.basename(path), _normalise(_pil_to_qimage(pil))[0]))
-    return Document(layers)
-
-
-def _pil_to_qimage(pil) -> "QtGui.QImage":
-    import io as _io
-
-    buf = _io.BytesIO()
-    pil.convert("RGBA").save(buf, "PNG")
-    return imaging.png_to_qimage(buf.getvalue())
+def _leaves(nodes, prefix: str, shown: bool):
+    """(path, layer, effectively visible) of every non-group layer, bottom to top."""
+    for node in nodes:
+        path = prefix + node.name
+        if node.is_group:
+            yield from _leaves(node.children or [], path + "/", shown and node.visible)
+        else:
+            yield path, node, shown and node.visible
 
 
 # ========================================================== numpy bridge
@@ -366,75 +239,74 @@ def save_cutout(path: str, layer: Layer, alpha: "QtGui.QImage") -> None:
 def save_layered(path: str, doc: Document) -> None:
     """Write every layer with its effective mask as a layer mask (.ora or .tif)."""
     ext = os.path.splitext(path)[1].lower()
-    if ext == ".ora":
-        _atomic(path, lambda tmp: _write_ora(tmp, doc))
-    elif ext in (".tif", ".tiff"):
-        _atomic(path, lambda tmp: _write_layered_tiff(tmp, doc))
-    else:
+    if ext not in (".ora", ".tif", ".tiff"):
         raise ValueError(f"layered save needs .ora or .tif, not {ext or '(none)'}")
+    from diffmatte import layered
+
+    img = to_layered(doc)
+    data = layered.encode(img, layered.format_of(path))
+    _atomic(path, lambda tmp: _write_bytes(tmp, data))
 
 
-def _png(image: "QtGui.QImage") -> bytes:
-    return imaging.qimage_to_png(image)
+def _write_bytes(tmp: str, data: bytes) -> None:
+    with open(tmp, "wb") as f:
+        f.write(data)
 
 
-def _mask_layer_image(mask: "QtGui.QImage") -> "QtGui.QImage":
-    """White pixels whose alpha is the mask: composited with dst-in it masks the layer."""
-    white = QtGui.QImage(mask.size(), Fmt.Format_ARGB32)
-    white.fill(QtGui.QColor(255, 255, 255))
-    return imaging.cutout(white, mask).convertToFormat(Fmt.Format_ARGB32)
+def to_layered(doc: Document):
+    """The document as a diffmatte.layered image: the file it came from, with the masks
+    (and visibility) edited here, or a new one with one layer per editor layer."""
+    from diffmatte.layered import LayeredImage
+    from diffmatte.layered import Layer as LLayer
 
-
-def _write_ora(tmp: str, doc: Document) -> None:
-    root = ET.Element("image", {"version": "0.0.3", "w": str(doc.width), "h": str(doc.height)})
-    top = ET.SubElement(root, "stack")
-    files = []
-    for i, layer in enumerate(reversed(doc.layers)):  # stack.xml: top first
-        vis = "visible" if layer.visible else "hidden"
-        src = f"data/layer{i}.png"
-        files.append((src, _png(layer.image)))
-        node = layer.mask()
-        if node is None:
-            ET.SubElement(top, "layer", {"name": layer.name, "src": src, "x": "0", "y": "0",
-                                         "visibility": vis, "opacity": "1.0"})
-            continue
-        group = ET.SubElement(top, "stack", {"name": layer.name, "isolation": "isolate",
-                                             "visibility": vis, "x": "0", "y": "0"})
-        msrc = f"data/layer{i}_mask.png"
-        files.append((msrc, _png(_mask_layer_image(node.image))))
-        ET.SubElement(group, "layer", {"name": node.name, "src": msrc, "x": "0", "y": "0",
-                                       "composite-op": DST_IN, "visibility": "visible",
-                                       "opacity": "1.0"})
-        ET.SubElement(group, "layer", {"name": layer.name, "src": src, "x": "0", "y": "0",
-                                       "visibility": "visible", "opacity": "1.0"})
-    merged = doc.composite()
-    thumb = merged.scaled(256, 256, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
-                          QtCore.Qt.TransformationMode.SmoothTransformation)
-    with zipfile.ZipFile(tmp, "w") as zf:
-        # The spec wants 'mimetype' first and uncompressed.
-        zf.writestr(zipfile.ZipInfo("mimetype"), "image/openraster", zipfile.ZIP_STORED)
-        zf.writestr("stack.xml", ET.tostring(root, encoding="utf-8", xml_declaration=True),
-                    zipfile.ZIP_DEFLATED)
-        for name, data in files:
-            zf.writestr(name, data, zipfile.ZIP_STORED)  # PNG is already compressed
-        zf.writestr("mergedimage.png", _png(merged), zipfile.ZIP_STORED)
-        zf.writestr("Thumbnails/thumbnail.png", _png(thumb), zipfile.ZIP_STORED)
-
-
-def _write_layered_tiff(tmp: str, doc: Document) -> None:
-    try:
-        import numpy  # noqa: F401
-        import tifffile
-    except ImportError as exc:
-        raise ValueError("layered TIFF needs numpy and tifffile; save as .ora instead") from exc
-    with tifffile.TiffWriter(tmp) as tw:
+    source = getattr(doc, _SOURCE, None)
+    if source is not None:
+        img = copy.deepcopy(source)
+        nodes = dict(img.leaves())
+        loaded = {p: l for p, l, _ in _leaves(source.layers, "", True)}
+        shown = {p: v for p, _, v in _leaves(source.layers, "", True)}
         for layer in doc.layers:
-            rgba = qimage_to_array(layer.image, 4)
-            tw.write(rgba, photometric="rgb", extrasamples=["unassalpha"],
-                     compression="zlib", metadata=None,
-                     extratags=[(285, "s", 0, layer.name, False)])
-            node = layer.mask()
-            if node is not None:
-                grey = qimage_to_array(node.image, 1)
-                tw.write(grey, photometric="minisblack", compression="zlib", metadata=None,
-                         extratags=[(285, "s", 0, f"{layer.name} mask", False)])
+            lpath = getattr(layer, _PATH, None)
+            node = nodes.get(lpath)
+            if node is None:
+                source = None  # a layer the file does not have: write the editor's layers
+                break
+            if layer.visible != shown[lpath]:
+                node.visible = layer.visible
+            _apply_mask(node, layer, loaded[lpath], img.bits)
+        if source is not None:
+            return img
+    bits = 16 if any(l.bits == 16 for l in doc.layers) else 8
+    out = []
+    for layer in doc.layers:
+        node = LLayer(layer.name, qimage_to_array(layer.image, 4), visible=layer.visible)
+        _apply_mask(node, layer, None, bits)
+        out.append(node)
+    return LayeredImage(doc.width, doc.height, out, bits=bits)
+
+
+def _apply_mask(node, layer: Layer, loaded, bits: int) -> None:
+    """Give ``node`` the editor layer's effective mask, unless it is the one read from the file."""
+    mask = layer.mask()
+    if mask is None:
+        if node.mask is not None:
+            node.mask, node.mask_changed = None, True
+        return
+    if loaded is not None and len(layer.masks) == 1 and loaded.mask is not None and \
+            layer.masks[0].name == loaded.mask.name and _same_mask(layer.masks[0], loaded):
+        return
+    grey = qimage_to_array(mask.image, 1)
+    node.set_mask(grey.astype("float32") / (65535.0 if grey.dtype.itemsize == 2 else 255.0), bits=bits,
+                  name=mask.name)
+
+
+def _same_mask(node: MaskNode, loaded) -> bool:
+    import numpy as np
+    from diffmatte.layered.model import paste
+
+    m = loaded.mask
+    grey = qimage_to_array(node.image, 1)
+    top = np.iinfo(m.pixels.dtype).max
+    want = np.full(grey.shape, top if m.default else 0, m.pixels.dtype)
+    paste(want, m.pixels, m.left, m.top)
+    return grey.dtype == want.dtype and np.array_equal(grey, want)
