@@ -64,6 +64,9 @@ def main(argv=None) -> int:
     ap.add_argument("--test", action="store_true", help="install test extras and run the test suite")
     ap.add_argument("--eval", action="store_true", help="also install the evaluation extras (pymatting)")
     ap.add_argument("--krita", action="store_true", help="also install the Krita plugin bundle")
+    ap.add_argument("--sam", choices=("vit_b", "vit_l", "vit_h"), default=None,
+                    help="also download that Segment Anything checkpoint (vit_b: 375 MB) to where the engine "
+                         "looks for it, so the SAM trimap source works (same as the editor's Download button)")
     ap.add_argument("--torch-index", default=None,
                     help="PyTorch wheel index for a specific build, e.g. https://download.pytorch.org/whl/cu126 "
                          "(Windows/older-driver GPUs) or https://download.pytorch.org/whl/cpu (small CPU-only)")
@@ -74,6 +77,11 @@ def main(argv=None) -> int:
     py = ensure_venv(Path(args.venv), extras, args.torch_index)
     if args.krita:
         run([sys.executable, ROOT / "installer" / "krita.py"])
+    if args.sam:
+        # <config dir>/sam is where trimap.find_checkpoint (and so the service) looks.
+        dest = subprocess.run([str(py), "-c", "from trimap.sam import config_dir; print(config_dir() / 'sam')"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+        run([py, "-m", "diffmatte", "download", "sam-" + args.sam.replace("_", "-"), "--dest", dest])
     if args.sample:
         out = ROOT / "out" / "sample_alpha.png"
         cutout = ROOT / "out" / "sample_cutout.png"

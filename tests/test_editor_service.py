@@ -163,3 +163,41 @@ def test_editor_and_cli_give_the_same_matte_and_cutout(editor, qtbot, tmp_path, 
     assert 0 < (ed_a > 0).mean() < 1
     assert np.array_equal(ed_a, cli_a)
     assert np.array_equal(arr("ed_cut.png", 4), arr("cli_cut.png", 4))
+
+
+def test_panel_without_numpy_finishes_through_the_service(service, qtbot):
+    """A host panel (no in-process finisher, as in Krita): edge controls and the
+    decontaminated cut-out go through the service's /v1/cutout, no new refine."""
+    from refine_matte.editor.adapter import EditorAdapter
+    from refine_matte.editor.document import Document, Layer
+    from refine_matte.panel import RefinePanel
+
+    _, client = service
+    img = QtGui.QImage(W, H, QtGui.QImage.Format.Format_ARGB32)
+    img.fill(QtGui.QColor(20, 200, 40))
+    p = QtGui.QPainter(img)
+    p.fillRect(12, 8, 24, 16, QtGui.QColor(230, 120, 90))
+    p.end()
+    sel = imaging.blank_mask(W, H)
+    p = QtGui.QPainter(sel)
+    p.fillRect(12, 8, 24, 16, QtGui.QColor(255, 255, 255))
+    p.end()
+    doc = Document([Layer("l", img)], selection=sel)
+    panel = RefinePanel(EditorAdapter(doc), client=client)
+    qtbot.addWidget(panel)
+    panel.refresh()
+    panel.set_source("selection")
+    panel.steps_spin.setValue(1)
+    with qtbot.waitSignal(panel.jobFinished, timeout=120000) as blocker:
+        panel.refine()
+    assert blocker.args == ["done"], panel.error_text()
+    assert panel.output_controls.spins["feather"].isEnabled()
+    completed = client.info()["queue"]["completed"]
+    before = doc.active_layer().masks[0].image
+    with qtbot.waitSignal(panel.maskAdded, timeout=30000):
+        panel.output_controls.spins["contrast"].setValue(100.0)
+    after = doc.active_layer().masks[0].image
+    levels = {QtGui.qGray(after.pixel(x, y)) for x in range(W) for y in range(H)}
+    assert levels <= {0, 255} and after != before
+    qtbot.waitUntil(lambda: panel.canvas.cutout() is not None, timeout=30000)
+    assert client.info()["queue"]["completed"] == completed  # no engine job for any of it

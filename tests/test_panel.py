@@ -610,11 +610,14 @@ def test_edge_controls_rerender_without_a_new_engine_job(qtbot):
     assert panel.output_params()["edges"]["feather"] == 6.0
 
 
-def test_edge_controls_are_off_without_a_finisher(qtbot):
+def test_edge_controls_are_off_when_the_engine_cannot_finish(qtbot):
+    """No in-process finisher and an engine without /v1/cutout (the fake has none)."""
     doc, adapter, client, panel = selection_host(qtbot)
     assert not panel.output_controls.spins["feather"].isEnabled()
-    assert "Python" in panel.output_controls.spins["feather"].toolTip()
+    assert "/v1/cutout" in panel.output_controls.spins["feather"].toolTip()
     assert panel.output_controls.variation_spin.isEnabled()
+    refine_and_wait(qtbot, panel)
+    assert panel.status_label.text().startswith("Done")  # no failing cut-out preview
 
 
 class FakeSamSetup:

@@ -103,6 +103,18 @@ class SamEmbedBody(_Body):
     image: str
 
 
+class CutoutBody(_Body):
+    """``/v1/cutout``: the edge controls and the decontaminated cut-out of a finished matte
+    (diffmatte.cutout.finish, the path the CLI's --rgba takes); no engine run."""
+
+    image: Optional[str] = Field(None, description="base64 image; needed for output 'rgba'")
+    alpha: str = Field(description="base64 grey matte (8 or 16 bit), the engine's result")
+    edges: Dict[str, float] = Field(default_factory=dict, description="shift / feather / contrast / smooth")
+    decontaminate: float = Field(1.0, ge=0, le=1)
+    premultiplied: bool = False
+    output: str = Field("rgba", pattern="^(rgba|alpha)$")
+
+
 class SamBody(_Body):
     image: Optional[str] = None
     image_id: Optional[str] = Field(None, max_length=128)
@@ -470,6 +482,36 @@ def build_fastapi(service: Service) -> FastAPI:
         except ValueError as exc:
             raise InvalidInput(f"SAM: {exc}") from None
         return _png_response(_check_trimap_output(result, f"SamPrompter.{body.output}"))
+
+    @app.post("/v1/cutout")
+    def cutout(body: CutoutBody) -> Response:
+        import numpy as np
+
+        from diffmatte.cutout import finish
+        from diffmatte.edges import EdgeParams
+
+        try:
+            edges = EdgeParams.from_dict(body.edges)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        if body.image is None and body.output == "rgba":
+            raise InvalidInput("output 'rgba' needs the 'image'")
+        raw = imaging._load(imaging._open(imaging.b64decode_field(body.alpha, "alpha"), "alpha",
+                                          service.config.max_pixels), "alpha")
+        if raw.mode.startswith("I"):  # 16-bit grey PNG: keep every level
+            alpha = np.clip(np.asarray(raw), 0, 65535).astype(np.uint16)
+        else:
+            alpha = np.asarray(raw.convert("L"))
+        if body.output == "alpha":
+            from diffmatte.edges import apply_edges
+
+            final = apply_edges(alpha, edges)
+            return _png_response(imaging.encode_png(np.rint(final * 65535.0).astype(np.uint16)))
+        _, image = service.decode_rgb(body.image, "image")
+        imaging.check_same_size(image, alpha, "image", "alpha")
+        _, rgba = finish(image, alpha, edges=edges,
+                        decontaminate=body.decontaminate, premultiplied=body.premultiplied)
+        return _png_response(imaging.encode_png(rgba))
 
     return app
 

@@ -385,6 +385,21 @@ class EngineClient:
         return data
 
 
+    def cutout(self, alpha_png: bytes, image_png: Optional[bytes] = None,
+               edges: Optional[Dict[str, float]] = None, decontaminate: float = 1.0,
+               premultiplied: bool = False, output: str = "rgba") -> bytes:
+        """Edge controls and the colour-decontaminated cut-out of a finished matte, without
+        an engine run (``diffmatte.cutout.finish``, as ``diffmatte refine --rgba``): an RGBA
+        PNG, or with ``output="alpha"`` the edged matte as a 16-bit grey PNG."""
+        payload: Dict[str, Any] = {"alpha": _b64(alpha_png), "edges": dict(edges or {}),
+                                   "decontaminate": float(decontaminate),
+                                   "premultiplied": bool(premultiplied), "output": output}
+        if image_png is not None:
+            payload["image"] = _b64(image_png)
+        data, _ = self._request("POST", "/v1/cutout", payload)
+        return data
+
+
 def _error_from(status: int, data: bytes) -> EngineError:
     try:
         detail = json.loads(data.decode("utf-8")).get("detail")

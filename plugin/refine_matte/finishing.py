@@ -4,15 +4,16 @@ The controls change the delivered matte and cut-out *after* the engine ran: the
 panel keeps the engine's raw matte and asks a :class:`Finisher` for the edged
 matte (fast, synchronous) and the decontaminated cut-out colours (slower, on a
 thread).  The standalone editor's finisher runs ``diffmatte.cutout`` in-process
-(the same function as ``diffmatte refine --rgba``); a host without numpy gets
-no finisher and the controls say so.  Qt + stdlib only.
+(the same function as ``diffmatte refine --rgba``); a host without numpy uses
+:class:`ServiceFinisher`, which asks the engine service to run it.  Qt + stdlib only.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, Optional, Protocol
+from typing import Any, Callable, Dict, Optional, Protocol
 
+from . import imaging
 from .qt import QtCore, QtGui, QtWidgets, Signal
 
 # (key, label, low, high, step, suffix, tooltip); ranges match diffmatte.edges.LIMITS.
@@ -34,6 +35,32 @@ class Finisher(Protocol):
     def cutout(self, image: "QtGui.QImage", raw_alpha: "QtGui.QImage", edges: Dict[str, float],
                amount: float) -> "QtGui.QImage":
         """Straight RGBA cut-out under the edged matte, colours decontaminated by ``amount``."""
+
+
+class ServiceFinisher:
+    """Finisher over the engine service's ``/v1/cutout`` (a host without numpy, e.g. Krita).
+
+    The same ``diffmatte.cutout.finish`` runs, in the service's process.
+    """
+
+    def __init__(self, get_client: Callable[[], Any]) -> None:
+        self._get_client = get_client
+
+    def available(self) -> bool:
+        """Only once a client exists and knows the endpoint (never starts a service here)."""
+        client = self._get_client()
+        return client is not None and callable(getattr(client, "cutout", None))
+
+    def edges(self, alpha: "QtGui.QImage", edges: Dict[str, float]) -> "QtGui.QImage":
+        png = self._get_client().cutout(imaging.qimage_to_png(alpha), edges=edges, output="alpha")
+        return imaging.png_to_qimage(png)
+
+    def cutout(self, image: "QtGui.QImage", raw_alpha: "QtGui.QImage", edges: Dict[str, float],
+               amount: float) -> "QtGui.QImage":
+        png = self._get_client().cutout(imaging.qimage_to_png(raw_alpha),
+                                        imaging.qimage_to_png(imaging.rgb_for_engine(image)),
+                                        edges=edges, decontaminate=amount)
+        return imaging.png_to_qimage(png)
 
 
 class FinishControls(QtWidgets.QGroupBox):
@@ -122,9 +149,12 @@ class FinishControls(QtWidgets.QGroupBox):
 
     def set_available(self, available: bool, why: str = "") -> None:
         """Without a finisher (a host without the engine's Python) the controls are off."""
-        for w in list(self.spins.values()) + [self.decontaminate_check, self.amount_spin, self.reset_button]:
+        widgets = list(self.spins.values()) + [self.decontaminate_check, self.amount_spin, self.reset_button]
+        if not hasattr(self, "_tips"):
+            self._tips = {id(w): w.toolTip() for w in widgets}
+        for w in widgets:
             w.setEnabled(available and (w is not self.amount_spin or self.decontaminate_check.isChecked()))
-            w.setToolTip(w.toolTip() if available else why)
+            w.setToolTip(self._tips[id(w)] if available else why)
 
     def save_settings(self, settings: "QtCore.QSettings") -> None:
         for key, spin in self.spins.items():
@@ -183,4 +213,4 @@ def _as_float(value: Any) -> Optional[float]:
         return None
 
 
-__all__ = ["EDGE_CONTROLS", "Finisher", "FinishControls", "CutoutJob"]
+__all__ = ["EDGE_CONTROLS", "Finisher", "ServiceFinisher", "FinishControls", "CutoutJob"]

@@ -16,11 +16,11 @@ import threading
 import traceback
 from typing import Any, Callable, Dict, List, Optional, Protocol
 
-from .finishing import CutoutJob, Finisher, FinishControls
+from .finishing import CutoutJob, Finisher, FinishControls, ServiceFinisher
 from .qt import QtCore, QtWidgets, Signal
 
-NO_FINISHER = ("Edge controls and colour decontamination need the engine's Python in this "
-               "process (the standalone editor has it); here the matte is delivered as refined.")
+NO_FINISHER = ("Edge controls and colour decontamination need an engine service with the "
+               "/v1/cutout endpoint; this one does not offer it, so the matte is delivered as refined.")
 SAM_HINT = ("SAM needs its checkpoint (vit_b, 375 MB, downloaded once). Or run "
             "`diffmatte download sam-vit-b --dest <config dir>/sam`.")
 
@@ -46,7 +46,8 @@ class OutputMixin:
 
     # --------------------------------------------------------------- set-up
     def _init_output(self, finisher: Optional[Finisher], sam_setup: Optional[SamSetup]) -> None:
-        self.finisher = finisher
+        # Without an in-process finisher the engine service does the work (same code there).
+        self.finisher = finisher if finisher is not None else ServiceFinisher(lambda: self._client)
         self.sam_setup = sam_setup
         #: the engine's own matte of the last refine, and the layer it was made for
         self.raw_alpha: Any = None
@@ -83,9 +84,21 @@ class OutputMixin:
 
     def _build_output_box(self) -> "QtWidgets.QGroupBox":
         self.output_controls = FinishControls()
-        if self.finisher is None:
-            self.output_controls.set_available(False, NO_FINISHER)
+        self._sync_finisher()
         return self.output_controls
+
+    def _finisher_ready(self) -> bool:
+        check = getattr(self.finisher, "available", None)
+        try:
+            return check() if callable(check) else True
+        except Exception:  # noqa: BLE001 - an unreachable service only means "not now"
+            return False
+
+    def _sync_finisher(self) -> None:
+        """Controls are live unless the engine is known not to offer them (checked again
+        after each refine, once the panel has found its engine)."""
+        known = getattr(self, "_client", None) is not None or not isinstance(self.finisher, ServiceFinisher)
+        self.output_controls.set_available(self._finisher_ready() or not known, NO_FINISHER)
 
     def _connect_output(self) -> None:
         self.output_controls.changed.connect(self._refit_timer.start)
@@ -120,14 +133,14 @@ class OutputMixin:
     def edged_alpha(self, raw: Any) -> Any:
         """The engine's matte after the edge controls (the raw matte without a finisher)."""
         edges = self.output_controls.edges()
-        if self.finisher is None or raw is None or not any(edges.values()):
+        if raw is None or not any(edges.values()) or not self._finisher_ready():
             return raw
         return self.finisher.edges(raw, edges)
 
     def _start_cutout(self) -> None:
         """Decontaminated colours for the cut-out views, on a thread (stale ones dropped)."""
         self._cutout_token += 1
-        if self.finisher is None or self.raw_alpha is None or self.raw_image is None:
+        if self.raw_alpha is None or self.raw_image is None or not self._finisher_ready():
             return
         job = CutoutJob(self.finisher, self._cutout_token, self.raw_image, self.raw_alpha,
                         self.output_controls.edges(), self.output_controls.amount())
@@ -147,7 +160,7 @@ class OutputMixin:
     def rerender_output(self) -> bool:
         """Apply changed edge controls to the last matte: no engine job, the mask is
         replaced (one undo step).  Returns False when there is nothing to re-render."""
-        if self.raw_alpha is None or getattr(self, "job", None) is not None or self.finisher is None:
+        if self.raw_alpha is None or getattr(self, "job", None) is not None or not self._finisher_ready():
             return False
         if self._target_id() != self._raw_target:
             self.forget_result()
@@ -169,6 +182,7 @@ class OutputMixin:
     def _remember_raw(self, alpha: Any, image: Any) -> None:
         self.raw_alpha, self.raw_image = alpha, image
         self._raw_target = self._target_id()
+        self._sync_finisher()
 
     # -------------------------------------------------------- band preview
     def preview_band(self) -> bool:
