@@ -16,6 +16,8 @@ from typing import Any, Callable, List, Optional, Tuple
 from . import imaging
 from .adapter import HostAdapter, HostError, NoImageError, NoSelectionError
 from .canvas import MatteCanvas
+from .finishing import Finisher
+from .panel_output import OutputMixin, SamSetup
 from .qt import QShortcut, QtCore, QtGui, QtWidgets, Signal
 from .worker import JobSpec, RefineJob, describe_error
 
@@ -28,7 +30,7 @@ SOURCES = (
     ("scribbles", "Scribbles"),
 )
 _SOURCE_IDS = [s[0] for s in SOURCES]
-MASK_NAME = "Refine Matte"
+MASK_NAME = "Refine Matte"  # one mask of this name per layer: a new refine replaces it
 
 
 def _default_client_factory() -> Any:
@@ -58,7 +60,7 @@ def shortcut_help() -> List[Tuple[str, str]]:
     return rows
 
 
-class RefinePanel(QtWidgets.QWidget):
+class RefinePanel(QtWidgets.QWidget, OutputMixin):
     """The Refine Matte dock contents.
 
     ``client`` (an object with EngineClient's methods) or ``client_factory`` (a
@@ -68,6 +70,7 @@ class RefinePanel(QtWidgets.QWidget):
     one the panel embeds its own.
     """
 
+    MASK_NAME = MASK_NAME
     jobStarted = Signal()
     jobFinished = Signal(str)       # "done" | "cancelled" | "failed"
     maskAdded = Signal(object)      # the alpha QImage handed to the host
@@ -76,6 +79,7 @@ class RefinePanel(QtWidgets.QWidget):
     def __init__(self, adapter: Optional[HostAdapter] = None, *, client: Any = None,
                  client_factory: Optional[Callable[[], Any]] = None,
                  canvas: Optional[MatteCanvas] = None,
+                 finisher: Optional[Finisher] = None, sam_setup: Optional[SamSetup] = None,
                  parent: Optional[QtWidgets.QWidget] = None) -> None:
         super().__init__(parent)
         self.setObjectName("RefineMattePanel")
@@ -83,15 +87,22 @@ class RefinePanel(QtWidgets.QWidget):
         self._client = client
         self._client_factory = client_factory or _default_client_factory
         self._client_lock = threading.Lock()
+        self.last_alpha: Optional["QtGui.QImage"] = None  # the matte delivered last
         self.job: Optional[RefineJob] = None
+        self._job_spec: Optional[JobSpec] = None
+        self._spec_image: Any = None
         self._job_target: Any = None
         self._old_jobs: List[RefineJob] = []  # keep signal objects alive until threads end
         self._shortcuts: List[Any] = []
         self._own_canvas = canvas is None
         self.canvas = canvas or MatteCanvas(self)
+        self._init_output(finisher, sam_setup)
         self._build_ui()
         self._connect()
+        self._connect_output()
         self.install_shortcuts(self)
+        # Out of the box: scribbles need no download (SAM offers its own when picked).
+        self.set_source("scribbles")
         self._on_source_changed()
 
     # ================================================================= UI
@@ -169,6 +180,7 @@ class RefinePanel(QtWidgets.QWidget):
         band_row.addWidget(self.band_slider, 1)
         band_row.addWidget(self.band_label)
         form.addRow("Band", band_row)
+        self._build_source_extras(form)
         lay.addWidget(src_box)
 
         opt = QtWidgets.QFormLayout()
@@ -202,6 +214,7 @@ class RefinePanel(QtWidgets.QWidget):
         self.view_label = QtWidgets.QLabel()
         opt.addRow("", self.view_label)
         lay.addLayout(opt)
+        lay.addWidget(self._build_output_box())
 
         self.refine_button = QtWidgets.QPushButton("Refine Matte")
         self.refine_button.setObjectName("refineButton")
@@ -304,31 +317,33 @@ class RefinePanel(QtWidgets.QWidget):
         self.source_combo.setCurrentIndex(_SOURCE_IDS.index(source))
 
     def set_tool(self, tool: str) -> None:
-        """Pick a canvas tool and the trimap source it feeds."""
+        """Pick a canvas tool; P (SAM prompts) also picks the SAM source.  The brushes
+        keep the source: over a selection, mask or SAM they are the refine brush."""
         self.canvas.set_tool(tool)
-        want = "sam" if tool == "sam" else "scribbles"
-        if self.source() != want:
-            self.set_source(want)
+        if tool == "sam" and self.source() != "sam":
+            self.set_source("sam")
 
     def _on_source_changed(self, *_: Any) -> None:
         src = self.source()
         hints = {
-            "sam": "Click the subject (right/Alt/Shift-click marks background), or drag a box.",
-            "selection": "Uses the host's selection; the band sets how wide the unknown edge is.",
-            "mask": "Uses the active layer's existing mask; the band sets the unknown edge.",
+            "sam": "Click the subject (right/Alt/Shift-click marks background), or drag a box. "
+                   "Fg/Bg/Unknown brushes correct the result.",
+            "selection": "Uses the host's selection; the band sets how wide the unknown edge is. "
+                         "Fg/Bg/Unknown brushes correct it (refine brush).",
+            "mask": "Uses the active layer's existing mask; the band sets the unknown edge. "
+                    "Fg/Bg/Unknown brushes correct it (refine brush).",
             "scribbles": "Paint foreground (F) and background (B); unknown (U) is optional, "
                          "E erases.",
         }
         self.hint_label.setText(hints[src])
         scribbling = src == "scribbles"
-        for t in ("fg", "bg", "unknown", "erase"):
-            self.tool_buttons[t].setEnabled(scribbling)
         self.tool_buttons["sam"].setEnabled(src == "sam")
-        self.brush_spin.setEnabled(scribbling)
         if src == "sam" and self.canvas.tool() != "sam":
             self.canvas.set_tool("sam")
         elif scribbling and self.canvas.tool() not in ("fg", "bg", "unknown", "erase"):
             self.canvas.set_tool("fg")
+        self.preview_band_button.setEnabled(src in ("selection", "mask", "sam"))
+        self._sync_sam_setup()
 
     # ============================================================ errors
     def show_error(self, message: str) -> None:
@@ -384,9 +399,13 @@ class RefinePanel(QtWidgets.QWidget):
             # The host changed layer since the last refresh: show what we will refine.
             self.canvas.set_image(image, keep_input=shown is not None and shown.size() == image.size())
         band = self.band_slider.value() or None
+        self._spec_image = image  # the layer's own pixels (16-bit stays 16-bit) for the cut-out
         # QImage copies: the worker thread encodes them to PNG.
         spec = JobSpec(image_png=image.copy(), source=self.source(),
-                       steps=self.steps_spin.value(), samples=self.samples_spin.value(), band=band)
+                       steps=self.steps_spin.value(), samples=self.samples_spin.value(), band=band,
+                       seed=self.output_controls.seed())
+        if spec.source != "scribbles":
+            spec.override_png = self.canvas.render_overrides()  # the refine brush
         if spec.source == "selection":
             mask = self.adapter.selection_mask()
             if mask is None:
@@ -426,23 +445,32 @@ class RefinePanel(QtWidgets.QWidget):
         try:
             spec = self._build_spec()
         except Exception as exc:  # noqa: BLE001 - shown in the panel, never as a traceback
-            if not isinstance(exc, (HostError, ValueError)):
-                traceback.print_exc()
-            self.show_error(describe_error(exc))
+            self.show_error(self._describe(exc))
             return False
+        return self._start_job(spec)
+
+    @staticmethod
+    def _describe(exc: BaseException) -> str:
+        if not isinstance(exc, (HostError, ValueError)):
+            traceback.print_exc()
+        return describe_error(exc)
+
+    def _start_job(self, spec: JobSpec, preview: bool = False) -> bool:
+        """Run ``spec`` on a worker; ``preview`` jobs only compute the trimap (band preview)."""
+        self._job_spec = spec
         job = RefineJob(spec, self._get_client)
         sig = job.signals
         sig.stage.connect(self.status_label.setText)
         sig.trimapReady.connect(self.canvas.set_trimap)
         sig.progress.connect(self._on_progress)
-        sig.finished.connect(self._on_finished)
+        sig.finished.connect(self._on_preview_done if preview else self._on_finished)
         sig.failed.connect(self._on_failed)
         sig.cancelled.connect(self._on_cancelled)
         self.job = job
         self._job_target = self._target_id()
-        self.progress.setRange(0, spec.steps * spec.samples)
+        self.progress.setRange(0, 0 if preview else spec.steps * spec.samples)
         self.progress.setValue(0)
-        self.progress.setFormat("step %v / %m")
+        self.progress.setFormat("" if preview else "step %v / %m")
         self._set_busy(True)
         self.jobStarted.emit()
         job.start()
@@ -494,6 +522,9 @@ class RefinePanel(QtWidgets.QWidget):
 
     def _on_finished(self, alpha: Any) -> None:
         outcome = "done"
+        self._remember_raw(alpha, self._spec_image)
+        alpha = self.edged_alpha(alpha)  # edge controls; the raw matte is kept for re-renders
+        self.last_alpha = alpha
         try:
             if self.adapter is None:
                 raise NoImageError("No host document is connected to the panel.")
@@ -501,9 +532,11 @@ class RefinePanel(QtWidgets.QWidget):
                 raise HostError("The document or active layer changed while refining, so the "
                                 "matte was not applied. Run Refine Matte again.")
             self.canvas.set_alpha(alpha)
-            self.adapter.add_layer_mask(alpha, MASK_NAME)
-            self.status_label.setText("Done: the matte was added as a new layer mask.")
+            note = self.adapter.add_layer_mask(alpha, MASK_NAME)
+            self.status_label.setText("Done: the matte was added as a new layer mask."
+                                      + (f" {note}" if note else ""))
             self.maskAdded.emit(alpha)
+            self._start_cutout()
         except Exception as exc:  # noqa: BLE001 - a host bug must not leave the panel busy
             if not isinstance(exc, HostError):
                 traceback.print_exc()
@@ -536,6 +569,7 @@ class RefinePanel(QtWidgets.QWidget):
         settings.setValue("band", self.band_slider.value())
         settings.setValue("brush", self.canvas.brush_size())
         settings.setValue("view", self.canvas.view_mode())
+        self._save_output_settings(settings)
         settings.endGroup()
 
     def restore_settings(self, settings: "QtCore.QSettings") -> None:
@@ -556,6 +590,7 @@ class RefinePanel(QtWidgets.QWidget):
             view = settings.value("view", None)
             if view in [m for m, _, _ in imaging.VIEW_MODES]:
                 self.canvas.set_view_mode(view)
+            self._restore_output_settings(settings)
         finally:
             settings.endGroup()
 
