@@ -152,13 +152,21 @@ def write_ora(img: LayeredImage, out: BinaryIO) -> None:
     tbuf = io.BytesIO()
     thumb.save(tbuf, "PNG")
     with zipfile.ZipFile(out, "w") as zf:
-        # The spec wants 'mimetype' first and uncompressed.
-        zf.writestr(zipfile.ZipInfo("mimetype"), "image/openraster", zipfile.ZIP_STORED)
-        zf.writestr("stack.xml", ET.tostring(root, encoding="utf-8", xml_declaration=True), zipfile.ZIP_DEFLATED)
+        # The spec wants 'mimetype' first and uncompressed. Entries get a fixed date so the
+        # same document always gives the same bytes (batch manifests compare hashes).
+        zf.writestr(_entry("mimetype"), "image/openraster", zipfile.ZIP_STORED)
+        zf.writestr(_entry("stack.xml"), ET.tostring(root, encoding="utf-8", xml_declaration=True),
+                    zipfile.ZIP_DEFLATED)
         for src, data in files:
-            zf.writestr(src, data, zipfile.ZIP_STORED)  # PNG is already compressed
-        zf.writestr("mergedimage.png", _png_bytes(merged8), zipfile.ZIP_STORED)
-        zf.writestr("Thumbnails/thumbnail.png", tbuf.getvalue(), zipfile.ZIP_STORED)
+            zf.writestr(_entry(src), data, zipfile.ZIP_STORED)  # PNG is already compressed
+        zf.writestr(_entry("mergedimage.png"), _png_bytes(merged8), zipfile.ZIP_STORED)
+        zf.writestr(_entry("Thumbnails/thumbnail.png"), tbuf.getvalue(), zipfile.ZIP_STORED)
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.external_attr = 0o644 << 16
+    return info
 
 
 def _attrs(layer: Layer, **extra: str) -> dict:
