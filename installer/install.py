@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     extras = ",".join(x for x, on in (("test", args.test), ("eval", args.eval)) if on)
     py = ensure_venv(Path(args.venv), extras, args.torch_index)
     if args.krita:
-        run([sys.executable, ROOT / "installer" / "krita.py"])
+        run([sys.executable, ROOT / "installer" / "krita.py", "--engine-python", py])
     if args.sam:
         # <config dir>/sam is where trimap.find_checkpoint (and so the service) looks.
         dest = subprocess.run([str(py), "-c", "from trimap.sam import config_dir; print(config_dir() / 'sam')"],

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -143,11 +144,89 @@ def test_missing_or_bad_bundle_is_a_clear_error(tmp_path, capsys):
         krita.install(src, tmp_path / "pk", say=quiet)
 
 
-def test_main_installs_and_explains_how_to_enable(tmp_path, capsys):
+def test_main_installs_enables_and_records_the_engine(tmp_path, capsys):
     src = make_bundle(tmp_path / "src")
-    assert krita.main(["--source", str(src), "--pykrita", str(tmp_path / "pk")]) == 0
+    rc = tmp_path / "config" / "kritarc"
+    assert krita.main(["--source", str(src), "--pykrita", str(tmp_path / "pk"), "--kritarc", str(rc),
+                       "--engine-python", sys.executable]) == 0
     out = capsys.readouterr().out
-    assert "Python Plugin Manager" in out and (tmp_path / "pk" / "refine_matte.desktop").exists()
+    assert f"Enabled Refine Matte in {rc}" in out and (tmp_path / "pk" / "refine_matte.desktop").exists()
+    assert rc.read_text() == "[python]\nenable_refine_matte=true\n"
+    recorded = json.loads((tmp_path / "pk" / "refine_matte" / "engine.json").read_text())
+    assert recorded == {"python": os.path.abspath(sys.executable)}
+    assert not (src / "refine_matte" / "engine.json").exists()  # only the installed copy
+    assert krita.main(["--pykrita", str(tmp_path / "pk"), "--kritarc", str(rc), "--uninstall"]) == 0
+    assert rc.read_text() == "[python]\n" and not (tmp_path / "pk" / "refine_matte").exists()
+
+
+def test_main_without_enabling_explains_the_manual_way(tmp_path, capsys):
+    src = make_bundle(tmp_path / "src")
+    rc = tmp_path / "kritarc"
+    assert krita.main(["--source", str(src), "--pykrita", str(tmp_path / "pk"), "--kritarc", str(rc),
+                       "--no-enable", "--engine-python", sys.executable]) == 0
+    assert "Python Plugin Manager" in capsys.readouterr().out and not rc.exists()
+    assert krita.main(["--source", str(src), "--pykrita", str(tmp_path / "pk"),
+                       "--engine-python", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+KRITARC = """[General]
+LastPreset=b) Basic-5 Size Opacity
+
+[python]
+enable_comics_project_management_tools=true
+enable_refine_matte=false
+enable_zzz=true
+
+[theme]
+Theme=Krita dark
+"""
+
+
+def test_kritarc_flag_is_set_in_place_and_everything_else_kept(tmp_path):
+    rc = tmp_path / "kritarc"
+    rc.write_text(KRITARC)
+    assert krita.set_python_flag(rc, True, say=quiet) is True
+    assert rc.read_text() == KRITARC.replace("enable_refine_matte=false", "enable_refine_matte=true")
+    assert krita.set_python_flag(rc, True, say=quiet) is False  # already enabled: untouched
+    assert krita.set_python_flag(rc, None, say=quiet) is True
+    assert rc.read_text() == KRITARC.replace("enable_refine_matte=false\n", "")
+    assert not [p.name for p in tmp_path.iterdir() if p.name != "kritarc"]  # no temporaries
+
+
+def test_kritarc_without_a_python_section_gets_one(tmp_path):
+    rc = tmp_path / "kritarc"
+    rc.write_text("[General]\nx=1\n")
+    messages = []
+    assert krita.set_python_flag(rc, True, dry_run=True, say=messages.append) is True
+    assert rc.read_text() == "[General]\nx=1\n" and "would update" in messages[0]
+    krita.set_python_flag(rc, True, say=quiet)
+    assert rc.read_text() == "[General]\nx=1\n\n[python]\nenable_refine_matte=true\n"
+    rc.write_text("[python]\nenable_other=true\n[General]\nx=1\n")
+    krita.set_python_flag(rc, True, say=quiet)
+    assert rc.read_text() == "[python]\nenable_other=true\nenable_refine_matte=true\n[General]\nx=1\n"
+
+
+def test_default_kritarc_per_platform(tmp_path):
+    home = tmp_path / "home"
+    assert krita.default_kritarc("linux", {}, home) == home / ".config/kritarc"
+    assert krita.default_kritarc("linux", {"XDG_CONFIG_HOME": "/c"}, home) == Path("/c/kritarc")
+    assert krita.default_kritarc("win32", {"LOCALAPPDATA": "C:/L"}, home) == Path("C:/L/kritarc")
+    assert krita.default_kritarc("darwin", {}, home) == home / "Library/Preferences/kritarc"
+    (home / ".var/app/org.kde.krita/data/krita").mkdir(parents=True)
+    assert krita.default_kritarc("linux", {}, home) == home / ".var/app/org.kde.krita/config/kritarc"
+
+
+def test_engine_python_is_the_first_that_imports_diffmatte(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    assert krita.find_engine_python([str(tmp_path / "nope"), str(fake)]) is None
+    if os.name == "posix":
+        good = tmp_path / "good"
+        good.write_text("#!/bin/sh\nexit 0\n")
+        good.chmod(0o755)
+        assert krita.find_engine_python([str(fake), str(good)]) == str(good)
 
 
 def test_default_pykrita_dir_per_platform(tmp_path):

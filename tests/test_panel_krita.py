@@ -1,18 +1,16 @@
-"""KritaAdapter against an in-memory imitation of Krita's libkis objects.
+"""KritaAdapter, the docker's engine discovery and the panel against the Krita stand-in.
 
-The imitation keeps Krita's byte layouts (8-bit RGBA is B,G,R,A; 16-bit is
-little-endian BGRA; selections and masks are one byte per pixel), so the
-adapter's conversions are checked without Krita itself.
+The stand-in (refine_matte.testing.FakeKrita) reproduces what tests/hosts/krita.sh
+observed in the real Krita 5.1.5, 5.3.4 and 6.0.4; those real hosts are tested by
+that script, not here.
 """
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import struct
-import subprocess
 import sys
-import tempfile
-import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -22,109 +20,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugin"))
 
 pytest.importorskip("pytestqt")
+from refine_matte import client as client_mod  # noqa: E402
 from refine_matte.adapter import HostError, NoImageError  # noqa: E402
 from refine_matte.krita_adapter import KritaAdapter  # noqa: E402
+from refine_matte.krita_plugin import _dock_right  # noqa: E402
 from refine_matte.panel import RefinePanel  # noqa: E402
-from refine_matte.qt import QtCore, QtGui  # noqa: E402
-from refine_matte.testing import FakeEngineClient  # noqa: E402
+from refine_matte.qt import QtGui  # noqa: E402
+from refine_matte.testing import (FakeDocument, FakeEngineClient, FakeKrita,  # noqa: E402
+                                  FakeSelection)
 
 W, H = 6, 4
-
-
-class KNode:
-    def __init__(self, kind, w=W, h=H, data=b"", model="RGBA", depth="U8", name=""):
-        self.kind, self.w, self.h, self.data = kind, w, h, bytearray(data)
-        self.model, self.depth, self.name = model, depth, name
-        self.children = []
-
-    def type(self):
-        return self.kind
-
-    def colorModel(self):  # noqa: N802 (Krita API names)
-        return self.model
-
-    def colorDepth(self):  # noqa: N802
-        return self.depth
-
-    def pixelData(self, x, y, w, h):  # noqa: N802
-        assert (x, y, w, h) == (0, 0, self.w, self.h)
-        return QtCore.QByteArray(bytes(self.data))
-
-    def setPixelData(self, data, x, y, w, h):  # noqa: N802
-        assert (x, y, w, h) == (0, 0, self.w, self.h) and len(bytes(data)) == w * h
-        self.data = bytearray(bytes(data))
-
-    def childNodes(self):  # noqa: N802
-        return list(self.children)
-
-    def addChildNode(self, child, above):  # noqa: N802
-        self.children.append(child)
-        return True
-
-
-class KNode51(KNode):
-    """Krita 5.1: masks from the scripting API silently drop pixel writes."""
-
-    def pixelData(self, x, y, w, h):  # noqa: N802
-        return QtCore.QByteArray(b"" if self.kind == "transparencymask" else bytes(self.data))
-
-    def setPixelData(self, data, x, y, w, h):  # noqa: N802
-        if self.kind != "transparencymask":
-            super().setPixelData(data, x, y, w, h)
-
-
-class KSelectionData:
-    def __init__(self):
-        self.data = None
-
-    def setPixelData(self, data, x, y, w, h):  # noqa: N802
-        self.data = bytes(data)
-
-
-class KMask52(KNode):
-    """Krita 5.2+: a TransparencyMask that takes a Selection."""
-
-    def setSelection(self, sel):  # noqa: N802
-        self.data = bytearray(sel.data)
-
-
-class KDoc:
-    def __init__(self, node, selection=None):
-        self.node, self.sel, self.refreshed = node, selection, 0
-
-    def width(self):
-        return W
-
-    def height(self):
-        return H
-
-    def activeNode(self):  # noqa: N802
-        return self.node
-
-    def selection(self):
-        return self.sel
-
-    def createTransparencyMask(self, name):  # noqa: N802
-        return KNode("transparencymask", data=bytes(W * H), name=name)
-
-    def refreshProjection(self):  # noqa: N802
-        self.refreshed += 1
-
-
-class KSelection:
-    def __init__(self, data):
-        self.data = data
-
-    def pixelData(self, x, y, w, h):  # noqa: N802
-        return QtCore.QByteArray(self.data)
-
-
-class KKrita:
-    def __init__(self, doc):
-        self.doc = doc
-
-    def activeDocument(self):  # noqa: N802
-        return self.doc
+Grey8 = QtGui.QImage.Format.Format_Grayscale8
 
 
 def bgra8(rgb_of):
@@ -136,9 +42,26 @@ def subject(x, y):
     return (240, 200, 40) if 1 <= x <= 3 and 1 <= y <= 2 else (30, 90, 200)
 
 
+def box(x0, y0, x1, y1):
+    return bytes(255 if x0 <= x <= x1 and y0 <= y <= y1 else 0 for y in range(H) for x in range(W))
+
+
+def grey(data: bytes) -> "QtGui.QImage":
+    return QtGui.QImage(data, W, H, W, Grey8).copy()
+
+
+def doc_and_adapter(version="5.3", **kw):
+    doc = FakeDocument(W, H, bgra8(subject), version=version, **kw)
+    return doc, KritaAdapter(FakeKrita(doc), selection_factory=FakeSelection)
+
+
+def masks(doc):
+    return [c for c in doc.layer.children if c.type() == "transparencymask"]
+
+
 def test_reads_8_bit_bgra_pixels():
-    node = KNode("paintlayer", data=bgra8(subject))
-    img = KritaAdapter(KKrita(KDoc(node))).active_image()
+    _, adapter = doc_and_adapter()
+    img = adapter.active_image()
     assert (img.width(), img.height()) == (W, H)
     assert img.pixelColor(2, 1).getRgb() == (240, 200, 40, 255)
     assert img.pixelColor(0, 0).getRgb() == (30, 90, 200, 255)
@@ -146,174 +69,194 @@ def test_reads_8_bit_bgra_pixels():
 
 def test_reads_16_bit_pixels():
     data = b"".join(struct.pack("<4H", 0x1200, 0x3400, 0xAB00, 0xFFFF) for _ in range(W * H))
-    node = KNode("paintlayer", data=data, depth="U16")
-    img = KritaAdapter(KKrita(KDoc(node))).active_image()
+    doc = FakeDocument(W, H, data, depth="U16")
+    img = KritaAdapter(FakeKrita(doc)).active_image()
     assert img.pixelColor(0, 0).getRgb() == (0xAB, 0x34, 0x12, 255)
 
 
 def test_clear_errors_for_unusable_documents():
     with pytest.raises(NoImageError, match="open a document"):
-        KritaAdapter(KKrita(None)).active_image()
+        KritaAdapter(FakeKrita(None)).active_image()
+    doc, adapter = doc_and_adapter()
+    doc.layer.kind = "grouplayer"
     with pytest.raises(NoImageError, match="paint layer"):
-        KritaAdapter(KKrita(KDoc(KNode("grouplayer")))).active_image()
+        adapter.active_image()
+    doc, adapter = doc_and_adapter(model="CMYKA")
     with pytest.raises(HostError, match="CMYKA U8"):
-        KritaAdapter(KKrita(KDoc(KNode("paintlayer", model="CMYKA")))).active_image()
+        adapter.active_image()
 
 
-def test_selection_and_existing_mask():
-    node = KNode("paintlayer", data=bgra8(subject))
-    doc = KDoc(node)
-    adapter = KritaAdapter(KKrita(doc))
-    assert adapter.selection_mask() is None and adapter.layer_mask() is None
-    doc.sel = KSelection(bytes(range(W * H)))
-    sel = adapter.selection_mask()
-    assert sel.format() == QtGui.QImage.Format.Format_Grayscale8
-    assert QtGui.qGray(sel.pixel(5, 3)) == W * H - 1
-    node.children.append(KNode("transparencymask", data=bytes([200]) * (W * H)))
-    assert QtGui.qGray(adapter.layer_mask().pixel(0, 0)) == 200
+@pytest.mark.parametrize("version", ["5.1", "5.3"])
+def test_first_refine_adds_one_mask_in_one_undo_step(version):
+    doc, adapter = doc_and_adapter(version)
+    doc.setSelection(FakeSelection(box(0, 0, 2, 2)))  # the artist's rough selection
+    before = bytes(doc.layer.data)
+    alpha = box(1, 1, 3, 2)
+    assert adapter.add_layer_mask(grey(alpha)) is None
+    assert [(m.name(), m.data) for m in masks(doc)] == [("Refine Matte", alpha)]
+    assert bytes(doc.layer.data) == before
+    assert doc.selection().data == box(0, 0, 2, 2)  # 5.1's action used it; it is put back
+    assert len(doc.undo_stack) == 1
+    doc.undo()
+    assert masks(doc) == [] and bytes(doc.layer.data) == before
 
 
-def test_add_layer_mask_adds_one_node_and_keeps_layer_pixels():
-    node = KNode("paintlayer", data=bgra8(subject))
-    before = bytes(node.data)
-    doc = KDoc(node)
-    alpha = QtGui.QImage(W, H, QtGui.QImage.Format.Format_Grayscale8)
-    alpha.fill(0)
-    alpha.setPixelColor(2, 1, QtGui.QColor(255, 255, 255))
-    KritaAdapter(KKrita(doc)).add_layer_mask(alpha, "Refine Matte")
-    assert len(node.children) == 1
-    mask = node.children[0]
-    assert mask.kind == "transparencymask" and mask.name == "Refine Matte"
-    assert len(mask.data) == W * H and mask.data[1 * W + 2] == 255 and sum(mask.data) == 255
-    assert bytes(node.data) == before and doc.refreshed == 1
+@pytest.mark.parametrize("version", ["5.1", "5.3"])
+def test_active_mask_means_its_layer_and_a_second_refine_replaces_ours(version):
+    doc, adapter = doc_and_adapter(version)
+    adapter.add_layer_mask(grey(box(1, 1, 3, 2)))
+    assert doc.activeNode().type() == "transparencymask"  # Krita activates the new mask
+    assert adapter.active_image().pixelColor(2, 1).getRgb() == (240, 200, 40, 255)
+    assert adapter.layer_mask() == grey(box(1, 1, 3, 2))
+    note = adapter.add_layer_mask(grey(box(0, 0, 4, 3)))
+    assert "Replaced the earlier 'Refine Matte' mask" in note
+    assert [(m.name(), m.data) for m in masks(doc)] == [("Refine Matte", box(0, 0, 4, 3))]
+    doc.undo()  # the new mask goes, then the earlier one comes back
+    assert masks(doc) == []
+    doc.undo()
+    assert [m.data for m in masks(doc)] == [box(1, 1, 3, 2)]
+
+
+def test_other_masks_are_switched_off_not_multiplied():
+    doc, adapter = doc_and_adapter()
+    own = doc.createTransparencyMask("Hand mask")
+    own.setPixelData(box(0, 0, 5, 3), 0, 0, W, H)
+    doc.layer.addChildNode(own, None)
+    assert adapter.layer_mask() == grey(box(0, 0, 5, 3))  # the source for "Active layer's mask"
+    note = adapter.add_layer_mask(grey(box(1, 1, 3, 2)))
+    assert "Switched off the mask 'Hand mask'" in note
+    assert [(m.name(), m.visible()) for m in masks(doc)] == [("Hand mask", False), ("Refine Matte", True)]
+    doc.setActiveNode(doc.layer)
+    assert adapter.layer_mask() == grey(box(1, 1, 3, 2))  # the topmost visible one
+
+
+def test_without_any_mask_route_nothing_changes():
+    doc, adapter = doc_and_adapter("5.1")
+    adapter.add_layer_mask(grey(box(1, 1, 2, 2)))
+    adapter._krita.action = lambda name: None  # kritarunner: no window, no actions
+    with pytest.raises(HostError, match="neither createTransparencyMask nor"):
+        adapter.add_layer_mask(grey(box(0, 0, 1, 1)))
+    assert [m.data for m in masks(doc)] == [box(1, 1, 2, 2)]
+
+
+def test_a_mask_that_did_not_take_the_matte_is_removed_again():
+    doc, adapter = doc_and_adapter()
+    make = doc.createTransparencyMask
+    mask = make("x")
+    mask.setSelection = lambda sel: None  # pixels silently dropped
+    doc.__dict__["createTransparencyMask"] = lambda name: mask
+    with pytest.raises(HostError, match="did not store the matte"):
+        adapter.add_layer_mask(grey(box(1, 1, 2, 2)))
+    assert masks(doc) == []
+
+
+def test_size_mismatch_is_refused():
+    _, adapter = doc_and_adapter()
     with pytest.raises(HostError, match="3x3"):
-        KritaAdapter(KKrita(doc)).add_layer_mask(QtGui.QImage(3, 3, alpha.format()))
+        adapter.add_layer_mask(QtGui.QImage(3, 3, Grey8))
 
 
-def test_panel_refines_into_a_krita_mask(qtbot):
-    node = KNode("paintlayer", data=bgra8(subject))
-    sel = bytes(255 if 1 <= x <= 3 and 1 <= y <= 2 else 0 for y in range(H) for x in range(W))
-    doc = KDoc(node, KSelection(sel))
-    panel = RefinePanel(KritaAdapter(KKrita(doc)), client=FakeEngineClient())
+def test_docker_position_under_both_enum_styles():
+    qt6 = types.SimpleNamespace(DockPosition=types.SimpleNamespace(DockRight="right6"))
+    qt5 = types.SimpleNamespace(DockRight="right5")
+    assert _dock_right(qt6) == "right6" and _dock_right(qt5) == "right5"
+
+
+def _refine(qtbot, panel):
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000) as blocker:
+        assert panel.refine(), panel.error_text()
+    return blocker.args[0]
+
+
+def test_panel_refines_into_a_krita_mask_and_again_from_it(qtbot):
+    doc, adapter = doc_and_adapter("5.1")
+    doc.setSelection(FakeSelection(box(1, 1, 3, 2)))
+    panel = RefinePanel(adapter, client=FakeEngineClient())
     qtbot.addWidget(panel)
     panel.set_source("selection")
     panel.band_slider.setValue(1)
-    with qtbot.waitSignal(panel.jobFinished, timeout=10000) as blocker:
-        panel.refine()
-    assert blocker.args == ["done"], panel.error_text()
-    assert len(node.children) == 1 and len(node.children[0].data) == W * H
+    assert _refine(qtbot, panel) == "done"
+    assert [m.name() for m in masks(doc)] == ["Refine Matte"]
+    panel.set_source("mask")  # the new mask is active now: it means its layer
+    assert _refine(qtbot, panel) == "done", panel.error_text()
+    assert [m.name() for m in masks(doc)] == ["Refine Matte"]
+    assert "Replaced the earlier" in panel.status_label.text()
 
 
-def test_krita_51_masks_report_a_clear_error_and_add_nothing():
-    node = KNode("paintlayer", data=bgra8(subject))
-    doc = KDoc(node)
-    doc.createTransparencyMask = lambda name: KNode51("transparencymask", name=name)
-    with pytest.raises(HostError, match="Krita 5.2 or newer"):
-        KritaAdapter(KKrita(doc)).add_layer_mask(QtGui.QImage(W, H, QtGui.QImage.Format.Format_Grayscale8))
-    assert node.children == []
+def test_matte_is_kept_and_can_be_saved_when_krita_refuses_it(qtbot, tmp_path):
+    doc, adapter = doc_and_adapter("5.1")
+    adapter._krita.action = lambda name: None
+    doc.setSelection(FakeSelection(box(1, 1, 3, 2)))
+    panel = RefinePanel(adapter, client=FakeEngineClient())
+    qtbot.addWidget(panel)
+    panel.set_source("selection")
+    panel.band_slider.setValue(1)
+    assert _refine(qtbot, panel) == "failed"
+    assert "Save matte" in panel.error_text() and panel.save_matte_button.isVisibleTo(panel)
+    assert panel.last_alpha is not None and masks(doc) == []
+    out = tmp_path / "matte.png"
+    panel.save_matte(str(out))
+    saved = QtGui.QImage(str(out))
+    assert (saved.width(), saved.height()) == (W, H)
+    assert saved.convertToFormat(Grey8) == panel.last_alpha.convertToFormat(Grey8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["matte.png"]
 
 
-def test_krita_52_masks_get_their_pixels_through_a_selection():
-    node = KNode("paintlayer", data=bgra8(subject))
-    doc = KDoc(node)
-    doc.createTransparencyMask = lambda name: KMask52("transparencymask", name=name)
-    alpha = QtGui.QImage(W, H, QtGui.QImage.Format.Format_Grayscale8)
-    alpha.fill(0)
-    alpha.setPixelColor(5, 3, QtGui.QColor(255, 255, 255))
-    KritaAdapter(KKrita(doc), selection_factory=KSelectionData).add_layer_mask(alpha)
-    assert len(node.children) == 1 and node.children[0].data[3 * W + 5] == 255
-    assert sum(node.children[0].data) == 255
+class _Client(FakeEngineClient):
+    def __init__(self, port):
+        super().__init__()
+        self.port, self.up = port, True
+
+    def alive(self, timeout=2.0):
+        return self.up
 
 
-KRITA_SCRIPT = textwrap.dedent(r'''
-    import time, traceback
-
-    def __main__(args):
-        try:
-            run()
-            print("KRITA-OK", flush=True)
-        except BaseException:
-            traceback.print_exc()
-            print("KRITA-FAIL", flush=True)
-
-    def run():
-        from krita import Krita, Selection
-        from PyQt5.QtCore import QByteArray
-        from PyQt5.QtWidgets import QApplication
-        from refine_matte.qt import API, QtGui
-        assert API == "PyQt5", API
-        from refine_matte.krita_adapter import KritaAdapter
-        from refine_matte.panel import RefinePanel
-        from refine_matte.testing import FakeEngineClient
-        k = Krita.instance()
-        W, H = 8, 6
-        doc = k.createDocument(W, H, "t", "RGBA", "U8", "", 72.0)
-        node = doc.topLevelNodes()[0]
-        px = b"".join(bytes((40, 200, 240, 255)) if 2 <= x <= 5 and 1 <= y <= 3
-                      else bytes((200, 90, 30, 255)) for y in range(H) for x in range(W))
-        node.setPixelData(QByteArray(px), 0, 0, W, H)
-        doc.waitForDone()
-
-        class DocShim:  # kritarunner has no views, hence no active document / node
-            def __getattr__(self, name):
-                return getattr(doc, name)
-
-            def activeNode(self):
-                return node
-
-        class Shim:
-            def activeDocument(self):
-                return DocShim()
-
-        adapter = KritaAdapter(Shim())
-        img = adapter.active_image()
-        assert img.pixelColor(3, 2).getRgb() == (240, 200, 40, 255), img.pixelColor(3, 2).getRgb()
-        assert img.pixelColor(0, 0).getRgb() == (30, 90, 200, 255)
-        assert adapter.selection_mask() is None and adapter.layer_mask() is None
-        sel = Selection()
-        sel.select(2, 1, 4, 3, 255)
-        doc.setSelection(sel)
-        m = adapter.selection_mask()
-        assert QtGui.qGray(m.pixel(3, 2)) == 255 and QtGui.qGray(m.pixel(0, 0)) == 0
-
-        panel = RefinePanel(adapter, client=FakeEngineClient())
-        panel.set_source("selection")
-        panel.band_slider.setValue(1)
-        done = []
-        panel.jobFinished.connect(done.append)
-        assert panel.refine(), panel.error_text()
-        t = time.monotonic()
-        while not done and time.monotonic() - t < 30:
-            QApplication.processEvents()
-            time.sleep(0.01)
-        doc.waitForDone()
-        masks = [c for c in node.childNodes() if c.type() == "transparencymask"]
-        assert bytes(node.pixelData(0, 0, W, H)) == px  # layer pixels untouched
-        if hasattr(doc, "createTransparencyMask"):  # Krita 5.2+
-            assert done == ["done"], (done, panel.error_text())
-            mask_px = bytes(masks[0].pixelData(0, 0, W, H))
-            assert len(masks) == 1 and mask_px[2 * W + 3] == 255 and mask_px[0] == 0, mask_px
-        else:  # Krita 5.1: no pixel access to new masks; the panel says so
-            assert done == ["failed"] and "Krita 5.2 or newer" in panel.error_text(), done
-            assert masks == []
-        print("krita", k.version(), done, panel.error_text(), flush=True)
-''')
+def test_panel_finds_the_engine_again_after_a_restart(qtbot):
+    doc, adapter = doc_and_adapter()
+    doc.setSelection(FakeSelection(box(1, 1, 3, 2)))
+    made = []
+    panel = RefinePanel(adapter, client_factory=lambda: made.append(_Client(len(made))) or made[-1])
+    qtbot.addWidget(panel)
+    panel.set_source("selection")
+    assert _refine(qtbot, panel) == "done"
+    assert _refine(qtbot, panel) == "done" and len(made) == 1  # alive: reused
+    made[0].up = False  # the service went away (restarted on another port)
+    assert _refine(qtbot, panel) == "done"
+    assert len(made) == 2 and panel._client is made[1]
 
 
-@pytest.mark.skipif(shutil.which("kritarunner") is None, reason="Krita (kritarunner) is not installed")
-def test_panel_and_adapter_inside_real_krita(tmp_path):
-    (tmp_path / "rm_krita_check.py").write_text(KRITA_SCRIPT)
-    # Krita builds a resource database on first start (~20 s); keep it between runs in
-    # a folder of its own so the artist's real Krita settings are never touched.
-    xdg = Path(tempfile.gettempdir()) / "refine-matte-test-krita-xdg"
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
-               PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT / "plugin")]),
-               XDG_CONFIG_HOME=str(xdg / "config"), XDG_DATA_HOME=str(xdg / "data"),
-               XDG_CACHE_HOME=str(xdg / "cache"))
-    env.pop("REFINE_MATTE_QT", None)
-    proc = subprocess.run(["kritarunner", "-s", "rm_krita_check"], env=env, cwd=str(tmp_path),
-                          capture_output=True, text=True, timeout=180)
-    out = proc.stdout + proc.stderr  # kritarunner may crash on exit, so read the marker
-    if "KRITA-OK" not in out and "No module named 'PyQt5'" in out:
-        pytest.skip("Krita's Python has no PyQt5 (install python3-pyqt5)")
-    assert "KRITA-OK" in out, out[-4000:]
+def test_engine_python_prefers_the_variable_then_the_recorded_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("REFINE_MATTE_PYTHON", raising=False)
+    assert client_mod.engine_python(str(tmp_path)) is None
+    (tmp_path / "engine.json").write_text(json.dumps({"python": str(tmp_path / "gone")}))
+    assert client_mod.engine_python(str(tmp_path)) is None  # a removed venv is not used
+    (tmp_path / "engine.json").write_text(json.dumps({"python": sys.executable}))
+    assert client_mod.engine_python(str(tmp_path)) == sys.executable
+    monkeypatch.setenv("REFINE_MATTE_PYTHON", "/opt/engine/bin/python")
+    assert client_mod.engine_python(str(tmp_path)) == "/opt/engine/bin/python"
+
+
+def test_default_factory_starts_the_recorded_engine_or_only_connects(monkeypatch):
+    from refine_matte import panel as panel_mod
+    calls = []
+    monkeypatch.setattr(client_mod.EngineClient, "ensure_running",
+                        classmethod(lambda cls, python=None, **kw: calls.append(("start", python))))
+    monkeypatch.setattr(client_mod.EngineClient, "discover",
+                        classmethod(lambda cls, *a, **kw: calls.append(("discover",))))
+    monkeypatch.setattr(client_mod, "engine_python", lambda: "/venv/bin/python")
+    panel_mod._default_client_factory()
+    monkeypatch.setattr(client_mod, "engine_python", lambda: None)
+    panel_mod._default_client_factory()
+    assert calls == [("start", "/venv/bin/python"), ("discover",)]
+
+
+def test_started_engine_does_not_inherit_the_hosts_python_settings(tmp_path, monkeypatch):
+    seen = tmp_path / "env.json"
+    monkeypatch.setenv("PYTHONHOME", "/usr/lib/krita-python")
+    monkeypatch.setenv("PYTHONPATH", "/usr/lib/krita-python-libs")
+    code = ("import json, os, sys; json.dump({k: os.environ.get(k) for k in "
+            "('PYTHONHOME', 'PYTHONPATH')}, open(sys.argv[1], 'w')); sys.exit(3)")
+    with pytest.raises(client_mod.EngineNotRunning, match="exited with code 3"):
+        client_mod.EngineClient.ensure_running(command=[sys.executable, "-c", code, str(seen)],
+                                               config=str(tmp_path / "cfg"), timeout=30)
+    assert json.loads(seen.read_text()) == {"PYTHONHOME": None, "PYTHONPATH": None}

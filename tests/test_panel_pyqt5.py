@@ -1,4 +1,4 @@
-"""The same panel (and editor window) under PyQt5, as embedded by Krita 5.x.
+"""The same panel (editor window, Krita adapter) under PyQt5, as embedded by Krita 5.x.
 
 Both bindings cannot live in one process, so the check runs in a subprocess with
 REFINE_MATTE_QT=pyqt5.  Skipped only when PyQt5 is not installed.
@@ -76,6 +76,26 @@ SCRIPT = textwrap.dedent(r"""
     assert wide.save(os.path.join(folder, "w.png"))
     layer = edio.load_document(os.path.join(folder, "w.png")).active_layer()
     assert layer.bits == 16 and layer.image.pixelColor(1, 1).rgba64().red() == 0x1234
+
+    # the Krita docker's adapter under Krita 5's binding, on the Krita 5.1 stand-in
+    # (no createTransparencyMask: the selection + action route)
+    from refine_matte.krita_adapter import KritaAdapter
+    from refine_matte.testing import FakeDocument, FakeKrita, FakeSelection
+    kdoc = FakeDocument(8, 6, bytes((200, 90, 30, 255)) * 48, version="5.1")
+    kdoc.setSelection(FakeSelection(bytes(255 if 2 <= i % 8 <= 5 else 0 for i in range(48))))
+    kpanel = RefinePanel(KritaAdapter(FakeKrita(kdoc), selection_factory=FakeSelection),
+                         client=FakeEngineClient())
+    kpanel.set_source("selection")
+    kpanel.band_slider.setValue(1)
+    outcome = []
+    kpanel.jobFinished.connect(outcome.append)
+    assert kpanel.refine(), kpanel.error_text()
+    deadline = time.monotonic() + 20
+    while not outcome and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.005)
+    assert outcome == ["done"], (outcome, kpanel.error_text())
+    assert [m.name() for m in kdoc.layer.childNodes()] == ["Refine Matte"]
 
     win = EditorWindow(client=FakeEngineClient(),
                        settings=QtCore.QSettings(sys.argv[1], QtCore.QSettings.Format.IniFormat))

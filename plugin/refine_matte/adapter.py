@@ -7,7 +7,10 @@ panel already has Qt; no editor- or host-specific types appear here.
 Contract for implementers:
 - ``active_image`` returns the active layer's own pixels at document size;
 - ``add_layer_mask`` adds a *new* mask node holding the refined alpha, as one
-  undoable step of the host, and never modifies the layer's pixels.
+  undoable step of the host, and never modifies the layer's pixels.  A host
+  whose masks multiply (Krita) replaces its own earlier Refine Matte mask and
+  switches other masks off rather than multiplying them, and says so in the
+  note it returns.
 """
 
 from __future__ import annotations
@@ -58,11 +61,12 @@ class HostAdapter(abc.ABC):
         """The active layer's effective mask as a grey image, or None if it has none."""
 
     @abc.abstractmethod
-    def add_layer_mask(self, alpha: "QtGui.QImage", name: str = "Refine Matte") -> None:
+    def add_layer_mask(self, alpha: "QtGui.QImage", name: str = "Refine Matte") -> Optional[str]:
         """Attach ``alpha`` (grey, document size) to the active layer as a new mask node.
 
         Must be one undoable step in the host and must not change the layer's pixels.
-        Raises HostError when the layer cannot take a mask.
+        Returns an optional note for the artist (e.g. which older masks were replaced
+        or switched off), or None.  Raises HostError when the layer cannot take a mask.
         """
 
     def document_id(self) -> Optional[str]:

@@ -22,6 +22,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 CONFIG_ENV = "REFINE_MATTE_CONFIG_DIR"
 PYTHON_ENV = "REFINE_MATTE_PYTHON"
+#: written next to this module by ``installer/krita.py``: {"python": engine interpreter}
+ENGINE_FILE = "engine.json"
 TOKEN_FILE = "token"
 SERVICE_FILE = "service.json"
 LOG_FILE = "service.log"
@@ -60,6 +62,28 @@ def config_dir() -> str:
         return os.path.join(home, "Library", "Application Support", "Refine Matte")
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
     return os.path.join(base, "refine-matte")
+
+
+def engine_python(package_dir: Optional[str] = None) -> Optional[str]:
+    """The engine environment's interpreter for starting ``diffmatte serve``, or None.
+
+    ``REFINE_MATTE_PYTHON`` wins; else the interpreter that ``installer/krita.py``
+    recorded in ``engine.json`` beside this module, if that file still exists.  A
+    host's embedded Python (Krita's) cannot run the engine itself, so None means
+    "only connect to a service that is already running".
+    """
+    forced = os.environ.get(PYTHON_ENV, "").strip()
+    if forced:
+        return forced
+    path = os.path.join(package_dir or os.path.dirname(os.path.abspath(__file__)), ENGINE_FILE)
+    try:
+        with open(path, "r", encoding="utf-8") as fh:
+            python = json.load(fh).get("python")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(python, str) and python and os.path.isfile(python):
+        return python
+    return None
 
 
 def _b64(data: bytes) -> str:
@@ -128,11 +152,18 @@ class EngineClient:
         except EngineNotRunning:
             pass
         directory = config or config_dir()
+        foreign = command is not None
         if command is None:
             interpreter = python or os.environ.get(PYTHON_ENV) or sys.executable
+            foreign = interpreter != sys.executable
             command = [interpreter, "-m", "diffmatte", "serve"]
         argv = list(command) + list(args)
         env = dict(os.environ)
+        if foreign:
+            # A host application's own Python settings must not leak into another
+            # environment's interpreter (Krita sets them for its embedded Python).
+            env.pop("PYTHONHOME", None)
+            env.pop("PYTHONPATH", None)
         if config:
             env[CONFIG_ENV] = config
         os.makedirs(directory, exist_ok=True)
@@ -168,6 +199,14 @@ class EngineClient:
         proc.terminate()
         raise EngineNotRunning("the engine service did not come up within %.0f s:\n%s"
                                % (timeout, _tail(log_path)))
+
+    def alive(self, timeout: float = 2.0) -> bool:
+        """Whether the service still answers at this address with this token."""
+        try:
+            self._request("GET", "/v1/info", timeout=timeout)
+        except EngineError:
+            return False
+        return True
 
     # -- HTTP ---------------------------------------------------------------------------
     def _connection(self, timeout: Optional[float]) -> http.client.HTTPConnection:

@@ -1,30 +1,51 @@
-"""KritaAdapter: HostAdapter over Krita's scripting API (libkis).
+"""KritaAdapter: HostAdapter over Krita's scripting API (libkis), Krita 5.1 to 6.x.
 
-Reads the active node's pixels and the document selection with
-``pixelData``, and adds the matte as a new transparency mask whose pixels are
-written *before* it is inserted, so inserting it is the only document change
-(one undo step where Krita records node additions as commands).  The layer's
-own pixels are never written.
+Reads the active layer's pixels and the document selection with ``pixelData`` and
+adds the matte as a new transparency mask; the layer's own pixels are never written.
+Two ways to add the mask, chosen by what the running Krita offers (not by its
+version string):
 
-Checked against Krita 5.1.5 (Debian) with ``kritarunner``: reading pixels and
-the selection works; 5.1's API cannot write mask pixels, which the adapter
-detects and reports instead of adding an empty mask.  The Krita 5.2+ path
-(``TransparencyMask.setSelection``) is exercised only against an imitation.
+- ``Document.createTransparencyMask`` (Krita 5.2 and later): the mask gets the matte
+  through ``setSelection`` (or ``setPixelData``) before ``addChildNode`` inserts it,
+  so inserting it is the one undoable change;
+- Krita's own ``add_new_transparency_mask`` action (Krita 5.1, whose scripting API has
+  no transparency masks): the matte becomes the selection, the action turns it into a
+  mask as one undo step, and the artist's own selection is put back afterwards.
+
+Krita multiplies all visible transparency masks of a layer, so before adding, an
+earlier "Refine Matte" mask is removed (an undoable step of its own) and other
+visible transparency masks are switched off; the returned note says which.  Checked
+in the real hosts by ``tests/hosts/krita.sh`` (Krita 5.1.5, 5.3.x, 6.0.x).
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 from .adapter import HostAdapter, HostError, NoImageError
 from .qt import QtCore, QtGui
 
 Fmt = QtGui.QImage.Format
-_LAYER_TYPES = ("paintlayer",)
+MASK_TYPE = "transparencymask"
+#: Krita's action that makes a transparency mask from the selection (Layer > Add).
+MASK_ACTION = "add_new_transparency_mask"
 
 
 def _bytes(data: Any) -> bytes:
     return bytes(data) if not isinstance(data, bytes) else data
+
+
+def _is_mask(node: Any) -> bool:
+    return node is not None and str(node.type()).endswith("mask")
+
+
+def _masks(layer: Any) -> List[Any]:
+    return [c for c in layer.childNodes() if c.type() == MASK_TYPE]
+
+
+def _uid(node: Any) -> str:
+    uid = node.uniqueId()
+    return uid.toString() if hasattr(uid, "toString") else str(uid)
 
 
 class KritaAdapter(HostAdapter):
@@ -32,7 +53,7 @@ class KritaAdapter(HostAdapter):
 
     host_name = "Krita"
 
-    def __init__(self, krita: Any = None, selection_factory: Any = None) -> None:
+    def __init__(self, krita: Any = None, selection_factory: Optional[Callable[[], Any]] = None) -> None:
         if krita is None:
             from krita import Krita  # type: ignore[import-not-found]
             krita = Krita.instance()
@@ -50,16 +71,20 @@ class KritaAdapter(HostAdapter):
             raise NoImageError("No image: open a document in Krita first.")
         return doc
 
-    def _node(self) -> Any:
+    def _layer(self) -> Tuple[Any, Any, Any]:
+        """(document, paint layer, active mask or None); an active mask means its layer."""
         doc = self._doc()
         node = doc.activeNode()
-        if node is None or node.type() not in _LAYER_TYPES:
-            raise NoImageError("Select a paint layer (not a group, mask or vector layer).")
-        return doc, node
+        mask = None
+        if _is_mask(node):
+            mask, node = node, node.parentNode()
+        if node is None or node.type() != "paintlayer":
+            raise NoImageError("Select a paint layer (not a group, vector or file layer).")
+        return doc, node, mask
 
     # ----------------------------------------------------------- interface
     def active_image(self) -> "QtGui.QImage":
-        doc, node = self._node()
+        doc, node, _ = self._layer()
         w, h = doc.width(), doc.height()
         model, depth = node.colorModel(), node.colorDepth()
         if model != "RGBA" or depth not in ("U8", "U16"):
@@ -82,58 +107,107 @@ class KritaAdapter(HostAdapter):
         return _grey(_bytes(sel.pixelData(0, 0, w, h)), w, h)
 
     def layer_mask(self) -> Optional["QtGui.QImage"]:
-        doc, node = self._node()
-        masks = [c for c in node.childNodes() if c.type() == "transparencymask"]
-        if not masks:
-            return None
+        """The active transparency mask, else the layer's topmost visible one."""
+        doc, node, active = self._layer()
+        if active is not None and active.type() == MASK_TYPE:
+            mask = active
+        else:
+            shown = [m for m in _masks(node) if m.visible()]
+            if not shown:
+                return None
+            mask = shown[-1]  # childNodes() lists bottom to top
         w, h = doc.width(), doc.height()
-        return _grey(_bytes(masks[-1].pixelData(0, 0, w, h)), w, h)
+        return _grey(_bytes(mask.pixelData(0, 0, w, h)), w, h)
 
-    def add_layer_mask(self, alpha: "QtGui.QImage", name: str = "Refine Matte") -> None:
-        doc, node = self._node()
+    def add_layer_mask(self, alpha: "QtGui.QImage", name: str = "Refine Matte") -> Optional[str]:
+        doc, layer, _ = self._layer()
         w, h = doc.width(), doc.height()
         if alpha.width() != w or alpha.height() != h:
             raise HostError(f"The matte is {alpha.width()}x{alpha.height()} but the image is "
                             f"{w}x{h}.")
-        grey = alpha.convertToFormat(Fmt.Format_Grayscale8)
-        ptr = grey.constBits()
-        ptr.setsize(grey.bytesPerLine() * h)
-        rows = bytes(ptr)
-        if grey.bytesPerLine() != w:  # drop row padding: Krita wants tightly packed rows
-            rows = b"".join(rows[y * grey.bytesPerLine(): y * grey.bytesPerLine() + w]
-                            for y in range(h))
-        if hasattr(doc, "createTransparencyMask"):
-            mask = doc.createTransparencyMask(name)
-        else:  # Krita < 5.2
-            mask = doc.createNode(name, "transparencymask")
+        rows = _packed_grey(alpha)
+        use_api = hasattr(doc, "createTransparencyMask")
+        action = None if use_api else self._krita.action(MASK_ACTION)
+        if not use_api and action is None:
+            raise HostError("This Krita offers neither createTransparencyMask nor the "
+                            f"'{MASK_ACTION}' action, so the matte cannot become a mask. "
+                            "Save the matte from the panel instead.")
+        notes = []
+        # Replace, never multiply: our earlier mask goes (undoable), others are switched off.
+        for old in _masks(layer):
+            if old.name() == name:
+                old.remove()
+                notes.append(f"Replaced the earlier '{name}' mask (Undo twice to get it back).")
+        if use_api:
+            mask = self._add_with_api(doc, layer, rows, w, h, name)
+        else:
+            mask = self._add_with_action(doc, layer, action, rows, w, h, name)
+        doc.refreshProjection()
+        doc.waitForDone()
+        if _bytes(mask.pixelData(0, 0, w, h)) != rows:
+            mask.remove()
+            raise HostError("Krita did not store the matte in the new mask, so it was removed "
+                            "again. Save the matte from the panel instead.")
+        for other in _masks(layer):
+            if _uid(other) != _uid(mask) and other.visible():
+                other.setVisible(False)
+                notes.append(f"Switched off the mask '{other.name()}' so the masks do not "
+                             "multiply; switch it back on to combine them.")
+        return " ".join(notes) or None
+
+    def _add_with_api(self, doc: Any, layer: Any, rows: bytes, w: int, h: int, name: str) -> Any:
+        """Krita 5.2+: fill a new TransparencyMask, then insert it (one undo step)."""
+        mask = doc.createTransparencyMask(name)
         if mask is None:
             raise HostError("Krita could not create a transparency mask.")
-        self._fill_mask(mask, rows, w, h)
-        if not node.addChildNode(mask, None):
-            raise HostError("Krita refused to add the mask to the active layer.")
-        doc.refreshProjection()
-
-    def _fill_mask(self, mask: Any, rows: bytes, w: int, h: int) -> None:
-        """Write the matte into a mask that is not in the document yet."""
-        if hasattr(mask, "setSelection"):  # Krita 5.2+: TransparencyMask owns a Selection
+        if hasattr(mask, "setSelection"):
             sel = self._selection_factory()
             sel.setPixelData(QtCore.QByteArray(rows), 0, 0, w, h)
             mask.setSelection(sel)
-            return
-        mask.setPixelData(QtCore.QByteArray(rows), 0, 0, w, h)
-        # Krita 5.1's scripting API hands out masks without pixel access: writes are
-        # silently dropped, so check instead of adding an all-opaque mask.
-        if len(_bytes(mask.pixelData(0, 0, w, h))) != w * h:
-            raise HostError("This Krita version cannot set a mask's pixels from Python "
-                            "(Krita 5.2 or newer can). Save the alpha with the standalone "
-                            "editor instead.")
+        else:
+            mask.setPixelData(QtCore.QByteArray(rows), 0, 0, w, h)
+        if not layer.addChildNode(mask, None):
+            raise HostError("Krita refused to add the mask to the active layer.")
+        return mask
+
+    def _add_with_action(self, doc: Any, layer: Any, action: Any, rows: bytes, w: int, h: int,
+                         name: str) -> Any:
+        """Krita 5.1: matte -> selection -> Krita's "add transparency mask" action."""
+        previous = doc.selection()  # a copy; put back after the action consumed ours
+        before = {_uid(m) for m in _masks(layer)}
+        sel = self._selection_factory()
+        sel.setPixelData(QtCore.QByteArray(rows), 0, 0, w, h)
+        doc.setSelection(sel)
+        doc.setActiveNode(layer)  # the action works on the view's active node
+        action.trigger()
+        doc.waitForDone()
+        if previous is not None:
+            doc.setSelection(previous)
+        added = [m for m in _masks(layer) if _uid(m) not in before]
+        if len(added) != 1:
+            raise HostError("Krita's 'add transparency mask' action did not add a mask to the "
+                            "active layer (is the image shown in the active view?).")
+        added[0].setName(name)
+        return added[0]
 
     def document_id(self) -> Optional[str]:
-        doc = self._krita.activeDocument()
-        if doc is None:
+        try:
+            doc, layer, _ = self._layer()
+        except HostError:
             return None
-        node = doc.activeNode()
-        return f"{doc.fileName()}:{node.uniqueId().toString() if node else ''}"
+        return f"{doc.fileName()}:{_uid(layer)}"
+
+
+def _packed_grey(alpha: "QtGui.QImage") -> bytes:
+    """8-bit grey bytes without row padding (Krita wants tightly packed rows)."""
+    grey = alpha.convertToFormat(Fmt.Format_Grayscale8)
+    w, h, bpl = grey.width(), grey.height(), grey.bytesPerLine()
+    ptr = grey.constBits()
+    ptr.setsize(bpl * h)
+    rows = bytes(ptr)
+    if bpl != w:
+        rows = b"".join(rows[y * bpl: y * bpl + w] for y in range(h))
+    return rows
 
 
 def _grey(raw: bytes, w: int, h: int) -> "QtGui.QImage":

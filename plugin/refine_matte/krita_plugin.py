@@ -1,12 +1,22 @@
-"""Krita entry point: registers the Refine Matte docker.
+"""Krita entry point: registers the Refine Matte docker (Krita 5.x/PyQt5 and 6.x/PyQt6).
 
-The docker hosts the shared panel with a :class:`KritaAdapter` and finds a
-running engine service (``diffmatte serve``); it never starts one itself.
+The docker hosts the shared panel with a :class:`KritaAdapter`.  The panel finds a
+running engine service (``diffmatte serve``) and, when none runs, starts one with
+the engine environment that ``installer/krita.py`` recorded (see
+:func:`refine_matte.client.engine_python`).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+DOCKER_ID = "refine_matte_docker"
+
+
+def _dock_right(base: Any) -> Any:
+    """``DockRight`` under PyQt6's scoped enums (Krita 6) and PyQt5's (Krita 5.1+)."""
+    scoped = getattr(base, "DockPosition", None)
+    return getattr(scoped, "DockRight") if scoped is not None else base.DockRight
 
 
 def register() -> None:
@@ -27,5 +37,4 @@ def register() -> None:
             self.panel.refresh()
 
     Krita.instance().addDockWidgetFactory(
-        DockWidgetFactory("refine_matte_docker", DockWidgetFactoryBase.DockRight,
-                          RefineMatteDocker))
+        DockWidgetFactory(DOCKER_ID, _dock_right(DockWidgetFactoryBase), RefineMatteDocker))

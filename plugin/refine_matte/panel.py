@@ -34,8 +34,16 @@ MASK_NAME = "Refine Matte"  # one mask of this name per layer: a new refine repl
 
 
 def _default_client_factory() -> Any:
-    """Find a running engine service (never starts one: a host plugin must not)."""
-    from .client import EngineClient  # stdlib-only; imported lazily so tests can inject
+    """Find the running engine service, or start one from the recorded engine environment.
+
+    Without a known engine interpreter (``REFINE_MATTE_PYTHON`` or the ``engine.json``
+    that ``installer/krita.py`` writes) it only connects: a host's embedded Python
+    cannot run the engine itself.
+    """
+    from .client import EngineClient, engine_python  # stdlib-only; lazy so tests can inject
+    python = engine_python()
+    if python:
+        return EngineClient.ensure_running(python=python)
     return EngineClient.discover()
 
 
@@ -86,8 +94,10 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.adapter = adapter
         self._client = client
         self._client_factory = client_factory or _default_client_factory
+        self._client_from_factory = False  # only those are re-discovered after a restart
         self._client_lock = threading.Lock()
-        self.last_alpha: Optional["QtGui.QImage"] = None  # the matte delivered last
+        #: the last matte the engine returned (kept when the host could not take it)
+        self.last_alpha: Optional["QtGui.QImage"] = None
         self.job: Optional[RefineJob] = None
         self._job_spec: Optional[JobSpec] = None
         self._spec_image: Any = None
@@ -120,6 +130,10 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             " border-radius: 3px; padding: 4px; }")
         self.error_label.hide()
         lay.addWidget(self.error_label)
+        self.save_matte_button = QtWidgets.QPushButton("Save matte…")
+        self.save_matte_button.setToolTip("Save the refined matte as a 16-bit PNG or TIFF")
+        self.save_matte_button.hide()  # shown when a computed matte could not be applied
+        lay.addWidget(self.save_matte_button)
 
         src_box = QtWidgets.QGroupBox("Trimap source")
         form = QtWidgets.QFormLayout(src_box)
@@ -252,6 +266,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.band_slider.valueChanged.connect(self._sync_band_label)
         self.refine_button.clicked.connect(self.refine)
         self.cancel_button.clicked.connect(self.cancel)
+        self.save_matte_button.clicked.connect(self._ask_save_matte)
         self._sync_band_label(self.band_slider.value())
 
     def install_shortcuts(self, scope: QtWidgets.QWidget,
@@ -355,6 +370,27 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
     def clear_error(self) -> None:
         self.error_label.clear()
         self.error_label.hide()
+        self.save_matte_button.hide()
+
+    def save_matte(self, path: str, bits: int = 16) -> None:
+        """Write the last computed matte to ``path`` (PNG/TIFF, atomically)."""
+        from .editor.io import save_alpha  # Qt + stdlib only
+        if self.last_alpha is None:
+            raise ValueError("there is no computed matte to save")
+        save_alpha(path, self.last_alpha, bits)
+
+    def _ask_save_matte(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Save matte", "matte.png", "PNG (*.png);;TIFF (*.tif *.tiff)")
+        if not path:
+            return
+        try:
+            self.save_matte(path)
+        except (OSError, ValueError) as exc:
+            self.show_error(f"Could not save the matte: {exc}")
+            self.save_matte_button.show()
+            return
+        self.status_label.setText(f"Saved the matte to {path}.")
 
     def error_text(self) -> str:
         return self.error_label.text() if self.error_label.isVisibleTo(self) else ""
@@ -383,9 +419,19 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.canvas.set_alpha(mask)
 
     def _get_client(self) -> Any:
+        """The engine client (called on the worker thread).
+
+        A client the panel found itself is checked first, so an engine that was
+        restarted (new port or token) is found again instead of failing every click.
+        """
         with self._client_lock:
+            if self._client is not None and self._client_from_factory:
+                alive = getattr(self._client, "alive", None)
+                if alive is not None and not alive():
+                    self._client = None
             if self._client is None:
                 self._client = self._client_factory()
+                self._client_from_factory = True
             return self._client
 
     def _build_spec(self) -> JobSpec:
@@ -524,14 +570,14 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         outcome = "done"
         self._remember_raw(alpha, self._spec_image)
         alpha = self.edged_alpha(alpha)  # edge controls; the raw matte is kept for re-renders
-        self.last_alpha = alpha
+        self.last_alpha = alpha  # kept (and shown) even when the host cannot take it
+        self.canvas.set_alpha(alpha)
         try:
             if self.adapter is None:
                 raise NoImageError("No host document is connected to the panel.")
             if self._target_id() != self._job_target:
                 raise HostError("The document or active layer changed while refining, so the "
                                 "matte was not applied. Run Refine Matte again.")
-            self.canvas.set_alpha(alpha)
             note = self.adapter.add_layer_mask(alpha, MASK_NAME)
             self.status_label.setText("Done: the matte was added as a new layer mask."
                                       + (f" {note}" if note else ""))
@@ -540,7 +586,9 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         except Exception as exc:  # noqa: BLE001 - a host bug must not leave the panel busy
             if not isinstance(exc, HostError):
                 traceback.print_exc()
-            self.show_error(describe_error(exc))
+            self.show_error(describe_error(exc) + "\nThe refined matte is kept: use "
+                            "\"Save matte…\" to save it.")
+            self.save_matte_button.show()
             outcome = "failed"
         finally:
             self._end_job(outcome)

@@ -1,6 +1,6 @@
-"""FakeEngineClient: a Qt-only stand-in for EngineClient, for UI tests and demos.
+"""Test doubles: FakeEngineClient (for EngineClient) and a Krita stand-in (FakeKrita).
 
-It implements the same methods and callback protocol as
+FakeEngineClient implements the same methods and callback protocol as
 ``refine_matte.client.EngineClient`` with simple, deterministic image
 operations (no model), and can be slowed down or told to fail so the panel's
 progress, cancel and error paths can be exercised without the service.
@@ -134,3 +134,181 @@ class FakeEngineClient:
         if cancel_event is not None and cancel_event.is_set():
             raise JobCancelled("cancelled")
         return imaging.qimage_to_png(trimap.convertToFormat(Fmt.Format_Grayscale16))
+
+
+# ====================================================================== Krita stand-in
+# What tests/hosts/krita.sh observed in the real Krita 5.1.5, 5.3.4 and 6.0.4 GUIs,
+# reduced to what KritaAdapter touches. Byte layouts are Krita's: 8-bit RGBA is
+# B,G,R,A; 16-bit is little-endian BGRA; selections and masks are one byte per pixel.
+# - 5.1 has no createTransparencyMask; its "add_new_transparency_mask" action turns the
+#   selection into a mask on the active layer (the parent, when a mask is active),
+#   clears the selection, and is one undo step that brings the selection back;
+# - 5.2+ has createTransparencyMask; a mask takes pixels via setSelection/setPixelData;
+# - a node added to the document becomes the active node; Node.remove() is one undo
+#   step; setVisible and setName are not undo steps.
+
+
+class FakeSelection:
+    """krita.Selection: w*h bytes, 255 = selected."""
+
+    def __init__(self, data: bytes = b"") -> None:
+        self.data = bytes(data)
+
+    def pixelData(self, x: int, y: int, w: int, h: int) -> Any:  # noqa: N802 (Krita API)
+        return QtCore.QByteArray(self.data)
+
+    def setPixelData(self, data: Any, x: int, y: int, w: int, h: int) -> None:  # noqa: N802
+        self.data = bytes(data)
+
+
+class FakeNode:
+    """krita.Node (a paint layer or a transparency mask)."""
+
+    def __init__(self, doc: "FakeDocument", kind: str, name: str = "", data: bytes = b"",
+                 model: str = "RGBA", depth: str = "U8") -> None:
+        self.doc, self.kind, self.node_name, self.data = doc, kind, name, bytes(data)
+        self.model, self.depth, self.shown = model, depth, True
+        self.children: List["FakeNode"] = []
+        self.parent: Optional["FakeNode"] = None
+        self.uid = QtCore.QUuid.createUuid()
+
+    def type(self) -> str:
+        return self.kind
+
+    def name(self) -> str:
+        return self.node_name
+
+    def setName(self, name: str) -> None:  # noqa: N802
+        self.node_name = name
+
+    def uniqueId(self) -> Any:  # noqa: N802
+        return self.uid
+
+    def colorModel(self) -> str:  # noqa: N802
+        return self.model
+
+    def colorDepth(self) -> str:  # noqa: N802
+        return self.depth
+
+    def visible(self) -> bool:
+        return self.shown
+
+    def setVisible(self, shown: bool) -> None:  # noqa: N802
+        self.shown = bool(shown)
+
+    def parentNode(self) -> Optional["FakeNode"]:  # noqa: N802
+        return self.parent
+
+    def childNodes(self) -> List["FakeNode"]:  # noqa: N802
+        return list(self.children)
+
+    def pixelData(self, x: int, y: int, w: int, h: int) -> Any:  # noqa: N802
+        return QtCore.QByteArray(self.data)
+
+    def setPixelData(self, data: Any, x: int, y: int, w: int, h: int) -> bool:  # noqa: N802
+        self.data = bytes(data)
+        return True
+
+    def setSelection(self, sel: FakeSelection) -> None:  # noqa: N802 (5.2+ TransparencyMask)
+        self.data = sel.data
+
+    def addChildNode(self, child: "FakeNode", above: Any) -> bool:  # noqa: N802
+        def undo() -> None:
+            self.children.remove(child)
+        self.children.append(child)
+        child.parent = self
+        self.doc.active = child
+        self.doc.undo_stack.append(("Add Layer", undo))
+        return True
+
+    def remove(self) -> bool:
+        parent, index = self.parent, self.parent.children.index(self)
+        parent.children.remove(self)
+        self.doc.undo_stack.append(("Remove Layer", lambda: parent.children.insert(index, self)))
+        return True
+
+
+class FakeDocument:
+    """krita.Document of Krita 5.1 (``version="5.1"``) or 5.2+ (anything else)."""
+
+    def __init__(self, w: int, h: int, layer_data: bytes, version: str = "5.3",
+                 depth: str = "U8", model: str = "RGBA") -> None:
+        self.w, self.h, self.version = w, h, version
+        self.undo_stack: List[Any] = []
+        self.sel: Optional[FakeSelection] = None
+        self.layer = FakeNode(self, "paintlayer", "Background", layer_data, model, depth)
+        self.active: Optional[FakeNode] = self.layer
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "createTransparencyMask" and self.version != "5.1":
+            return lambda mask_name: FakeNode(self, "transparencymask", mask_name, bytes(self.w * self.h))
+        raise AttributeError(name)
+
+    def width(self) -> int:
+        return self.w
+
+    def height(self) -> int:
+        return self.h
+
+    def fileName(self) -> str:  # noqa: N802
+        return ""
+
+    def activeNode(self) -> Optional[FakeNode]:  # noqa: N802
+        return self.active
+
+    def setActiveNode(self, node: FakeNode) -> None:  # noqa: N802
+        self.active = node
+
+    def selection(self) -> Optional[FakeSelection]:
+        return FakeSelection(self.sel.data) if self.sel is not None else None
+
+    def setSelection(self, sel: Optional[FakeSelection]) -> None:  # noqa: N802 (no undo step)
+        self.sel = FakeSelection(sel.data) if sel is not None else None
+
+    def refreshProjection(self) -> None:  # noqa: N802
+        pass
+
+    def waitForDone(self) -> None:  # noqa: N802
+        pass
+
+    def undo(self) -> str:
+        """What ``edit_undo`` does: revert the last undo step; returns its name."""
+        name, revert = self.undo_stack.pop()
+        revert()
+        return name
+
+    def add_mask_from_selection(self) -> None:
+        """Krita's ``add_new_transparency_mask`` action."""
+        layer = self.active.parent if self.active.kind.endswith("mask") else self.active
+        data = self.sel.data if self.sel is not None else bytes([255]) * (self.w * self.h)
+        mask = FakeNode(self, "transparencymask", f"Transparency Mask {len(layer.children) + 1}", data)
+        taken, self.sel = self.sel, None
+        layer.children.append(mask)
+        mask.parent, self.active = layer, mask
+
+        def undo() -> None:
+            layer.children.remove(mask)
+            self.sel = taken
+        self.undo_stack.append(("Add Transparency Mask", undo))
+
+
+class FakeAction:
+    def __init__(self, trigger: Callable[[], Any]) -> None:
+        self.trigger = trigger
+
+
+class FakeKrita:
+    """krita.Krita with one open document (or none)."""
+
+    def __init__(self, doc: Optional[FakeDocument]) -> None:
+        self.doc = doc
+
+    def activeDocument(self) -> Optional[FakeDocument]:  # noqa: N802
+        return self.doc
+
+    def action(self, name: str) -> Optional[FakeAction]:
+        if self.doc is None:
+            return None
+        actions = {"add_new_transparency_mask": self.doc.add_mask_from_selection,
+                   "edit_undo": self.doc.undo}
+        return FakeAction(actions[name]) if name in actions else None

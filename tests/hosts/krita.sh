@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# tests/hosts/krita.sh [5.1|5.3|6.0|all ...]: Refine Matte in real Krita builds.
+#
+#   5.1  Debian 12's own `krita` package on this machine (apt-get installs it if missing)
+#   5.3  Debian's Krita 5.3.x (Qt 5, PyQt5) in a chroot from `sid`
+#   6.0  Debian's Krita 6.x  (Qt 6, PyQt6) in a chroot from `sid` + `experimental`
+#
+# For each host: install the plugin with installer/krita.py (which enables it in
+# kritarc), start the GUI krita under xvfb-run with the test plugin in
+# tests/hosts/scenario/, and let it open a photo, make a rough selection and press
+# Refine Matte in the docker against a real `diffmatte serve`; the scenario checks the
+# mask against the engine's alpha, the layer's pixels, undo/redo, a second refine from
+# the active mask, and an engine restart (5.1: the docker starts the engine itself from
+# the recorded environment; chroots: this script restarts it on a new port).
+# krita's exit status means nothing here, so the verdict comes from results.json.
+#
+# Exit status: 0 when every requested host passed; 1 when one failed; 2 when none
+# failed but one could not be prepared (the reason is printed); 64 for bad arguments.
+# Needs root for apt-get/debootstrap/chroot. Env:
+#   KRITA_HOSTS_DIR   cache for chroots and run folders (default /var/tmp/refine-matte-krita-hosts)
+#   ENGINE_PYTHON     the engine environment's python (default: .venv/bin/python of this checkout)
+#   RM_STEPS          diffusion steps per refine (default 3)
+#   SCREENSHOT_DIR    copy each host's screenshot there as krita_<version>.png
+#   MIRROR            Debian mirror for the chroots (default: the one apt uses)
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+HOSTS_DIR=${KRITA_HOSTS_DIR:-/var/tmp/refine-matte-krita-hosts}
+ENGINE_PY=${ENGINE_PYTHON:-$ROOT/.venv/bin/python}
+STEPS=${RM_STEPS:-3}
+T_START=$(date +%s)
+log() { echo "[krita-hosts +$(( $(date +%s) - T_START ))s] $*"; }
+
+HOSTS=()
+for arg in "${@:-all}"; do
+  case "$arg" in
+    all) HOSTS+=(5.1 5.3 6.0) ;;
+    5.1|5.3|6.0) HOSTS+=("$arg") ;;
+    *) echo "usage: $0 [5.1|5.3|6.0|all ...]" >&2; exit 64 ;;
+  esac
+done
+
+# ------------------------------------------------------------------ preparation
+# Each prepare_* prints the reason and returns non-zero when the host cannot be had.
+prepare_51() {
+  if ! command -v krita >/dev/null || ! command -v xvfb-run >/dev/null \
+     || ! dpkg-query -W python3-pyqt5 >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || { log "5.1: SKIP: krita/xvfb/python3-pyqt5 missing and not root to apt-get them"; return 1; }
+    log "5.1: apt-get install krita python3-pyqt5 xvfb xauth"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get install -y -q --no-install-recommends krita python3-pyqt5 xvfb xauth \
+      || { apt-get update -q && apt-get install -y -q --no-install-recommends krita python3-pyqt5 xvfb xauth; }; } \
+      > "$HOSTS_DIR/apt-5.1.log" 2>&1 \
+      || { log "5.1: SKIP: apt-get failed: $(tail -n 3 "$HOSTS_DIR/apt-5.1.log" | tr '\n' ' ')"; return 1; }
+  fi
+  local ver; ver=$(dpkg-query -W -f '${Version}' krita 2>/dev/null)
+  case "$ver" in
+    *:5.1.*|5.1.*) log "5.1: system krita $ver" ;;
+    *) log "5.1: SKIP: the system's krita is '$ver', not 5.1 (Debian 12 ships 5.1.5)"; return 1 ;;
+  esac
+}
+
+prepare_chroot() {  # VERSION SUITE [EXTRA]
+  local dir="$HOSTS_DIR/chroot-$1"
+  "$HERE/make_chroot.sh" "$dir" "$2" "${3:-}" 2>&1 | sed "s/^/    /"
+  [ "${PIPESTATUS[0]}" = 0 ] || { log "$1: SKIP: the chroot could not be built (see above)"; return 1; }
+  local have; have=$(cat "$dir/.refine-matte-ready")
+  case "$have" in
+    *":$1."*) log "$1: chroot ready: $have" ;;
+    *) log "$1: note: Debian's archive now has $have (not $1.x); testing that" ;;
+  esac
+}
+
+# ------------------------------------------------------------------ the engine
+engine_start() {  # CONFIG_DIR LOG: a `diffmatte serve` on a free port
+  REFINE_MATTE_CONFIG_DIR=$1 OMP_NUM_THREADS=1 nice -n 5 "$ENGINE_PY" -m diffmatte serve --threads 1 \
+    >> "$2" 2>&1 &
+  local i
+  for i in $(seq 1 240); do
+    engine_call "$1" "c.info()" >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  return 1
+}
+
+engine_call() {  # CONFIG_DIR EXPR: evaluate EXPR with c = the discovered EngineClient
+  REFINE_MATTE_CONFIG_DIR=$1 PYTHONPATH="$ROOT/plugin" "$ENGINE_PY" -c \
+    "from refine_matte.client import EngineClient as E; c = E.discover(); print($2)"
+}
+
+engine_stop() {  # CONFIG_DIR: shut down whatever service is published there
+  engine_call "$1" "c.shutdown()" >/dev/null 2>&1 || return 0
+  local i; for i in $(seq 1 40); do engine_call "$1" "c.port" >/dev/null 2>&1 || return 0; sleep 0.5; done
+}
+
+# ------------------------------------------------------------------ one host
+free_display() {  # an X display number nobody uses, on the host or in any chroot
+  local n                 # (a chroot's xvfb-run -a sees only its own /tmp, while the X
+  for n in $(seq $(( 100 + RANDOM % 300 )) 499); do  # abstract sockets are shared)
+    [ -e "/tmp/.X$n-lock" ] || [ -e "/tmp/.X11-unix/X$n" ] && continue
+    grep -q "@/tmp/.X11-unix/X$n\$" /proc/net/unix 2>/dev/null && continue
+    echo "$n"; return
+  done
+  echo 99
+}
+
+MOUNTED=()
+cleanup_mounts() {
+  local m; for m in "${MOUNTED[@]}"; do mountpoint -q "$m" && umount -R "$m"; done; MOUNTED=()
+}
+trap cleanup_mounts EXIT
+
+run_host() {  # VERSION CHROOT_DIR(or empty)
+  local ver=$1 croot=$2 run="$HOSTS_DIR/run-$1"
+  rm -rf "$run"; mkdir -p "$run/home/.config" "$run/config" "$run/out" "$run/input" "$run/xdg-run"
+  chmod 700 "$run/xdg-run"
+  # A real photo and a rough selection (the sample trimap's foreground + unknown band).
+  "$ENGINE_PY" - "$ROOT/diffmatte/samples" "$run/input" <<'PY' || return 1
+import sys
+from PIL import Image
+src, dst = sys.argv[1:]
+Image.open(src + "/sample_image.png").convert("RGB").save(dst + "/photo.png")
+Image.open(src + "/sample_trimap.png").convert("L").point(lambda v: 255 if v >= 128 else 0).save(dst + "/rough.png")
+PY
+  local pykrita="$run/home/.local/share/krita/pykrita"
+  log "$ver: installing the plugin: python3 installer/krita.py --pykrita $pykrita --kritarc $run/home/.config/kritarc"
+  python3 "$ROOT/installer/krita.py" --pykrita "$pykrita" --kritarc "$run/home/.config/kritarc" \
+    --engine-python "$ENGINE_PY" > "$run/install.log" 2>&1 \
+    || { log "$ver: FAIL: installer/krita.py: $(tail -n 3 "$run/install.log")"; return 1; }
+  grep -q '^enable_refine_matte=true$' "$run/home/.config/kritarc" \
+    || { log "$ver: FAIL: the installer did not enable the plugin in kritarc"; return 1; }
+  cp -r "$HERE/scenario/rm_host_scenario" "$HERE/scenario/rm_host_scenario.desktop" "$pykrita/"
+  sed -i 's/^\[python\]$/[python]\nenable_rm_host_scenario=true/' "$run/home/.config/kritarc"
+
+  local restart=auto prefix=()
+  if [ -n "$croot" ]; then
+    # Same absolute path inside the chroot, so config/service.json paths agree.
+    mkdir -p "$croot$run"; mount --bind "$run" "$croot$run"; MOUNTED+=("$croot$run")
+    mountpoint -q "$croot/proc" || { mount -t proc proc "$croot/proc"; MOUNTED+=("$croot/proc"); }
+    mountpoint -q "$croot/dev" || { mount --rbind /dev "$croot/dev"; MOUNTED+=("$croot/dev"); }
+    mountpoint -q "$croot/sys" || { mount --rbind /sys "$croot/sys"; MOUNTED+=("$croot/sys"); }
+    prefix=(chroot "$croot")
+    restart=external  # the recorded engine python lives outside the chroot
+    log "$ver: starting diffmatte serve (outside the chroot; the docker finds it)"
+    engine_start "$run/config" "$run/engine.log" || { log "$ver: FAIL: the engine did not start"; return 1; }
+  fi
+  log "$ver: krita under xvfb-run (scenario: selection refine, undo/redo, refine from the active mask, engine restart=$restart)"
+  local attempt krc t0
+  for attempt in 1 2; do
+    t0=$(date +%s)
+    "${prefix[@]}" env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 \
+      HOME="$run/home" XDG_CONFIG_HOME="$run/home/.config" XDG_DATA_HOME="$run/home/.local/share" \
+      XDG_CACHE_HOME="$run/home/.cache" XDG_RUNTIME_DIR="$run/xdg-run" \
+      REFINE_MATTE_CONFIG_DIR="$run/config" OMP_NUM_THREADS=1 \
+      RM_PHOTO="$run/input/photo.png" RM_ROUGH="$run/input/rough.png" RM_OUT="$run/out" \
+      RM_STEPS="$STEPS" RM_RESTART="$restart" \
+      timeout 900 xvfb-run -n "$(free_display)" -e "$run/xvfb.log" -s "-screen 0 1400x1000x24" \
+      krita --nosplash > "$run/krita.log" 2>&1 &
+    local kpid=$!
+    while kill -0 "$kpid" 2>/dev/null; do
+      if [ -f "$run/out/restart-engine" ] && [ ! -f "$run/out/engine-restarted" ]; then
+        log "$ver: the scenario asks for an engine restart"
+        engine_stop "$run/config"
+        engine_start "$run/config" "$run/engine.log" && touch "$run/out/engine-restarted"
+      fi
+      sleep 1
+    done
+    wait "$kpid"; krc=$?
+    log "$ver: krita ended after $(( $(date +%s) - t0 ))s (exit $krc)"
+    # Seen twice here: Krita started before Xvfb accepted connections. Only that is retried.
+    if [ $attempt = 1 ] && [ ! -f "$run/out/results.json" ] \
+       && grep -q "could not connect to display" "$run/krita.log"; then
+      log "$ver: Krita could not reach Xvfb ($(head -n 1 "$run/krita.log")); retrying once"
+      continue
+    fi
+    break
+  done
+  engine_stop "$run/config"  # the one the docker started (5.1) or ours (chroots)
+  cleanup_mounts
+  grep -E "Error loading plugin|Traceback" "$run/krita.log" | head -n 5 | sed "s/^/    krita.log: /"
+  "$ENGINE_PY" - "$run/out/results.json" "$ver" <<'PY'
+import json, sys
+path, ver = sys.argv[1:]
+try:
+    r = json.load(open(path))
+except (OSError, ValueError) as exc:
+    print(f"    {ver}: no results ({exc}): the scenario did not run; see krita.log")
+    sys.exit(1)
+print(f"    {ver}: Krita {r.get('krita')} / Qt {r.get('qt')} / {r.get('pyqt')} / Python {r.get('python')}; mask route: {r.get('route')}")
+for c in r["checks"]:
+    print(f"    {ver}: {'PASS' if c['ok'] else 'FAIL'} {c['name']}" + (f" ({c['detail']})" if c["detail"] else ""))
+if r.get("error"):
+    print("    " + r["error"].replace("\n", "\n    "))
+sys.exit(0 if r.get("ok") and r.get("done") and r["checks"] else 1)
+PY
+  local ok=$?
+  if [ $ok = 0 ] && [ -n "${SCREENSHOT_DIR:-}" ] && [ -f "$run/out/screenshot.png" ]; then
+    mkdir -p "$SCREENSHOT_DIR"; cp "$run/out/screenshot.png" "$SCREENSHOT_DIR/krita_$ver.png"
+    log "$ver: screenshot -> $SCREENSHOT_DIR/krita_$ver.png"
+  fi
+  return $ok
+}
+
+# ------------------------------------------------------------------ main
+[ -x "$ENGINE_PY" ] || { echo "no engine python at $ENGINE_PY (run installer/install.py, or set ENGINE_PYTHON)" >&2; exit 2; }
+mkdir -p "$HOSTS_DIR"
+declare -A RESULT
+for ver in "${HOSTS[@]}"; do
+  [ -z "${RESULT[$ver]:-}" ] || continue
+  t0=$(date +%s)
+  log "$ver: preparing"
+  case "$ver" in
+    5.1) prepare_51; p=$?; croot= ;;
+    5.3) prepare_chroot 5.3 sid; p=$?; croot="$HOSTS_DIR/chroot-5.3" ;;
+    6.0) prepare_chroot 6.0 sid experimental; p=$?; croot="$HOSTS_DIR/chroot-6.0" ;;
+  esac
+  log "$ver: preparation took $(( $(date +%s) - t0 ))s"
+  if [ $p != 0 ]; then RESULT[$ver]=SKIP; continue; fi
+  if run_host "$ver" "$croot"; then RESULT[$ver]=PASS; else RESULT[$ver]=FAIL; fi
+  log "$ver: ${RESULT[$ver]} ($(( $(date +%s) - t0 ))s in all)"
+done
+status=0
+summary=""
+for ver in "${!RESULT[@]}"; do
+  summary="$summary $ver=${RESULT[$ver]}"
+  [ "${RESULT[$ver]}" = FAIL ] && status=1
+  [ "${RESULT[$ver]}" = SKIP ] && [ $status = 0 ] && status=2
+done
+log "summary:$summary (exit $status, $(( $(date +%s) - T_START ))s)"
+exit $status

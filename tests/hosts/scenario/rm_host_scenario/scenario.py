@@ -1,0 +1,261 @@
+"""The Refine Matte scenario, run inside a real Krita GUI by tests/hosts/krita.sh.
+
+Opens the photo, makes a rough selection, presses Refine Matte in the docker
+against a real engine service, and checks what Krita's document holds afterwards.
+Every check is appended to ``$RM_OUT/results.json`` as soon as it is known.
+
+Environment: RM_PHOTO, RM_ROUGH (grey PNG, the rough selection), RM_OUT,
+RM_STEPS (diffusion steps), RM_RESTART: ``auto`` (shut the engine down; the
+docker must start a new one), ``external`` (ask tests/hosts/krita.sh to restart it
+on a new port) or ``none``.
+"""
+import json
+import os
+import sys
+import time
+import traceback
+
+from . import pngread
+
+OUT = os.environ.get("RM_OUT", "/tmp/rm-host-out")
+RESULTS = {"checks": [], "ok": False, "done": False}
+RECORD = {}
+MASK = "transparencymask"
+
+
+def _qt():
+    name = "PyQt6" if "PyQt6.QtCore" in sys.modules else "PyQt5"
+    if name == "PyQt5":
+        try:
+            import PyQt5.QtCore  # noqa: F401
+        except ImportError:
+            name = "PyQt6"
+    mods = __import__(name, fromlist=["QtCore", "QtGui", "QtWidgets"])
+    return name, mods.QtCore, mods.QtGui, mods.QtWidgets
+
+
+PYQT, QtCore, QtGui, QtWidgets = _qt()
+
+
+def log(*parts):
+    print("[rm-host]", *parts, flush=True)
+
+
+def save_results():
+    tmp = os.path.join(OUT, "results.json.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(RESULTS, fh, indent=1)
+    os.replace(tmp, os.path.join(OUT, "results.json"))
+
+
+def check(name, ok, detail=""):
+    RESULTS["checks"].append({"name": name, "ok": bool(ok), "detail": str(detail)})
+    log("CHECK", "PASS" if ok else "FAIL", name, detail)
+    save_results()
+    return bool(ok)
+
+
+def wait_until(pred, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        QtCore.QCoreApplication.processEvents()
+        if pred():
+            return True
+        time.sleep(0.02)
+    return bool(pred())
+
+
+def uid(node):
+    return node.uniqueId().toString()
+
+
+def masks(layer):
+    return [c for c in layer.childNodes() if c.type() == MASK]
+
+
+class Recorder:
+    """Wraps the panel's engine client and keeps the alpha PNG the engine returned."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def refine(self, *args, **kwargs):
+        png = self.inner.refine(*args, **kwargs)
+        RECORD["alpha"] = bytes(png)
+        return png
+
+
+def press_refine(panel, source, timeout=600.0):
+    """Click Refine Matte with ``source``; return (outcome, seconds, panel error)."""
+    outcome = []
+    panel.jobFinished.connect(outcome.append)
+    RECORD.pop("alpha", None)
+    panel.set_source(source)
+    t0 = time.monotonic()
+    panel.refine_button.click()
+    wait_until(lambda: outcome or not panel.is_busy(), timeout)
+    wait_until(lambda: outcome, 5)
+    panel.jobFinished.disconnect(outcome.append)
+    return (outcome[0] if outcome else "not started"), time.monotonic() - t0, panel.error_text()
+
+
+def engine_alpha8():
+    w, h, depth, values = pngread.read_grey(RECORD["alpha"])
+    return w, h, pngread.to_8bit(depth, values)
+
+
+def check_refined(tag, doc, layer, layer_px, outcome, secs, error):
+    """The checks after a successful refine: one mask equal to the engine's alpha."""
+    w, h = doc.width(), doc.height()
+    check(tag + ": refine finished", outcome == "done", "%s in %.1f s %s" % (outcome, secs, error))
+    ours = [m for m in masks(layer) if m.name() == "Refine Matte"]
+    others = [m.name() for m in masks(layer) if m.name() != "Refine Matte" and m.visible()]
+    check(tag + ": exactly one Refine Matte mask, no other visible mask",
+          len(ours) == 1 and not others, "ours=%d other visible=%s" % (len(ours), others))
+    if ours and "alpha" in RECORD:
+        aw, ah, expect = engine_alpha8()
+        got = bytes(ours[0].pixelData(0, 0, w, h))
+        diff = [abs(a - b) for a, b in zip(got, expect)] if len(got) == len(expect) else [256]
+        check(tag + ": mask pixels == engine alpha", (aw, ah) == (w, h) and got == expect,
+              "%dx%d px, max |diff| %d, %d px differ, mean alpha %.1f"
+              % (aw, ah, max(diff), sum(1 for d in diff if d), sum(expect) / max(len(expect), 1)))
+    check(tag + ": layer pixels unchanged", bytes(layer.pixelData(0, 0, w, h)) == layer_px)
+    return ours[0] if ours else None
+
+
+def trigger(krita, name, doc, pred):
+    krita.action(name).trigger()
+    doc.waitForDone()
+    return wait_until(pred, 15)
+
+
+def run():
+    from krita import Krita, Selection  # noqa: E402 (only inside Krita)
+    k = Krita.instance()
+    os.makedirs(OUT, exist_ok=True)
+    RESULTS.update(krita=k.version(), qt=QtCore.QT_VERSION_STR, pyqt=PYQT,
+                   python=sys.version.split()[0])
+    log("Krita", k.version(), "Qt", QtCore.QT_VERSION_STR, PYQT, "Python", sys.version.split()[0])
+    win = k.activeWindow()
+    win.qwindow().resize(1400, 960)
+    doc = k.openDocument(os.environ["RM_PHOTO"])
+    if not check("photo opened", doc is not None, os.environ["RM_PHOTO"]):
+        return
+    win.addView(doc)
+    k.setActiveDocument(doc)
+    wait_until(lambda: k.activeDocument() is not None, 10)
+    layer = [n for n in doc.topLevelNodes() if n.type() == "paintlayer"][0]
+    doc.setActiveNode(layer)
+    wait_until(lambda: doc.activeNode() is not None and uid(doc.activeNode()) == uid(layer), 10)
+    w, h = doc.width(), doc.height()
+    layer_px = bytes(layer.pixelData(0, 0, w, h))
+    rough = QtGui.QImage(os.environ["RM_ROUGH"]).convertToFormat(QtGui.QImage.Format.Format_Grayscale8)
+    rows = b"".join(bytes(rough.constScanLine(y).asstring(w)) for y in range(h))
+
+    def select_rough():
+        sel = Selection()
+        sel.setPixelData(QtCore.QByteArray(rows), 0, 0, w, h)
+        doc.setSelection(sel)
+        doc.waitForDone()
+
+    select_rough()
+
+    docker = [d for d in k.dockers() if d.objectName() == "refine_matte_docker"]
+    if not check("Refine Matte docker registered", docker, [d.objectName() for d in k.dockers()][:40]):
+        return
+    docker = docker[0]
+    docker.show()
+    docker.raise_()
+    panel = docker.panel
+    RESULTS["route"] = ("createTransparencyMask" if hasattr(doc, "createTransparencyMask")
+                        else "add_new_transparency_mask action")
+    factory = panel._client_factory  # wrap it: the real discovery/auto-start still runs
+    panel._client_factory = lambda: Recorder(factory())
+    panel.steps_spin.setValue(int(os.environ.get("RM_STEPS", "3")))
+    panel.band_slider.setValue(0)
+    panel.refresh()
+
+    # 1. rough selection -> Refine Matte -> a mask equal to the engine's alpha
+    outcome, secs, error = press_refine(panel, "selection")
+    first = check_refined("refine 1 (selection)", doc, layer, layer_px, outcome, secs, error)
+    first_px = bytes(first.pixelData(0, 0, w, h)) if first else b""
+    # 2. one edit_undo removes the mask (and leaves the layer alone); redo brings it back
+    check("one edit_undo removes the mask",
+          trigger(k, "edit_undo", doc, lambda: not masks(layer)),
+          [m.name() for m in masks(layer)])
+    check("layer pixels unchanged after undo", bytes(layer.pixelData(0, 0, w, h)) == layer_px)
+    check("edit_redo restores it", trigger(k, "edit_redo", doc, lambda: len(masks(layer)) == 1),
+          [m.name() for m in masks(layer)])
+    # 3. second refine on the same layer with the mask active, from that mask
+    redone = masks(layer)
+    if redone:
+        doc.setActiveNode(redone[0])
+        wait_until(lambda: uid(doc.activeNode()) == uid(redone[0]), 10)
+        check("mask is the active node before refine 2", uid(doc.activeNode()) == uid(redone[0]),
+              doc.activeNode().name())
+    outcome, secs, error = press_refine(panel, "mask")
+    check_refined("refine 2 (active layer's mask, mask active)", doc, layer, layer_px,
+                  outcome, secs, error)
+    check("status names the replaced mask", "Replaced the earlier" in panel.status_label.text(),
+          panel.status_label.text())
+    for d in k.dockers():  # room for the Layers and Refine Matte dockers in the screenshot
+        if d.objectName() in ("ColorSelectorNg", "PresetDocker", "sharedtooldocker"):
+            d.hide()
+    wait_until(lambda: False, 2.0)
+    shot = os.path.join(OUT, "screenshot.png")
+    check("screenshot saved", win.qwindow().grab().save(shot), shot)
+    # Replacing is two undo steps: the new mask goes, then the earlier one comes back.
+    check("undo 1 after refine 2 removes the new mask",
+          trigger(k, "edit_undo", doc, lambda: not masks(layer)), [m.name() for m in masks(layer)])
+    back = lambda: len(masks(layer)) == 1 and bytes(masks(layer)[0].pixelData(0, 0, w, h)) == first_px
+    check("undo 2 brings back the refine-1 mask", trigger(k, "edit_undo", doc, back))
+    trigger(k, "edit_redo", doc, lambda: not masks(layer))
+    trigger(k, "edit_redo", doc, lambda: len(masks(layer)) == 1)
+
+    # 4. the engine restarts: the docker must find (or start) it again
+    mode = os.environ.get("RM_RESTART", "none")
+    if mode != "none":
+        old = panel._client
+        if mode == "auto":
+            old.shutdown()
+            gone = wait_until(lambda: not old.alive(timeout=1.0), 60)
+            check("engine shut down (the docker must start a new one)", gone)
+        else:
+            open(os.path.join(OUT, "restart-engine"), "w").close()
+            flag = os.path.join(OUT, "engine-restarted")
+            check("engine restarted by the host script", wait_until(lambda: os.path.exists(flag), 240))
+        doc.setActiveNode(layer)
+        wait_until(lambda: uid(doc.activeNode()) == uid(layer), 10)
+        select_rough()  # Krita 5.1's redo of "add mask" above consumed the selection again
+        outcome, secs, error = press_refine(panel, "selection")
+        check_refined("refine 3 after the engine restarted (%s)" % mode, doc, layer, layer_px,
+                      outcome, secs, error)
+        new = panel._client
+        check("docker reconnected to the new engine",
+              new is not old and (new.port != old.port or new.token != old.token),
+              "port %s -> %s" % (old.port, new.port))
+        if mode == "auto" and new is not old:
+            new.shutdown()
+    RESULTS["ok"] = all(c["ok"] for c in RESULTS["checks"])
+
+
+def main():
+    """Run the scenario, write results.json and end Krita with the outcome."""
+    code = 1
+    try:
+        run()
+        code = 0 if RESULTS["ok"] else 1
+    except BaseException:
+        RESULTS["error"] = traceback.format_exc()
+        log("EXCEPTION", RESULTS["error"])
+    RESULTS["done"] = True
+    try:
+        save_results()
+    except OSError:
+        traceback.print_exc()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # Krita's own shutdown is slow and not what is tested
