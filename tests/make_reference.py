@@ -104,14 +104,15 @@ def run_layout(name: str, weights: Path) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def make_default() -> None:
-    from diffmatte.engine import default_weights_path
-
     import torch
 
+    from diffmatte.engine import DEFAULT_WEIGHTS
+
+    os.environ.pop("DIFFMATTE_DEFAULT_WEIGHTS", None)  # the shipped file, not an override
     alpha = refine_default()
     DEFAULT_REF.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(DEFAULT_REF, alpha=u16(alpha))
-    meta = dict(weights_sha256=sha256_file(default_weights_path()), settings=DEFAULT_SETTINGS,
+    meta = dict(weights_sha256=sha256_file(DEFAULT_WEIGHTS), settings=DEFAULT_SETTINGS,
                 tolerance_max_abs=DEFAULT_TOLERANCE, torch=torch.__version__, numpy=np.__version__,
                 machine=platform.machine(), threads=torch.get_num_threads(),
                 command="python tests/make_reference.py default")
