@@ -394,15 +394,16 @@ def test_screenshots_one_per_view_mode(tmp_path, qtbot):
     shots = capture(str(tmp_path), FakeEngineClient(step_delay=0.01), size=(700, 450))
     running = shots.pop("running")
     assert not QtGui.QImage(running).isNull()
-    assert sorted(shots) == sorted(m for m, _, _ in imaging.VIEW_MODES)
+    workflow = ("band_preview", "refine_brush", "refine_brush_trimap", "output_controls")
+    assert sorted(shots) == sorted([m for m, _, _ in imaging.VIEW_MODES] + list(workflow))
     images = {m: QtGui.QImage(p) for m, p in shots.items()}
     assert all(not im.isNull() and im.width() == 700 for im in images.values())
     modes = list(images)
     for i, a in enumerate(modes):
         for b in modes[i + 1:]:
             assert images[a] != images[b], (a, b)
-    docked = QtGui.QImage(capture_panel(str(tmp_path), FakeEngineClient(), size=(340, 780)))
-    assert (docked.width(), docked.height()) == (340, 780)
+    docked = QtGui.QImage(capture_panel(str(tmp_path), FakeEngineClient(), size=(360, 900)))
+    assert (docked.width(), docked.height()) == (360, 900)
 
 
 def test_editor_main_opens_file_and_rejects_bad_args():
@@ -486,20 +487,24 @@ class StartedClient(FakeEngineClient):
 
 def test_editor_stops_the_engine_it_started(qtbot, settings, capsys):
     client = StartedClient()
-    win = EditorWindow(client=client, settings=settings)
+    win = EditorWindow(client_factory=lambda: client, settings=settings)
     qtbot.addWidget(win)
+    assert not win.stop_started_engine("idle")  # nothing connected yet
+    win.panel._get_client()
     assert win.stop_started_engine("idle")
     assert client.shut and win.panel._client is None
     assert "unused" in win.statusBar().currentMessage() and "Stopped" in capsys.readouterr().err
     busy = StartedClient(busy=True)
-    win2 = EditorWindow(client=busy, settings=settings)
+    win2 = EditorWindow(client_factory=lambda: busy, settings=settings)
     qtbot.addWidget(win2)
+    win2.panel._get_client()
     win2.close()
     assert not busy.shut  # another front end's job is running: left alone
-    found = FakeEngineClient()  # a service the editor only found (no process): never stopped
-    win3 = EditorWindow(client=found, settings=settings)
+    given = StartedClient()  # a client handed to the editor belongs to its caller: never stopped
+    win3 = EditorWindow(client=given, settings=settings)
     qtbot.addWidget(win3)
-    assert not win3.stop_started_engine("closed")
+    win3.close()
+    assert not given.shut
 
 
 def test_editor_cutout_is_the_cli_cutout(tmp_path, window, qtbot):

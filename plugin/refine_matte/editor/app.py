@@ -87,8 +87,14 @@ class EditorWindow(QtWidgets.QMainWindow):
         self.canvas = MatteCanvas()
         self.setCentralWidget(self.canvas)
         self.finisher = LocalFinisher()
-        self.panel = RefinePanel(self.adapter, client=client,
-                                 client_factory=client_factory or engine_client_factory,
+        self._own_client: Any = None  # a client this editor's factory made (maybe starting an engine)
+        factory = client_factory or engine_client_factory
+
+        def own_factory() -> Any:
+            self._own_client = factory()
+            return self._own_client
+
+        self.panel = RefinePanel(self.adapter, client=client, client_factory=own_factory,
                                  canvas=self.canvas, finisher=self.finisher,
                                  sam_setup=EditorSamSetup())
         # An engine this editor started is stopped when unused for a while (and on close).
@@ -116,7 +122,7 @@ class EditorWindow(QtWidgets.QMainWindow):
         self.layer_list.currentRowChanged.connect(self._on_layer_row)
         self.layers_dock.setWidget(self.layer_list)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.layers_dock)
-        self.resizeDocks([self.layers_dock, self.panel_dock], [170, 300],
+        self.resizeDocks([self.layers_dock, self.panel_dock], [170, 350],
                          Qt.Orientation.Horizontal)
 
         self.status = QtWidgets.QLabel()
@@ -413,10 +419,12 @@ class EditorWindow(QtWidgets.QMainWindow):
         self.settings.sync()
 
     def stop_started_engine(self, reason: str) -> bool:
-        """Stop the engine service this editor started (never one it merely found), unless
-        it is busy; say so in the status bar and on stderr.  Returns True if stopped."""
+        """Stop the engine service this editor started (never one it merely found or was
+        given), unless it is busy; say so in the status bar and on stderr.  Returns True if
+        stopped."""
         client = getattr(self.panel, "_client", None)
-        if client is None or getattr(client, "process", None) is None or self.panel.job is not None:
+        if (client is None or client is not self._own_client or getattr(client, "process", None) is None
+                or self.panel.job is not None):
             return False
         try:
             queue = client.info().get("queue", {})
@@ -427,6 +435,7 @@ class EditorWindow(QtWidgets.QMainWindow):
             pass
         with self.panel._client_lock:
             self.panel._client = None
+        self._own_client = None
         why = (f"after {ENGINE_IDLE_MINUTES} minutes unused" if reason == "idle"
                else "because the editor closed")
         msg = f"Stopped the engine service this editor started {why}, to free its memory."

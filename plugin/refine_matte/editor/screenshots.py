@@ -88,7 +88,68 @@ def wait_for_job(panel: Any, timeout: float = 120.0) -> None:
         raise TimeoutError("the refine job did not finish in time")
 
 
-def capture(outdir: str, client: Any, size=(1180, 720)) -> Dict[str, str]:
+def demo_selection(width: int, height: int) -> "QtGui.QImage":
+    """A rough hand-made selection of the subject (head and shoulders, no strands)."""
+    cx, cy, r = width * 0.5, height * 0.58, min(width, height) * 0.28
+    sel = QtGui.QImage(width, height, QtGui.QImage.Format.Format_Grayscale8)
+    sel.fill(0)
+    p = QtGui.QPainter(sel)
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(QtGui.QColor(255, 255, 255))
+    p.drawEllipse(QtCore.QPointF(cx, cy), r * 1.02, r * 1.02)
+    p.drawRect(QtCore.QRectF(cx - r * 0.9, cy + r * 0.5, r * 1.8, height))
+    p.end()
+    return sel
+
+
+def _grab(win: Any, outdir: str, name: str, out: Dict[str, str]) -> None:
+    QtWidgets.QApplication.instance().processEvents()
+    path = os.path.join(outdir, f"editor_{name}.png")
+    if not win.grab().save(path):
+        raise OSError(f"could not write {path}")
+    out[name] = path
+
+
+def capture_workflow(win: Any, outdir: str, out: Dict[str, str]) -> None:
+    """Band preview over a selection, the refine brush on it, and the output controls."""
+    doc = win.document
+    doc.selection = demo_selection(doc.width, doc.height)
+    win._update_status()
+    win.panel.clear_error()
+    win.canvas.clear_input()
+    win.panel.set_source("selection")
+    win.panel.show_input_check.setChecked(True)
+    win.panel.preview_band()
+    wait_for_job(win.panel)
+    _grab(win, outdir, "band_preview", out)
+    # Refine brush: mark a patch of clutter as background and a strand area as unknown.
+    w, h = doc.width, doc.height
+    win.canvas.add_stroke(Stroke("bg", 18, [(w * 0.12, h * 0.3), (w * 0.2, h * 0.22)]))
+    win.canvas.add_stroke(Stroke("unknown", 26, [(w * 0.62, h * 0.22), (w * 0.72, h * 0.3)]))
+    if not win.panel.refine():
+        raise RuntimeError(win.panel.error_text())
+    wait_for_job(win.panel)
+    win.canvas.set_view_mode("overlay")
+    _grab(win, outdir, "refine_brush", out)
+    win.panel.show_input_check.setChecked(False)  # what the strokes did to the trimap
+    win.canvas.set_view_mode("trimap")
+    _grab(win, outdir, "refine_brush_trimap", out)
+    # Output controls: no new refine; the cut-out views show decontaminated colours.
+    controls = win.panel.output_controls
+    controls.spins["smooth"].setValue(2)
+    controls.spins["feather"].setValue(1.5)
+    controls.spins["shift"].setValue(-1)
+    win.panel.rerender_output()
+    deadline = time.monotonic() + 60
+    while win.canvas.cutout() is None and time.monotonic() < deadline:
+        QtWidgets.QApplication.instance().processEvents()
+        time.sleep(0.01)
+    win.panel.show_input_check.setChecked(False)
+    win.canvas.set_view_mode("white")
+    _grab(win, outdir, "output_controls", out)
+
+
+def capture(outdir: str, client: Any, size=(1280, 940)) -> Dict[str, str]:
     """Open the sample in a fresh editor, refine, and save one PNG per view mode
     (plus ``running``: a shot taken while the refine is in progress)."""
     from .app import EditorWindow
@@ -133,19 +194,31 @@ def capture(outdir: str, client: Any, size=(1180, 720)) -> Dict[str, str]:
         if not win.grab().save(path):
             raise OSError(f"could not write {path}")
         out[mode] = path
+    capture_workflow(win, outdir, out)
     win.close()
     return out
 
 
-def capture_panel(outdir: str, client: Any, size=(380, 760)) -> str:
-    """The panel on its own, with its own canvas, as a host plugin docker shows it."""
+class _NoSamYet:
+    """A SAM set-up with no checkpoint installed: the panel offers the download."""
+
+    def available(self) -> bool:
+        return False
+
+    def download(self, progress, cancel) -> str:  # pragma: no cover - never clicked in shots
+        raise RuntimeError("not in screenshots")
+
+
+def capture_panel(outdir: str, client: Any, size=(380, 900)) -> str:
+    """The panel on its own, with its own canvas, as a host plugin docker shows it
+    (SAM source on a machine without its checkpoint: the download is offered)."""
     from ..panel import RefinePanel
     from .adapter import EditorAdapter
     from .document import Document, Layer
 
     image = make_sample_image()
     doc = Document([Layer("sample", image.convertToFormat(QtGui.QImage.Format.Format_ARGB32))])
-    panel = RefinePanel(EditorAdapter(doc), client=client)
+    panel = RefinePanel(EditorAdapter(doc), client=client, sam_setup=_NoSamYet())
     panel.resize(*size)
     panel.show()
     panel.refresh()
