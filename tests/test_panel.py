@@ -404,6 +404,9 @@ def test_progress_preview_reaches_canvas(host, qtbot):
 def test_gui_thread_stays_responsive_during_refine(host, qtbot):
     doc, adapter, client, panel = host
     client.step_delay = 0.1
+    refine_threads = []
+    fake_refine = client.refine
+    client.refine = lambda *a, **kw: (refine_threads.append(threading.current_thread()), fake_refine(*a, **kw))[1]
     scribble(qtbot, panel)
     panel.steps_spin.setValue(5)
     ticks = []
@@ -414,7 +417,8 @@ def test_gui_thread_stays_responsive_during_refine(host, qtbot):
         panel.refine()
     timer.stop()
     assert len(ticks) >= 10  # ~0.5 s of work; the event loop kept running
-    assert threading.active_count() >= 1
+    # The engine call ran once, on a worker thread, not on the GUI thread.
+    assert len(refine_threads) == 1 and refine_threads[0] is not threading.main_thread()
 
 
 def test_split_divider_can_be_dragged(host, qtbot):
