@@ -10,10 +10,13 @@ from typing import Callable, Optional, Union
 import numpy as np
 import torch
 
-from .diffusion import Schedule, ddim_sample
-from .errors import Cancelled, DefaultWeightsMissing
+from .diffusion import Schedule
+from .errors import DefaultWeightsMissing
 from .imageio import check_pair, to_float_rgb, to_trimap
+from .memory import MiB, parse_bytes, plan_memory
 from .modeling.model import DiffMatteModel
+from .tile_cache import TileCache
+from .tiled_sampler import TiledSampler, TileSettings, default_halos
 from .weights.checkpoint import load_model
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
@@ -50,8 +53,10 @@ class Engine:
     def __init__(self, model: DiffMatteModel, device: torch.device, source: str, precision: str = "fp32") -> None:
         if precision not in ("fp32", "fp16", "bf16"):
             raise ValueError(f"precision must be fp32, fp16 or bf16, got {precision!r}")
-        if precision != "fp32" and device.type != "cuda":
-            raise ValueError(f"precision {precision} needs a CUDA device")
+        if precision == "fp16" and device.type != "cuda":
+            raise ValueError("precision fp16 needs a CUDA device")
+        if precision == "bf16" and device.type == "cpu" and not cpu_bf16_supported():
+            raise ValueError("precision bf16 on CPU needs AVX512-BF16 or AMX, which this CPU lacks; use fp32")
         # channels_last makes the many full-resolution convolutions of the decoder about
         # 1.5x faster on CPU (oneDNN) and suits cuDNN; numerics stay within ~1e-6.
         self.model = model.to(device, memory_format=torch.channels_last).eval()
@@ -60,6 +65,16 @@ class Engine:
         self.precision = precision
         self.schedule = Schedule(scale=model.cfg.scale)
         self._lock = threading.Lock()  # one refine at a time per engine
+        #: Memory a refine may use (bytes or "4G"); None: automatic from free RAM / VRAM.
+        self.max_memory: Union[int, str, None] = None
+        #: Largest decoder tile; None: automatic (memory and work), 0: always the whole image.
+        self.tile_size: Optional[int] = None
+        #: Encoder features and tile results of recent refines (content-hashed), so that a
+        #: refine after a local trimap edit re-decodes only the tiles the edit reaches.
+        self.cache = TileCache(512 * MiB)
+        self.cache_bytes = 512 * MiB
+        #: What the last refine did (tiles, decoded and reused tile-steps, memory plan).
+        self.last_stats = None
 
     @property
     def config(self):
@@ -74,7 +89,9 @@ class Engine:
     def refine(self, image: np.ndarray, trimap: np.ndarray, steps: int = 10, seed: Optional[int] = None,
                noise: Optional[np.ndarray] = None, callback: Optional[Callable[[StepInfo], None]] = None,
                cancel: Optional[threading.Event] = None, force_fg: bool = True,
-               samples: int = 1) -> np.ndarray:
+               samples: int = 1, tile_size: Optional[int] = None,
+               max_memory: Union[int, str, None] = None,
+               progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
         """Refine a trimap into an alpha matte (H x W float32 in [0, 1]).
 
         ``noise`` (H x W float32) is the initial x_T; otherwise it is drawn from ``seed``
@@ -86,6 +103,15 @@ class Engine:
         mean alpha: a result that depends less on the noise, at ``samples`` times the
         decoder cost. Not combinable with ``noise``. ``callback`` then counts steps over
         all samples.
+
+        Band-limited tiles (docs/TILING.md): the decoder runs only on tiles that hold
+        unknown pixels. ``tile_size`` (default ``engine.tile_size``): None picks tiles from
+        the memory budget and uses them where they save work, 0 always decodes the whole
+        image as one tile (the reference path), N > 0 uses tiles of at most N pixels.
+        ``max_memory`` (default ``engine.max_memory``; bytes or ``"4G"``): the budget, else
+        from free RAM / VRAM; a refine that cannot fit raises ``MemoryBudgetError`` before
+        any work. ``progress(done, total)`` counts the real work: encoder tiles and
+        tile x step decodes (cancel is checked between tiles).
         """
         img = to_float_rgb(image)
         tri = to_trimap(trimap)
@@ -103,54 +129,74 @@ class Engine:
             if not np.isfinite(noise_arr).all():
                 raise ValueError("noise contains NaN or infinite values")
             x_T = torch.from_numpy(noise_arr.copy())[None, None]
-            starts = [x_T]
+            starts = [lambda: x_T]
         else:
-            starts = []
-            for i in range(samples):
+            # Drawn when the sample starts (same values as drawing all first): one whole-image
+            # noise at a time in memory.
+            def draw(i: int) -> torch.Tensor:
                 gen = torch.Generator().manual_seed(int(seed) + i) if seed is not None else None
-                starts.append(torch.randn((1, 1, h, w), generator=gen))
+                return torch.randn((1, 1, h, w), generator=gen)
+            starts = [lambda i=i: draw(i) for i in range(samples)]
         steps = int(steps)
         if not 1 <= steps <= 1000:
             raise ValueError(f"steps must be between 1 and 1000, got {steps}")
+        tile = self.tile_size if tile_size is None else tile_size
+        if tile is not None and (int(tile) != 0 and (int(tile) % 32 or not 64 <= int(tile) <= 16384)):
+            raise ValueError(f"tile_size must be 0 (whole image) or a multiple of 32 in 64..16384, got {tile}")
+        cfg = self.model.cfg
+        dec_halo, enc_halo = default_halos(cfg)
+        mem = plan_memory(cfg, sum(p.numel() for p in self.model.parameters()), h, w, self.device, dec_halo,
+                          enc_halo, parse_bytes(max_memory if max_memory is not None else self.max_memory),
+                          cache=self.cache_bytes, tile=None if tile is None else int(tile),
+                          element=4 if self.precision == "fp32" else 2, has_prior=bool(getattr(cfg, "prior", "")))
+        settings = TileSettings(tile=mem.tile, halo=dec_halo, encoder_tile=mem.encoder_tile,
+                                encoder_halo=enc_halo, whole_ok=tile is None and mem.whole_fits)
 
         with self._lock, torch.inference_mode():
             dev = self.device
-            image_t = torch.from_numpy(img).permute(2, 0, 1)[None].to(dev)
-            trimap_t = torch.from_numpy(tri)[None, None].to(dev)
-            autocast = (torch.autocast(dev.type, dtype=torch.float16 if self.precision == "fp16" else torch.bfloat16)
-                        if self.precision != "fp32" else _null())
+            self.cache.max_bytes = mem.cache
+            self.cache.trim()
+            if cfg.backbone == "vit":
+                for blk in self.model.backbone.blocks:  # bounded-memory (exact) global attention
+                    blk.attn.chunk_tokens = mem.attention_chunk
+            prior = None
+            if getattr(cfg, "prior", ""):
+                from .prior import closed_form_prior  # solved once for the whole image, cropped per tile
+
+                prior = closed_form_prior(torch.from_numpy(img).permute(2, 0, 1)[None],
+                                          torch.from_numpy(tri)[None, None])[0, 0].numpy()
+            dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
+
+            def autocast():
+                return torch.autocast(dev.type, dtype=dtype) if self.precision != "fp32" else _null()
+
+            def on_step(sample: int, k: int, t: float, x0: torch.Tensor) -> None:
+                if callback is not None:
+                    x0_alpha = ((x0[0, 0] + 1) / 2).float().cpu().numpy()
+                    callback(StepInfo(index=sample * steps + k + 1, total=steps * len(starts), t=t, x0=x0_alpha))
+
+            sampler = TiledSampler(self.model, dev, self.schedule, autocast, self.cache,
+                                   f"{self.source}:{self.precision}:{id(self.model)}")
             try:
-                with autocast:
-                    cond = self.model.condition(image_t, trimap_t)
-                    cond.cond = cond.cond.contiguous(memory_format=torch.channels_last)
-                    cond.backbone_in = cond.backbone_in.contiguous(memory_format=torch.channels_last)
-                    features = self.model.encode(cond).contiguous(memory_format=torch.channels_last)
-
-                def denoise(x_norm: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                    if cancel is not None and cancel.is_set():
-                        raise Cancelled("refine cancelled")
-                    with autocast:
-                        logit = self.model.decode(features, cond, x_norm, t)
-                    return torch.sigmoid(logit.float()) * 2 - 1
-
-                total = 0.0
-                for i, x_T in enumerate(starts):
-                    def on_step(k: int, t: float, x0: torch.Tensor, _done: int = i * steps) -> None:
-                        if callback is not None:
-                            x0_alpha = ((x0[0, 0] + 1) / 2).float().cpu().numpy()
-                            callback(StepInfo(index=_done + k + 1, total=steps * len(starts), t=t, x0=x0_alpha))
-
-                    out = ddim_sample(denoise, x_T.to(dev), steps, self.schedule, on_step)
-                    total = total + out[0, 0].clamp(0, 1).float()
-                alpha = (total / len(starts)).cpu().numpy()
+                alpha, stats = sampler.run(img, tri, prior, starts, steps, settings, on_step, progress, cancel)
             finally:
-                features = cond = None  # noqa: F841  release device memory before the next job
+                sampler = None
                 if dev.type == "cuda":
-                    torch.cuda.empty_cache()
+                    torch.cuda.empty_cache()  # release device memory before the next job
+            stats.memory = mem.as_dict()
+            self.last_stats = stats
         alpha[tri == 0] = 0.0
         if force_fg:
             alpha[tri == 1] = 1.0
         return alpha
+
+
+def cpu_bf16_supported() -> bool:
+    """Whether oneDNN has native bf16 kernels on this CPU (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 class _null:

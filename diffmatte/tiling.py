@@ -1,0 +1,221 @@
+"""Tile plans for band-limited inference: which rectangles to decode and how to stitch them.
+
+Everything is in *padded* image coordinates (the model pads H x W to ``padded_size``), and
+every tile edge sits on a multiple of 32 so that encoder feature cells (stride 16 or 32)
+line up with the whole-image feature grid.
+
+- A decoder tile has a *core* (the tiles' cores partition the padded image), a *region*
+  (core + halo: what the decoder sees) and an *out* rectangle (core + ``blend``: what it
+  contributes). Its weight on ``out`` is the box-blurred indicator of its core, a product of
+  two 1-D linear ramps of half-width ``blend``; box-blurred indicators of a partition sum to
+  exactly 1 everywhere, so overlapping outputs cross-fade with no seam and no gap.
+- Cores come from a quadtree over a grid of ``tile`` x ``tile`` roots: a core is split in
+  four while that lowers the decoded area (sum of active regions), down to ``min_tile``.
+- A tile is *active* when its ``out`` rectangle holds an unknown pixel; inactive tiles are
+  never decoded (their pixels are all known).
+- One tile covering the whole padded image has no halo: it is exactly the whole-image path.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .modeling.model import Conditioning, padded_size
+
+ALIGN = 32
+Rect = Tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open)
+
+
+@dataclass(frozen=True)
+class Tile:
+    core: Rect
+    region: Rect
+    out: Rect
+
+
+@dataclass
+class TilePlan:
+    """Decoder tiles of one image (only the active ones are kept) and their geometry."""
+
+    size: Tuple[int, int]            # unpadded (H, W)
+    padded: Tuple[int, int]          # (Hp, Wp)
+    tiles: List[Tile]                # active tiles, in a fixed order
+    halo: int
+    blend: int
+    n_cores: int = 0                 # active + inactive leaves
+    decoded_px: int = 0              # sum of active region areas (work per step)
+
+    @property
+    def single(self) -> bool:
+        """One tile over the whole padded image: the whole-image path, bit for bit."""
+        return len(self.tiles) == 1 and self.tiles[0].region == (0, self.padded[0], 0, self.padded[1])
+
+    def weight(self, tile: Tile) -> torch.Tensor:
+        """Cross-fade weight of ``tile`` over its ``out`` rectangle, (1, 1, h, w) float32."""
+        hp, wp = self.padded
+        (y0, y1, x0, x1), (oy0, oy1, ox0, ox1) = tile.core, tile.out
+        wy = _ramp(oy0, oy1, y0, y1, hp, self.blend)
+        wx = _ramp(ox0, ox1, x0, x1, wp, self.blend)
+        return (wy[:, None] * wx[None, :])[None, None]
+
+
+def _ramp(o0: int, o1: int, c0: int, c1: int, limit: int, b: int) -> torch.Tensor:
+    """1-D box-blurred indicator of [c0, c1) sampled at pixel centres o0..o1-1 (no ramp at
+    the image border, which behaves as if the edge tile went on forever)."""
+    pos = torch.arange(o0, o1, dtype=torch.float32) + 0.5
+    w = torch.ones(o1 - o0)
+    if b > 0 and c0 > 0:
+        w = torch.minimum(w, ((pos - (c0 - b)) / (2 * b)).clamp(0, 1))
+    if b > 0 and c1 < limit:
+        w = torch.minimum(w, (((c1 + b) - pos) / (2 * b)).clamp(0, 1))
+    return w
+
+
+class _Integral:
+    """O(1) 'any unknown pixel in this rectangle' queries on a padded mask."""
+
+    def __init__(self, mask: np.ndarray, hp: int, wp: int) -> None:
+        m = np.zeros((hp + 1, wp + 1), np.int64)
+        m[1:mask.shape[0] + 1, 1:mask.shape[1] + 1] = mask
+        self.s = m.cumsum(0).cumsum(1)
+
+    def any(self, r: Rect) -> bool:
+        y0, y1, x0, x1 = r
+        s = self.s
+        return bool(s[y1, x1] - s[y0, x1] - s[y1, x0] + s[y0, x0] > 0)
+
+
+def _grow(r: Rect, m: int, hp: int, wp: int) -> Rect:
+    return max(0, r[0] - m), min(hp, r[1] + m), max(0, r[2] - m), min(wp, r[3] + m)
+
+
+def _area(r: Rect) -> int:
+    return (r[1] - r[0]) * (r[3] - r[2])
+
+
+def _halves(a: int, b: int) -> List[Tuple[int, int]]:
+    """Split [a, b) at a multiple of ALIGN near the middle (or not at all)."""
+    if b - a <= ALIGN:
+        return [(a, b)]
+    mid = a + max(ALIGN, ((b - a) // 2) // ALIGN * ALIGN)
+    return [(a, mid), (mid, b)] if mid < b else [(a, b)]
+
+
+def plan_tiles(unknown: np.ndarray, tile: int, halo: int, blend: int = 16, min_tile: int = 32) -> TilePlan:
+    """Quadtree decoder tiles over the unknown mask (H x W bool), largest core ``tile``.
+
+    ``halo`` and ``tile`` are multiples of 32; ``blend`` <= min(halo, min_tile / 2).
+    """
+    h, w = unknown.shape
+    hp, wp = padded_size(h, w)
+    if tile % ALIGN or min_tile % ALIGN or halo % ALIGN or tile < min_tile:
+        raise ValueError(f"tile ({tile}), min_tile ({min_tile}) and halo ({halo}) must be multiples of {ALIGN}, "
+                         f"tile >= min_tile")
+    if max(hp, wp) <= tile:
+        whole = (0, hp, 0, wp)
+        active = [Tile(whole, whole, whole)] if unknown.any() else []
+        return TilePlan((h, w), (hp, wp), active, 0, 0, 1, _area(whole) if active else 0)
+    if not 0 <= blend <= min(halo, min_tile // 2):
+        raise ValueError(f"blend ({blend}) must be between 0 and min(halo, min_tile / 2)")
+    integral = _Integral(unknown, hp, wp)
+    leaves: List[Tuple[Rect, bool]] = []
+
+    def cost(core: Rect) -> Tuple[int, List[Tuple[Rect, bool]]]:
+        """Decoded area of the best subdivision of ``core`` and its leaves (active flag)."""
+        active = integral.any(_grow(core, blend, hp, wp))
+        if not active:
+            return 0, [(core, False)]
+        own = _area(_grow(core, halo, hp, wp))
+        ys, xs = _halves(core[0], core[1]), _halves(core[2], core[3])
+        if min(core[1] - core[0], core[3] - core[2]) <= min_tile or (len(ys) == 1 and len(xs) == 1):
+            return own, [(core, True)]
+        total, kids = 0, []
+        for a, b in ys:
+            for c, d in xs:
+                k_cost, k_leaves = cost((a, b, c, d))
+                total += k_cost
+                kids += k_leaves
+                if total >= own:
+                    return own, [(core, True)]
+        return total, kids
+
+    decoded = 0
+    for y in range(0, hp, tile):
+        for x in range(0, wp, tile):
+            c, lv = cost((y, min(hp, y + tile), x, min(wp, x + tile)))
+            decoded += c
+            leaves += lv
+    tiles = [Tile(core, _grow(core, halo, hp, wp), _grow(core, blend, hp, wp)) for core, act in leaves if act]
+    return TilePlan((h, w), (hp, wp), tiles, halo, blend, len(leaves), decoded)
+
+
+@dataclass(frozen=True)
+class EncoderTile:
+    core: Rect
+    region: Rect
+
+
+def plan_encoder(plan: TilePlan, stride: int, tile: int, halo: int) -> List[EncoderTile]:
+    """Encoder tiles (core ``tile``, ``halo`` of context) whose cores hold a feature cell that
+    an active decoder region reads. One whole-image tile when the decoder plan is single or
+    the padded image fits in ``tile``."""
+    hp, wp = plan.padded
+    whole = (0, hp, 0, wp)
+    if plan.single or max(hp, wp) <= tile:
+        return [EncoderTile(whole, whole)] if plan.tiles else []
+    need = np.zeros((hp // stride, wp // stride), bool)
+    for t in plan.tiles:
+        y0, y1, x0, x1 = t.region
+        need[y0 // stride:y1 // stride, x0 // stride:x1 // stride] = True
+    out = []
+    for y in range(0, hp, tile):
+        for x in range(0, wp, tile):
+            core = (y, min(hp, y + tile), x, min(wp, x + tile))
+            if need[core[0] // stride:core[1] // stride, core[2] // stride:core[3] // stride].any():
+                out.append(EncoderTile(core, _grow(core, halo, hp, wp)))
+    return out
+
+
+def condition_region(model, image: torch.Tensor, trimap: torch.Tensor, prior: Optional[torch.Tensor],
+                     region: Rect) -> Conditioning:
+    """The whole image's padded conditioning cropped to ``region`` (padded coordinates),
+    built from the crop alone: per-pixel inputs (image, trimap, optional prior) are cropped
+    and passed to ``model.condition``; the zero padding beyond the image is rebuilt."""
+    h, w = trimap.shape[-2:]
+    y0, y1, x0, x1 = region
+    ry1, rx1 = min(y1, h), min(x1, w)
+    args = (image[..., y0:ry1, x0:rx1], trimap[..., y0:ry1, x0:rx1])
+    if prior is not None:
+        c = model.condition(*args, prior=prior[..., y0:ry1, x0:rx1])
+    else:
+        c = model.condition(*args)
+    rh, rw = ry1 - y0, rx1 - x0
+    pad = (0, (x1 - x0) - rw, 0, (y1 - y0) - rh)
+    # Every padded per-pixel tensor of the conditioning (backbone_in, cond, a prior model's
+    # prior) is cut to the real crop and zero-padded to the region, like the whole image's.
+    changes = {f.name: F.pad(getattr(c, f.name)[..., :rh, :rw], pad) for f in dataclasses.fields(c)
+               if isinstance(getattr(c, f.name), torch.Tensor) and getattr(c, f.name).dim() == 4}
+    return dataclasses.replace(c, size=(rh, rw), **changes)
+
+
+@dataclass
+class PlanStats:
+    """What a tiled refine did; kept on the engine as ``engine.last_stats``."""
+
+    tiles: int = 0                 # active decoder tiles
+    cores: int = 0                 # all quadtree leaves
+    decoded_px: int = 0            # decoder pixels per step (regions, halos included)
+    image_px: int = 0              # padded image pixels
+    encoder_tiles: int = 0
+    encoder_reused: int = 0
+    tile_steps: int = 0            # active tiles x steps x samples
+    decoded: int = 0               # tile-steps actually run
+    reused: int = 0                # tile-steps taken from the cache
+    tile: int = 0
+    halo: int = 0
+    memory: dict = field(default_factory=dict)
