@@ -114,9 +114,20 @@ def test_bad_prompts_raise_clear_value_error(prompter, kwargs, message):
     assert prompter.encoder_calls == calls
 
 
-def test_box_running_off_the_image_is_clipped(prompter):
-    tri = prompter.trimap(make_image(), box=(-20, -20, 40, 30))
-    assert tri.shape == (H, W)
+@pytest.mark.parametrize("box, clipped", [((-20, -20, 40, 30), (0, 0, 40, 30)),
+                                         ((30, 20, 100, 90), (30, 20, W - 1, H - 1))])
+def test_box_running_off_the_image_is_clipped(prompter, box, clipped):
+    img = make_image()
+    off, _ = prompter.predict_logits(img, box=box)
+    inside, _ = prompter.predict_logits(img, box=clipped)
+    assert off.shape == (H, W) and np.array_equal(off, inside)
+    assert np.array_equal(prompter.trimap(img, box=box), prompter.trimap(img, box=clipped))
+    # Clipping is what makes them equal: SAM itself answers the raw box differently.
+    raw, _, _ = prompter.predictor.predict(box=np.asarray(box, np.float32), multimask_output=False,
+                                           return_logits=True)
+    same, _, _ = prompter.predictor.predict(box=np.asarray(clipped, np.float32), multimask_output=False,
+                                            return_logits=True)
+    assert not np.allclose(raw, same)
 
 
 def test_missing_and_corrupt_checkpoints_raise(tmp_path, monkeypatch):
