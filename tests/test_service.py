@@ -383,9 +383,27 @@ def test_chunked_body_over_the_limit_gets_413(svc):
 def test_quantize_trimap_accepts_soft_values(client):
     image, tri = sample()
     soft = tri.copy()
-    soft[tri == 128] = 120
-    out = client.refine(png(image), png(soft), steps=2, quantize_trimap=True)
-    assert Image.open(io.BytesIO(out)).size == (W, H)
+    soft[tri == 128] = 120   # a soft-brushed unknown band,
+    soft[tri == 0] = 40      # near-black background
+    soft[tri == 255] = 230   # and near-white foreground
+    clean = np.asarray(Image.open(io.BytesIO(client.refine(png(image), png(tri), steps=2, seed=3))))
+    out = np.asarray(Image.open(io.BytesIO(client.refine(png(image), png(soft), steps=2, seed=3,
+                                                         quantize_trimap=True))))
+    assert out.shape == (H, W)
+    # Snapped back to 0/128/255, the soft trimap gives exactly the clean trimap's matte.
+    assert np.array_equal(out, clean)
+    assert (out[tri == 0] == 0).all() and (out[tri == 255] == out.max()).all() and out.max() > 0
+    unknown = out[tri == 128]
+    assert (unknown != 0).any() and (unknown != out.max()).any()
+
+
+def test_quantize_trimap_thresholds():
+    from diffmatte.service import imaging
+
+    row = np.array([[0, 63, 64, 128, 191, 192, 255]], np.uint8)
+    assert imaging.check_trimap(row, "trimap", True).tolist() == [[0, 0, 128, 128, 128, 255, 255]]
+    with pytest.raises(imaging.InvalidInput, match="4 pixels with values outside"):
+        imaging.check_trimap(row, "trimap", False)
 
 
 @pytest.mark.parametrize("method,path,status", [
