@@ -3,7 +3,7 @@
 
     python3 installer/install.py              # create .venv and install the engine + tools
     python3 installer/install.py --sample     # ... then refine the bundled sample image
-    python3 installer/install.py --test       # ... with test extras, then run the test suite
+    python3 installer/install.py --test       # ... with test + eval extras, then run the test suite
     python3 installer/install.py --krita      # ... and install the Krita plugin bundle
 
 Standard library only, so it runs with any Python >= 3.10 before anything is installed.
@@ -61,7 +61,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--venv", default=str(ROOT / ".venv"), help="virtual environment folder (default .venv)")
     ap.add_argument("--sample", action="store_true", help="refine the bundled sample image afterwards")
-    ap.add_argument("--test", action="store_true", help="install test extras and run the test suite")
+    ap.add_argument("--test", action="store_true",
+                    help="install test and evaluation extras and run the test suite")
     ap.add_argument("--eval", action="store_true", help="also install the evaluation extras (pymatting)")
     ap.add_argument("--krita", action="store_true", help="also install the Krita plugin bundle")
     ap.add_argument("--sam", choices=("vit_b", "vit_l", "vit_h"), default=None,
@@ -73,7 +74,8 @@ def main(argv=None) -> int:
     ap.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (with --test)")
     args = ap.parse_args(argv)
 
-    extras = ",".join(x for x, on in (("test", args.test), ("eval", args.eval)) if on)
+    # --test brings the eval extra too, so the pymatting baseline tests run instead of skipping.
+    extras = ",".join(x for x, on in (("test", args.test), ("eval", args.eval or args.test)) if on)
     py = ensure_venv(Path(args.venv), extras, args.torch_index)
     if args.krita:
         run([sys.executable, ROOT / "installer" / "krita.py", "--engine-python", py])
