@@ -106,7 +106,8 @@ def prepare(inputs: List[str], out_dir: Path, manifest: Manifest, settings: Sett
     plan = Plan(items, out_dir, settings_id)
     for item in items:
         if not item.error:
-            plan.hashes[item.key] = {p: sha256_file(Path(p)) or "" for p in item.inputs()}
+            # absolute paths: a rerun from another working folder still recognises its inputs
+            plan.hashes[item.key] = {os.path.abspath(p): sha256_file(Path(p)) or "" for p in item.inputs()}
     return plan
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..fsutil import atomic_path
-from .manifest import Manifest, sha256_bytes, sha256_file
+from .manifest import Manifest, sha256_bytes
 from .plan import MANIFEST, Item
 from .work import Result, Settings
 
