@@ -278,7 +278,7 @@ def test_selection_source_passes_band(host, qtbot):
     doc.selection = sel.convertToFormat(QtGui.QImage.Format.Format_Grayscale8)
     panel.set_source("selection")
     panel.band_slider.setValue(4)
-    assert panel.band_label.text() == "4 px"
+    assert panel.band_label.text() == "±4 px"  # radius per side
     with qtbot.waitSignal(panel.jobFinished, timeout=10000):
         panel.refine()
     assert client.calls[0] == {"op": "trimap_from_mask", "band": 4, "image": True}
@@ -698,3 +698,15 @@ def test_status_resets(qtbot):
     assert panel.status_label.text().startswith("Done")
     panel.reset_status()
     assert panel.status_label.text() == "Ready." and panel.error_text() == ""
+
+
+def test_host_panel_outlines_the_selection_and_resets_on_a_new_document(qtbot):
+    doc, adapter, client, panel = selection_host(qtbot)
+    assert panel.canvas.selection_path().boundingRect() == QtCore.QRectF(16, 12, 32, 24)
+    assert panel.band_label.text() == "±2 px" and "each side" in panel.band_slider.toolTip()
+    refine_and_wait(qtbot, panel)
+    assert panel.raw_alpha is not None
+    adapter.document = Document([Layer("other", sample_image())])  # the host opened another file
+    panel.refresh()
+    assert panel.status_label.text() == "Ready." and panel.raw_alpha is None
+    assert panel.canvas.selection_path() is None

@@ -207,8 +207,10 @@ class _Sam:
                     self.config.sam_checkpoint, model_type=self.config.sam_model_type,
                     device=self.device, cache_size=self.config.sam_cache)
             except (ImportError, OSError, ValueError, RuntimeError, KeyError) as exc:
-                raise Unavailable(f"SAM is not available: {exc} (start the service with "
-                                  "--sam-checkpoint PATH)") from None
+                raise Unavailable(f"SAM is not available: {exc}. Get the checkpoint once with the "
+                                  "editor's 'Download SAM' button, `diffmatte download sam-vit-b --dest "
+                                  "<config dir>/sam` or `python3 installer/install.py --sam vit_b`; or start "
+                                  "the service with --sam-checkpoint PATH") from None
             return self.prompter
 
     def remember(self, data: bytes, image: Any) -> str:

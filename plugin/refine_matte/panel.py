@@ -188,7 +188,9 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.band_slider = QtWidgets.QSlider(Qt.Orientation.Horizontal)
         self.band_slider.setRange(0, 200)
         self.band_slider.setValue(0)
-        self.band_slider.setToolTip("Width of the unknown band around the mask edge; 0 = automatic")
+        self.band_slider.setToolTip("Radius of the unknown band on each side of the mask edge (the band is "
+                                    "twice as wide, and widens further on hair); 0 = automatic. "
+                                    "Preview band shows the band the engine gets.")
         self.band_label = QtWidgets.QLabel()
         self.band_label.setMinimumWidth(44)
         band_row.addWidget(self.band_slider, 1)
@@ -321,7 +323,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             btn.setChecked(True)
 
     def _sync_band_label(self, value: int) -> None:
-        self.band_label.setText("auto" if value == 0 else f"{value} px")
+        self.band_label.setText("auto" if value == 0 else f"±{value} px")
 
     def source(self) -> str:
         return _SOURCE_IDS[max(self.source_combo.currentIndex(), 0)]
@@ -359,6 +361,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             self.canvas.set_tool("fg")
         self.preview_band_button.setEnabled(src in ("selection", "mask", "sam"))
         self._sync_sam_setup()
+        self.show_selection_outline()
 
     # ============================================================ errors
     def show_error(self, message: str) -> None:
@@ -417,6 +420,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         except Exception:  # noqa: BLE001 - a missing mask only means nothing to show
             mask = None
         self.canvas.set_alpha(mask)
+        self._on_host_refreshed()
 
     def _get_client(self) -> Any:
         """The engine client (called on the worker thread).

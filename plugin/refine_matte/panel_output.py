@@ -117,6 +117,25 @@ class OutputMixin:
         self.progress.setValue(0)
         self.progress.setFormat("")
 
+    def _on_host_refreshed(self) -> None:
+        """The host says its document or layer changed: a new document drops the last
+        result's status and raw matte; the selection outline follows the host."""
+        target = self._target_id()
+        if target != getattr(self, "_refreshed_target", target):
+            self.forget_result()
+            self.reset_status()
+        self._refreshed_target = target
+        self.show_selection_outline()
+
+    def show_selection_outline(self) -> None:
+        """Outline the host selection on the panel's canvas (selection source only)."""
+        if self.source() != "selection" or self.adapter is None:
+            return
+        try:
+            self.canvas.set_selection(self.adapter.selection_mask())
+        except Exception:  # noqa: BLE001 - no outline is better than an error here
+            self.canvas.set_selection(None)
+
     def forget_result(self) -> None:
         """A new document or layer: edge changes must not re-deliver the old matte."""
         self.raw_alpha = self.raw_image = None
