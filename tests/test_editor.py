@@ -533,3 +533,37 @@ def test_editor_cutout_is_the_cli_cutout(tmp_path, window, qtbot):
             got = edio.qimage_to_array(QtGui.QImage(str(out)), 4)
         assert got.dtype == expect.dtype and np.array_equal(got, expect), name
         assert read_params(out)["decontaminate"] == 1.0
+
+
+def test_editor_cutout_keeps_the_icc_profile(tmp_path, window):
+    import numpy as np
+    from PIL import Image, ImageCms
+
+    from diffmatte.cutout import read_icc
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    path = tmp_path / "icc.png"
+    Image.fromarray(np.full((H, W, 3), 120, np.uint8)).save(path, icc_profile=icc)
+    window.open_path(str(path))
+    window.adapter.add_layer_mask(grey_mask())
+    window.save_cutout(str(tmp_path / "cut.png"))
+    assert read_icc(tmp_path / "cut.png") == icc
+
+
+def test_editor_premultiplied_cutout_option(tmp_path, window):
+    import numpy as np
+    from PIL import Image
+
+    from diffmatte.cutout import read_params
+
+    path = tmp_path / "img.png"
+    rgb_image().save(str(path))
+    window.open_path(str(path))
+    window.adapter.add_layer_mask(grey_mask(level_inside=128))
+    window.premultiplied_action.setChecked(True)
+    window.panel.output_controls.decontaminate_check.setChecked(False)  # raw colours x alpha
+    window.save_cutout(str(tmp_path / "pre.png"))
+    got = np.array(Image.open(tmp_path / "pre.png")).astype(int)
+    assert read_params(tmp_path / "pre.png")["premultiplied"] is True
+    assert (got[..., :3] <= got[..., 3:4] + 1).all()
+    assert abs(got[15, 20, 0] - round(240 * 128 / 255)) <= 2  # colour x alpha

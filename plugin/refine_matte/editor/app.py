@@ -149,6 +149,11 @@ class EditorWindow(QtWidgets.QMainWindow):
         self._action(m, "Save &alpha…", lambda: self._save_dialog("alpha"), "Ctrl+Shift+A")
         self._action(m, "Save RGBA &cut-out…", lambda: self._save_dialog("cutout"), "Ctrl+Shift+C")
         self._action(m, "Save with layer &mask…", lambda: self._save_dialog("layered"), "Ctrl+S")
+        self.premultiplied_action = QAction("Cut-outs with &premultiplied colours", self)
+        self.premultiplied_action.setCheckable(True)
+        self.premultiplied_action.setToolTip("Straight alpha (off) suits most editors; premultiplied "
+                                             "suits compositors that expect it")
+        m.addAction(self.premultiplied_action)
         m.addSeparator()
         self._action(m, "&Quit", self.close, QtGui.QKeySequence.StandardKey.Quit)
 
@@ -349,7 +354,9 @@ class EditorWindow(QtWidgets.QMainWindow):
         else:
             raw, edges = mask, {}
             params["edges"] = {}
-        alpha, rgba = self.finisher.finish_arrays(layer.image, raw, edges, params["decontaminate"])
+        params["premultiplied"] = self.premultiplied_action.isChecked()
+        alpha, rgba = self.finisher.finish_arrays(layer.image, raw, edges, params["decontaminate"],
+                                                  premultiplied=params["premultiplied"])
         return alpha, rgba, params
 
     def save_cutout(self, path: str) -> None:
@@ -411,11 +418,14 @@ class EditorWindow(QtWidgets.QMainWindow):
         if isinstance(state, (QtCore.QByteArray, bytes)):
             self.restoreState(state)
         self.panel.restore_settings(self.settings)
+        self.premultiplied_action.setChecked(str(self.settings.value("premultiplied", "false")).lower()
+                                             in ("true", "1"))
 
     def save_settings(self) -> None:
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
         self.panel.save_settings(self.settings)
+        self.settings.setValue("premultiplied", self.premultiplied_action.isChecked())
         self.settings.sync()
 
     def stop_started_engine(self, reason: str) -> bool:
