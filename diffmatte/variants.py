@@ -29,6 +29,8 @@ VARIANTS: Dict[str, ModelConfig] = {
                         downsample_in=(7, 16, 32, 64, 64), upsample_in=(256, 128, 128, 64, 32, 16),
                         time_channels=32, emb_channels=32, head_channels=16),
 }
+# ``lite`` refining a closed-form prior (diffmatte/prior.py): the bundled default since cycle 3.
+VARIANTS["lite_cf"] = VARIANTS["lite"].replace(name="lite_cf", prior="cf")
 
 OFFICIAL = ("ViTS", "ViTB", "ViTS_1024", "Res34")
 

@@ -3,8 +3,10 @@
 Recognised layouts in a folder:
 - ``N_image.png`` / ``N_alpha.png`` / ``N_trimap.png`` (the dev comp1k-crops / comp1k-full);
 - ``NAME.png`` / ``NAMEAlpha.png`` / ``NAMETrimap.png`` (gandalf);
-- sub-folders ``image|images|merged`` + ``alpha|alphas|alpha_copy|gt`` + ``trimap|trimaps``
-  with files paired by name stem (Composition-1k test, Distinctions-646, AIM-500).
+- sub-folders ``image|images|merged|input`` + ``alpha|alphas|alpha_copy|gt`` + ``trimap|trimaps``
+  with files paired by name stem (Composition-1k test, Distinctions-646, AIM-500); several
+  trimap folders (``trimap1/``, ``trimap2/``: alphamatting.com) give one case per trimap,
+  named ``STEM@trimap1``.
 A folder with none of these but with sub-folders that have one is read as several sets
 (``diffmatte eval ../shared/data/dev`` evaluates every subset that has ground truth).
 """
@@ -86,12 +88,17 @@ def find_triplets(folder: str | os.PathLike) -> list[tuple[str, Path, Path, Path
     subs = {d.name.lower(): d for d in folder.iterdir() if d.is_dir()}
     img_d = next((subs[n] for n in _IMAGE_DIRS if n in subs), None)
     alp_d = next((subs[n] for n in _ALPHA_DIRS if n in subs), None)
-    tri_d = next((subs[n] for n in _TRIMAP_DIRS if n in subs), None)
-    if img_d and alp_d and tri_d:
-        imgs, alps, tris = _files(img_d), _files(alp_d), _files(tri_d)
-        for stem in sorted(imgs, key=_natural_key):
-            if stem in alps and stem in tris:
-                out.append((stem, imgs[stem], alps[stem], tris[stem]))
+    # Several trimap sets (alphamatting.com: trimap1/ and trimap2/) give one case per set.
+    tri_ds = [subs[n] for n in sorted(subs, key=_natural_key)
+              if n in _TRIMAP_DIRS or re.fullmatch(r"trimaps?\d+", n)]
+    if img_d and alp_d and tri_ds:
+        imgs, alps = _files(img_d), _files(alp_d)
+        for tri_d in tri_ds:
+            tris = _files(tri_d)
+            for stem in sorted(imgs, key=_natural_key):
+                if stem in alps and stem in tris:
+                    name = stem if len(tri_ds) == 1 else f"{stem}@{tri_d.name}"
+                    out.append((name, imgs[stem], alps[stem], tris[stem]))
     return out
 
 

@@ -42,6 +42,10 @@ class ModelConfig:
     head_channels: int = 16
     # diffusion
     scale: float = 0.2
+    # classical alpha prior fed to the network ("" = none, the official layouts; "cf" =
+    # closed-form matting, diffmatte/prior.py): one more input channel for the encoder and
+    # the decoder, and a full-resolution fusion head that corrects the prior's logit.
+    prior: str = ""
     extra: Dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property

@@ -102,7 +102,8 @@ class DUNet(nn.Module):
             for i in range(len(upsample_in) - 2))
         self.matting_head = MattingHead(upsample_in[-1], head_channels)
 
-    def forward(self, features: torch.Tensor, dimages: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, dimages: torch.Tensor, t: torch.Tensor,
+                return_features: bool = False):
         emb = self.time_embed(timestep_embedding(t, self.time_channels).to(dimages.dtype))
         skips: List[torch.Tensor] = []
         h = dimages
@@ -112,4 +113,6 @@ class DUNet(nn.Module):
         h = self.mid_blk(features, emb)
         for i, blk in enumerate(self.up_blks):
             h = blk(torch.cat([h, skips[-1 - i]], dim=1), emb)
+        if return_features:
+            return self.matting_head(h), h
         return self.matting_head(h)

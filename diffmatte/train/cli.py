@@ -61,6 +61,10 @@ def register(subparsers) -> None:
                    help="trimap style weights: erosion, dilation, coarse[, product] "
                         "(default %(default)s; product = trimap.from_mask on a SAM-like mask)")
     p.add_argument("--steps", type=int, default=0, help="stop after this many iterations in this call")
+    p.add_argument("--minutes", type=float, default=d.minutes,
+                   help="stop and save after this many minutes of wall time in this call (0: no limit)")
+    p.add_argument("--jpeg", type=float, default=d.jpeg,
+                   help="share of synthetic composites re-encoded as JPEG, quality 60-95 (default %(default)s)")
     p.add_argument("--export", metavar="DEST", default="",
                    help="do not train: write the run's weights to DEST (.safetensors) and exit")
     p.add_argument("--export-live", action="store_true", help="export the live weights instead of the EMA")

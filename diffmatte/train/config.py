@@ -42,6 +42,8 @@ class TrainConfig:
     eval_limit: int = 10
     log_every: int = 10
     init: str = ""                     # weights to fine-tune from (fresh runs only)
+    minutes: float = 0.0               # stop (and save) after this much wall time in one call (0: no limit)
+    jpeg: float = 0.0                  # share of composites re-encoded as JPEG (camera-like artefacts)
     # Trimap style mix (erosion, dilation, coarse, product); see diffmatte/train/trimaps.py.
     trimap_mix: list[float] = field(default_factory=lambda: [0.35, 0.35, 0.30, 0.0])
 

@@ -108,9 +108,39 @@ def build_dataset(cfg: TrainConfig, seed: int):
         parts.append(FolderMattingDataset(d, pool, size=cfg.crop, seed=seed, trimap_mix=cfg.trimap_mix))
         weights.append(cfg.real_weight / len(folders))
     if "synth" in cfg.data or not parts:
-        parts.append(SynthMattingDataset(pool, size=cfg.crop, seed=seed, trimap_mix=cfg.trimap_mix))
+        parts.append(SynthMattingDataset(pool, size=cfg.crop, seed=seed, trimap_mix=cfg.trimap_mix, jpeg=cfg.jpeg))
         weights.append(1.0 - cfg.real_weight if folders else 1.0)
     return parts[0] if len(parts) == 1 else MixedDataset(parts, weights, seed=seed)
+
+
+def extend_into(model: torch.nn.Module, src: dict[str, torch.Tensor]) -> str:
+    """Load a model without a prior into a prior model of the same base layout.
+
+    Tensors of equal shape are copied; input convolutions that gained the prior channel
+    get the old weights for the old channels and zeros for the new one; the decoder's
+    last layer and the fusion head keep their zero initialisation, so the extended
+    model starts out returning the prior exactly.
+    """
+    own = model.state_dict()
+    copied, widened = 0, 0
+    keep_zero = ("decoder.matting_head.matting_convs.3.",)
+    for name, t in own.items():
+        if name.startswith("fusion.") or name.startswith(keep_zero) or name not in src:
+            continue
+        s = src[name].to(t.dtype)
+        if s.shape == t.shape:
+            own[name] = s.clone()
+            copied += 1
+        elif s.dim() == t.dim() == 4 and s.shape[0] == t.shape[0] and s.shape[1] + 1 == t.shape[1] \
+                and s.shape[2:] == t.shape[2:]:
+            w = torch.zeros_like(t)
+            w[:, :s.shape[1]] = s
+            own[name] = w
+            widened += 1
+        else:
+            raise ValueError(f"cannot initialise {name}: shape {tuple(s.shape)} vs {tuple(t.shape)}")
+    model.load_state_dict(own)
+    return f"{copied} tensors copied, {widened} input convolutions widened for the prior"
 
 
 # ----------------------------------------------------------------------------- trainer
@@ -186,9 +216,13 @@ class Trainer:
         if str(path).endswith(".pt"):
             sd = load_training_state(path)
             src = sd.get("ema") or sd["model"]
-            self.model.load_state_dict(src)
         else:
-            self.model.load_state_dict(load_model(path, self.model_cfg).state_dict())
+            src = load_model(path).state_dict()
+        if self.model_cfg.prior:
+            notes = extend_into(self.model, src)
+            self.log(f"initialised weights from {path} ({notes})")
+            return
+        self.model.load_state_dict(src)
         self.log(f"initialised weights from {path}")
 
     def log(self, msg: str) -> None:
@@ -332,7 +366,11 @@ class Trainer:
         t_window = time.time()
         data_time = 0.0
         it = iter(loader)
+        deadline = time.time() + cfg.minutes * 60 if cfg.minutes > 0 else float("inf")
         while self.step < end and not self.stop_requested:
+            if time.time() >= deadline:
+                self.log(f"time limit of {cfg.minutes:g} min reached at step {self.step}")
+                break
             t0 = time.time()
             batch = next(it)
             data_time += time.time() - t0

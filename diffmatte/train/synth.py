@@ -60,13 +60,22 @@ def low_contrast_foreground(bg: np.ndarray, texture: np.ndarray, rng: np.random.
 
 
 def compose_sample(alpha: np.ndarray, fg: np.ndarray, bg: np.ndarray,
-                   rng: np.random.Generator) -> np.ndarray:
-    """I = fg * alpha + bg * (1 - alpha), with sensor noise, quantised to 8 bit."""
+                   rng: np.random.Generator, jpeg: float = 0.0) -> np.ndarray:
+    """I = fg * alpha + bg * (1 - alpha), with sensor noise, quantised to 8 bit; a share
+    ``jpeg`` is re-encoded as JPEG (quality 60-95), as camera photos are."""
     a = alpha[..., None]
     img = fg * a + bg * (1 - a)
     if rng.random() < 0.5:
         img = img + rng.normal(0, rng.uniform(0.002, 0.02), img.shape)
-    return (np.round(np.clip(img, 0, 1) * 255) / 255).astype(np.float32)
+    img8 = np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
+    if jpeg > 0 and rng.random() < jpeg:
+        import io
+
+        from PIL import Image
+        buf = io.BytesIO()
+        Image.fromarray(img8).save(buf, format="JPEG", quality=int(rng.integers(60, 96)))
+        img8 = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    return (img8 / 255).astype(np.float32)
 
 
 class SynthMattingDataset:
@@ -78,7 +87,7 @@ class SynthMattingDataset:
 
     def __init__(self, pool: PhotoPool, size: int = 256, length: int = 10 ** 9, seed: int = 0,
                  procedural_bg: float = 0.2, trimap_scale: float | None = None,
-                 low_contrast: float = 0.12, trimap_mix: Sequence[float] = DEFAULT_MIX):
+                 low_contrast: float = 0.12, trimap_mix: Sequence[float] = DEFAULT_MIX, jpeg: float = 0.0):
         if size < 16:
             raise ValueError(f"crop size must be >= 16, got {size}")
         self.pool, self.size, self.length, self.seed = pool, size, length, seed
@@ -88,6 +97,7 @@ class SynthMattingDataset:
         # our mattes are drawn at crop scale, where Composition-1k-like bands are ~2x wider.
         self.trimap_scale = trimap_scale if trimap_scale is not None else size / 256
         self.trimap_mix = tuple(trimap_mix)
+        self.jpeg = jpeg
 
     def __len__(self) -> int:
         return self.length
@@ -121,7 +131,7 @@ class SynthMattingDataset:
                 bg = ndi.gaussian_filter(bg, (rng.uniform(1, 6),) * 2 + (0,))  # defocused background
         if rng.random() < self.low_contrast:
             fg = low_contrast_foreground(bg, fg, rng)
-        image = compose_sample(alpha, fg, bg, rng)
+        image = compose_sample(alpha, fg, bg, rng, self.jpeg)
         trimap = random_trimap(alpha, rng, self.trimap_scale, self.trimap_mix, image=image)
         return {"image": image, "alpha": alpha, "fg": fg, "bg": bg, "trimap": trimap}
 
