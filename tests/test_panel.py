@@ -710,3 +710,29 @@ def test_host_panel_outlines_the_selection_and_resets_on_a_new_document(qtbot):
     panel.refresh()
     assert panel.status_label.text() == "Ready." and panel.raw_alpha is None
     assert panel.canvas.selection_path() is None
+
+
+def test_editor_sam_download_uses_the_product_downloader(tmp_path, monkeypatch):
+    import threading as th
+
+    import diffmatte.weights.download as dl
+    from refine_matte.editor.sam_setup import DownloadCancelled, EditorSamSetup
+
+    monkeypatch.setenv("REFINE_MATTE_CONFIG_DIR", str(tmp_path))
+    seen = {}
+
+    def fake_download(entry, dest_dir=None, progress=None, **kw):
+        seen.update(name=entry.name, sha=entry.sha256, dest=dest_dir)
+        for done in (0, 10, 20):
+            progress(done, 20)
+        return dest_dir / entry.filename
+
+    monkeypatch.setattr(dl, "download", fake_download)
+    got = []
+    path = EditorSamSetup().download(lambda d, t: got.append((d, t)), th.Event())
+    assert seen["name"] == "sam-vit-b" and seen["sha"] and seen["dest"] == tmp_path / "sam"
+    assert path.endswith("sam_vit_b_01ec64.pth") and got[-1] == (20, 20)
+    cancel = th.Event()
+    cancel.set()
+    with pytest.raises(DownloadCancelled):
+        EditorSamSetup().download(lambda d, t: None, cancel)
