@@ -256,3 +256,41 @@ def test_cli_flags_and_exit_codes(tmp_path, tiny_weights, capsys):
     assert main(args) == 0
     assert "1 already done" in capsys.readouterr().out
     assert main(["batch", str(tmp_path / "nope"), "-o", str(tmp_path / "o2"), "--weights", str(tiny_weights)]) == 2
+
+
+def test_cutouts_keep_the_icc_profile_and_sixteen_bit_layers(tmp_path, run):
+    import struct
+
+    from PIL import ImageCms
+
+    from diffmatte import layered
+    from diffmatte.cutout import read_icc
+    from test_layered import make_doc
+
+    img, tri = tmp_path / "img", tmp_path / "tri"
+    img.mkdir(), tri.mkdir()
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(np.full((40, 48, 3), 200, np.uint8)).save(img / "icc.png", icc_profile=icc)
+    trimap(tri / "icc.png")
+    doc = make_doc()
+    for _, layer in doc.leaves():
+        layer.pixels = layer.pixels.astype(np.uint16) * 257
+    doc.layers[1].children[0].mask.pixels = doc.layers[1].children[0].mask.pixels.astype(np.uint16) * 257
+    layered.write(doc, img / "deep.tif")
+    s = run(img, output=tmp_path / "out", trimaps=tri, rgba=True, layers="subject")
+    assert (s.refined, s.failed) == (2, [])
+    assert read_icc(tmp_path / "out" / "icc_cutout.png") == icc
+    raw = (tmp_path / "out" / "deep_fg_subject_cutout.png").read_bytes()
+    assert struct.unpack(">B", raw[24:25])[0] == 16  # IHDR bit depth: 16-bit layer, 16-bit cut-out
+    out = layered.read(tmp_path / "out" / "deep.tif")
+    assert out.bits == 16 and out.find("subject")[0][1].mask.pixels.dtype == np.uint16
+
+
+def test_layered_bomb_is_refused_per_item(tmp_path, run, no_engine):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "bomb.ora", "w") as zf:
+        zf.writestr("mimetype", "image/openraster")
+        zf.writestr("stack.xml", '<image w="50000" h="50000"><stack/></image>')
+    s = run(tmp_path / "bomb.ora", output=tmp_path / "out")
+    assert "megapixels is over the limit" in dict(s.failed)["bomb.ora"]

@@ -124,3 +124,29 @@ def test_same_document_gives_the_same_bytes(tmp_path, fmt):
     a = layered.encode(make_doc(), fmt)
     time.sleep(2.1)  # zip entries carry two-second timestamps
     assert layered.encode(make_doc(), fmt) == a
+
+
+def test_photoshop_layers_inside_a_tiff_are_refused_not_flattened(tmp_path):
+    import tifffile
+
+    path = tmp_path / "ps.tif"
+    tifffile.imwrite(path, np.zeros((8, 8, 3), np.uint8), photometric="rgb",
+                     extratags=[(37724, "B", 16, b"Adobe Photoshop\0", False)])
+    with pytest.raises(layered.LayeredError, match="save it as PSD"):
+        layered.read(path)
+    with pytest.raises(layered.LayeredError, match="save it as PSD"):
+        layered.probe(path.read_bytes(), "tiff")
+
+
+def test_probe_reads_sizes_without_decoding(tmp_path):
+    import zipfile
+
+    bomb = tmp_path / "bomb.ora"
+    with zipfile.ZipFile(bomb, "w") as zf:
+        zf.writestr("mimetype", "image/openraster")
+        zf.writestr("stack.xml", '<image w="50000" h="50000"><stack/></image>')
+    assert layered.probe(bomb.read_bytes(), "ora") == (50000, 50000, 0)
+    psd = layered.write(make_doc(), tmp_path / "a.psd")
+    assert layered.probe(psd.read_bytes(), "psd") == (40, 30, 0)
+    tif = layered.write(make_doc(), tmp_path / "a.tif")
+    assert layered.probe(tif.read_bytes(), "tiff")[2] == 4  # 3 layers + the subject's mask page
