@@ -48,6 +48,8 @@ def register(sub) -> None:
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="run on Ray: no ADDRESS starts a local Ray, 'auto' joins the running cluster, "
                         "or ray://HOST:PORT; --jobs sets the number of actors")
+    p.add_argument("--service", action="store_true",
+                   help="refine through the running engine service (diffmatte serve) instead of loading a model")
     p.add_argument("--max-megapixels", type=float, default=100.0,
                    help="refuse larger images (default 100)")
     p.add_argument("-q", "--quiet", action="store_true", help="only the summary and failures")
@@ -77,5 +79,5 @@ def cmd_batch(args: argparse.Namespace) -> int:
                   source=args.source, jobs=args.jobs, threads=args.threads, ray=args.ray,
                   overwrite=args.overwrite, max_megapixels=args.max_megapixels, edges=edges_json,
                   decontaminate=params["decontaminate"], premultiplied=params["premultiplied"],
-                  progress=not quiet, echo=echo)
+                  service=args.service, progress=not quiet, echo=echo)
     return summary.exit_code

@@ -36,7 +36,8 @@ def _folder(path: Optional[str], option: str) -> Optional[Path]:
 
 def prepare(inputs: List[str], out_dir: Path, manifest: Manifest, settings: Settings, *, trimaps: Optional[str],
             masks: Optional[str], layers: Optional[str], image_pattern: str, trimap_pattern: str,
-            mask_pattern: str, overwrite: bool, max_pixels: int, echo=None) -> Plan:
+            mask_pattern: str, overwrite: bool, max_pixels: int, echo=None,
+            weights_id: Optional[str] = None) -> Plan:
     """Find, pair and validate every item; raises ValueError only for whole-batch problems."""
     from ..engine import resolve_weights
 
@@ -57,8 +58,10 @@ def prepare(inputs: List[str], out_dir: Path, manifest: Manifest, settings: Sett
                                  f"{option[2:-1]}; tell them apart with --image-pattern and "
                                  f"--{option[2:-1]}-pattern (e.g. '{{stem}}_image' and '{{stem}}_{option[2:-1]}')")
             exclude.append((folder, compile_pattern(pattern, option)))
-    weights_path = resolve_weights(settings.weights)  # a missing model is reported now, not after planning
-    settings_id = settings.fingerprint(sha256_file(weights_path) or str(weights_path))
+    if weights_id is None:  # our own engine: a missing model is reported now, not after planning
+        weights_path = resolve_weights(settings.weights)
+        weights_id = sha256_file(weights_path) or str(weights_path)
+    settings_id = settings.fingerprint(weights_id)
 
     ours = manifest.our_outputs()
     found, ignored = discover(inputs, image_pattern, ours, exclude)

@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..fsutil import atomic_path
 from .manifest import Manifest, sha256_bytes
@@ -53,7 +53,8 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
         samples: int = 1, bits: int = 8, band: Optional[float] = None, source: str = "layer", jobs: int = 1,
         threads: Optional[int] = None, ray: Optional[str] = None, ray_workers: Optional[int] = None,
         overwrite: bool = False, max_megapixels: float = 100.0, edges: str = "", decontaminate: float = 1.0,
-        premultiplied: bool = False, progress: bool = True, echo: Echo = print) -> Summary:
+        premultiplied: bool = False, service: Union[bool, str] = False, progress: bool = True,
+        echo: Echo = print) -> Summary:
     """Refine every image (flat or layered) under ``inputs`` into the folder ``output``.
 
     Flat images get ``OUT/STEM.png`` (and ``STEM_cutout.png`` with ``rgba``); in layered
@@ -66,7 +67,8 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
     whose outputs are done and unchanged. ``edges`` (JSON of diffmatte.edges parameters),
     ``decontaminate`` and ``premultiplied`` finish the matte and cut-outs as ``diffmatte refine``
     does (diffmatte.cutout). ``ray``: None (local), ``""``/``"local"`` (start
-    or join a local Ray), ``"auto"`` or ``"ray://host:port"``.
+    or join a local Ray), ``"auto"`` or ``"ray://host:port"``. ``service``: refine through the
+    running ``diffmatte serve`` (True, or its config folder) instead of loading a model.
     """
     from .prepare import prepare
 
@@ -79,6 +81,13 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
         raise ValueError(f"source must be 'layer' or 'composite', got {source!r}")
     if not output:
         raise ValueError("an output folder (-o) is required")
+    served = None
+    if service:
+        if jobs != 1 or ray is not None:
+            raise ValueError("--service sends one image at a time to the service's queue; drop --jobs / --ray")
+        from .service_engine import ServiceEngine
+
+        served = ServiceEngine.connect(service)
     out_dir = Path(output)
     _check_writable(out_dir)
     manifest = Manifest(out_dir / MANIFEST).open()
@@ -90,7 +99,8 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
         plan = prepare(list(inputs) + ([images] if images else []), out_dir, manifest, settings,
                        trimaps=trimaps, masks=masks, layers=layers, image_pattern=image_pattern,
                        trimap_pattern=trimap_pattern, mask_pattern=mask_pattern, overwrite=overwrite,
-                       max_pixels=int(max_megapixels * 1e6), echo=echo)
+                       max_pixels=int(max_megapixels * 1e6), echo=echo,
+                       weights_id=served.weights_id() if served is not None else None)
         summary.total = len(plan.items)
         for item in plan.items:
             if item.error:
@@ -104,7 +114,7 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
         if pending:
             t_work = time.perf_counter()
             _execute(pending, plan, manifest, settings, summary, device, jobs, threads, ray, ray_workers,
-                     progress, echo)
+                     progress, echo, served)
             summary.seconds = time.perf_counter() - t_work
         manifest.compact()
     finally:
@@ -189,7 +199,7 @@ def _finish(result: Result, item: Item, plan, manifest: Manifest, summary: Summa
 
 def _execute(pending: List[Item], plan, manifest: Manifest, settings: Settings, summary: Summary, device: str,
              jobs: int, threads: Optional[int], ray: Optional[str], ray_workers: Optional[int], progress: bool,
-             echo: Echo) -> None:
+             echo: Echo, served=None) -> None:
     from tqdm import tqdm
 
     bar = tqdm(total=len(pending), unit="img", desc="refine", disable=not progress, file=sys.stderr,
@@ -202,7 +212,12 @@ def _execute(pending: List[Item], plan, manifest: Manifest, settings: Settings, 
         bar.update(1)
 
     try:
-        if ray is not None:
+        if served is not None:
+            from .work import process
+
+            for item in pending:
+                done(process(item, settings, served, lambda p: Path(p).read_bytes()))
+        elif ray is not None:
             from .ray_runner import run_on_ray
 
             run_on_ray(pending, settings, device, threads, ray, ray_workers or jobs, done)

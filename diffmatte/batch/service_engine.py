@@ -1,0 +1,63 @@
+"""The batch through the running engine service (``diffmatte serve``) instead of an engine
+of its own: useful where the service already holds the model (on the GPU)."""
+from __future__ import annotations
+
+import io
+import json
+from typing import Optional, Union
+
+import numpy as np
+
+from ..imageio import to_float_rgb, to_trimap
+
+
+def _png(arr: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class ServiceEngine:
+    """``refine(image, trimap, steps, seed, samples)`` like :class:`diffmatte.Engine`, served."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    @classmethod
+    def connect(cls, config: Union[bool, str, None] = None) -> "ServiceEngine":
+        """Find the running service (``config``: its config folder; True/None: the default)."""
+        try:
+            from refine_matte.client import EngineClient, EngineNotRunning
+        except ImportError as exc:  # the plugin package is part of every install; be clear anyway
+            raise ValueError(f"--service needs the refine_matte package ({exc})") from None
+        try:
+            # A long timeout: each request waits for one whole refine.
+            return cls(EngineClient.discover(config if isinstance(config, str) else None, timeout=3600.0))
+        except EngineNotRunning as exc:
+            raise ValueError(f"--service: {exc}; start it with `diffmatte serve`") from None
+
+    def weights_id(self) -> str:
+        """What identifies the service's model in the manifest's settings fingerprint."""
+        info = self.client.info().get("engine", {})
+        keep = {k: info.get(k) for k in ("weights", "variant", "params", "precision")}
+        return "service:" + json.dumps(keep, sort_keys=True)
+
+    def refine(self, image: np.ndarray, trimap: np.ndarray, steps: int = 10, seed: Optional[int] = 0,
+               samples: int = 1) -> np.ndarray:
+        from PIL import Image
+        from refine_matte.client import EngineError
+
+        # The service takes 8-bit RGB and a 0/128/255 trimap (what it would decode anyway).
+        rgb = np.round(to_float_rgb(image) * 255.0).astype(np.uint8)
+        tri = np.round(to_trimap(trimap) * 255.0).astype(np.uint8)
+        try:
+            data = self.client.refine(_png(rgb), _png(tri), steps=steps, seed=seed, samples=samples,
+                                      preview=False)
+        except EngineError as exc:
+            raise ValueError(f"engine service: {exc}") from None
+        with Image.open(io.BytesIO(data)) as im:
+            arr = np.asarray(im)
+        top = 65535.0 if arr.dtype != np.uint8 else 255.0
+        return np.clip(arr.astype(np.float32) / top, 0.0, 1.0)

@@ -1,0 +1,43 @@
+"""diffmatte batch --service: refining through the running engine service."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from diffmatte import batch
+from test_batch import digest, photo, trimap
+
+
+def test_batch_through_the_running_service_matches_the_local_engine(tmp_path, tiny_weights, monkeypatch):
+    from refine_matte.client import EngineClient
+
+    cfg = tmp_path / "cfg"
+    monkeypatch.setenv("REFINE_MATTE_CONFIG_DIR", str(cfg))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    img, tri = tmp_path / "img", tmp_path / "tri"
+    img.mkdir(), tri.mkdir()
+    for i in range(2):
+        photo(img / f"{i}.png", seed=i)
+        trimap(tri / f"{i}.png")
+    kw = dict(trimaps=str(tri), steps=2, progress=False, echo=None)
+    with pytest.raises(ValueError, match="diffmatte serve"):
+        batch.run([str(img)], str(tmp_path / "none"), service=str(cfg), **kw)
+    client = EngineClient.ensure_running(python=sys.executable, timeout=120, config=str(cfg),
+                                         args=["--weights", str(tiny_weights), "--device", "cpu",
+                                               "--log-level", "warning"])
+    try:
+        served = batch.run([str(img)], str(tmp_path / "served"), service=str(cfg), **kw)
+        assert (served.refined, served.failed) == (2, [])
+        local = batch.run([str(img)], str(tmp_path / "local"), weights=str(tiny_weights), threads=1, **kw)
+        assert local.refined == 2
+        a, b = digest(tmp_path / "served"), digest(tmp_path / "local")
+        assert a["0.png"] == b["0.png"] and a["1.png"] == b["1.png"]   # same mattes, byte for byte
+        again = batch.run([str(img)], str(tmp_path / "served"), service=str(cfg), **kw)
+        assert (again.refined, again.skipped) == (0, 2)
+        with pytest.raises(ValueError, match="one image at a time"):
+            batch.run([str(img)], str(tmp_path / "x"), service=str(cfg), jobs=2, **kw)
+    finally:
+        client.shutdown()
+        if client.process is not None:
+            client.process.wait(30)
