@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import ctypes
 import gc
 import logging
 import secrets
@@ -53,9 +54,24 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return "out of memory" in text or "cuda error: out of memory" in text
 
 
+def _trim_heap() -> None:
+    """Return freed heap pages to the OS (glibc only).
+
+    Large request bodies and images are freed after each request, but glibc keeps the
+    pages in its arenas, so the service's RSS stepped up with every new peak size.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # musl or another libc: nothing to trim
+        pass
+
+
 def free_device_memory() -> None:
-    """Collect garbage and give cached device memory back to the driver."""
+    """Collect garbage, return freed heap pages and cached device memory."""
     gc.collect()
+    _trim_heap()
     torch = sys.modules.get("torch")
     if torch is None:
         return
