@@ -81,6 +81,10 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
         raise ValueError(f"source must be 'layer' or 'composite', got {source!r}")
     if not output:
         raise ValueError("an output folder (-o) is required")
+    if ray is not None:  # say now, not after planning, that Ray is missing
+        from .ray_runner import _import_ray
+
+        _import_ray()
     served = None
     if service:
         if jobs != 1 or ray is not None:
