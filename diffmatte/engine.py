@@ -69,6 +69,9 @@ class Engine:
         self.max_memory: Union[int, str, None] = None
         #: Largest decoder tile; None: automatic (memory and work), 0: always the whole image.
         self.tile_size: Optional[int] = None
+        #: Decoder context around each tile in pixels (multiple of 32); None: the measured
+        #: default for the architecture (tiled_sampler.default_halos).
+        self.tile_halo: Optional[int] = None
         #: Encoder features and tile results of recent refines (content-hashed), so that a
         #: refine after a local trimap edit re-decodes only the tiles the edit reaches.
         self.cache = TileCache(512 * MiB)
@@ -145,12 +148,14 @@ class Engine:
             raise ValueError(f"tile_size must be 0 (whole image) or a multiple of 32 in 64..16384, got {tile}")
         cfg = self.model.cfg
         dec_halo, enc_halo = default_halos(cfg)
+        if self.tile_halo is not None:
+            dec_halo = int(self.tile_halo)
         mem = plan_memory(cfg, sum(p.numel() for p in self.model.parameters()), h, w, self.device, dec_halo,
                           enc_halo, parse_bytes(max_memory if max_memory is not None else self.max_memory),
                           cache=self.cache_bytes, tile=None if tile is None else int(tile),
                           element=4 if self.precision == "fp32" else 2, has_prior=bool(getattr(cfg, "prior", "")))
         settings = TileSettings(tile=mem.tile, halo=dec_halo, encoder_tile=mem.encoder_tile,
-                                encoder_halo=enc_halo, whole_ok=tile is None and mem.whole_fits)
+                                encoder_halo=enc_halo, whole_ok=tile is None and mem.whole_fits, batch=mem.batch)
 
         with self._lock, torch.inference_mode():
             dev = self.device

@@ -108,10 +108,11 @@ class MemoryPlan:
     cache: int            # bytes the tile cache may hold
     estimate: int         # predicted peak of this refine
     whole_fits: bool      # the whole image as one decoder tile would fit too
+    batch: int = 1        # decoder tiles per call (CUDA: as many as fit, up to 32)
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("budget", "fixed", "tile", "encoder_tile", "attention_chunk",
-                                              "cache", "estimate", "whole_fits")}
+                                              "cache", "estimate", "whole_fits", "batch")}
 
 
 def plan_memory(cfg: ModelConfig, n_params: int, h: int, w: int, device: torch.device, halo: int,
@@ -160,8 +161,13 @@ def plan_memory(cfg: ModelConfig, n_params: int, h: int, w: int, device: torch.d
         need = fixed + max(dec, enc)
         if need <= budget:
             whole_need = fixed + hp * wp * max(dec_px, enc_px if cfg.backbone != "vit" else 0)
+            batch = 1
+            if device.type == "cuda" and not whole:  # many small kernels: batch same-shaped tiles
+                batch = int(max(1, min(32, 1 + (budget - need) // 2 // max(dec, 1))))
+            need += (batch - 1) * dec
             cache_bytes = max(0, min(cache, (budget - need) // 2))
-            return MemoryPlan(budget, fixed, t, enc_t, chunk, cache_bytes, need + cache_bytes, whole_need <= budget)
+            return MemoryPlan(budget, fixed, t, enc_t, chunk, cache_bytes, need + cache_bytes, whole_need <= budget,
+                              batch)
     smallest = candidates[-1]
     region = hp * wp if smallest == 0 or max(hp, wp) <= smallest else (smallest + 2 * halo) ** 2
     need = fixed + region * dec_px

@@ -37,6 +37,7 @@ class TileSettings:
     blend: int = 16          # cross-fade half-width between neighbouring tiles
     min_tile: int = 32
     whole_ok: bool = False   # use one whole-image tile when the tiles would not save work
+    batch: int = 1           # same-shaped tiles decoded in one call (GPU; 1 on CPU)
 
 
 #: Tiles must save at least this share of the decoder work to be used instead of one
@@ -123,6 +124,29 @@ class TiledSampler:
             self.cache.put("feat", fkey, cpu, cpu.numel() * cpu.element_size())
         return feats
 
+    # ----------------------------------------------------------------- decoder
+    def _decode(self, plan: TilePlan, todo: List[int], conds, fcrops, x: torch.Tensor, std: torch.Tensor,
+                t: torch.Tensor) -> List[torch.Tensor]:
+        """x0 predictions in [-1, 1] over the ``out`` rectangles of tiles ``todo`` (one
+        batched decoder call: same-shaped regions)."""
+        h, w = x.shape[-2:]
+        regions = [_clip(plan.tiles[i].region, h, w) for i in todo]
+        xs = [x[..., r[0]:r[1], r[2]:r[3]] / std for r in regions]
+        if len(todo) == 1:
+            c, f, xb = conds[todo[0]], fcrops[todo[0]], xs[0]
+        else:
+            c = _stack([conds[i] for i in todo])
+            f = torch.cat([fcrops[i] for i in todo]).contiguous(memory_format=CL)
+            xb = torch.cat(xs)
+        with self.autocast():
+            logit = self.model.decode(f, c, xb, t.expand(len(todo)))
+        full = (torch.sigmoid(logit.float()) * 2 - 1).clamp(-1.0, 1.0)
+        out = []
+        for j, (i, r) in enumerate(zip(todo, regions)):
+            oy0, oy1, ox0, ox1 = _clip(plan.tiles[i].out, h, w)
+            out.append(full[j:j + 1, :, oy0 - r[0]:oy1 - r[0], ox0 - r[2]:ox1 - r[2]])
+        return out
+
     # ----------------------------------------------------------------- sampler
     def run(self, img: np.ndarray, tri: np.ndarray, prior: Optional[np.ndarray], starts: List[Callable[[], torch.Tensor]],
             steps: int, settings: TileSettings, on_step: Optional[Callable[[int, int, float, torch.Tensor], None]] = None,
@@ -173,7 +197,7 @@ class TiledSampler:
         for t in plan.tiles:
             c = condition_region(model, img_t, tri_t, prior_t, t.region)
             y0, y1, x0, x1 = t.region
-            fc = feats[..., y0 // s:y1 // s, x0 // s:x1 // s]
+            fc = feats[..., y0 // s:y1 // s, x0 // s:x1 // s].contiguous(memory_format=CL)
             if self.cache.enabled:
                 keys.append(digest("dec", self.tag, steps, t.region, t.out, plan.size, c.cond, fc))
             conds.append(_to_device(c, dev, backbone=False))
@@ -185,6 +209,7 @@ class TiledSampler:
         base = (1 - w_active) * forced.to(dev)  # known values where no decoded tile reaches
         del w_active
 
+        batches = _batches(plan, h, w, settings.batch)
         grid = time_grid(steps, device=dev)
         total = 0.0
         for si, start in enumerate(starts):
@@ -203,28 +228,30 @@ class TiledSampler:
                 std_f = float(std)
                 stds.append(std_f)
                 x0 = base.clone()
-                for i, tile in enumerate(plan.tiles):
+                for idxs in batches:
                     if cancel is not None and cancel.is_set():
                         raise Cancelled("refine cancelled")
-                    ry0, ry1, rx0, rx1 = _clip(tile.region, h, w)
-                    oy0, oy1, ox0, ox1 = _clip(tile.out, h, w)
-                    xr = x[..., ry0:ry1, rx0:rx1]
-                    x_hash = digest(xr) if keys else b""
-                    rec = old[i].steps[k] if keys and old[i] is not None and k < len(old[i].steps) else None
-                    if rec is not None and rec.x_hash == x_hash and rec.std == std_f:
-                        pred = rec.x0.to(dev)
-                        stats.reused += 1
-                    else:
-                        with self.autocast():
-                            logit = model.decode(fcrops[i], conds[i], xr / std, t.expand(1))
-                        full = (torch.sigmoid(logit.float()) * 2 - 1).clamp(-1.0, 1.0)
-                        pred = full[..., oy0 - ry0:oy1 - ry0, ox0 - rx0:ox1 - rx0]
-                        stats.decoded += 1
-                        rec = StepRecord(x_hash, std_f, pred.to("cpu", copy=True)) if keys else None
-                    if keys:
-                        new[i].steps.append(rec)
-                    x0[..., oy0:oy1, ox0:ox1] += weights[i] * pred
-                    tick()
+                    preds, todo, hashes = {}, [], {}
+                    for i in idxs:
+                        ry0, ry1, rx0, rx1 = _clip(plan.tiles[i].region, h, w)
+                        hashes[i] = digest(x[..., ry0:ry1, rx0:rx1]) if keys else b""
+                        rec = old[i].steps[k] if keys and old[i] is not None and k < len(old[i].steps) else None
+                        if rec is not None and rec.x_hash == hashes[i] and rec.std == std_f:
+                            preds[i] = rec.x0.to(dev)
+                            new[i].steps.append(rec)
+                            stats.reused += 1
+                        else:
+                            todo.append(i)
+                    if todo:
+                        for i, pred in zip(todo, self._decode(plan, todo, conds, fcrops, x, std, t)):
+                            preds[i] = pred
+                            stats.decoded += 1
+                            if keys:
+                                new[i].steps.append(StepRecord(hashes[i], std_f, pred.to("cpu", copy=True)))
+                    for i in idxs:
+                        oy0, oy1, ox0, ox1 = _clip(plan.tiles[i].out, h, w)
+                        x0[..., oy0:oy1, ox0:ox1] += weights[i] * preds[i]
+                        tick()
                 eps = (x - a * x0) / sg.clamp(min=1e-10)
                 x = a_next * x0 + s_next * eps
                 if on_step is not None:
@@ -239,6 +266,20 @@ class TiledSampler:
         return (total / len(starts)).cpu().numpy(), stats
 
 
+def _batches(plan: TilePlan, h: int, w: int, size: int) -> List[List[int]]:
+    """Tile indices in plan order, grouped into batches of up to ``size`` tiles whose
+    regions (padded and real) have the same shape; the order is fixed for a plan."""
+    groups: dict = {}
+    for i, t in enumerate(plan.tiles):
+        ry0, ry1, rx0, rx1 = _clip(t.region, h, w)
+        shape = (t.region[1] - t.region[0], t.region[3] - t.region[2], ry1 - ry0, rx1 - rx0)
+        groups.setdefault(shape, []).append(i)
+    out = []
+    for idxs in groups.values():
+        out += [idxs[j:j + max(1, size)] for j in range(0, len(idxs), max(1, size))]
+    return sorted(out, key=lambda b: b[0])
+
+
 def _clip(r, h: int, w: int):
     return r[0], min(r[1], h), r[2], min(r[3], w)
 
@@ -249,6 +290,16 @@ def _crops(region, img, tri, prior):
     if prior is not None:
         out.append(prior[..., y0:y1, x0:x1])
     return out
+
+
+def _stack(conds: list):
+    """Batch same-shaped tile conditionings along dim 0."""
+    first = conds[0]
+    changes = {f.name: torch.cat([getattr(c, f.name) for c in conds]).contiguous(memory_format=CL)
+               for f in dataclasses.fields(first)
+               if isinstance(getattr(first, f.name), torch.Tensor) and getattr(first, f.name).dim() == 4
+               and getattr(first, f.name).shape[-1] > 0}
+    return dataclasses.replace(first, **changes)
 
 
 def _to_device(c, dev: torch.device, backbone: bool):
