@@ -175,45 +175,11 @@ def test_integer_zero_one_masks_are_read_as_labels():
 
 # -- image-aware band (from_mask(..., image=...)) ---------------------------------------
 
-from trimap import guided  # noqa: E402
-from trimap.band import IMAGE_FLOOR  # noqa: E402
+from trimap import evidence  # noqa: E402
+from trimap.band import ADAPT_INNER, ADAPT_LO  # noqa: E402
 
 FG_COLOUR = np.array((0.85, 0.7, 0.3), np.float32)
 BG_COLOUR = np.array((0.15, 0.35, 0.75), np.float32)
-
-
-def two_colour(h=60, w=100, edge=50):
-    """Left of ``edge`` foreground colour, right background colour (slight noise)."""
-    img = np.where((np.arange(w) < edge)[None, :, None], FG_COLOUR, BG_COLOUR) * np.ones((h, 1, 1), np.float32)
-    img = img + np.random.default_rng(0).normal(0, 0.005, img.shape).astype(np.float32)
-    return np.clip(img, 0, 1).astype(np.float32)
-
-
-def test_guided_soft_mask_follows_the_image_edge_not_the_mask_edge():
-    img = two_colour(edge=50)
-    mask = np.zeros((60, 100), np.float32)
-    mask[:, :45] = 1.0  # the coarse mask stops 5 px short of the object's real edge
-    q = guided.guided_soft_mask(img, mask, radius=8, eps=1e-3)
-    assert q.shape == mask.shape and q.dtype == np.float32
-    # Foreground-coloured pixels outside the mask keep a share of foreground;
-    # the soft mask drops to ~0 exactly at the colour edge, not at the mask edge.
-    assert q[:, 46:50].min() > 0.3
-    assert q[:, 51:].max() < 0.05
-    assert np.all(np.argmax(-np.diff(q, axis=1), axis=1) == 49)
-    unk = guided.image_unknown(img, mask >= 0.5, band=8.0)
-    assert unk[:, 46:49].all()  # the image disagrees with the mask there: unknown
-    assert not unk[:, 75:].any() and not unk[:, :20].any()  # far from the contour nothing changes
-
-
-def test_guided_fast_path_matches_the_direct_filter(monkeypatch):
-    img = two_colour(h=90, w=150, edge=70)
-    mask = np.zeros((90, 150), np.float32)
-    mask[:, :66] = 1.0
-    direct = guided.guided_soft_mask(img, mask, radius=8)
-    monkeypatch.setattr(guided, "WORK_SIDE", 50)  # forces 3x3 block averaging + upsampling
-    fast = guided.guided_soft_mask(img, mask, radius=8)
-    assert np.abs(fast - direct).mean() < 0.03
-    assert fast[:, 67:70].mean() > 0.5 and fast[:, 80:].max() < 0.1
 
 
 def strand_scene(h=120, w=160, length=16):
@@ -227,49 +193,76 @@ def strand_scene(h=120, w=160, length=16):
     return np.clip(img, 0, 1).astype(np.float32), alpha
 
 
-def test_image_aware_band_covers_strands_the_mask_only_band_misses():
+def test_image_aware_band_follows_strands_the_mask_lost():
     img, alpha = strand_scene()
     mask = alpha >= 0.9
     strands = (alpha > 0) & (alpha < 1)
     only = trimap.from_mask(mask, band=6)
     aware = trimap.from_mask(mask, band=6, image=img)
     assert (only[strands] == 128).mean() < 0.4
-    assert (aware[strands] == 128).mean() > 0.6
-    # The image evidence (not only the wider floor) reaches along the strands:
-    # the same call with a featureless image stops earlier on a strand row.
+    assert (aware[strands] == 128).mean() > 0.95
+    # It is the image evidence that reaches along the strands: a featureless image
+    # gives exactly the mask-only band.
     flat = trimap.from_mask(mask, band=6, image=np.full_like(img, 0.5))
-    reach_aware = np.nonzero(aware[10] == 128)[0].max()
-    reach_flat = np.nonzero(flat[10] == 128)[0].max()
-    assert reach_aware > reach_flat
+    assert np.array_equal(flat, only)
     assert np.all((aware == 128) >= (only == 128))  # only ever widens the mask-only band
-    assert np.all(aware[:, :40] == 255) and np.all(aware[:, 110:] == 0)
+    # ...and only outside the mask: the interior keeps its narrow band.
+    assert np.array_equal(aware[:, :70], only[:, :70])
+    assert np.all(aware[:, :60] == 255) and np.all(aware[:, 100:] == 0)
+    # Between two strand rows (10-11 and 16-17) the background stays background
+    # beyond the narrow band and the strands' one-pixel halo.
+    assert np.all(aware[13:15, 76:90] == 0)
 
 
-def test_image_aware_band_stays_near_the_object():
+def test_solid_edge_keeps_the_narrow_band():
+    # A hard, high-contrast edge: no strand evidence, so the band is the narrow
+    # geometric one: ADAPT_INNER band radii inside, ADAPT_LO outside.
+    h, w, band = 60, 120, 10.0
+    mask = np.zeros((h, w), bool)
+    mask[:, :60] = True
+    img = np.where(mask[..., None], FG_COLOUR, BG_COLOUR) * np.ones((h, w, 1), np.float32)
+    img = np.clip(img + np.random.default_rng(1).normal(0, 0.01, img.shape), 0, 1).astype(np.float32)
+    tri = trimap.from_mask(mask, band=band, image=img)
+    assert np.array_equal(tri, trimap.from_mask(mask, band=band))
+    cols = np.nonzero((tri == 128).all(axis=0))[0]
+    assert cols.min() == 60 - 1 - int(ADAPT_INNER * band)  # inner boundary pixel 59, radius 5
+    assert cols.max() == 60 + int(ADAPT_LO * band)  # outer boundary pixel 60, radius 6
+
+
+def test_image_aware_band_does_not_swallow_a_solid_look_alike():
     img, alpha = strand_scene()
-    img[100:115, 140:155] = FG_COLOUR  # a foreground look-alike far from the contour
+    # A broad foreground-coloured patch of background touching the object's edge
+    # (a red blanket next to a red jumper): thick, so it is not a strand.
+    img[40:80, 70:100] = FG_COLOUR * 0.6 + BG_COLOUR * 0.4
     aware = trimap.from_mask(alpha >= 0.9, band=4, image=img)
-    assert np.all(aware[100:115, 140:155] == 0)
-    # Nothing reaches beyond REACH band radii plus the guided window from the contour.
-    assert np.all(aware[:, 70 + int((guided.REACH + 1) * 4) + 2 :] == 0)
+    only = trimap.from_mask(alpha >= 0.9, band=4)
+    assert np.array_equal(aware[45:75], only[45:75])
+    # Nothing reaches beyond REACH band radii from the mask.
+    assert np.all(aware[:, 70 + int(evidence.REACH * 4) + 1 :] == 0)
 
 
-def test_image_aware_floor_and_switch():
-    m = disk_mask(r=30)
-    img = np.where(m[..., None], FG_COLOUR, BG_COLOUR).astype(np.float32)
-    rad = radial()
-    aware = trimap.from_mask(m, band=4, image=img)
-    # The smart radius never drops below IMAGE_FLOOR band radii on the image path.
-    assert np.all(aware[np.abs(rad - 30) <= IMAGE_FLOOR * 4 - 1.5] == 128)
+def test_strand_evidence_is_thin_and_outside():
+    img, alpha = strand_scene()
+    mask = alpha >= 0.9
+    ev = evidence.strand_evidence(img, mask, band=6.0)
+    assert ev.dtype == bool and ev.shape == mask.shape
+    assert not (ev & mask).any()
+    strands = (alpha > 0) & (alpha < 1)
+    assert ev[strands].mean() > 0.5 and not ev[~strands].any()
+    assert not evidence.strand_evidence(img, np.zeros_like(mask), band=6.0).any()
+    assert not evidence.strand_evidence(img, mask, band=0).any()
+
+
+def test_image_switch_and_fixed_band():
+    img, alpha = strand_scene()
+    m = alpha >= 0.9
     only = trimap.from_mask(m, band=4)
-    assert (aware == 128).sum() > (only == 128).sum()
     # image_aware=False (or no image) gives the mask-only band.
     assert np.array_equal(trimap.from_mask(m, band=4, image=img, image_aware=False), only)
-    # A fixed band keeps its exact radius; band=0 stays soft-only.
-    assert np.array_equal(
-        trimap.from_mask(m, band=4, adaptive=False, image=img) == 128,
-        (trimap.from_mask(m, band=4, adaptive=False, image=img) == 128) | (trimap.from_mask(m, band=4, adaptive=False) == 128),
-    )
+    # A fixed band keeps its exact radius and the image only adds to it; band=0 stays soft-only.
+    fixed = trimap.from_mask(m, band=4, adaptive=False)
+    fixed_img = trimap.from_mask(m, band=4, adaptive=False, image=img)
+    assert np.all((fixed_img == 128) >= (fixed == 128))
     assert np.array_equal(trimap.from_mask(m, band=0, image=img), trimap.from_mask(m, band=0))
 
 

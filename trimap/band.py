@@ -17,12 +17,15 @@ from scipy import ndimage as ndi
 
 from ._validate import BG, FG, UNKNOWN, as_image, as_mask, check_band, check_same_shape
 
-# Default band radius as a fraction of sqrt(H * W), with a floor in pixels.
-# Tuned on the dev photos with bench/trimap_bench.py (see docs/TRIMAP.md).
-DEFAULT_BAND_FRACTION = 0.04
-MIN_DEFAULT_BAND = 3.0
+# Default band radius as a fraction of sqrt(H * W), with a floor in pixels: about
+# 10 px at 800 x 600, the size of a SAM mask's outline error plus a soft edge.
+# Chosen with bench/trimap_bench.py (issue #16, docs/TRIMAP.md): the engine leaves
+# haze in every pixel of band that holds no transition, so a wider default made
+# whole-image SAD worse on the real photos, not better.
+DEFAULT_BAND_FRACTION = 0.015
+MIN_DEFAULT_BAND = 6.0
 
-# Smart-radius rule (outside the mask; see ADAPT_INNER_GAIN for inside):
+# Smart-radius rule (outside the mask):
 #   radius = band * clip(BASE + GAIN_ROUGH * (roughness - 1) + GAIN_SOFT * softness, LO, HI)
 # BASE = LO < 1 is what narrows the band along smooth hard edges.
 ADAPT_BASE = 0.6
@@ -30,17 +33,11 @@ ADAPT_GAIN_ROUGH = 4.0
 ADAPT_GAIN_SOFT = 2.0
 ADAPT_LO = 0.6
 ADAPT_HI = 8.0
-# With an image (from_mask(..., image=...)) the smart radius never drops below
-# this many band radii: on the dev photos the coarse mask's "smooth" edges
-# (fur that SAM rounds off, jitter) carried partial alpha up to about one band
-# radius inside and outside, so 0.6 was too narrow (see docs/TRIMAP.md). The
-# floor itself does not read the image; it applies on the image path only so
-# that image=None keeps its earlier behaviour.
-IMAGE_FLOOR = 1.5
-# Inside the mask the radius grows this much more slowly with roughness: a
-# coarse mask loses thin strands, which lie outside it, so ragged edges need
-# more room outside than inside.
-ADAPT_INNER_GAIN = 0.25
+# Inside the mask the radius is ADAPT_INNER band radii whatever the roughness
+# (only softness widens it): a coarse mask loses strands *outside* it, and a band
+# reaching into solid interior costs the most matte quality (the engine makes
+# solid foreground see-through there; docs/TRIMAP.md, issue #16).
+ADAPT_INNER = 0.5
 # Window (Gaussian sigma) of the roughness measure, in band radii.
 ROUGH_SCALE = 2.0
 
@@ -146,21 +143,20 @@ def roughness_and_softness(
     return rough, softness
 
 
-def smart_radius(hard: np.ndarray, soft: np.ndarray, band: float, floor: float = ADAPT_LO) -> np.ndarray:
+def smart_radius(hard: np.ndarray, soft: np.ndarray, band: float) -> np.ndarray:
     """Per-pixel band radius (H x W float32) for the adaptive band.
 
     Only its values on :func:`boundary` pixels matter: every pixel takes the
     radius of its nearest boundary pixel. Outside the mask the radius is
     ``band * clip(BASE + GAIN_ROUGH * (roughness - 1) + GAIN_SOFT * softness, LO, HI)``;
-    inside, the roughness term is scaled by ``ADAPT_INNER_GAIN``. ``floor``
-    (in band radii) replaces ``LO`` as the lower clip. The returned
-    array holds the outside radius on outer boundary pixels and the inside
-    radius on inner ones.
+    inside it is ``band * clip(ADAPT_INNER + GAIN_SOFT * softness, ADAPT_INNER, HI)``.
+    The returned array holds the outside radius on outer boundary pixels and
+    the inside radius on inner ones.
     """
     rough, softness = roughness_and_softness(hard, soft, scale=max(3.0, ROUGH_SCALE * band))
-    gain = np.where(hard, ADAPT_GAIN_ROUGH * ADAPT_INNER_GAIN, ADAPT_GAIN_ROUGH)
-    factor = ADAPT_BASE + gain * (rough - 1.0) + ADAPT_GAIN_SOFT * softness
-    return (band * np.clip(factor, floor, max(floor, ADAPT_HI))).astype(np.float32)
+    outside = np.clip(ADAPT_BASE + ADAPT_GAIN_ROUGH * (rough - 1.0) + ADAPT_GAIN_SOFT * softness, ADAPT_LO, ADAPT_HI)
+    inside = np.clip(ADAPT_INNER + ADAPT_GAIN_SOFT * softness, ADAPT_INNER, ADAPT_HI)
+    return (band * np.where(hard, inside, outside)).astype(np.float32)
 
 
 def unknown_band(hard: np.ndarray, radius: Union[float, np.ndarray]) -> np.ndarray:
@@ -209,18 +205,19 @@ def from_mask(
             boundary (so the band is about ``2 * band + 1`` pixels wide). ``None``
             uses :func:`default_band`. ``0`` gives a band only where the mask is soft.
         adaptive: vary the radius along the boundary (see :func:`smart_radius`):
-            from ``0.6 * band`` on smooth hard edges (``1.5 * band`` when an
-            image is given, see ``IMAGE_FLOOR``) up to ``8 * band`` on ragged
-            or soft parts.
+            outside the mask from ``0.6 * band`` on smooth hard edges up to
+            ``8 * band`` on ragged or soft parts (hair, fur: the strands a coarse
+            mask lost lie there); inside always ``0.5 * band`` (more where the
+            mask is soft), so the band never reaches into solid interior.
         shift: move the edge before banding; > 0 grows the foreground, < 0
             shrinks it (pixels).
         soft_range: mask values strictly inside ``(lo, hi)`` become unknown
             whatever the band (a soft mask's own uncertainty).
         image: optional H x W x 3 image of the same size. When given (and
-            ``image_aware``), the smart radius gets the floor ``IMAGE_FLOOR``
-            and the band also grows where the image says the boundary is
-            uncertain: see :func:`trimap.guided.image_band` (guided-filter
-            feathering of the mask). Needed for ``transparency``.
+            ``image_aware``), the band also grows outside the mask along
+            strands the image shows and the mask lost: see
+            :func:`trimap.evidence.strand_band`. A solid edge gives no such
+            evidence and keeps the narrow band. Needed for ``transparency``.
         transparency: widen the band where the image looks see-through
             (see :func:`trimap.transparency.transparency_widen`).
         image_aware: use ``image`` to grow the band (default); ``False``
@@ -246,8 +243,7 @@ def from_mask(
     soft = (m > lo) & (m < hi)
     use_image = image is not None and image_aware
     if adaptive and r > 0:
-        floor = IMAGE_FLOOR if use_image else ADAPT_LO
-        radius: Union[float, np.ndarray] = smart_radius(hard, soft, r, floor)
+        radius: Union[float, np.ndarray] = smart_radius(hard, soft, r)
     else:
         radius = r
     unknown = unknown_band(hard, radius) | soft
@@ -258,9 +254,9 @@ def from_mask(
         img = as_image(image)
         check_same_shape(m.shape, img, "image", "mask")
         if use_image and r > 0:
-            from .guided import image_band
+            from .evidence import strand_band
 
-            unknown = image_band(img, hard, unknown, r)
+            unknown = strand_band(img, hard, unknown, r)
         if transparency:
             from .transparency import transparency_widen
 
