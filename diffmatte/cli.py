@@ -28,6 +28,12 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
                    help="average this many samples from seeds seed, seed+1, ... (less noise-dependent; "
                         "costs that many times the decoder steps; default 1)")
     p.add_argument("--bits", type=int, choices=(8, 16), default=8, help="alpha PNG bit depth (default 8)")
+    p.add_argument("--max-memory", metavar="SIZE", default=None,
+                   help="memory a refine may use, e.g. 4G or 512M (default: from free RAM / VRAM); tiles are "
+                        "sized to fit and a refine that cannot fit is refused before it starts")
+    p.add_argument("--tile-size", type=int, metavar="PX", default=None,
+                   help="largest decoder tile in pixels, a multiple of 32 (default: automatic; 0: always the "
+                        "whole image, the pre-tiling path)")
 
 
 def _default_out(image: Path, suffix: str) -> Path:
@@ -41,16 +47,33 @@ def _refuse_overwrite(out: Path, *inputs: Path) -> None:
 
 
 def _progress(enabled: bool):
+    """``progress(done, total)`` printer: the engine counts encoder tiles and tile x step decodes."""
     if not enabled:
         return None
     t0 = time.perf_counter()
 
-    def show(step) -> None:
-        print(f"\r  step {step.index}/{step.total}  {time.perf_counter() - t0:6.1f}s", end="", file=sys.stderr,
-              flush=True)
-        if step.index == step.total:
+    def show(done: int, total: int) -> None:
+        print(f"\r  {100 * done // max(total, 1):3d} % ({done}/{total} tile-steps)  {time.perf_counter() - t0:6.1f}s",
+              end="", file=sys.stderr, flush=True)
+        if done == total:
             print(file=sys.stderr)
     return show
+
+
+def _export_engine_options(args: argparse.Namespace) -> None:
+    """--max-memory / --tile-size become the defaults of every engine this process (and the
+    batch workers it starts) loads: DIFFMATTE_MAX_MEMORY / DIFFMATTE_TILE_SIZE."""
+    import os
+
+    from .memory import parse_bytes
+
+    if getattr(args, "max_memory", None) is not None:
+        parse_bytes(args.max_memory)  # a bad size fails here, before any model loads
+        os.environ["DIFFMATTE_MAX_MEMORY"] = str(args.max_memory)
+    if getattr(args, "tile_size", None) is not None:
+        if args.tile_size != 0 and (args.tile_size % 32 or not 64 <= args.tile_size <= 16384):
+            raise ValueError(f"--tile-size must be 0 or a multiple of 32 in 64..16384, got {args.tile_size}")
+        os.environ["DIFFMATTE_TILE_SIZE"] = str(args.tile_size)
 
 
 def _add_finish_args(p: argparse.ArgumentParser) -> None:
@@ -90,7 +113,7 @@ def _refine_one(engine, image_path: Path, trimap_path: Path, out: Path, rgba: Op
     image = read_image(image_path)
     trimap = read_trimap(trimap_path)
     alpha = engine.refine(image, trimap, steps=args.steps, seed=args.seed, samples=getattr(args, "samples", 1),
-                          callback=_progress(not args.quiet))
+                          progress=_progress(not args.quiet))
     # One path for every front end (CLI, batch, service, editor): diffmatte.cutout.finish.
     final, cut = finish(image, alpha, edges=edges, decontaminate=params["decontaminate"] if rgba else 0.0,
                         premultiplied=params["premultiplied"])
@@ -217,11 +240,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 0
     try:
+        _export_engine_options(args)
         return int(args.func(args) or 0)
     except DefaultWeightsMissing as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    except (ValueError, WeightsError, FileNotFoundError) as exc:
+    except (ValueError, WeightsError, FileNotFoundError, MemoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Cancelled:

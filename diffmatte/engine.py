@@ -66,9 +66,12 @@ class Engine:
         self.schedule = Schedule(scale=model.cfg.scale)
         self._lock = threading.Lock()  # one refine at a time per engine
         #: Memory a refine may use (bytes or "4G"); None: automatic from free RAM / VRAM.
-        self.max_memory: Union[int, str, None] = None
+        #: The CLI's --max-memory / --tile-size reach every engine via DIFFMATTE_MAX_MEMORY /
+        #: DIFFMATTE_TILE_SIZE (also usable for the service and batch workers).
+        self.max_memory: Union[int, str, None] = os.environ.get("DIFFMATTE_MAX_MEMORY") or None
         #: Largest decoder tile; None: automatic (memory and work), 0: always the whole image.
-        self.tile_size: Optional[int] = None
+        env_tile = os.environ.get("DIFFMATTE_TILE_SIZE", "").strip()
+        self.tile_size: Optional[int] = int(env_tile) if env_tile else None
         #: Decoder context around each tile in pixels (multiple of 32); None: the measured
         #: default for the architecture (tiled_sampler.default_halos).
         self.tile_halo: Optional[int] = None

@@ -1,6 +1,7 @@
 """Band-limited tiled inference (#11): geometry, exactness, seams, reuse, budget, progress."""
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -196,3 +197,27 @@ def test_batched_tiles_match_one_by_one(tiny_engine):
             out[batch], stats = sampler.run(img, tri, None, [start], 2, settings)
         assert stats.decoded == stats.tiles * 2 and stats.encoder_tiles > 1
     assert np.abs(out[1] - out[4]).max() < 1e-5
+
+
+def test_cli_memory_budget_and_tile_options(tiny_weights, tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    from diffmatte.cli import main
+
+    monkeypatch.delenv("DIFFMATTE_MAX_MEMORY", raising=False)
+    monkeypatch.delenv("DIFFMATTE_TILE_SIZE", raising=False)
+    image, trimap = _band_inputs(96, 160)
+    Image.fromarray(image).save(tmp_path / "im.png")
+    Image.fromarray(trimap).save(tmp_path / "tri.png")
+    base = ["refine", str(tmp_path / "im.png"), "--trimap", str(tmp_path / "tri.png"), "--weights", str(tiny_weights),
+            "--device", "cpu", "--steps", "2", "-o", str(tmp_path / "a.png")]
+    try:
+        assert main(base + ["--max-memory", "1M"]) == 2
+        assert "needs about" in capsys.readouterr().err and not (tmp_path / "a.png").exists()
+        assert main(base + ["--tile-size", "100"]) == 2
+        assert "--tile-size" in capsys.readouterr().err
+        assert main(base + ["--tile-size", "64", "--max-memory", "2G"]) == 0
+        assert "tile-steps" in capsys.readouterr().err and (tmp_path / "a.png").is_file()
+    finally:  # main() exports the options for engines loaded later in this process
+        os.environ.pop("DIFFMATTE_MAX_MEMORY", None)
+        os.environ.pop("DIFFMATTE_TILE_SIZE", None)
