@@ -81,12 +81,56 @@ def test_bench_runs_on_a_synthetic_data_folder(tmp_path, capsys):
     rc = bench.run(bench.build_parser().parse_args(["--data", str(data), "--sets", "comp1k-crops", "--json", str(out)]))
     assert rc == 0
     text = capsys.readouterr().out
-    assert "comp1k-crops/0" in text and "comp1k-crops/1" in text and "mean" in text
-    rows = json.loads(out.read_text())["rows"]
-    assert len(rows) == 2
+    assert "comp1k-crops/0" in text and "comp1k-crops/1" in text and "| const:25 |" in text
+    saved = json.loads(out.read_text())
+    rows = saved["rows"]
+    assert len(rows) == 2 * len(bench.DEFAULT_METHODS)
+    assert {r["method"] for r in rows} == set(bench.DEFAULT_METHODS)
     for r in rows:
         assert 0.0 <= r["coverage"] <= 1.0 and r["area_ratio"] > 0
+    prod = [r["area_ratio"] for r in rows if r["method"] == "product"]
+    assert saved["summary"]["product"]["area_max"] == pytest.approx(max(prod))
     assert bench.run(bench.build_parser().parse_args(["--data", str(tmp_path / "missing")])) == 2
+
+
+def write_alphamatting(folder: Path, stem: str, alpha: np.ndarray):
+    """The alphamatting.com layout: gt/, input/, trimap1/, trimap2/ with one PNG name per photo."""
+    for sub in ("gt", "input", "trimap1", "trimap2"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    img = np.zeros(alpha.shape + (3,), np.uint8)
+    img[..., 0] = (alpha * 200).astype(np.uint8)
+    img[..., 2] = 120
+    Image.fromarray(img).save(folder / "input" / f"{stem}.png")
+    Image.fromarray((alpha * 255).astype(np.uint8)).convert("RGB").save(folder / "gt" / f"{stem}.png")
+    tri = np.where(alpha >= 1, 255, np.where(alpha <= 0, 0, 128)).astype(np.uint8)
+    Image.fromarray(tri).save(folder / "trimap1" / f"{stem}.png")
+    wide = trimap.from_mask(alpha >= 0.5, band=12, adaptive=False)
+    Image.fromarray(wide).save(folder / "trimap2" / f"{stem}.png")
+
+
+def test_bench_reads_the_alphamatting_layout_and_its_methods(tmp_path, capsys):
+    data = tmp_path / "am"
+    alpha = soft_disk(h=96, w=96, r=30, soft=6)
+    write_alphamatting(data, "GT01", alpha)
+    bench = load_bench()
+    assert [s[0] for s in bench.find_samples(data, [])] == ["GT01"]
+    out = tmp_path / "rows.json"
+    args = ["--data", str(data), "--methods", "product", "const:5", "const:12", "--json", str(out)]
+    assert bench.run(bench.build_parser().parse_args(args)) == 0
+    rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
+    # The reference is trimap2 (a 12 px constant band around the 0.5 contour); the
+    # constant band of the same radius around the jittered mask has about its area.
+    assert rows["const:12"]["area_ratio"] == pytest.approx(1.0, abs=0.15)
+    assert rows["const:5"]["area_ratio"] < rows["const:12"]["area_ratio"]
+    assert "product default: area <= 2x trimap2 on every photo: yes" in capsys.readouterr().out
+    # --reference picks the other trimap folder (the tight one: a larger ratio).
+    args = ["--data", str(data), "--methods", "const:12", "--reference", "trimap1", "--json", str(out)]
+    assert bench.run(bench.build_parser().parse_args(args)) == 0
+    assert json.loads(out.read_text())["rows"][0]["area_ratio"] > 1.5
+    with pytest.raises(SystemExit):
+        bench.build_parser().parse_args(["--data", str(data), "--methods", "wide"])
+    with pytest.raises(SystemExit):
+        bench.build_parser().parse_args(["--data", str(data), "--methods", "const:-3"])
 
 
 @pytest.mark.skipif(not (SHARED / "data" / "dev" / "comp1k-crops").is_dir(), reason="dev photos not present")
@@ -106,34 +150,25 @@ def test_bench_on_one_dev_crop_when_present(capsys):
     assert aware["coverage"] >= s["coverage"] and aware["area_ratio"] < 3.0
 
 
-def test_bench_mask_only_flag_selects_the_band(tmp_path):
-    data = tmp_path / "dev"
-    write_sample(data / "comp1k-crops", "0", soft_disk(h=96, w=96, r=30, soft=6))
-    bench = load_bench()
-    areas = {}
-    for flags in ([], ["--mask-only"]):
-        out = tmp_path / f"rows{len(flags)}.json"
-        args = ["--data", str(data), "--sets", "comp1k-crops", "--json", str(out)] + flags
-        assert bench.run(bench.build_parser().parse_args(args)) == 0
-        areas[bool(flags)] = json.loads(out.read_text())["rows"][0]["area_ratio"]
-    # The image path (default) has the wider floor, so a larger unknown area.
-    assert areas[False] > areas[True]
-
-
 def test_bench_end_to_end_sad_path_with_tiny_random_engine(tmp_path, capsys):
     pytest.importorskip("diffmatte.testing")
     from diffmatte.testing import write_tiny_checkpoint
 
     weights = write_tiny_checkpoint(tmp_path / "tiny.safetensors")
-    data = tmp_path / "dev"
-    write_sample(data / "comp1k-crops", "0", soft_disk(h=48, w=64, r=14))
+    data = tmp_path / "am"
+    write_alphamatting(data, "GT01", soft_disk(h=48, w=64, r=14))
     bench = load_bench()
     out = tmp_path / "rows.json"
-    args = ["--data", str(data), "--sets", "comp1k-crops", "--weights", str(weights), "--steps", "1", "--json", str(out)]
+    args = ["--data", str(data), "--weights", str(weights), "--steps", "1",
+            "--max-side", "40", "--methods", "product", "const:4", "--json", str(out)]
     assert bench.run(bench.build_parser().parse_args(args)) == 0
-    row = json.loads(out.read_text())["rows"][0]
+    saved = json.loads(out.read_text())
+    rows = saved["rows"]
     # Random weights: the SAD values are meaningless, only the path is checked.
-    assert row["sad_generated"] >= 0 and row["sad_reference"] >= 0 and "sad_ratio" in row
-    assert "total SAD gen/ref" in capsys.readouterr().out
+    assert all(r["sad"] >= 0 and r["sad_reference"] >= 0 for r in rows)
+    assert rows[0]["sad_reference"] == rows[1]["sad_reference"]  # one reference matte per photo
+    assert saved["summary"]["product"]["sad_ratio"] == pytest.approx(rows[0]["sad"] / rows[0]["sad_reference"])
+    text = capsys.readouterr().out
+    assert "SAD with trimap2" in text and "SAD below every constant band (const:4)" in text
     bad = ["--data", str(data), "--weights", str(tmp_path / "missing.safetensors")]
     assert bench.run(bench.build_parser().parse_args(bad)) == 2
