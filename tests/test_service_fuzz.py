@@ -122,6 +122,12 @@ def _valid_bodies(corpus: Corpus, odd: List[bytes], sam: bool) -> List[Dict[str,
          "body": {"image": img, "fg": _b64(_png(corpus.fg)), "bg": _b64(_png(corpus.bg)), "band": 2}},
         {"method": "POST", "path": "/v1/trimap/scribbles",
          "body": {"image": img, "fg": _b64(_png(corpus.full_fg)), "bg": _b64(_png(corpus.full_bg))}},
+        {"method": "POST", "path": "/v1/cutout",
+         "body": {"alpha": _b64(_png(corpus.mask)), "image": img, "decontaminate": 0.5, "premultiplied": False,
+                  "edges": {"shift": 1.5, "feather": 1.0, "contrast": 20.0, "smooth": 1.0}, "output": "rgba"}},
+        {"method": "POST", "path": "/v1/cutout",
+         "body": {"alpha": _b64(_png(corpus.mask.astype(np.uint16) * 257)), "edges": {"shift": -1.0},
+                  "output": "alpha"}},
         {"method": "GET", "path": "/v1/info"},
         {"method": "GET", "path": "/v1/openapi.json"},
     ]
@@ -163,22 +169,30 @@ def _mutations(corpus: Corpus, odd: List[bytes]) -> List[Callable[[Dict, random.
         if isinstance(body, dict) and body:
             body[rng.choice(sorted(body))] = _odd_value(rng)
 
+    def odd_number(spec, rng):
+        body = spec.get("body")
+        nested = [v for v in (body or {}).values() if isinstance(v, dict)] if isinstance(body, dict) else []
+        if nested:
+            target = rng.choice(nested)
+            target[rng.choice(sorted(target) + ["extra"])] = rng.choice(
+                [float("nan"), float("inf"), -1e300, 1e300, -5, 10**40, "1", None, [1]])
+
     def corrupt_image(spec, rng):
         body = spec.get("body")
-        keys = [k for k in ("image", "trimap", "mask", "fg", "bg") if isinstance(body, dict) and k in body]
+        keys = [k for k in ("image", "trimap", "mask", "fg", "bg", "alpha") if isinstance(body, dict) and k in body]
         if keys:
             body[rng.choice(keys)] = _b64(_mutate_bytes(rng.choice(images), rng))
 
     def odd_image(spec, rng):
         body = spec.get("body")
-        keys = [k for k in ("image", "trimap", "mask", "fg", "bg") if isinstance(body, dict) and k in body]
+        keys = [k for k in ("image", "trimap", "mask", "fg", "bg", "alpha") if isinstance(body, dict) and k in body]
         if keys:
             body[rng.choice(keys)] = _b64(rng.choice(odd + [_header_only_png(60000, 60000),
                                                             _header_only_png(0, 5)]))
 
     def bad_base64(spec, rng):
         body = spec.get("body")
-        keys = [k for k in ("image", "trimap", "mask", "fg", "bg") if isinstance(body, dict) and k in body]
+        keys = [k for k in ("image", "trimap", "mask", "fg", "bg", "alpha") if isinstance(body, dict) and k in body]
         if keys:
             key = rng.choice(keys)
             text = str(body[key])
@@ -207,7 +221,7 @@ def _mutations(corpus: Corpus, odd: List[bytes]) -> List[Callable[[Dict, random.
     def odd_method(spec, rng):
         spec["method"] = rng.choice(["PUT", "PATCH", "OPTIONS", "HEAD", "TRACE", "GET", "POST", "DELETE"])
 
-    return [drop_field, add_field, retype_field, corrupt_image, odd_image, bad_base64, raw_body,
+    return [drop_field, add_field, retype_field, odd_number, corrupt_image, odd_image, bad_base64, raw_body,
             odd_headers, odd_path, odd_method]
 
 
@@ -286,7 +300,7 @@ def test_fuzz_every_route_no_5xx_and_still_serving(fuzz_service):
     assert sum(statuses.values()) == N_REQUESTS
     assert any(400 <= s < 500 for s in statuses) and any(s < 300 for s in statuses)
     # Every route was exercised.
-    for route in ("/v1/jobs/refine", "/v1/trimap/mask", "/v1/trimap/scribbles", "/v1/info"):
+    for route in ("/v1/jobs/refine", "/v1/trimap/mask", "/v1/trimap/scribbles", "/v1/info", "/v1/cutout"):
         assert routes[route] > 0, route
     assert any(r.startswith("/v1/jobs/") and r != "/v1/jobs/refine" for r in routes)
 
