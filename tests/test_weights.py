@@ -195,6 +195,7 @@ def _with_config(tiny_weights: Path, dest: Path, **changes) -> Path:
     (dict(widths=[16, 16, 32, True]), "widths"),
     (dict(window_block_indexes=[0, 99]), "window_block_indexes"),
     (dict(colour="red"), "unknown model config fields"),
+    (dict(prior="rm -rf"), "prior"),
 ])
 def test_a_stored_config_out_of_bounds_is_refused_before_building(tiny_weights: Path, tmp_path: Path,
                                                                    monkeypatch, changes, needle) -> None:
@@ -239,3 +240,11 @@ def test_official_variants_pass_the_bounds() -> None:
     for cfg in [*VARIANTS.values(), TINY_CONFIG]:
         check_config(cfg)
         assert expected_shapes(cfg)
+
+
+def test_a_prior_conditioned_checkpoint_passes_the_checks(tmp_path: Path) -> None:
+    from diffmatte.testing import TINY_CONFIG, write_tiny_checkpoint
+
+    cfg = TINY_CONFIG.replace(name="tiny_cf", prior="cf")
+    model = load_model(write_tiny_checkpoint(tmp_path / "cf.safetensors", config=cfg))
+    assert model.cfg.prior == "cf"
