@@ -294,3 +294,16 @@ def test_layered_bomb_is_refused_per_item(tmp_path, run, no_engine):
         zf.writestr("stack.xml", '<image w="50000" h="50000"><stack/></image>')
     s = run(tmp_path / "bomb.ora", output=tmp_path / "out")
     assert "megapixels is over the limit" in dict(s.failed)["bomb.ora"]
+
+
+def test_an_items_result_does_not_depend_on_the_items_before_it(tmp_path, run):
+    """The engine keeps a tile cache between refines (for interactive re-runs); a batch
+    clears it per item, so which worker refined what before cannot change a file."""
+    img, tri = tmp_path / "img", tmp_path / "tri"
+    img.mkdir(), tri.mkdir()
+    for i in range(2):
+        photo(img / f"{i}.png", seed=i)
+        trimap(tri / f"{i}.png")
+    assert run(img, output=tmp_path / "both", trimaps=tri, bits=16, steps=3).refined == 2
+    assert run(img / "1.png", output=tmp_path / "alone", trimaps=tri, bits=16, steps=3).refined == 1
+    assert (tmp_path / "both" / "1.png").read_bytes() == (tmp_path / "alone" / "1.png").read_bytes()

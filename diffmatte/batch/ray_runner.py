@@ -18,10 +18,12 @@ from .work import Result, Settings
 class _Worker:
     """One engine per actor."""
 
-    def __init__(self, weights: str, weights_blob: Optional[bytes], device: str, threads: int) -> None:
+    def __init__(self, weights: str, weights_blob: Optional[bytes], device: str, threads: int,
+                 engine_env: Dict[str, str]) -> None:
         import tempfile
 
         os.environ["OMP_NUM_THREADS"] = str(threads)
+        os.environ.update(engine_env)  # --max-memory / --tile-size of the driver's command line
         import torch
 
         torch.set_num_threads(threads)
@@ -66,7 +68,8 @@ def run_on_ray(pending: List[Item], settings: Settings, device: str, threads: Op
         weights_blob = wpath.read_bytes()
     actor_cls = ray.remote(num_cpus=per, num_gpus=1 if use_gpu else 0)(_Worker)
     n = max(1, min(workers, len(pending)))
-    actors = [actor_cls.remote(settings.weights, weights_blob, "cuda" if use_gpu else device, per)
+    engine_env = {k: v for k, v in os.environ.items() if k in ("DIFFMATTE_MAX_MEMORY", "DIFFMATTE_TILE_SIZE")}
+    actors = [actor_cls.remote(settings.weights, weights_blob, "cuda" if use_gpu else device, per, engine_env)
               for _ in range(n)]
     pool = ActorPool(actors)
 

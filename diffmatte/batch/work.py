@@ -54,8 +54,11 @@ class Settings:
                 "premultiplied": self.premultiplied}
 
     def fingerprint(self, weights_hash: str) -> str:
+        import os
+
         d = asdict(self)
         d["weights"] = weights_hash
+        d["tile_size"] = os.environ.get("DIFFMATTE_TILE_SIZE", "")  # decoder tiling changes the numbers
         return json_hash(d)
 
 
@@ -80,6 +83,12 @@ def process(item: Item, settings: Settings, engine, read: Callable[[str], bytes]
 
     t0 = time.perf_counter()
     res = Result(item.key)
+    # Items are independent: the engine's tile cache (kept for interactive re-runs, it snaps
+    # to earlier runs of the same geometry) would make an image's matte depend, by ~1e-7, on
+    # which image the same worker refined before, so local, --jobs and Ray runs would differ.
+    cache = getattr(engine, "cache", None)
+    if cache is not None and hasattr(cache, "clear"):
+        cache.clear()
     try:
         if item.kind == "flat":
             _flat(item, settings, engine, read, res)
