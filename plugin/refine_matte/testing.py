@@ -137,8 +137,8 @@ class FakeEngineClient:
 
 
 # ====================================================================== Krita stand-in
-# What tests/hosts/krita.sh observed in the real Krita 5.1.5, 5.3.4 and 6.0.4 GUIs,
-# reduced to what KritaAdapter touches. Byte layouts are Krita's: 8-bit RGBA is
+# What the real Krita 5.1.5, 5.3.4 and 6.0.4 GUIs did (tests/hosts/krita.sh; setVisible
+# and setName were probed in 5.1 only), reduced to what KritaAdapter touches. Byte layouts are Krita's: 8-bit RGBA is
 # B,G,R,A; 16-bit is little-endian BGRA; selections and masks are one byte per pixel.
 # - 5.1 has no createTransparencyMask; its "add_new_transparency_mask" action turns the
 #   selection into a mask on the active layer (the parent, when a mask is active),
