@@ -31,10 +31,15 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 GOLDEN_CASE = DATA / "golden" / "vits_odd"
 LAYOUTS_FILE = DATA / "golden" / "layouts.npz"
-DEFAULT_REF = DATA / "default_model" / "sample_alpha.npz"
+DEFAULT_DIR = DATA / "default_model"
+DEFAULT_REF = DEFAULT_DIR / "reference.npz"
 SAMPLES = ROOT / "diffmatte" / "samples"
 
-#: Refine settings of the default-model reference: the engine defaults on the bundled sample.
+#: Photos of the default-model reference: the bundled sample (what ``install.py --sample``
+#: refines) and scikit-image's "chelsea" (CC0; fur against a blurred background) with a
+#: trimap drawn by hand as polygons (tests/data/default_model/chelsea_trimap.png).
+DEFAULT_PHOTOS = ("sample", "chelsea")
+#: Refine settings of the default-model reference: the engine defaults, fixed seed.
 DEFAULT_SETTINGS = dict(steps=10, seed=0)
 #: Max |alpha - reference| allowed by test_default_model (see the README note in tests/data).
 DEFAULT_TOLERANCE = 1e-3
@@ -71,17 +76,33 @@ def load_sample() -> Tuple[np.ndarray, np.ndarray]:
             np.array(Image.open(SAMPLES / "sample_trimap.png")))
 
 
+def load_photo(name: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(image, trimap) of one default-model reference photo."""
+    if name == "sample":
+        return load_sample()
+    if name == "chelsea":
+        import skimage.data  # a project dependency; the photo ships inside the wheel
+
+        return skimage.data.chelsea(), np.array(Image.open(DEFAULT_DIR / "chelsea_trimap.png"))
+    raise ValueError(f"unknown reference photo {name!r}")
+
+
+def image_sha256(image: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(image, dtype=np.uint8).tobytes()).hexdigest()
+
+
 def case_noise(seed: int, shape: Tuple[int, int]) -> np.ndarray:
     """x_T recipe of the golden cases: default_rng(seed).standard_normal(shape) as float32."""
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
-def refine_default() -> np.ndarray:
-    """The bundled default model on the bundled sample, fp32 CPU, fixed seed."""
+def refine_default(name: str, engine=None) -> np.ndarray:
+    """The bundled default model on one reference photo, fp32 CPU, fixed seed."""
     import diffmatte
 
-    image, trimap = load_sample()
-    return diffmatte.load_engine("default", device="cpu").refine(image, trimap, **DEFAULT_SETTINGS)
+    image, trimap = load_photo(name)
+    engine = engine or diffmatte.load_engine("default", device="cpu")
+    return engine.refine(image, trimap, **DEFAULT_SETTINGS)
 
 
 def layout_inputs() -> Tuple[np.ndarray, np.ndarray]:
@@ -108,17 +129,22 @@ def make_default() -> None:
 
     from diffmatte.engine import DEFAULT_WEIGHTS
 
+    import diffmatte
+
     os.environ.pop("DIFFMATTE_DEFAULT_WEIGHTS", None)  # the shipped file, not an override
-    alpha = refine_default()
-    DEFAULT_REF.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(DEFAULT_REF, alpha=u16(alpha))
+    engine = diffmatte.load_engine("default", device="cpu")
+    alphas = {name: refine_default(name, engine) for name in DEFAULT_PHOTOS}
+    DEFAULT_DIR.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(DEFAULT_REF, **{name: u16(a) for name, a in alphas.items()})
     meta = dict(weights_sha256=sha256_file(DEFAULT_WEIGHTS), settings=DEFAULT_SETTINGS,
+                image_sha256={name: image_sha256(load_photo(name)[0]) for name in DEFAULT_PHOTOS},
                 tolerance_max_abs=DEFAULT_TOLERANCE, torch=torch.__version__, numpy=np.__version__,
                 machine=platform.machine(), threads=torch.get_num_threads(),
                 command="python tests/make_reference.py default")
     DEFAULT_REF.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
-    print(f"wrote {DEFAULT_REF} (unknown-region mean alpha "
-          f"{float(alpha[load_sample()[1] == 128].mean()):.4f})")
+    for name, a in alphas.items():
+        print(f"{name}: unknown-region mean alpha {float(a[load_photo(name)[1] == 128].mean()):.4f}")
+    print(f"wrote {DEFAULT_REF}")
 
 
 def make_layouts() -> None:
