@@ -203,7 +203,7 @@ def test_save_replaces_atomically_and_leaves_no_temp(tmp_path):
     # a failing write leaves the old file alone and no temp file behind
     doc = two_layer_doc()
     with pytest.raises(ValueError):
-        edio.save_layered(str(tmp_path / "a.psd"), doc)
+        edio.save_layered(str(tmp_path / "a.gif"), doc)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
 
 

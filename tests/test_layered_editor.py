@@ -44,3 +44,22 @@ def test_editor_opens_psd_groups_offsets_and_masks(tmp_path):
     # a document edited in the editor can be saved as OpenRaster with the same layers
     edio.save_layered(str(tmp_path / "out.ora"), doc)
     assert layout(layered.read(tmp_path / "out.ora")) == layout(layered.read(src))
+
+
+def test_editor_saves_psd_in_place_with_the_new_mask(tmp_path):
+    pytest.importorskip("psd_tools")
+    src = layered.write(make_doc(), tmp_path / "in.psd")
+    doc = edio.load_document(str(src))
+    new_mask = np.zeros((30, 40), np.uint8)
+    new_mask[10:, :] = 255
+    doc.layers[0].masks.append(MaskNode("Refine Matte", edio.array_to_qimage(new_mask)))
+    edio.save_layered(str(tmp_path / "out.psd"), doc)
+    orig, back = layered.read(src), layered.read(tmp_path / "out.psd")
+    assert layout(back) == layout(orig)
+    for (path, a), (_, b) in zip(orig.leaves(), back.leaves()):
+        np.testing.assert_array_equal(a.pixels, b.pixels)
+    leaves = dict(back.leaves())
+    np.testing.assert_array_equal(leaves["background"].mask.canvas(40, 30), new_mask / 255.0)
+    np.testing.assert_array_equal(leaves["fg/subject"].mask.canvas(40, 30),
+                                  dict(orig.leaves())["fg/subject"].mask.canvas(40, 30))
+    assert edio.load_document(str(tmp_path / "out.psd")).layers[0].mask() is not None

@@ -382,7 +382,8 @@ class EditorWindow(QtWidgets.QMainWindow):
             "cutout": ("Save cut-out", f"{base}_cutout.png", "PNG (*.png);;TIFF (*.tif *.tiff)",
                        self.save_cutout),
             "layered": ("Save with layer mask", f"{base}_masked.ora",
-                        "OpenRaster (*.ora);;Layered TIFF (*.tif *.tiff)", self.save_layered),
+                        "OpenRaster (*.ora);;Photoshop (*.psd);;Layered TIFF (*.tif *.tiff)",
+                        self.save_layered),
         }
         title, name, filt, fn = choices[kind]
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, os.path.join(folder, name), filt)

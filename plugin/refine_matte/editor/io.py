@@ -7,7 +7,7 @@ into the editor's layer list (a layer is shown only when it and its groups are
 visible) and a layer mask becomes the layer's mask node. Saving a document opened
 from a layered file keeps that file's layer tree and changes only the masks (and
 visibility) edited here. Writes the alpha, an RGBA cut-out, or the layers with their
-masks (OpenRaster or layered TIFF). Every write goes to a temp file first and is
+masks (OpenRaster, PSD or layered TIFF). Every write goes to a temp file first and is
 moved into place.
 """
 
@@ -237,10 +237,10 @@ def save_cutout(path: str, layer: Layer, alpha: "QtGui.QImage") -> None:
 
 
 def save_layered(path: str, doc: Document) -> None:
-    """Write every layer with its effective mask as a layer mask (.ora or .tif)."""
+    """Write every layer with its effective mask as a layer mask (.ora, .psd or .tif)."""
     ext = os.path.splitext(path)[1].lower()
-    if ext not in (".ora", ".tif", ".tiff"):
-        raise ValueError(f"layered save needs .ora or .tif, not {ext or '(none)'}")
+    if ext not in (".ora", ".psd", ".tif", ".tiff"):
+        raise ValueError(f"layered save needs .ora, .psd or .tif, not {ext or '(none)'}")
     from diffmatte import layered
 
     img = to_layered(doc)
