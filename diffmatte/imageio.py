@@ -85,6 +85,8 @@ def read_image(path: PathLike) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
+            if im.format == "TIFF" and im.mode in ("RGB", "RGBA") and max(im.tag_v2.get(258, (8,))) == 16:
+                return _read_tiff16(path, int(im.tag_v2.get(274, 1)))  # Pillow keeps 8 of the 16 bits
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im)
@@ -96,6 +98,23 @@ def read_image(path: PathLike) -> np.ndarray:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc})") from exc
+
+
+def _read_tiff16(path, orientation: int) -> np.ndarray:
+    """A 16-bit colour TIFF's first page at full precision (tifffile), oriented like
+    ``ImageOps.exif_transpose`` would."""
+    import tifffile
+
+    from .layered.tiff import page_pixels
+
+    if hasattr(path, "seek"):
+        path.seek(0)
+    with tifffile.TiffFile(path) as tif:
+        arr = page_pixels(tif.pages[0])
+    turn = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+            5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+            8: lambda a: np.rot90(a, 1)}.get(orientation)
+    return np.ascontiguousarray(turn(arr) if turn else arr)
 
 
 def read_trimap(path: PathLike) -> np.ndarray:

@@ -307,3 +307,22 @@ def test_an_items_result_does_not_depend_on_the_items_before_it(tmp_path, run):
     assert run(img, output=tmp_path / "both", trimaps=tri, bits=16, steps=3).refined == 2
     assert run(img / "1.png", output=tmp_path / "alone", trimaps=tri, bits=16, steps=3).refined == 1
     assert (tmp_path / "both" / "1.png").read_bytes() == (tmp_path / "alone" / "1.png").read_bytes()
+
+
+def test_sixteen_bit_colour_tiff_gives_a_sixteen_bit_cutout(tmp_path, run):
+    import struct
+
+    import tifffile
+
+    from diffmatte.imageio import read_image
+
+    img, tri = tmp_path / "img", tmp_path / "tri"
+    img.mkdir(), tri.mkdir()
+    deep = (np.random.default_rng(0).integers(0, 65536, (40, 48, 3))).astype(np.uint16)
+    tifffile.imwrite(img / "deep.tif", deep, photometric="rgb")
+    assert np.array_equal(read_image(img / "deep.tif"), deep)  # all 16 bits (Pillow alone keeps 8)
+    trimap(tri / "deep.png")
+    s = run(img, output=tmp_path / "out", trimaps=tri, rgba=True, decontaminate=0.0)
+    assert (s.refined, s.failed) == (1, [])
+    raw = (tmp_path / "out" / "deep_cutout.png").read_bytes()
+    assert struct.unpack(">B", raw[24:25])[0] == 16

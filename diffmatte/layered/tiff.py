@@ -49,7 +49,7 @@ def read_tiff(data: bytes, name: str = "file") -> LayeredImage:
         for i, page in enumerate(pages):
             meta = _meta(page)
             try:
-                arr = _pixels(page)
+                arr = page_pixels(page)
             except LayeredError as exc:
                 raise LayeredError(f"{name}, page {i + 1}: {exc}") from None
             tag = page.tags.get("PageName")
@@ -96,7 +96,8 @@ def _position(page, pos: str, res: str) -> int:
     return int(round(num / max(den, 1) * rnum / max(rden, 1)))
 
 
-def _pixels(page) -> np.ndarray:
+def page_pixels(page) -> np.ndarray:
+    """A TIFF page as H x W (x C) uint8/uint16, samples last, associated alpha undone."""
     arr = page.asarray()
     if arr.dtype not in (np.uint8, np.uint16):
         raise LayeredError(f"pixel type {arr.dtype} is not supported (8- or 16-bit only)")
