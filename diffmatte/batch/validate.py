@@ -84,9 +84,16 @@ def check_edge(m: np.ndarray, what: str) -> None:
 
 
 def check_image_not_trimap(path: Path) -> None:
-    """An 'image' made only of 0 / 128 / 255 grey is a trimap given as the image."""
+    """An 'image' made only of 0 / 128 / 255 grey is a trimap given as the image. Only grey
+    and palette files are decoded for this (colour photos are not: planning stays cheap; a
+    photo given as the trimap is caught by :func:`check_trimap`)."""
+    from PIL import Image
+
     from ..imageio import read_image
 
+    with Image.open(path) as im:
+        if im.mode not in ("1", "L", "LA", "P", "I", "I;16", "I;16B", "I;16L"):
+            return
     arr = read_image(path)
     if arr.ndim == 3 and arr.shape[2] >= 3 and not (
             np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):
