@@ -98,3 +98,16 @@ def test_transparency_and_mask_files_as_trimap_sources(tmp_path, tiny_weights):
     assert s.refined == 1
     rec = batch.runner.Manifest(tmp_path / "out2" / batch.MANIFEST).records["cut.tif"]
     assert rec["layers"] == [["fg/subject", "mask"]]
+
+
+def test_cli_on_layered_files(tmp_path, tiny_weights, capsys):
+    from diffmatte.cli import main
+
+    src = layered.write(make_doc(), tmp_path / "in" / "shot.psd")
+    args = [str(src), "--layers", "subj*", "-o", str(tmp_path / "out"), "--weights", str(tiny_weights),
+            "--steps", "1", "--threads", "1", "--rgba", "--band", "2", "-q"]
+    assert main(["batch", *args]) == 0
+    assert "1 refined" in capsys.readouterr().out
+    assert (tmp_path / "out" / "shot.psd").is_file() and (tmp_path / "out" / "shot_fg_subject_cutout.png").is_file()
+    assert main(["batch", str(src), "-o", str(tmp_path / "out2"), "--weights", str(tiny_weights), "-q"]) == 1
+    assert "choose the one(s) to refine with --layers" in capsys.readouterr().out
