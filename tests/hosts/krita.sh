@@ -20,7 +20,7 @@
 #   KRITA_HOSTS_DIR   cache for chroots and run folders (default /var/tmp/refine-matte-krita-hosts)
 #   ENGINE_PYTHON     the engine environment's python (default: .venv/bin/python of this checkout)
 #   RM_STEPS          diffusion steps per refine (default 3)
-#   SCREENSHOT_DIR    copy each host's screenshot there as krita_<version>.png
+#   SCREENSHOT_DIR    copy each passing host's screenshot there as krita_<version>.png
 #   MIRROR            Debian mirror for the chroots (default: the one apt uses)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -112,7 +112,7 @@ trap cleanup_mounts EXIT
 
 run_host() {  # VERSION CHROOT_DIR(or empty)
   local ver=$1 croot=$2 run="$HOSTS_DIR/run-$1"
-  rm -rf "$run"; mkdir -p "$run/home/.config" "$run/config" "$run/out" "$run/input" "$run/xdg-run"
+  rm -rf "$run"; mkdir -p "$run/home/.config" "$run/config" "$run/out" "$run/input" "$run/xdg-run" "$run/tmp"
   chmod 700 "$run/xdg-run"
   # A real photo and a rough selection (the sample trimap's foreground + unknown band).
   "$ENGINE_PY" - "$ROOT/diffmatte/samples" "$run/input" <<'PY' || return 1
@@ -150,11 +150,11 @@ PY
     t0=$(date +%s)
     "${prefix[@]}" env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 \
       HOME="$run/home" XDG_CONFIG_HOME="$run/home/.config" XDG_DATA_HOME="$run/home/.local/share" \
-      XDG_CACHE_HOME="$run/home/.cache" XDG_RUNTIME_DIR="$run/xdg-run" \
+      XDG_CACHE_HOME="$run/home/.cache" XDG_RUNTIME_DIR="$run/xdg-run" TMPDIR="$run/tmp" \
       REFINE_MATTE_CONFIG_DIR="$run/config" OMP_NUM_THREADS=1 \
       RM_PHOTO="$run/input/photo.png" RM_ROUGH="$run/input/rough.png" RM_OUT="$run/out" \
       RM_STEPS="$STEPS" RM_RESTART="$restart" \
-      timeout 900 xvfb-run -n "$(free_display)" -e "$run/xvfb.log" -s "-screen 0 1400x1000x24" \
+      timeout 900 xvfb-run -n "$(free_display)" -e "$run/xvfb-$attempt.log" -s "-screen 0 1400x1000x24" \
       krita --nosplash > "$run/krita.log" 2>&1 &
     local kpid=$!
     while kill -0 "$kpid" 2>/dev/null; do
@@ -195,7 +195,9 @@ sys.exit(0 if r.get("ok") and r.get("done") and r["checks"] else 1)
 PY
   local ok=$?
   if [ $ok = 0 ] && [ -n "${SCREENSHOT_DIR:-}" ] && [ -f "$run/out/screenshot.png" ]; then
-    mkdir -p "$SCREENSHOT_DIR"; cp "$run/out/screenshot.png" "$SCREENSHOT_DIR/krita_$ver.png"
+    mkdir -p "$SCREENSHOT_DIR"  # 256 colours: a third of the size, still sharp UI text
+    "$ENGINE_PY" -c "import sys; from PIL import Image; Image.open(sys.argv[1]).convert('RGB').quantize(256).save(sys.argv[2], optimize=True)" \
+      "$run/out/screenshot.png" "$SCREENSHOT_DIR/krita_$ver.png"
     log "$ver: screenshot -> $SCREENSHOT_DIR/krita_$ver.png"
   fi
   return $ok
@@ -221,7 +223,8 @@ for ver in "${HOSTS[@]}"; do
 done
 status=0
 summary=""
-for ver in "${!RESULT[@]}"; do
+for ver in 5.1 5.3 6.0; do
+  [ -n "${RESULT[$ver]:-}" ] || continue
   summary="$summary $ver=${RESULT[$ver]}"
   [ "${RESULT[$ver]}" = FAIL ] && status=1
   [ "${RESULT[$ver]}" = SKIP ] && [ $status = 0 ] && status=2
