@@ -2,7 +2,7 @@
 """Band-limited tiled inference (#11): time, memory and agreement, every row measured in one run.
 
     python bench/bench_tiled.py [--device cpu] [--threads 2] [--steps 10] [--rows NAME ...]
-                                [--whole-steps 1] [--agreement] [--list]
+                                [--whole-steps 2] [--agreement] [--precision-check]
 
 Inputs are synthetic photo-like images (textured background, a head-and-shoulders subject
 with a soft edge) with an unknown band of a chosen share around the subject's contour,
@@ -180,6 +180,37 @@ def agreement(args) -> None:
                   f"{sa:.3f} | {np.mean(means):.2e} ({max(means):.2e}) | {max(maxes):.2e} |", flush=True)
 
 
+def precision_check(args) -> None:
+    """bf16 vs fp32 on the CPU, default model, whole image: dev-set SAD and CPU time."""
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from diffmatte.evaluate.datasets import read_alpha, read_rgb, read_trimap_u8
+    from diffmatte.evaluate.metrics import sad
+
+    torch.set_num_threads(args.threads)
+    names = sorted(p.stem for p in (DEV / "input").glob("*.png"))[: args.agreement_images or None]
+    print(f"\nbf16 vs fp32 on the CPU ({len(names)} images of {DEV.name}, trimap1, {args.steps} steps, seed 0, "
+          f"{args.threads} thread(s), whole image)")
+    print("| precision | mean SAD | SAD change | CPU time (s) | speed-up |\n|---|---|---|---|---|")
+    rows = {}
+    for precision in ("fp32", "bf16"):
+        engine = load_variant("default", "cpu", precision)
+        engine.refine(*[np.zeros((64, 64, 3), np.uint8), np.full((64, 64), 128, np.uint8)], steps=1)  # warm-up
+        sads, cpu = [], 0.0
+        for n in names:
+            img, gt, tri = (read_rgb(DEV / "input" / f"{n}.png"), read_alpha(DEV / "gt" / f"{n}.png"),
+                            read_trimap_u8(DEV / "trimap1" / f"{n}.png"))
+            c0 = time.process_time()
+            alpha = engine.refine(img, tri, steps=args.steps, seed=0, tile_size=0)
+            cpu += time.process_time() - c0
+            sads.append(sad(alpha, gt, tri))
+        rows[precision] = (float(np.mean(sads)), cpu)
+        base = rows["fp32"]
+        print(f"| {precision} | {rows[precision][0]:.3f} | {100 * (rows[precision][0] - base[0]) / base[0]:+.2f} % | "
+              f"{cpu:.1f} | {base[1] / cpu:.2f}x |", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
@@ -187,13 +218,14 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--whole-steps", type=int, default=0,
                     help="steps (>= 2) for whole-image rows above 4 MP (0: --steps); time extrapolated to --steps")
-    ap.add_argument("--rows", nargs="+", default=None, help="row names (default: all CPU rows)")
+    ap.add_argument("--rows", nargs="*", default=None, help="row names (default: all CPU rows; none: only --agreement)")
     ap.add_argument("--max-memory", default=None, help="passed to refine (default: automatic)")
     ap.add_argument("--agreement", action="store_true")
     ap.add_argument("--agreement-images", type=int, default=0)
     ap.add_argument("--official", nargs="*", default=["ViTS", "Res34"])
     ap.add_argument("--official-steps", type=int, default=10)
     ap.add_argument("--halos", nargs="+", type=int, default=[0], help="decoder halos for the default model (0: default)")
+    ap.add_argument("--precision-check", action="store_true", help="bf16 vs fp32 on the CPU (dev set)")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -205,7 +237,7 @@ def main() -> int:
     if args.list:
         print("\n".join(f"{k}: {v}" for k, v in ROWS.items()))
         return 0
-    rows = args.rows or CPU_ROWS
+    rows = CPU_ROWS if args.rows is None else args.rows
     print(f"# bench_tiled: device {args.device}, {args.threads} threads, {args.steps} steps, "
           f"{os.cpu_count()} CPUs, load avg at start {os.getloadavg()[0]:.1f}")
     print("| row | size | unknown | model | path | steps | wall (s) | CPU (s) | peak RSS (GB) | peak VRAM (GB) "
@@ -247,9 +279,12 @@ def main() -> int:
             print(f"| {name} | {w}x{h} | {100 * real:.1f} % | {variant} | {mode}{note} | {n_steps} | "
                   f"{r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['peak_rss_gb']:.2f} | {vram} | "
                   f"{r['decoded_frac']:.3f} | {r['tiles']} | {r['load1']:.1f} |", flush=True)
-        report(results, tmp)
+        if rows:
+            report(results, tmp)
     if args.agreement:
         agreement(args)
+    if args.precision_check:
+        precision_check(args)
     return 0
 
 

@@ -176,6 +176,7 @@ def test_bf16_on_cpu_is_close_to_fp32(tiny_weights):
     bf16 = diffmatte.load_engine(tiny_weights, device="cpu", precision="bf16").refine(image, trimap, steps=2, seed=0)
     unknown = trimap == 128
     assert np.abs(bf16 - fp32)[unknown].mean() < 0.02
+    assert diffmatte.load_engine(tiny_weights, device="cpu", precision="auto").precision == "bf16"
 
 
 def test_batched_tiles_match_one_by_one(tiny_engine):
