@@ -273,3 +273,16 @@ def test_image_aware_accepts_grey_and_uint8_images():
     b = trimap.from_mask(mask, band=4, image=img.mean(axis=2))
     assert set(np.unique(a)) <= {0, 128, 255} and set(np.unique(b)) <= {0, 128, 255}
     assert (a == 128).sum() >= (trimap.from_mask(mask, band=4) == 128).sum()
+
+
+def test_large_photos_are_examined_on_a_reduced_copy(monkeypatch):
+    img, alpha = strand_scene(h=120, w=200, length=24)
+    mask = alpha >= 0.9
+    strands = (alpha > 0) & (alpha < 1)
+    full = trimap.from_mask(mask, band=6, image=img)
+    monkeypatch.setattr(evidence, "WORK_SIDE", 100)  # 2 x 2 block averaging
+    reduced = trimap.from_mask(mask, band=6, image=img)
+    only = trimap.from_mask(mask, band=6)
+    assert (reduced[strands] == 128).mean() > 0.9 and (full[strands] == 128).mean() > 0.9
+    assert np.all((reduced == 128) >= (only == 128)) and np.array_equal(reduced[:, :70], only[:, :70])
+    assert np.all(reduced[:, 70 + int(evidence.REACH * 6) + 1 :] == 0)

@@ -23,7 +23,8 @@ interior of the mask is never touched.
 """
 from __future__ import annotations
 
-from typing import Tuple
+import math
+from typing import Optional, Tuple
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -53,6 +54,10 @@ THIN = 0.3
 REACH = 8.0
 # Halo added around the evidence, in band radii (at least 1 px).
 HALO = 0.2
+# Larger photos are examined on a block-averaged copy at most this long (the
+# evidence is then upsampled): the colour models cost a few full-size passes
+# per moment, 12 s instead of 3 s at 2.7 MP on a loaded 2-core machine.
+WORK_SIDE = 1024
 
 
 def _local_colour(
@@ -62,26 +67,36 @@ def _local_colour(
     of the pixels in ``weight``, read at the N pixels ``idx``.
 
     Normalised convolution as in :func:`trimap.band.smooth`, but all ten moments
-    are blurred on one block-averaged grid and only read back at ``idx``: the
-    models are smooth fields, and upsampling them to every pixel cost ten times more.
+    are blurred on one block-averaged grid and read back (bilinear) only at
+    ``idx``: the models are smooth fields, and upsampling them to every pixel
+    cost ten times more.
     """
     h, w = weight.shape
     k = max(1, int(sigma // 4))
+    hp, wp = -(-h // k) * k, -(-w // k) * k
+    hs, ws = hp // k, wp // k
+
+    def block_sum(a: np.ndarray) -> np.ndarray:
+        return np.pad(a, ((0, hp - h), (0, wp - w))).reshape(hs, k, ws, k).sum(axis=(1, 3))
+
     wf = weight.astype(np.float32)
     moments = [wf] + [img[..., c] * wf for c in range(3)]
     moments += [img[..., i] * img[..., j] * wf for i in range(3) for j in range(i, 3)]
-    hp, wp = -(-h // k) * k, -(-w // k) * k
-    ones = np.pad(np.ones((h, w), np.float32), ((0, hp - h), (0, wp - w)))
-    inside = ones.reshape(hp // k, k, wp // k, k).sum(axis=(1, 3))
-    # Pixels outside the image carry no weight (normalised by the blurred coverage).
-    cover = ndi.gaussian_filter(inside, sigma / k, mode="constant")
-    ys = np.clip((idx[0] + 0.5) / k - 0.5, 0, hp // k - 1)
-    xs = np.clip((idx[1] + 0.5) / k - 0.5, 0, wp // k - 1)
+    # Pixels outside the image carry no weight: divide by the blurred coverage.
+    cover = ndi.gaussian_filter(block_sum(np.ones((h, w), np.float32)), sigma / k, mode="constant")
+    # Bilinear read-back at the block centres (i + 0.5) * k - 0.5, with the four
+    # neighbours' flat indices and weights computed once for all ten moments.
+    ys = np.clip((idx[0] + 0.5) / k - 0.5, 0, hs - 1)
+    xs = np.clip((idx[1] + 0.5) / k - 0.5, 0, ws - 1)
+    y0, x0 = ys.astype(np.intp), xs.astype(np.intp)
+    y1, x1 = np.minimum(y0 + 1, hs - 1), np.minimum(x0 + 1, ws - 1)
+    fy, fx = (ys - y0).astype(np.float32), (xs - x0).astype(np.float32)
+    corners = [(y0 * ws + x0, (1 - fy) * (1 - fx)), (y0 * ws + x1, (1 - fy) * fx),
+               (y1 * ws + x0, fy * (1 - fx)), (y1 * ws + x1, fy * fx)]
     read = []
     for m in moments:
-        small = np.pad(m, ((0, hp - h), (0, wp - w))).reshape(hp // k, k, wp // k, k).sum(axis=(1, 3))
-        small = ndi.gaussian_filter(small, sigma / k, mode="constant") / np.maximum(cover, 1e-12)
-        read.append(ndi.map_coordinates(small, [ys, xs], order=1, mode="nearest"))
+        g = (ndi.gaussian_filter(block_sum(m), sigma / k, mode="constant") / np.maximum(cover, 1e-12)).ravel()
+        read.append(sum(np.take(g, i) * wgt for i, wgt in corners))
     den = np.maximum(read[0], 1e-6)
     mean = np.stack(read[1:4], axis=1) / den[:, None]
     pairs = [(i, j) for i in range(3) for j in range(i, 3)]
@@ -112,13 +127,16 @@ def _alpha_hat(colour: np.ndarray, f_mean: np.ndarray, b_mean: np.ndarray) -> np
     return ((colour - b_mean) * line).sum(axis=1) / np.maximum((line * line).sum(axis=1), 1e-4)
 
 
-def strand_evidence(image: np.ndarray, hard: np.ndarray, band: float) -> np.ndarray:
+def strand_evidence(
+    image: np.ndarray, hard: np.ndarray, band: float, d_out: Optional[np.ndarray] = None
+) -> np.ndarray:
     """Pixels outside ``hard`` whose colour says "a strand of the object" (H x W bool).
 
     Args:
         image: H x W x 3 float32 in 0..1.
         hard: H x W bool, the coarse foreground.
         band: the band radius in pixels (sets every scale here).
+        d_out: the distance transform of ``~hard``, if the caller has it.
 
     Only pixels within ``REACH * band`` of the mask are examined; thick evidence
     (see ``THIN``) is dropped. Connectivity to the band is left to the caller.
@@ -128,7 +146,8 @@ def strand_evidence(image: np.ndarray, hard: np.ndarray, band: float) -> np.ndar
     if band <= 0 or not hard.any() or hard.all():
         return out
     d_in = ndi.distance_transform_edt(hard)
-    d_out = ndi.distance_transform_edt(~hard)
+    if d_out is None:
+        d_out = ndi.distance_transform_edt(~hard)
     fg_ring = hard & (d_in > FG_RING[0] * band) & (d_in <= FG_RING[1] * band)
     bg_ring = ~hard & (d_out > BG_RING[0] * band) & (d_out <= BG_RING[1] * band)
     zone = ~hard & (d_out <= REACH * band)
@@ -156,6 +175,14 @@ def strand_evidence(image: np.ndarray, hard: np.ndarray, band: float) -> np.ndar
     return out
 
 
+def _block_mean(a: np.ndarray, k: int) -> np.ndarray:
+    """Average ``k`` x ``k`` blocks (edge-padded to a multiple of ``k``)."""
+    h, w = a.shape[:2]
+    hp, wp = -(-h // k) * k, -(-w // k) * k
+    a = np.pad(a, [(0, hp - h), (0, wp - w)] + [(0, 0)] * (a.ndim - 2), mode="edge")
+    return a.reshape((hp // k, k, wp // k, k) + a.shape[2:]).mean(axis=(1, 3)).astype(np.float32)
+
+
 def strand_band(image: np.ndarray, hard: np.ndarray, unknown: np.ndarray, band: float) -> np.ndarray:
     """Grow the unknown region ``unknown`` along strand evidence (see :func:`strand_evidence`).
 
@@ -168,12 +195,18 @@ def strand_band(image: np.ndarray, hard: np.ndarray, unknown: np.ndarray, band: 
     unknown = np.asarray(unknown, bool)
     if band <= 0 or not unknown.any():
         return unknown.copy()
-    cand = strand_evidence(image, hard, band)
+    d_out = ndi.distance_transform_edt(~hard)
+    h, w = hard.shape
+    k = max(1, math.ceil(max(h, w) / WORK_SIDE))
+    if k > 1:
+        small = strand_evidence(_block_mean(image, k), _block_mean(hard.astype(np.float32), k) >= 0.5, band / k)
+        cand = np.repeat(np.repeat(small, k, axis=0), k, axis=1)[:h, :w] & ~hard
+    else:
+        cand = strand_evidence(image, hard, band, d_out)
     if not cand.any():
         return unknown.copy()
     halo = max(1, int(round(HALO * band)))
-    cand = ndi.binary_dilation(cand, iterations=halo) & ~hard
-    cand &= ndi.distance_transform_edt(~hard) <= REACH * band
+    cand = ndi.binary_dilation(cand, iterations=halo) & ~hard & (d_out <= REACH * band)
     grown = unknown | cand
     labels, _ = ndi.label(grown, structure=np.ones((3, 3), bool))
     keep = np.zeros(int(labels.max()) + 1, bool)
