@@ -177,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
         print("error: no samples found", file=sys.stderr)
         return 2
     summary = summarise(rows, methods)
-    print_summary(summary, args.reference)
+    alphamatting = (data / "gt").is_dir() and (data / "input").is_dir()
+    print_summary(summary, args.reference if alphamatting else "the dataset trimap")
     if args.json:
         out = Path(args.json)
         tmp = out.with_name(out.name + ".tmp")
