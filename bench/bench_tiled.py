@@ -38,6 +38,8 @@ ROWS = {
     "24mp_30pct_auto": ("default", 4000, 6000, 0.30, "auto", None),
     "24mp_2pct_whole": ("default", 4000, 6000, 0.02, "whole", None),
     "45mp_2pct_auto": ("default", 5504, 8256, 0.02, "auto", None),
+    "6mp_2pct_auto": ("default", 2000, 3000, 0.02, "auto", None),
+    "6mp_2pct_whole": ("default", 2000, 3000, 0.02, "whole", None),
     "1mp_12pct_auto": ("default", 1000, 1000, 0.12, "auto", None),
     "1mp_10pct_whole": ("default", 1000, 1000, 0.10, "whole", None),
     "1mp_10pct_tiled": ("default", 1000, 1000, 0.10, "tiled", None),
@@ -160,13 +162,14 @@ def agreement(args) -> None:
     for variant in ["default"] + args.official:
         engine = load_variant(variant, args.device)
         steps = args.steps if variant == "default" else args.official_steps
-        wholes = [engine.refine(img, tri, steps=steps, seed=0, tile_size=0) for img, _, tri in data]
-        s_w = [sad(a, gt, tri) for a, (_, gt, tri) in zip(wholes, data)]
+        items = data if variant == "default" else data[: args.official_images or None]
+        wholes = [engine.refine(img, tri, steps=steps, seed=0, tile_size=0) for img, _, tri in items]
+        s_w = [sad(a, gt, tri) for a, (_, gt, tri) in zip(wholes, items)]
         halos = [h or None for h in args.halos] if variant == "default" else [None]
         for halo in halos:
             engine.tile_halo = halo
             s_t, s_a, means, maxes = [], [], [], []
-            for whole, (img, gt, tri) in zip(wholes, data):
+            for whole, (img, gt, tri) in zip(wholes, items):
                 tiled = engine.refine(img, tri, steps=steps, seed=0, tile_size=FORCED_TILE)
                 auto = engine.refine(img, tri, steps=steps, seed=0)
                 d = np.abs(tiled - whole)[tri == 128]
@@ -175,7 +178,7 @@ def agreement(args) -> None:
                 s_t.append(sad(tiled, gt, tri))
                 s_a.append(sad(auto, gt, tri))
             sw, st, sa = np.mean(s_w), np.mean(s_t), np.mean(s_a)
-            label = variant if variant == "default" else f"{variant} (random weights)"
+            label = variant if variant == "default" else f"{variant} (random weights, {len(items)} images)"
             print(f"| {label} | {steps} | {halo or 'default'} | {sw:.3f} | {st:.3f} | {100 * (st - sw) / sw:+.2f} % | "
                   f"{sa:.3f} | {np.mean(means):.2e} ({max(means):.2e}) | {max(maxes):.2e} |", flush=True)
 
@@ -224,6 +227,7 @@ def main() -> int:
     ap.add_argument("--agreement-images", type=int, default=0)
     ap.add_argument("--official", nargs="*", default=["ViTS", "Res34"])
     ap.add_argument("--official-steps", type=int, default=10)
+    ap.add_argument("--official-images", type=int, default=0, help="images for the official layouts (0: all)")
     ap.add_argument("--halos", nargs="+", type=int, default=[0], help="decoder halos for the default model (0: default)")
     ap.add_argument("--precision-check", action="store_true", help="bf16 vs fp32 on the CPU (dev set)")
     ap.add_argument("--list", action="store_true")
@@ -238,11 +242,12 @@ def main() -> int:
         print("\n".join(f"{k}: {v}" for k, v in ROWS.items()))
         return 0
     rows = CPU_ROWS if args.rows is None else args.rows
-    print(f"# bench_tiled: device {args.device}, {args.threads} threads, {args.steps} steps, "
-          f"{os.cpu_count()} CPUs, load avg at start {os.getloadavg()[0]:.1f}")
-    print("| row | size | unknown | model | path | steps | wall (s) | CPU (s) | peak RSS (GB) | peak VRAM (GB) "
-          "| decoded px / image | tiles | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    if rows:
+        print(f"# bench_tiled: device {args.device}, {args.threads} threads, {args.steps} steps, "
+              f"{os.cpu_count()} CPUs, load avg at start {os.getloadavg()[0]:.1f}")
+        print("| row | size | unknown | model | path | steps | wall (s) | CPU (s) | peak RSS (GB) | peak VRAM (GB) "
+              "| decoded px / image | tiles | load avg |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench_tiled_") as tmp:
         made = {}
