@@ -101,7 +101,8 @@ def refine_default(name: str, engine=None) -> np.ndarray:
     import diffmatte
 
     image, trimap = load_photo(name)
-    engine = engine or diffmatte.load_engine("default", device="cpu")
+    # fp32 explicitly: the reference pins fp32 numerics whatever the engine's default precision.
+    engine = engine or diffmatte.load_engine("default", device="cpu", precision="fp32")
     return engine.refine(image, trimap, **DEFAULT_SETTINGS)
 
 
@@ -118,7 +119,7 @@ def run_layout(name: str, weights: Path) -> Tuple[np.ndarray, np.ndarray]:
     seed, steps = LAYOUT_CASES[name]
     image, trimap = layout_inputs()
     x0 = []
-    engine = diffmatte.load_engine(weights, device="cpu")
+    engine = diffmatte.load_engine(weights, device="cpu", precision="fp32")
     alpha = engine.refine(image, trimap, steps=steps, noise=case_noise(seed + 1, trimap.shape),
                           callback=lambda s: x0.append(s.x0), force_fg=False)
     return alpha, np.stack(x0)
@@ -132,7 +133,7 @@ def make_default() -> None:
     import diffmatte
 
     os.environ.pop("DIFFMATTE_DEFAULT_WEIGHTS", None)  # the shipped file, not an override
-    engine = diffmatte.load_engine("default", device="cpu")
+    engine = diffmatte.load_engine("default", device="cpu", precision="fp32")
     alphas = {name: refine_default(name, engine) for name in DEFAULT_PHOTOS}
     DEFAULT_DIR.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(DEFAULT_REF, **{name: u16(a) for name, a in alphas.items()})

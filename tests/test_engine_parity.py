@@ -51,27 +51,32 @@ def _run(engine, image: np.ndarray, trimap: np.ndarray, steps: int, noise: np.nd
 
 
 # -- the committed golden case: runs everywhere ---------------------------------------------
-def test_committed_golden_case(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory):
+    """(case.json, engine, image, trimap, x_T, expected arrays) of tests/data/golden/vits_odd."""
     import diffmatte
 
     cj = json.loads((GOLDEN_CASE / "case.json").read_text())
     cfg = VARIANTS[cj["variant"]]
     # Inputs rebuilt from seeds must be the ones the official code saw.
     assert values_digest(golden_state(cfg, cj["weights_seed"])) == cj["weights_values_sha256"]
-    h, w = cj["size_hw"]
-    noise = case_noise(cj["noise_seed"], (h, w))
+    noise = case_noise(cj["noise_seed"], tuple(cj["size_hw"]))
     assert hashlib.sha256(noise.tobytes()).hexdigest() == cj["noise_sha256"]
-
-    weights = write_golden_checkpoint(tmp_path / "golden.pth", cfg, cj["weights_seed"],
+    weights = write_golden_checkpoint(tmp_path_factory.mktemp("golden") / "golden.pth", cfg, cj["weights_seed"],
                                       container=cj["checkpoint_container"])
-    engine = diffmatte.load_engine(weights, device="cpu")
-    assert engine.info()["variant"] == cj["variant"]
+    engine = diffmatte.load_engine(weights, device="cpu", precision="fp32")
     image = np.array(Image.open(GOLDEN_CASE / "image.png"))
     trimap = np.array(Image.open(GOLDEN_CASE / "trimap.png"))
+    return cj, engine, image, trimap, noise, dict(np.load(GOLDEN_CASE / "expected.npz"))
+
+
+def test_committed_golden_case(golden) -> None:
+    """The product engine (Engine.refine) reproduces the official outputs."""
+    cj, engine, image, trimap, noise, ref = golden
+    assert engine.info()["variant"] == cj["variant"]
     unknown = trimap == 128
     feats, alpha, x0 = _run(engine, image, trimap, cj["steps"], noise)
 
-    ref = np.load(GOLDEN_CASE / "expected.npz")
     std = float(ref["feature_std"])
     expected_feats = ref["features"].astype(np.float64) * std / FEATURE_STEP
     assert feats.shape[0] == 384 and feats.shape[1:] == expected_feats.shape[1:]
@@ -85,6 +90,30 @@ def test_committed_golden_case(tmp_path: Path) -> None:
     assert x0.shape[0] == cj["steps"]
     assert np.abs(x0[:, unknown] - from_u16(ref["x0_unknown"])).max() <= cj["tolerance"][
         "expected_x0_steps_unknown_max_abs"]
+
+
+def test_whole_image_sampler_matches_the_golden_case(golden) -> None:
+    """diffusion.ddim_sample (training validation and checkpoint evaluation use it; the engine
+    has its own tiled loop) with diffusion.normalize_xt reproduces the official outputs too."""
+    import torch
+
+    from diffmatte.diffusion import Schedule, ddim_sample
+    from diffmatte.imageio import to_float_rgb, to_trimap
+
+    cj, engine, image, trimap, noise, ref = golden
+    model = engine.model
+    x0_steps = []
+    with torch.no_grad():
+        c = model.condition(torch.from_numpy(to_float_rgb(image)).permute(2, 0, 1)[None],
+                            torch.from_numpy(to_trimap(trimap))[None, None])
+        feats = model.encode(c)
+        alpha = ddim_sample(lambda x, t: torch.sigmoid(model.decode(feats, c, x, t)) * 2 - 1,
+                            torch.from_numpy(noise)[None, None], cj["steps"], Schedule(scale=model.cfg.scale),
+                            on_step=lambda k, t, x0: x0_steps.append(((x0[0, 0] + 1) / 2).numpy()))
+    unknown = trimap == 128
+    alpha = alpha.clamp(0, 1)[0, 0].numpy()
+    assert np.abs(alpha - from_u16(ref["alpha"]))[unknown].max() <= 1e-3
+    assert np.abs(np.stack(x0_steps)[:, unknown] - from_u16(ref["x0_unknown"])).max() <= 1e-3
 
 
 # -- official layouts without official outputs here -----------------------------------------
