@@ -182,6 +182,9 @@ def run():
     outcome, secs, error = press_refine(panel, "selection")
     first = check_refined("refine 1 (selection)", doc, layer, layer_px, outcome, secs, error)
     first_px = bytes(first.pixelData(0, 0, w, h)) if first else b""
+    after = doc.selection()  # 5.1's route borrows the selection; it must be put back
+    check("the artist's selection is unchanged after the refine",
+          after is not None and bytes(after.pixelData(0, 0, w, h)) == rows)
     # 2. one edit_undo removes the mask (and leaves the layer alone); redo brings it back
     check("one edit_undo removes the mask",
           trigger(k, "edit_undo", doc, lambda: not masks(layer)),
