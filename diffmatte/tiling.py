@@ -189,9 +189,12 @@ def condition_region(model, image: torch.Tensor, trimap: torch.Tensor, prior: Op
     h, w = trimap.shape[-2:]
     y0, y1, x0, x1 = region
     ry1, rx1 = min(y1, h), min(x1, w)
-    args = (image[..., y0:ry1, x0:rx1], trimap[..., y0:ry1, x0:rx1])
+    # Crops go to the model's device here: the whole image stays in host memory (a GPU
+    # engine failed with "found at least two devices, cuda:0 and cpu" before this).
+    dev = model.pixel_mean.device
+    args = (image[..., y0:ry1, x0:rx1].to(dev), trimap[..., y0:ry1, x0:rx1].to(dev))
     if prior is not None:
-        c = model.condition(*args, prior=prior[..., y0:ry1, x0:rx1])
+        c = model.condition(*args, prior=prior[..., y0:ry1, x0:rx1].to(dev))
     else:
         c = model.condition(*args)
     rh, rw = ry1 - y0, rx1 - x0
