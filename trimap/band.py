@@ -2,10 +2,12 @@
 
 The band is measured with a Euclidean distance transform (not iterated box
 erosion, which gives square, direction-dependent bands). With ``adaptive=True``
-the band radius varies along the boundary ("smart radius"): it widens where the
-boundary is ragged (hair, fur: many boundary pixels per unit length) or the mask
-is soft, and narrows along smooth hard edges, where the true transition is only
-a pixel or two wide.
+the band radius varies along the boundary ("smart radius"): outside the mask it
+widens where the boundary is ragged (hair, fur: many boundary pixels per unit
+length) or the mask is soft, and stays narrow along smooth hard edges, where the
+true transition is only a pixel or two wide; inside it stays at half a band
+radius, so the band never reaches into solid interior. With an image, the band
+also follows strands the mask lost (``trimap/evidence.py``).
 """
 from __future__ import annotations
 
