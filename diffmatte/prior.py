@@ -174,6 +174,8 @@ def closed_form_prior(image: torch.Tensor, trimap: torch.Tensor, eps: float = EP
         y0, y1, x0, x1 = 0, h, 0, w
     with torch.no_grad():
         sol = _solve(image[..., y0:y1, x0:x1].float(), trimap[..., y0:y1, x0:x1].float(), eps)
-    crop = torch.where(unknown[..., y0:y1, x0:x1], sol.float().clamp(0, 1), out[..., y0:y1, x0:x1])
+    # A degenerate system (e.g. a constant crop) must not hand NaN to the network.
+    sol = torch.nan_to_num(sol.float(), nan=0.5).clamp(0, 1)
+    crop = torch.where(unknown[..., y0:y1, x0:x1], sol, out[..., y0:y1, x0:x1])
     out[..., y0:y1, x0:x1] = crop
     return out

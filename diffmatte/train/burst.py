@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         trainer.cfg.minutes = max(left / 60, 0.1)
         trainer.log(f"speed {spi:.3f} s/it: {more} more iterations planned in {left / 60:.1f} min")
         trainer.run()
+    except Exception as exc:  # noqa: BLE001 - keep what was trained: export the last checkpoint
+        trainer.log(f"burst stopped by {exc!r}; exporting the last checkpoint")
+        trainer.save("error")
     finally:
         trainer.close()
     dest = out / f"{args.variant}-step{trainer.step}.safetensors"

@@ -23,7 +23,7 @@ from diffmatte.variants import get_config
 from diffmatte.weights import save_safetensors
 save_safetensors(build_model(get_config("lite_cf")).eval(), sys.argv[1], half=True)  # untrained = the prior itself
 PY
-  for name in new:"$w" old:"$init" prior:"$run/prior_only.safetensors"; do
+  for name in ${EVAL_SETS:-new:"$w" old:"$init" prior:"$run/prior_only.safetensors"}; do
     python3 -m diffmatte eval "$eval_dir" --weights "${name#*:}" --baselines none --device cuda --steps 10 --seed 0 \
       --json "$out/eval_${name%%:*}.json" --quiet 2>&1 | tail -4 | tee -a "$out/eval.log"
   done

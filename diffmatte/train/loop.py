@@ -275,13 +275,27 @@ class Trainer:
         for group in self.opt.param_groups:
             group["lr"] = cfg.lr * lr_factor(self.step, cfg)
         self.model.train()
+        # BatchNorm statistics change in the forward pass, before the loss can be checked:
+        # keep a copy so that a skipped non-finite batch leaves no trace (cheap: buffers only).
+        buffers = [b.detach().clone() for b in self.model.buffers()]
         ctx = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
         with ctx:
             pred = self.objective(image, trimap, x0, noise, t, t_prev, self_align)
         terms = matting_losses(pred, x0, trimap)
         loss = total_loss(terms, cfg.loss_weights)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower --lr or use --amp off")
+            # One bad batch must not end a run that cannot be restarted (a GPU burst): skip
+            # it, count it, and stop only if it keeps happening.
+            self.bad_steps = getattr(self, "bad_steps", 0) + 1
+            self.log(f"non-finite loss at step {self.step} (skipped; {self.bad_steps} so far)")
+            if self.bad_steps > 20:
+                raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower --lr or use --amp off")
+            with torch.no_grad():
+                for b, saved in zip(self.model.buffers(), buffers):
+                    b.copy_(saved)
+            self.opt.zero_grad(set_to_none=True)
+            self.step += 1
+            return {k: 0.0 for k in (*terms, "loss")}
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if cfg.grad_clip > 0:
