@@ -148,12 +148,14 @@ class TiledSampler:
         return out
 
     # ----------------------------------------------------------------- sampler
-    def run(self, img: np.ndarray, tri: np.ndarray, prior: Optional[np.ndarray], starts: List[Callable[[], torch.Tensor]],
-            steps: int, settings: TileSettings, on_step: Optional[Callable[[int, int, float, torch.Tensor], None]] = None,
+    def run(self, img: np.ndarray, tri: np.ndarray, prior: Optional[np.ndarray],
+            starts: List[Callable[[], torch.Tensor]], steps: int, settings: TileSettings,
+            on_step: Optional[Callable[[int, int, float, torch.Tensor], None]] = None,
             progress: Optional[Callable[[int, int], None]] = None,
             cancel: Optional[threading.Event] = None) -> tuple:
         """Sample ``len(starts)`` draws (each start returns its x_T, (1, 1, H, W) float32)
-        and return (mean alpha H x W float32 in [0, 1] unclamped-known, :class:`PlanStats`).
+        and return (mean alpha H x W float32 in [0, 1], known pixels not yet forced;
+        :class:`PlanStats`).
 
         ``on_step(sample, k, t, x0)`` after every step with the whole-image x0 in [-1, 1];
         ``progress(done, total)`` after every encoder tile and every tile-step.
