@@ -207,26 +207,6 @@ def test_save_replaces_atomically_and_leaves_no_temp(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
 
 
-def test_save_cutout_8_bit_and_16_bit(tmp_path):
-    np = pytest.importorskip("numpy")
-    layer = Layer("l", rgb_image())
-    edio.save_cutout(str(tmp_path / "c.png"), layer, grey_mask(128))
-    c = QtGui.QImage(str(tmp_path / "c.png"))
-    assert c.hasAlphaChannel()
-    inside = c.pixelColor(20, 15)
-    assert inside.alpha() == 128 and abs(inside.red() - 240) <= 2
-    assert c.pixelColor(2, 2).alpha() == 0
-
-    wide = Layer("w", wide_image(), bits=16)
-    alpha = edio.array_to_qimage(np.full((H, W), 0x8000, np.uint16))
-    edio.save_cutout(str(tmp_path / "c16.png"), wide, alpha)
-    c16 = QtGui.QImage(str(tmp_path / "c16.png"))
-    px = c16.pixelColor(3, 3).rgba64()
-    assert c16.format() in (Fmt.Format_RGBA64, Fmt.Format_RGBA64_Premultiplied)
-    assert abs(px.alpha() - 0x8000) <= 1
-    assert abs(px.red() - 0x1234) <= 2  # colour kept at 16-bit precision (unpremultiplied)
-
-
 def test_array_bridge_round_trip():
     np = pytest.importorskip("numpy")
     arr = (np.arange(W * H * 4, dtype=np.uint32).reshape(H, W, 4) * 37 % 65536).astype(np.uint16)

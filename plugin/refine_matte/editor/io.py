@@ -214,28 +214,6 @@ def save_alpha(path: str, alpha: "QtGui.QImage", bits: int = 16) -> None:
     _atomic(path, _qt_write(img, fmt))
 
 
-def cutout_image(layer: Layer, alpha: "QtGui.QImage") -> "QtGui.QImage":
-    """Unpremultiplied RGBA cut-out; 16-bit when the layer is 16-bit and numpy exists."""
-    if layer.bits == 16:
-        try:
-            import numpy as np
-        except ImportError:
-            np = None
-        if np is not None:
-            rgba = qimage_to_array(layer.image, 4).astype(np.uint32)
-            a = qimage_to_array(alpha.convertToFormat(Fmt.Format_Grayscale16), 1)
-            rgba[..., 3] = (rgba[..., 3] * a.astype(np.uint32) + 32767) // 65535
-            return array_to_qimage(rgba.astype(np.uint16))
-    return imaging.cutout(layer.image, alpha).convertToFormat(Fmt.Format_ARGB32)
-
-
-def save_cutout(path: str, layer: Layer, alpha: "QtGui.QImage") -> None:
-    """Write the layer with the matte as its alpha channel (PNG/TIFF)."""
-    if alpha is None or alpha.isNull():
-        raise ValueError("there is no matte to save yet")
-    _atomic(path, _qt_write(cutout_image(layer, alpha), _flat_format(path)))
-
-
 def save_layered(path: str, doc: Document) -> None:
     """Write every layer with its effective mask as a layer mask (.ora, .psd or .tif)."""
     ext = os.path.splitext(path)[1].lower()
