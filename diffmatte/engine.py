@@ -169,10 +169,10 @@ class Engine:
                     blk.attn.chunk_tokens = mem.attention_chunk
             prior = None
             if getattr(cfg, "prior", ""):
-                from .prior import closed_form_prior  # solved once for the whole image, cropped per tile
+                from .prior import solve_prior  # solved once for the whole image, cropped per tile
 
-                prior = closed_form_prior(torch.from_numpy(img).permute(2, 0, 1)[None],
-                                          torch.from_numpy(tri)[None, None])[0, 0].numpy()
+                prior = solve_prior(cfg.prior, torch.from_numpy(img).permute(2, 0, 1)[None],
+                                    torch.from_numpy(tri)[None, None])[0, 0].numpy()
             dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
 
             def autocast():

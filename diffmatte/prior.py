@@ -1,4 +1,5 @@
-"""A classical alpha prior: closed-form matting (Levin et al. 2008) solved in torch.
+"""A classical alpha prior: closed-form matting (Levin et al. 2008) solved in torch, and
+``solve_prior``, the one entry point that picks a model's prior by name.
 
 The prior-conditioned models (``ModelConfig.prior == "cf"``) take this alpha as an extra
 input and learn corrections to it. The same function runs in training (batched, on the
@@ -179,3 +180,19 @@ def closed_form_prior(image: torch.Tensor, trimap: torch.Tensor, eps: float = EP
     crop = torch.where(unknown[..., y0:y1, x0:x1], sol, out[..., y0:y1, x0:x1])
     out[..., y0:y1, x0:x1] = crop
     return out
+
+
+def solve_prior(kind: str, image: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
+    """The alpha prior of a prior model: ``kind`` is ``ModelConfig.prior`` ("cf" closed-form,
+    this module; "ifm" information flow, diffmatte/information_flow.py). Same shapes as
+    :func:`closed_form_prior`: image (B,3,H,W) in [0, 1], trimap (B,1,H,W) {0, 0.5, 1}."""
+    if kind == "cf":
+        return closed_form_prior(image, trimap)
+    if kind == "ifm":
+        from .information_flow import information_flow_alpha
+
+        img = image.detach().float().cpu().permute(0, 2, 3, 1).numpy()
+        tri = trimap.detach().float().cpu()[:, 0].numpy()
+        out = [torch.from_numpy(information_flow_alpha(i, t)) for i, t in zip(img, tri)]
+        return torch.stack(out)[:, None].to(image.device)
+    raise ValueError(f"unknown prior {kind!r}; known: cf, ifm")

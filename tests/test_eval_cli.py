@@ -106,3 +106,15 @@ def test_closed_form_baseline_row(tmp_path, capsys):
     mean = json.loads(out_json.read_text())["results"]["cf"]["mean"]
     # A clean linear ramp over two flat colours is easy for closed-form matting.
     assert mean["sad"] < 0.05 and mean["mse"] < 0.01
+
+
+def test_ratio_lines_per_seed_and_mean_over_seeds():
+    from diffmatte.evaluate.runner import MethodResult, ratio_lines
+
+    a = MethodResult("diffmatte-x@s0", {"i1": {"sad": 2.0, "mse": 0.01}, "i2": {"sad": 4.0, "mse": 0.03}})
+    b = MethodResult("diffmatte-x@s1", {"i1": {"sad": 4.0, "mse": 0.01}, "i2": {"sad": 6.0, "mse": 0.01}})
+    cf = MethodResult("cf", {"i1": {"sad": 5.0, "mse": 0.02}, "i2": {"sad": 5.0, "mse": 0.02}})
+    lines = ratio_lines([a, b, cf], ["diffmatte-x@s0", "diffmatte-x@s1"], ["cf"])
+    assert lines[0].startswith("diffmatte-x@s0 / cf: SAD x0.600  MSE x1.000")
+    assert lines[1].startswith("diffmatte-x@s1 / cf: SAD x1.000  MSE x0.500")
+    assert lines[2].startswith("mean over s0, s1 / cf: SAD x0.800  MSE x0.750  (2 images)")

@@ -25,6 +25,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-engine", action="store_true", help="evaluate the baselines only")
     p.add_argument("--steps", type=int, default=10, help="DDIM steps (default 10)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default="",
+                   help="comma-separated seeds (e.g. 0,1,2): one engine row per seed, plus the ratio of "
+                        "their mean to each baseline; overrides --seed")
     p.add_argument("--samples", type=int, default=1, help="average this many samples per image (default 1)")
     p.add_argument("--device", default="auto")
     p.add_argument("--baselines", default="cf",
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from .baselines import BASELINES, get_baseline
     from .datasets import find_dataset
     from .metrics import METRICS
-    from .runner import engine_method, evaluate, format_table
+    from .runner import engine_methods, evaluate, format_table, ratio_lines
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     bad = [m for m in metrics if m not in METRICS]
@@ -64,12 +67,19 @@ def run(args: argparse.Namespace) -> int:
             import torch
             torch.set_num_threads(args.threads)
         try:
-            fn, info = engine_method(args.weights, args.device, args.steps, args.seed, getattr(args, "samples", 1))
+            raw = getattr(args, "seeds", "")
+            seeds = [int(x) for x in raw.split(",") if x.strip()] if raw else [args.seed]
+        except ValueError:
+            print(f"error: --seeds must be comma-separated integers, got {raw!r}")
+            return 2
+        try:
+            fns, info = engine_methods(args.weights, args.device, args.steps, seeds, getattr(args, "samples", 1))
         except Exception as exc:  # noqa: BLE001 (WeightsError, DefaultWeightsMissing, ValueError...)
             print(f"error: cannot load weights {args.weights!r}: {exc}")
             return 2
         label = f"diffmatte-{info.get('variant', '?')}"
-        methods[label] = fn
+        for seed, fn in fns.items():
+            methods[label if len(fns) == 1 else f"{label}@s{seed}"] = fn
         if not args.quiet:
             print(f"engine: {info.get('variant')} from {info.get('weights')}, {args.steps} DDIM steps, "
                   f"device {info.get('device')}")
@@ -98,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
         save_dir = tmp_dir.name
     results = evaluate(args.dataset, methods, limit=args.limit, metrics=metrics, save_dir=save_dir, on_row=show)
     print(format_table(results))
+    engines = [m for m in methods if m.startswith("diffmatte-")]
+    for line in ratio_lines(results, engines, [m for m in methods if m not in engines]):
+        print(line)
     if args.figure:
         from ..train.preview import save_png
         from .runner import comparison_figure

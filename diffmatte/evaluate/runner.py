@@ -33,6 +33,13 @@ class MethodResult:
 def engine_method(weights: str, device: str = "auto", steps: int = 10, seed: int = 0,
                   samples: int = 1) -> tuple[Method, dict]:
     """A DiffMatte method from ``weights``: 'default', a weights file, or a training run/checkpoint."""
+    fns, info = engine_methods(weights, device, steps, [seed], samples)
+    return fns[seed], info
+
+
+def engine_methods(weights: str, device: str = "auto", steps: int = 10, seeds: Iterable[int] = (0,),
+                   samples: int = 1) -> tuple[dict[int, Method], dict]:
+    """One engine loaded once, one method per seed (seed -> function)."""
     import diffmatte
 
     p = Path(weights)
@@ -48,10 +55,36 @@ def engine_method(weights: str, device: str = "auto", steps: int = 10, seed: int
     else:
         engine = diffmatte.load_engine(weights=weights, device=device)
 
-    def run(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
-        return engine.refine(image, trimap, steps=steps, seed=seed, samples=samples)
+    def method(seed: int) -> Method:
+        def run(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+            return engine.refine(image, trimap, steps=steps, seed=seed, samples=samples)
+        return run
 
-    return run, engine.info()
+    return {int(s): method(int(s)) for s in seeds}, engine.info()
+
+
+def ratio_lines(results: list[MethodResult], engines: list[str], baselines: list[str]) -> list[str]:
+    """Mean SAD and MSE of each engine row (and of their mean over seeds, when several)
+    divided by each baseline's, over the images both have."""
+    by = {r.method: r for r in results}
+    lines = []
+    groups = [(e, [e]) for e in engines if e in by]
+    if len(groups) > 1:
+        groups.append(("mean over " + ", ".join(e.rsplit("@", 1)[-1] for e in engines), engines))
+    for b in baselines:
+        if b not in by or not by[b].rows:
+            continue
+        for label, members in groups:
+            names = [n for n in by[b].rows if all(n in by[m].rows for m in members)]
+            if not names:
+                continue
+            vals = {}
+            for k in ("sad", "mse"):
+                ours = np.mean([by[m].rows[n][k] for m in members for n in names])
+                base = np.mean([by[b].rows[n][k] for n in names])
+                vals[k] = ours / base if base > 0 else float("nan")
+            lines.append(f"{label} / {b}: SAD x{vals['sad']:.3f}  MSE x{vals['mse']:.3f}  ({len(names)} images)")
+    return lines
 
 
 def evaluate(dataset_dir: str | os.PathLike, methods: dict[str, Method], limit: int = 0,
@@ -97,13 +130,13 @@ def _save_alpha(path: Path, alpha: np.ndarray) -> None:
 
 def format_table(results: list[MethodResult], per_image: bool = True) -> str:
     """Plain-text table: SAD, MSE x1e3, Grad, Conn, seconds; per image then the means."""
-    header = f"{'method':<14} {'image':<22} {'SAD':>8} {'MSE(e3)':>8} {'Grad':>8} {'Conn':>8} {'sec':>7}"
+    header = f"{'method':<22} {'image':<22} {'SAD':>8} {'MSE(e3)':>8} {'Grad':>8} {'Conn':>8} {'sec':>7}"
     lines = [header, "-" * len(header)]
 
     def fmt(method: str, name: str, r: dict[str, float]) -> str:
         def g(k: str, scale: float = 1.0) -> str:
             return f"{r[k] * scale:8.3f}" if k in r else f"{'-':>8}"
-        return (f"{method:<14} {name:<22} {g('sad')} {g('mse', 1e3)} {g('grad')} {g('conn')} "
+        return (f"{method:<22} {name:<22} {g('sad')} {g('mse', 1e3)} {g('grad')} {g('conn')} "
                 f"{r.get('seconds', float('nan')):7.2f}")
 
     if per_image:
@@ -111,11 +144,11 @@ def format_table(results: list[MethodResult], per_image: bool = True) -> str:
             for name, r in res.rows.items():
                 lines.append(fmt(res.method, name, r))
             for name, err in res.errors.items():
-                lines.append(f"{res.method:<14} {name:<22} FAILED: {err}")
+                lines.append(f"{res.method:<22} {name:<22} FAILED: {err}")
         lines.append("-" * len(header))
     for res in results:
         n = len(res.rows)
-        lines.append(fmt(res.method, f"MEAN ({n} images)", res.mean()) if n else f"{res.method:<14} no results")
+        lines.append(fmt(res.method, f"MEAN ({n} images)", res.mean()) if n else f"{res.method:<22} no results")
     return "\n".join(lines)
 
 

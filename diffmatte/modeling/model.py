@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from .config import PRIORS, ModelConfig
 from .dunet import DUNet
 from .resnet import ResNetD
 from .vit import ViT
@@ -16,7 +16,6 @@ from .vit import ViT
 PIXEL_MEAN = (123.675 / 255, 116.280 / 255, 103.530 / 255)
 PIXEL_STD = (58.395 / 255, 57.120 / 255, 57.375 / 255)
 SIZE_DIVISIBILITY = 32
-PRIORS = ("", "cf")
 PRIOR_CLAMP = 1e-3   # the prior's logit is taken of alpha clamped to [1e-3, 1 - 1e-3]
 
 
@@ -125,9 +124,9 @@ class DiffMatteModel(nn.Module):
         parts = [img_n, onehot]
         if self.cfg.prior:
             if prior is None:
-                from ..prior import closed_form_prior
+                from ..prior import solve_prior
                 with torch.autocast(image.device.type, enabled=False):
-                    prior = closed_form_prior(image.float(), trimap.float())
+                    prior = solve_prior(self.cfg.prior, image.float(), trimap.float())
             if prior.shape != trimap.shape:
                 raise ValueError(f"prior must have the trimap's shape {tuple(trimap.shape)}, got {tuple(prior.shape)}")
             prior = prior.to(image.dtype)

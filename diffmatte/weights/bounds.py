@@ -49,8 +49,7 @@ DEFAULT_FLOAT_BOUNDS = (-1e6, 1e6)
 def allowed_strings() -> Dict[str, Tuple[str, ...]]:
     """String fields whose values come from a fixed set (``name`` is free text)."""
     return {"backbone": ("vit", "resnet_d"),
-            # The modeling package may publish its prior kinds; "" means no prior.
-            "prior": tuple(getattr(config_module, "PRIORS", ("", "cf")))}
+            "prior": config_module.PRIORS}
 
 
 def _is_int(value: Any) -> bool:

@@ -1,0 +1,113 @@
+"""Information-flow matting (diffmatte/information_flow.py), the default model's prior."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from diffmatte.information_flow import _local_laplacian, expand_known, information_flow_alpha
+from diffmatte.modeling import build_model
+from diffmatte.prior import solve_prior
+from diffmatte.variants import get_config
+from test_prior import _explicit_laplacian
+
+
+def _two_colour(h: int = 48, w: int = 64):
+    yy, xx = np.mgrid[0:h, 0:w]
+    alpha = np.clip((xx - 16) / 32 + 0.1 * np.sin(yy / 5), 0, 1)
+    fg, bg = np.array([0.9, 0.3, 0.2]), np.array([0.1, 0.4, 0.8])
+    img = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
+    tri = np.full((h, w), 0.5)
+    tri[:, :6] = 0.0
+    tri[:, -6:] = 1.0
+    return img, tri, alpha
+
+
+def test_local_laplacian_equals_the_explicit_one():
+    rng = np.random.default_rng(1)
+    img = rng.random((7, 6, 3))
+    h, w, _ = img.shape
+    centres = np.array([y * w + x for y in range(1, h - 1) for x in range(1, w - 1)])
+    got = _local_laplacian(img.reshape(-1, 3), w, centres, np.arange(h * w), h * w, eps=1e-6).toarray()
+    np.testing.assert_allclose(got, _explicit_laplacian(img, 1e-6), atol=1e-9)
+
+
+def test_two_colour_composite_is_recovered():
+    img, tri, alpha = _two_colour()
+    out = information_flow_alpha(img, tri)
+    unknown = tri == 0.5
+    assert out.dtype == np.float32 and out.shape == tri.shape
+    assert np.abs(out - alpha)[unknown].mean() < 0.02
+    assert (out[tri == 0] == 0).all() and (out[tri == 1] == 1).all()
+
+
+def test_uint8_trimap_gives_the_same_alpha():
+    img, tri, _ = _two_colour()
+    a = information_flow_alpha(img, tri)
+    b = information_flow_alpha((img * 255).round().astype(np.uint8) / 255.0,
+                               np.round(tri * 255).astype(np.uint8))
+    assert np.abs(a - b).max() < 0.02
+
+
+def test_a_hole_far_from_the_band_is_found_by_colour():
+    # Background seen through a hole inside the unknown region, 20+ px from any known
+    # background pixel: the non-local flows must still call it background, where purely
+    # local smoothness leaves a solid blob (closed_form_prior gives 1.0 there).
+    h, w = 64, 64
+    img = np.zeros((h, w, 3)) + np.array([0.85, 0.2, 0.2])   # red foreground
+    img[:, :8] = [0.1, 0.5, 0.9]                             # blue background strip (known)
+    img[28:36, 36:44] = [0.1, 0.5, 0.9]                      # blue hole, inside the band
+    tri = np.full((h, w), 0.5)
+    tri[:, :6] = 0.0
+    tri[:, -4:] = 1.0
+    out = information_flow_alpha(img, tri)
+    assert out[30:34, 38:42].max() < 0.1
+    assert out[10:20, 50:58].min() > 0.9
+
+
+def test_known_region_expansion():
+    img = np.zeros((20, 20, 3)) + 0.5
+    img[:, 10:] = 0.9
+    label = np.full((20, 20), -1, np.int8)
+    label[:, :2] = 0
+    label[:, -2:] = 1
+    out = expand_known(img, label)
+    assert (out[:, 2:9] == 0).all()          # same colour, within 8 px of background
+    assert (out[:, 10:18] == 1).all()        # same colour, within reach of foreground
+    assert (out[:, 9] == -1).all() or (out[:, 9] == 0).all()
+    # a different colour never takes the label
+    img2 = img.copy()
+    img2[:, 2:9] = 0.1
+    assert (expand_known(img2, label)[:, 2:9] == -1).all()
+
+
+def test_degenerate_trimaps():
+    img = np.random.default_rng(0).random((16, 16, 3))
+    all_known = np.zeros((16, 16))
+    all_known[:, 8:] = 1
+    np.testing.assert_array_equal(information_flow_alpha(img, all_known), all_known)
+    only_fg = np.full((16, 16), 0.5)
+    only_fg[:, -3:] = 1
+    a = information_flow_alpha(img, only_fg)
+    assert np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1
+    assert (information_flow_alpha(img, np.full((16, 16), 0.5)) == 0.5).all()
+    with pytest.raises(ValueError, match="H x W x 3"):
+        information_flow_alpha(img[..., 0], all_known)
+    with pytest.raises(ValueError, match="trimap shape"):
+        information_flow_alpha(img, all_known[:8])
+
+
+def test_untrained_ifm_model_returns_the_prior():
+    img, tri, _ = _two_colour(32, 40)
+    image = torch.from_numpy(img).permute(2, 0, 1)[None].float()
+    trimap = torch.from_numpy(tri)[None, None].float()
+    prior = solve_prior("ifm", image, trimap)
+    model = build_model(get_config("lite_ifm")).eval()
+    for p in list(model.fusion.out.parameters()) + list(model.decoder.matting_head.matting_convs[3].parameters()):
+        torch.nn.init.zeros_(p)
+    with torch.no_grad():
+        logit = model(image, trimap, torch.zeros_like(trimap), torch.tensor([0.5]))
+    got = torch.sigmoid(logit)
+    np.testing.assert_allclose(got.numpy(), prior.clamp(1e-3, 1 - 1e-3).numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="unknown prior"):
+        solve_prior("nope", image, trimap)
