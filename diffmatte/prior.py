@@ -193,6 +193,22 @@ def solve_prior(kind: str, image: torch.Tensor, trimap: torch.Tensor) -> torch.T
 
         img = image.detach().float().cpu().permute(0, 2, 3, 1).numpy()
         tri = trimap.detach().float().cpu()[:, 0].numpy()
-        out = [torch.from_numpy(information_flow_alpha(i, t)) for i, t in zip(img, tri)]
+        flushed = denormals_flushed()
+        if flushed:
+            # scipy's KD-tree build can recurse without end (stack overflow, a segfault)
+            # when the CPU flushes denormals, which training turns on for speed.
+            torch.set_flush_denormal(False)
+        try:
+            out = [torch.from_numpy(information_flow_alpha(i, t)) for i, t in zip(img, tri)]
+        finally:
+            if flushed:
+                torch.set_flush_denormal(True)
         return torch.stack(out)[:, None].to(image.device)
     raise ValueError(f"unknown prior {kind!r}; known: cf, ifm")
+
+
+def denormals_flushed() -> bool:
+    """True when this thread's CPU flushes denormal floats to zero (``torch.set_flush_denormal``)."""
+    import numpy as np
+
+    return float(np.float64(1e-300) * np.float64(1e-10)) == 0.0

@@ -111,3 +111,24 @@ def test_untrained_ifm_model_returns_the_prior():
     np.testing.assert_allclose(got.numpy(), prior.clamp(1e-3, 1 - 1e-3).numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="unknown prior"):
         solve_prior("nope", image, trimap)
+
+
+def test_ifm_prior_runs_with_denormals_flushed_and_restores_the_mode():
+    # Training sets torch.set_flush_denormal(True); scipy's KD-tree build recursed without
+    # end under it on a training crop (a segfault found with gdb), so the prior turns the
+    # mode off around the solver and back on afterwards.
+    from diffmatte.prior import denormals_flushed
+
+    img, tri, _ = _two_colour(24, 32)
+    image = torch.from_numpy(img).permute(2, 0, 1)[None].float()
+    trimap = torch.from_numpy(tri)[None, None].float()
+    assert not denormals_flushed()
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    try:
+        assert denormals_flushed()
+        out = solve_prior("ifm", image, trimap)
+        assert denormals_flushed()
+    finally:
+        torch.set_flush_denormal(False)
+    assert torch.isfinite(out).all()
