@@ -132,3 +132,20 @@ def test_ifm_prior_runs_with_denormals_flushed_and_restores_the_mode():
     finally:
         torch.set_flush_denormal(False)
     assert torch.isfinite(out).all()
+
+
+def test_a_band_too_large_is_solved_at_a_lower_resolution(monkeypatch):
+    import diffmatte.information_flow as ifm
+
+    img, tri, alpha = _two_colour(64, 80)
+    full = information_flow_alpha(img, tri)
+    monkeypatch.setattr(ifm, "MAX_UNKNOWN", 1200)   # 4352 unknown pixels: factor 2
+    calls = []
+    real = ifm._solve
+    monkeypatch.setattr(ifm, "_solve", lambda im, lab: calls.append(lab.shape) or real(im, lab))
+    reduced = information_flow_alpha(img, tri)
+    assert calls == [(32, 40)]
+    unknown = tri == 0.5
+    assert np.abs(reduced - alpha)[unknown].mean() < 0.03
+    assert np.abs(reduced - full)[unknown].mean() < 0.03
+    assert (reduced[tri == 0] == 0).all() and (reduced[tri == 1] == 1).all()
