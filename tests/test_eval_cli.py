@@ -83,6 +83,12 @@ def test_eval_engine_json_and_figure(tmp_path, tiny_weights, capsys):
     for row in res["per_image"].values():
         assert all(np.isfinite(row[k]) and row[k] >= 0 for k in ("sad", "mse", "grad", "conn"))
     assert Image.open(fig).size[0] > 4 * 32
+    # --figure-cases picks the rows (here one), and a wrong name fails before any work.
+    fig1 = tmp_path / "fig1.png"
+    rc = eval_cli.run(_args(data, weights=str(tiny_weights), figure=str(fig1), figure_cases="1", tile=40))
+    assert rc == 0 and Image.open(fig1).size[1] == 22 + 40 + 4
+    assert eval_cli.run(_args(data, weights=str(tiny_weights), figure=str(fig1), figure_cases="7")) == 2
+    assert "--figure-cases not in the dataset" in capsys.readouterr().out
 
 
 def test_eval_bad_inputs(tmp_path, capsys):

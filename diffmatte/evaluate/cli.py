@@ -38,6 +38,9 @@ def register(subparsers) -> None:
     p.add_argument("--figure", default="",
                    help="write a comparison sheet (image, trimap, GT, each method) to this PNG; uses --save-dir "
                         "or a temporary folder")
+    p.add_argument("--figure-cases", default="",
+                   help="comma-separated case names for the figure's rows (e.g. GT04@trimap1,GT08@trimap1)")
+    p.add_argument("--tile", type=int, default=160, help="figure row height in px (default 160)")
     p.add_argument("--json", default="", help="write per-image and mean results to this JSON file")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--quiet", action="store_true", help="print only the final table")
@@ -57,9 +60,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: unknown metrics {bad}; choose from {', '.join(METRICS)}")
         return 2
     try:
-        find_dataset(args.dataset)
+        found = find_dataset(args.dataset)
     except ValueError as exc:
         print(f"error: {exc}")
+        return 2
+    wanted = [c.strip() for c in getattr(args, "figure_cases", "").split(",") if c.strip()]
+    missing = sorted(set(wanted) - {f[0] for f in found[: args.limit or None]})
+    if missing:  # checked now, not after minutes of evaluation
+        print(f"error: --figure-cases not in the dataset (or beyond --limit): {', '.join(missing)}")
         return 2
     methods = {}
     if not args.no_engine:
@@ -114,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
     if args.figure:
         from ..train.preview import save_png
         from .runner import comparison_figure
-        sheet = comparison_figure(args.dataset, {m: os.path.join(save_dir, m) for m in methods}, limit=args.limit)
+        cases = [c.strip() for c in getattr(args, "figure_cases", "").split(",") if c.strip()]
+        sheet = comparison_figure(args.dataset, {m: os.path.join(save_dir, m) for m in methods}, limit=args.limit,
+                                  tile=getattr(args, "tile", 160), cases=cases)
         print(f"wrote {save_png(args.figure, sheet)}")
     if tmp_dir is not None:
         tmp_dir.cleanup()

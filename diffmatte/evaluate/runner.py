@@ -153,14 +153,23 @@ def format_table(results: list[MethodResult], per_image: bool = True) -> str:
 
 
 def comparison_figure(dataset_dir: str | os.PathLike, alpha_dirs: dict[str, str | os.PathLike],
-                      limit: int = 0, tile: int = 160) -> np.ndarray:
+                      limit: int = 0, tile: int = 160, cases: Iterable[str] = ()) -> np.ndarray:
     """uint8 RGB sheet, one row per image: photo, trimap, ground truth, then each method's
-    saved alpha (``alpha_dirs``: method -> folder written by :func:`evaluate` ``save_dir``)."""
+    saved alpha (``alpha_dirs``: method -> folder written by :func:`evaluate` ``save_dir``).
+    ``cases`` (names such as ``GT04@trimap1``) picks rows, in that order."""
     from PIL import Image, ImageDraw
 
     rows = []
     labels = ["image", "trimap", "ground truth", *alpha_dirs]
-    for name, ip, ap, tp in find_dataset(dataset_dir)[: limit or None]:
+    found = find_dataset(dataset_dir)[: limit or None]
+    cases = list(cases)
+    if cases:
+        by_name = {f[0]: f for f in found}
+        missing = [c for c in cases if c not in by_name]
+        if missing:
+            raise ValueError(f"no such cases in {dataset_dir}: {', '.join(missing)}")
+        found = [by_name[c] for c in cases]
+    for name, ip, ap, tp in found:
         s = load_sample(name, ip, ap, tp)
         h, w = s.alpha.shape
         scale = tile / h
