@@ -49,7 +49,8 @@ ROWS = {
     "8k_2pct_whole_vits": ("ViTS", 4320, 7680, 0.02, "whole", None),
 }
 CPU_ROWS = [r for r in ROWS if not r.startswith("8k")]
-FORCED_TILE = 256
+FORCED_TILE = 256        # agreement: tiles forced this small so that every dev image is tiled
+TILED_ROW_TILE = 1024    # "tiled" rows: the band-limited path even where auto would keep the whole image
 
 
 def portrait(h: int, w: int, share: float, seed: int = 0):
@@ -121,7 +122,7 @@ def child(spec: dict) -> dict:
     engine = load_variant(spec["variant"], spec["device"], spec.get("precision", "fp32"))
     image = np.load(spec["image"])
     trimap = np.load(spec["trimap"])
-    tile = {"auto": None, "whole": 0, "tiled": FORCED_TILE}[spec["mode"]]
+    tile = {"auto": None, "whole": 0, "tiled": TILED_ROW_TILE}[spec["mode"]]
     kw = {"max_memory": spec["max_memory"]} if spec.get("max_memory") else {}
     marks = []
     cuda = engine.device.type == "cuda"
@@ -141,7 +142,8 @@ def child(spec: dict) -> dict:
             "peak_rss_gb": peak_rss_bytes() / 2 ** 30,
             "peak_vram_gb": torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else None,
             "tiles": s.tiles, "decoded_frac": s.decoded_px / s.image_px, "decoded": s.decoded,
-            "encoder_tiles": s.encoder_tiles, "tile": s.memory.get("tile"), "load1": os.getloadavg()[0]}
+            "encoder_tiles": s.encoder_tiles, "tile": s.memory.get("tile"), "load1": os.getloadavg()[0],
+            "path": ("sparse" if s.sparse else "dense tiles") if s.tiles > 1 or s.sparse else "whole"}
 
 
 def run_child(spec: dict) -> dict:
@@ -296,7 +298,8 @@ def main() -> int:
                 continue
             vram = f"{r['peak_vram_gb']:.2f}" if r["peak_vram_gb"] is not None else "-"
             note = f" ({r['note']})" if r.get("note") else ""
-            print(f"| {name} | {w}x{h} | {100 * real:.1f} % | {variant} | {mode}{note} | {n_steps} | "
+            path = f"{mode} ({r.get('path', '?')}){note}"
+            print(f"| {name} | {w}x{h} | {100 * real:.1f} % | {variant} | {path} | {n_steps} | "
                   f"{r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['peak_rss_gb']:.2f} | {vram} | "
                   f"{r['decoded_frac']:.3f} | {r['tiles']} | {r['load1']:.1f} |", flush=True)
         if rows:
@@ -333,6 +336,8 @@ def report(res: dict, tmp: str) -> None:
             d = np.abs(np.load(pa) - np.load(pb))
             checks.append((f"{name} vs whole: max |alpha diff| (all pixels)", float(d.max()), "(info)"))
     for label, value, target in checks:
+        if isinstance(value, tuple) and None in value:
+            value = None
         text = "-" if value is None else (f"{value[0]:.3f}; {value[1]:.3f}" if isinstance(value, tuple)
                                           else f"{value:.3f}")
         print(f"| {label} | {text} | {target} |")

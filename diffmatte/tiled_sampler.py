@@ -10,8 +10,9 @@ sampler's, operation for operation, and the result is bit-identical.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, List, Optional
 
 import numpy as np
@@ -20,6 +21,8 @@ import torch
 from .diffusion import Schedule, time_grid
 from .errors import Cancelled
 from .modeling.config import ModelConfig
+from .modeling.model import padded_size
+from .sparse_decoder import SparsePlan, dense_macs_per_px, dilate, plan_sparse, sparse_decoder_for
 from .tile_cache import StepRecord, TileCache, TileRecord, digest, snap_features, snap_std
 from .tiling import PlanStats, Tile, TilePlan, condition_region, plan_encoder, plan_tiles
 
@@ -38,11 +41,21 @@ class TileSettings:
     min_tile: int = 32
     whole_ok: bool = False   # use one whole-image tile when the tiles would not save work
     batch: int = 1           # same-shaped tiles decoded in one call (GPU; 1 on CPU)
+    #: decode only the band and the context each decoder level needs (sparse_decoder.py);
+    #: DIFFMATTE_SPARSE=0 turns it off (dense tiles, the previous path).
+    sparse: bool = field(default_factory=lambda: os.environ.get("DIFFMATTE_SPARSE", "1") != "0")
 
 
 #: Tiles must save at least this share of the decoder work to be used instead of one
 #: whole-image tile (per-tile overheads, and the whole image is the exact reference).
 WHOLE_FRACTION = 0.85
+#: Automatic mode decodes sparsely when that computes at most this share of the
+#: whole-image decoder's multiply-adds (block bookkeeping costs the rest).
+SPARSE_FRACTION = 0.7
+#: Sparse decoding outputs the network's x0 for the unknown pixels and the known pixels
+#: within this distance of them; farther known pixels take their known value (as pixels
+#: outside every dense tile do). Measured in docs/TILING.md.
+SPARSE_MARGIN = 4
 
 
 def default_halos(cfg: ModelConfig) -> tuple:
@@ -74,14 +87,14 @@ class TiledSampler:
 
     # ----------------------------------------------------------------- encoder
     def _features(self, plan: TilePlan, img, tri, prior, settings: TileSettings, stats: PlanStats,
-                  tick: Callable[[], None], cancel) -> torch.Tensor:
+                  tick: Callable[[], None], cancel, need: Optional[np.ndarray] = None) -> torch.Tensor:
         cfg, dev = self.model.cfg, self.device
         hp, wp = plan.padded
         s = cfg.stride
         if cfg.backbone == "vit":
             tiles = plan_encoder(plan, s, max(hp, wp), 0)  # global attention: one whole-image pass
         else:
-            tiles = plan_encoder(plan, s, settings.encoder_tile, settings.encoder_halo)
+            tiles = plan_encoder(plan, s, settings.encoder_tile, settings.encoder_halo, need)
         stats.encoder_tiles = len(tiles)
         feats: Optional[torch.Tensor] = None
         for et in tiles:
@@ -147,6 +160,59 @@ class TiledSampler:
             out.append(full[j:j + 1, :, oy0 - r[0]:oy1 - r[0], ox0 - r[2]:ox1 - r[2]])
         return out
 
+    def _decode_sparse(self, plan: TilePlan, i: int, conds, fcrops, splan: SparsePlan, x: torch.Tensor,
+                       std: torch.Tensor, t: torch.Tensor) -> List[torch.Tensor]:
+        """x0 in [-1, 1] over tile ``i``'s ``out`` rectangle, exact on its mask (sparse)."""
+        h, w = x.shape[-2:]
+        r = _clip(plan.tiles[i].region, h, w)
+        with self.autocast():
+            logit = sparse_decoder_for(self.model).decode(splan, fcrops[i], conds[i],
+                                                          x[..., r[0]:r[1], r[2]:r[3]] / std, t.reshape(1))
+        oy0, oy1, ox0, ox1 = _clip(plan.tiles[i].out, h, w)
+        crop = logit[..., oy0 - r[0]:oy1 - r[0], ox0 - r[2]:ox1 - r[2]]
+        return [(torch.sigmoid(crop) * 2 - 1).clamp(-1.0, 1.0)]
+
+    def _sparse_plan(self, unknown: np.ndarray, settings: TileSettings):
+        """(tile plan, sparse plan per tile, feature cells read, output mask) for sparse
+        decoding, or None where the automatic mode finds the whole image cheaper.
+
+        Tiles are a plain grid of ``settings.tile`` cores (one whole-image region when the
+        whole image fits the budget) with the exact decoder halo plus 32 px: the sparse
+        plan computes only the cells each level needs, so a wide halo costs nothing where
+        the band does not reach it."""
+        if not unknown.any():
+            return None
+        model = self.model
+        h, w = unknown.shape
+        hp, wp = padded_size(h, w)
+        if settings.whole_ok and max(hp, wp) <= settings.tile:
+            return None  # automatic mode: an image that fits one tile keeps the exact old path
+        mask = dilate(unknown, SPARSE_MARGIN)
+        # A sparse region holds per-level buffers of about 1/4 of a dense decode's bytes per
+        # pixel: twice the budget's dense core costs about the same memory.
+        core = max(hp, wp) if settings.whole_ok else min(2 * settings.tile, max(hp, wp))
+        halo = settings.halo + 64
+        plan = plan_tiles(mask, core, halo, min(settings.blend, core // 2), min_tile=core)
+        s = model.cfg.stride
+        feature_need = np.zeros((hp // s, wp // s), bool)
+        splans, macs = [], 0.0
+        for t in plan.tiles:
+            ry0, ry1, rx0, rx1 = t.region
+            oy0, oy1, ox0, ox1 = _clip(t.out, h, w)
+            need = np.zeros((ry1 - ry0, rx1 - rx0), bool)
+            need[oy0 - ry0:oy1 - ry0, ox0 - rx0:ox1 - rx0] = mask[oy0:oy1, ox0:ox1]
+            sp = plan_sparse(model, need)
+            fy, fx = ry0 // s, rx0 // s
+            fn = sp.feature_need
+            feature_need[fy:fy + fn.shape[0], fx:fx + fn.shape[1]] |= fn
+            splans.append(sp)
+            macs += sp.macs
+        whole = dense_macs_per_px(model) * hp * wp
+        if settings.whole_ok and macs > SPARSE_FRACTION * whole:
+            return None
+        plan.decoded_px = int(round(macs / whole * hp * wp))  # dense-equivalent decoded pixels
+        return plan, splans, feature_need, mask.astype(np.float32)
+
     # ----------------------------------------------------------------- sampler
     def run(self, img: np.ndarray, tri: np.ndarray, prior: Optional[np.ndarray],
             starts: List[Callable[[], torch.Tensor]], steps: int, settings: TileSettings,
@@ -166,16 +232,22 @@ class TiledSampler:
         tri_t = torch.from_numpy(tri)[None, None]
         prior_t = torch.from_numpy(np.asarray(prior, np.float32))[None, None] if prior is not None else None
         unknown = tri == 0.5
-        plan = plan_tiles(unknown, settings.tile or 10 ** 9, settings.halo, settings.blend, settings.min_tile)
-        if settings.whole_ok and not plan.single and plan.decoded_px >= WHOLE_FRACTION * h * w:
-            plan = plan_tiles(unknown, 10 ** 9, settings.halo)
+        sparse = self._sparse_plan(unknown, settings) if settings.sparse and settings.tile else None
+        if sparse is not None:
+            plan, splans, feature_need, masks = sparse
+        else:
+            splans, feature_need, masks = [], None, []
+            plan = plan_tiles(unknown, settings.tile or 10 ** 9, settings.halo, settings.blend, settings.min_tile)
+            if settings.whole_ok and not plan.single and plan.decoded_px >= WHOLE_FRACTION * h * w:
+                plan = plan_tiles(unknown, 10 ** 9, settings.halo)
         if not plan.tiles and max(plan.padded) <= (settings.tile or 10 ** 9):
             # No unknown pixel, image in one tile: decode it anyway, as the whole-image path does.
             whole = (0, plan.padded[0], 0, plan.padded[1])
             plan.tiles = [Tile(whole, whole, whole)]
             plan.decoded_px = plan.padded[0] * plan.padded[1]
         stats = PlanStats(tiles=len(plan.tiles), cores=plan.n_cores, decoded_px=plan.decoded_px,
-                          image_px=plan.padded[0] * plan.padded[1], tile=settings.tile, halo=plan.halo)
+                          image_px=plan.padded[0] * plan.padded[1], tile=settings.tile, halo=plan.halo,
+                          sparse=bool(splans))
         n_enc = 0 if not plan.tiles else 1
         total_work = [0, 0]
 
@@ -188,9 +260,10 @@ class TiledSampler:
         if not plan.tiles:  # nothing unknown and nothing to decode: the known values are the answer
             return ((forced[0, 0] + 1) / 2).numpy(), stats
         if model.cfg.backbone != "vit":
-            n_enc = len(plan_encoder(plan, model.cfg.stride, settings.encoder_tile, settings.encoder_halo))
+            n_enc = len(plan_encoder(plan, model.cfg.stride, settings.encoder_tile, settings.encoder_halo,
+                                     feature_need))
         total_work[1] = n_enc + len(plan.tiles) * steps * len(starts)
-        feats = self._features(plan, img_t, tri_t, prior_t, settings, stats, tick, cancel)
+        feats = self._features(plan, img_t, tri_t, prior_t, settings, stats, tick, cancel, feature_need)
         s = model.cfg.stride
 
         # Per-tile inputs that stay fixed over the steps.
@@ -201,17 +274,21 @@ class TiledSampler:
             y0, y1, x0, x1 = t.region
             fc = feats[..., y0 // s:y1 // s, x0 // s:x1 // s].contiguous(memory_format=CL)
             if self.cache.enabled:
-                keys.append(digest("dec", self.tag, steps, t.region, t.out, plan.size, c.cond, fc))
+                keys.append(digest("dec", self.tag, steps, t.region, t.out, plan.size, c.cond, fc,
+                                   splans[len(keys)].valid if splans else b""))
             conds.append(_to_device(c, dev, backbone=False))
             fcrops.append(fc)
             oy0, oy1, ox0, ox1 = _clip(t.out, h, w)
-            wt = plan.weight(t)[..., :oy1 - oy0, :ox1 - ox0].to(dev)
+            wt = plan.weight(t)[..., :oy1 - oy0, :ox1 - ox0]
+            if splans:  # sparse tiles are exact only on the mask; known values elsewhere
+                wt = wt * torch.from_numpy(masks[oy0:oy1, ox0:ox1])
+            wt = wt.to(dev)
             weights.append(wt)
             w_active[..., oy0:oy1, ox0:ox1] += wt
         base = (1 - w_active) * forced.to(dev)  # known values where no decoded tile reaches
         del w_active
 
-        batches = _batches(plan, h, w, settings.batch)
+        batches = [[i] for i in range(len(plan.tiles))] if splans else _batches(plan, h, w, settings.batch)
         grid = time_grid(steps, device=dev)
         total = 0.0
         for si, start in enumerate(starts):
@@ -245,7 +322,9 @@ class TiledSampler:
                         else:
                             todo.append(i)
                     if todo:
-                        for i, pred in zip(todo, self._decode(plan, todo, conds, fcrops, x, std, t)):
+                        got = (self._decode_sparse(plan, todo[0], conds, fcrops, splans[todo[0]], x, std, t)
+                               if splans else self._decode(plan, todo, conds, fcrops, x, std, t))
+                        for i, pred in zip(todo, got):
                             preds[i] = pred
                             stats.decoded += 1
                             if keys:
@@ -265,6 +344,8 @@ class TiledSampler:
             out = (x / self.schedule.scale + 1.0) / 2.0
             total = total + out[0, 0].clamp(0, 1).float()
         stats.tile_steps = len(plan.tiles) * steps * len(starts)
+        if splans:
+            sparse_decoder_for(model).release()  # level buffers: only while a refine runs
         return (total / len(starts)).cpu().numpy(), stats
 
 

@@ -160,18 +160,21 @@ class EncoderTile:
     region: Rect
 
 
-def plan_encoder(plan: TilePlan, stride: int, tile: int, halo: int) -> List[EncoderTile]:
+def plan_encoder(plan: TilePlan, stride: int, tile: int, halo: int,
+                 need: Optional[np.ndarray] = None) -> List[EncoderTile]:
     """Encoder tiles (core ``tile``, ``halo`` of context) whose cores hold a feature cell that
-    an active decoder region reads. One whole-image tile when the decoder plan is single or
-    the padded image fits in ``tile``."""
+    the decoder reads: ``need`` (feature cells, e.g. what sparse decoding reads) or else
+    every cell of an active decoder region. One whole-image tile when the decoder plan is
+    single or the padded image fits in ``tile``."""
     hp, wp = plan.padded
     whole = (0, hp, 0, wp)
     if plan.single or max(hp, wp) <= tile:
         return [EncoderTile(whole, whole)] if plan.tiles else []
-    need = np.zeros((hp // stride, wp // stride), bool)
-    for t in plan.tiles:
-        y0, y1, x0, x1 = t.region
-        need[y0 // stride:y1 // stride, x0 // stride:x1 // stride] = True
+    if need is None:
+        need = np.zeros((hp // stride, wp // stride), bool)
+        for t in plan.tiles:
+            y0, y1, x0, x1 = t.region
+            need[y0 // stride:y1 // stride, x0 // stride:x1 // stride] = True
     out = []
     for y in range(0, hp, tile):
         for x in range(0, wp, tile):
@@ -221,4 +224,6 @@ class PlanStats:
     reused: int = 0                # tile-steps taken from the cache
     tile: int = 0
     halo: int = 0
+    sparse: bool = False           # decoded sparsely (sparse_decoder.py); decoded_px is then
+                                   # the dense-equivalent count (multiply-adds / per-pixel cost)
     memory: dict = field(default_factory=dict)

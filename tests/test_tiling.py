@@ -73,21 +73,30 @@ def test_whole_image_tile_is_bit_identical_to_the_reference_sampler(tiny_engine)
     assert np.array_equal(tiny_engine.refine(image, trimap, steps=3, noise=noise, force_fg=False), got)
 
 
-def test_tiled_result_matches_whole_image(tiny_engine):
+@pytest.mark.parametrize("sparse", ["1", "0"])
+def test_tiled_result_matches_whole_image(tiny_engine, monkeypatch, sparse):
+    """Sparse tiles (the default) and dense tiles (DIFFMATTE_SPARSE=0) both agree with the
+    whole-image path; dense tiles skip the cores that hold no unknown pixel."""
+    monkeypatch.setenv("DIFFMATTE_SPARSE", sparse)
     image, trimap = _band_inputs()
     whole = tiny_engine.refine(image, trimap, steps=3, seed=0, tile_size=0)
     tiled = tiny_engine.refine(image, trimap, steps=3, seed=0, tile_size=64)
     stats = tiny_engine.last_stats
-    assert stats.tiles > 1 and stats.tiles < stats.cores
+    assert stats.tiles > 1 and stats.sparse == (sparse == "1")
+    if sparse == "0":
+        assert stats.tiles < stats.cores
     unknown = trimap == 128
     diff = np.abs(tiled - whole)[unknown]
     assert diff.mean() < 2e-3 and diff.max() < 0.05, (diff.mean(), diff.max())
     assert (tiled[trimap == 0] == 0).all() and (tiled[trimap == 255] == 1).all()
 
 
-def test_smooth_gradient_has_no_seam_at_tile_borders():
+@pytest.mark.parametrize("sparse", ["1", "0"])
+def test_smooth_gradient_has_no_seam_at_tile_borders(monkeypatch, sparse):
     """Default model, alpha = horizontal ramp: the tiled matte steps no more than 1/255
-    beyond the whole-image matte's own largest step, at any tile border."""
+    beyond the whole-image matte's own largest step, at any tile border (sparse tiles,
+    the default, use cores of twice tile_size: 128 px here)."""
+    monkeypatch.setenv("DIFFMATTE_SPARSE", sparse)
     engine = diffmatte.load_engine("default", device="cpu")
     h, w = 160, 320
     ramp = np.tile(np.linspace(0.0, 1.0, w, dtype=np.float32), (h, 1))
@@ -99,7 +108,7 @@ def test_smooth_gradient_has_no_seam_at_tile_borders():
     trimap[:, -8:] = 255
     whole = engine.refine(image, trimap, steps=4, seed=0, tile_size=0)
     tiled = engine.refine(image, trimap, steps=4, seed=0, tile_size=64)
-    assert engine.last_stats.tiles >= 8
+    assert engine.last_stats.tiles >= (6 if sparse == "1" else 8) and engine.last_stats.sparse == (sparse == "1")
     own = max(np.abs(np.diff(whole, axis=1)).max(), np.abs(np.diff(whole, axis=0)).max())
     for axis, n in ((1, w), (0, h)):
         steps = np.abs(np.diff(tiled, axis=axis))
@@ -111,20 +120,20 @@ def test_smooth_gradient_has_no_seam_at_tile_borders():
 def test_incremental_rerun_decodes_only_tiles_near_the_edit(tiny_engine):
     image, trimap = _band_inputs(256, 1024)
     tiny_engine.cache.clear()
-    first = tiny_engine.refine(image, trimap, steps=4, seed=3, tile_size=128)
+    first = tiny_engine.refine(image, trimap, steps=4, seed=3, tile_size=64)
     s1 = tiny_engine.last_stats
     assert s1.reused == 0 and s1.decoded == s1.tiles * 4
-    again = tiny_engine.refine(image, trimap, steps=4, seed=3, tile_size=128)
+    again = tiny_engine.refine(image, trimap, steps=4, seed=3, tile_size=64)
     s2 = tiny_engine.last_stats
     assert s2.decoded == 0 and s2.reused == s1.decoded and np.array_equal(again, first)
     edited = trimap.copy()
     y = int(np.argwhere(trimap[:, 40] == 128)[0, 0])
     edited[y:y + 6, 36:44] = 255  # a small brush stroke on the band
-    inc = tiny_engine.refine(image, edited, steps=4, seed=3, tile_size=128)
+    inc = tiny_engine.refine(image, edited, steps=4, seed=3, tile_size=64)
     s3 = tiny_engine.last_stats
     assert 0 < s3.decoded < s3.tile_steps // 2, (s3.decoded, s3.tile_steps)
     tiny_engine.cache.clear()
-    fresh = tiny_engine.refine(image, edited, steps=4, seed=3, tile_size=128)
+    fresh = tiny_engine.refine(image, edited, steps=4, seed=3, tile_size=64)
     assert tiny_engine.last_stats.reused == 0
     assert np.abs(inc - fresh).max() < 1e-4
 
@@ -193,7 +202,7 @@ def test_batched_tiles_match_one_by_one(tiny_engine):
         return torch.randn((1, 1) + tri.shape, generator=torch.Generator().manual_seed(0))
     out = {}
     for batch in (1, 4):
-        settings = TileSettings(tile=64, halo=64, encoder_tile=256, encoder_halo=128, batch=batch)
+        settings = TileSettings(tile=64, halo=64, encoder_tile=256, encoder_halo=128, batch=batch, sparse=False)
         with torch.inference_mode():
             out[batch], stats = sampler.run(img, tri, None, [start], 2, settings)
         assert stats.decoded == stats.tiles * 2 and stats.encoder_tiles > 1

@@ -1,0 +1,452 @@
+"""Sparse decoding: every DUNet stage runs only where the requested output pixels need it.
+
+A dense tile decodes its whole rectangle at every resolution, so a thin band pays for the
+decoder's full context (64-96 px) at full resolution too. Here the output pixels wanted
+(``need``: the unknown band) are propagated back through the decoder, stage by stage and
+pixel by pixel, to the cells each stage must produce at its own resolution: the
+full-resolution stages need only a few pixels of context, the coarse ones the wide context
+(but they are cheap). Each stage then covers its need with blocks (the cheapest of a few
+sizes and row / column runs, by a multiply-add count) and runs the model's own module on a
+batch of block crops, each with just enough halo that the block is exact: 1 coarse cell
+for an up block (transposed conv 4/2/1 and bilinear x2 read cells m-1..m+1; its 3x3
+convolutions then run unpadded on the exact part, ``_up_valid``), 2 for a down block
+(3x3/2 then 3x3), 1 for the head's 3x3 (3 with a prior fusion head).
+
+Exactness: a needed pixel reads only needed inputs, which are exact by induction; a
+block's other pixels may read stale buffer values and are never read by a needed pixel.
+Crops are clipped at the buffer's edge, where the module sees the same border (zero
+padding, bilinear clamp) as the whole-image decode when that edge is the image's. The
+decoder copy has its BatchNorms folded into the convolutions, so a needed pixel equals the
+dense decode up to float rounding (~1e-7 relative; tests/test_sparse_decoder.py).
+"""
+from __future__ import annotations
+
+import copy
+import weakref
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .modeling.dunet import timestep_embedding
+from .modeling.model import prior_logit
+
+Rect = Tuple[int, int, int, int]
+CL = torch.channels_last
+#: Output block sizes tried per stage (level pixels). Small blocks follow the band closely
+#: but pay their halo and a fixed cost per block; each stage takes the cheapest.
+BLOCK_SIZES = (4, 8, 16, 32, 64, 128)
+#: Fixed cost of one block (crop, copy back) and of one module call, in multiply-adds
+#: (measured on the CPU: ~60 us per block at ~40 GMAC/s per thread).
+BLOCK_COST = 2.0e6
+CALL_COST = 4.0e6
+
+
+@dataclass
+class Stage:
+    kind: str                 # "down", "mid", "up", "head"
+    index: int                # module index in down_blks / up_blks
+    level: int                # output level (0 = full resolution)
+    groups: List[Tuple[List[Rect], List[Rect]]] = field(default_factory=list)  # (crops, blocks) per crop shape
+    pixels: int = 0           # output pixels computed (crops' outputs, halos included)
+    macs: float = 0.0
+
+
+@dataclass
+class SparsePlan:
+    """What one region's sparse decode computes (fixed over the steps)."""
+
+    size: Tuple[int, int]     # region (level 0) height, width; multiples of 2 ** levels
+    stages: List[Stage]
+    valid: torch.Tensor       # (h, w) bool: the output pixels that are exact (``need``)
+    macs: float               # multiply-adds per call
+    dense_macs: float         # the same for a dense decode of the region
+    feature_need: np.ndarray  # feature cells the decode reads (stride 2 ** (levels + 1))
+
+    @property
+    def blocks(self) -> int:
+        return sum(len(b) for s in self.stages for _, b in s.groups)
+
+
+def _levels(model) -> int:
+    return len(model.decoder.down_blks)
+
+
+def _conv_macs(module) -> float:
+    """Multiply-adds per output pixel of a module's convolutions (at its output resolution)."""
+    total = 0.0
+    for m in module.modules():
+        if isinstance(m, torch.nn.ConvTranspose2d):
+            total += m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1] / 4
+        elif isinstance(m, torch.nn.Conv2d):
+            s = m.stride[0] * m.stride[1]
+            total += m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1] / (1 if s == 1 else 1)
+    return total
+
+
+def _runs(grid: np.ndarray, max_run: int) -> np.ndarray:
+    """(row, start, end) of the True runs along each row of ``grid``, split to <= max_run."""
+    d = np.diff(np.pad(grid, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    starts, ends = np.argwhere(d == 1), np.argwhere(d == -1)[:, 1]
+    if not len(starts):
+        return np.zeros((0, 3), np.int64)
+    rows, j, k = starts[:, 0], starts[:, 1], ends
+    pieces = -(-(k - j) // max_run)              # split long runs into max_run pieces
+    rep = np.repeat(np.arange(len(j)), pieces)
+    off = np.arange(len(rep)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    s0 = j[rep] + off * max_run
+    return np.stack([rows[rep], s0, np.minimum(k[rep], s0 + max_run)], axis=1)
+
+
+def _grid(mask: np.ndarray, b: int) -> np.ndarray:
+    """Which ``b`` x ``b`` blocks of ``mask`` hold a True pixel."""
+    h, w = mask.shape
+    nby, nbx = -(-h // b), -(-w // b)
+    if nby * b != h or nbx * b != w:
+        pad = np.zeros((nby * b, nbx * b), bool)
+        pad[:h, :w] = mask
+        mask = pad
+    return mask.reshape(nby, b, nbx, b).any(axis=(1, 3))
+
+
+def _blocks(mask: np.ndarray, b: int, run: str = "", max_run: int = 8,
+            grid: Optional[np.ndarray] = None) -> np.ndarray:
+    """Blocks (n x 4 rects) of ``b`` x ``b`` (clipped at the edge) holding a True pixel.
+    ``run`` "x" / "y" merges consecutive blocks along that axis (up to ``max_run``), "xy"
+    takes the x runs of two or more blocks and merges the rest along y: fewer halos to
+    recompute where the band runs along an axis. ``grid``: ``_grid(mask, b)`` if known."""
+    h, w = mask.shape
+    any_ = (grid if grid is not None else _grid(mask, b)).copy()
+
+    def rects(y0, y1, x0, x1):
+        return np.stack([y0 * b, np.minimum(h, y1 * b), x0 * b, np.minimum(w, x1 * b)], axis=1)
+    if not run:
+        y, x = np.nonzero(any_)
+        return rects(y, y + 1, x, x + 1)
+    out = [np.zeros((0, 4), np.int64)]
+    if run in ("x", "xy"):
+        r = _runs(any_, max_run)
+        if run == "xy":
+            r = r[r[:, 2] - r[:, 1] >= 2]
+            for i, j, k in r:
+                any_[i, j:k] = False
+        out.append(rects(r[:, 0], r[:, 0] + 1, r[:, 1], r[:, 2]))
+    if run in ("y", "xy"):
+        r = _runs(any_.T, max_run)
+        out.append(rects(r[:, 1], r[:, 2], r[:, 0], r[:, 0] + 1))
+    return np.concatenate(out).astype(np.int64)
+
+
+def _crops(blocks: np.ndarray, halo_in: int, scale: float, in_shape: Tuple[int, int]) -> np.ndarray:
+    """Input crops (n x 4, input level) of output blocks: scaled, grown by the halo, clipped."""
+    ih, iw = in_shape
+    if scale >= 1:
+        c = blocks * int(scale)
+    else:
+        c = blocks // int(round(1 / scale))
+    c = c + np.array([-halo_in, halo_in, -halo_in, halo_in])
+    return np.stack([np.maximum(c[:, 0], 0), np.minimum(c[:, 1], ih), np.maximum(c[:, 2], 0),
+                     np.minimum(c[:, 3], iw)], axis=1)
+
+
+def _group(blocks: np.ndarray, crops: np.ndarray):
+    """(crops, blocks) lists of rect tuples, one pair per crop and block shape."""
+    groups: Dict[tuple, Tuple[List[Rect], List[Rect]]] = {}
+    for c, b in zip(crops.tolist(), blocks.tolist()):
+        g = groups.setdefault((c[1] - c[0], c[3] - c[2], b[1] - b[0], b[3] - b[2]), ([], []))
+        g[0].append(tuple(c))
+        g[1].append(tuple(b))
+    return list(groups.values())
+
+
+def _cost(blocks: np.ndarray, crops: np.ndarray, scale: float, per_px: Tuple[float, float]) -> Tuple[int, float, int]:
+    """(output pixels computed, multiply-adds, shape groups) of a stage: ``per_px[0]`` is
+    paid on every crop's whole output (halo included), ``per_px[1]`` only on the block
+    (the up blocks' 3x3 convolutions run unpadded on interior blocks, see _up_valid)."""
+    if not len(blocks):
+        return 0, 0.0, 0
+    f = 1 / scale
+    full = ((crops[:, 1] - crops[:, 0]) * f).astype(np.int64) * ((crops[:, 3] - crops[:, 2]) * f).astype(np.int64)
+    inner = (blocks[:, 1] - blocks[:, 0]) * (blocks[:, 3] - blocks[:, 2])
+    shapes = np.stack([crops[:, 1] - crops[:, 0], crops[:, 3] - crops[:, 2],
+                       blocks[:, 1] - blocks[:, 0], blocks[:, 3] - blocks[:, 2]], axis=1)
+    n_groups = len(np.unique(((shapes[:, 0] * 8192 + shapes[:, 1]) * 8192 + shapes[:, 2]) * 8192 + shapes[:, 3]))
+    return int(full.sum()), float(full.sum() * per_px[0] + inner.sum() * per_px[1]), n_groups
+
+
+def _choose(mask: np.ndarray, halo_in: int, scale: float, in_shape, per_px: Tuple[float, float]):
+    """(crops, blocks) groups of the cheapest blocking for one stage (multiply-adds of the
+    computed pixels, halos included, plus the fixed costs per block and per call)."""
+    h, w = mask.shape
+    best, best_cost = None, None
+    options = [(b, r) for b in BLOCK_SIZES if b < max(h, w) for r in ("", "x", "y", "xy")] + [(max(h, w), "")]
+    grids: Dict[int, np.ndarray] = {}
+    for b, run in options:
+        if b not in grids:
+            grids[b] = _grid(mask, b)
+        blocks = _blocks(mask, b, run, grid=grids[b])
+        crops = _crops(blocks, halo_in, scale, in_shape)
+        _, macs, n_groups = _cost(blocks, crops, scale, per_px)
+        cost = macs + len(blocks) * BLOCK_COST + n_groups * CALL_COST
+        if best_cost is None or cost < best_cost:
+            best, best_cost = (blocks, crops), cost
+    assert best is not None
+    return best
+
+
+def _split_macs(module) -> Tuple[float, float]:
+    """Per output pixel multiply-adds of a stage's module, as (on the crop, on the block):
+    an up block's 3x3 convolutions (conv2 and the shortcut's) are on the block only."""
+    total = _conv_macs(module)
+    if hasattr(module, "upsample") and hasattr(module, "conv2"):
+        post = _conv_macs(module.conv2) + _conv_macs(module.upsample)
+        return total - post, post
+    return total, 0.0
+
+
+def dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    """Chebyshev dilation by ``r`` pixels (separable running max)."""
+    if r <= 0 or not mask.any():
+        return mask.copy()
+    from scipy.ndimage import maximum_filter1d
+
+    out = maximum_filter1d(mask.view(np.uint8), 2 * r + 1, axis=0, mode="constant")
+    return maximum_filter1d(out, 2 * r + 1, axis=1, mode="constant").view(bool)
+
+
+def dense_macs_per_px(model) -> float:
+    """Multiply-adds of a dense decode per full-resolution pixel."""
+    dec = model.decoder
+    L = _levels(model)
+    total = _conv_macs(dec.matting_head) + (_conv_macs(model.fusion) if model.fusion is not None else 0.0)
+    for lv in range(L + 1):
+        total += _conv_macs(dec.mid_blk if lv == L else dec.up_blks[L - 1 - lv]) / 4 ** lv
+    for lv in range(1, L + 1):
+        total += _conv_macs(dec.down_blks[lv - 1]) / 4 ** lv
+    return total
+
+
+def _pool2(mask: np.ndarray) -> np.ndarray:
+    h, w = mask.shape
+    return mask.reshape(h // 2, 2, w // 2, 2).any(axis=(1, 3))
+
+
+def _up2(mask: np.ndarray) -> np.ndarray:
+    return np.repeat(np.repeat(mask, 2, 0), 2, 1)
+
+
+def plan_sparse(model, need: np.ndarray) -> SparsePlan:
+    """Stages and blocks for decoding the pixels ``need`` (h x w bool, a region whose sides
+    are multiples of the feature stride) with ``model``'s decoder.
+
+    Needs are propagated per pixel (each stage's exact receptive field), so a stage's
+    blocks only have to *cover* its need: a block's pixels outside the need may read
+    unset inputs and are never read by a needed pixel in turn."""
+    dec = model.decoder
+    L = _levels(model)
+    h, w = need.shape
+    if h % (2 ** (L + 1)) or w % (2 ** (L + 1)):
+        raise ValueError(f"region {h}x{w} is not a multiple of {2 ** (L + 1)}")
+    shape = [(h >> lv, w >> lv) for lv in range(L + 2)]
+    head_halo = 3 if model.fusion is not None else 1
+    fusion = _conv_macs(model.fusion) if model.fusion is not None else 0.0
+    head_blocks = _choose(need, head_halo, 1, shape[0], (_conv_macs(dec.matting_head) + fusion, 0.0))
+    # Up path, fine to coarse: an up block's output cell o reads (transposed conv 4/2/1,
+    # bilinear x2, each then a 3x3) the coarse cells within 1 of (o +- 1) // 2.
+    need_u = dilate(need, head_halo)
+    need_d: List[Optional[np.ndarray]] = [None] * (L + 2)
+    up_blocks: Dict[int, tuple] = {}
+    for lv in range(0, L + 1):          # stage producing level lv from level lv + 1
+        mod = dec.mid_blk if lv == L else dec.up_blks[L - 1 - lv]
+        up_blocks[lv] = _choose(need_u, 1, 0.5, shape[lv + 1], _split_macs(mod))
+        need_u = dilate(_pool2(dilate(need_u, 1)), 1)
+        if lv + 1 <= L:
+            need_d[lv + 1] = need_u
+    # Down path, coarse to fine: a down block's output cell o reads (3x3/2 then 3x3) the
+    # fine cells within 1 of 2 (o +- 1) .. 2 (o +- 1) + 1; level l's down output is read by
+    # the up stage there and by the next down block.
+    down_blocks: Dict[int, tuple] = {}
+    for lv in range(L, 0, -1):
+        nd = need_d[lv]
+        assert nd is not None
+        down_blocks[lv] = _choose(nd, 4, 2, shape[lv - 1], (_conv_macs(dec.down_blks[lv - 1]), 0.0))
+        if lv - 1 >= 1:
+            need_d[lv - 1] = need_d[lv - 1] | dilate(_up2(dilate(nd, 1)), 1)
+    stages: List[Stage] = []
+    for lv in range(1, L + 1):
+        s = Stage("down", lv - 1, lv, _group(*down_blocks[lv]))
+        stages.append(s)
+    stages.append(Stage("mid", 0, L, _group(*up_blocks[L])))
+    for i, lv in enumerate(range(L - 1, -1, -1)):
+        stages.append(Stage("up", i, lv, _group(*up_blocks[lv])))
+    stages.append(Stage("head", 0, 0, _group(*head_blocks)))
+    macs = 0.0
+    dense = 0.0
+    chosen = [down_blocks[lv] for lv in range(1, L + 1)] + [up_blocks[lv] for lv in range(L, -1, -1)] + [head_blocks]
+    for st, (blocks, crops) in zip(stages, chosen):
+        mod = _module(model, st)
+        per = _split_macs(mod)
+        if st.kind == "head" and model.fusion is not None:
+            per = (per[0] + _conv_macs(model.fusion), per[1])
+        st.pixels, st.macs, _ = _cost(blocks, crops, {"down": 2, "head": 1}.get(st.kind, 0.5), per)
+        macs += st.macs
+        dense += shape[st.level][0] * shape[st.level][1] * sum(per)
+    return SparsePlan((h, w), stages, torch.from_numpy(need.copy()), macs, dense, need_u)
+
+
+def _module(model, s: Stage):
+    dec = model.decoder
+    return {"down": lambda: dec.down_blks[s.index], "mid": lambda: dec.mid_blk,
+            "up": lambda: dec.up_blks[s.index], "head": lambda: dec.matting_head}[s.kind]()
+
+
+def _gather(src: torch.Tensor, crops: List[Rect]) -> torch.Tensor:
+    if len(crops) == 1:
+        y0, y1, x0, x1 = crops[0]
+        return src[..., y0:y1, x0:x1].contiguous(memory_format=CL)
+    return torch.cat([src[..., y0:y1, x0:x1] for y0, y1, x0, x1 in crops]).contiguous(memory_format=CL)
+
+
+def _scatter(dst: torch.Tensor, out: torch.Tensor, crops: List[Rect], blocks: List[Rect], scale: float) -> None:
+    for j, ((cy0, _, cx0, _), (y0, y1, x0, x1)) in enumerate(zip(crops, blocks)):
+        oy, ox = y0 - int(cy0 * scale), x0 - int(cx0 * scale)
+        dst[..., y0:y1, x0:x1] = out[j:j + 1, :, oy:oy + (y1 - y0), ox:ox + (x1 - x0)]
+
+
+def _up_valid(blk, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    """An UpBlock (BatchNorm folded) on crops with one coarse cell of halo, returning only
+    the block: its 3x3 convolutions run unpadded on the exact part of the transposed conv
+    and bilinear outputs (which lose one fine pixel at each crop edge), so the halo costs
+    only the cheap upsampling, not the 3x3 convolutions."""
+    h = F.relu(blk.conv1(x))
+    h = h + blk.emb_layers(emb)[:, :, None, None].to(h.dtype)
+    h = F.conv2d(h[..., 1:-1, 1:-1], blk.conv2.weight, blk.conv2.bias)
+    up = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    sc = F.conv2d(up[..., 1:-1, 1:-1], blk.upsample.conv.weight, blk.upsample.conv.bias)
+    return F.relu(h + sc)
+
+
+def _fold(conv: torch.nn.Module, bn: torch.nn.BatchNorm2d) -> torch.nn.Module:
+    """``conv`` followed by eval-mode ``bn`` as one convolution with a bias."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    bias = bn.bias - bn.running_mean * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    transposed = isinstance(conv, torch.nn.ConvTranspose2d)
+    new = type(conv)(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                     padding=conv.padding, bias=True)
+    shape = (1, -1, 1, 1) if transposed else (-1, 1, 1, 1)
+    new.weight.data = (conv.weight * scale.reshape(shape)).contiguous(memory_format=CL)
+    new.bias.data = bias.clone()
+    return new.to(conv.weight.device)
+
+
+def fused_decoder(decoder: torch.nn.Module) -> torch.nn.Module:
+    """A copy of a DUNet with every BatchNorm folded into its convolution (one pass less
+    over each activation; results within float rounding of the original)."""
+    dec = copy.deepcopy(decoder)
+    with torch.no_grad():
+        for blk in list(dec.down_blks) + [dec.mid_blk] + list(dec.up_blks):
+            blk.conv1, blk.bn1 = _fold(blk.conv1, blk.bn1), torch.nn.Identity()
+            blk.conv2, blk.bn2 = _fold(blk.conv2, blk.bn2), torch.nn.Identity()
+        convs = dec.matting_head.matting_convs
+        dec.matting_head.matting_convs = torch.nn.Sequential(_fold(convs[0], convs[1]), *list(convs)[2:])
+    return dec.eval()
+
+
+_DECODERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def sparse_decoder_for(model) -> "SparseDecoder":
+    """The model's :class:`SparseDecoder`, rebuilt when its decoder weights changed."""
+    version = sum(p._version for p in model.decoder.parameters()) + sum(
+        b._version for b in model.decoder.buffers())
+    got = _DECODERS.get(model)
+    if got is None or got.version != version:
+        got = SparseDecoder(model)
+        got.version = version
+        _DECODERS[model] = got
+    return got
+
+
+class SparseDecoder:
+    """Runs sparse plans for one model: a BatchNorm-folded copy of its decoder and level
+    buffers reused from call to call (a buffer's stale values are never read by a needed
+    pixel, see the module docstring)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.decoder = fused_decoder(model.decoder)
+        self._pool: Dict[tuple, torch.Tensor] = {}
+        self.version = 0
+
+    def release(self) -> None:
+        self._pool.clear()
+
+    def _buffer(self, name: str, ch: int, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+        key = (name, ch, h, w, like.dtype, like.device)
+        buf = self._pool.get(key)
+        if buf is None:
+            buf = torch.zeros((1, ch, h, w), dtype=like.dtype, device=like.device).contiguous(memory_format=CL)
+            self._pool[key] = buf
+        return buf
+
+    def decode(self, plan: SparsePlan, features: torch.Tensor, c, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The x0 logit (1, 1, h, w) of ``model.decode(features, c, x_t, t)``, exact on
+        ``plan.valid`` (elsewhere: anything finite). ``c`` is the region's conditioning,
+        ``x_t`` std-normalised and cropped to the real part of the region (as for
+        ``model.decode``)."""
+        model, dec = self.model, self.decoder
+        L = _levels(model)
+        h, w = plan.size
+        rh, rw = c.size
+        x_pad = F.pad(x_t, (0, w - rw, 0, h - rh))
+        dimages = torch.cat([c.cond, x_pad.to(c.cond.dtype)], dim=1).contiguous(memory_format=CL)
+        emb1 = dec.time_embed(timestep_embedding(t[:1], dec.time_channels).to(dimages.dtype))
+        up_ch = [dec.mid_blk.conv2.out_channels if lv == L else dec.up_blks[L - 1 - lv].conv2.out_channels
+                 for lv in range(L + 1)]
+        bufs: List[Optional[torch.Tensor]] = [dimages] + [None] * L + [features]
+        last: Optional[torch.Tensor] = None
+        logit = self._buffer("logit", 1, h, w, torch.empty(0, device=x_t.device))
+
+        def level(lv: int, like: torch.Tensor) -> torch.Tensor:
+            if bufs[lv] is None:
+                ch = up_ch[lv] + dec.down_blks[lv - 1].conv2.out_channels
+                bufs[lv] = self._buffer(f"level{lv}", ch, h >> lv, w >> lv, like)
+            return bufs[lv]
+
+        for s in plan.stages:
+            for crops, blocks in s.groups:
+                if s.kind == "down":
+                    src = bufs[s.level - 1]
+                    if s.level - 1 >= 1:
+                        src = src[:, up_ch[s.level - 1]:]
+                    out = dec.down_blks[s.index](_gather(src, crops), emb1.expand(len(crops), -1))
+                    _scatter(level(s.level, out)[:, up_ch[s.level]:], out, crops, blocks, 0.5)
+                elif s.kind in ("mid", "up"):
+                    mod = dec.mid_blk if s.kind == "mid" else dec.up_blks[s.index]
+                    x_in, e = _gather(bufs[s.level + 1], crops), emb1.expand(len(crops), -1)
+                    by0, by1, bx0, bx1 = blocks[0]
+                    if x_in.shape[-2] * 2 == by1 - by0 + 4 and x_in.shape[-1] * 2 == bx1 - bx0 + 4:
+                        out = _up_valid(mod, x_in, e)  # interior blocks: output = the block
+                        crops = [(b[0] // 2, b[1] // 2, b[2] // 2, b[3] // 2) for b in blocks]
+                    else:
+                        out = mod(x_in, e)
+                    if s.level == 0:
+                        last = last if last is not None else self._buffer("last", out.shape[1], h, w, out)
+                        dst = last
+                    else:
+                        dst = level(s.level, out)[:, :up_ch[s.level]]
+                    _scatter(dst, out, crops, blocks, 2)
+                else:
+                    assert last is not None
+                    feats = _gather(last, crops)
+                    out = dec.matting_head(feats)
+                    if model.fusion is not None:
+                        cond = _gather(c.cond, crops)
+                        pl = prior_logit(_gather(c.prior, crops))
+                        out = out + pl.to(out.dtype) + model.fusion(feats, cond[:, :3], pl, _gather(x_pad, crops))
+                    _scatter(logit, out.float(), crops, blocks, 1)
+        return logit

@@ -1,0 +1,84 @@
+"""Sparse decoding (diffmatte/sparse_decoder.py): exact where asked, cheaper on a thin band."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from diffmatte.modeling import build_model
+from diffmatte.sparse_decoder import dense_macs_per_px, plan_sparse, sparse_decoder_for
+from diffmatte.variants import get_config
+
+
+def _model(name: str):
+    torch.manual_seed(0)
+    m = build_model(get_config(name)).eval()
+    for mod in m.modules():  # non-trivial BatchNorm statistics, so that folding them matters
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.5, 0.5)
+            mod.running_var.uniform_(0.5, 2.0)
+    if m.fusion is not None:
+        torch.nn.init.normal_(m.fusion.out.weight, std=0.1)
+    return m.to(memory_format=torch.channels_last)
+
+
+def _band(h: int, w: int, half: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.abs(yy - h * 0.45 - h * 0.2 * np.sin(xx / 37.0)) < half
+
+
+@pytest.mark.parametrize("name", ["lite", "ViTS", "lite_cf"])
+def test_sparse_decode_equals_dense_decode_on_the_needed_pixels(name):
+    m = _model(name)
+    hp, wp, rh, rw = 192, 256, 180, 250  # region with a padded margin, like an image edge tile
+    need = _band(hp, wp, 5)
+    need[:4, :] = True                   # the image border rows and columns too
+    need[:, wp - 10:] = True
+    need[rh:, :] = False
+    need[:, rw:] = False
+    g = torch.Generator().manual_seed(1)
+    with torch.inference_mode():
+        img = torch.rand((1, 3, rh, rw), generator=g)
+        tri = torch.full((1, 1, rh, rw), 0.5)
+        prior = torch.rand((1, 1, rh, rw), generator=g) if m.cfg.prior else None
+        c = m.condition(img, tri, prior) if prior is not None else m.condition(img, tri)
+        s = m.cfg.stride
+        f = torch.randn((1, m.cfg.feature_channels, hp // s, wp // s), generator=g).contiguous(
+            memory_format=torch.channels_last)
+        x = torch.randn((1, 1, rh, rw), generator=g)
+        t = torch.tensor([0.4])
+        dense = m.decode(f, c, x, t)[0, 0]
+        plan = plan_sparse(m, need)
+        sparse = sparse_decoder_for(m).decode(plan, f, c, x, t)[0, 0, :rh, :rw]
+        again = sparse_decoder_for(m).decode(plan, f, c, x, t)[0, 0, :rh, :rw]  # reused buffers
+    mask = torch.from_numpy(need[:rh, :rw])
+    scale = float(dense.abs().max())
+    assert float((sparse - dense).abs()[mask].max()) <= 1e-5 * max(1.0, scale)
+    assert torch.equal(sparse[mask], again[mask])
+    assert plan.macs < plan.dense_macs  # computes less than the dense region
+
+
+def test_thin_band_costs_a_fraction_of_the_dense_decode():
+    m = _model("lite")
+    yy, xx = np.mgrid[0:512, 0:1024]
+    need = np.abs(yy - 0.3 * xx - 60 - 40 * np.sin(xx / 150)) < 8  # a 16-px band, 3 % of the region
+    plan = plan_sparse(m, need)
+    assert plan.dense_macs == pytest.approx(dense_macs_per_px(m) * 512 * 1024, rel=1e-6)
+    # The decoder's context (up to ~100 px at the coarse levels) is the floor: 0.29 measured.
+    assert plan.macs < 0.35 * plan.dense_macs, plan.macs / plan.dense_macs
+    assert plan.feature_need.shape == (512 // 32, 1024 // 32)
+    assert 0 < plan.feature_need.mean() < 1
+
+
+def test_sparse_decoder_is_rebuilt_when_weights_change():
+    m = _model("lite")
+    first = sparse_decoder_for(m)
+    assert sparse_decoder_for(m) is first
+    with torch.no_grad():
+        m.decoder.matting_head.matting_convs[0].weight.mul_(2)
+    assert sparse_decoder_for(m) is not first
+
+
+def test_region_must_be_a_multiple_of_the_feature_stride():
+    with pytest.raises(ValueError, match="multiple of 32"):
+        plan_sparse(_model("lite"), np.ones((100, 128), bool))
