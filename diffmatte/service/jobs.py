@@ -30,6 +30,10 @@ QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed"
 TERMINAL = (DONE, FAILED, CANCELLED)
 # Seconds a finished job keeps its progress previews for late readers of its stream.
 PREVIEW_TTL = 30.0
+# A "work" event (tiles x steps done, from the engine's progress) is sent when this many
+# seconds passed without an event, so that a long step of a large image still moves the
+# client's progress bar; every "progress" event carries the same counts.
+WORK_EVENT_INTERVAL = 1.0
 
 
 class QueueFull(Exception):
@@ -52,6 +56,18 @@ def is_out_of_memory(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return "out of memory" in text or "cuda error: out of memory" in text
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` names the keyword ``name`` (a ``**kwargs`` wrapper may forward to a
+    callee that does not take it, so it does not count)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name and p.kind is not p.VAR_KEYWORD for p in params)
 
 
 def _trim_heap() -> None:
@@ -340,6 +356,16 @@ class JobManager:
 
     def _run(self, job: Job) -> None:
         job.emit("started", width=job.width, height=job.height, steps=job.steps * job.samples)
+        work = {"done": None, "total": None, "last": time.monotonic()}
+
+        def on_work(done: int, total: int) -> None:
+            if job.cancel_event.is_set():
+                raise _CallbackCancel()
+            work["done"], work["total"] = int(done), int(total)
+            now = time.monotonic()
+            if now - work["last"] >= WORK_EVENT_INTERVAL and done < total:
+                work["last"] = now
+                job.emit("work", done=int(done), total=int(total))
 
         def on_step(info: Any) -> None:
             if job.cancel_event.is_set():
@@ -353,13 +379,14 @@ class JobManager:
                 if png is not None:
                     preview = base64.b64encode(png).decode("ascii")
             t = getattr(info, "t", None)
+            work["last"] = time.monotonic()
             job.emit("progress", step=index, total=total,
                      t=float(t) if isinstance(t, (int, float, np.number)) else None,
-                     preview=preview)
+                     preview=preview, work_done=work["done"], work_total=work["total"])
 
         try:
             with self.device_lock:
-                alpha = self._refine(job, on_step)
+                alpha = self._refine(job, on_step, on_work)
             png = imaging.alpha_to_png16(alpha)
             del alpha
         except Exception as exc:  # noqa: BLE001 - every failure becomes a job state
@@ -368,11 +395,14 @@ class JobManager:
         job.result = png
         job.finish(DONE)
 
-    def _refine(self, job: Job, on_step: Callable[[Any], None]) -> np.ndarray:
+    def _refine(self, job: Job, on_step: Callable[[Any], None],
+                on_work: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
         torch = sys.modules.get("torch")
         kwargs = dict(steps=job.steps, seed=job.seed, callback=on_step, cancel=job.cancel_event)
         if job.samples != 1:  # engines (and test fakes) without averaging still serve samples=1
             kwargs["samples"] = job.samples
+        if on_work is not None and _accepts(self.engine.refine, "progress"):
+            kwargs["progress"] = on_work  # tile x step counts (Engine.refine's progress)
         if torch is not None:
             # Belt and braces against autograd graphs kept alive across requests, the
             # cause of the per-request GPU memory growth reported for DiffMatte.

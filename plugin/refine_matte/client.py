@@ -336,10 +336,19 @@ class EngineClient:
             conn.close()
 
     def wait(self, job_id: str, on_progress: Optional[ProgressCallback] = None,
-             cancel_event: Optional[threading.Event] = None) -> None:
-        """Follow a job to its end; raise :class:`JobCancelled` or :class:`EngineError`."""
+             cancel_event: Optional[threading.Event] = None,
+             on_work: Optional[Callable[[int, int], None]] = None) -> None:
+        """Follow a job to its end; raise :class:`JobCancelled` or :class:`EngineError`.
+
+        ``on_work(done, total)`` gets the engine's real work (encoder tiles and tile x step
+        decodes) from every event that carries it (services that send none: never)."""
         for event in self.events(job_id, cancel_event=cancel_event):
             kind = event.get("type")
+            if on_work is not None:
+                done, total = ((event.get("done"), event.get("total")) if kind == "work"
+                               else (event.get("work_done"), event.get("work_total")))
+                if kind in ("work", "progress") and isinstance(done, int) and isinstance(total, int) and total > 0:
+                    on_work(done, total)
             if kind == "progress" and on_progress is not None:
                 preview = event.get("preview")
                 on_progress(int(event.get("step", 0)), int(event.get("total", 0)),
@@ -352,11 +361,13 @@ class EngineClient:
     def refine(self, image_png: bytes, trimap_png: bytes, steps: int = 10,
                seed: Optional[int] = None, on_progress: Optional[ProgressCallback] = None,
                cancel_event: Optional[threading.Event] = None, preview: bool = True,
-               quantize_trimap: bool = False, samples: int = 1) -> bytes:
+               quantize_trimap: bool = False, samples: int = 1,
+               on_work: Optional[Callable[[int, int], None]] = None) -> bytes:
         """Refine a matte; return the alpha as 16-bit greyscale PNG bytes.
 
         ``on_progress(step, total, preview_png_or_None)`` is called for each diffusion
-        step; setting ``cancel_event`` cancels the job and raises :class:`JobCancelled`.
+        step, ``on_work(done, total)`` with the engine's tile x step counts (see
+        :meth:`wait`); setting ``cancel_event`` cancels the job and raises :class:`JobCancelled`.
         """
         if cancel_event is not None and cancel_event.is_set():
             raise JobCancelled("cancelled before submission", code="cancelled")
@@ -364,7 +375,7 @@ class EngineClient:
                                     preview=preview and on_progress is not None,
                                     quantize_trimap=quantize_trimap, samples=samples)
         try:
-            self.wait(job_id, on_progress=on_progress, cancel_event=cancel_event)
+            self.wait(job_id, on_progress=on_progress, cancel_event=cancel_event, on_work=on_work)
             return self.result(job_id)
         except BaseException:
             # A callback that raises (or KeyboardInterrupt) must not leave the GPU busy.

@@ -99,6 +99,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         #: the last matte the engine returned (kept when the host could not take it)
         self.last_alpha: Optional["QtGui.QImage"] = None
         self.job: Optional[RefineJob] = None
+        self._work_seen = False  # the running job reports the engine's work (see _on_work)
         self._job_spec: Optional[JobSpec] = None
         self._spec_image: Any = None
         self._job_target: Any = None
@@ -513,6 +514,8 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         sig.stage.connect(self.status_label.setText)
         sig.trimapReady.connect(self.canvas.set_trimap)
         sig.progress.connect(self._on_progress)
+        sig.work.connect(self._on_work)
+        self._work_seen = False
         sig.finished.connect(self._on_preview_done if preview else self._on_finished)
         sig.failed.connect(self._on_failed)
         sig.cancelled.connect(self._on_cancelled)
@@ -556,13 +559,24 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
                 preview = imaging.png_to_qimage(preview)
             except ValueError:
                 preview = None  # a bad preview must not end the job
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(step)
+        if not self._work_seen:  # the bar counts the engine's work where the service reports it
+            self.progress.setRange(0, max(total, 1))
+            self.progress.setValue(step)
         self.status_label.setText(f"Refining… step {step} of {total}")
         self.canvas.set_progress_text(f"step {step}/{total}"
                                       + (" (x0 preview)" if preview is not None else ""))
         if preview is not None:
             self.canvas.set_preview(preview)
+
+    def _on_work(self, done: int, total: int) -> None:
+        """The engine's real work (encoder tiles, tile x step decodes): the bar follows it,
+        so that one long step of a large photo still moves it."""
+        if self.job is None or self.job.cancel_event.is_set() or total <= 0:
+            return
+        self._work_seen = True
+        self.progress.setRange(0, total)
+        self.progress.setValue(min(done, total))
+        self.progress.setFormat("%p %")
 
     def _target_id(self) -> Any:
         try:

@@ -47,6 +47,7 @@ class JobSignals(QtCore.QObject):
     stage = Signal(str)
     trimapReady = Signal(object)          # QImage
     progress = Signal(int, int, object)   # step, total, preview PNG bytes | None (decoded by the GUI)
+    work = Signal(int, int)               # engine work done, total (tile x step decodes)
     finished = Signal(object)             # QImage alpha
     failed = Signal(str)
     cancelled = Signal()
@@ -115,9 +116,12 @@ class RefineJob:
                 # which keeps Qt work on this thread to a few calls per job.
                 sig.progress.emit(int(step), int(total), bytes(preview) if preview else None)
 
+            extra = {}
+            if _accepts(client.refine, "on_work"):  # test stand-ins may not report work
+                extra["on_work"] = lambda done, total: sig.work.emit(int(done), int(total))
             alpha_png = client.refine(self.spec.image_png, trimap_png, steps=self.spec.steps,
                                       seed=self.spec.seed, on_progress=on_progress, samples=self.spec.samples,
-                                      cancel_event=self.cancel_event, preview=True)
+                                      cancel_event=self.cancel_event, preview=True, **extra)
             if self.cancel_event.is_set():
                 sig.cancelled.emit()
                 return
@@ -161,6 +165,18 @@ def apply_overrides(trimap_png: bytes, overrides: Any) -> bytes:
     p.drawImage(0, 0, overrides)  # opaque where painted, transparent elsewhere: no blending
     p.end()
     return imaging.qimage_to_png(imaging.to_grey8(tri))
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` names the keyword ``name`` (a ``**kwargs`` wrapper may forward to a
+    callee that does not take it, so it does not count)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name and p.kind is not p.VAR_KEYWORD for p in params)
 
 
 def _is_cancel(exc: BaseException) -> bool:
