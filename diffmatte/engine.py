@@ -17,6 +17,7 @@ from .memory import MiB, parse_bytes, plan_memory
 from .modeling.model import DiffMatteModel
 from .tile_cache import TileCache
 from .tiled_sampler import TiledSampler, TileSettings, default_halos
+from .tiling import PlanStats
 from .weights.checkpoint import load_model
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
@@ -183,14 +184,24 @@ class Engine:
                     x0_alpha = ((x0[0, 0] + 1) / 2).float().cpu().numpy()
                     callback(StepInfo(index=sample * steps + k + 1, total=steps * len(starts), t=t, x0=x0_alpha))
 
-            sampler = TiledSampler(self.model, dev, self.schedule, autocast, self.cache,
-                                   f"{self.source}:{self.precision}:{id(self.model)}")
-            try:
-                alpha, stats = sampler.run(img, tri, prior, starts, steps, settings, on_step, progress, cancel)
-            finally:
-                sampler = None
-                if dev.type == "cuda":
-                    torch.cuda.empty_cache()  # release device memory before the next job
+            if prior is not None and self.model.passes_prior_through():
+                # The correction layers are all zero: every step's x0 would be the prior
+                # whatever the noise, so the sampler would return it (up to the logit's
+                # 1e-3 clamp) after `steps` network passes. Skip them (docs/MODEL_CARD.md).
+                alpha, stats = prior.astype(np.float32, copy=True), PlanStats(image_px=h * w)
+                if callback is not None:
+                    callback(StepInfo(index=steps * len(starts), total=steps * len(starts), t=0.0, x0=alpha.copy()))
+                if progress is not None:
+                    progress(1, 1)
+            else:
+                sampler = TiledSampler(self.model, dev, self.schedule, autocast, self.cache,
+                                       f"{self.source}:{self.precision}:{id(self.model)}")
+                try:
+                    alpha, stats = sampler.run(img, tri, prior, starts, steps, settings, on_step, progress, cancel)
+                finally:
+                    sampler = None
+                    if dev.type == "cuda":
+                        torch.cuda.empty_cache()  # release device memory before the next job
             stats.memory = mem.as_dict()
             self.last_stats = stats
         alpha[tri == 0] = 0.0

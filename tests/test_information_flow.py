@@ -149,3 +149,30 @@ def test_a_band_too_large_is_solved_at_a_lower_resolution(monkeypatch):
     assert np.abs(reduced - alpha)[unknown].mean() < 0.03
     assert np.abs(reduced - full)[unknown].mean() < 0.03
     assert (reduced[tri == 0] == 0).all() and (reduced[tri == 1] == 1).all()
+
+
+def test_engine_skips_the_sampler_for_a_pass_through_prior_model():
+    # A prior model whose correction layers are zero returns the prior at every step, so
+    # the engine returns the prior without sampling; once a correction is non-zero the
+    # sampler runs again.
+    from diffmatte.engine import Engine
+
+    img, tri, _ = _two_colour(32, 40)
+    model = build_model(get_config("lite_ifm")).eval()
+    for p in list(model.fusion.out.parameters()) + list(model.decoder.matting_head.matting_convs[3].parameters()):
+        torch.nn.init.zeros_(p)
+    assert model.passes_prior_through()
+    assert not build_model(get_config("lite")).passes_prior_through()
+    engine = Engine(model, torch.device("cpu"), "test")
+    ticks, steps_seen = [], []
+    out = engine.refine(img.astype(np.float32), tri, steps=5, seed=0, progress=lambda d, t: ticks.append((d, t)),
+                        callback=lambda s: steps_seen.append((s.index, s.total)))
+    prior = information_flow_alpha(img, tri)
+    np.testing.assert_array_equal(out, prior)
+    assert ticks == [(1, 1)] and steps_seen == [(5, 5)]
+    with torch.no_grad():
+        model.fusion.out.bias.fill_(0.5)   # a (silly) non-zero correction: every logit + 0.5
+    assert not model.passes_prior_through()
+    out2 = engine.refine(img.astype(np.float32), tri, steps=2, seed=0)
+    unknown = tri == 0.5
+    assert (out2[unknown] > prior[unknown] + 1e-3).mean() > 0.9
