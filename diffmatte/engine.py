@@ -89,9 +89,12 @@ class Engine:
 
     def info(self) -> dict:
         n_params = sum(p.numel() for p in self.model.parameters())
+        # "prior_only": the matte is the model's classical prior (no learned correction), so
+        # it does not depend on the seed / variation and no network pass runs.
         return {"variant": self.model.cfg.name, "backbone": self.model.cfg.backbone, "params": n_params,
                 "device": str(self.device), "precision": self.precision, "weights": self.source,
-                "torch": torch.__version__}
+                "torch": torch.__version__, "prior": getattr(self.model.cfg, "prior", ""),
+                "prior_only": self.model.passes_prior_through()}
 
     def refine(self, image: np.ndarray, trimap: np.ndarray, steps: int = 10, seed: Optional[int] = None,
                noise: Optional[np.ndarray] = None, callback: Optional[Callable[[StepInfo], None]] = None,

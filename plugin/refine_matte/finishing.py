@@ -69,7 +69,9 @@ class FinishControls(QtWidgets.QGroupBox):
     changed = Signal()          # edges or decontamination changed
     VARIATION_TIP = ("Which random draw the diffusion starts from. The same image, trimap and "
                      "variation always give the same matte (0 = what `diffmatte refine` gives "
-                     "by default); try another number for a different result.")
+                     "by default); try another number for a different result. The bundled "
+                     "default model's matte is its deterministic prior, the same for every "
+                     "variation; models with a learned correction vary.")
 
     def __init__(self, parent: Optional[QtWidgets.QWidget] = None) -> None:
         super().__init__("Output (no new refine needed)", parent)
