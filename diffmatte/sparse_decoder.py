@@ -180,20 +180,25 @@ def _choose(mask: np.ndarray, halo_in: int, scale: float, in_shape, per_px: Tupl
     """(crops, blocks) groups of the cheapest blocking for one stage (multiply-adds of the
     computed pixels, halos included, plus the fixed costs per block and per call)."""
     h, w = mask.shape
-    best, best_cost = None, None
-    options = [(b, r) for b in BLOCK_SIZES if b < max(h, w) for r in ("", "x", "y", "xy")] + [(max(h, w), "")]
     grids: Dict[int, np.ndarray] = {}
-    for b, run in options:
+    costs: Dict[tuple, float] = {}
+    found: Dict[tuple, tuple] = {}
+
+    def try_(b: int, run: str) -> None:
         if b not in grids:
             grids[b] = _grid(mask, b)
         blocks = _blocks(mask, b, run, grid=grids[b])
         crops = _crops(blocks, halo_in, scale, in_shape)
         _, macs, n_groups = _cost(blocks, crops, scale, per_px)
-        cost = macs + len(blocks) * BLOCK_COST + n_groups * CALL_COST
-        if best_cost is None or cost < best_cost:
-            best, best_cost = (blocks, crops), cost
-    assert best is not None
-    return best
+        costs[(b, run)] = macs + len(blocks) * BLOCK_COST + n_groups * CALL_COST
+        found[(b, run)] = (blocks, crops)
+    sizes = [b for b in BLOCK_SIZES if b < max(h, w)]
+    for b in sizes + [max(h, w)]:      # square blocks first, then runs of the best two sizes
+        try_(b, "")
+    for b in sorted(sizes, key=lambda b: costs[(b, "")])[:2]:
+        for run in ("x", "y", "xy"):
+            try_(b, run)
+    return found[min(costs, key=costs.get)]
 
 
 def _split_macs(module) -> Tuple[float, float]:
@@ -386,12 +391,16 @@ class SparseDecoder:
         self._pool.clear()
 
     def _buffer(self, name: str, ch: int, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
-        key = (name, ch, h, w, like.dtype, like.device)
+        """An (1, ch, h, w) view of a pooled buffer, grown to the largest region seen, so
+        that tiles of different shapes (image edges) share one set of buffers."""
+        key = (name, ch, like.dtype, like.device)
         buf = self._pool.get(key)
-        if buf is None:
-            buf = torch.zeros((1, ch, h, w), dtype=like.dtype, device=like.device).contiguous(memory_format=CL)
+        if buf is None or buf.shape[-2] < h or buf.shape[-1] < w:
+            hh, ww = (h, w) if buf is None else (max(h, buf.shape[-2]), max(w, buf.shape[-1]))
+            self._pool.pop(key, None)
+            buf = torch.zeros((1, ch, hh, ww), dtype=like.dtype, device=like.device).contiguous(memory_format=CL)
             self._pool[key] = buf
-        return buf
+        return buf[..., :h, :w]
 
     def decode(self, plan: SparsePlan, features: torch.Tensor, c, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The x0 logit (1, 1, h, w) of ``model.decode(features, c, x_t, t)``, exact on
