@@ -184,15 +184,22 @@ def comparison_figure(dataset_dir: str | os.PathLike, alpha_dirs: dict[str, str 
             p = Path(folder) / (name.replace("/", "__") + ".png")
             tiles.append(grey(np.asarray(Image.open(p).convert("L"), np.float32) / 255) if p.exists()
                          else Image.new("RGB", size, (90, 0, 0)))
-        rows.append(np.concatenate([np.asarray(t) for t in tiles], axis=1))
+        rows.append([np.asarray(t) for t in tiles])
     if not rows:
         raise ValueError(f"no images in {dataset_dir}")
-    width = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    # Columns as wide as the widest tile, so that portrait and landscape rows line up.
+    col_w = max(t.shape[1] for r in rows for t in r)
+
+    def cell(t: np.ndarray) -> np.ndarray:
+        left = (col_w - t.shape[1]) // 2
+        return np.pad(t, ((0, 0), (left, col_w - t.shape[1] - left), (0, 0)), constant_values=255)
+
+    rows = [np.pad(np.concatenate([cell(t) for t in r], axis=1), ((0, 4), (0, 0), (0, 0)), constant_values=255)
+            for r in rows]
+    width = rows[0].shape[1]
     sheet = np.concatenate(rows, axis=0)
     header = Image.new("RGB", (width, 22), (255, 255, 255))
     draw = ImageDraw.Draw(header)
-    col_w = rows[0].shape[1] // len(labels)
     for i, lab in enumerate(labels):
         draw.text((i * col_w + 4, 5), lab, fill=(0, 0, 0))
     return np.concatenate([np.asarray(header), sheet], axis=0)
