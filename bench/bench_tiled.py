@@ -146,6 +146,62 @@ def child(spec: dict) -> dict:
             "path": ("sparse" if s.sparse else "dense tiles") if s.tiles > 1 or s.sparse else "whole"}
 
 
+def plans(rows) -> None:
+    """Decoder multiply-adds per step as a share of the whole-image decode, from the plans
+    alone (no network run): the sparse plan the engine runs (tiles from a 512-px budget
+    tile), and the floor: every stage computing exactly its needed cells, no blocks."""
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from diffmatte import sparse_decoder as sd
+    from diffmatte.modeling.model import padded_size
+    from diffmatte.tiled_sampler import SPARSE_MARGIN, TiledSampler, TileSettings, default_halos
+
+    print("\n| row | size | unknown | sparse plan (engine) | floor (exact cells) | tiles | plan time (s) |")
+    print("|---|---|---|---|---|---|---|")
+    for name in rows:
+        variant, h, w, share, _mode, _ = ROWS[name]
+        engine = load_variant(variant, "cpu")
+        model = engine.model
+        _img, tri, real = portrait(h, w, share)
+        unknown = tri == 128
+        dec_halo, enc_halo = default_halos(model.cfg)
+        settings = TileSettings(tile=512, halo=dec_halo, encoder_tile=1536, encoder_halo=enc_halo)
+        sampler = TiledSampler(model, torch.device("cpu"), engine.schedule, None, engine.cache, "plan")
+        t0 = time.perf_counter()
+        plan, _splans, _need, _mask = sampler._sparse_plan(unknown, settings)
+        took = time.perf_counter() - t0
+        hp, wp = padded_size(h, w)
+        mask = np.zeros((hp, wp), bool)
+        mask[:h, :w] = sd.dilate(unknown, SPARSE_MARGIN)
+        print(f"| {name} | {w}x{h} | {100 * real:.1f} % | {plan.decoded_px / (hp * wp):.3f} | "
+              f"{exact_cells_fraction(model, mask):.3f} | {len(plan.tiles)} | {took:.1f} |", flush=True)
+
+
+def exact_cells_fraction(model, mask: np.ndarray) -> float:
+    """Multiply-adds of a decode computing exactly the needed cells of every stage (the
+    sparse plan's per-pixel needs, without blocks or halos), as a share of the dense decode."""
+    from diffmatte import sparse_decoder as sd
+
+    dec = model.decoder
+    L = len(dec.down_blks)
+    head = 3 if model.fusion is not None else 1
+    per = sd.dense_macs_per_px(model)
+    total = mask.sum() * sd._conv_macs(dec.matting_head)
+    need = sd.dilate(mask, head)
+    down = [None] * (L + 2)
+    for lv in range(L + 1):
+        total += need.sum() * sd._conv_macs(dec.mid_blk if lv == L else dec.up_blks[L - 1 - lv])
+        need = sd.dilate(sd._pool2(sd.dilate(need, 1)), 1)
+        if lv + 1 <= L:
+            down[lv + 1] = need
+    for lv in range(L, 0, -1):
+        total += down[lv].sum() * sd._conv_macs(dec.down_blks[lv - 1])
+        if lv > 1:
+            down[lv - 1] = down[lv - 1] | sd.dilate(sd._up2(sd.dilate(down[lv], 1)), 1)
+    return float(total / (per * mask.size))
+
+
 def run_child(spec: dict) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True)
     if out.returncode != 0:
@@ -245,6 +301,8 @@ def main() -> int:
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "auto"],
                     help="precision of the timed rows (default fp32)")
     ap.add_argument("--precision-check", action="store_true", help="bf16 vs fp32 on the CPU (dev set)")
+    ap.add_argument("--plans", nargs="*", default=None,
+                    help="print the decoder work of these rows' sparse plans (no network run)")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -255,6 +313,9 @@ def main() -> int:
         return 0
     if args.list:
         print("\n".join(f"{k}: {v}" for k, v in ROWS.items()))
+        return 0
+    if args.plans is not None:
+        plans(args.plans or CPU_ROWS)
         return 0
     rows = CPU_ROWS if args.rows is None else args.rows
     if rows:
