@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .diffusion import Schedule
-from .errors import DefaultWeightsMissing
+from .errors import Cancelled, DefaultWeightsMissing
 from .imageio import check_pair, to_float_rgb, to_trimap
 from .memory import MiB, parse_bytes, plan_memory
 from .modeling.model import DiffMatteModel
@@ -175,8 +175,12 @@ class Engine:
             if getattr(cfg, "prior", ""):
                 from .prior import solve_prior  # solved once for the whole image, cropped per tile
 
+                def check() -> None:
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled("refine cancelled")
+
                 prior = solve_prior(cfg.prior, torch.from_numpy(img).permute(2, 0, 1)[None],
-                                    torch.from_numpy(tri)[None, None])[0, 0].numpy()
+                                    torch.from_numpy(tri)[None, None], check=check)[0, 0].numpy()
             dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
 
             def autocast():

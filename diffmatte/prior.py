@@ -16,7 +16,7 @@ fewer iterations than CG from a flat start.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -182,10 +182,12 @@ def closed_form_prior(image: torch.Tensor, trimap: torch.Tensor, eps: float = EP
     return out
 
 
-def solve_prior(kind: str, image: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
+def solve_prior(kind: str, image: torch.Tensor, trimap: torch.Tensor,
+                check: Optional[Callable[[], None]] = None) -> torch.Tensor:
     """The alpha prior of a prior model: ``kind`` is ``ModelConfig.prior`` ("cf" closed-form,
     this module; "ifm" information flow, diffmatte/information_flow.py). Same shapes as
-    :func:`closed_form_prior`: image (B,3,H,W) in [0, 1], trimap (B,1,H,W) {0, 0.5, 1}."""
+    :func:`closed_form_prior`: image (B,3,H,W) in [0, 1], trimap (B,1,H,W) {0, 0.5, 1}.
+    ``check`` (information flow) is called during the solve and may raise to cancel it."""
     if kind == "cf":
         return closed_form_prior(image, trimap)
     if kind == "ifm":
@@ -199,7 +201,7 @@ def solve_prior(kind: str, image: torch.Tensor, trimap: torch.Tensor) -> torch.T
             # when the CPU flushes denormals, which training turns on for speed.
             torch.set_flush_denormal(False)
         try:
-            out = [torch.from_numpy(information_flow_alpha(i, t)) for i, t in zip(img, tri)]
+            out = [torch.from_numpy(information_flow_alpha(i, t, check)) for i, t in zip(img, tri)]
         finally:
             if flushed:
                 torch.set_flush_denormal(True)

@@ -142,7 +142,7 @@ def test_a_band_too_large_is_solved_at_a_lower_resolution(monkeypatch):
     monkeypatch.setattr(ifm, "MAX_UNKNOWN", 1200)   # 4352 unknown pixels: factor 2
     calls = []
     real = ifm._solve
-    monkeypatch.setattr(ifm, "_solve", lambda im, lab: calls.append(lab.shape) or real(im, lab))
+    monkeypatch.setattr(ifm, "_solve", lambda im, lab, check: calls.append(lab.shape) or real(im, lab, check))
     reduced = information_flow_alpha(img, tri)
     assert calls == [(32, 40)]
     unknown = tri == 0.5
@@ -176,3 +176,22 @@ def test_engine_skips_the_sampler_for_a_pass_through_prior_model():
     out2 = engine.refine(img.astype(np.float32), tri, steps=2, seed=0)
     unknown = tri == 0.5
     assert (out2[unknown] > prior[unknown] + 1e-3).mean() > 0.9
+
+
+def test_cancel_stops_the_prior_solve():
+    import threading
+
+    from diffmatte.engine import Engine
+    from diffmatte.errors import Cancelled
+
+    img, tri, _ = _two_colour(32, 40)
+    model = build_model(get_config("lite_ifm")).eval()
+    for p in list(model.fusion.out.parameters()) + list(model.decoder.matting_head.matting_convs[3].parameters()):
+        torch.nn.init.zeros_(p)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        Engine(model, torch.device("cpu"), "test").refine(img.astype(np.float32), tri, steps=2, cancel=cancel)
+    calls = []
+    information_flow_alpha(img, tri, check=lambda: calls.append(1))
+    assert len(calls) >= 4      # between stages and inside CG
