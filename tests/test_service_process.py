@@ -226,7 +226,9 @@ def test_shutdown_lets_a_running_job_finish_within_grace(tiny_weights, config_di
     try:
         client = wait_for_service(config_dir, proc)
         image, tri = sample()
-        job = client.submit_refine(image, tri, steps=25, preview=False)
+        # 150 steps: the running job must still be running when SIGTERM is handled, or the
+        # queued one starts and finishes too (seen under a loaded full-suite run with 25).
+        job = client.submit_refine(image, tri, steps=150, preview=False)
         queued = client.submit_refine(image, tri, steps=25, preview=False)
         events = client.events(job)
         while next(events)["type"] != "progress":
