@@ -46,14 +46,16 @@ def _refuse_overwrite(out: Path, *inputs: Path) -> None:
             raise ValueError(f"output {out} would overwrite the input {src}; choose another -o path")
 
 
-def _progress(enabled: bool):
-    """``progress(done, total)`` printer: the engine counts encoder tiles and tile x step decodes."""
+def _progress(enabled: bool, prior_only: bool = False):
+    """``progress(done, total)`` printer: the engine counts encoder tiles and tile x step
+    decodes, or (a prior-only model) thousandths of the prior's solve."""
     if not enabled:
         return None
     t0 = time.perf_counter()
 
     def show(done: int, total: int) -> None:
-        print(f"\r  {100 * done // max(total, 1):3d} % ({done}/{total} tile-steps)  {time.perf_counter() - t0:6.1f}s",
+        what = "prior solve" if prior_only else f"{done}/{total} tile-steps"
+        print(f"\r  {100 * done // max(total, 1):3d} % ({what})  {time.perf_counter() - t0:6.1f}s",
               end="", file=sys.stderr, flush=True)
         if done == total:
             print(file=sys.stderr)
@@ -113,7 +115,7 @@ def _refine_one(engine, image_path: Path, trimap_path: Path, out: Path, rgba: Op
     image = read_image(image_path)
     trimap = read_trimap(trimap_path)
     alpha = engine.refine(image, trimap, steps=args.steps, seed=args.seed, samples=getattr(args, "samples", 1),
-                          progress=_progress(not args.quiet))
+                          progress=_progress(not args.quiet, bool(engine.info().get("prior_only"))))
     # One path for every front end (CLI, batch, service, editor): diffmatte.cutout.finish.
     final, cut = finish(image, alpha, edges=edges, decontaminate=params["decontaminate"] if rgba else 0.0,
                         premultiplied=params["premultiplied"])

@@ -175,9 +175,16 @@ class Engine:
             if getattr(cfg, "prior", ""):
                 from .prior import solve_prior  # solved once for the whole image, cropped per tile
 
-                def check() -> None:
+                prior_only = self.model.passes_prior_through()
+                shown = [0]
+
+                def check(fraction: float) -> None:
                     if cancel is not None and cancel.is_set():
                         raise Cancelled("refine cancelled")
+                    done = min(999, int(fraction * 1000))
+                    if prior_only and progress is not None and done > shown[0]:  # the prior is all the work
+                        shown[0] = done
+                        progress(done, 1000)
 
                 prior = solve_prior(cfg.prior, torch.from_numpy(img).permute(2, 0, 1)[None],
                                     torch.from_numpy(tri)[None, None], check=check)[0, 0].numpy()
@@ -199,7 +206,7 @@ class Engine:
                 if callback is not None:
                     callback(StepInfo(index=steps * len(starts), total=steps * len(starts), t=0.0, x0=alpha.copy()))
                 if progress is not None:
-                    progress(1, 1)
+                    progress(1000, 1000)
             else:
                 sampler = TiledSampler(self.model, dev, self.schedule, autocast, self.cache,
                                        f"{self.source}:{self.precision}:{id(self.model)}")

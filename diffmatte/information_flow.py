@@ -39,11 +39,12 @@ RTOL, MAXITER = 1e-5, 1500    # 1e-5 vs 1e-6: alpha differs by < 1e-3 on the dev
 
 
 def information_flow_alpha(image: np.ndarray, trimap: np.ndarray,
-                           check: Optional[Callable[[], None]] = None) -> np.ndarray:
+                           check: Optional[Callable[[float], None]] = None) -> np.ndarray:
     """Alpha (H, W) float32 in [0, 1] of ``image`` (H, W, 3) in [0, 1] given ``trimap``.
 
-    ``check`` is called between stages and every few CG iterations; it may raise to stop
-    the solve (the engine raises ``Cancelled`` there when a refine is cancelled).
+    ``check(fraction)`` is called between stages and every few CG iterations with the share
+    of the solve done so far (0..1; CG's share from its residual's decay); it may raise to
+    stop the solve (the engine raises ``Cancelled`` there and reports progress from it).
 
     ``trimap`` is (H, W): {0, 0.5, 1} floats or 0/128/255 uint8; below a quarter of the
     range is background, above three quarters foreground, the rest unknown.
@@ -68,18 +69,18 @@ def information_flow_alpha(image: np.ndarray, trimap: np.ndarray,
     label = np.where(fg, 1, np.where(bg, 0, -1)).astype(np.int8)[y0:y1, x0:x1]
     crop = np.asarray(img[y0:y1, x0:x1], dtype=np.float32)
     factor = int(np.ceil(np.sqrt(int(unknown.sum()) / MAX_UNKNOWN)))
-    check = check or (lambda: None)
+    check = check or (lambda f: None)
     if factor > 1:
         alpha[y0:y1, x0:x1] = _solve_reduced(crop, label, factor, check)
         return alpha
     label = expand_known(crop, label)
-    check()
+    check(0.05)
     alpha[y0:y1, x0:x1] = _solve(crop, label, check)
     return alpha
 
 
 def _solve_reduced(image: np.ndarray, label: np.ndarray, factor: int,
-                   check: Callable[[], None]) -> np.ndarray:
+                   check: Callable[[float], None]) -> np.ndarray:
     """Solve at 1/``factor`` resolution (block means; a block is known only when all of its
     pixels agree) and upsample the alpha bilinearly; known pixels keep their labels."""
     from PIL import Image
@@ -180,7 +181,8 @@ def _local_laplacian(flat: np.ndarray, width: int, centres: np.ndarray, compact:
     return sum(parts[1:], parts[0]).tocsr()
 
 
-def _solve(image: np.ndarray, label: np.ndarray, check: Callable[[], None] = lambda: None) -> np.ndarray:
+def _solve(image: np.ndarray, label: np.ndarray,
+           check: Callable[[float], None] = lambda f: None) -> np.ndarray:
     """Alpha over one crop whose labels are -1 unknown, 0 background, 1 foreground.
 
     Everything is numbered compactly over the search region (the unknown pixels grown by
@@ -214,7 +216,7 @@ def _solve(image: np.ndarray, label: np.ndarray, check: Callable[[], None] = lam
     r_u = r_all[:, u].tocsr()
     r_k = r_all[:, known].tocsr()
     del feat, nb, wcm, r_all
-    check()
+    check(0.35)
 
     # Local flow (closed-form windows touching the unknown pixels) and intra-U flow.
     near = ndi.binary_dilation(unk)
@@ -234,7 +236,7 @@ def _solve(image: np.ndarray, label: np.ndarray, check: Callable[[], None] = lam
         a_uu = a_uu + a_uu.T
         lap_u = lap_u + S_UU * (sp.diags(np.asarray(a_uu.sum(1)).ravel()) - a_uu)
 
-    check()
+    check(0.45)
     # K-to-U flow: the affine mix over the nearest known fg and bg pixels (xy weighted x10).
     h_ku = np.zeros(nu)
     w_f = np.full(nu, 0.5)
@@ -260,27 +262,32 @@ def _solve(image: np.ndarray, label: np.ndarray, check: Callable[[], None] = lam
     a_loc = (lap_u + sp.diags(h_ku)).tocsr()
     diag = S_CM * np.asarray(r_u.multiply(r_u).sum(0)).ravel() + a_loc.diagonal()
     diag[diag <= 1e-12] = 1.0
-    check()
-    x = _pcg(lambda v: S_CM * (r_ut @ (r_u @ v)) + a_loc @ v, rhs, 1.0 / diag, w_f.copy(), check=check)
+    check(0.55)
+    x = _pcg(lambda v: S_CM * (r_ut @ (r_u @ v)) + a_loc @ v, rhs, 1.0 / diag, w_f.copy(),
+             check=lambda f: check(0.55 + 0.45 * f))
     alpha.ravel()[r_idx[u]] = np.clip(np.nan_to_num(x, nan=0.5), 0, 1)
     return alpha
 
 
 def _pcg(apply, b: np.ndarray, inv_diag: np.ndarray, x: np.ndarray,
-         rtol: float = RTOL, maxiter: int = MAXITER, check: Callable[[], None] = lambda: None) -> np.ndarray:
+         rtol: float = RTOL, maxiter: int = MAXITER,
+         check: Callable[[float], None] = lambda f: None) -> np.ndarray:
     """Jacobi-preconditioned conjugate gradients for the SPD operator ``apply``, started at
-    ``x``, until the residual norm falls below ``rtol`` x |b|. Written out because scipy's
+    ``x``, until the residual norm falls below ``rtol`` x |b|; ``check(fraction)`` every 10
+    iterations. Written out because scipy's
     ``cg`` spent as long in its Python wrappers as in the matrix products here."""
     r = b - apply(x)
     z = inv_diag * r
     p = z.copy()
     rz = float(r @ z)
     stop = rtol * max(float(np.linalg.norm(b)), 1e-30)
+    r0 = max(float(np.linalg.norm(r)), stop * (1 + 1e-9))
     for it in range(maxiter):
-        if float(np.linalg.norm(r)) <= stop:
+        rn = float(np.linalg.norm(r))
+        if rn <= stop:
             break
-        if it % 10 == 0:
-            check()
+        if it % 10 == 0:  # progress: how far the residual has fallen on a log scale
+            check(min(1.0, max(0.0, np.log(r0 / max(rn, 1e-300)) / np.log(r0 / stop))))
         ap = apply(p)
         pap = float(p @ ap)
         if pap <= 0:

@@ -183,11 +183,12 @@ def closed_form_prior(image: torch.Tensor, trimap: torch.Tensor, eps: float = EP
 
 
 def solve_prior(kind: str, image: torch.Tensor, trimap: torch.Tensor,
-                check: Optional[Callable[[], None]] = None) -> torch.Tensor:
+                check: Optional[Callable[[float], None]] = None) -> torch.Tensor:
     """The alpha prior of a prior model: ``kind`` is ``ModelConfig.prior`` ("cf" closed-form,
     this module; "ifm" information flow, diffmatte/information_flow.py). Same shapes as
     :func:`closed_form_prior`: image (B,3,H,W) in [0, 1], trimap (B,1,H,W) {0, 0.5, 1}.
-    ``check`` (information flow) is called during the solve and may raise to cancel it."""
+    ``check(fraction done)`` (information flow) is called during the solve and may raise
+    to cancel it."""
     if kind == "cf":
         return closed_form_prior(image, trimap)
     if kind == "ifm":

@@ -169,7 +169,10 @@ def test_engine_skips_the_sampler_for_a_pass_through_prior_model():
                         callback=lambda s: steps_seen.append((s.index, s.total)))
     prior = information_flow_alpha(img, tri)
     np.testing.assert_array_equal(out, prior)
-    assert ticks == [(1, 1)] and steps_seen == [(5, 5)]
+    # progress counts the prior's solve in thousandths, rising, ending at 1000 / 1000
+    assert ticks[-1] == (1000, 1000) and all(t == 1000 for _, t in ticks)
+    assert [d for d, _ in ticks] == sorted(set(d for d, _ in ticks)) and len(ticks) >= 3
+    assert steps_seen == [(5, 5)]
     with torch.no_grad():
         model.fusion.out.bias.fill_(0.5)   # a (silly) non-zero correction: every logit + 0.5
     assert not model.passes_prior_through()
@@ -193,5 +196,6 @@ def test_cancel_stops_the_prior_solve():
     with pytest.raises(Cancelled):
         Engine(model, torch.device("cpu"), "test").refine(img.astype(np.float32), tri, steps=2, cancel=cancel)
     calls = []
-    information_flow_alpha(img, tri, check=lambda: calls.append(1))
+    information_flow_alpha(img, tri, check=calls.append)
     assert len(calls) >= 4      # between stages and inside CG
+    assert all(0 <= f <= 1 for f in calls) and calls[0] == 0.05
