@@ -9,18 +9,7 @@ from diffmatte.information_flow import _local_laplacian, expand_known, informati
 from diffmatte.modeling import build_model
 from diffmatte.prior import solve_prior
 from diffmatte.variants import get_config
-from test_prior import _explicit_laplacian
-
-
-def _two_colour(h: int = 48, w: int = 64):
-    yy, xx = np.mgrid[0:h, 0:w]
-    alpha = np.clip((xx - 16) / 32 + 0.1 * np.sin(yy / 5), 0, 1)
-    fg, bg = np.array([0.9, 0.3, 0.2]), np.array([0.1, 0.4, 0.8])
-    img = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
-    tri = np.full((h, w), 0.5)
-    tri[:, :6] = 0.0
-    tri[:, -6:] = 1.0
-    return img, tri, alpha
+from test_prior import _explicit_laplacian, two_colour as _two_colour
 
 
 def test_local_laplacian_equals_the_explicit_one():

@@ -38,10 +38,9 @@ def test_matrix_free_laplacian_equals_the_explicit_one():
     np.testing.assert_allclose(lap.diagonal()[0, 0].numpy().ravel(), np.diag(L), atol=1e-9)
 
 
-def test_two_colour_composite_is_recovered():
-    # I = a F + (1 - a) B with constant F and B: alpha is affine in I, which is exactly
-    # the closed-form model, so the solver must find it from a thin band of known pixels.
-    h, w = 48, 64
+def two_colour(h: int = 48, w: int = 64):
+    """(image, {0, 0.5, 1} trimap, true alpha): I = a F + (1 - a) B with constant F and B,
+    a soft wavy edge, known bands of 6 px on the left (bg) and right (fg)."""
     yy, xx = np.mgrid[0:h, 0:w]
     alpha = np.clip((xx - 16) / 32 + 0.1 * np.sin(yy / 5), 0, 1)
     fg, bg = np.array([0.9, 0.3, 0.2]), np.array([0.1, 0.4, 0.8])
@@ -49,6 +48,13 @@ def test_two_colour_composite_is_recovered():
     tri = np.full((h, w), 0.5)
     tri[:, :6] = 0.0
     tri[:, -6:] = 1.0
+    return img, tri, alpha
+
+
+def test_two_colour_composite_is_recovered():
+    # Alpha is affine in I, which is exactly the closed-form model, so the solver must
+    # find it from a thin band of known pixels.
+    img, tri, alpha = two_colour()
     out = closed_form_prior(torch.from_numpy(img).permute(2, 0, 1)[None].float(),
                             torch.from_numpy(tri)[None, None].float())[0, 0].numpy()
     unknown = tri == 0.5
