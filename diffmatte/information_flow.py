@@ -96,7 +96,8 @@ def _solve_reduced(image: np.ndarray, label: np.ndarray, factor: int,
     small_lab = np.where((lo == hi) & (lo >= 0), lo, -1).astype(np.int8)
     small_lab = expand_known(small, small_lab)
     a_small = _solve(small, small_lab, check)
-    up = np.asarray(Image.fromarray(a_small.astype(np.float32)).resize((ws * factor, hs * factor), Image.BILINEAR))[:h, :w]
+    big = Image.fromarray(a_small.astype(np.float32)).resize((ws * factor, hs * factor), Image.BILINEAR)
+    up = np.asarray(big)[:h, :w]
     return np.where(label == 1, 1.0, np.where(label == 0, 0.0, np.clip(up, 0, 1))).astype(np.float32)
 
 
