@@ -203,10 +203,11 @@ class Engine:
                 # whatever the noise, so the sampler would return it (up to the logit's
                 # 1e-3 clamp) after `steps` network passes. Skip them (docs/MODEL_CARD.md).
                 alpha, stats = prior.astype(np.float32, copy=True), PlanStats(image_px=h * w)
-                if callback is not None:
-                    callback(StepInfo(index=steps * len(starts), total=steps * len(starts), t=0.0, x0=alpha.copy()))
+                # progress first: the step event a service sends carries the work counts
                 if progress is not None:
                     progress(1000, 1000)
+                if callback is not None:
+                    callback(StepInfo(index=steps * len(starts), total=steps * len(starts), t=0.0, x0=alpha.copy()))
             else:
                 sampler = TiledSampler(self.model, dev, self.schedule, autocast, self.cache,
                                        f"{self.source}:{self.precision}:{id(self.model)}")
