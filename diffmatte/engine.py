@@ -13,7 +13,7 @@ import torch
 from .diffusion import Schedule
 from .errors import Cancelled, DefaultWeightsMissing
 from .imageio import check_pair, to_float_rgb, to_trimap
-from .memory import MiB, parse_bytes, plan_memory
+from .memory import MiB, parse_bytes, plan_memory, prior_bytes
 from .modeling.model import DiffMatteModel
 from .tile_cache import TileCache
 from .tiled_sampler import TiledSampler, TileSettings, default_halos
@@ -160,7 +160,8 @@ class Engine:
         mem = plan_memory(cfg, sum(p.numel() for p in self.model.parameters()), h, w, self.device, dec_halo,
                           enc_halo, parse_bytes(max_memory if max_memory is not None else self.max_memory),
                           cache=self.cache_bytes, tile=None if tile is None else int(tile),
-                          element=4 if self.precision == "fp32" else 2, has_prior=bool(getattr(cfg, "prior", "")))
+                          element=4 if self.precision == "fp32" else 2, has_prior=bool(getattr(cfg, "prior", "")),
+                          prior_peak=prior_bytes(getattr(cfg, "prior", ""), h, w, int((tri == 0.5).sum())))
         settings = TileSettings(tile=mem.tile, halo=dec_halo, encoder_tile=mem.encoder_tile,
                                 encoder_halo=enc_halo, whole_ok=tile is None and mem.whole_fits, batch=mem.batch)
 
@@ -269,7 +270,7 @@ def resolve_weights(weights: Union[str, os.PathLike]) -> Path:
 
 
 def load_engine(weights: Union[str, os.PathLike] = "default", device: str = "auto",
-                precision: str = "fp32") -> Engine:
+                precision: str = "auto") -> Engine:
     """Load a DiffMatte engine.
 
     ``weights``: ``"default"`` (the bundled model), an official variant name downloaded
@@ -277,9 +278,10 @@ def load_engine(weights: Union[str, os.PathLike] = "default", device: str = "aut
     ``.pth``, a ``.safetensors`` or an ``.npz`` checkpoint; the variant is detected from its keys.
     ``device``: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
     ``precision``: ``"fp32"``, ``"bf16"`` (CUDA, or a CPU with AVX512-BF16 / AMX), ``"fp16"``
-    (CUDA) or ``"auto"``: bf16 for this project's models on a CPU with native bf16 (measured
-    2.3x less CPU time, dev-set SAD +0.12 %, docs/TILING.md), else fp32 (the official
-    checkpoints keep fp32 for parity with the official outputs).
+    (CUDA) or ``"auto"`` (the default): bf16 for this project's models on a CPU with native
+    bf16 (measured 2.3x less CPU time, dev-set SAD +0.12 %, docs/TILING.md), else fp32 (the
+    official checkpoints keep fp32 for parity with the official outputs; CUDA keeps fp32).
+    The default model's prior is solved in float64 whatever the precision.
     """
     path = resolve_weights(weights)
     dev = resolve_device(device)

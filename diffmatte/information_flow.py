@@ -33,18 +33,23 @@ S_CM, S_L, S_UU, S_KU = 1.0, 1.0, 0.01, 0.05   # flow weights (the paper's value
 EXPAND_RADIUS = 9                     # known-region expansion: pixels, and colour (0..255) slack
 SEARCH_MARGIN = 20                    # neighbours are searched within this many px of the band
 EPS_LOCAL = 1e-7                      # closed-form window regulariser (Levin et al.)
-MAX_UNKNOWN = 600_000                 # larger bands are solved at a lower resolution (about 2.3 KB
-                                      # per unknown pixel: 600k ~ 1.4 GB) and the alpha upsampled
+MAX_UNKNOWN = 600_000                 # larger bands are solved in windows (about 2.3 KB per unknown
+                                      # pixel in one solve: 600k ~ 1.4 GB)
 RTOL, MAXITER = 1e-5, 1500    # 1e-5 vs 1e-6: alpha differs by < 1e-3 on the dev photos
 
 
 def information_flow_alpha(image: np.ndarray, trimap: np.ndarray,
-                           check: Optional[Callable[[float], None]] = None) -> np.ndarray:
+                           check: Optional[Callable[[float], None]] = None,
+                           tile: Optional[int] = None) -> np.ndarray:
     """Alpha (H, W) float32 in [0, 1] of ``image`` (H, W, 3) in [0, 1] given ``trimap``.
 
     ``check(fraction)`` is called between stages and every few CG iterations with the share
     of the solve done so far (0..1; CG's share from its residual's decay); it may raise to
     stop the solve (the engine raises ``Cancelled`` there and reports progress from it).
+
+    A band of more than MAX_UNKNOWN unknown pixels is solved as a coarse solve plus
+    full-resolution windows (information_flow_tiles.py), so memory stays bounded and time
+    follows the band; ``tile`` = N forces windows with N-px cores, 0 forces one solve.
 
     ``trimap`` is (H, W): {0, 0.5, 1} floats or 0/128/255 uint8; below a quarter of the
     range is background, above three quarters foreground, the rest unknown.
@@ -68,10 +73,13 @@ def information_flow_alpha(image: np.ndarray, trimap: np.ndarray,
     (y0, y1), (x0, x1) = _bbox(unknown, SEARCH_MARGIN + EXPAND_RADIUS)
     label = np.where(fg, 1, np.where(bg, 0, -1)).astype(np.int8)[y0:y1, x0:x1]
     crop = np.asarray(img[y0:y1, x0:x1], dtype=np.float32)
-    factor = int(np.ceil(np.sqrt(int(unknown.sum()) / MAX_UNKNOWN)))
     check = check or (lambda f: None)
-    if factor > 1:
-        alpha[y0:y1, x0:x1] = _solve_reduced(crop, label, factor, check)
+    if tile is None:
+        tile = -1 if int(unknown.sum()) > MAX_UNKNOWN else 0
+    if tile:
+        from .information_flow_tiles import solve_tiled
+
+        alpha[y0:y1, x0:x1] = solve_tiled(crop, label, check, core=int(tile) if tile > 0 else None)
         return alpha
     label = expand_known(crop, label)
     check(0.05)
@@ -82,7 +90,8 @@ def information_flow_alpha(image: np.ndarray, trimap: np.ndarray,
 def _solve_reduced(image: np.ndarray, label: np.ndarray, factor: int,
                    check: Callable[[float], None]) -> np.ndarray:
     """Solve at 1/``factor`` resolution (block means; a block is known only when all of its
-    pixels agree) and upsample the alpha bilinearly; known pixels keep their labels."""
+    pixels agree) and upsample the alpha bilinearly; known pixels keep their labels. The
+    coarse level of a windowed solve."""
     from PIL import Image
 
     h, w = label.shape
@@ -118,8 +127,7 @@ def expand_known(image: np.ndarray, label: np.ndarray, radius: int = EXPAND_RADI
     # covers every Euclidean distance < r).
     reach = ndi.distance_transform_cdt(label < 0, metric="chessboard") <= radius - 1
     uy, ux = np.nonzero((label < 0) & reach)
-    c = image * 255.0
-    cu = c[uy, ux]
+    cu = image[uy, ux] * 255.0   # scaled after gathering: no full-size copy, same values
     best = np.full(len(uy), np.inf)
     out_lab = np.full(len(uy), -1, np.int8)
     for dy in range(-radius + 1, radius):
@@ -131,7 +139,7 @@ def expand_known(image: np.ndarray, label: np.ndarray, radius: int = EXPAND_RADI
             inside = (qy >= 0) & (qy < h) & (qx >= 0) & (qx < w)
             qy, qx = np.clip(qy, 0, h - 1), np.clip(qx, 0, w - 1)
             lq = label[qy, qx]
-            diff = np.sqrt(((c[qy, qx] - cu) ** 2).sum(1))
+            diff = np.sqrt(((image[qy, qx] * 255.0 - cu) ** 2).sum(1))
             score = diff - (radius - d)
             take = inside & (lq >= 0) & (score < 0) & (score < best)
             best[take] = score[take]
@@ -182,27 +190,77 @@ def _local_laplacian(flat: np.ndarray, width: int, centres: np.ndarray, compact:
     return sum(parts[1:], parts[0]).tocsr()
 
 
+class KnownSamples:
+    """The known pixels a K-to-U flow draws its foreground and background mixes from:
+    colours ``col`` (N, 3), positions ``xy`` (N, 2, normalised) and labels ``lab`` (1 / 0;
+    others are ignored), with their KD-trees. A windowed solve builds it once for the whole
+    crop, so every window draws from the same known pixels as one whole solve would."""
+
+    def __init__(self, col: np.ndarray, xy: np.ndarray, lab: np.ndarray) -> None:
+        feat = np.concatenate([col, xy * 10.0], 1)   # positions weighted x10 (the paper's)
+        f, b = lab == 1, lab == 0
+        self.col_f, self.col_b = col[f], col[b]
+        self.kk = min(K_KU, len(self.col_f), len(self.col_b))
+        self.tree_f = cKDTree(feat[f]) if self.kk else None
+        self.tree_b = cKDTree(feat[b]) if self.kk else None
+
+    def flow(self, col_u: np.ndarray, xy_u: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(confidence h, foreground share) of the affine mix over the nearest known fg and
+        bg pixels of each unknown pixel; (0, 0.5) where a side has no pixel."""
+        nu, kk = len(col_u), self.kk
+        if kk == 0:
+            return np.zeros(nu), np.full(nu, 0.5)
+        q = np.concatenate([col_u, xy_u * 10.0], 1)
+        _, nf = self.tree_f.query(q, k=kk, workers=-1)
+        _, nb = self.tree_b.query(q, k=kk, workers=-1)
+        cf, cb = self.col_f[nf.reshape(nu, kk)], self.col_b[nb.reshape(nu, kk)]
+        wk = _lle_weights(col_u, np.concatenate([cf, cb], 1))
+        wf = wk[:, :kk].sum(1)
+        safe = lambda v: np.where(np.abs(v) < 1e-6, 1e-6, v)  # noqa: E731
+        f_col = (wk[:, :kk, None] * cf).sum(1) / safe(wf)[:, None]
+        b_col = (wk[:, kk:, None] * cb).sum(1) / safe(1 - wf)[:, None]
+        return S_KU * np.clip(((f_col - b_col) ** 2).sum(1) / 3.0, 0, 1), np.clip(wf, 0, 1)
+
+
 def _solve(image: np.ndarray, label: np.ndarray,
-           check: Callable[[float], None] = lambda f: None) -> np.ndarray:
+           check: Callable[[float], None] = lambda f: None,
+           pinned: Optional[np.ndarray] = None, scale: Optional[Tuple[int, int]] = None,
+           init: Optional[np.ndarray] = None, origin: Tuple[int, int] = (0, 0),
+           samples: Optional[KnownSamples] = None) -> np.ndarray:
     """Alpha over one crop whose labels are -1 unknown, 0 background, 1 foreground.
 
     Everything is numbered compactly over the search region (the unknown pixels grown by
-    SEARCH_MARGIN), so memory follows the band, not the crop."""
+    SEARCH_MARGIN), so memory follows the band, not the crop. For a window of a tiled solve
+    (information_flow_tiles.py): ``pinned`` (float map, NaN = free) fixes unknown pixels to
+    given alphas (the window's rim), ``scale`` = (H, W) normalises positions by the whole
+    crop's size instead of the window's (the same features as one whole solve), and
+    ``init`` starts CG from a given alpha instead of the K-to-U estimate, ``origin`` is the
+    window's top-left corner in the crop and ``samples`` the crop's known pixels."""
     h, w, _ = image.shape
+    sh, sw = scale or (h, w)
     flat = image.reshape(-1, 3)
     lab = label.ravel()
     alpha = (label == 1).astype(np.float32)
     unk = label < 0
+    fixed = np.zeros(h * w)          # alpha of every pixel that is not solved for
+    fixed[lab == 1] = 1.0
+    if pinned is not None:
+        pin = unk & np.isfinite(pinned)
+        unk = unk & ~pin
+        fixed[pin.ravel()] = pinned[pin]
+        alpha[pin] = pinned[pin]
+        if not unk.any():
+            return alpha
     region = ndi.maximum_filter(unk.astype(np.uint8), size=2 * SEARCH_MARGIN + 1).ravel() > 0
     r_idx = np.flatnonzero(region)                                   # region pixels, flat indices
     compact = np.full(h * w, -1, np.int64 if h * w >= 2**31 else np.int32)
     compact[r_idx] = np.arange(len(r_idx))
     col = flat[r_idx].astype(np.float64)                             # region colours
     ry, rx = np.divmod(r_idx, w)
-    xy = np.stack([rx / w, ry / h], 1)
+    xy = np.stack([(rx + origin[1]) / sw, (ry + origin[0]) / sh], 1)
     rlab = lab[r_idx]
-    u = np.flatnonzero(rlab < 0)                                     # compact indices
-    known = np.flatnonzero(rlab >= 0)
+    u = np.flatnonzero(unk.ravel()[r_idx])                           # compact indices
+    known = np.flatnonzero(~unk.ravel()[r_idx])
     nu = len(u)
 
     # Colour-mixture flow: rows of R = I - W for the unknown pixels, applied matrix-free.
@@ -238,33 +296,19 @@ def _solve(image: np.ndarray, label: np.ndarray,
         lap_u = lap_u + S_UU * (sp.diags(np.asarray(a_uu.sum(1)).ravel()) - a_uu)
 
     check(0.45)
-    # K-to-U flow: the affine mix over the nearest known fg and bg pixels (xy weighted x10).
-    h_ku = np.zeros(nu)
-    w_f = np.full(nu, 0.5)
-    f_idx = np.flatnonzero(rlab == 1)
-    b_idx = np.flatnonzero(rlab == 0)
-    kk = min(K_KU, len(f_idx), len(b_idx))
-    if kk > 0:
-        feat = np.concatenate([col, xy * 10.0], 1)
-        _, nf = cKDTree(feat[f_idx]).query(feat[u], k=kk, workers=-1)
-        _, nbk = cKDTree(feat[b_idx]).query(feat[u], k=kk, workers=-1)
-        nf, nbk = f_idx[nf.reshape(nu, kk)], b_idx[nbk.reshape(nu, kk)]
-        wk = _lle_weights(col[u], col[np.concatenate([nf, nbk], 1)])
-        wf = wk[:, :kk].sum(1)
-        safe = lambda v: np.where(np.abs(v) < 1e-6, 1e-6, v)  # noqa: E731
-        f_col = (wk[:, :kk, None] * col[nf]).sum(1) / safe(wf)[:, None]
-        b_col = (wk[:, kk:, None] * col[nbk]).sum(1) / safe(1 - wf)[:, None]
-        h_ku = S_KU * np.clip(((f_col - b_col) ** 2).sum(1) / 3.0, 0, 1)
-        w_f = np.clip(wf, 0, 1)
+    if samples is None:
+        samples = KnownSamples(col, xy, rlab)
+    h_ku, w_f = samples.flow(col[u], xy[u])
 
-    a_known = (rlab[known] == 1).astype(np.float64)
+    a_known = fixed[r_idx[known]]
     rhs = -(S_CM * (r_u.T @ (r_k @ a_known)) + lap_k @ a_known) + h_ku * w_f
     r_ut = r_u.T.tocsr()
     a_loc = (lap_u + sp.diags(h_ku)).tocsr()
     diag = S_CM * np.asarray(r_u.multiply(r_u).sum(0)).ravel() + a_loc.diagonal()
     diag[diag <= 1e-12] = 1.0
     check(0.55)
-    x = _pcg(lambda v: S_CM * (r_ut @ (r_u @ v)) + a_loc @ v, rhs, 1.0 / diag, w_f.copy(),
+    start = w_f.copy() if init is None else init.ravel()[r_idx[u]].astype(np.float64)
+    x = _pcg(lambda v: S_CM * (r_ut @ (r_u @ v)) + a_loc @ v, rhs, 1.0 / diag, start,
              check=lambda f: check(0.55 + 0.45 * f))
     alpha.ravel()[r_idx[u]] = np.clip(np.nan_to_num(x, nan=0.5), 0, 1)
     return alpha

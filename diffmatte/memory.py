@@ -98,6 +98,26 @@ def attention_chunk(cfg: ModelConfig, hp: int, wp: int, budget: int) -> int:
     return max(w_tok, min(tokens, budget // max(per_query, 1)))
 
 
+def prior_bytes(kind: str, h: int, w: int, unknown: int) -> int:
+    """Peak working set of a prior model's prior solve for an H x W image with ``unknown``
+    unknown pixels (measured, docs/TILING.md "The default model's prior"). Information flow:
+    about 2.3 KB per unknown pixel of one solve plus ~40 B per image pixel; a band larger
+    than one solve is solved in windows, so its peak is one window's (or the coarse
+    solve's), plus a few whole-crop maps. Closed form (torch, bounding box): estimated from
+    its float maps (about 30 per pixel), not measured."""
+    px = h * w
+    if kind == "ifm":
+        from .information_flow import MAX_UNKNOWN
+        from .information_flow_tiles import COARSE_UNKNOWN, TILE_CORE, TILE_MARGIN
+
+        if unknown <= MAX_UNKNOWN:
+            return 48 * px + 2400 * unknown
+        return 64 * px + 2400 * max(COARSE_UNKNOWN, (TILE_CORE + 2 * TILE_MARGIN) ** 2)
+    if kind == "cf":
+        return 120 * px
+    return 0
+
+
 @dataclass
 class MemoryPlan:
     budget: int
@@ -117,11 +137,14 @@ class MemoryPlan:
 
 def plan_memory(cfg: ModelConfig, n_params: int, h: int, w: int, device: torch.device, halo: int,
                 enc_halo: int, budget: Optional[int] = None, cache: int = 512 * MiB,
-                tile: Optional[int] = None, element: int = 4, has_prior: bool = False) -> MemoryPlan:
+                tile: Optional[int] = None, element: int = 4, has_prior: bool = False,
+                prior_peak: int = 0) -> MemoryPlan:
     """Pick tile sizes for an H x W refine within ``budget`` (None: automatic from free memory).
 
     ``tile`` forces the largest decoder core (0: whole image). ``cache`` is shrunk to what
-    is left. Raises :class:`MemoryBudgetError` when even the smallest tiles do not fit.
+    is left. ``prior_peak`` (:func:`prior_bytes`) is the prior solve's working set, which
+    comes and goes before the network runs. Raises :class:`MemoryBudgetError` when even the
+    smallest tiles, or the prior solve, do not fit.
     """
     from .modeling.model import padded_size
 
@@ -136,6 +159,14 @@ def plan_memory(cfg: ModelConfig, n_params: int, h: int, w: int, device: torch.d
     stride = cfg.stride
     features = (hp // stride) * (wp // stride) * cfg.feature_channels * 4
     fixed = n_params * element + full + features
+    how = "free memory (automatic budget)" if auto else "max_memory"
+    if prior_peak and n_params * element + full + prior_peak > budget:
+        need = n_params * element + full + prior_peak
+        raise MemoryBudgetError(
+            f"a {w}x{h} refine with {cfg.name} needs about {need / GiB:.2f} GB for its "
+            f"{cfg.prior} prior solve ({prior_peak / GiB:.2f} GB of it the solve's working set), but "
+            f"{how} allows {budget / GiB:.2f} GB; free memory, raise max_memory, narrow the "
+            f"unknown band or use a smaller image")
     chunk = 0
     if cfg.backbone == "vit":
         attn = max(64 * MiB, min(1 * GiB, (budget - fixed) // 4))
@@ -166,12 +197,12 @@ def plan_memory(cfg: ModelConfig, n_params: int, h: int, w: int, device: torch.d
                 batch = int(max(1, min(32, 1 + (budget - need) // 2 // max(dec, 1))))
             need += (batch - 1) * dec
             cache_bytes = max(0, min(cache, (budget - need) // 2))
-            return MemoryPlan(budget, fixed, t, enc_t, chunk, cache_bytes, need + cache_bytes, whole_need <= budget,
+            estimate = max(need + cache_bytes, n_params * element + full + prior_peak)
+            return MemoryPlan(budget, fixed, t, enc_t, chunk, cache_bytes, estimate, whole_need <= budget,
                               batch)
     smallest = candidates[-1]
     region = hp * wp if smallest == 0 or max(hp, wp) <= smallest else (smallest + 2 * halo) ** 2
     need = fixed + region * dec_px
-    how = "free memory (automatic budget)" if auto else "max_memory"
     raise MemoryBudgetError(
         f"a {w}x{h} refine with {cfg.name} on {device.type} needs about {need / GiB:.2f} GB even with "
         f"{'the whole image as one tile' if smallest == 0 else f'{smallest}-pixel tiles'} "

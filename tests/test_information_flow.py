@@ -123,21 +123,85 @@ def test_ifm_prior_runs_with_denormals_flushed_and_restores_the_mode():
     assert torch.isfinite(out).all()
 
 
-def test_a_band_too_large_is_solved_at_a_lower_resolution(monkeypatch):
+def _spy_solves(monkeypatch):
     import diffmatte.information_flow as ifm
 
-    img, tri, alpha = _two_colour(64, 80)
-    full = information_flow_alpha(img, tri)
-    monkeypatch.setattr(ifm, "MAX_UNKNOWN", 1200)   # 4352 unknown pixels: factor 2
     calls = []
     real = ifm._solve
-    monkeypatch.setattr(ifm, "_solve", lambda im, lab, check: calls.append(lab.shape) or real(im, lab, check))
-    reduced = information_flow_alpha(img, tri)
-    assert calls == [(32, 40)]
+
+    def spy(im, lab, check=lambda f: None, **kw):
+        calls.append((lab.shape, int((lab < 0).sum()), kw.get("pinned") is not None))
+        return real(im, lab, check, **kw)
+
+    monkeypatch.setattr(ifm, "_solve", spy)
+    return calls
+
+
+def test_a_band_too_large_is_solved_in_full_resolution_windows(monkeypatch):
+    import diffmatte.information_flow as ifm
+    import diffmatte.information_flow_tiles as ift
+
+    img, tri, alpha = _two_colour(96, 160)
+    whole = information_flow_alpha(img, tri)
+    monkeypatch.setattr(ifm, "MAX_UNKNOWN", 5000)        # 14,208 unknown pixels: windows
+    monkeypatch.setattr(ift, "COARSE_UNKNOWN", 4000)     # coarse solve at half resolution
+    monkeypatch.setattr(ift, "TILE_CORE", 64)
+    monkeypatch.setattr(ift, "TILE_MARGIN", 16)
+    calls = _spy_solves(monkeypatch)
+    fracs = []
+    tiled = information_flow_alpha(img, tri, check=fracs.append)
+    assert calls[0][0] == (48, 80) and not calls[0][2]   # the coarse solve, half resolution
+    windows = calls[1:]
+    assert len(windows) == 2 * 3 and all(p for _, _, p in windows)
+    # memory bound: no window holds more than (core + 2 margin)^2 pixels
+    assert all(shape[0] <= 96 and shape[1] <= 96 for shape, _, _ in windows)
     unknown = tri == 0.5
-    assert np.abs(reduced - alpha)[unknown].mean() < 0.03
-    assert np.abs(reduced - full)[unknown].mean() < 0.03
-    assert (reduced[tri == 0] == 0).all() and (reduced[tri == 1] == 1).all()
+    assert np.abs(tiled - whole)[unknown].mean() < 2e-3
+    assert np.abs(tiled - alpha)[unknown].mean() < 0.02
+    assert (tiled[tri == 0] == 0).all() and (tiled[tri == 1] == 1).all()
+    assert fracs == sorted(fracs) and 0 <= fracs[0] and fracs[-1] <= 1 and fracs[-1] > 0.9
+
+
+def test_windows_cross_fade_without_seams():
+    # A smooth ramp crossing window borders (every 32 px): the tiled alpha's steps are
+    # those of the whole solve's, within 1/255.
+    img, tri, _ = _two_colour(64, 200)
+    yy, xx = np.mgrid[0:64, 0:200]
+    alpha = np.clip((xx - 6) / 188, 0, 1)
+    fg, bg = np.array([0.9, 0.3, 0.2]), np.array([0.1, 0.4, 0.8])
+    img = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
+    whole = information_flow_alpha(img, tri, tile=0)
+    tiled = information_flow_alpha(img, tri, tile=32)
+    step_w, step_t = np.abs(np.diff(whole, axis=1)), np.abs(np.diff(tiled, axis=1))
+    assert (step_t - step_w).max() <= 1 / 255
+    assert np.abs(tiled - whole).max() < 0.01
+
+
+def test_windows_with_no_known_pixel_still_get_the_bands_information(monkeypatch):
+    # The middle windows of a band 180 px wide hold no known pixel at all: the coarse
+    # alpha on their rims and the band's known pixels (K-to-U) must still anchor them
+    # (with window-local K-to-U sources this ramp came out S-shaped, errors up to 0.08).
+    import diffmatte.information_flow_tiles as ift
+
+    monkeypatch.setattr(ift, "TILE_MARGIN", 16)
+    h, w = 40, 200
+    yy, xx = np.mgrid[0:h, 0:w]
+    alpha = np.clip((xx - 10) / 180, 0, 1)
+    fg, bg = np.array([0.9, 0.3, 0.2]), np.array([0.1, 0.4, 0.8])
+    img = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
+    tri = np.full((h, w), 0.5)
+    tri[:, :10] = 0.0
+    tri[:, -10:] = 1.0
+    calls = _spy_solves(monkeypatch)
+    out = information_flow_alpha(img, tri, tile=32)
+    assert any(n == shape[0] * shape[1] for shape, n, pinned in calls[1:])  # a window with no known pixel
+    assert np.abs(out - alpha)[tri == 0.5].mean() < 0.02
+
+
+def test_window_core_must_hold_the_cross_fade():
+    img, tri, _ = _two_colour(32, 40)
+    with pytest.raises(ValueError, match="at least 32"):
+        information_flow_alpha(img, tri, tile=16)
 
 
 def test_engine_skips_the_sampler_for_a_pass_through_prior_model():
@@ -188,3 +252,31 @@ def test_cancel_stops_the_prior_solve():
     information_flow_alpha(img, tri, check=calls.append)
     assert len(calls) >= 4      # between stages and inside CG
     assert all(0 <= f <= 1 for f in calls) and calls[0] == 0.05
+
+
+def test_prior_memory_follows_one_solve_and_is_capped_for_windows():
+    from diffmatte.memory import prior_bytes
+    import diffmatte.information_flow as ifm
+
+    small, large = prior_bytes("ifm", 1000, 1000, 10_000), prior_bytes("ifm", 1000, 1000, 400_000)
+    assert large - small == 2400 * 390_000
+    # beyond one solve the peak is one window's, whatever the band's size
+    huge = prior_bytes("ifm", 6000, 4000, 7_000_000)
+    assert huge == prior_bytes("ifm", 6000, 4000, ifm.MAX_UNKNOWN + 1) < prior_bytes("ifm", 6000, 4000, ifm.MAX_UNKNOWN)
+    assert prior_bytes("", 1000, 1000, 10) == 0
+
+
+def test_a_prior_solve_that_cannot_fit_is_refused_before_it_starts(monkeypatch):
+    import diffmatte.information_flow as ifm
+    from diffmatte.engine import Engine
+    from diffmatte.memory import MemoryBudgetError, prior_bytes
+
+    img, tri, _ = _two_colour(64, 80)
+    model = build_model(get_config("lite_ifm")).eval()
+    engine = Engine(model, torch.device("cpu"), "test")
+    n_params = sum(p.numel() for p in model.parameters())
+    unknown = int((tri == 0.5).sum())
+    budget = n_params * 4 + 52 * tri.size + prior_bytes("ifm", *tri.shape, unknown) // 2
+    monkeypatch.setattr(ifm, "information_flow_alpha", lambda *a, **k: pytest.fail("the solve started"))
+    with pytest.raises(MemoryBudgetError, match="ifm prior solve"):
+        engine.refine(img.astype(np.float32), tri, steps=1, max_memory=budget)

@@ -1,0 +1,139 @@
+"""Information flow over bands too large for one solve: a coarse solve, then full-resolution
+windows.
+
+One solve needs about 2.3 KB per unknown pixel, so a wide band of a large photo (24 MP with
+30 % unknown: 7 million pixels) cannot be solved at once within a few GB. Here:
+
+1. **Coarse solve.** The whole band is solved once at a reduced resolution (at most
+   ``COARSE_UNKNOWN`` unknown pixels): it carries information across the band, which a
+   window deep inside a wide band could not get from its own known pixels.
+2. **Windows.** The crop is cut into ``core`` x ``core`` cores; every core whose blend
+   rectangle holds unknown pixels is solved at full resolution on its window (the core
+   grown by ``margin``), with the window's rim pinned to the coarse alpha and CG started
+   from it. Positions are normalised by the whole crop's size and the K-to-U flow draws
+   from the known pixels of the whole band (``KnownSamples``), as in one whole solve; only
+   the colour-mixture and intra-U neighbours are limited to the window.
+3. **Stitching.** Windows cross-fade over ``BLEND`` px with the engine's tile weights
+   (box-blurred core indicators: they sum to one, no seams; ``tiling._ramp``).
+
+Memory is one window's solve (at most (core + 2 margin)^2 unknown pixels) plus a few
+whole-crop maps; time follows the number of unknown pixels.
+"""
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+
+from . import information_flow as ifm
+from .tiling import _ramp
+
+TILE_CORE = 512          # px; window = core + 2 x TILE_MARGIN, <= 410k unknown pixels (~0.95 GB)
+TILE_MARGIN = 64         # context around each core (the agreement table in docs/TILING.md)
+BLEND = 16               # cross-fade half-width between neighbouring cores
+RIM = 2                  # window rim pinned to the coarse alpha (the local flow's 3 x 3 reach)
+COARSE_UNKNOWN = 150_000  # the coarse solve's size
+
+Rect = Tuple[int, int, int, int]
+
+
+def solve_tiled(image: np.ndarray, label: np.ndarray, check: Callable[[float], None],
+                core: Optional[int] = None, margin: Optional[int] = None) -> np.ndarray:
+    """Alpha (h, w) float32 of a crop with labels -1 / 0 / 1 (not yet expanded), solved as
+    a coarse solve plus full-resolution windows of ``core`` px (default TILE_CORE) grown by
+    ``margin`` (default TILE_MARGIN);
+    ``check(fraction)`` as in ``information_flow_alpha``."""
+    core = core or TILE_CORE
+    margin = max(BLEND, TILE_MARGIN if margin is None else margin)  # the cross-fade needs the window
+    if core < 2 * BLEND:
+        raise ValueError(f"window core must be at least {2 * BLEND} px, got {core}")
+    h, w = label.shape
+    unk = label < 0
+    cores = _active_cores(unk, core)
+    wins = [_grow(c, margin, h, w) for c in cores]
+    counts = [int(unk[y0:y1, x0:x1].sum()) for y0, y1, x0, x1 in wins]
+    factor = int(np.ceil(np.sqrt(int(unk.sum()) / COARSE_UNKNOWN)))
+    coarse_n = int(unk.sum()) / factor ** 2
+    total = coarse_n + sum(counts)
+    done, shown = [0.0], [0.0]
+
+    def part(n: float) -> Callable[[float], None]:
+        base = done[0] / total
+
+        def report(f: float) -> None:  # never backwards: CG's residual is not monotone
+            shown[0] = max(shown[0], min(1.0, base + f * n / total))
+            check(shown[0])
+        return report
+
+    coarse = ifm._solve_reduced(image, label, max(factor, 1), part(coarse_n))
+    done[0] += coarse_n
+    label = ifm.expand_known(image, label)
+    samples = _known_samples(image, label)
+    acc = np.zeros((h, w), np.float32)
+    wsum = np.zeros((h, w), np.float32)
+    for c, win, n in zip(cores, wins, counts):
+        y0, y1, x0, x1 = win
+        pinned = np.full((y1 - y0, x1 - x0), np.nan, np.float32)
+        rim = _rim(win, h, w)
+        pinned[rim] = coarse[y0:y1, x0:x1][rim]
+        a = ifm._solve(image[y0:y1, x0:x1], label[y0:y1, x0:x1], part(n), pinned=pinned, scale=(h, w),
+                       init=coarse[y0:y1, x0:x1], origin=(y0, x0), samples=samples)
+        done[0] += n
+        oy0, oy1, ox0, ox1 = _grow(c, BLEND, h, w)
+        wt = (_ramp(oy0, oy1, c[0], c[1], h, BLEND)[:, None] * _ramp(ox0, ox1, c[2], c[3], w, BLEND)[None]).numpy()
+        acc[oy0:oy1, ox0:ox1] += wt * a[oy0 - y0:oy1 - y0, ox0 - x0:ox1 - x0]
+        wsum[oy0:oy1, ox0:ox1] += wt
+    alpha = (label == 1).astype(np.float32)
+    # Every unknown pixel lies in the blend rectangle of its own core and of every core whose
+    # rectangle reaches it, all of them active: the weights there sum to one.
+    alpha[unk] = acc[unk] / np.maximum(wsum[unk], 1e-12)
+    return np.clip(alpha, 0, 1)
+
+
+def _known_samples(image: np.ndarray, label: np.ndarray) -> "ifm.KnownSamples":
+    """The known pixels of the whole search region (within SEARCH_MARGIN of the band): the
+    K-to-U flow's sources of one whole solve, shared by every window."""
+    from scipy import ndimage as ndi
+
+    h, w = label.shape
+    region = ndi.maximum_filter(label < 0, size=2 * ifm.SEARCH_MARGIN + 1)
+    ky, kx = np.nonzero(region & (label >= 0))
+    xy = np.stack([kx / w, ky / h], 1)
+    return ifm.KnownSamples(image[ky, kx].astype(np.float64), xy, label[ky, kx])
+
+
+def _active_cores(unk: np.ndarray, core: int) -> List[Rect]:
+    """Cores of a ``core``-px grid whose blend rectangle holds an unknown pixel."""
+    h, w = unk.shape
+    # Summed-area table: 'any unknown pixel in this rectangle' in O(1).
+    cs = np.pad(unk.cumsum(0, dtype=np.int32).cumsum(1, dtype=np.int32), ((1, 0), (1, 0)))
+
+    def any_in(y0: int, y1: int, x0: int, x1: int) -> bool:
+        return cs[y1, x1] - cs[y0, x1] - cs[y1, x0] + cs[y0, x0] > 0
+
+    out = []
+    for y0 in range(0, h, core):
+        for x0 in range(0, w, core):
+            c = (y0, min(h, y0 + core), x0, min(w, x0 + core))
+            if any_in(*_grow(c, BLEND, h, w)):
+                out.append(c)
+    return out
+
+
+def _grow(r: Rect, m: int, h: int, w: int) -> Rect:
+    return max(0, r[0] - m), min(h, r[1] + m), max(0, r[2] - m), min(w, r[3] + m)
+
+
+def _rim(win: Rect, h: int, w: int) -> np.ndarray:
+    """Pixels of the window within RIM px of an edge that is not the crop's own edge."""
+    y0, y1, x0, x1 = win
+    rim = np.zeros((y1 - y0, x1 - x0), bool)
+    if y0 > 0:
+        rim[:RIM] = True
+    if y1 < h:
+        rim[-RIM:] = True
+    if x0 > 0:
+        rim[:, :RIM] = True
+    if x1 < w:
+        rim[:, -RIM:] = True
+    return rim
