@@ -24,4 +24,6 @@ def tiny_weights(tmp_path_factory) -> Path:
 def tiny_engine(tiny_weights):
     import diffmatte
 
-    return diffmatte.load_engine(tiny_weights, device="cpu")
+    # fp32: the tests' expected values must not depend on whether this CPU has bf16 kernels
+    # (load_engine's default "auto" picks bf16 on such CPUs).
+    return diffmatte.load_engine(tiny_weights, device="cpu", precision="fp32")

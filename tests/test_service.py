@@ -769,3 +769,19 @@ def test_no_job_objects_survive_finished_requests(tiny_engine, monkeypatch):
         assert svc.service.manager.jobs == {}
     finally:
         svc.stop()
+
+
+def test_default_limits_take_a_45_megapixel_camera_photo():
+    # Issue #11: photos up to 45 MP are refined within the memory plan; the service's
+    # default limits must not refuse them first (an 8-bit PNG of one is ~60-140 MB).
+    import argparse
+
+    from diffmatte.service.cli import add_arguments
+
+    cfg = ServiceConfig()
+    assert cfg.max_pixels >= 8256 * 5504 and cfg.max_body >= 150 * 2**20
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([])
+    assert args.max_megapixels == cfg.max_megapixels and args.max_body_mb == cfg.max_body_mb
+    assert args.precision == "auto"

@@ -189,11 +189,12 @@ def test_bad_tile_size_is_refused(tiny_engine):
 @pytest.mark.skipif(not cpu_bf16_supported(), reason="CPU without bf16 kernels")
 def test_bf16_on_cpu_is_close_to_fp32(tiny_weights):
     image, trimap = _band_inputs(96, 128)
-    fp32 = diffmatte.load_engine(tiny_weights, device="cpu").refine(image, trimap, steps=2, seed=0)
+    fp32 = diffmatte.load_engine(tiny_weights, device="cpu", precision="fp32").refine(image, trimap, steps=2, seed=0)
     bf16 = diffmatte.load_engine(tiny_weights, device="cpu", precision="bf16").refine(image, trimap, steps=2, seed=0)
     unknown = trimap == 128
     assert np.abs(bf16 - fp32)[unknown].mean() < 0.02
     assert diffmatte.load_engine(tiny_weights, device="cpu", precision="auto").precision == "bf16"
+    assert diffmatte.load_engine(tiny_weights, device="cpu").precision == "bf16"  # auto is the default
 
 
 def test_batched_tiles_match_one_by_one(tiny_engine):

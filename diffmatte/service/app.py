@@ -38,8 +38,10 @@ DEFAULT_SEED = 0
 class ServiceConfig:
     """Limits and tunables of one service instance."""
 
-    max_body_mb: float = 64.0
-    max_megapixels: float = 16.0
+    # A 45 MP camera photo (8256 x 5504) as PNG is ~60-140 MB; the engine's memory planner,
+    # not these limits, bounds the refine itself (docs/TILING.md).
+    max_body_mb: float = 256.0
+    max_megapixels: float = 64.0
     max_queue: int = 8
     keep_finished: int = 32
     finished_ttl: float = 600.0

@@ -30,16 +30,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="TCP port (default 0: a free port, published in service.json)")
     parser.add_argument("--weights", default="default", help="checkpoint path or 'default'")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
-                        help="inference precision (fp16/bf16 need CUDA)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                        help="inference precision (default auto: bf16 for this project's network models "
+                             "on a CPU with AVX512-BF16 / AMX, else fp32; fp16 needs CUDA)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for inference (default: torch's choice); 1 avoids "
                              "thrashing on a busy machine")
     parser.add_argument("--max-queue", type=int, default=8, help="refine jobs allowed to wait (default 8)")
-    parser.add_argument("--max-megapixels", type=float, default=16.0,
-                        help="largest image accepted, in megapixels (default 16)")
-    parser.add_argument("--max-body-mb", type=float, default=64.0,
-                        help="largest request body in MiB (default 64)")
+    parser.add_argument("--max-megapixels", type=float, default=64.0,
+                        help="largest image accepted, in megapixels (default 64)")
+    parser.add_argument("--max-body-mb", type=float, default=256.0,
+                        help="largest request body in MiB (default 256)")
     parser.add_argument("--sam-checkpoint", default=None, help="SAM checkpoint for point/box prompts")
     parser.add_argument("--sam-model-type", default=None, choices=["vit_b", "vit_l", "vit_h"],
                         help="SAM model type (default: guessed from the file name, else vit_b)")
