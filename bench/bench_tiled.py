@@ -185,20 +185,13 @@ def exact_cells_fraction(model, mask: np.ndarray) -> float:
 
     dec = model.decoder
     L = len(dec.down_blks)
-    head = 3 if model.fusion is not None else 1
     per = sd.dense_macs_per_px(model)
+    up, down = sd.stage_needs(model, mask)
     total = mask.sum() * sd._conv_macs(dec.matting_head)
-    need = sd.dilate(mask, head)
-    down = [None] * (L + 2)
     for lv in range(L + 1):
-        total += need.sum() * sd._conv_macs(dec.mid_blk if lv == L else dec.up_blks[L - 1 - lv])
-        need = sd.dilate(sd._pool2(sd.dilate(need, 1)), 1)
-        if lv + 1 <= L:
-            down[lv + 1] = need
-    for lv in range(L, 0, -1):
+        total += up[lv].sum() * sd._conv_macs(dec.mid_blk if lv == L else dec.up_blks[L - 1 - lv])
+    for lv in range(1, L + 1):
         total += down[lv].sum() * sd._conv_macs(dec.down_blks[lv - 1])
-        if lv > 1:
-            down[lv - 1] = down[lv - 1] | sd.dilate(sd._up2(sd.dilate(down[lv], 1)), 1)
     return float(total / (per * mask.size))
 
 

@@ -9,8 +9,9 @@ full-resolution stages need only a few pixels of context, the coarse ones the wi
 sizes and row / column runs, by a multiply-add count) and runs the model's own module on a
 batch of block crops, each with just enough halo that the block is exact: 1 coarse cell
 for an up block (transposed conv 4/2/1 and bilinear x2 read cells m-1..m+1; its 3x3
-convolutions then run unpadded on the exact part, ``_up_valid``), 2 for a down block
-(3x3/2 then 3x3), 1 for the head's 3x3 (3 with a prior fusion head).
+convolutions then run unpadded on the exact part, ``_up_valid``), 2 output cells before
+and 1 after for a down block (3x3/2 then 3x3: fine pixels 2o-3..2o+3, the crop starting
+on the stride-2 grid), 1 for the head's 3x3 (3 with a prior fusion head).
 
 Exactness: a needed pixel reads only needed inputs, which are exact by induction; a
 block's other pixels may read stale buffer values and are never read by a needed pixel.
@@ -64,6 +65,7 @@ class SparsePlan:
     macs: float               # multiply-adds per call
     dense_macs: float         # the same for a dense decode of the region
     feature_need: np.ndarray  # feature cells the decode reads (stride 2 ** (levels + 1))
+    read: Optional[np.ndarray] = None  # (h, w) bool: input pixels the decode reads (x_t there only)
 
     @property
     def blocks(self) -> int:
@@ -139,14 +141,16 @@ def _blocks(mask: np.ndarray, b: int, run: str = "", max_run: int = 8,
     return np.concatenate(out).astype(np.int64)
 
 
-def _crops(blocks: np.ndarray, halo_in: int, scale: float, in_shape: Tuple[int, int]) -> np.ndarray:
-    """Input crops (n x 4, input level) of output blocks: scaled, grown by the halo, clipped."""
+def _crops(blocks: np.ndarray, halo_in, scale: float, in_shape: Tuple[int, int]) -> np.ndarray:
+    """Input crops (n x 4, input level) of output blocks: scaled, grown by the halo (an int,
+    or (before, after)), clipped."""
     ih, iw = in_shape
     if scale >= 1:
         c = blocks * int(scale)
     else:
         c = blocks // int(round(1 / scale))
-    c = c + np.array([-halo_in, halo_in, -halo_in, halo_in])
+    lo, hi = halo_in if isinstance(halo_in, tuple) else (halo_in, halo_in)
+    c = c + np.array([-lo, hi, -lo, hi])
     return np.stack([np.maximum(c[:, 0], 0), np.minimum(c[:, 1], ih), np.maximum(c[:, 2], 0),
                      np.minimum(c[:, 3], iw)], axis=1)
 
@@ -176,7 +180,7 @@ def _cost(blocks: np.ndarray, crops: np.ndarray, scale: float, per_px: Tuple[flo
     return int(full.sum()), float(full.sum() * per_px[0] + inner.sum() * per_px[1]), n_groups
 
 
-def _choose(mask: np.ndarray, halo_in: int, scale: float, in_shape, per_px: Tuple[float, float]):
+def _choose(mask: np.ndarray, halo_in, scale: float, in_shape, per_px: Tuple[float, float]):
     """(crops, blocks) groups of the cheapest blocking for one stage (multiply-adds of the
     computed pixels, halos included, plus the fixed costs per block and per call)."""
     h, w = mask.shape
@@ -238,8 +242,33 @@ def _pool2(mask: np.ndarray) -> np.ndarray:
     return mask.reshape(h // 2, 2, w // 2, 2).any(axis=(1, 3))
 
 
-def _up2(mask: np.ndarray) -> np.ndarray:
-    return np.repeat(np.repeat(mask, 2, 0), 2, 1)
+def _even2(mask: np.ndarray) -> np.ndarray:
+    """Cell o of ``mask`` at pixel 2 o of a grid twice as fine (the other pixels False)."""
+    h, w = mask.shape
+    out = np.zeros((2 * h, 2 * w), bool)
+    out[::2, ::2] = mask
+    return out
+
+
+def stage_needs(model, need: np.ndarray) -> Tuple[List[np.ndarray], List[Optional[np.ndarray]]]:
+    """The cells each decoder stage must produce for the output pixels ``need``:
+    (up[lv]: output cells of the up stage producing level lv, lv = 0..L, and up[L + 1]
+    the feature cells read; down[lv]: output cells of the down block producing level lv,
+    lv = 1..L), each stage's exact receptive field (checked against the input gradient's
+    support in tests/test_sparse_decoder.py)."""
+    L = _levels(model)
+    # Up path, fine to coarse: an up block's output cell o reads (transposed conv 4/2/1,
+    # bilinear x2, each then a 3x3) the coarse cells within 1 of o // 2.
+    up = [dilate(need, 3 if model.fusion is not None else 1)]  # the head's 3x3 (fusion: more)
+    for _ in range(L + 1):
+        up.append(dilate(_pool2(up[-1]), 1))
+    # Down path, coarse to fine: a down block's output cell o reads (3x3/2 then 3x3) the
+    # fine cells within 3 of 2 o; level l's down output is read by the up stage there and
+    # by the next down block.
+    down: List[Optional[np.ndarray]] = [None] * (L + 1)
+    for lv in range(L, 0, -1):
+        down[lv] = up[lv] if lv == L else up[lv] | dilate(_even2(down[lv + 1]), 3)
+    return up, down
 
 
 def plan_sparse(model, need: np.ndarray) -> SparsePlan:
@@ -258,27 +287,13 @@ def plan_sparse(model, need: np.ndarray) -> SparsePlan:
     head_halo = 3 if model.fusion is not None else 1
     fusion = _conv_macs(model.fusion) if model.fusion is not None else 0.0
     head_blocks = _choose(need, head_halo, 1, shape[0], (_conv_macs(dec.matting_head) + fusion, 0.0))
-    # Up path, fine to coarse: an up block's output cell o reads (transposed conv 4/2/1,
-    # bilinear x2, each then a 3x3) the coarse cells within 1 of (o +- 1) // 2.
-    need_u = dilate(need, head_halo)
-    need_d: List[Optional[np.ndarray]] = [None] * (L + 2)
-    up_blocks: Dict[int, tuple] = {}
-    for lv in range(0, L + 1):          # stage producing level lv from level lv + 1
-        mod = dec.mid_blk if lv == L else dec.up_blks[L - 1 - lv]
-        up_blocks[lv] = _choose(need_u, 1, 0.5, shape[lv + 1], _split_macs(mod))
-        need_u = dilate(_pool2(dilate(need_u, 1)), 1)
-        if lv + 1 <= L:
-            need_d[lv + 1] = need_u
-    # Down path, coarse to fine: a down block's output cell o reads (3x3/2 then 3x3) the
-    # fine cells within 1 of 2 (o +- 1) .. 2 (o +- 1) + 1; level l's down output is read by
-    # the up stage there and by the next down block.
-    down_blocks: Dict[int, tuple] = {}
-    for lv in range(L, 0, -1):
-        nd = need_d[lv]
-        assert nd is not None
-        down_blocks[lv] = _choose(nd, 4, 2, shape[lv - 1], (_conv_macs(dec.down_blks[lv - 1]), 0.0))
-        if lv - 1 >= 1:
-            need_d[lv - 1] = need_d[lv - 1] | dilate(_up2(dilate(nd, 1)), 1)
+    need_u, need_d = stage_needs(model, need)
+    up_blocks = {lv: _choose(need_u[lv], 1, 0.5, shape[lv + 1],
+                             _split_macs(dec.mid_blk if lv == L else dec.up_blks[L - 1 - lv])) for lv in range(L + 1)}
+    # A down block's output o reads fine pixels 2 o - 3 .. 2 o + 3; its crop starts on an
+    # even pixel (the stride-2 grid), so 4 before and 2 after the block.
+    down_blocks = {lv: _choose(need_d[lv], (4, 2), 2, shape[lv - 1], (_conv_macs(dec.down_blks[lv - 1]), 0.0))
+                   for lv in range(1, L + 1)}
     stages: List[Stage] = []
     for lv in range(1, L + 1):
         s = Stage("down", lv - 1, lv, _group(*down_blocks[lv]))
@@ -298,7 +313,14 @@ def plan_sparse(model, need: np.ndarray) -> SparsePlan:
         st.pixels, st.macs, _ = _cost(blocks, crops, {"down": 2, "head": 1}.get(st.kind, 0.5), per)
         macs += st.macs
         dense += shape[st.level][0] * shape[st.level][1] * sum(per)
-    return SparsePlan((h, w), stages, torch.from_numpy(need.copy()), macs, dense, need_u)
+    # The input pixels read: the first down stage's crops (and the fusion head's, which
+    # reads the image, the prior and x_t): x_t need only be written there at each step.
+    read = np.zeros((h, w), bool)
+    for st in [stages[0]] + ([stages[-1]] if model.fusion is not None else []):
+        for crops, _ in st.groups:
+            for y0, y1, x0, x1 in crops:
+                read[y0:y1, x0:x1] = True
+    return SparsePlan((h, w), stages, torch.from_numpy(need.copy()), macs, dense, need_u[L + 1], read)
 
 
 def _module(model, s: Stage):
@@ -324,13 +346,32 @@ def _up_valid(blk, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
     """An UpBlock (BatchNorm folded) on crops with one coarse cell of halo, returning only
     the block: its 3x3 convolutions run unpadded on the exact part of the transposed conv
     and bilinear outputs (which lose one fine pixel at each crop edge), so the halo costs
-    only the cheap upsampling, not the 3x3 convolutions."""
-    h = F.relu(blk.conv1(x))
-    h = h + blk.emb_layers(emb)[:, :, None, None].to(h.dtype)
-    h = F.conv2d(h[..., 1:-1, 1:-1], blk.conv2.weight, blk.conv2.bias)
+    only the cheap upsampling, not the 3x3 convolutions. Unpadded, conv2 of (h + the time
+    term) is conv2 of h plus a constant per channel: the time term goes into its bias
+    (one pass less over h; equal to float rounding)."""
+    h = blk.conv1(x).relu_()
+    e = blk.emb_layers(emb[:1])[0].to(blk.conv2.weight.dtype)
+    bias = blk.conv2.bias + blk.conv2.weight.sum(dim=(2, 3)) @ e
+    h = F.conv2d(h[..., 1:-1, 1:-1], blk.conv2.weight, bias)
     up = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
     sc = F.conv2d(up[..., 1:-1, 1:-1], blk.upsample.conv.weight, blk.upsample.conv.bias)
-    return F.relu(h + sc)
+    return h.add_(sc).relu_()
+
+
+def _down(blk, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    """A DownBlock (BatchNorm folded), its forward with in-place activations."""
+    h = blk.conv1(x).relu_()
+    h = h.add_(blk.emb_layers(emb[:1])[:, :, None, None].to(h.dtype))
+    return blk.conv2(h).add_(blk.downsample.op(x)).relu_()
+
+
+def _up(blk, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    """An UpBlock (BatchNorm folded), its forward with in-place activations (crops at the
+    region's edge, where the 3x3 convolutions need their zero padding)."""
+    h = blk.conv1(x).relu_()
+    h = blk.conv2(h.add_(blk.emb_layers(emb[:1])[:, :, None, None].to(h.dtype)))
+    up = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    return h.add_(blk.upsample.conv(up)).relu_()
 
 
 def _fold(conv: torch.nn.Module, bn: torch.nn.BatchNorm2d) -> torch.nn.Module:
@@ -407,18 +448,25 @@ class SparseDecoder:
         ``plan.valid`` (elsewhere: anything finite). ``c`` is the region's conditioning,
         ``x_t`` std-normalised and cropped to the real part of the region (as for
         ``model.decode``)."""
+        dimages = input_buffer(c.cond)
+        rh, rw = c.size
+        dimages[:, -1:, :rh, :rw] = x_t.to(c.cond.dtype)
+        return self.decode_input(plan, features, c, dimages, t)
+
+    def decode_input(self, plan: SparsePlan, features: torch.Tensor, c, dimages: torch.Tensor,
+                     t: torch.Tensor) -> torch.Tensor:
+        """As :meth:`decode`, from the decoder's input (``input_buffer``: the conditioning
+        and, in the last channel, x_t std-normalised, needed only on ``plan.read``; zero
+        beyond the image). The sampler keeps one per region and rewrites only x_t there."""
         model, dec = self.model, self.decoder
         L = _levels(model)
         h, w = plan.size
-        rh, rw = c.size
-        x_pad = F.pad(x_t, (0, w - rw, 0, h - rh))
-        dimages = torch.cat([c.cond, x_pad.to(c.cond.dtype)], dim=1).contiguous(memory_format=CL)
         emb1 = dec.time_embed(timestep_embedding(t[:1], dec.time_channels).to(dimages.dtype))
         up_ch = [dec.mid_blk.conv2.out_channels if lv == L else dec.up_blks[L - 1 - lv].conv2.out_channels
                  for lv in range(L + 1)]
         bufs: List[Optional[torch.Tensor]] = [dimages] + [None] * L + [features]
         last: Optional[torch.Tensor] = None
-        logit = self._buffer("logit", 1, h, w, torch.empty(0, device=x_t.device))
+        logit = self._buffer("logit", 1, h, w, torch.empty(0, device=dimages.device))
 
         def level(lv: int, like: torch.Tensor) -> torch.Tensor:
             if bufs[lv] is None:
@@ -432,17 +480,17 @@ class SparseDecoder:
                     src = bufs[s.level - 1]
                     if s.level - 1 >= 1:
                         src = src[:, up_ch[s.level - 1]:]
-                    out = dec.down_blks[s.index](_gather(src, crops), emb1.expand(len(crops), -1))
+                    out = _down(dec.down_blks[s.index], _gather(src, crops), emb1)
                     _scatter(level(s.level, out)[:, up_ch[s.level]:], out, crops, blocks, 0.5)
                 elif s.kind in ("mid", "up"):
                     mod = dec.mid_blk if s.kind == "mid" else dec.up_blks[s.index]
-                    x_in, e = _gather(bufs[s.level + 1], crops), emb1.expand(len(crops), -1)
+                    x_in = _gather(bufs[s.level + 1], crops)
                     by0, by1, bx0, bx1 = blocks[0]
                     if x_in.shape[-2] * 2 == by1 - by0 + 4 and x_in.shape[-1] * 2 == bx1 - bx0 + 4:
-                        out = _up_valid(mod, x_in, e)  # interior blocks: output = the block
+                        out = _up_valid(mod, x_in, emb1)  # interior blocks: output = the block
                         crops = [(b[0] // 2, b[1] // 2, b[2] // 2, b[3] // 2) for b in blocks]
                     else:
-                        out = mod(x_in, e)
+                        out = _up(mod, x_in, emb1)
                     if s.level == 0:
                         last = last if last is not None else self._buffer("last", out.shape[1], h, w, out)
                         dst = last
@@ -454,8 +502,17 @@ class SparseDecoder:
                     feats = _gather(last, crops)
                     out = dec.matting_head(feats)
                     if model.fusion is not None:
-                        cond = _gather(c.cond, crops)
+                        d = _gather(dimages, crops)
                         pl = prior_logit(_gather(c.prior, crops))
-                        out = out + pl.to(out.dtype) + model.fusion(feats, cond[:, :3], pl, _gather(x_pad, crops))
+                        out = out + pl.to(out.dtype) + model.fusion(feats, d[:, :3], pl, d[:, -1:])
                     _scatter(logit, out.float(), crops, blocks, 1)
         return logit
+
+
+def input_buffer(cond: torch.Tensor) -> torch.Tensor:
+    """The sparse decoder's input for a region: (1, C + 1, h, w) channels-last, the
+    conditioning ``cond`` (1, C, h, w) and a zero x_t channel to be filled per step."""
+    buf = torch.zeros((1, cond.shape[1] + 1) + tuple(cond.shape[-2:]), dtype=cond.dtype,
+                      device=cond.device).contiguous(memory_format=CL)
+    buf[:, :-1] = cond
+    return buf

@@ -5,7 +5,9 @@ x_t for the whole image, its std normalisation (one number per step, over all pi
 the DDIM update. Only the network runs per tile. Pixels outside every decoded tile are
 known; their x0 is the known value (bg -1, fg +1), so their x_t follows the closed-form
 forward process. When one tile covers the whole image the arithmetic is the whole-image
-sampler's, operation for operation, and the result is bit-identical.
+sampler's, operation for operation, and the result is bit-identical. Sparse regions
+(sparse_decoder.py) run their steps in sparse_sampler.py, where the per-step work on
+x_t, its std and the update also follows the band.
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from .diffusion import Schedule, time_grid
 from .errors import Cancelled
 from .modeling.config import ModelConfig
 from .modeling.model import padded_size
-from .sparse_decoder import SparsePlan, dense_macs_per_px, dilate, plan_sparse, sparse_decoder_for
+from .sparse_decoder import dense_macs_per_px, dilate, plan_sparse
+from .sparse_sampler import build_regions, sample_sparse
 from .tile_cache import StepRecord, TileCache, TileRecord, digest, snap_features, snap_std
 from .tiling import PlanStats, Tile, TilePlan, condition_region, plan_encoder, plan_tiles
 
@@ -87,7 +90,11 @@ class TiledSampler:
 
     # ----------------------------------------------------------------- encoder
     def _features(self, plan: TilePlan, img, tri, prior, settings: TileSettings, stats: PlanStats,
-                  tick: Callable[[], None], cancel, need: Optional[np.ndarray] = None) -> torch.Tensor:
+                  tick: Callable[[], None], cancel, need: Optional[np.ndarray] = None,
+                  memo: Optional[dict] = None) -> torch.Tensor:
+        """The whole-image feature map (cells the decoder does not read may stay zero).
+        ``memo``: {region: None} of decoder regions; an encoder tile with the same region
+        leaves its conditioning there (computed once for both)."""
         cfg, dev = self.model.cfg, self.device
         hp, wp = plan.padded
         s = cfg.stride
@@ -108,7 +115,10 @@ class TiledSampler:
                 stats.encoder_reused += 1
                 core = core.to(dev)
             else:
-                c = _to_device(condition_region(self.model, img, tri, prior, et.region), dev, backbone=True)
+                c = condition_region(self.model, img, tri, prior, et.region)
+                if memo is not None and et.region in memo:
+                    memo[et.region] = c
+                c = _to_device(dataclasses.replace(c), dev, backbone=True)
                 with self.autocast():
                     f = self.model.encode(c)
                 c = None
@@ -159,18 +169,6 @@ class TiledSampler:
             oy0, oy1, ox0, ox1 = _clip(plan.tiles[i].out, h, w)
             out.append(full[j:j + 1, :, oy0 - r[0]:oy1 - r[0], ox0 - r[2]:ox1 - r[2]])
         return out
-
-    def _decode_sparse(self, plan: TilePlan, i: int, conds, fcrops, splan: SparsePlan, x: torch.Tensor,
-                       std: torch.Tensor, t: torch.Tensor) -> List[torch.Tensor]:
-        """x0 in [-1, 1] over tile ``i``'s ``out`` rectangle, exact on its mask (sparse)."""
-        h, w = x.shape[-2:]
-        r = _clip(plan.tiles[i].region, h, w)
-        with self.autocast():
-            logit = sparse_decoder_for(self.model).decode(splan, fcrops[i], conds[i],
-                                                          x[..., r[0]:r[1], r[2]:r[3]] / std, t.reshape(1))
-        oy0, oy1, ox0, ox1 = _clip(plan.tiles[i].out, h, w)
-        crop = logit[..., oy0 - r[0]:oy1 - r[0], ox0 - r[2]:ox1 - r[2]]
-        return [(torch.sigmoid(crop) * 2 - 1).clamp(-1.0, 1.0)]
 
     def _sparse_plan(self, unknown: np.ndarray, settings: TileSettings):
         """(tile plan, sparse plan per tile, feature cells read, output mask) for sparse
@@ -263,35 +261,49 @@ class TiledSampler:
             n_enc = len(plan_encoder(plan, model.cfg.stride, _encoder_tile(settings, feature_need),
                                      settings.encoder_halo, feature_need))
         total_work[1] = n_enc + len(plan.tiles) * steps * len(starts)
-        feats = self._features(plan, img_t, tri_t, prior_t, settings, stats, tick, cancel, feature_need)
+        memo = {t.region: None for t in plan.tiles} if splans else None
+        feats = self._features(plan, img_t, tri_t, prior_t, settings, stats, tick, cancel, feature_need, memo)
         s = model.cfg.stride
+        stats.tile_steps = len(plan.tiles) * steps * len(starts)
+        if splans:
+            conds, keys = [], []
+            for t in plan.tiles:
+                c = memo.pop(t.region, None) or condition_region(model, img_t, tri_t, prior_t, t.region)
+                if self.cache.enabled:  # the conditioning's sources, not the conditioning: fewer bytes
+                    keys.append(digest("dec", self.tag, steps, t.region, t.out, plan.size,
+                                       *_crops(t.region, img_t, tri_t, prior_t),
+                                       feats[..., t.region[0] // s:t.region[1] // s, t.region[2] // s:t.region[3] // s],
+                                       splans[len(keys)].valid))
+                # The decoder never reads backbone_in; cond moves into the region's input buffer.
+                c.backbone_in = c.backbone_in.new_zeros(tuple(c.backbone_in.shape[:2]) + (0, 0))
+                if c.prior is not None:
+                    c.prior = c.prior.to(dev).contiguous(memory_format=CL)
+                conds.append(c)
+            live_idx, regions = build_regions(model, plan, splans, masks, feats, conds, dev, keys)
+            del feats, conds
+            alpha = sample_sparse(self, plan, regions, live_idx, tri_t, starts, steps, stats, on_step, tick,
+                                  cancel, settings)
+            return alpha.cpu().numpy(), stats
 
         # Per-tile inputs that stay fixed over the steps.
         conds, fcrops, weights, keys = [], [], [], []
-        outmasks: List[torch.Tensor] = []  # sparse: where each tile's x0 is exact (and kept)
         w_active = torch.zeros((1, 1, h, w), device=dev)
         for t in plan.tiles:
             c = condition_region(model, img_t, tri_t, prior_t, t.region)
             y0, y1, x0, x1 = t.region
             fc = feats[..., y0 // s:y1 // s, x0 // s:x1 // s].contiguous(memory_format=CL)
             if self.cache.enabled:
-                keys.append(digest("dec", self.tag, steps, t.region, t.out, plan.size, c.cond, fc,
-                                   splans[len(keys)].valid if splans else b""))
+                keys.append(digest("dec", self.tag, steps, t.region, t.out, plan.size, c.cond, fc))
             conds.append(_to_device(c, dev, backbone=False))
             fcrops.append(fc)
             oy0, oy1, ox0, ox1 = _clip(t.out, h, w)
-            wt = plan.weight(t)[..., :oy1 - oy0, :ox1 - ox0]
-            if splans:  # sparse tiles are exact only on the mask; known values elsewhere
-                m = torch.from_numpy(masks[oy0:oy1, ox0:ox1])
-                outmasks.append(m[None, None].to(dev))
-                wt = wt * m
-            wt = wt.to(dev)
+            wt = plan.weight(t)[..., :oy1 - oy0, :ox1 - ox0].to(dev)
             weights.append(wt)
             w_active[..., oy0:oy1, ox0:ox1] += wt
         base = (1 - w_active) * forced.to(dev)  # known values where no decoded tile reaches
         del w_active
 
-        batches = [[i] for i in range(len(plan.tiles))] if splans else _batches(plan, h, w, settings.batch)
+        batches = _batches(plan, h, w, settings.batch)
         grid = time_grid(steps, device=dev)
         total = 0.0
         for si, start in enumerate(starts):
@@ -319,20 +331,18 @@ class TiledSampler:
                         hashes[i] = digest(x[..., ry0:ry1, rx0:rx1]) if keys else b""
                         rec = old[i].steps[k] if keys and old[i] is not None and k < len(old[i].steps) else None
                         if rec is not None and rec.x_hash == hashes[i] and rec.std == std_f:
-                            preds[i] = _unpack(rec.x0.to(dev), outmasks[i] if splans else None)
+                            preds[i] = rec.x0.to(dev)
                             new[i].steps.append(rec)
                             stats.reused += 1
                         else:
                             todo.append(i)
                     if todo:
-                        got = (self._decode_sparse(plan, todo[0], conds, fcrops, splans[todo[0]], x, std, t)
-                               if splans else self._decode(plan, todo, conds, fcrops, x, std, t))
+                        got = self._decode(plan, todo, conds, fcrops, x, std, t)
                         for i, pred in zip(todo, got):
                             preds[i] = pred
                             stats.decoded += 1
                             if keys:
-                                kept = _pack(pred, outmasks[i] if splans else None)
-                                new[i].steps.append(StepRecord(hashes[i], std_f, kept.to("cpu", copy=True)))
+                                new[i].steps.append(StepRecord(hashes[i], std_f, pred.to("cpu", copy=True)))
                     for i in idxs:
                         oy0, oy1, ox0, ox1 = _clip(plan.tiles[i].out, h, w)
                         x0[..., oy0:oy1, ox0:ox1] += weights[i] * preds[i]
@@ -347,24 +357,7 @@ class TiledSampler:
                     self.cache.put("dec", key, rec, rec.nbytes())
             out = (x / self.schedule.scale + 1.0) / 2.0
             total = total + out[0, 0].clamp(0, 1).float()
-        stats.tile_steps = len(plan.tiles) * steps * len(starts)
-        if splans:
-            sparse_decoder_for(model).release()  # level buffers: only while a refine runs
         return (total / len(starts)).cpu().numpy(), stats
-
-
-def _pack(pred: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
-    """A tile's x0 for the cache: with a sparse mask only the masked values (the rest is
-    never used), which keeps the records of a large image's thin band small."""
-    return pred if mask is None else pred[mask]
-
-
-def _unpack(kept: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
-    if mask is None:
-        return kept
-    out = torch.zeros(mask.shape, dtype=kept.dtype, device=kept.device)
-    out[mask] = kept
-    return out
 
 
 def _encoder_tile(settings: TileSettings, need: Optional[np.ndarray]) -> int:
@@ -412,10 +405,11 @@ def _stack(conds: list):
 
 def _to_device(c, dev: torch.device, backbone: bool):
     """Move a tile's conditioning to the device in the layout the convolutions like; the
-    decoder never reads ``backbone_in``, so decoder tiles drop it."""
+    decoder never reads ``backbone_in``, so decoder tiles drop it, and the encoder reads
+    nothing else, so encoder tiles move only that."""
     for f in dataclasses.fields(c):
         v = getattr(c, f.name)
-        if isinstance(v, torch.Tensor) and f.name != "backbone_in":
+        if isinstance(v, torch.Tensor) and f.name != "backbone_in" and not backbone:
             setattr(c, f.name, v.to(dev).contiguous(memory_format=CL) if v.dim() == 4 else v.to(dev))
     # A fresh empty tensor, not a view: a view would keep the crop's storage alive for
     # the whole refine (measured: +0.5 GB at 24 MP with sparse tiles).

@@ -204,8 +204,10 @@ def condition_region(model, image: torch.Tensor, trimap: torch.Tensor, prior: Op
     pad = (0, (x1 - x0) - rw, 0, (y1 - y0) - rh)
     # Every padded per-pixel tensor of the conditioning (backbone_in, cond, a prior model's
     # prior) is cut to the real crop and zero-padded to the region, like the whole image's.
-    changes = {f.name: F.pad(getattr(c, f.name)[..., :rh, :rw], pad) for f in dataclasses.fields(c)
-               if isinstance(getattr(c, f.name), torch.Tensor) and getattr(c, f.name).dim() == 4}
+    # (A region inside the image needs no padding: the crop's view, no copy.)
+    crops = {f.name: getattr(c, f.name)[..., :rh, :rw] for f in dataclasses.fields(c)
+             if isinstance(getattr(c, f.name), torch.Tensor) and getattr(c, f.name).dim() == 4}
+    changes = {k: F.pad(v, pad) if any(pad) else v for k, v in crops.items()}
     return dataclasses.replace(c, size=(rh, rw), **changes)
 
 

@@ -82,3 +82,53 @@ def test_sparse_decoder_is_rebuilt_when_weights_change():
 def test_region_must_be_a_multiple_of_the_feature_stride():
     with pytest.raises(ValueError, match="multiple of 32"):
         plan_sparse(_model("lite"), np.ones((100, 128), bool))
+
+
+def test_stage_needs_are_the_decoders_receptive_field():
+    """The propagated needs hold every input the needed outputs depend on (the input
+    gradient's support) and little more: the feature cells the plan reads are the
+    gradient's support, and x_t / the conditioning are read only where the plan says."""
+    from diffmatte.sparse_decoder import stage_needs
+
+    m = _model("lite")
+    hp = wp = 256
+    need = np.zeros((hp, wp), bool)
+    need[100:104, 60:180] = True         # a short horizontal band
+    need[40:150, 200:203] = True         # and a vertical one
+    g = torch.Generator().manual_seed(2)
+    img = torch.rand((1, 3, hp, wp), generator=g)
+    c = m.condition(img, torch.full((1, 1, hp, wp), 0.5))
+    s = m.cfg.stride
+    f = torch.randn((1, m.cfg.feature_channels, hp // s, wp // s), generator=g, requires_grad=True)
+    x = torch.randn((1, 1, hp, wp), generator=g, requires_grad=True)
+    m.decode(f, c, x, torch.tensor([0.4]))[0, 0][torch.from_numpy(need)].sum().backward()
+    up, _down = stage_needs(m, need)
+    f_support = (f.grad[0].abs().sum(0) > 0).numpy()
+    assert not (f_support & ~up[-1]).any()            # nothing read outside the need
+    assert f_support.sum() >= 0.9 * up[-1].sum()      # and the need is (nearly) tight
+    plan = plan_sparse(m, need)
+    x_support = (x.grad[0, 0].abs() > 0).numpy()
+    assert not (x_support & ~plan.read).any()
+
+
+def test_sparse_decode_is_exact_when_every_stage_is_blocked():
+    """A thin band in a large region: every stage (down ones included) runs on several
+    blocks, so each stage's crop halo must be enough for the blocks to be exact."""
+    m = _model("lite")
+    hp, wp = 512, 768
+    yy, xx = np.mgrid[0:hp, 0:wp]
+    need = np.abs(yy - 0.4 * xx - 80 - 30 * np.sin(xx / 90)) < 3
+    g = torch.Generator().manual_seed(3)
+    with torch.inference_mode():
+        c = m.condition(torch.rand((1, 3, hp, wp), generator=g), torch.full((1, 1, hp, wp), 0.5))
+        f = torch.randn((1, m.cfg.feature_channels, hp // 32, wp // 32), generator=g).contiguous(
+            memory_format=torch.channels_last)
+        x = torch.randn((1, 1, hp, wp), generator=g)
+        t = torch.tensor([0.7])
+        plan = plan_sparse(m, need)
+        assert all(sum(len(b) for _, b in s.groups) > 1 for s in plan.stages), \
+            [(s.kind, sum(len(b) for _, b in s.groups)) for s in plan.stages]
+        dense = m.decode(f, c, x, t)[0, 0]
+        sparse = sparse_decoder_for(m).decode(plan, f, c, x, t)[0, 0]
+    mask = torch.from_numpy(need)
+    assert float((sparse - dense).abs()[mask].max()) <= 1e-5 * max(1.0, float(dense.abs().max()))
