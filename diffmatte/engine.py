@@ -15,6 +15,7 @@ from .errors import Cancelled, DefaultWeightsMissing
 from .imageio import check_pair, to_float_rgb, to_trimap
 from .memory import MiB, parse_bytes, plan_memory, prior_bytes
 from .modeling.model import DiffMatteModel
+from .prior_memo import PriorMemo
 from .tile_cache import TileCache
 from .tiled_sampler import TiledSampler, TileSettings, default_halos
 from .tiling import PlanStats
@@ -80,6 +81,9 @@ class Engine:
         #: refine after a local trimap edit re-decodes only the tiles the edit reaches.
         self.cache = TileCache(512 * MiB)
         self.cache_bytes = 512 * MiB
+        #: The last prior solved (prior models), so that a refine after a local trimap edit
+        #: re-solves only around the edit (``prior_memo.last`` says what happened).
+        self.prior_memo = PriorMemo()
         #: What the last refine did (tiles, decoded and reused tile-steps, memory plan).
         self.last_stats = None
 
@@ -173,9 +177,7 @@ class Engine:
                 for blk in self.model.backbone.blocks:  # bounded-memory (exact) global attention
                     blk.attn.chunk_tokens = mem.attention_chunk
             prior = None
-            if getattr(cfg, "prior", ""):
-                from .prior import solve_prior  # solved once for the whole image, cropped per tile
-
+            if getattr(cfg, "prior", ""):  # solved once for the whole image, cropped per tile
                 prior_only = self.model.passes_prior_through()
                 shown = [0]
 
@@ -187,8 +189,7 @@ class Engine:
                         shown[0] = done
                         progress(done, 1000)
 
-                prior = solve_prior(cfg.prior, torch.from_numpy(img).permute(2, 0, 1)[None],
-                                    torch.from_numpy(tri)[None, None], check=check)[0, 0].numpy()
+                prior = self.prior_memo.solve(cfg.prior, img, tri, check)
             dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
 
             def autocast():

@@ -90,15 +90,17 @@ def solve_tiled(image: np.ndarray, label: np.ndarray, check: Callable[[float], N
     return np.clip(alpha, 0, 1)
 
 
-def _known_samples(image: np.ndarray, label: np.ndarray) -> "ifm.KnownSamples":
-    """The known pixels of the whole search region (within SEARCH_MARGIN of the band): the
-    K-to-U flow's sources of one whole solve, shared by every window."""
+def _known_samples(image: np.ndarray, label: np.ndarray, origin: Tuple[int, int] = (0, 0),
+                   scale: Optional[Tuple[int, int]] = None) -> "ifm.KnownSamples":
+    """The known pixels of the search region (within SEARCH_MARGIN of the band) of ``image``
+    (at ``origin`` in a frame of size ``scale``, default its own): the K-to-U flow's sources
+    of one whole solve, shared by every window."""
     from scipy import ndimage as ndi
 
-    h, w = label.shape
+    h, w = scale or label.shape
     region = ndi.maximum_filter(label < 0, size=2 * ifm.SEARCH_MARGIN + 1)
     ky, kx = np.nonzero(region & (label >= 0))
-    xy = np.stack([kx / w, ky / h], 1)
+    xy = np.stack([(kx + origin[1]) / w, (ky + origin[0]) / h], 1)
     return ifm.KnownSamples(image[ky, kx].astype(np.float64), xy, label[ky, kx])
 
 
@@ -137,3 +139,43 @@ def _rim(win: Rect, h: int, w: int) -> np.ndarray:
     if x1 < w:
         rim[:, -RIM:] = True
     return rim
+
+
+UPDATE_REACH = 64        # px around an edit that are re-solved (an edit's influence, measured)
+UPDATE_SAMPLES = 256     # px around the re-solved window whose known pixels feed K-to-U
+
+
+def update_alpha(image: np.ndarray, label: np.ndarray, previous: np.ndarray, changed: np.ndarray,
+                 check: Callable[[float], None]) -> Optional[np.ndarray]:
+    """Alpha after a local trimap edit: the pixels within UPDATE_REACH of the ``changed``
+    ones are solved again (window grown by TILE_MARGIN, rim pinned to and CG started from
+    ``previous``), cross-faded into ``previous`` over BLEND px; the rest is kept. ``label``
+    is the whole image's new labels (-1 / 0 / 1). Returns None when the edit is too large
+    for one window (the caller then solves from scratch)."""
+    h, w = label.shape
+    unk = label < 0
+    if not unk.any():
+        return None
+    ys, xs = np.nonzero(changed)
+    r = _grow((int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1), UPDATE_REACH, h, w)
+    y0, y1, x0, x1 = win = _grow(r, TILE_MARGIN, h, w)
+    n = int(unk[y0:y1, x0:x1].sum())
+    if n > (TILE_CORE + 2 * TILE_MARGIN) ** 2 or (y1 - y0) * (x1 - x0) > h * w // 4:
+        return None
+    # The whole solve's frame: positions normalised by the band's bounding box.
+    (by0, by1), (bx0, bx1) = ifm._bbox(unk, ifm.SEARCH_MARGIN + ifm.EXPAND_RADIUS)
+    lab = ifm.expand_known(image[y0:y1, x0:x1], label[y0:y1, x0:x1])
+    pinned = np.full(lab.shape, np.nan, np.float32)
+    rim = _rim(win, h, w)
+    pinned[rim] = previous[y0:y1, x0:x1][rim]
+    sy0, sy1, sx0, sx1 = _grow(win, UPDATE_SAMPLES, h, w)
+    samples = _known_samples(image[sy0:sy1, sx0:sx1], label[sy0:sy1, sx0:sx1],
+                             origin=(sy0 - by0, sx0 - bx0), scale=(by1 - by0, bx1 - bx0))
+    a = ifm._solve(image[y0:y1, x0:x1], lab, check, pinned=pinned, scale=(by1 - by0, bx1 - bx0),
+                   init=previous[y0:y1, x0:x1], origin=(y0 - by0, x0 - bx0), samples=samples)
+    wt = (_ramp(y0, y1, r[0], r[1], h, BLEND)[:, None] * _ramp(x0, x1, r[2], r[3], w, BLEND)[None]).numpy()
+    out = previous.astype(np.float32, copy=True)
+    out[y0:y1, x0:x1] = wt * a + (1 - wt) * out[y0:y1, x0:x1]
+    out[label == 1] = 1.0
+    out[label == 0] = 0.0
+    return np.clip(out, 0, 1)
