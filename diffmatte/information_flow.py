@@ -96,18 +96,25 @@ def _solve_reduced(image: np.ndarray, label: np.ndarray, factor: int,
 
     h, w = label.shape
     hs, ws = -(-h // factor), -(-w // factor)
-    ph, pw = hs * factor - h, ws * factor - w
-    img = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge")
-    lab = np.pad(label, ((0, ph), (0, pw)), mode="edge")
-    small = img.reshape(hs, factor, ws, factor, 3).mean((1, 3))
-    blocks = lab.reshape(hs, factor, ws, factor)
-    lo, hi = blocks.min((1, 3)), blocks.max((1, 3))
-    small_lab = np.where((lo == hi) & (lo >= 0), lo, -1).astype(np.int8)
+    small = np.empty((hs, ws, 3), np.float32)
+    small_lab = np.empty((hs, ws), np.int8)
+    rows = max(1, 256 // factor)  # block rows per strip: copies of a strip, never of the image
+    for r0 in range(0, hs, rows):
+        r1 = min(hs, r0 + rows)
+        y0, y1 = r0 * factor, min(h, r1 * factor)
+        pad = ((0, (r1 - r0) * factor - (y1 - y0)), (0, ws * factor - w))
+        img = np.pad(image[y0:y1], pad + ((0, 0),), mode="edge")
+        lab = np.pad(label[y0:y1], pad, mode="edge").reshape(r1 - r0, factor, ws, factor)
+        small[r0:r1] = img.reshape(r1 - r0, factor, ws, factor, 3).mean((1, 3))
+        lo, hi = lab.min((1, 3)), lab.max((1, 3))
+        small_lab[r0:r1] = np.where((lo == hi) & (lo >= 0), lo, -1)
     small_lab = expand_known(small, small_lab)
     a_small = _solve(small, small_lab, check)
     big = Image.fromarray(a_small.astype(np.float32)).resize((ws * factor, hs * factor), Image.BILINEAR)
-    up = np.asarray(big)[:h, :w]
-    return np.where(label == 1, 1.0, np.where(label == 0, 0.0, np.clip(up, 0, 1))).astype(np.float32)
+    up = np.clip(np.array(big)[:h, :w], 0, 1)
+    up[label == 1] = 1.0
+    up[label == 0] = 0.0
+    return up
 
 
 def _bbox(mask: np.ndarray, margin: int) -> Tuple[Tuple[int, int], Tuple[int, int]]:

@@ -69,8 +69,9 @@ def solve_tiled(image: np.ndarray, label: np.ndarray, check: Callable[[float], N
     done[0] += coarse_n
     label = ifm.expand_known(image, label)
     samples = _known_samples(image, label)
-    acc = np.zeros((h, w), np.float32)
-    wsum = np.zeros((h, w), np.float32)
+    # Weighted window results are summed straight into the output: the weights of the cores
+    # reaching an unknown pixel sum to one (box-blurred indicators of a partition).
+    alpha = np.zeros((h, w), np.float32)
     for c, win, n in zip(cores, wins, counts):
         y0, y1, x0, x1 = win
         pinned = np.full((y1 - y0, x1 - x0), np.nan, np.float32)
@@ -81,13 +82,12 @@ def solve_tiled(image: np.ndarray, label: np.ndarray, check: Callable[[float], N
         done[0] += n
         oy0, oy1, ox0, ox1 = _grow(c, BLEND, h, w)
         wt = (_ramp(oy0, oy1, c[0], c[1], h, BLEND)[:, None] * _ramp(ox0, ox1, c[2], c[3], w, BLEND)[None]).numpy()
-        acc[oy0:oy1, ox0:ox1] += wt * a[oy0 - y0:oy1 - y0, ox0 - x0:ox1 - x0]
-        wsum[oy0:oy1, ox0:ox1] += wt
-    alpha = (label == 1).astype(np.float32)
+        alpha[oy0:oy1, ox0:ox1] += wt * a[oy0 - y0:oy1 - y0, ox0 - x0:ox1 - x0]
     # Every unknown pixel lies in the blend rectangle of its own core and of every core whose
-    # rectangle reaches it, all of them active: the weights there sum to one.
-    alpha[unk] = acc[unk] / np.maximum(wsum[unk], 1e-12)
-    return np.clip(alpha, 0, 1)
+    # rectangle reaches it, all of them active; known pixels keep their (expanded) labels.
+    alpha[label == 1] = 1.0
+    alpha[label == 0] = 0.0
+    return np.clip(alpha, 0, 1, out=alpha)
 
 
 def _known_samples(image: np.ndarray, label: np.ndarray, origin: Tuple[int, int] = (0, 0),
@@ -107,17 +107,12 @@ def _known_samples(image: np.ndarray, label: np.ndarray, origin: Tuple[int, int]
 def _active_cores(unk: np.ndarray, core: int) -> List[Rect]:
     """Cores of a ``core``-px grid whose blend rectangle holds an unknown pixel."""
     h, w = unk.shape
-    # Summed-area table: 'any unknown pixel in this rectangle' in O(1).
-    cs = np.pad(unk.cumsum(0, dtype=np.int32).cumsum(1, dtype=np.int32), ((1, 0), (1, 0)))
-
-    def any_in(y0: int, y1: int, x0: int, x1: int) -> bool:
-        return cs[y1, x1] - cs[y0, x1] - cs[y1, x0] + cs[y0, x0] > 0
-
     out = []
     for y0 in range(0, h, core):
         for x0 in range(0, w, core):
             c = (y0, min(h, y0 + core), x0, min(w, x0 + core))
-            if any_in(*_grow(c, BLEND, h, w)):
+            gy0, gy1, gx0, gx1 = _grow(c, BLEND, h, w)
+            if unk[gy0:gy1, gx0:gx1].any():
                 out.append(c)
     return out
 
