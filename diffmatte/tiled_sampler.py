@@ -116,9 +116,10 @@ class TiledSampler:
                 core = core.to(dev)
             else:
                 c = condition_region(self.model, img, tri, prior, et.region)
-                if memo is not None and et.region in memo:
-                    memo[et.region] = c
-                c = _to_device(dataclasses.replace(c), dev, backbone=True)
+                if memo is not None and et.region in memo:  # kept without the encoder's input
+                    memo[et.region] = dataclasses.replace(c, backbone_in=c.backbone_in.new_zeros(
+                        tuple(c.backbone_in.shape[:2]) + (0, 0)))
+                c = _to_device(c, dev, backbone=True)
                 with self.autocast():
                     f = self.model.encode(c)
                 c = None
