@@ -174,12 +174,14 @@ def _group(blocks: np.ndarray, crops: np.ndarray):
 
 def _cost(blocks: np.ndarray, crops: np.ndarray, scale: float, per_px: Tuple[float, float]) -> Tuple[int, float, int]:
     """(output pixels computed, multiply-adds, shape groups) of a stage: ``per_px[0]`` is
-    paid on every crop's whole output (halo included), ``per_px[1]`` only on the block
-    (the up blocks' 3x3 convolutions run unpadded on interior blocks, see _up_valid)."""
+    paid on every crop's output (halo included; an up block's transposed conv computes
+    all but its outer ring), ``per_px[1]`` only on the block (the up blocks' 3x3
+    convolutions run unpadded on interior blocks, see _up_valid)."""
     if not len(blocks):
         return 0, 0.0, 0
-    f = 1 / scale
-    full = ((crops[:, 1] - crops[:, 0]) * f).astype(np.int64) * ((crops[:, 3] - crops[:, 2]) * f).astype(np.int64)
+    f, ring = 1 / scale, (2 if scale < 1 else 0)
+    full = (((crops[:, 1] - crops[:, 0]) * f).astype(np.int64) - ring) * (
+        ((crops[:, 3] - crops[:, 2]) * f).astype(np.int64) - ring)
     inner = (blocks[:, 1] - blocks[:, 0]) * (blocks[:, 3] - blocks[:, 2])
     shapes = np.stack([crops[:, 1] - crops[:, 0], crops[:, 3] - crops[:, 2],
                        blocks[:, 1] - blocks[:, 0], blocks[:, 3] - blocks[:, 2]], axis=1)
@@ -356,10 +358,11 @@ def _up_valid(blk, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
     only the cheap upsampling, not the 3x3 convolutions. Unpadded, conv2 of (h + the time
     term) is conv2 of h plus a constant per channel: the time term goes into its bias
     (one pass less over h; equal to float rounding)."""
-    h = blk.conv1(x).relu_()
+    # The transposed conv's inner part only (the outer ring is never read), see _phases.
+    h = F.pixel_shuffle(F.conv2d(x, blk.phase_weight, blk.phase_bias), 2).relu_()
     e = blk.emb_layers(emb[:1])[0].to(blk.conv2.weight.dtype)
     bias = blk.conv2.bias + blk.conv2.weight.sum(dim=(2, 3)) @ e
-    h = F.conv2d(h[..., 1:-1, 1:-1], blk.conv2.weight, bias)
+    h = F.conv2d(h, blk.conv2.weight, bias)
     up = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
     sc = F.conv2d(up[..., 1:-1, 1:-1], blk.upsample.conv.weight, blk.upsample.conv.bias)
     return h.add_(sc).relu_()
@@ -404,9 +407,30 @@ def fused_decoder(decoder: torch.nn.Module) -> torch.nn.Module:
         for blk in list(dec.down_blks) + [dec.mid_blk] + list(dec.up_blks):
             blk.conv1, blk.bn1 = _fold(blk.conv1, blk.bn1), torch.nn.Identity()
             blk.conv2, blk.bn2 = _fold(blk.conv2, blk.bn2), torch.nn.Identity()
+        for blk in [dec.mid_blk] + list(dec.up_blks):
+            blk.phase_weight, blk.phase_bias = _phases(blk.conv1)
         convs = dec.matting_head.matting_convs
         dec.matting_head.matting_convs = torch.nn.Sequential(_fold(convs[0], convs[1]), *list(convs)[2:])
     return dec.eval()
+
+
+def _phases(convt: torch.nn.ConvTranspose2d) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The transposed conv 4/2/1 as one unpadded 2x2 convolution with 4 x out channels (one
+    per output pixel parity; ``F.pixel_shuffle(., 2)`` interleaves them) that computes only
+    the inner part of the output (all but the outer ring): the deconvolution computes the
+    whole output whatever its padding, and the ring is a third of it for small blocks.
+    Inner fine row 2j reads coarse rows j, j+1 with taps 2, 0; row 2j + 1 with taps 3, 1."""
+    w = convt.weight                               # (cin, cout, 4, 4)
+    cin, cout = w.shape[:2]
+    taps = ((2, 0), (3, 1))
+    out = w.new_empty((cout, 2, 2, cin, 2, 2))
+    for a in (0, 1):
+        for b in (0, 1):
+            for ty in (0, 1):
+                for tx in (0, 1):
+                    out[:, a, b, :, ty, tx] = w[:, :, taps[a][ty], taps[b][tx]].t()
+    bias = convt.bias if convt.bias is not None else w.new_zeros(cout)
+    return out.reshape(cout * 4, cin, 2, 2).contiguous(memory_format=CL), bias.repeat_interleave(4)
 
 
 _DECODERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
