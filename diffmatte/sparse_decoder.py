@@ -198,8 +198,9 @@ def _choose(mask: np.ndarray, halo_in, scale: float, in_shape, per_px: Tuple[flo
     found: Dict[tuple, tuple] = {}
 
     def try_(b: int, run: str) -> None:
-        if b not in grids:
-            grids[b] = _grid(mask, b)
+        if b not in grids:  # from the largest finer grid that divides it (cheaper than the mask)
+            finer = [s for s in grids if b % s == 0]
+            grids[b] = _grid(grids[max(finer)], b // max(finer)) if finer else _grid(mask, b)
         blocks = _blocks(mask, b, run, grid=grids[b])
         crops = _crops(blocks, halo_in, scale, in_shape)
         _, macs, n_groups = _cost(blocks, crops, scale, per_px)

@@ -87,6 +87,14 @@ class TiledSampler:
         self.autocast = autocast
         self.cache = cache
         self.tag = tag                       # model identity + precision, part of every key
+        self._sources: dict = {}             # region -> digest of its input crops (one refine)
+
+    def _source(self, region, img, tri, prior) -> bytes:
+        """Digest of a region's input crops (image, trimap, prior), computed once per
+        region and refine: an encoder tile and a decoder region often share it."""
+        if region not in self._sources:
+            self._sources[region] = digest(*_crops(region, img, tri, prior))
+        return self._sources[region]
 
     # ----------------------------------------------------------------- encoder
     def _features(self, plan: TilePlan, img, tri, prior, settings: TileSettings, stats: PlanStats,
@@ -109,7 +117,7 @@ class TiledSampler:
                 raise Cancelled("refine cancelled")
             key = None
             if self.cache.enabled:
-                key = digest("enc", self.tag, et.region, plan.size, *_crops(et.region, img, tri, prior))
+                key = digest("enc", self.tag, et.region, plan.size, self._source(et.region, img, tri, prior))
             core = self.cache.get("enc", key) if key is not None else None
             if core is not None:
                 stats.encoder_reused += 1
@@ -272,7 +280,7 @@ class TiledSampler:
                 c = memo.pop(t.region, None) or condition_region(model, img_t, tri_t, prior_t, t.region)
                 if self.cache.enabled:  # the conditioning's sources, not the conditioning: fewer bytes
                     keys.append(digest("dec", self.tag, steps, t.region, t.out, plan.size,
-                                       *_crops(t.region, img_t, tri_t, prior_t),
+                                       self._source(t.region, img_t, tri_t, prior_t),
                                        feats[..., t.region[0] // s:t.region[1] // s, t.region[2] // s:t.region[3] // s],
                                        splans[len(keys)].valid))
                 # The decoder never reads backbone_in; cond moves into the region's input buffer.
