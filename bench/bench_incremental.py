@@ -2,7 +2,11 @@
 """Incremental re-run after a brush stroke (#11): tile-steps decoded, CPU time, and the
 difference from a fresh refine of the edited trimap (default model, 1 thread, 10 steps).
 
-    python bench/bench_incremental.py [H W TILE]      (default 2000 3000 256)
+    python bench/bench_incremental.py [H W TILE]      (default 2000 3000 256; TILE 0: automatic)
+
+With sparse decoding (the default) a tile size N gives regions of 2N-px cores; the
+automatic mode decodes an image that fits the memory budget as one region, so an edit
+re-decodes all of it (only the encoder tiles away from the edit are reused).
 """
 import sys
 import time
@@ -16,6 +20,7 @@ from bench_tiled import load_variant, portrait  # noqa: E402
 
 torch.set_num_threads(1)
 H, W, T = (int(a) for a in sys.argv[1:4]) if len(sys.argv) > 3 else (2000, 3000, 256)
+T = T or None  # 0: the engine's automatic choice
 img, tri, real = portrait(H, W, 0.05)
 eng = load_variant('default', 'cpu')
 c0 = time.process_time()
