@@ -203,8 +203,9 @@ class KnownSamples:
     others are ignored), with their KD-trees. A windowed solve builds it once for the whole
     crop, so every window draws from the same known pixels as one whole solve would."""
 
-    def __init__(self, col: np.ndarray, xy: np.ndarray, lab: np.ndarray) -> None:
+    def __init__(self, col: np.ndarray, xy: np.ndarray, lab: np.ndarray, eps: float = 0.0) -> None:
         feat = np.concatenate([col, xy * 10.0], 1)   # positions weighted x10 (the paper's)
+        self.eps = eps   # approximate search: neighbours within (1 + eps) x the true distances
         f, b = lab == 1, lab == 0
         self.col_f, self.col_b = col[f], col[b]
         self.kk = min(K_KU, len(self.col_f), len(self.col_b))
@@ -218,8 +219,8 @@ class KnownSamples:
         if kk == 0:
             return np.zeros(nu), np.full(nu, 0.5)
         q = np.concatenate([col_u, xy_u * 10.0], 1)
-        _, nf = self.tree_f.query(q, k=kk, workers=-1)
-        _, nb = self.tree_b.query(q, k=kk, workers=-1)
+        _, nf = self.tree_f.query(q, k=kk, eps=self.eps, workers=-1)
+        _, nb = self.tree_b.query(q, k=kk, eps=self.eps, workers=-1)
         cf, cb = self.col_f[nf.reshape(nu, kk)], self.col_b[nb.reshape(nu, kk)]
         wk = _lle_weights(col_u, np.concatenate([cf, cb], 1))
         wf = wk[:, :kk].sum(1)
