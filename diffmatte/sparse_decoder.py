@@ -545,6 +545,7 @@ def input_buffer(cond: torch.Tensor) -> torch.Tensor:
     """The sparse decoder's input for a region: (1, C + 1, h, w) channels-last, the
     conditioning ``cond`` (1, C, h, w) and a zero x_t channel to be filled per step."""
     buf = torch.empty((1, cond.shape[1] + 1) + tuple(cond.shape[-2:]), dtype=cond.dtype,
-                      device=cond.device, memory_format=CL).zero_()
+                      device=cond.device, memory_format=CL)
     buf[:, :-1] = cond
+    buf[:, -1:].zero_()
     return buf
