@@ -35,6 +35,7 @@ SEARCH_MARGIN = 20                    # neighbours are searched within this many
 EPS_LOCAL = 1e-7                      # closed-form window regulariser (Levin et al.)
 MAX_UNKNOWN = 600_000                 # larger bands are solved in windows (about 2.3 KB per unknown
                                       # pixel in one solve: 600k ~ 1.4 GB)
+FAR_PX = 64                           # windows: K-to-U searched approximately beyond this distance
 RTOL, MAXITER = 1e-5, 1500    # 1e-5 vs 1e-6: alpha differs by < 1e-3 on the dev photos
 
 
@@ -205,22 +206,34 @@ class KnownSamples:
 
     def __init__(self, col: np.ndarray, xy: np.ndarray, lab: np.ndarray, eps: float = 0.0) -> None:
         feat = np.concatenate([col, xy * 10.0], 1)   # positions weighted x10 (the paper's)
-        self.eps = eps   # approximate search: neighbours within (1 + eps) x the true distances
+        #: approximate search for pixels far from every known one (``flow(far=...)``):
+        #: neighbours within (1 + eps) x the true distances
+        self.eps = eps
         f, b = lab == 1, lab == 0
         self.col_f, self.col_b = col[f], col[b]
         self.kk = min(K_KU, len(self.col_f), len(self.col_b))
         self.tree_f = cKDTree(feat[f]) if self.kk else None
         self.tree_b = cKDTree(feat[b]) if self.kk else None
 
-    def flow(self, col_u: np.ndarray, xy_u: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def flow(self, col_u: np.ndarray, xy_u: np.ndarray,
+             far: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
         """(confidence h, foreground share) of the affine mix over the nearest known fg and
-        bg pixels of each unknown pixel; (0, 0.5) where a side has no pixel."""
+        bg pixels of each unknown pixel; (0, 0.5) where a side has no pixel. Pixels marked
+        ``far`` are searched approximately (``eps``): deep in a wide band every known pixel
+        is nearly as far as the nearest, and an exact search visits most of them."""
         nu, kk = len(col_u), self.kk
         if kk == 0:
             return np.zeros(nu), np.full(nu, 0.5)
         q = np.concatenate([col_u, xy_u * 10.0], 1)
-        _, nf = self.tree_f.query(q, k=kk, eps=self.eps, workers=-1)
-        _, nb = self.tree_b.query(q, k=kk, eps=self.eps, workers=-1)
+        nf = np.empty((nu, kk), np.int64)
+        nb = np.empty((nu, kk), np.int64)
+        groups = [(np.ones(nu, bool) if far is None or not self.eps else ~far, 0.0)]
+        if far is not None and self.eps:
+            groups.append((far, self.eps))
+        for sel, eps in groups:
+            if sel.any():
+                nf[sel] = self.tree_f.query(q[sel], k=kk, eps=eps, workers=-1)[1].reshape(-1, kk)
+                nb[sel] = self.tree_b.query(q[sel], k=kk, eps=eps, workers=-1)[1].reshape(-1, kk)
         cf, cb = self.col_f[nf.reshape(nu, kk)], self.col_b[nb.reshape(nu, kk)]
         wk = _lle_weights(col_u, np.concatenate([cf, cb], 1))
         wf = wk[:, :kk].sum(1)
@@ -306,7 +319,10 @@ def _solve(image: np.ndarray, label: np.ndarray,
     check(0.45)
     if samples is None:
         samples = KnownSamples(col, xy, rlab)
-    h_ku, w_f = samples.flow(col[u], xy[u])
+    far = None
+    if samples.eps:
+        far = ndi.distance_transform_cdt(label < 0, metric="chessboard").ravel()[r_idx[u]] > FAR_PX
+    h_ku, w_f = samples.flow(col[u], xy[u], far)
 
     a_known = fixed[r_idx[known]]
     rhs = -(S_CM * (r_u.T @ (r_k @ a_known)) + lap_k @ a_known) + h_ku * w_f
