@@ -153,7 +153,7 @@ def plans(rows) -> None:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from diffmatte import sparse_decoder as sd
+    from diffmatte import sparse_plan as sd
     from diffmatte.modeling.model import padded_size
     from diffmatte.tiled_sampler import SPARSE_MARGIN, TiledSampler, TileSettings, default_halos
 
@@ -181,7 +181,7 @@ def plans(rows) -> None:
 def exact_cells_fraction(model, mask: np.ndarray) -> float:
     """Multiply-adds of a decode computing exactly the needed cells of every stage (the
     sparse plan's per-pixel needs, without blocks or halos), as a share of the dense decode."""
-    from diffmatte import sparse_decoder as sd
+    from diffmatte import sparse_plan as sd
 
     dec = model.decoder
     L = len(dec.down_blks)

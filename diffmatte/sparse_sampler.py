@@ -32,7 +32,8 @@ import torch
 
 from .diffusion import time_grid
 from .errors import Cancelled
-from .sparse_decoder import SparsePlan, input_buffer, sparse_decoder_for
+from .sparse_decoder import input_buffer, sparse_decoder_for
+from .sparse_plan import SparsePlan
 from .tile_cache import StepRecord, TileCache, TileRecord, digest, snap_std
 from .tiling import PlanStats, TilePlan
 

@@ -24,7 +24,7 @@ from .diffusion import Schedule, time_grid
 from .errors import Cancelled
 from .modeling.config import ModelConfig
 from .modeling.model import padded_size
-from .sparse_decoder import dense_macs_per_px, dilate, plan_sparse
+from .sparse_plan import dense_macs_per_px, dilate, plan_sparse
 from .sparse_sampler import build_regions, sample_sparse
 from .tile_cache import StepRecord, TileCache, TileRecord, digest, snap_features, snap_std
 from .tiling import PlanStats, Tile, TilePlan, condition_region, plan_encoder, plan_tiles

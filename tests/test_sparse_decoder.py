@@ -1,4 +1,4 @@
-"""Sparse decoding (diffmatte/sparse_decoder.py): exact where asked, cheaper on a thin band."""
+"""Sparse decoding (diffmatte/sparse_plan.py, sparse_decoder.py): exact where asked, cheaper on a thin band."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from diffmatte.modeling import build_model
-from diffmatte.sparse_decoder import dense_macs_per_px, plan_sparse, sparse_decoder_for
+from diffmatte.sparse_decoder import sparse_decoder_for
+from diffmatte.sparse_plan import dense_macs_per_px, plan_sparse
 from diffmatte.variants import get_config
 
 
@@ -88,7 +89,7 @@ def test_stage_needs_are_the_decoders_receptive_field():
     """The propagated needs hold every input the needed outputs depend on (the input
     gradient's support) and little more: the feature cells the plan reads are the
     gradient's support, and x_t / the conditioning are read only where the plan says."""
-    from diffmatte.sparse_decoder import stage_needs
+    from diffmatte.sparse_plan import stage_needs
 
     m = _model("lite")
     hp = wp = 256
