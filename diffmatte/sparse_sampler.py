@@ -96,7 +96,7 @@ def build_regions(model, plan: TilePlan, splans: List[SparsePlan], mask: np.ndar
     return torch.from_numpy(live_idx).to(dev), regions
 
 
-def _sums(*parts: torch.Tensor, chunk: int = 1 << 20) -> List[float]:
+def _sums(*parts: torch.Tensor, chunk: int = 1 << 20) -> float:
     """Sums of the products of ``parts`` (same-length 1-D float32 tensors; one part: its
     sum), each over chunks of ``chunk`` values in float32 (cascade summation, ~1e-7
     relative) accumulated in float64: 10x faster than a float64 reduction, no big

@@ -133,3 +133,32 @@ def test_sparse_decode_is_exact_when_every_stage_is_blocked():
         sparse = sparse_decoder_for(m).decode(plan, f, c, x, t)[0, 0]
     mask = torch.from_numpy(need)
     assert float((sparse - dense).abs()[mask].max()) <= 1e-5 * max(1.0, float(dense.abs().max()))
+
+
+def test_std_of_the_known_pixels_in_closed_form_matches_the_iterated_sampler():
+    """sparse_sampler keeps x_t only on the live pixels; the std over the whole image adds
+    the other (known, x0 fixed) pixels in closed form. It must match iterating the DDIM
+    update over every pixel, step by step, to float rounding."""
+    from diffmatte.diffusion import Schedule, time_grid
+    from diffmatte.sparse_sampler import _KnownSums
+
+    g = torch.Generator().manual_seed(4)
+    n = 3 * (1 << 20) + 12345                      # several chunks and a remainder
+    forced = torch.where(torch.rand(n, generator=g) < 0.3, 1.0, -1.0)
+    live = torch.rand(n, generator=g) < 0.1
+    forced[live & (torch.rand(n, generator=g) < 0.5)] = 0.0   # unknown pixels are live
+    live_idx = torch.nonzero(live)[:, 0]
+    x_T = torch.randn(n, generator=g)
+    sched, grid = Schedule(), time_grid(6)
+    a0, s0 = sched.alpha_sigma(grid[0])
+    known = _KnownSums(x_T, forced, live_idx, a0, s0)
+    x = x_T.clone()
+    x0 = forced.clone()
+    x0[live_idx] = torch.rand(len(live_idx), generator=g) * 2 - 1   # any prediction on the live pixels
+    for k in range(6):
+        a, s = sched.alpha_sigma(grid[k])
+        a_next, s_next = sched.alpha_sigma(grid[k + 1])
+        ref = x.std(unbiased=False)
+        got = known.std(x[live_idx], a, s)[0]
+        assert abs(float(got) - float(ref)) <= 2e-6 * float(ref), (k, float(got), float(ref))
+        x = a_next * x0 + s_next * ((x - a * x0) / s.clamp(min=1e-10))
