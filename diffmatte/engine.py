@@ -214,7 +214,9 @@ class Engine:
                 sampler = TiledSampler(self.model, dev, self.schedule, autocast, self.cache,
                                        f"{self.source}:{self.precision}:{id(self.model)}")
                 try:
-                    alpha, stats = sampler.run(img, tri, prior, starts, steps, settings, on_step, progress, cancel)
+                    # no callback: the sparse sampler then keeps no whole-image x0 for previews
+                    alpha, stats = sampler.run(img, tri, prior, starts, steps, settings,
+                                               on_step if callback is not None else None, progress, cancel)
                 finally:
                     sampler = None
                     if dev.type == "cuda":
