@@ -102,17 +102,17 @@ def prior_bytes(kind: str, h: int, w: int, unknown: int) -> int:
     """Peak working set of a prior model's prior solve for an H x W image with ``unknown``
     unknown pixels (measured, docs/TILING.md "The default model's prior"). Information flow:
     about 2.3 KB per unknown pixel of one solve plus ~40 B per image pixel; a band larger
-    than one solve is solved in windows, so its peak is one window's (or the coarse
-    solve's), plus a few whole-crop maps. Closed form (torch, bounding box): estimated from
+    than one solve is solved in windows, so its peak is that of the windows solved at once
+    (or the coarse solve's), plus a few whole-crop maps. Closed form (torch, bounding box): estimated from
     its float maps (about 30 per pixel), not measured."""
     px = h * w
     if kind == "ifm":
         from .information_flow import MAX_UNKNOWN
-        from .information_flow_tiles import COARSE_UNKNOWN, TILE_CORE, TILE_MARGIN
+        from .information_flow_tiles import COARSE_UNKNOWN, PARALLEL_WINDOWS, TILE_CORE, TILE_MARGIN
 
         if unknown <= MAX_UNKNOWN:
             return 48 * px + 2400 * unknown
-        return 64 * px + 2400 * max(COARSE_UNKNOWN, (TILE_CORE + 2 * TILE_MARGIN) ** 2)
+        return 64 * px + 2400 * max(COARSE_UNKNOWN, PARALLEL_WINDOWS * (TILE_CORE + 2 * TILE_MARGIN) ** 2)
     if kind == "cf":
         return 120 * px
     return 0

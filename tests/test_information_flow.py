@@ -261,8 +261,12 @@ def test_prior_memory_follows_one_solve_and_is_capped_for_windows():
     small, large = prior_bytes("ifm", 1000, 1000, 10_000), prior_bytes("ifm", 1000, 1000, 400_000)
     assert large - small == 2400 * 390_000
     # beyond one solve the peak is one window's, whatever the band's size
+    import diffmatte.information_flow_tiles as ift
+
     huge = prior_bytes("ifm", 6000, 4000, 7_000_000)
-    assert huge == prior_bytes("ifm", 6000, 4000, ifm.MAX_UNKNOWN + 1) < prior_bytes("ifm", 6000, 4000, ifm.MAX_UNKNOWN)
+    assert huge == prior_bytes("ifm", 6000, 4000, ifm.MAX_UNKNOWN + 1)
+    windows = ift.PARALLEL_WINDOWS * (ift.TILE_CORE + 2 * ift.TILE_MARGIN) ** 2
+    assert huge == 64 * 6000 * 4000 + 2400 * max(ift.COARSE_UNKNOWN, windows) < 4 * 2**30
     assert prior_bytes("", 1000, 1000, 10) == 0
 
 
@@ -280,3 +284,24 @@ def test_a_prior_solve_that_cannot_fit_is_refused_before_it_starts(monkeypatch):
     monkeypatch.setattr(ifm, "information_flow_alpha", lambda *a, **k: pytest.fail("the solve started"))
     with pytest.raises(MemoryBudgetError, match="ifm prior solve"):
         engine.refine(img.astype(np.float32), tri, steps=1, max_memory=budget)
+
+
+def test_cancel_during_windows_stops_every_window(monkeypatch):
+    import threading
+
+    import diffmatte.information_flow as ifm
+
+    img, tri, _ = _two_colour(64, 200)
+    solves = []
+    real = ifm._solve
+    monkeypatch.setattr(ifm, "_solve", lambda im, lab, check=None, **kw: solves.append(1) or real(im, lab, check, **kw))
+    before = threading.active_count()
+
+    def check(fraction: float) -> None:
+        if len(solves) > 2:          # the coarse solve and a window have started
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        information_flow_alpha(img, tri, check=check, tile=32)
+    assert len(solves) < 1 + 7       # not every window ran
+    assert threading.active_count() == before   # no solve left running
