@@ -3,11 +3,12 @@ stroke in the panel or the editor) re-solves only around the edit (issue #11, in
 re-runs, for the prior models: the default model's whole refine is its prior)."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
+
+from .tile_cache import digest
 
 
 
@@ -41,7 +42,7 @@ class PriorMemo:
 
         from .prior import solve_prior
 
-        key = _digest(kind, image) if self.enabled else None
+        key = digest(kind, image) if self.enabled else None
         alpha = None
         if key is not None and key == self._key and self._trimap.shape == trimap.shape:
             codes = _codes(trimap)
@@ -64,14 +65,6 @@ class PriorMemo:
         if key is not None:
             self._key, self._trimap, self._alpha = key, _codes(trimap), alpha.astype(np.float32, copy=True)
         return alpha
-
-
-def _digest(kind: str, image: np.ndarray) -> bytes:
-    """Content hash of the image, read in place (no copy of a 24 MP float image)."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{kind}:{image.shape}:{image.dtype}".encode())
-    h.update(memoryview(np.ascontiguousarray(image)).cast("B"))
-    return h.digest()
 
 
 def _codes(trimap: np.ndarray) -> np.ndarray:

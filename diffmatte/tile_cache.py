@@ -43,7 +43,7 @@ def digest(*parts) -> bytes:
                      if p.dtype == torch.bfloat16 else p.contiguous().cpu().numpy().tobytes())
         elif isinstance(p, np.ndarray):
             h.update(str((p.shape, p.dtype)).encode())
-            h.update(np.ascontiguousarray(p).tobytes())
+            h.update(memoryview(np.ascontiguousarray(p)).cast("B"))  # read in place, no copy
         else:
             h.update(repr(p).encode())
     return h.digest()
