@@ -61,8 +61,11 @@ class Attention(nn.Module):
             q_c = q[:, :, y0 * w:y1 * w]
             # Decomposed bias from the unscaled query, as in the official code.
             r_q = q_c.reshape(b, self.num_heads, y1 - y0, w, -1)
-            rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, rh[y0:y1])
-            rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, rw)
+            # einsum returns permuted strides; the broadcast sum of those would come out
+            # permuted too and the reshape below copy it (half of a global block's bias
+            # time at 1 MP). Contiguous terms give a contiguous sum: same values, no copy.
+            rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, rh[y0:y1]).contiguous()
+            rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, rw).contiguous()
             bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(b, self.num_heads, (y1 - y0) * w, n)
             outs.append(F.scaled_dot_product_attention(q_c, k, v, attn_mask=bias))
         out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
