@@ -58,7 +58,7 @@ SPARSE_FRACTION = 0.7
 #: Sparse decoding outputs the network's x0 for the unknown pixels and the known pixels
 #: within this distance of them; farther known pixels take their known value (as pixels
 #: outside every dense tile do). Measured in docs/TILING.md.
-SPARSE_MARGIN = 4
+SPARSE_MARGIN = 1
 
 
 def default_halos(cfg: ModelConfig) -> tuple:
