@@ -14,7 +14,7 @@ One solve needs about 2.3 KB per unknown pixel, so a wide band of a large photo 
    K-to-U flow draws from the known pixels within SAMPLE_REACH px of the window (further
    where a side has none), the colour-mixture and intra-U neighbours from the window.
 3. **Stitching.** Windows cross-fade over ``BLEND`` px with the engine's tile weights
-   (box-blurred core indicators: they sum to one, no seams; ``tiling._ramp``).
+   (box-blurred core indicators: they sum to one, no seams; ``tiling.ramp``).
 
 Memory is PARALLEL_WINDOWS windows' solves (each at most (core + 2 margin)^2 unknown
 pixels) plus a few whole-crop maps; time follows the number of unknown pixels.
@@ -28,7 +28,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 from . import information_flow as ifm
-from .tiling import _ramp
+from .tiling import ramp
 
 TILE_CORE = 512          # px; window = core + 2 x TILE_MARGIN, <= 410k unknown pixels (~0.95 GB)
 TILE_MARGIN = 64         # context around each core (the agreement table in docs/TILING.md)
@@ -109,8 +109,8 @@ def solve_tiled(image: np.ndarray, label: np.ndarray, check: Callable[[float], N
                     a, c, (y0, y1, x0, x1) = fut.result(), cores[i], wins[i]
                     frac[i] = 1.0
                     oy0, oy1, ox0, ox1 = _grow(c, BLEND, h, w)
-                    wt = (_ramp(oy0, oy1, c[0], c[1], h, BLEND)[:, None]
-                          * _ramp(ox0, ox1, c[2], c[3], w, BLEND)[None]).numpy()
+                    wt = (ramp(oy0, oy1, c[0], c[1], h, BLEND)[:, None]
+                          * ramp(ox0, ox1, c[2], c[3], w, BLEND)[None]).numpy()
                     alpha[oy0:oy1, ox0:ox1] += wt * a[oy0 - y0:oy1 - y0, ox0 - x0:ox1 - x0]
                 report((coarse_n + sum(f * n for f, n in zip(frac, counts))) / total)
         except BaseException:
@@ -220,7 +220,7 @@ def update_alpha(image: np.ndarray, label: np.ndarray, previous: np.ndarray, cha
     samples = _nearby_samples(image, label, win, (-by0, -bx0), (by1 - by0, bx1 - bx0))
     a = ifm._solve(image[y0:y1, x0:x1], lab, check, pinned=pinned, scale=(by1 - by0, bx1 - bx0),
                    init=previous[y0:y1, x0:x1], origin=(y0 - by0, x0 - bx0), samples=samples)
-    wt = (_ramp(y0, y1, r[0], r[1], h, BLEND)[:, None] * _ramp(x0, x1, r[2], r[3], w, BLEND)[None]).numpy()
+    wt = (ramp(y0, y1, r[0], r[1], h, BLEND)[:, None] * ramp(x0, x1, r[2], r[3], w, BLEND)[None]).numpy()
     out = previous.astype(np.float32, copy=True)
     out[y0:y1, x0:x1] = wt * a + (1 - wt) * out[y0:y1, x0:x1]
     out[label == 1] = 1.0

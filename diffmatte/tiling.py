@@ -60,14 +60,15 @@ class TilePlan:
         """Cross-fade weight of ``tile`` over its ``out`` rectangle, (1, 1, h, w) float32."""
         hp, wp = self.padded
         (y0, y1, x0, x1), (oy0, oy1, ox0, ox1) = tile.core, tile.out
-        wy = _ramp(oy0, oy1, y0, y1, hp, self.blend)
-        wx = _ramp(ox0, ox1, x0, x1, wp, self.blend)
+        wy = ramp(oy0, oy1, y0, y1, hp, self.blend)
+        wx = ramp(ox0, ox1, x0, x1, wp, self.blend)
         return (wy[:, None] * wx[None, :])[None, None]
 
 
-def _ramp(o0: int, o1: int, c0: int, c1: int, limit: int, b: int) -> torch.Tensor:
-    """1-D box-blurred indicator of [c0, c1) sampled at pixel centres o0..o1-1 (no ramp at
-    the image border, which behaves as if the edge tile went on forever)."""
+def ramp(o0: int, o1: int, c0: int, c1: int, limit: int, b: int) -> torch.Tensor:
+    """The engine's one cross-fade rule (the sampler's tiles, the prior's windows): the 1-D
+    box-blurred indicator of [c0, c1) sampled at pixel centres o0..o1-1 (no ramp at the
+    image border, which behaves as if the edge tile went on forever)."""
     pos = torch.arange(o0, o1, dtype=torch.float32) + 0.5
     w = torch.ones(o1 - o0)
     if b > 0 and c0 > 0:
