@@ -35,6 +35,7 @@ SEARCH_MARGIN = 20                    # neighbours are searched within this many
 EPS_LOCAL = 1e-7                      # closed-form window regulariser (Levin et al.)
 MAX_UNKNOWN = 600_000                 # larger bands are solved in windows (about 2.3 KB per unknown
                                       # pixel in one solve: 600k ~ 1.4 GB)
+KU_LEAF = 128                         # K-to-U KD-tree leaf size (see KnownSamples)
 FAR_PX = 64                           # windows: K-to-U searched approximately beyond this distance
 RTOL, MAXITER = 1e-5, 1500    # 1e-5 vs 1e-6: alpha differs by < 1e-3 on the dev photos
 
@@ -215,8 +216,11 @@ class KnownSamples:
         f, b = lab == 1, lab == 0
         self.col_f, self.col_b = col[f], col[b]
         self.kk = min(K_KU, len(self.col_f), len(self.col_b))
-        self.tree_f = cKDTree(feat[f]) if self.kk else None
-        self.tree_b = cKDTree(feat[b]) if self.kk else None
+        # The queries are unknown pixels, away from every known one: a search then opens
+        # many leaves, and bigger leaves cost fewer node visits (leafsize 128 vs scipy's 16:
+        # 2.06 -> 1.17 s for 151k queries of 7 neighbours among 55k pixels; same neighbours).
+        self.tree_f = cKDTree(feat[f], leafsize=KU_LEAF) if self.kk else None
+        self.tree_b = cKDTree(feat[b], leafsize=KU_LEAF) if self.kk else None
 
     def flow(self, col_u: np.ndarray, xy_u: np.ndarray,
              far: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
