@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffmatte.information_flow import _local_laplacian, expand_known, information_flow_alpha
+from diffmatte.information_flow import _lle_weights, _local_laplacian, expand_known, information_flow_alpha
 from diffmatte.modeling import build_model
 from diffmatte.prior import solve_prior
 from diffmatte.variants import get_config
@@ -19,6 +19,26 @@ def test_local_laplacian_equals_the_explicit_one():
     centres = np.array([y * w + x for y in range(1, h - 1) for x in range(1, w - 1)])
     got = _local_laplacian(img.reshape(-1, 3), w, centres, np.arange(h * w), h * w, eps=1e-6).toarray()
     np.testing.assert_allclose(got, _explicit_laplacian(img, 1e-6), atol=1e-9)
+
+
+def test_lle_weights_equal_the_regularised_k_by_k_solve():
+    """The Woodbury form (a 3 x 3 solve per pixel) against the K x K system it replaces,
+    including neighbours identical to the pixel (D = 0: uniform weights) and rank-1 ones."""
+    rng = np.random.default_rng(2)
+    n, k, reg = 300, 20, 1e-3
+    fp = rng.random((n, 3))
+    fq = fp[:, None, :] + 0.05 * rng.standard_normal((n, k, 3))
+    fq[:10] = fp[:10, None, :]
+    fq[10:20, :, 1:] = fp[10:20, None, 1:]
+    d = fq - fp[:, None, :]
+    gram = d @ d.transpose(0, 2, 1)
+    tr = np.trace(gram, axis1=1, axis2=2)
+    gram += ((reg * tr + 1e-9) / k)[:, None, None] * np.eye(k)
+    want = np.linalg.solve(gram, np.ones((n, k, 1)))[..., 0]
+    want /= want.sum(1, keepdims=True)
+    got = _lle_weights(fp, fq, reg=reg, chunk=64)   # several chunks
+    np.testing.assert_allclose(got, want, atol=1e-10)
+    np.testing.assert_allclose(got[:10], 1.0 / k)
 
 
 def test_two_colour_composite_is_recovered():
