@@ -281,9 +281,30 @@ def test_selection_source_passes_band(host, qtbot):
     assert panel.band_label.text() == "±4 px"  # radius per side
     with qtbot.waitSignal(panel.jobFinished, timeout=10000):
         panel.refine()
-    assert client.calls[0] == {"op": "trimap_from_mask", "band": 4, "image": True}
+    # A host selection is read as rough (a region around the subject) by default.
+    assert client.calls[0] == {"op": "trimap_from_mask", "band": 4, "image": True, "edge": "rough"}
     mask = doc.active_layer().masks[-1].image
     assert pixel_grey(mask, 32, 24) == 255 and pixel_grey(mask, 2, 2) == 0
+
+
+def test_edge_mode_is_per_source_and_remembered(host, qtbot, tmp_path):
+    doc, adapter, client, panel = host
+    panel.set_source("selection")
+    assert panel.edge() == "rough" and panel.edge_combo.isEnabled()
+    panel.set_source("mask")
+    assert panel.edge() == "exact"  # a layer mask already follows the edge
+    panel.set_edge("auto")
+    panel.set_source("selection")
+    assert panel.edge() == "rough"
+    panel.set_source("scribbles")
+    assert not panel.edge_combo.isEnabled()
+    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
+    panel.save_settings(settings)
+    panel.set_source("mask")
+    panel.set_edge("exact")
+    panel.restore_settings(settings)
+    panel.set_source("mask")
+    assert panel.edge() == "auto"
 
 
 def test_sam_points_and_box_from_mouse(host, qtbot):
@@ -592,6 +613,28 @@ def test_band_preview_shows_the_trimap_without_refining(qtbot):
     assert panel.canvas.trimap() is not None and panel.canvas.view_mode() == "trimap"
     assert doc.active_layer().masks == []
     assert "band" in panel.status_label.text()
+
+
+def test_band_preview_follows_scribbles_while_painting(host, qtbot):
+    doc, adapter, client, panel = host
+    panel.set_source("scribbles")
+    assert panel.preview_band_button.isEnabled()
+    panel.set_tool("fg")
+    drag(qtbot, panel.canvas, [(20, 20), (30, 22)])
+    panel.set_tool("bg")
+    drag(qtbot, panel.canvas, [(2, 2), (10, 2)])
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000):
+        assert panel.preview_band()
+    ops = lambda: [c["op"] for c in client.calls]  # noqa: E731
+    assert ops() == ["trimap_from_scribbles"] and panel.canvas.view_mode() == "trimap"
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000):  # one more stroke: a new preview
+        drag(qtbot, panel.canvas, [(2, 40), (12, 40)])
+    assert ops() == ["trimap_from_scribbles"] * 2
+    refine_and_wait(qtbot, panel)
+    n = len(client.calls)
+    drag(qtbot, panel.canvas, [(50, 40), (60, 40)])  # after a refine strokes no longer preview
+    qtbot.wait(600)
+    assert len(client.calls) == n and doc.active_layer().masks
 
 
 def test_edge_controls_rerender_without_a_new_engine_job(qtbot):

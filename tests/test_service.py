@@ -629,6 +629,21 @@ def test_trimap_from_mask_with_image(client):
         client.trimap_from_mask(png(_mask()), band=3, image_png=png(small))
 
 
+def test_trimap_from_a_rough_selection(client):
+    """edge="rough": the mask is a lasso around the subject; the band moves to the subject."""
+    image = np.full((H, W, 3), (40, 110, 140), np.uint8)
+    image[10:30, 12:44] = (220, 60, 40)
+    lasso = np.zeros((H, W), np.uint8)
+    lasso[3:37, 5:51] = 255  # 7 px outside the subject all round
+    out = np.asarray(Image.open(io.BytesIO(
+        client.trimap_from_mask(png(lasso), band=2, image_png=png(image), edge="rough"))))
+    assert out[20, 28] == 255 and out[4, 6] == 0 and out[35, 49] == 0  # the lasso's ring is background
+    exact = np.asarray(Image.open(io.BytesIO(client.trimap_from_mask(png(lasso), band=2, image_png=png(image)))))
+    assert exact[4, 28] != 0  # read as the edge, that ring is foreground or band
+    with pytest.raises(EngineError, match="needs the image"):
+        client.trimap_from_mask(png(lasso), edge="rough")
+
+
 def test_trimap_from_scribbles(client):
     image, _ = sample()
     image[10:30, 12:44] = 230

@@ -5,6 +5,8 @@ and segment-anything are imported only when a :class:`SamPrompter` is built.
 
     trimap.from_mask(mask, band=None, adaptive=True)            -> H x W uint8
     trimap.from_scribbles(image, fg, bg, unknown=None, band=None) -> H x W uint8
+    trimap.from_selection(mask, image, edge="auto")               -> (H x W uint8, "rough" | "exact")
+    trimap.from_region(image, region=None, fg=None, bg=None)      -> H x W uint8 (rough input)
     trimap.SamPrompter(checkpoint).trimap(image, points=..., labels=..., box=...)
 
 Trimaps hold 0 (background), 128 (unknown) and 255 (foreground).
@@ -13,6 +15,7 @@ from ._validate import BG, FG, UNKNOWN
 from .band import default_band, from_mask, shift_edge
 from .sam import SamPrompter, find_checkpoint
 from .scribbles import from_scribbles, strokes_to_mask
+from .rough import from_region, from_selection, segment
 from .transparency import mark_unknown, transparency_widen
 
 __all__ = [
@@ -23,8 +26,11 @@ __all__ = [
     "default_band",
     "find_checkpoint",
     "from_mask",
+    "from_region",
+    "from_selection",
     "from_scribbles",
     "mark_unknown",
+    "segment",
     "shift_edge",
     "strokes_to_mask",
     "transparency_widen",

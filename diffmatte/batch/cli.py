@@ -36,6 +36,10 @@ def register(sub) -> None:
     p.add_argument("--mask-pattern", default="{stem}", help="mask name for an image's {stem} (default {stem})")
     p.add_argument("--band", type=float, default=None,
                    help="unknown band radius in pixels for masks (default: automatic, see trimap.from_mask)")
+    p.add_argument("--mask-edge", choices=("auto", "rough", "exact"), default="auto",
+                   help="masks: rough = a region drawn around the subject (lasso, rectangle; its edge is "
+                        "found inside it), exact = the outline is the subject's edge (SAM, a refined mask), "
+                        "auto = decided per image (default)")
     p.add_argument("--source", choices=("layer", "composite"), default="layer",
                    help="layered files: matte the layer's own pixels (default) or the visible composite")
     p.add_argument("-o", "--output", required=True, help="output folder (created; never an input)")
@@ -76,7 +80,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
                   layers=args.layers, image_pattern=args.image_pattern, trimap_pattern=args.trimap_pattern,
                   mask_pattern=args.mask_pattern, rgba=args.rgba, weights=args.weights, device=args.device,
                   steps=args.steps, seed=args.seed, samples=args.samples, bits=args.bits, band=args.band,
-                  source=args.source, jobs=args.jobs, threads=args.threads, ray=args.ray,
+                  mask_edge=args.mask_edge, source=args.source, jobs=args.jobs, threads=args.threads, ray=args.ray,
                   overwrite=args.overwrite, max_megapixels=args.max_megapixels, edges=edges_json,
                   decontaminate=params["decontaminate"], premultiplied=params["premultiplied"],
                   service=args.service, progress=not quiet, echo=echo)

@@ -50,7 +50,8 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
         trimaps: Optional[str] = None, masks: Optional[str] = None, layers: Optional[str] = None,
         image_pattern: str = "{stem}", trimap_pattern: str = "{stem}", mask_pattern: str = "{stem}",
         rgba: bool = False, weights: str = "default", device: str = "auto", steps: int = 10, seed: int = 0,
-        samples: int = 1, bits: int = 8, band: Optional[float] = None, source: str = "layer", jobs: int = 1,
+        samples: int = 1, bits: int = 8, band: Optional[float] = None, mask_edge: str = "auto",
+        source: str = "layer", jobs: int = 1,
         threads: Optional[int] = None, ray: Optional[str] = None, ray_workers: Optional[int] = None,
         overwrite: bool = False, max_megapixels: float = 100.0, edges: str = "", decontaminate: float = 1.0,
         premultiplied: bool = False, service: Union[bool, str] = False, progress: bool = True,
@@ -98,7 +99,7 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
     summary = Summary(manifest=manifest.path)
     try:
         settings = Settings(weights=str(weights), steps=steps, seed=seed, samples=samples, bits=bits, band=band,
-                            rgba=rgba, source=source, edges=edges, decontaminate=decontaminate,
+                            mask_edge=mask_edge, rgba=rgba, source=source, edges=edges, decontaminate=decontaminate,
                             premultiplied=premultiplied)
         plan = prepare(list(inputs) + ([images] if images else []), out_dir, manifest, settings,
                        trimaps=trimaps, masks=masks, layers=layers, image_pattern=image_pattern,

@@ -29,6 +29,7 @@ class Settings:
     samples: int = 1
     bits: int = 8
     band: Optional[float] = None
+    mask_edge: str = "auto"  # masks: "rough" (a region around the subject), "exact" or "auto"
     rgba: bool = False
     source: str = "layer"   # layered files: matte the layer's own pixels, or the "composite"
     edges: str = ""         # diffmatte.edges parameters as JSON ("" = the engine's matte as is)
@@ -103,10 +104,11 @@ def process(item: Item, settings: Settings, engine, read: Callable[[str], bytes]
     return res
 
 
-def _trimap_from(mask: np.ndarray, image: np.ndarray, band: Optional[float]) -> np.ndarray:
+def _trimap_from(mask: np.ndarray, image: np.ndarray, settings: Settings) -> np.ndarray:
     import trimap
 
-    return trimap.from_mask(mask, band=band, image=image)
+    tri, _ = trimap.from_selection(mask, image, band=settings.band, edge=settings.mask_edge)
+    return tri
 
 
 def _refine(engine, image: np.ndarray, tri: np.ndarray, settings: Settings, res: Result) -> np.ndarray:
@@ -140,7 +142,7 @@ def _flat(item: Item, settings: Settings, engine, read, res: Result) -> None:
     if item.trimap:
         tri = read_trimap(io.BytesIO(read(item.trimap)))
     else:
-        tri = _trimap_from(read_trimap(io.BytesIO(read(item.mask))), image, settings.band)
+        tri = _trimap_from(read_trimap(io.BytesIO(read(item.mask))), image, settings)
     final, cut = settings.finish(image, _refine(engine, image, tri, settings, res))
     out = item.outputs
     res.outputs[out["alpha"]] = _encode(lambda p: write_alpha(p, final, bits=settings.bits), "alpha.png")
@@ -167,11 +169,11 @@ def _layered(item: Item, settings: Settings, engine, read, res: Result) -> None:
         if source == "trimap":
             tri = shared_tri
         elif source == "mask":
-            tri = _trimap_from(shared_mask, image, settings.band)
+            tri = _trimap_from(shared_mask, image, settings)
         elif source == "layer-mask":
-            tri = _trimap_from(layer.mask.canvas(doc.width, doc.height), image, settings.band)
+            tri = _trimap_from(layer.mask.canvas(doc.width, doc.height), image, settings)
         else:  # transparency
-            tri = _trimap_from(doc.canvas_rgba(layer)[..., 3], image, settings.band)
+            tri = _trimap_from(doc.canvas_rgba(layer)[..., 3], image, settings)
         final, cut = settings.finish(image, _refine(engine, image, tri, settings, res), bits=doc.bits)
         layer.set_mask(final, bits=doc.bits, name="refined matte")
         key = f"cutout:{path}"

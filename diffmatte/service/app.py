@@ -91,6 +91,10 @@ class MaskBody(_Body):
     band: Optional[float] = Field(None, ge=0, le=1024)
     adaptive: bool = True
     image: Optional[str] = Field(None, description="optional base64 image: the band then follows the image")
+    edge: str = Field("exact", pattern="^(exact|rough|auto)$",
+                      description="exact: the outline is the subject's edge (SAM, layer mask); rough: the mask "
+                                  "is a region around the subject (lasso, rectangle): its edge is found inside "
+                                  "it; auto: decided from the image. rough and auto need the image")
 
 
 class ScribbleBody(_Body):
@@ -128,8 +132,8 @@ class SamBody(_Body):
 
 
 # -- helpers ----------------------------------------------------------------------------
-def _png_response(data: bytes) -> Response:
-    return Response(content=data, media_type="image/png")
+def _png_response(data: bytes, headers: Optional[Dict[str, str]] = None) -> Response:
+    return Response(content=data, media_type="image/png", headers=headers)
 
 
 def _process_memory() -> Dict[str, Any]:
@@ -424,11 +428,17 @@ def build_fastapi(service: Service) -> FastAPI:
         if body.image is not None:
             _, image = service.decode_rgb(body.image, "image")
             imaging.check_same_size(image, mask, "image", "mask")
+        if body.edge != "exact" and image is None:
+            raise InvalidInput(f"trimap from mask: edge={body.edge!r} needs the image (send image=...)")
         try:
-            result = tm.from_mask(mask, band=body.band, adaptive=body.adaptive, image=image)
+            if body.edge == "exact":
+                result, edge = tm.from_mask(mask, band=body.band, adaptive=body.adaptive, image=image), "exact"
+            else:
+                result, edge = tm.from_selection(mask, image, band=body.band, adaptive=body.adaptive,
+                                                 edge=body.edge)
         except ValueError as exc:
             raise InvalidInput(f"trimap from mask: {exc}") from None
-        return _png_response(_check_trimap_output(result, "trimap.from_mask"))
+        return _png_response(_check_trimap_output(result, "trimap.from_mask"), {"X-Trimap-Edge": edge})
 
     @app.post("/v1/trimap/scribbles")
     def trimap_scribbles(body: ScribbleBody) -> Response:

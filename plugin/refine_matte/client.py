@@ -391,10 +391,15 @@ class EngineClient:
                 pass
 
     def trimap_from_mask(self, mask_png: bytes, band: Optional[int] = None,
-                         adaptive: bool = True, image_png: Optional[bytes] = None) -> bytes:
+                         adaptive: bool = True, image_png: Optional[bytes] = None,
+                         edge: str = "exact") -> bytes:
         """Trimap (8-bit PNG, 0/128/255) from a binary or soft mask; with ``image_png``
-        the unknown band also follows the image (hair and fur outside a coarse mask)."""
+        the unknown band also follows the image (hair and fur outside a coarse mask).
+        ``edge="rough"`` (needs the image): the mask is a region around the subject (a
+        lasso, a rectangle) and the subject's edge is found inside it; ``"auto"`` decides."""
         payload = {"mask": _b64(mask_png), "band": band, "adaptive": bool(adaptive)}
+        if edge != "exact":
+            payload["edge"] = edge
         if image_png is not None:
             payload["image"] = _b64(image_png)
         data, _ = self._request("POST", "/v1/trimap/mask", payload)

@@ -30,6 +30,17 @@ SOURCES = (
     ("scribbles", "Scribbles"),
 )
 _SOURCE_IDS = [s[0] for s in SOURCES]
+# How the engine reads a selection or mask. An artist's selection is a rough region
+# around the subject (its edge is found inside it); a layer or SAM mask already
+# follows the edge. Each source starts with the mode that fits it.
+EDGES = (
+    ("rough", "Rough: find the edge inside"),
+    ("exact", "Exact: the outline is the edge"),
+    ("auto", "Auto: decide from the image"),
+)
+_EDGE_IDS = [e[0] for e in EDGES]
+DEFAULT_EDGE = {"selection": "rough", "mask": "exact"}
+LIVE_BAND_DELAY_MS = 250  # strokes in quick succession give one preview
 MASK_NAME = "Refine Matte"  # one mask of this name per layer: a new refine replaces it
 
 
@@ -142,6 +153,14 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         for sid, label in SOURCES:
             self.source_combo.addItem(label, sid)
         form.addRow(self.source_combo)
+        self.edge_combo = QtWidgets.QComboBox()
+        for eid, label in EDGES:
+            self.edge_combo.addItem(label, eid)
+        self.edge_combo.setToolTip("Rough: the selection is drawn around the subject (lasso, rectangle); "
+                                   "the subject's edge, hair and holes are found inside it.\n"
+                                   "Exact: the outline already follows the subject (a mask you refined).")
+        self._edges = dict(DEFAULT_EDGE)  # the artist's choice per source
+        form.addRow("Edge", self.edge_combo)
 
         self.hint_label = QtWidgets.QLabel()
         self.hint_label.setWordWrap(True)
@@ -260,6 +279,8 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
 
     def _connect(self) -> None:
         self.source_combo.currentIndexChanged.connect(self._on_source_changed)
+        self.canvas.strokeAdded.connect(self._on_stroke_for_band)
+        self.edge_combo.currentIndexChanged.connect(self._on_edge_changed)
         self.clear_button.clicked.connect(self.canvas.clear_input)
         self.show_input_check.toggled.connect(self.canvas.set_input_visible)
         self.brush_spin.valueChanged.connect(self.canvas.set_brush_size)
@@ -341,13 +362,32 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         if tool == "sam" and self.source() != "sam":
             self.set_source("sam")
 
+    def edge(self) -> str:
+        """How the selection or mask is read: "rough", "exact" or "auto"."""
+        return _EDGE_IDS[max(self.edge_combo.currentIndex(), 0)]
+
+    def set_edge(self, edge: str) -> None:
+        if edge not in _EDGE_IDS:
+            raise ValueError(f"unknown edge mode {edge!r}")
+        self.edge_combo.setCurrentIndex(_EDGE_IDS.index(edge))
+
+    def _on_edge_changed(self, *_: Any) -> None:
+        if self.source() in self._edges:
+            self._edges[self.source()] = self.edge()
+
     def _on_source_changed(self, *_: Any) -> None:
         src = self.source()
+        if src in self._edges:
+            self.edge_combo.blockSignals(True)
+            self.set_edge(self._edges[src])
+            self.edge_combo.blockSignals(False)
+        self.edge_combo.setEnabled(src in self._edges)
         hints = {
             "sam": "Click the subject (right/Alt/Shift-click marks background), or drag a box. "
                    "Fg/Bg/Unknown brushes correct the result.",
-            "selection": "Uses the host's selection; the band sets how wide the unknown edge is. "
-                         "Fg/Bg/Unknown brushes correct it (refine brush).",
+            "selection": "Select the subject roughly (lasso or rectangle around it, holes included): "
+                         "its edge is found inside. Preview the band first; Fg/Bg/Unknown brushes "
+                         "correct it (refine brush).",
             "mask": "Uses the active layer's existing mask; the band sets the unknown edge. "
                     "Fg/Bg/Unknown brushes correct it (refine brush).",
             "scribbles": "Paint foreground (F) and background (B); unknown (U) is optional, "
@@ -360,7 +400,8 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             self.canvas.set_tool("sam")
         elif scribbling and self.canvas.tool() not in ("fg", "bg", "unknown", "erase"):
             self.canvas.set_tool("fg")
-        self.preview_band_button.setEnabled(src in ("selection", "mask", "sam"))
+        self.preview_band_button.setEnabled(src in ("selection", "mask", "sam", "scribbles"))
+        self._live_band = False  # a new source starts without the live preview
         self._sync_sam_setup()
         self.show_selection_outline()
 
@@ -454,7 +495,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         # QImage copies: the worker thread encodes them to PNG.
         spec = JobSpec(image_png=image.copy(), source=self.source(),
                        steps=self.steps_spin.value(), samples=self.samples_spin.value(), band=band,
-                       seed=self.output_controls.seed())
+                       seed=self.output_controls.seed(), edge=self._edges.get(self.source(), "exact"))
         if spec.source != "scribbles":
             spec.override_png = self.canvas.render_overrides()  # the refine brush
         if spec.source == "selection":
@@ -498,6 +539,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         except Exception as exc:  # noqa: BLE001 - shown in the panel, never as a traceback
             self.show_error(self._describe(exc))
             return False
+        self._live_band = self._band_pending = False  # the matte view takes over
         return self._start_job(spec)
 
     @staticmethod
@@ -550,6 +592,29 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.canvas.set_progress_text("")
         self._set_busy(False)
         self.jobFinished.emit(outcome)
+        if outcome == "done" and getattr(self, "_band_pending", False):
+            self._schedule_band_preview()
+
+    # --------------------------------------------------------- live band preview
+    def _on_stroke_for_band(self, *_: Any) -> None:
+        """While the band preview is shown, every stroke recomputes it (the trimap is
+        visible before the refine, and follows the painting)."""
+        if getattr(self, "_live_band", False):
+            self._schedule_band_preview()
+
+    def _schedule_band_preview(self) -> None:
+        self._band_pending = True
+        if self.job is None:
+            QtCore.QTimer.singleShot(LIVE_BAND_DELAY_MS, self._run_pending_band_preview)
+
+    def _run_pending_band_preview(self) -> None:
+        if not getattr(self, "_band_pending", False) or self.job is not None:
+            return
+        self._band_pending = False
+        if self.source() == "scribbles" and not (self.canvas.has_scribbles("fg") and
+                                                 self.canvas.has_scribbles("bg")):
+            return  # the preview needs both kinds of stroke; wait for the next one
+        self.preview_band()
 
     def _on_progress(self, step: int, total: int, preview: Any) -> None:
         if self.job is None or self.job.cancel_event.is_set():
@@ -630,6 +695,8 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         """Remember the artist's choices (under the 'panel' group)."""
         settings.beginGroup("panel")
         settings.setValue("source", self.source())
+        for src, edge in self._edges.items():
+            settings.setValue(f"edge_{src}", edge)
         settings.setValue("steps", self.steps_spin.value())
         settings.setValue("samples", self.samples_spin.value())
         settings.setValue("band", self.band_slider.value())
@@ -642,9 +709,14 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         """Apply values written by save_settings; bad or missing values are ignored."""
         settings.beginGroup("panel")
         try:
+            for key in self._edges:
+                edge = settings.value(f"edge_{key}", None)
+                if edge in _EDGE_IDS:
+                    self._edges[key] = edge
             src = settings.value("source", None)
             if src in _SOURCE_IDS:
                 self.set_source(src)
+            self._on_source_changed()
             for key, widget in (("steps", self.steps_spin), ("samples", self.samples_spin),
                                 ("band", self.band_slider)):
                 val = _as_int(settings.value(key, None))

@@ -52,8 +52,10 @@ class FakeEngineClient:
 
     # ---------------------------------------------------------- trimaps
     def trimap_from_mask(self, mask_png: bytes, band: Optional[int] = None,
-                         adaptive: bool = True, image_png: Optional[bytes] = None) -> bytes:
-        self.calls.append({"op": "trimap_from_mask", "band": band, "image": image_png is not None})
+                         adaptive: bool = True, image_png: Optional[bytes] = None,
+                         edge: str = "exact") -> bytes:
+        self.calls.append({"op": "trimap_from_mask", "band": band, "image": image_png is not None,
+                           "edge": edge})
         mask = _grey_from(mask_png)
         w, h = mask.width(), mask.height()
         r = max(int(band or max(2, min(w, h) // 20)), 1)

@@ -39,6 +39,7 @@ class JobSpec:
     seed: Optional[int] = 0          # the variation: fixed, so results repeat (0 = the CLI's default)
     override_png: Optional[ImageData] = None  # refine brush over a non-scribble source (ARGB)
     trimap_only: bool = False        # band preview: compute the trimap, do not refine
+    edge: str = "exact"              # selection / mask: "rough" (a region around the subject), "exact", "auto"
 
 
 class JobSignals(QtCore.QObject):
@@ -142,7 +143,7 @@ class RefineJob:
                 raise ValueError("no trimap given")
             return s.trimap_png
         if s.source in ("selection", "mask"):
-            return client.trimap_from_mask(s.mask_png, band=s.band, image_png=s.image_png)
+            return client.trimap_from_mask(s.mask_png, band=s.band, image_png=s.image_png, edge=s.edge)
         if s.source == "scribbles":
             return client.trimap_from_scribbles(s.image_png, s.fg_png, s.bg_png,
                                                 unknown_png=s.unknown_png, band=s.band)

@@ -1,0 +1,155 @@
+#!/usr/bin/env python
+"""Benchmark: the matte from rough input (lasso, rectangle, strokes) on real photos.
+
+For every photo with ground-truth alpha (alphamatting.com layout: ``input/``, ``gt/``,
+``trimap2/``) it simulates what an artist draws (``trimap.simulate``) and runs the
+product's path from that input to the matte: ``trimap.from_selection(..., edge=...)``
+(or ``trimap.from_region`` with strokes), then the engine's refine. Whole-image SAD
+(thousands) against the ground truth, per photo and summed:
+
+* ``lasso`` / ``rect``: the input used directly as the mask, the product's matte from
+  it, the matte from the dataset's ``trimap2``, and the product's matte from the
+  outline banded as an exact edge (``trimap.from_mask``: what the product did before);
+* ``strokes``: one foreground and one background stroke, then one short corrective
+  stroke where the matte is most wrong, until the matte's SAD is within 1.5x the
+  ``trimap2`` matte's (or 2.0 above it); the number of strokes per photo (``>N``: not
+  reached within ``--max-strokes``).
+
+    python bench/rough_bench.py --data ../shared/data/dev/alphamatting-real
+    python bench/rough_bench.py --data ../shared/data/dev/alphamatting-real --inputs lasso rect --seed 1
+
+Issue #27's goals (sums over the photos): lasso <= 1.2x the trimap2 matte and <= 0.25x
+the lasso's own SAD; rectangle <= 1.5x the trimap2 matte; strokes median <= 6, none 20.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import trimap  # noqa: E402
+from trimap import simulate  # noqa: E402
+from trimap.evaluate import sad  # noqa: E402
+
+GOALS = {"lasso_vs_t2": 1.2, "lasso_vs_input": 0.25, "rect_vs_t2": 1.5, "strokes_median": 6, "strokes_max": 20}
+STROKE_RADIUS = 6.0
+
+
+def load(path: Path, mode: str) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert(mode))
+
+
+def region_rows(name, kind, region, image, alpha, engine, t2_sad) -> Dict[str, float]:
+    """One photo's row for a region input (lasso or rectangle)."""
+    t0 = time.perf_counter()
+    tri, edge = trimap.from_selection(region, image, edge="rough")
+    t_seg = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    matte = engine.refine(image, tri)
+    t_ref = time.perf_counter() - t0
+    before = engine.refine(image, trimap.from_mask(region, image=image))
+    row = {"input": sad(region.astype(np.float32), alpha), "product": sad(matte, alpha),
+           "before": sad(before, alpha), "t2": t2_sad, "seg_s": t_seg, "refine_s": t_ref}
+    print(f"{kind:6s} {name:8s} input {row['input']:7.2f}  product {row['product']:6.2f}  "
+          f"trimap2 {t2_sad:6.2f}  before {row['before']:7.2f}  ({edge}; trimap {t_seg:.2f} s, "
+          f"refine {t_ref:.2f} s)", flush=True)
+    return row
+
+
+def stroke_count(name, image, alpha, engine, t2_sad, rng, max_strokes) -> int:
+    """Strokes until the matte is within 1.5x (or +2.0) of the trimap2 matte; max+1 if never."""
+    target = max(1.5 * t2_sad, t2_sad + 2.0)
+    fg_stroke, bg_stroke = simulate.first_strokes(alpha, rng)
+    strokes: Dict[str, List[list]] = {"fg": [fg_stroke], "bg": [bg_stroke]}
+    shape = alpha.shape
+    history = []
+    for n in range(2, max_strokes + 1):
+        fg = trimap.strokes_to_mask(shape, strokes["fg"], radius=STROKE_RADIUS)
+        bg = trimap.strokes_to_mask(shape, strokes["bg"], radius=STROKE_RADIUS)
+        matte = engine.refine(image, trimap.from_region(image, None, fg=fg, bg=bg))
+        err = sad(matte, alpha)
+        history.append(f"{err:.1f}")
+        if err <= target:
+            print(f"strokes {name:8s} {n:3d}  (target {target:.2f}; SAD after each: {' '.join(history)})", flush=True)
+            return n
+        fix = simulate.corrective_stroke(alpha, matte, rng)
+        if fix is None:
+            break
+        strokes[fix[0]].append(fix[1])
+    print(f"strokes {name:8s} >{max_strokes}  (target {target:.2f}; SAD after each: {' '.join(history)})", flush=True)
+    return max_strokes + 1
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True, help="folder with input/, gt/ and trimap2/")
+    ap.add_argument("--inputs", nargs="+", default=["lasso", "rect", "strokes"], choices=["lasso", "rect", "strokes"])
+    ap.add_argument("--seed", type=int, default=0, help="seed of the simulated hand (default 0)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-strokes", type=int, default=20)
+    ap.add_argument("--photos", nargs="*", default=None, help="only these names (e.g. GT04)")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    import diffmatte
+
+    torch.set_num_threads(args.threads)
+    engine = diffmatte.load_engine(weights="default", device="cpu")
+    names = sorted(p.stem for p in (args.data / "gt").glob("*.png"))
+    if args.photos:
+        names = [n for n in names if n in args.photos]
+    totals: Dict[str, Dict[str, float]] = {"lasso": {}, "rect": {}}
+    counts: List[int] = []
+    for k, name in enumerate(names):
+        image = load(args.data / "input" / f"{name}.png", "RGB")
+        alpha = load(args.data / "gt" / f"{name}.png", "L").astype(np.float32) / 255.0
+        t2_sad = sad(engine.refine(image, load(args.data / "trimap2" / f"{name}.png", "L")), alpha)
+        rng = np.random.default_rng([args.seed, k])
+        for kind in ("lasso", "rect"):
+            if kind in args.inputs:
+                make = simulate.lasso_from_alpha if kind == "lasso" else simulate.rectangle_from_alpha
+                row = region_rows(name, kind, make(alpha, rng), image, alpha, engine, t2_sad)
+                for key, v in row.items():
+                    totals[kind][key] = totals[kind].get(key, 0.0) + v
+        if "strokes" in args.inputs:
+            counts.append(stroke_count(name, image, alpha, engine, t2_sad, rng, args.max_strokes))
+
+    print("\nsummary (whole-image SAD, thousands, summed over", len(names), "photos)")
+    for kind, t in totals.items():
+        if not t:
+            continue
+        print(f"  {kind:6s} input {t['input']:8.2f}  product {t['product']:7.2f}  trimap2 matte {t['t2']:7.2f}  "
+              f"before {t['before']:8.2f}  product/trimap2 {t['product'] / t['t2']:.2f}x  "
+              f"product/input {t['product'] / t['input']:.3f}x  trimap {t['seg_s'] / len(names):.2f} s/photo  "
+              f"refine {t['refine_s'] / len(names):.2f} s/photo")
+    if counts:
+        shown = " ".join(str(c) if c <= args.max_strokes else f">{args.max_strokes}" for c in counts)
+        print(f"  strokes per photo: {shown}; median {statistics.median(counts)}, max {max(counts)}")
+    checks = []
+    if totals["lasso"]:
+        t = totals["lasso"]
+        checks += [("lasso <= 1.2x trimap2 matte", t["product"] / t["t2"] <= GOALS["lasso_vs_t2"]),
+                   ("lasso <= 0.25x the lasso", t["product"] / t["input"] <= GOALS["lasso_vs_input"])]
+    if totals["rect"]:
+        t = totals["rect"]
+        checks.append(("rectangle <= 1.5x trimap2 matte", t["product"] / t["t2"] <= GOALS["rect_vs_t2"]))
+    if counts:
+        checks += [("strokes median <= 6", statistics.median(counts) <= GOALS["strokes_median"]),
+                   ("no photo needs 20 strokes", max(counts) < GOALS["strokes_max"])]
+    for label, ok in checks:
+        print(f"  goal: {label}: {'met' if ok else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

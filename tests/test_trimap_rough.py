@@ -1,0 +1,110 @@
+"""Rough input (trimap.rough): a lasso or rectangle is a region around the subject."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+pytest.importorskip("cv2")
+
+import trimap  # noqa: E402
+from trimap import simulate  # noqa: E402
+from trimap.rough import looks_rough, segment  # noqa: E402
+
+H, W = 120, 160
+
+
+def scene(seed: int = 0):
+    """A red disk with a hole (blue-green background seen through it) on that background."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:H, :W]
+    disk = (yy - 60) ** 2 + (xx - 80) ** 2 <= 40 ** 2
+    hole = (yy - 60) ** 2 + (xx - 88) ** 2 <= 10 ** 2
+    subject = disk & ~hole
+    img = np.empty((H, W, 3), np.float32)
+    img[:] = (0.15, 0.45, 0.55)
+    img[subject] = (0.85, 0.2, 0.15)
+    img += rng.normal(0, 0.03, img.shape).astype(np.float32)
+    return np.clip(img, 0, 1), subject, hole
+
+
+def lasso_around(subject: np.ndarray, px: float) -> np.ndarray:
+    return ndi.binary_fill_holes(ndi.distance_transform_edt(~subject) <= px)
+
+
+def test_a_lasso_finds_the_edge_inside_it_and_the_hole():
+    img, subject, hole = scene()
+    lasso = lasso_around(subject, 15)
+    tri, edge = trimap.from_selection(lasso, img, edge="rough")
+    assert edge == "rough"
+    # The band sits on the subject's edge, not on the lasso line: the lasso's inner
+    # ring (background) is background or unknown, never foreground.
+    ring = lasso & (ndi.distance_transform_edt(~subject) > 6)
+    assert (tri[ring] == 0).mean() > 0.9
+    assert (tri[ndi.binary_erosion(subject, iterations=8)] == 255).mean() > 0.95
+    # The background seen through the hole is not certain foreground.
+    core_hole = ndi.binary_erosion(hole, iterations=3)
+    assert (tri[core_hole] == 255).mean() < 0.05
+    assert not (tri[~lasso] > 0).any()  # outside the selection stays background
+
+
+def test_exact_keeps_the_outline_as_the_edge():
+    img, subject, _ = scene()
+    lasso = lasso_around(subject, 15)
+    tri, edge = trimap.from_selection(lasso, img, edge="exact")
+    assert edge == "exact"
+    assert (tri == trimap.from_mask(lasso, image=img)).all()
+    ring = lasso & (ndi.distance_transform_edt(~subject) > 10)
+    assert (tri[ring] != 0).mean() > 0.9  # read as the edge, the lasso never makes that ring background
+
+
+def test_auto_tells_a_lasso_from_an_accurate_mask():
+    img, subject, _ = scene()
+    lasso = lasso_around(subject, 15)
+    band = trimap.default_band(subject.shape)
+    assert looks_rough(lasso.astype(np.float32), segment(img, lasso), band)
+    assert not looks_rough(subject.astype(np.float32), segment(img, subject), band)
+    assert trimap.from_selection(lasso, img, edge="auto")[1] == "rough"
+    assert trimap.from_selection(subject, img, edge="auto")[1] == "exact"
+
+
+def test_strokes_alone_segment_the_subject():
+    img, subject, _ = scene(1)
+    fg = trimap.strokes_to_mask((H, W), [[(60, 50), (70, 70)]], radius=3)
+    bg = trimap.strokes_to_mask((H, W), [[(5, 5), (30, 5)]], radius=3)
+    tri = trimap.from_region(img, None, fg=fg, bg=bg)
+    inner = ndi.binary_erosion(subject, iterations=8)
+    far = ndi.distance_transform_edt(~subject) > 12
+    assert (tri[inner] == 255).mean() > 0.9 and (tri[far] == 0).mean() > 0.95
+    assert (tri[fg] == 255).all() and (tri[bg] == 0).all()  # strokes win
+
+
+def test_rough_input_errors_are_clear():
+    img, subject, _ = scene()
+    with pytest.raises(ValueError, match="selection is empty"):
+        trimap.from_region(img, np.zeros((H, W), bool))
+    with pytest.raises(ValueError, match="edge must be one of"):
+        trimap.from_selection(subject, img, edge="sloppy")
+    with pytest.raises(ValueError, match="must match"):
+        trimap.from_selection(subject[:50], img, edge="rough")
+    # A selection of everything still gives a trimap (the border stands in for background).
+    tri, _ = trimap.from_selection(np.ones((H, W), bool), img, edge="rough")
+    assert tri.shape == (H, W) and set(np.unique(tri)) <= {0, 128, 255}
+
+
+def test_simulated_lasso_and_rectangle_enclose_the_subject():
+    alpha = np.zeros((H, W), np.float32)
+    alpha[40:80, 50:110] = 1.0
+    alpha[60:64, 20:50] = 0.3  # a faint strand to the left
+    rng = np.random.default_rng(0)
+    lasso = simulate.lasso_from_alpha(alpha, rng)
+    rect = simulate.rectangle_from_alpha(alpha, rng)
+    visible = alpha > simulate.VISIBLE
+    assert lasso[visible].all() and rect[visible].all()
+    d = ndi.distance_transform_edt(~visible)
+    assert d[lasso].max() <= 32 and lasso.sum() < rect.sum() + 1
+    fg, bg = simulate.first_strokes(alpha, rng)
+    assert alpha[int(fg[0][1]), int(fg[0][0])] == 1.0 and alpha[int(bg[0][1]), int(bg[0][0])] == 0.0
+    matte = np.zeros_like(alpha)
+    kind, stroke = simulate.corrective_stroke(alpha, matte, rng)
+    assert kind == "fg" and alpha[int(stroke[0][1]), int(stroke[0][0])] == 1.0

@@ -1,0 +1,270 @@
+"""Trimaps from rough input: a lasso, a rectangle, a feathered selection or a few strokes.
+
+An artist's selection is a *region of interest*, not the subject's edge: a lasso drawn
+a few to a few dozen pixels outside the subject, with the background seen through
+holes (between leaves, inside a wicker ball) still inside it. Banding its outline
+(:func:`trimap.from_mask`) puts the unknown band on the lasso line, and the matte is
+then the lasso with a soft edge. So the edge is found first:
+
+1. **Segmentation** (:func:`segment`): colour models with a graph cut (GrabCut, Rother
+   et al. 2004, OpenCV's implementation) on a copy of at most ``MAX_SEGMENT_PIXELS``:
+   outside the region is background for certain, inside it "probably foreground";
+   strokes are hard labels. The result is upsampled; the band absorbs the lost detail.
+2. **Colour evidence**: GrabCut's own Gaussian mixtures give every pixel a log-likelihood
+   ratio background : foreground. Pixels of the segmented subject whose colour the
+   background explains better (holes, gaps between strands, background seen through
+   fur) are not certain foreground: they and a few pixels around them become unknown,
+   and where such pixels are dense (a hair or foliage volume) the whole zone does.
+3. **Band** the segmentation's edge as :func:`trimap.from_mask` does for an accurate
+   mask (smart radius, strands found in the image), keep everything outside the region
+   background, and paint the strokes on top.
+
+Measured with ``bench/rough_bench.py`` (docs/TRIMAP.md, "Rough input").
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ._validate import BG, FG, UNKNOWN, as_image, as_mask, check_band, check_same_shape
+from .band import default_band, from_mask
+
+# GrabCut runs on a copy of at most this many pixels (0.5 s at 1 MP on 2 cores).
+MAX_SEGMENT_PIXELS = 250_000
+SEGMENT_ITERATIONS = 5
+# Log-likelihood ratio (background : foreground) above which a segmented pixel's
+# colour counts as background-like, and how far around such pixels the band reaches.
+BG_LIKE_LLR = -2.0
+BG_LIKE_GROW = 4
+# Where background-like pixels make up more than this share of the subject within a
+# band radius, the whole zone is unknown (hair, fur and foliage volumes).
+POROUS_SHARE = 0.2
+# A mask is taken as rough when the segmentation drops more than this share of a
+# ring just inside its outline (an exact mask's inner ring is the subject).
+ROUGH_RING_SHARE = 0.35
+
+EDGE_MODES = ("rough", "exact", "auto")
+
+
+@dataclass
+class Segmentation:
+    """The subject found inside a region: ``fg`` (H x W bool) and ``llr``, the per-pixel
+    log-likelihood ratio background : foreground of the fitted colour models."""
+
+    fg: np.ndarray
+    llr: np.ndarray
+
+
+def _gmm_loglik(pixels: np.ndarray, model: np.ndarray) -> np.ndarray:
+    """Log-likelihood of N x 3 pixels (0..255) under an OpenCV GrabCut model (1 x 65)."""
+    k = 5
+    weights = model[0, :k]
+    means = model[0, k:4 * k].reshape(k, 3)
+    covs = model[0, 4 * k:].reshape(k, 3, 3)
+    out = np.full(len(pixels), -np.inf)
+    for j in range(k):
+        if weights[j] <= 0:
+            continue
+        # A small floor: a component fitted to a flat patch has a singular covariance.
+        cov = covs[j] + np.eye(3) * 1e-2
+        diff = pixels - means[j]
+        maha = np.einsum("ni,ij,nj->n", diff, np.linalg.inv(cov), diff)
+        ll = math.log(weights[j]) - 0.5 * maha - 0.5 * math.log(np.linalg.det(cov))
+        out = np.logaddexp(out, ll)
+    return out
+
+
+def _resize(arr: np.ndarray, size: Tuple[int, int], nearest: bool) -> np.ndarray:
+    import cv2
+
+    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
+    return cv2.resize(arr, (size[1], size[0]), interpolation=interp)
+
+
+def segment(
+    image: np.ndarray,
+    region: Optional[np.ndarray] = None,
+    fg: Optional[np.ndarray] = None,
+    bg: Optional[np.ndarray] = None,
+    *,
+    prior: Optional[np.ndarray] = None,
+    max_pixels: int = MAX_SEGMENT_PIXELS,
+    iterations: int = SEGMENT_ITERATIONS,
+) -> Segmentation:
+    """Find the subject inside ``region`` (and/or from ``fg``/``bg`` strokes) by GrabCut.
+
+    Args:
+        image: H x W x 3 float image in 0..1 (see :func:`trimap._validate.as_image`).
+        region: H x W bool; outside it is background for certain. ``None``: the whole image.
+        fg, bg: H x W bool hard labels (strokes), or ``None``.
+        prior: H x W float 0..1, where the unlabelled inside starts as foreground
+            (>= 0.5) or background; ``None``: all of it foreground.
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(1.0, math.sqrt(max_pixels / float(h * w)))
+    size = (max(2, round(h * scale)), max(2, round(w * scale)))
+    img8 = np.ascontiguousarray((image * 255.0 + 0.5).astype(np.uint8)[:, :, ::-1])  # OpenCV is BGR
+    small = _resize(img8, size, nearest=False) if scale < 1.0 else img8
+    start = np.ones((h, w), bool) if prior is None else np.asarray(prior) >= 0.5
+    labels = np.where(start, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    if region is not None:
+        labels[~region] = cv2.GC_BGD
+    for hard, value in ((bg, cv2.GC_BGD), (fg, cv2.GC_FGD)):
+        if hard is not None:
+            labels[hard] = value
+    if scale < 1.0:
+        small_labels = _resize(labels, size, nearest=True)
+        # Strokes must survive the downscaling: any stroke pixel in a cell labels it.
+        for hard, value in ((bg, cv2.GC_BGD), (fg, cv2.GC_FGD)):
+            if hard is not None and hard.any():
+                cells = _resize(hard.astype(np.float32), size, nearest=False) > 0
+                small_labels[cells] = value
+    else:
+        small_labels = labels
+    if not ((small_labels == cv2.GC_BGD) | (small_labels == cv2.GC_PR_BGD)).any():
+        # GrabCut needs background samples; a region that covers the whole image has
+        # none, so its outermost pixels stand in (the subject rarely fills the frame).
+        small_labels[[0, -1], :] = cv2.GC_PR_BGD
+        small_labels[:, [0, -1]] = cv2.GC_PR_BGD
+    bgd = np.zeros((1, 65), np.float64)
+    fgd = np.zeros((1, 65), np.float64)
+    cv2.grabCut(small, small_labels, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    seg = ((small_labels == cv2.GC_FGD) | (small_labels == cv2.GC_PR_FGD)).astype(np.float32)
+    if scale < 1.0:
+        seg = cv2.resize(seg, (w, h), interpolation=cv2.INTER_LINEAR)
+    fg_mask = seg >= 0.5
+    if region is not None:
+        fg_mask &= region
+    pixels = img8.reshape(-1, 3).astype(np.float64)
+    llr = (_gmm_loglik(pixels, bgd) - _gmm_loglik(pixels, fgd)).reshape(h, w)
+    return Segmentation(fg=fg_mask, llr=llr.astype(np.float32))
+
+
+def colour_unknown(seg: Segmentation, band: float) -> np.ndarray:
+    """Segmented pixels that are not certain foreground by colour (H x W bool).
+
+    Background-like pixels grown by ``BG_LIKE_GROW`` px, and every zone of the
+    subject where they are dense (see ``POROUS_SHARE``).
+    """
+    like = seg.fg & (seg.llr > BG_LIKE_LLR)
+    if not like.any():
+        return like
+    grown = ndi.binary_dilation(like, iterations=BG_LIKE_GROW) & seg.fg
+    from .band import smooth
+
+    porous = seg.fg & (smooth(like.astype(np.float32), max(1.0, band)) > POROUS_SHARE)
+    return grown | porous
+
+
+def looks_rough(mask: np.ndarray, seg: Segmentation, band: float) -> bool:
+    """Whether ``mask`` is a region around the subject rather than its edge.
+
+    An exact mask's outline lies on the subject, so the ring just inside it is
+    foreground; a lasso's inner ring is mostly background the segmentation drops.
+    """
+    hard = mask >= 0.5
+    depth = ndi.distance_transform_edt(hard)
+    ring = hard & (depth <= max(2.0, 0.5 * band))
+    if not ring.any():
+        return False
+    soft = ((mask > 0.05) & (mask < 0.95)).mean() > 0.5 * ring.mean()
+    dropped = float((ring & ~seg.fg).sum()) / float(ring.sum())
+    return soft or dropped > ROUGH_RING_SHARE
+
+
+def from_region(
+    image: np.ndarray,
+    region: Optional[np.ndarray] = None,
+    band: Optional[float] = None,
+    *,
+    fg: Optional[np.ndarray] = None,
+    bg: Optional[np.ndarray] = None,
+    adaptive: bool = True,
+    seg: Optional[Segmentation] = None,
+) -> np.ndarray:
+    """Trimap (H x W uint8) for the subject inside a rough ``region`` and/or strokes.
+
+    Args:
+        image: H x W x 3 (grey, RGBA) uint8, uint16 or float 0..1.
+        region: the rough selection (bool / 0..255 / 0..1; >= 0.5 inside), or ``None``.
+        band: band radius in pixels (``None``: :func:`trimap.default_band`).
+        fg, bg: optional stroke masks (>= 0.5 painted): hard labels for the
+            segmentation and painted onto the trimap.
+        seg: a segmentation already computed for these inputs (skips GrabCut).
+    """
+    img = as_image(image)
+    shape = img.shape[:2]
+    reg = None if region is None else _as_bool(region, shape, "region")
+    fg_m = None if fg is None else _as_bool(fg, shape, "fg")
+    bg_m = None if bg is None else _as_bool(bg, shape, "bg")
+    if reg is not None and not reg.any():
+        raise ValueError("the selection is empty: select the subject (a rough outline is enough)")
+    r = default_band(shape) if band is None else check_band(band)
+    if seg is None:
+        prior = None
+        if reg is None and fg_m is not None and bg_m is not None and fg_m.any() and bg_m.any():
+            # Strokes alone: start each pixel with the nearer stroke's label, so both
+            # colour models begin from plausible samples (all-foreground starts fail).
+            from .scribbles import nearest_seed_probability
+
+            prior = nearest_seed_probability(fg_m, bg_m)
+        seg = segment(img, reg, fg_m, bg_m, prior=prior)
+    tri = from_mask(seg.fg, band=r, adaptive=adaptive, image=img)
+    unknown = colour_unknown(seg, r) & (tri == FG)
+    tri[unknown] = UNKNOWN
+    if reg is not None:
+        tri[~reg] = BG
+    if bg_m is not None:
+        tri[bg_m] = BG
+    if fg_m is not None:
+        tri[fg_m] = FG
+    return tri
+
+
+def _as_bool(arr: object, shape: Tuple[int, int], name: str) -> np.ndarray:
+    m = as_mask(arr, name)
+    check_same_shape(shape, m, name, "image")
+    return m >= 0.5
+
+
+def check_edge_mode(edge: str) -> str:
+    """Return ``edge`` if it is one of :data:`EDGE_MODES`, else raise ``ValueError``."""
+    if edge not in EDGE_MODES:
+        raise ValueError(f"edge must be one of {', '.join(EDGE_MODES)}, got {edge!r}")
+    return edge
+
+
+def from_selection(
+    mask: object,
+    image: object,
+    band: Optional[float] = None,
+    *,
+    edge: str = "auto",
+    adaptive: bool = True,
+) -> Tuple[np.ndarray, str]:
+    """Trimap from a selection or mask, treating it as rough or exact: ``(trimap, edge used)``.
+
+    ``edge="rough"``: the selection is a region around the subject (a lasso, a
+    rectangle, a feathered selection): the subject's edge is found inside it
+    (:func:`from_region`). ``"exact"``: the outline is the subject's edge (a SAM
+    mask, a layer mask): :func:`trimap.from_mask` with the image. ``"auto"``:
+    rough when the segmentation disagrees with the outline (:func:`looks_rough`).
+    """
+    check_edge_mode(edge)
+    m = as_mask(mask, "mask")
+    img = as_image(image)
+    check_same_shape(m.shape, img, "image", "mask")
+    r = default_band(m.shape) if band is None else check_band(band)
+    hard = m >= 0.5
+    if edge == "exact" or not hard.any() or hard.all() and edge == "auto":
+        return from_mask(m, band=r, adaptive=adaptive, image=img), "exact"
+    seg = segment(img, hard)
+    if edge == "auto" and not looks_rough(m, seg, r):
+        return from_mask(m, band=r, adaptive=adaptive, image=img), "exact"
+    return from_region(img, hard, band=r, adaptive=adaptive, seg=seg), "rough"
