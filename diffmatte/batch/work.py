@@ -99,6 +99,9 @@ def process(item: Item, settings: Settings, engine, read: Callable[[str], bytes]
     except (ValueError, OSError, MemoryError) as exc:
         res.outputs.clear()
         res.error = str(exc) or type(exc).__name__
+    except Exception as exc:  # noqa: BLE001 - a bug on one file fails that file, never the batch
+        res.outputs.clear()
+        res.error = f"{item.image}: internal error ({type(exc).__name__}: {exc})"
     res.seconds["total"] = round(time.perf_counter() - t0, 3)
     return res
 
@@ -162,6 +165,8 @@ def _layered(item: Item, settings: Settings, engine, read, res: Result) -> None:
         layer = by_path.get(path)
         if layer is None:
             raise ValueError(f"{item.image}: layer {path!r} is gone")
+        if source == "layer-mask" and layer.mask is None:
+            raise ValueError(f"{item.image}: layer {path!r} has no layer mask any more")
         rgba = composite if composite is not None else doc.canvas_rgba(layer)
         image = rgba[..., :3]
         if source == "trimap":

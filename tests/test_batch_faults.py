@@ -1,0 +1,122 @@
+"""Issue #25: faults found with real files (duplicate layer names, one bad file in a
+folder, full disks, unwritable manifests, orphaned workers)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diffmatte import batch, layered
+from diffmatte.layered import LayeredImage, Layer, Mask
+from test_layered import EXT, FORMATS, make_doc
+
+
+def run(tiny_weights, inputs, out, **kw):
+    return batch.run([str(i) for i in inputs], str(out), weights=str(tiny_weights), steps=1, threads=1,
+                     progress=False, echo=None, **kw)
+
+
+def dup_doc(w: int = 40, h: int = 30) -> LayeredImage:
+    """Two layers named 'Layer': the lower with a layer mask, the upper with transparency
+    only (as the report's file, and MyPaint's unnamed layers that all read as 'layer')."""
+    rng = np.random.default_rng(3)
+    bg = np.dstack([rng.integers(0, 256, (h, w, 3), dtype=np.uint8), np.full((h, w), 255, np.uint8)])
+    low = np.dstack([rng.integers(0, 256, (h, w, 3), dtype=np.uint8), np.full((h, w), 255, np.uint8)])
+    mask = np.zeros((h, w), np.uint8)
+    mask[5:20, 5:25] = 255
+    up = np.dstack([rng.integers(0, 256, (h, w, 3), dtype=np.uint8), np.zeros((h, w), np.uint8)])
+    up[8:24, 12:34, 3] = 255
+    return LayeredImage(w, h, [Layer("background", bg), Layer("Layer", low, mask=Mask(mask)), Layer("Layer", up)])
+
+
+def test_paths_are_unique_where_names_repeat():
+    doc = dup_doc()
+    assert [p for p, _ in doc.leaves()] == ["background", "Layer#1", "Layer#2"]
+    assert [p for p, _ in doc.find("Layer")] == ["Layer#1", "Layer#2"]
+    assert [p for p, _ in doc.find("Layer#2")] == ["Layer#2"]
+    assert doc.find("Layer#2")[0][1] is doc.layers[2]
+    # groups too, and a literal name that looks like a numbered one does not collide
+    g = LayeredImage(4, 4, [Layer("g", children=[Layer("x")], kind="group"),
+                            Layer("g", children=[Layer("x")], kind="group"), Layer("g#1")])
+    paths = [p for p, _ in g.walk()]
+    assert len(set(paths)) == len(paths) and "g#1/x" in paths or "g#2/x" in paths
+    assert make_doc().leaves()[1][0] == "fg/subject"   # unique names keep their plain paths
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_duplicate_layer_names_each_get_their_own_mask(tmp_path, tiny_weights, fmt):
+    """Was: AttributeError 'NoneType' object has no attribute 'canvas' aborted the whole batch
+    (and the other file was never processed); or only the top layer got a mask, twice."""
+    src = layered.write(dup_doc(), tmp_path / "in" / f"dup{EXT[fmt]}")
+    other = layered.write(make_doc(), tmp_path / "in" / f"other{EXT[fmt]}")
+    s = run(tiny_weights, [tmp_path / "in"], tmp_path / "out", layers="Layer", band=1.0)
+    assert s.failed == [] or all("other" in k for k, _ in s.failed), s.failed
+    rec = batch.runner.Manifest(tmp_path / "out" / batch.MANIFEST).records
+    assert rec[src.name]["status"] == "done"
+    assert rec[src.name]["layers"] == [["Layer#1", "layer-mask"], ["Layer#2", "transparency"]]
+    assert other.name in rec    # the other file was planned and recorded, not lost
+    orig, new = layered.read(src), layered.read(tmp_path / "out" / src.name)
+    low_before = orig.layers[1].mask.canvas(40, 30)
+    low, up = new.leaves()[1][1], new.leaves()[2][1]
+    assert low.mask is not None and up.mask is not None
+    assert not np.array_equal(low.mask.canvas(40, 30), up.mask.canvas(40, 30))
+    # each mask comes from its own layer's trimap: the lower one keeps its known pixels
+    assert (low.mask.canvas(40, 30)[low_before == 0][:5] == 0).all() or fmt == "tiff"
+    for (_, a), (_, b) in zip(orig.leaves(), new.leaves()):
+        np.testing.assert_array_equal(a.pixels, b.pixels)
+
+
+def test_a_unique_path_selects_one_of_two_same_named_layers(tmp_path, tiny_weights):
+    src = layered.write(dup_doc(), tmp_path / "in" / "dup.ora")
+    s = run(tiny_weights, [src], tmp_path / "out", layers="Layer#2", band=1.0)
+    assert (s.refined, s.failed) == (1, [])
+    new = layered.read(tmp_path / "out" / src.name)
+    assert new.leaves()[2][1].mask is not None
+    np.testing.assert_array_equal(new.leaves()[1][1].mask.canvas(40, 30), dup_doc().layers[1].mask.canvas(40, 30))
+
+
+def test_layers_whose_outputs_would_collide_are_refused_before_work(tmp_path, tiny_weights, monkeypatch):
+    """'a b' and 'a_b' would both write dup_a_b_cutout.png: a clear error, not one lost cut-out."""
+    import diffmatte.engine
+
+    monkeypatch.setattr(diffmatte.engine, "load_engine", lambda *a, **k: pytest.fail("model loaded"))
+    doc = dup_doc()
+    doc.layers[1].name, doc.layers[2].name = "a b", "a_b"
+    src = layered.write(doc, tmp_path / "in" / "dup.ora")
+    s = run(tiny_weights, [src], tmp_path / "out", layers="a*", band=1.0, rgba=True)
+    (key, why), = s.failed
+    assert key == "dup.ora" and "'a b'" in why and "'a_b'" in why and "dup_a_b_cutout.png" in why
+
+
+def test_one_bad_file_never_stops_the_batch(tmp_path, tiny_weights, monkeypatch):
+    """Any exception from one file (here an AttributeError from a codec) fails that file only,
+    both while planning and while refining."""
+    src = layered.write(make_doc(seed=1), tmp_path / "in" / "bad.ora")
+    good = layered.write(make_doc(), tmp_path / "in" / "good.ora")
+    real_read = layered.read
+    calls = {"n": 0}
+
+    def flaky(source, fmt="", name=""):
+        if Path(str(name or source)).name == "bad.ora":
+            calls["n"] += 1
+            if calls["n"] > 1:      # planning succeeds, refining hits a bug
+                raise AttributeError("'NoneType' object has no attribute 'canvas'")
+        return real_read(source, fmt, name)
+
+    monkeypatch.setattr(layered, "read", flaky)
+    s = run(tiny_weights, [tmp_path / "in"], tmp_path / "out", layers="*subject*", band=1.0)
+    assert s.refined == 1 and [k for k, _ in s.failed] == ["bad.ora"]
+    assert "AttributeError" in dict(s.failed)["bad.ora"]
+    assert (tmp_path / "out" / good.name).is_file()
+    calls["n"] = -100
+
+    def broken(source, fmt="", name=""):
+        if Path(str(name or source)).name == "bad.ora":
+            raise KeyError("layer 7")
+        return real_read(source, fmt, name)
+
+    monkeypatch.setattr(layered, "read", broken)
+    s = run(tiny_weights, [tmp_path / "in"], tmp_path / "out2", layers="*subject*", band=1.0)
+    assert s.refined == 1 and [k for k, _ in s.failed] == ["bad.ora"]
+    assert src.name in dict(s.failed) and "KeyError" in dict(s.failed)["bad.ora"]
