@@ -120,3 +120,91 @@ def test_one_bad_file_never_stops_the_batch(tmp_path, tiny_weights, monkeypatch)
     s = run(tiny_weights, [tmp_path / "in"], tmp_path / "out2", layers="*subject*", band=1.0)
     assert s.refined == 1 and [k for k, _ in s.failed] == ["bad.ora"]
     assert src.name in dict(s.failed) and "KeyError" in dict(s.failed)["bad.ora"]
+
+
+# ----------------------------------------------------------------- finding 3: orphaned workers
+def _children(pid: int) -> list:
+    """Every live descendant of ``pid`` (from /proc), zombies left out."""
+    import os
+
+    kids, out = {}, []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        rest = stat[stat.rindex(")") + 2:].split()
+        if rest[0] != "Z":
+            kids.setdefault(int(rest[1]), []).append(int(entry))
+    todo = [pid]
+    while todo:
+        for c in kids.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+@pytest.mark.parametrize("signame", ["SIGKILL", "SIGTERM"])
+def test_killing_a_jobs_2_batch_leaves_no_process_behind(tmp_path, tiny_weights, signame):
+    """Was: the --jobs workers (~790 MB each) ran on for ever after their parent's SIGKILL."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from PIL import Image
+
+    img, tri = tmp_path / "img", tmp_path / "tri"
+    img.mkdir()
+    tri.mkdir()
+    rng = np.random.default_rng(0)
+    t = np.full((96, 96), 128, np.uint8)
+    t[:20], t[-20:] = 0, 255
+    for i in range(40):   # enough work that the workers are busy or waiting when the kill comes
+        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(img / f"p{i:02d}.png")
+        Image.fromarray(t).save(tri / f"p{i:02d}.png")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-m", "diffmatte", "batch", "--images", str(img), "--trimaps", str(tri),
+                             "-o", str(tmp_path / "out"), "--weights", str(tiny_weights), "--steps", "3",
+                             "--jobs", "2", "--threads", "1", "-q"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        workers: list = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            workers = [p for p in _children(proc.pid)
+                       if b"multiprocessing" in Path(f"/proc/{p}/cmdline").read_bytes()]
+            manifest = tmp_path / "out" / batch.MANIFEST
+            if len(workers) >= 2 and manifest.exists() and manifest.stat().st_size > 0:
+                break      # the workers have loaded the engine and refined something
+            time.sleep(0.1)
+        assert proc.poll() is None and len(workers) >= 2, "the batch never had two busy workers"
+        family = _children(proc.pid)
+        proc.send_signal(getattr(signal, signame))
+        proc.wait(timeout=30)
+        end = time.monotonic() + 5.0
+        while time.monotonic() < end and any(_alive(p) for p in family):
+            time.sleep(0.1)
+        left = [p for p in family if _alive(p)]
+        assert not left, f"processes left behind after {signame}: {left}"
+    finally:
+        for p in [proc.pid] + _children(proc.pid) + [p for p in locals().get("family", []) if _alive(p)]:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        proc.wait(timeout=30)

@@ -257,7 +257,7 @@ def _run_pool(pending: List[Item], settings: Settings, device: str, threads: Opt
     per = threads or max(1, (os.cpu_count() or 1) // jobs)
     ctx = multiprocessing.get_context("spawn")  # no forked torch state
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=init_worker,
-                             initargs=(settings.weights, device, per)) as pool:
+                             initargs=(settings.weights, device, per, os.getpid())) as pool:
         futures = {pool.submit(process_in_worker, item, settings): item for item in pending}
         try:
             left = set(futures)
