@@ -208,3 +208,155 @@ def test_killing_a_jobs_2_batch_leaves_no_process_behind(tmp_path, tiny_weights,
             except OSError:
                 pass
         proc.wait(timeout=30)
+
+
+# ----------------------------------------------------- findings 4 and 5: full disk, unwritable manifest
+def _flat_inputs(root: Path, n: int, size=(48, 40)):
+    from PIL import Image
+
+    img, tri = root / "img", root / "tri"
+    img.mkdir(parents=True)
+    tri.mkdir()
+    rng = np.random.default_rng(1)
+    t = np.full((size[1], size[0]), 128, np.uint8)
+    t[:8], t[-8:] = 0, 255
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(img / f"p{i:02d}.png")
+        Image.fromarray(t).save(tri / f"p{i:02d}.png")
+    return img, tri
+
+
+def _batch_cli(args, fsize=None, timeout=300):
+    """``diffmatte batch ARGS`` in a child process; ``fsize``: the largest file (bytes) it
+    may write (RLIMIT_FSIZE, SIGXFSZ ignored: a write past it fails with EFBIG, as a full
+    disk fails with ENOSPC)."""
+    import os
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limit():
+        if fsize is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+               PYTHONDONTWRITEBYTECODE="1")
+    return subprocess.run([sys.executable, "-m", "diffmatte", "batch", *map(str, args)], env=env,
+                          preexec_fn=limit, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_a_manifest_that_cannot_grow_stops_cleanly_and_a_rerun_continues(tmp_path, tiny_weights):
+    """Was: the failed append printed a traceback and the rest was neither done nor recorded."""
+    img, tri = _flat_inputs(tmp_path, 12)
+    out = tmp_path / "out"
+    args = ["--images", img, "--trimaps", tri, "-o", out, "--weights", tiny_weights, "--steps", "1",
+            "--threads", "1", "-q"]
+    r = _batch_cli(args, fsize=6000)
+    assert r.returncode != 0 and "Traceback" not in r.stderr + r.stdout, r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, r.stderr
+    assert str(out / batch.MANIFEST) in lines[0] and "[Errno 27]" in lines[0] and "EFBIG" in lines[0]
+    assert "rerun" in lines[0]
+    done_before = sum(1 for p in out.glob("p*.png"))
+    assert 0 < done_before < 12
+    assert not list(out.glob(".*.tmp"))               # no half-written file left
+    r = _batch_cli(args)
+    assert r.returncode == 0, r.stderr
+    s = batch.run([str(img)], str(out), trimaps=str(tri), weights=str(tiny_weights), steps=1, threads=1,
+                  progress=False, echo=None)
+    assert (s.refined, s.skipped, s.failed) == (0, 12, [])
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_an_output_that_cannot_be_written_stops_cleanly(tmp_path, tiny_weights, monkeypatch, capsys):
+    """Outputs go to /dev/full (every write: ENOSPC, from the kernel): the batch stops at the
+    first output with one line naming it, and a rerun does the work."""
+    import contextlib
+
+    from diffmatte.batch import runner
+    from diffmatte.cli import main
+
+    real = runner.atomic_path
+
+    @contextlib.contextmanager
+    def full_disk(dest):
+        yield "/dev/full"
+
+    img, tri = _flat_inputs(tmp_path, 3)
+    out = tmp_path / "out"
+    args = ["batch", "--images", str(img), "--trimaps", str(tri), "-o", str(out), "--weights", str(tiny_weights),
+            "--steps", "1", "--threads", "1", "-q"]
+    monkeypatch.setattr(runner, "atomic_path", full_disk)
+    assert main(args) == 2
+    got = capsys.readouterr()
+    lines = got.err.strip().splitlines()
+    assert len(lines) == 1 and str(out / "p00.png") in lines[0], got
+    assert "[Errno 28]" in lines[0] and "ENOSPC" in lines[0] and "rerun" in lines[0]
+    assert not list(out.glob("*.png"))
+    monkeypatch.setattr(runner, "atomic_path", real)
+    assert main(args) == 0 and len(list(out.glob("p*.png"))) == 3
+
+
+def test_the_writable_probe_writes_real_bytes(tmp_path, tiny_weights):
+    """Was: an empty probe file passed on a full disk (creating a file needs no free block)."""
+    img, tri = _flat_inputs(tmp_path, 1)
+    out = tmp_path / "out"
+    r = _batch_cli(["--images", img, "--trimaps", tri, "-o", out, "--weights", tiny_weights, "-q"], fsize=1024)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "cannot write into the output folder" in r.stderr and "[Errno 27]" in r.stderr
+    assert not list(out.iterdir())                    # neither probe nor manifest left behind
+
+
+def test_full_disk_names_the_file_and_errno(tmp_path, tiny_weights, monkeypatch):
+    """ENOSPC in the middle of a run (a file object whose writes fail, as on a full disk)."""
+    import errno
+
+    from diffmatte.batch import manifest as mf
+
+    img, tri = _flat_inputs(tmp_path, 5)
+    real_open = mf.Manifest.open
+    writes = {"n": 0}
+
+    class FullDisk:
+        def __init__(self, fh):
+            self._fh = fh
+
+        def write(self, text):
+            writes["n"] += 1
+            if writes["n"] > 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self._fh.write(text)
+
+        def __getattr__(self, name):
+            return getattr(self._fh, name)
+
+    def open_full(self):
+        real_open(self)
+        self._fh = FullDisk(self._fh)
+        return self
+
+    monkeypatch.setattr(mf.Manifest, "open", open_full)
+    with pytest.raises(ValueError) as err:
+        run(tiny_weights, [img], tmp_path / "out", trimaps=str(tri))
+    msg = str(err.value)
+    assert "\n" not in msg and str(tmp_path / "out" / batch.MANIFEST) in msg
+    assert "[Errno 28]" in msg and "ENOSPC" in msg and "rerun" in msg
+
+
+def test_an_unwritable_manifest_is_one_clear_line(tmp_path, tiny_weights, capsys):
+    """Was: a PermissionError traceback (an immutable manifest). Here the manifest's name is
+    taken by a folder, which no user can write as a file either."""
+    from diffmatte.cli import main
+
+    img, tri = _flat_inputs(tmp_path, 1)
+    out = tmp_path / "out"
+    (out / batch.MANIFEST).mkdir(parents=True)
+    code = main(["batch", "--images", str(img), "--trimaps", str(tri), "-o", str(out), "--weights", str(tiny_weights),
+                 "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert str(out / batch.MANIFEST) in err and "[Errno 21]" in err
