@@ -360,3 +360,43 @@ def test_an_unwritable_manifest_is_one_clear_line(tmp_path, tiny_weights, capsys
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert str(out / batch.MANIFEST) in err and "[Errno 21]" in err
+
+
+# ------------------------------------------------------------------ finding 9: names in messages
+def test_a_truncated_input_is_named_in_its_error(tmp_path, tiny_weights):
+    """Was: '<_io.BytesIO object at 0x...>: not a readable image' instead of the file."""
+    from PIL import Image
+
+    img, tri = _flat_inputs(tmp_path, 2, size=(96, 80))
+    cut = img / "p00.jpg"     # a JPEG's header (and EXIF) come first: planning reads only those
+    with Image.open(img / "p00.png") as im:
+        im.save(cut, quality=95)
+    (img / "p00.png").unlink()
+    cut.write_bytes(cut.read_bytes()[: len(cut.read_bytes()) // 2])   # header intact, pixels cut
+    s = run(tiny_weights, [img], tmp_path / "out", trimaps=str(tri))
+    (key, why), = s.failed
+    assert key == "p00.jpg" and str(cut) in why and "BytesIO" not in why, why
+    assert s.refined == 1
+
+
+def test_psd_layer_names_ending_in_nul_match_and_print_without_it(tmp_path, tiny_weights):
+    """Krita writes PSD layer names with a trailing NUL: '--layers subject' did not match and
+    the error printed raw NULs. The name in the file is left as it was."""
+    pytest.importorskip("psd_tools")
+    from psd_tools import PSDImage
+
+    doc = make_doc()
+    src = layered.write(doc, tmp_path / "in" / "krita.psd")
+    psd = PSDImage.open(src)
+    for layer in psd.descendants():
+        layer.name = layer.name + "\0"
+    psd.save(src)
+    assert all(l.name.endswith("\0") for l in PSDImage.open(src).descendants())
+    back = layered.read(src)
+    assert [p for p, _ in back.walk()] == ["background", "fg", "fg/subject", "overlay"]
+    s = run(tiny_weights, [src], tmp_path / "out", layers="subject", band=1.0)
+    assert (s.refined, s.failed) == (1, [])
+    out = PSDImage.open(tmp_path / "out" / src.name)
+    assert all(l.name.endswith("\0") for l in out.descendants())   # not renamed by the edit
+    s = run(tiny_weights, [src], tmp_path / "out2", layers="nobody")
+    assert "\0" not in dict(s.failed)[src.name]

@@ -106,6 +106,20 @@ def process(item: Item, settings: Settings, engine, read: Callable[[str], bytes]
     return res
 
 
+class _Named(io.BytesIO):
+    """A file's bytes that print as the file's path: the readers' errors name what failed
+    ('<_io.BytesIO object at 0x...>' did, issue #25)."""
+
+    def __init__(self, data: bytes, path: str) -> None:
+        super().__init__(data)
+        self.path = str(path)
+
+    def __str__(self) -> str:
+        return self.path
+
+    __repr__ = __str__
+
+
 def _trimap_from(mask: np.ndarray, image: np.ndarray, band: Optional[float]) -> np.ndarray:
     import trimap
 
@@ -139,11 +153,11 @@ def _flat(item: Item, settings: Settings, engine, read, res: Result) -> None:
     from ..imageio import read_image, read_trimap, write_alpha
 
     data = read(item.image)
-    image = read_image(io.BytesIO(data))
+    image = read_image(_Named(data, item.image))
     if item.trimap:
-        tri = read_trimap(io.BytesIO(read(item.trimap)))
+        tri = read_trimap(_Named(read(item.trimap), item.trimap))
     else:
-        tri = _trimap_from(read_trimap(io.BytesIO(read(item.mask))), image, settings.band)
+        tri = _trimap_from(read_trimap(_Named(read(item.mask), item.mask)), image, settings.band)
     final, cut = settings.finish(image, _refine(engine, image, tri, settings, res))
     out = item.outputs
     res.outputs[out["alpha"]] = _encode(lambda p: write_alpha(p, final, bits=settings.bits), "alpha.png")
@@ -158,8 +172,8 @@ def _layered(item: Item, settings: Settings, engine, read, res: Result) -> None:
 
     doc = layered.read(read(item.image), item.fmt, item.image)
     by_path = dict(doc.leaves())
-    shared_tri = read_trimap(io.BytesIO(read(item.trimap))) if item.trimap else None
-    shared_mask = read_trimap(io.BytesIO(read(item.mask))) if item.mask else None
+    shared_tri = read_trimap(_Named(read(item.trimap), item.trimap)) if item.trimap else None
+    shared_mask = read_trimap(_Named(read(item.mask), item.mask)) if item.mask else None
     composite = doc.composite() if settings.source == "composite" else None
     for path, source in item.layers:
         layer = by_path.get(path)
