@@ -400,3 +400,86 @@ def test_psd_layer_names_ending_in_nul_match_and_print_without_it(tmp_path, tiny
     assert all(l.name.endswith("\0") for l in out.descendants())   # not renamed by the edit
     s = run(tiny_weights, [src], tmp_path / "out2", layers="nobody")
     assert "\0" not in dict(s.failed)[src.name]
+
+
+# ------------------------------------------------------------------ finding 9: ORA keeps what it does not edit
+MYPAINT_STACK = b"""<?xml version='1.0' encoding='UTF-8'?>
+<image xmlns:mypaint="http://mypaint.org/ns/openraster" h="30" w="40" version="0.0.5" xres="72" yres="72">
+  <stack>
+    <layer composite-op="svg:src-over" mypaint:strokemap="data/layer001-strokemap.dat" name="subject" opacity="1.0" selected="true" src="data/layer001.png" visibility="visible" x="0" y="0" />
+    <layer composite-op="svg:src-over" name="paper" opacity="1.0" src="data/layer000.png" visibility="visible" x="0" y="0" mypaint:background-tile="data/background-tile.png" />
+  </stack>
+</image>
+"""
+
+
+def _mypaint_ora(path: Path) -> Path:
+    """An OpenRaster file shaped as MyPaint writes one: a stroke map, a background tile, a
+    'selected' attribute and MyPaint's namespace, members in MyPaint's order."""
+    import io as _io
+    import zipfile
+
+    from PIL import Image
+
+    def png_bytes(arr):
+        buf = _io.BytesIO()
+        Image.fromarray(arr).save(buf, "PNG")
+        return buf.getvalue()
+
+    rng = np.random.default_rng(5)
+    paper = np.dstack([np.full((30, 40, 3), 240, np.uint8), np.full((30, 40), 255, np.uint8)])
+    subject = np.dstack([rng.integers(0, 256, (30, 40, 3), dtype=np.uint8), np.zeros((30, 40), np.uint8)])
+    subject[6:24, 8:30, 3] = 255
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("mimetype", "image/openraster", zipfile.ZIP_STORED)
+        zf.writestr("stack.xml", MYPAINT_STACK, zipfile.ZIP_DEFLATED)
+        zf.writestr("data/layer000.png", png_bytes(paper))
+        zf.writestr("data/layer001.png", png_bytes(subject))
+        zf.writestr("data/layer001-strokemap.dat", b"MPSM" + bytes(range(256)) * 4)
+        zf.writestr("data/background-tile.png", png_bytes(np.full((64, 64, 3), 240, np.uint8)))
+        zf.writestr("Thumbnails/thumbnail.png", png_bytes(np.zeros((8, 8, 3), np.uint8)))
+        zf.writestr("mergedimage.png", png_bytes(paper[..., :3]))
+    return path
+
+
+def _members(path: Path) -> dict:
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        return {i.filename: zf.read(i) for i in zf.infolist()}
+
+
+def test_an_ora_round_trip_without_edits_keeps_every_member(tmp_path):
+    src = _mypaint_ora(tmp_path / "in" / "mypaint.ora")
+    out = layered.write(layered.read(src), tmp_path / "out.ora")
+    assert _members(out) == _members(src)
+    import zipfile
+
+    with zipfile.ZipFile(out) as zf:
+        assert zf.namelist()[0] == "mimetype" and zf.getinfo("mimetype").compress_type == zipfile.ZIP_STORED
+
+
+def test_an_ora_edit_keeps_every_member_and_attribute_it_does_not_edit(tmp_path, tiny_weights):
+    """Was: MyPaint's stroke maps, background tile and 'selected' attributes were dropped."""
+    from xml.etree import ElementTree as ET
+
+    src = _mypaint_ora(tmp_path / "in" / "mypaint.ora")
+    s = run(tiny_weights, [src], tmp_path / "out", layers="subject", band=1.0)
+    assert (s.refined, s.failed) == (1, [])
+    out = tmp_path / "out" / src.name
+    before, after = _members(src), _members(out)
+    regenerated = {"stack.xml", "mergedimage.png", "Thumbnails/thumbnail.png"}
+    for name, data in before.items():
+        if name not in regenerated:
+            assert after.get(name) == data, name            # byte-identical, stroke map and tile included
+    assert set(after) - set(before)                          # the new mask's PNG
+    ns = "{http://mypaint.org/ns/openraster}"
+    elems = {e.get("name"): e for e in ET.fromstring(after["stack.xml"]).iter("layer")}
+    assert elems["subject"].get("selected") == "true"
+    assert elems["subject"].get(f"{ns}strokemap") == "data/layer001-strokemap.dat"
+    assert elems["paper"].get(f"{ns}background-tile") == "data/background-tile.png"
+    assert b"xmlns:mypaint=" in after["stack.xml"] and b"ns0:" not in after["stack.xml"]
+    back = layered.read(out)
+    assert [p for p, _ in back.leaves()] == ["paper", "subject"]
+    assert back.leaves()[1][1].mask is not None and back.leaves()[0][1].mask is None

@@ -6,6 +6,10 @@ place: only the layers whose mask was changed (and any renamed, hidden or re-wei
 layer) are touched, so text, shape, smart-object and adjustment layers, effects and
 everything else psd-tools does not model survive byte for byte. A document from
 another format is written as a new 8-bit RGB PSD.
+
+The stored merged preview (image data section) is NOT kept: psd-tools recomposes it on
+save even when no visible layer changed (docs/BATCH.md; issue #25 found CMYK previews up
+to 20 levels off).
 """
 from __future__ import annotations
 
