@@ -12,6 +12,7 @@ import torch
 
 from .diffusion import Schedule
 from .errors import Cancelled, DefaultWeightsMissing
+from diffmatte.errors import InputError  # absolute: survives the move of this module (issue #26)
 from .imageio import check_pair, to_float_rgb, to_trimap
 from .memory import MiB, parse_bytes, plan_memory, prior_bytes
 from .modeling.model import DiffMatteModel
@@ -133,15 +134,15 @@ class Engine:
         h, w = tri.shape
         samples = int(samples)
         if not 1 <= samples <= 64:
-            raise ValueError(f"samples must be between 1 and 64, got {samples}")
+            raise InputError(f"samples must be between 1 and 64, got {samples}")
         if noise is not None and samples > 1:
-            raise ValueError("samples > 1 draws its own noise; do not pass noise as well")
+            raise InputError("samples > 1 draws its own noise; do not pass noise as well")
         if noise is not None:
             noise_arr = np.asarray(noise, dtype=np.float32)
             if noise_arr.shape != (h, w):
-                raise ValueError(f"noise must have shape {(h, w)}, got {noise_arr.shape}")
+                raise InputError(f"noise must have shape {(h, w)}, got {noise_arr.shape}")
             if not np.isfinite(noise_arr).all():
-                raise ValueError("noise contains NaN or infinite values")
+                raise InputError("noise contains NaN or infinite values")
             x_T = torch.from_numpy(noise_arr.copy())[None, None]
             starts = [lambda: x_T]
         else:
@@ -153,10 +154,10 @@ class Engine:
             starts = [lambda i=i: draw(i) for i in range(samples)]
         steps = int(steps)
         if not 1 <= steps <= 1000:
-            raise ValueError(f"steps must be between 1 and 1000, got {steps}")
+            raise InputError(f"steps must be between 1 and 1000, got {steps}")
         tile = self.tile_size if tile_size is None else tile_size
         if tile is not None and (int(tile) != 0 and (int(tile) % 32 or not 64 <= int(tile) <= 16384)):
-            raise ValueError(f"tile_size must be 0 (whole image) or a multiple of 32 in 64..16384, got {tile}")
+            raise InputError(f"tile_size must be 0 (whole image) or a multiple of 32 in 64..16384, got {tile}")
         cfg = self.model.cfg
         dec_halo, enc_halo = default_halos(cfg)
         if self.tile_halo is not None:

@@ -11,3 +11,9 @@ class DefaultWeightsMissing(FileNotFoundError):
 
 class Cancelled(RuntimeError):
     """A refine was cancelled between two diffusion steps."""
+
+
+class InputError(ValueError):
+    """The image, trimap or a refine argument given to the engine is unusable. Only this
+    ValueError means "the caller's input"; any other error out of a refine is the engine's
+    own (the service answers ``invalid_input`` for this one only)."""

@@ -7,6 +7,8 @@ from typing import Union
 
 import numpy as np
 
+from diffmatte.errors import InputError  # absolute: survives the move of this module (issue #26)
+
 PathLike = Union[str, os.PathLike]
 
 
@@ -21,9 +23,9 @@ def to_float_rgb(image: np.ndarray) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
-        raise ValueError(f"image must be H x W, H x W x 1, x 3 or x 4; got shape {arr.shape}")
+        raise InputError(f"image must be H x W, H x W x 1, x 3 or x 4; got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"image is empty (shape {arr.shape})")
+        raise InputError(f"image is empty (shape {arr.shape})")
     arr = arr[:, :, :3] if arr.shape[2] == 4 else arr
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
@@ -40,9 +42,9 @@ def _scale(arr: np.ndarray, what: str) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.floating):
         out = arr.astype(np.float32)
         if not np.isfinite(out).all():
-            raise ValueError(f"{what} contains NaN or infinite values")
+            raise InputError(f"{what} contains NaN or infinite values")
         return np.clip(out, 0.0, 1.0)
-    raise ValueError(f"{what} dtype {arr.dtype} is not supported (use uint8, uint16, bool or float in [0, 1])")
+    raise InputError(f"{what} dtype {arr.dtype} is not supported (use uint8, uint16, bool or float in [0, 1])")
 
 
 def to_trimap(trimap: np.ndarray) -> np.ndarray:
@@ -56,16 +58,16 @@ def to_trimap(trimap: np.ndarray) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[2] in (3, 4):
         rgb = arr[:, :, :3]
         if not (np.array_equal(rgb[:, :, 0], rgb[:, :, 1]) and np.array_equal(rgb[:, :, 0], rgb[:, :, 2])):
-            raise ValueError("trimap has colour channels that differ; expected a grey 0/128/255 image")
+            raise InputError("trimap has colour channels that differ; expected a grey 0/128/255 image")
         arr = rgb[:, :, 0]
     elif arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim != 2:
-        raise ValueError(f"trimap must be H x W; got shape {arr.shape}")
+        raise InputError(f"trimap must be H x W; got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"trimap is empty (shape {arr.shape})")
+        raise InputError(f"trimap is empty (shape {arr.shape})")
     if np.issubdtype(arr.dtype, np.floating) and np.isfinite(arr).all() and (arr.min() < 0 or arr.max() > 1):
-        raise ValueError(f"float trimap values must lie in [0, 1]; got [{arr.min():.3g}, {arr.max():.3g}]")
+        raise InputError(f"float trimap values must lie in [0, 1]; got [{arr.min():.3g}, {arr.max():.3g}]")
     v = _scale(arr, "trimap")
     out = np.full(v.shape, 0.5, dtype=np.float32)
     out[v < 0.1] = 0.0
@@ -75,7 +77,7 @@ def to_trimap(trimap: np.ndarray) -> np.ndarray:
 
 def check_pair(image: np.ndarray, trimap: np.ndarray) -> None:
     if image.shape[:2] != trimap.shape[:2]:
-        raise ValueError(f"image is {image.shape[1]}x{image.shape[0]} but trimap is "
+        raise InputError(f"image is {image.shape[1]}x{image.shape[0]} but trimap is "
                          f"{trimap.shape[1]}x{trimap.shape[0]} (width x height); they must match")
 
 

@@ -199,6 +199,8 @@ def _local_laplacian(flat: np.ndarray, width: int, centres: np.ndarray, compact:
         cols = np.tile(cidx, (1, 9)).ravel()
         aff = sp.csr_matrix((vals.ravel(), (rows, cols)), shape=(size, size))
         parts.append(sp.diags(np.asarray(aff.sum(1)).ravel()) - aff)
+    if not parts:  # no window fits (an image under 3 px on a side): no local flow
+        return sp.csr_matrix((size, size))
     return sum(parts[1:], parts[0]).tocsr()
 
 
@@ -277,8 +279,10 @@ def _solve(image: np.ndarray, label: np.ndarray,
         unk = unk & ~pin
         fixed[pin.ravel()] = pinned[pin]
         alpha[pin] = pinned[pin]
-        if not unk.any():
-            return alpha
+    if not unk.any():
+        # Nothing left to solve: every unknown pixel was labelled by known-region expansion
+        # (a flat-colour band) or pinned. The system below would be empty (issue #25).
+        return alpha
     region = ndi.maximum_filter(unk.astype(np.uint8), size=2 * SEARCH_MARGIN + 1).ravel() > 0
     r_idx = np.flatnonzero(region)                                   # region pixels, flat indices
     compact = np.full(h * w, -1, np.int64 if h * w >= 2**31 else np.int32)
@@ -294,9 +298,12 @@ def _solve(image: np.ndarray, label: np.ndarray,
     # Colour-mixture flow: rows of R = I - W for the unknown pixels, applied matrix-free.
     k = min(K_CM, len(r_idx) - 1)
     feat = np.concatenate([col, xy], 1)
-    _, nb = cKDTree(feat).query(feat[u], k=k + 1, workers=-1)
-    nb = nb[:, 1:]
-    wcm = _lle_weights(col[u], col[nb])
+    if k > 0:
+        _, nb = cKDTree(feat).query(feat[u], k=k + 1, workers=-1)
+        nb = nb.reshape(nu, k + 1)[:, 1:]
+        wcm = _lle_weights(col[u], col[nb])
+    else:  # a region of one pixel: no neighbour to mix from
+        k, nb, wcm = 0, np.zeros((nu, 0), np.int64), np.zeros((nu, 0))
     rows = np.concatenate([np.arange(nu), np.repeat(np.arange(nu), k)])
     r_all = sp.csr_matrix((np.concatenate([np.ones(nu), -wcm.ravel()]), (rows, np.concatenate([u, nb.ravel()]))),
                           shape=(nu, len(r_idx)))

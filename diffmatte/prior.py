@@ -166,6 +166,15 @@ def closed_form_prior(image: torch.Tensor, trimap: torch.Tensor, eps: float = EP
     unknown = (trimap > 0.25) & (trimap < 0.75)
     if not bool(unknown.any()):
         return out
+    h, w = trimap.shape[-2:]
+    if h < 3 or w < 3:
+        # No 3 x 3 window fits: solve on the image grown by repeating its edge pixels (the
+        # same colours and labels, so the same matte), then cut the grown rows away.
+        py, px = max(0, 3 - h), max(0, 3 - w)
+        pad = (0, px, 0, py)
+        grown = closed_form_prior(F.pad(image.float(), pad, mode="replicate"),
+                                  F.pad(trimap.float(), pad, mode="replicate"), eps, margin)
+        return grown[..., :h, :w].contiguous()
     ys = torch.nonzero(unknown.any(dim=3).any(dim=0).any(dim=0)).flatten()
     xs = torch.nonzero(unknown.any(dim=2).any(dim=0).any(dim=0)).flatten()
     h, w = trimap.shape[-2:]

@@ -63,3 +63,20 @@ def test_editor_saves_psd_in_place_with_the_new_mask(tmp_path):
     np.testing.assert_array_equal(leaves["fg/subject"].mask.canvas(40, 30),
                                   dict(orig.leaves())["fg/subject"].mask.canvas(40, 30))
     assert edio.load_document(str(tmp_path / "out.psd")).layers[0].mask() is not None
+
+
+def test_editor_keeps_same_named_layers_apart(tmp_path):
+    """Issue #25: two layers named 'Layer' shared one path, so saving edited the wrong one
+    (or rewrote the file from the editor's layers)."""
+    from test_batch_faults import dup_doc
+
+    src = layered.write(dup_doc(), tmp_path / "dup.ora")
+    doc = edio.load_document(str(src))
+    new_mask = np.zeros((30, 40), np.uint8)
+    new_mask[:, :10] = 255
+    doc.layers[2].masks.append(MaskNode("Refine Matte", edio.array_to_qimage(new_mask)))
+    edio.save_layered(str(tmp_path / "out.ora"), doc)
+    back = layered.read(tmp_path / "out.ora")
+    assert [p for p, _ in back.leaves()] == ["background", "Layer#1", "Layer#2"]
+    np.testing.assert_array_equal(back.layers[1].mask.canvas(40, 30), dup_doc().layers[1].mask.canvas(40, 30))
+    np.testing.assert_array_equal(back.layers[2].mask.canvas(40, 30), new_mask / 255.0)

@@ -549,9 +549,11 @@ def test_out_of_memory_fails_the_job_clearly_and_service_keeps_serving(tiny_engi
 
 
 def test_engine_value_error_is_a_failed_job_not_a_crash(tiny_engine):
+    from diffmatte.errors import InputError
+
     class Picky(SlowEngine):
         def refine(self, image, trimap, **kw):
-            raise ValueError("image is too flat")
+            raise InputError("image is too flat")
 
     svc = RunningService(Picky(tiny_engine, 0), TOKEN)
     try:
@@ -563,6 +565,34 @@ def test_engine_value_error_is_a_failed_job_not_a_crash(tiny_engine):
         assert client.info()["queue"]["completed"] == 1
     finally:
         svc.stop()
+
+
+def test_an_internal_value_error_is_an_engine_error_not_invalid_input(tiny_engine):
+    """Issue #25: numpy's "zero-size array ..." out of the prior was answered invalid_input."""
+    class Broken(SlowEngine):
+        def refine(self, image, trimap, **kw):
+            raise ValueError("zero-size array to reduction operation maximum which has no identity")
+
+    svc = RunningService(Broken(tiny_engine, 0), TOKEN)
+    try:
+        client = EngineClient(svc.host, svc.port, TOKEN)
+        image, tri = sample()
+        with pytest.raises(EngineError) as err:
+            client.refine(png(image), png(tri), steps=2)
+        assert err.value.code == "engine_error" and "zero-size" in err.value.message
+        assert client.info()["queue"]["completed"] == 1
+    finally:
+        svc.stop()
+
+
+def test_engine_input_checks_raise_input_error(tiny_engine):
+    from diffmatte.errors import InputError
+
+    image, tri = sample()
+    with pytest.raises(InputError):
+        tiny_engine.refine(image, tri[:-1], steps=1)
+    with pytest.raises(InputError):
+        tiny_engine.refine(image, tri, steps=0)
 
 
 def test_finished_jobs_do_not_pile_up(tiny_engine):

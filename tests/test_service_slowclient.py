@@ -47,7 +47,7 @@ def open_idle(svc: RunningService, n: int, stack: ExitStack, partial: bool = Fal
     for _ in range(n):
         s = stack.enter_context(socket.create_connection((svc.host, svc.port), timeout=10))
         if partial:  # half a request head, never finished
-            s.sendall(b"POST /v1/jobs/refine HTTP/1.1\r\nHost: x\r\nContent-Le")
+            s.sendall(b"POST /v1/jobs/refine HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
         socks.append(s)
     return socks
 
@@ -108,7 +108,7 @@ def test_silent_and_slowloris_connections_are_closed_after_the_head_timeout():
             silent = open_idle(svc, 1, stack)[0]
             slow = open_idle(svc, 1, stack)[0]
             t0 = time.monotonic()
-            for ch in b"GET /v1/info HTTP/1.1\r\nHost: x\r\n":  # one byte every 0.1 s
+            for ch in b"GET /v1/info HTTP/1.1\r\nHost: 127.0.0.1\r\n":  # one byte every 0.1 s
                 try:
                     slow.sendall(bytes([ch]))
                 except OSError:
@@ -129,7 +129,7 @@ def test_a_stalled_body_with_the_token_gets_408():
     svc = RunningService(FakeEngine(), TOKEN, ServiceConfig(body_timeout=0.5))
     try:
         with socket.create_connection((svc.host, svc.port), timeout=10) as s:
-            s.sendall(f"POST /v1/trimap/mask HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            s.sendall(f"POST /v1/trimap/mask HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
                       "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"mask\": ".encode())
             s.settimeout(5)
             answer = s.recv(4096)
@@ -144,7 +144,7 @@ def test_requests_without_the_token_never_take_request_slots():
     try:
         with socket.create_connection((svc.host, svc.port), timeout=10) as held:
             # One authorised request holds the only slot (its body never completes).
-            held.sendall(f"POST /v1/trimap/mask HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            held.sendall(f"POST /v1/trimap/mask HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
                          "Content-Length: 100\r\n\r\n{".encode())
             time.sleep(0.3)
             status, body, _ = info(svc)
@@ -164,7 +164,7 @@ def test_an_endless_request_head_is_refused_with_400():
     try:
         with socket.create_connection((svc.host, svc.port), timeout=10) as s:
             # An endless header: h11 stops buffering at 16 KiB instead of waiting for its end.
-            s.sendall(b"GET /v1/info HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000)
+            s.sendall(b"GET /v1/info HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20000)
             time.sleep(0.2)
             s.sendall(b"a" * 20000)
             s.settimeout(5)

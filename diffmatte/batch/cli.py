@@ -28,7 +28,8 @@ def register(sub) -> None:
     p.add_argument("--masks", help="folder of masks (selection, SAM, matte), banded into trimaps with "
                                    "trimap.from_mask; used for images without a trimap")
     p.add_argument("--layers", metavar="PATTERN",
-                   help="layers to refine in layered files, by name or group/name (shell pattern, e.g. 'subject*')")
+                   help="layers to refine in layered files, by name or group/name (shell pattern, e.g. 'subject*'); "
+                        "where sibling names repeat, the path of each is NAME#N (N from 1 at the bottom)")
     p.add_argument("--image-pattern", default="{stem}",
                    help="which files are images: '{stem}' plus literal text, e.g. '{stem}_image' (default {stem})")
     p.add_argument("--trimap-pattern", default="{stem}",

@@ -8,6 +8,7 @@ order the workers finished in (timings live under ``"timing"``).
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -37,6 +38,23 @@ def sha256_file(path: Path) -> Optional[str]:
     return h.hexdigest()
 
 
+class WriteStopped(ValueError):
+    """The batch cannot write a file it must write (its manifest or an output): a full disk,
+    a quota, a read-only or immutable file. The batch stops; a rerun continues."""
+
+    def __init__(self, path, exc: OSError, what: str = "") -> None:
+        self.path, self.errno = Path(path), exc.errno
+        super().__init__(f"cannot write {what}{path}: {describe(exc)}")
+
+
+def describe(exc: OSError) -> str:
+    """'[Errno 28] No space left on device (ENOSPC)': the number, the words and the name."""
+    if exc.errno is None:
+        return str(exc)
+    name = errno.errorcode.get(exc.errno, "")
+    return f"[Errno {exc.errno}] {exc.strerror or os.strerror(exc.errno)}" + (f" ({name})" if name else "")
+
+
 class Manifest:
     """Records of a batch output folder, last record per key wins."""
 
@@ -44,8 +62,14 @@ class Manifest:
         self.path = Path(path)
         self.records: Dict[str, dict] = {}
         self._fh = None
+        self._tail_ok = True
         if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                text = self.path.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                raise ValueError(f"cannot read the manifest {self.path}: {describe(exc)}") from None
+            self._tail_ok = not text or text.endswith("\n")
+            for line in text.splitlines():
                 try:
                     rec = json.loads(line)
                 except ValueError:
@@ -55,7 +79,10 @@ class Manifest:
 
     def open(self) -> "Manifest":
         """Open for appending and take the folder's lock (ValueError if another batch holds it)."""
-        self._fh = open(self.path, "a", encoding="utf-8")
+        try:
+            self._fh = open(self.path, "a", encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot write the manifest {self.path}: {describe(exc)}") from None
         if fcntl is not None:
             try:
                 fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -80,11 +107,21 @@ class Manifest:
         return all(sha256_file(self.path.parent / p) == h for p, h in rec.get("outputs", {}).items())
 
     def append(self, rec: dict) -> None:
+        """Write one record and flush it to disk; :class:`WriteStopped` when the file cannot
+        take it (a line cut short is skipped when the manifest is read again)."""
         self.records[rec["key"]] = rec
         assert self._fh is not None, "open() the manifest first"
-        self._fh.write(json.dumps(rec, sort_keys=True) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        # A line a full disk cut short must not swallow the next record: start a new line.
+        text = ("" if self._tail_ok else "\n") + json.dumps(rec, sort_keys=True) + "\n"
+        try:
+            self._fh.write(text)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as exc:
+            self._tail_ok = False
+            self._drop()
+            raise WriteStopped(self.path, exc, "the manifest ") from None
+        self._tail_ok = True
 
     def compact(self, keys: Optional[Iterable[str]] = None) -> None:
         """Rewrite the file atomically: one line per item, sorted by key (call last, then close)."""
@@ -95,5 +132,15 @@ class Manifest:
 
     def close(self) -> None:
         if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+            self._drop()
+
+    def _drop(self) -> None:
+        """Close the file, giving up what a failed write left buffered (close() shuts the fd,
+        and with it the lock, even when its last flush fails)."""
+        if self._fh is None:
+            return
+        fh, self._fh = self._fh, None
+        try:
+            fh.close()
+        except OSError:
+            pass

@@ -89,7 +89,10 @@ def prepare(inputs: List[str], out_dir: Path, manifest: Manifest, settings: Sett
             _check(item, layers, max_pixels)
         except ValueError as exc:
             item.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a codec's bug on one file must not stop the batch
+            item.error = f"{path}: cannot be read ({type(exc).__name__}: {exc})"
         assign_outputs(item, out_dir, settings.rgba, [p for p, _ in item.layers])
+        item.error = item.error or _own_collision(item)
 
     protected: Set[Path] = set()
     for folder in set(in_dirs) | {d.resolve() for d in (tri_dir, mask_dir) if d is not None}:
@@ -112,6 +115,19 @@ def prepare(inputs: List[str], out_dir: Path, manifest: Manifest, settings: Sett
             # absolute paths: a rerun from another working folder still recognises its inputs
             plan.hashes[item.key] = {os.path.abspath(p): sha256_file(Path(p)) or "" for p in item.inputs()}
     return plan
+
+
+def _own_collision(item: Item) -> Optional[str]:
+    """Two of the item's chosen layers that would write the same file (their cut-outs'
+    names are the same once made file-name safe): refused now, not one output lost."""
+    by_path: Dict[str, str] = {}
+    for role, out in item.outputs.items():
+        if out in by_path:
+            a, b = (r.split(":", 1)[-1] for r in (by_path[out], role))
+            return (f"{item.image}: layers {a!r} and {b!r} would both write {Path(out).name}; "
+                    f"choose one of them with --layers (by its path) or rename one")
+        by_path[out] = role
+    return None
 
 
 def _pair(item: Item, path: Path, img_pat, tri_dir: Optional[Path], trimap_pattern: str, mask_dir: Optional[Path],

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..fsutil import atomic_path
-from .manifest import Manifest, sha256_bytes
+from .manifest import Manifest, WriteStopped, describe, sha256_bytes
 from .plan import MANIFEST, Item
 from .work import Result, Settings
 
@@ -97,6 +97,7 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
     _check_writable(out_dir)
     manifest = Manifest(out_dir / MANIFEST).open()
     summary = Summary(manifest=manifest.path)
+    stopped: Optional[WriteStopped] = None
     try:
         settings = Settings(weights=str(weights), steps=steps, seed=seed, samples=samples, bits=bits, band=band,
                             mask_edge=mask_edge, rgba=rgba, source=source, edges=edges, decontaminate=decontaminate,
@@ -121,9 +122,23 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
             _execute(pending, plan, manifest, settings, summary, device, jobs, threads, ray, ray_workers,
                      progress, echo, served)
             summary.seconds = time.perf_counter() - t_work
-        manifest.compact()
+        try:
+            manifest.compact()
+        except OSError as exc:  # the appended lines are a valid manifest too: say so, go on
+            _say(echo, f"note: could not rewrite {manifest.path} in order ({describe(exc)}); "
+                       f"it stays valid as appended")
+    except WriteStopped as exc:
+        stopped = exc
     finally:
         manifest.close()
+    if stopped is not None:
+        # One line (the CLI prints it as "error: ..."): which file, which errno, what to do.
+        err = WriteStopped(stopped.path, OSError(stopped.errno, ""), "")
+        err.args = (f"batch stopped: {stopped}; {summary.refined} refined before the stop "
+                    f"(recorded in {manifest.path}); free space or fix the file, then rerun the same "
+                    f"command to continue",)
+        err.summary = summary  # type: ignore[attr-defined]
+        raise err
     if not summary.seconds:
         summary.seconds = time.perf_counter() - t_start if summary.refined else 0.0
     _say(echo, summary.line() + f"; manifest {manifest.path}")
@@ -135,17 +150,35 @@ def _say(echo: Echo, text: str) -> None:
         echo(text)
 
 
+PROBE_BYTES = 4096   # what the writable-folder probe writes (one block of most file systems)
+
+
 def _check_writable(out_dir: Path) -> None:
     """Create OUT and prove a file can be written there, before anything expensive."""
     import tempfile
 
+    probe = None
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".refine-matte-write-test-", dir=out_dir)
-        os.close(fd)
-        os.unlink(probe)
+        try:
+            # Real bytes, flushed: creating an empty file needs no free block, so an empty
+            # probe passed on a full disk (issue #25).
+            block = b"\0" * PROBE_BYTES
+            done = 0
+            while done < len(block):
+                done += os.write(fd, block[done:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     except OSError as exc:
-        raise ValueError(f"cannot write into the output folder {out_dir}: {exc.strerror or exc}") from None
+        raise ValueError(f"cannot write into the output folder {out_dir}: {describe(exc)}") from None
+    finally:
+        if probe is not None:
+            try:
+                os.unlink(probe)
+            except OSError:
+                pass
 
 
 def _clean_stale_temps(out_dir: Path, items: List[Item]) -> None:
@@ -191,7 +224,9 @@ def _finish(result: Result, item: Item, plan, manifest: Manifest, summary: Summa
                     Path(tmp).write_bytes(data)
                 hashes[plan.rel(path)] = sha256_bytes(data)
         except OSError as exc:
-            result.error = f"cannot write {path}: {exc.strerror or exc}"
+            # A full disk, a quota, a read-only folder: every later output would fail the
+            # same way. Stop the batch; its manifest says this item is not done (issue #25).
+            raise WriteStopped(path, exc) from None
     if result.error is not None:
         summary.failed.append((item.key, result.error))
         manifest.append(_record(item, plan, "failed", error=result.error, seconds=result.seconds))
@@ -258,7 +293,7 @@ def _run_pool(pending: List[Item], settings: Settings, device: str, threads: Opt
     per = threads or max(1, (os.cpu_count() or 1) // jobs)
     ctx = multiprocessing.get_context("spawn")  # no forked torch state
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=init_worker,
-                             initargs=(settings.weights, device, per)) as pool:
+                             initargs=(settings.weights, device, per, os.getpid())) as pool:
         futures = {pool.submit(process_in_worker, item, settings): item for item in pending}
         try:
             left = set(futures)

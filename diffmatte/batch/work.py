@@ -100,8 +100,25 @@ def process(item: Item, settings: Settings, engine, read: Callable[[str], bytes]
     except (ValueError, OSError, MemoryError) as exc:
         res.outputs.clear()
         res.error = str(exc) or type(exc).__name__
+    except Exception as exc:  # noqa: BLE001 - a bug on one file fails that file, never the batch
+        res.outputs.clear()
+        res.error = f"{item.image}: internal error ({type(exc).__name__}: {exc})"
     res.seconds["total"] = round(time.perf_counter() - t0, 3)
     return res
+
+
+class _Named(io.BytesIO):
+    """A file's bytes that print as the file's path: the readers' errors name what failed
+    ('<_io.BytesIO object at 0x...>' did, issue #25)."""
+
+    def __init__(self, data: bytes, path: str) -> None:
+        super().__init__(data)
+        self.path = str(path)
+
+    def __str__(self) -> str:
+        return self.path
+
+    __repr__ = __str__
 
 
 def _trimap_from(mask: np.ndarray, image: np.ndarray, settings: Settings) -> np.ndarray:
@@ -138,11 +155,11 @@ def _flat(item: Item, settings: Settings, engine, read, res: Result) -> None:
     from ..imageio import read_image, read_trimap, write_alpha
 
     data = read(item.image)
-    image = read_image(io.BytesIO(data))
+    image = read_image(_Named(data, item.image))
     if item.trimap:
-        tri = read_trimap(io.BytesIO(read(item.trimap)))
+        tri = read_trimap(_Named(read(item.trimap), item.trimap))
     else:
-        tri = _trimap_from(read_trimap(io.BytesIO(read(item.mask))), image, settings)
+        tri = _trimap_from(read_trimap(_Named(read(item.mask), item.mask)), image, settings)
     final, cut = settings.finish(image, _refine(engine, image, tri, settings, res))
     out = item.outputs
     res.outputs[out["alpha"]] = _encode(lambda p: write_alpha(p, final, bits=settings.bits), "alpha.png")
@@ -157,13 +174,15 @@ def _layered(item: Item, settings: Settings, engine, read, res: Result) -> None:
 
     doc = layered.read(read(item.image), item.fmt, item.image)
     by_path = dict(doc.leaves())
-    shared_tri = read_trimap(io.BytesIO(read(item.trimap))) if item.trimap else None
-    shared_mask = read_trimap(io.BytesIO(read(item.mask))) if item.mask else None
+    shared_tri = read_trimap(_Named(read(item.trimap), item.trimap)) if item.trimap else None
+    shared_mask = read_trimap(_Named(read(item.mask), item.mask)) if item.mask else None
     composite = doc.composite() if settings.source == "composite" else None
     for path, source in item.layers:
         layer = by_path.get(path)
         if layer is None:
             raise ValueError(f"{item.image}: layer {path!r} is gone")
+        if source == "layer-mask" and layer.mask is None:
+            raise ValueError(f"{item.image}: layer {path!r} has no layer mask any more")
         rgba = composite if composite is not None else doc.canvas_rgba(layer)
         image = rgba[..., :3]
         if source == "trimap":
@@ -188,10 +207,13 @@ def _layered(item: Item, settings: Settings, engine, read, res: Result) -> None:
 _ENGINE = None
 
 
-def init_worker(weights: str, device: str, threads: int) -> None:
-    """Process-pool initializer: set the thread budget, then load the engine once."""
+def init_worker(weights: str, device: str, threads: int, parent: Optional[int] = None) -> None:
+    """Process-pool initializer: tie this worker's life to its ``parent`` process, set the
+    thread budget, then load the engine once."""
     import os
 
+    if parent is not None:
+        end_with_parent(parent)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 
@@ -204,3 +226,50 @@ def init_worker(weights: str, device: str, threads: int) -> None:
 
 def process_in_worker(item: Item, settings: Settings) -> Result:
     return process(item, settings, _ENGINE, lambda p: Path(p).read_bytes())
+
+
+def end_with_parent(parent: int, poll: float = 0.5) -> None:
+    """Make this worker process end when ``parent`` (the batch) ends, however it ends: a
+    SIGKILL or SIGTERM of the batch left its workers running for ever, ~790 MB each, since a
+    pool worker waiting for work never learns that its parent is gone (issue #25).
+
+    On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``); on every
+    system a daemon thread also checks every ``poll`` s that the parent is still this
+    process's parent, which covers a parent that died before the ``prctl`` call."""
+    import os
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            PR_SET_PDEATHSIG = 1
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl (another libc): the watchdog still runs
+            pass
+
+    def orphaned() -> bool:
+        if os.getppid() != parent:
+            return True
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            pass
+        return False
+
+    if orphaned():
+        os._exit(1)
+
+    def watch() -> None:
+        import time
+
+        while not orphaned():
+            time.sleep(poll)
+        os._exit(1)   # no cleanup to do: the parent writes every output and the manifest
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()

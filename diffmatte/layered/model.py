@@ -84,7 +84,11 @@ class LayeredImage:
     source: Optional[bytes] = field(default=None, repr=False)
 
     def walk(self) -> Iterator[Tuple[str, Layer]]:
-        """Every layer and group, depth first, bottom to top, as ("group/name", layer)."""
+        """Every layer and group, depth first, bottom to top, as ("group/name", layer).
+
+        Paths are unique: where sibling names repeat (MyPaint's unnamed layers all read as
+        "layer"), each of them is "name#N", N counting from 1 at the bottom, so one path
+        always means one layer (a batch, the editor and ``find`` select by it)."""
         yield from _walk(self.layers, "")
 
     def leaves(self) -> List[Tuple[str, Layer]]:
@@ -92,8 +96,9 @@ class LayeredImage:
         return [(p, l) for p, l in self.walk() if not l.is_group]
 
     def find(self, pattern: str) -> List[Tuple[str, Layer]]:
-        """Non-group layers whose name or path matches the shell pattern ``pattern``
-        (case-sensitive; ``*`` ``?`` ``[...]`` as in fnmatch)."""
+        """Non-group layers whose name or (unique) path matches the shell pattern ``pattern``
+        (case-sensitive; ``*`` ``?`` ``[...]`` as in fnmatch): "Layer" matches every layer of
+        that name, "Layer#2" the second of them."""
         return [(p, l) for p, l in self.leaves()
                 if fnmatch.fnmatchcase(l.name, pattern) or fnmatch.fnmatchcase(p, pattern)]
 
@@ -115,11 +120,35 @@ class LayeredImage:
 
 
 def _walk(layers: List[Layer], prefix: str) -> Iterator[Tuple[str, Layer]]:
-    for layer in layers:
-        path = prefix + layer.name
+    for layer, segment in zip(layers, unique_names([l.name for l in layers])):
+        path = prefix + segment
         yield path, layer
         if layer.is_group:
             yield from _walk(layer.children or [], path + "/")
+
+
+def unique_names(names: List[str]) -> List[str]:
+    """Sibling names made unique: a repeated name becomes "name#1", "name#2", ... (bottom to
+    top), skipping any number a sibling already uses literally ("name#1" as its own name)."""
+    counts: dict = {}
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
+    taken = {n for n in names if counts[n] == 1}
+    out, seen = [], {}
+    for n in names:
+        if counts[n] == 1:
+            out.append(n)
+            continue
+        k = seen.get(n, 0)
+        while True:
+            k += 1
+            cand = f"{n}#{k}"
+            if cand not in taken:
+                break
+        seen[n] = k
+        taken.add(cand)
+        out.append(cand)
+    return out
 
 
 def _composite(img: LayeredImage, layers: List[Layer], premul: np.ndarray, opacity: float) -> None:

@@ -5,6 +5,9 @@ OpenRaster has no layer-mask element; a masked layer is written, as the editor a
 did, as an isolated group of two layers: the layer, and above it a white layer whose
 alpha is the mask, composited with ``svg:dst-in``. Such a group is read back as one
 layer with a mask; every other group stays a group.
+
+A document read from an OpenRaster file is written back in place: every archive member
+and every stack.xml attribute it does not edit is kept (_write_in_place).
 """
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ def read_ora(data: bytes, name: str = "file") -> LayeredImage:
         stack = root.find("stack")
         if stack is None:
             raise LayeredError(f"{name}: stack.xml has no <stack>")
-        layers = _read_stack(zf, stack, 0, 0, name)
+        layers = _read_stack(zf, stack, 0, 0, name, ())
     bits = 16 if any(l.pixels is not None and l.pixels.dtype == np.uint16 for _, l in _iter(layers)) else 8
     return LayeredImage(w, h, layers, "ora", bits, data)
 
@@ -87,12 +90,16 @@ def _png(zf: zipfile.ZipFile, elem: ET.Element, name: str) -> np.ndarray:
         raise LayeredError(f"{name}: layer file {src!r} is not a readable PNG ({exc})") from None
 
 
-def _read_stack(zf, stack: ET.Element, dx: int, dy: int, name: str) -> List[Layer]:
-    """Children of a <stack>, bottom to top (stack.xml lists the top first)."""
+def _read_stack(zf, stack: ET.Element, dx: int, dy: int, name: str, where: tuple = ()) -> List[Layer]:
+    """Children of a <stack>, bottom to top (stack.xml lists the top first). Each layer's
+    ``key`` is its element's index path under the root <stack> (for in-place writing)."""
     dx += int(_num(stack, "x", 0))
     dy += int(_num(stack, "y", 0))
     out: List[Layer] = []
-    for elem in reversed(list(stack)):
+    kids_all = list(stack)
+    for index in reversed(range(len(kids_all))):
+        elem = kids_all[index]
+        key = where + (index,)
         visible = elem.get("visibility", "visible") != "hidden"
         opacity = min(max(_num(elem, "opacity", 1.0), 0.0), 1.0)
         if elem.tag == "stack":
@@ -106,12 +113,15 @@ def _read_stack(zf, stack: ET.Element, dx: int, dy: int, name: str) -> List[Laye
                 layer.name = elem.get("name") or layer.name
                 layer.visible, layer.opacity = visible and layer.visible, opacity * layer.opacity
                 layer.blend = _blend(elem) if elem.get("composite-op") else layer.blend
+                layer.key = key
                 out.append(layer)
             else:
                 out.append(Layer(elem.get("name", "group"), None, 0, 0, opacity, visible,
-                                 _blend(elem), None, _read_stack(zf, elem, dx, dy, name), "group"))
+                                 _blend(elem), None, _read_stack(zf, elem, dx, dy, name, key), "group", key=key))
         elif elem.tag == "layer":
-            out.append(_read_layer(zf, elem, dx, dy, name))
+            layer = _read_layer(zf, elem, dx, dy, name)
+            layer.key = key
+            out.append(layer)
     return out
 
 
@@ -139,7 +149,16 @@ def _png_bytes(pixels: np.ndarray) -> bytes:
 
 
 def write_ora(img: LayeredImage, out: BinaryIO) -> None:
-    """Write ``img`` as OpenRaster to the binary file ``out``."""
+    """Write ``img`` as OpenRaster to the binary file ``out``: a document read from an
+    OpenRaster file is edited in place (see :func:`_write_in_place`), any other is written new."""
+    if img.format == "ora" and img.source is not None:
+        try:
+            data = _write_in_place(img)
+        except _NotInPlace:
+            data = None
+        if data is not None:
+            out.write(data)
+            return
     root = ET.Element("image", {"version": "0.0.3", "w": str(img.width), "h": str(img.height)})
     files: List[tuple] = []
     _write_stack(img, ET.SubElement(root, "stack"), img.layers, files)
@@ -202,3 +221,151 @@ def _write_stack(img: LayeredImage, parent: ET.Element, layers: List[Layer], fil
         inner.update(visibility="visible", opacity="1")  # the group carries them
         inner.pop("composite-op", None)
         ET.SubElement(group, "layer", inner)
+
+
+# ------------------------------------------------------------------ in-place writing
+class _NotInPlace(Exception):
+    """The document no longer matches its source's tree (a layer added or moved)."""
+
+
+def _write_in_place(img: LayeredImage) -> bytes:
+    """The source file with only what was edited changed (issue #25: MyPaint's stroke maps,
+    background tile and 'selected' attributes were dropped by a rewrite):
+
+    - every archive member is copied as it was, in its order; a new mask adds a PNG;
+    - stack.xml is the source's element tree (every attribute and namespace kept) with the
+      edited layers' masks, names, visibility and opacity changed; written only if changed;
+    - mergedimage.png and the thumbnail are regenerated only when a mask changed.
+    """
+
+    src = img.source
+    assert src is not None
+    with zipfile.ZipFile(io.BytesIO(src)) as zf:
+        infos = zf.infolist()
+        members = {i.filename: zf.read(i) for i in infos}
+    xml = members.get("stack.xml")
+    if xml is None:
+        raise _NotInPlace()
+    for _, (prefix, uri) in ET.iterparse(io.BytesIO(xml), events=("start-ns",)):
+        if prefix:
+            ET.register_namespace(prefix, uri)
+    root = ET.fromstring(xml)
+    stack = root.find("stack")
+    if stack is None:
+        raise _NotInPlace()
+    added: List[tuple] = []
+    changed = masks = False
+    for _, layer in img.walk():
+        if layer.key is None:
+            raise _NotInPlace()
+        parent, index = _locate(stack, layer.key)
+        elem = parent[index]
+        masked = _is_mask_group(elem)
+        # what reading gave for this element, to see what the document changed
+        if masked:
+            inner = list(elem)[1]
+            was_name = elem.get("name") or inner.get("name", "layer")
+            was_visible = elem.get("visibility", "visible") != "hidden" and inner.get("visibility", "visible") != "hidden"
+            was_opacity = min(max(_num(elem, "opacity", 1.0), 0.0), 1.0) * min(max(_num(inner, "opacity", 1.0), 0.0), 1.0)
+        else:
+            was_name = elem.get("name", "group" if elem.tag == "stack" else "layer")
+            was_visible = elem.get("visibility", "visible") != "hidden"
+            was_opacity = min(max(_num(elem, "opacity", 1.0), 0.0), 1.0)
+        if layer.name != was_name:
+            elem.set("name", layer.name)
+            changed = True
+        if layer.visible != was_visible:
+            elem.set("visibility", "visible" if layer.visible else "hidden")
+            changed = True
+        if abs(layer.opacity - was_opacity) > 0.5 / 255:
+            elem.set("opacity", f"{layer.opacity:.6g}")
+            changed = True
+        if layer.is_group or not layer.mask_changed:
+            continue
+        changed = masks = True
+        if layer.mask is None:
+            if masked:   # unwrap: the layer alone, carrying the group's attributes
+                inner = list(elem)[1]
+                for k in ("name", "visibility", "opacity", "composite-op"):
+                    if elem.get(k) is not None:
+                        inner.set(k, elem.get(k))
+                parent[index] = inner
+            continue
+        msrc = _free_name(members, added)
+        alpha = np.round(layer.mask.canvas(img.width, img.height) * 255).astype(np.uint8)
+        added.append((msrc, _png_bytes(np.dstack([np.full_like(alpha, 255)] * 3 + [alpha]))))
+        mask_attrs = {"name": layer.mask.name, "src": msrc, "x": "0", "y": "0", "composite-op": DST_IN,
+                      "visibility": "visible", "opacity": "1"}
+        if masked:
+            old = list(elem)[0]
+            old.attrib.clear()
+            old.attrib.update(mask_attrs)
+            continue
+        # A plain layer becomes the isolated two-layer group that stands for a masked layer;
+        # the group carries the layer's name, visibility, opacity and blend, and the layer
+        # keeps every other attribute it had (selected, a stroke map, ...).
+        group = ET.Element("stack", {k: v for k, v in elem.attrib.items()
+                                     if k in ("name", "visibility", "opacity", "composite-op", "x", "y")})
+        group.set("isolation", "isolate")
+        group.set("x", "0")
+        group.set("y", "0")
+        group.tail = elem.tail
+        ET.SubElement(group, "layer", mask_attrs)
+        elem.set("visibility", "visible")
+        elem.set("opacity", "1")
+        elem.attrib.pop("composite-op", None)
+        group.append(elem)
+        parent[index] = group
+    if changed:
+        members["stack.xml"] = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    if masks:
+        merged8 = np.round(img.composite() * 255).astype(np.uint8)
+        from PIL import Image
+
+        thumb = Image.fromarray(merged8, "RGBA")
+        thumb.thumbnail((256, 256))
+        tbuf = io.BytesIO()
+        thumb.save(tbuf, "PNG")
+        members["mergedimage.png"] = _png_bytes(merged8)
+        members["Thumbnails/thumbnail.png"] = tbuf.getvalue()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as out:
+        names = [i.filename for i in infos]
+        order = (["mimetype"] if "mimetype" in members else []) + [n for n in names if n != "mimetype"]
+        by_name = {i.filename: i for i in infos}
+        for name in order:
+            info = by_name[name]
+            if name == "mimetype":
+                info.compress_type = zipfile.ZIP_STORED
+            out.writestr(info, members[name], info.compress_type)
+        for name in ("mergedimage.png", "Thumbnails/thumbnail.png"):
+            if name in members and name not in by_name:
+                out.writestr(_entry(name), members[name], zipfile.ZIP_STORED)
+        for name, data in added:
+            out.writestr(_entry(name), data, zipfile.ZIP_STORED)
+    return buf.getvalue()
+
+
+def _locate(stack: ET.Element, key: tuple):
+    node = stack
+    try:
+        for i in key[:-1]:
+            node = list(node)[i]
+        list(node)[key[-1]]
+    except (IndexError, TypeError):
+        raise _NotInPlace() from None
+    return node, key[-1]
+
+
+def _is_mask_group(elem: ET.Element) -> bool:
+    kids = list(elem)
+    return (elem.tag == "stack" and len(kids) == 2 and all(k.tag == "layer" for k in kids)
+            and kids[0].get("composite-op") == DST_IN)
+
+
+def _free_name(members: dict, added: List[tuple]) -> str:
+    taken = set(members) | {n for n, _ in added}
+    i = 0
+    while f"data/refine-matte-mask{i}.png" in taken:
+        i += 1
+    return f"data/refine-matte-mask{i}.png"

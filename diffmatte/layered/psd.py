@@ -6,6 +6,10 @@ place: only the layers whose mask was changed (and any renamed, hidden or re-wei
 layer) are touched, so text, shape, smart-object and adjustment layers, effects and
 everything else psd-tools does not model survive byte for byte. A document from
 another format is written as a new 8-bit RGB PSD.
+
+The stored merged preview (image data section) is NOT kept: psd-tools recomposes it on
+save even when no visible layer changed (docs/BATCH.md; issue #25 found CMYK previews up
+to 20 levels off).
 """
 from __future__ import annotations
 
@@ -43,6 +47,12 @@ def read_psd(data: bytes, name: str = "file") -> LayeredImage:
     return LayeredImage(psd.width, psd.height, layers, "psd", bits, data)
 
 
+def _name(layer) -> str:
+    """The layer's name as shown and matched: without the trailing NULs some writers (Krita)
+    store; the file keeps its own bytes (see _update)."""
+    return str(layer.name).rstrip("\0")
+
+
 def _read_group(group, path: Tuple[int, ...], bits: int, native: bool) -> List[Layer]:
     out: List[Layer] = []
     for i, layer in enumerate(group):
@@ -50,10 +60,10 @@ def _read_group(group, path: Tuple[int, ...], bits: int, native: bool) -> List[L
         common = dict(opacity=layer.opacity / 255.0, visible=bool(layer.visible),
                       blend=layer.blend_mode.name.lower().replace("_", "-"), key=key)
         if layer.is_group():
-            out.append(Layer(layer.name, None, 0, 0, children=_read_group(layer, key, bits, native),
+            out.append(Layer(_name(layer), None, 0, 0, children=_read_group(layer, key, bits, native),
                              kind="group", **common))
             continue
-        out.append(Layer(layer.name, _pixels(layer, bits, native), layer.left, layer.top, mask=_mask(layer),
+        out.append(Layer(_name(layer), _pixels(layer, bits, native), layer.left, layer.top, mask=_mask(layer),
                          kind=str(layer.kind), **common))
     return out
 
@@ -121,7 +131,7 @@ def _update(psd, layer: Layer) -> None:
         raise LayeredError(f"layer {layer.name!r} was added after reading; PSD in-place writing "
                            "cannot add layers")
     node = _node(psd, layer.key)
-    if node.name != layer.name:
+    if _name(node) != layer.name:
         node.name = layer.name
     if bool(node.visible) != layer.visible:
         node.visible = layer.visible

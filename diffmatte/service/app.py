@@ -42,6 +42,13 @@ class ServiceConfig:
     # not these limits, bounds the refine itself (docs/TILING.md).
     max_body_mb: float = 256.0
     max_megapixels: float = 64.0
+    # The trimap routes (mask, scribbles) run whole-image numpy / scipy work at about 60 bytes
+    # a pixel: a 62 KB PNG of 7999 x 7999 zeros took 88 s and 3.6 GB there (issue #25). Their
+    # images are refused from the header above this size, before any pixel is decoded.
+    max_trimap_megapixels: float = 16.0
+    # Host / Origin names served besides loopback ones ("*": any, for a service bound to all
+    # interfaces on purpose); see gate.py. serve() adds a non-loopback --host itself.
+    allowed_hosts: Tuple[str, ...] = ()
     max_queue: int = 8
     keep_finished: int = 32
     finished_ttl: float = 600.0
@@ -66,6 +73,10 @@ class ServiceConfig:
     @property
     def max_pixels(self) -> int:
         return int(self.max_megapixels * 1e6)
+
+    @property
+    def max_trimap_pixels(self) -> int:
+        return int(min(self.max_trimap_megapixels, self.max_megapixels) * 1e6)
 
 
 # -- request bodies ---------------------------------------------------------------------
@@ -274,12 +285,16 @@ class Service:
         except Exception as exc:  # noqa: BLE001
             return {"error": f"{type(exc).__name__}: {exc}"}
 
-    def decode_rgb(self, b64: str, field: str) -> Tuple[bytes, Any]:
+    def decode_rgb(self, b64: str, field: str, max_pixels: Optional[int] = None) -> Tuple[bytes, Any]:
         data = imaging.b64decode_field(b64, field)
+        if max_pixels:
+            return data, imaging.decode_rgb(data, field, max_pixels, "--max-trimap-megapixels")
         return data, imaging.decode_rgb(data, field, self.config.max_pixels)
 
-    def decode_grey(self, b64: str, field: str) -> Any:
+    def decode_grey(self, b64: str, field: str, max_pixels: Optional[int] = None) -> Any:
         data = imaging.b64decode_field(b64, field)
+        if max_pixels:
+            return imaging.decode_grey(data, field, max_pixels, "--max-trimap-megapixels")
         return imaging.decode_grey(data, field, self.config.max_pixels)
 
     def with_device(self, fn: Callable[[], Any]) -> Any:
@@ -423,10 +438,11 @@ def build_fastapi(service: Service) -> FastAPI:
     @app.post("/v1/trimap/mask")
     def trimap_mask(body: MaskBody) -> Response:
         tm = _import_trimap()
-        mask = service.decode_grey(body.mask, "mask")
+        limit = service.config.max_trimap_pixels
+        mask = service.decode_grey(body.mask, "mask", limit)
         image = None
         if body.image is not None:
-            _, image = service.decode_rgb(body.image, "image")
+            _, image = service.decode_rgb(body.image, "image", limit)
             imaging.check_same_size(image, mask, "image", "mask")
         if body.edge != "exact" and image is None:
             raise InvalidInput(f"trimap from mask: edge={body.edge!r} needs the image (send image=...)")
@@ -443,14 +459,15 @@ def build_fastapi(service: Service) -> FastAPI:
     @app.post("/v1/trimap/scribbles")
     def trimap_scribbles(body: ScribbleBody) -> Response:
         tm = _import_trimap()
-        _, image = service.decode_rgb(body.image, "image")
+        limit = service.config.max_trimap_pixels
+        _, image = service.decode_rgb(body.image, "image", limit)
         maps = {}
         for name in ("fg", "bg", "unknown"):
             value = getattr(body, name)
             if value is None:
                 maps[name] = None
                 continue
-            arr = service.decode_grey(value, name)
+            arr = service.decode_grey(value, name, limit)
             imaging.check_same_size(image, arr, "image", name)
             maps[name] = arr > 127
         try:
@@ -510,12 +527,8 @@ def build_fastapi(service: Service) -> FastAPI:
             raise InvalidInput(str(exc)) from None
         if body.image is None and body.output == "rgba":
             raise InvalidInput("output 'rgba' needs the 'image'")
-        raw = imaging._load(imaging._open(imaging.b64decode_field(body.alpha, "alpha"), "alpha",
-                                          service.config.max_pixels), "alpha")
-        if raw.mode.startswith("I"):  # 16-bit grey PNG: keep every level
-            alpha = np.clip(np.asarray(raw), 0, 65535).astype(np.uint16)
-        else:
-            alpha = np.asarray(raw.convert("L"))
+        alpha = imaging.decode_alpha(imaging.b64decode_field(body.alpha, "alpha"), "alpha",
+                                     service.config.max_pixels)
         if body.output == "alpha":
             from diffmatte.edges import apply_edges
 
@@ -593,7 +606,7 @@ def create_app(engine: Any, token: str, config: Optional[ServiceConfig] = None) 
     service = Service(engine, config)
     app = build_fastapi(service)
     return Gate(app, token, config.max_body, max_active=config.max_active_requests,
-                body_timeout=config.body_timeout), service
+                body_timeout=config.body_timeout, hosts=config.allowed_hosts), service
 
 
 __all__ = ["ServiceConfig", "Service", "create_app", "API_VERSION"]

@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-queue", type=int, default=8, help="refine jobs allowed to wait (default 8)")
     parser.add_argument("--max-megapixels", type=float, default=64.0,
                         help="largest image accepted, in megapixels (default 64)")
+    parser.add_argument("--max-trimap-megapixels", type=float, default=16.0,
+                        help="largest image the trimap routes (mask, scribbles) accept, in megapixels "
+                             "(default 16; they need about 60 bytes a pixel)")
     parser.add_argument("--max-body-mb", type=float, default=256.0,
                         help="largest request body in MiB (default 256)")
     parser.add_argument("--sam-checkpoint", default=None, help="SAM checkpoint for point/box prompts")
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name, value, low in (("--max-queue", args.max_queue, 1), ("--max-megapixels", args.max_megapixels, 0.001),
+                             ("--max-trimap-megapixels", args.max_trimap_megapixels, 0.001),
                              ("--max-body-mb", args.max_body_mb, 0.001)):
         if value < low:
             sys.stderr.write(f"error: {name} must be at least {low}\n")
@@ -98,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(max(1, args.threads))
     config = ServiceConfig(max_body_mb=args.max_body_mb, max_megapixels=args.max_megapixels,
+                           max_trimap_megapixels=args.max_trimap_megapixels,
                            max_queue=args.max_queue, shutdown_grace=args.shutdown_grace,
                            sam_checkpoint=args.sam_checkpoint, sam_model_type=args.sam_model_type)
     return serve(engine, host=args.host, port=args.port, config=config, log_level=args.log_level)

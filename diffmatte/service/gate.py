@@ -13,7 +13,7 @@ import asyncio
 import hmac
 import json
 import logging
-from typing import Any, Awaitable, Callable, Dict, List
+from typing import Any, Awaitable, Callable, Dict, List, Tuple
 
 log = logging.getLogger("diffmatte.service")
 
@@ -46,6 +46,39 @@ def is_json_text(body: bytes) -> bool:
     return True
 
 
+# Largest request head (request line + headers); docs/SERVICE.md. h11 enforces it only
+# while a head is incomplete, so a larger head that arrives at once is refused here.
+MAX_HEAD_BYTES = 16 * 1024
+
+
+def head_size(scope: Scope) -> int:
+    """Bytes of the request line and headers as sent (CRLFs and ': ' included)."""
+    line = len(scope.get("method", "")) + len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") + 12
+    return line + sum(len(n) + len(v) + 4 for n, v in scope.get("headers", [])) + 2
+
+
+def host_of(authority: str) -> str:
+    """'Host: [::1]:8000' -> '::1', 'localhost:80' -> 'localhost', lower case; path dropped."""
+    a = authority.split("/", 1)[0].strip().lower()
+    if a.startswith("["):
+        return a[1:a.find("]")] if "]" in a else ""
+    return a.rsplit(":", 1)[0] if a.count(":") == 1 else a
+
+
+def is_loopback_name(host: str) -> bool:
+    """localhost, 127.0.0.0/8 and ::1 (also in IPv4-mapped form)."""
+    import ipaddress
+
+    if host in ("localhost", "localhost."):
+        return True
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return addr.is_loopback or bool(mapped and mapped.is_loopback)
+
+
 class Gate:
     """Wrap ``app`` with token auth, a ``max_body`` byte cap and ``max_active`` requests.
 
@@ -54,13 +87,38 @@ class Gate:
     """
 
     def __init__(self, app: Any, token: str, max_body: int, max_active: int = 64,
-                 body_timeout: float = 30.0) -> None:
+                 body_timeout: float = 30.0, hosts: Tuple[str, ...] = ()) -> None:
         self.app = app
+        #: Host / Origin names served besides loopback ones; "*" serves any
+        self.hosts = {h.lower().strip("[]") for h in hosts}
         self._token = token.encode("utf-8")
         self.max_body = max_body
         self.max_active = max_active
         self.body_timeout = body_timeout
         self.active = 0
+
+    def _foreign(self, headers: List[tuple]) -> str:
+        """Why the request's Host or Origin is not a name this service answers to ('' if it is)."""
+        if "*" in self.hosts:
+            return ""
+        for name, value in headers:
+            key = name.lower()
+            if key not in (b"host", b"origin"):
+                continue
+            text = value.decode("latin-1").strip()
+            if key == b"host":
+                host = host_of(text)
+                if not self._ours(host):
+                    return (f"Host {text!r} is not a loopback name (localhost, 127.0.0.1, [::1]); "
+                            "the service answers only requests addressed to this machine")
+            else:
+                host = host_of(text.split("://", 1)[1]) if "://" in text else ""
+                if not self._ours(host):
+                    return f"Origin {text!r} is not a loopback origin; requests from web pages are refused"
+        return ""
+
+    def _ours(self, host: str) -> bool:
+        return bool(host) and (is_loopback_name(host) or host in self.hosts)
 
     def _authorised(self, headers: List[tuple]) -> bool:
         for name, value in headers:
@@ -79,6 +137,17 @@ class Gate:
             await send({"type": "websocket.close", "code": 1008})
             return
         headers = scope.get("headers", [])
+        head = head_size(scope)
+        if head > MAX_HEAD_BYTES:
+            await send_json(send, 400, f"the request head is {head} bytes; the limit is {MAX_HEAD_BYTES} "
+                            f"bytes (16 KiB)", [(b"connection", b"close")])
+            return
+        refused = self._foreign(headers)
+        if refused:
+            # Before the token: a web page that learned the token still cannot reach the
+            # service through DNS rebinding (its requests carry its own Host / Origin).
+            await send_json(send, 403, refused)
+            return
         if not self._authorised(headers):
             await send_json(send, 401, "missing or wrong token: send 'Authorization: Bearer <token>' "
                             "with the token from the service config directory",

@@ -33,11 +33,11 @@ def b64decode_field(value: str, field: str) -> bytes:
         raise InvalidInput(f"field '{field}' is not valid base64: {exc}") from None
 
 
-def _open(data: bytes, field: str, max_pixels: int) -> Image.Image:
+def _open(data: bytes, field: str, max_pixels: int, option: str = "--max-megapixels") -> Image.Image:
     """Open ``data`` lazily and check its size before any pixel is decoded."""
     if not data:
         raise InvalidInput(f"field '{field}' is empty")
-    limit = f"the limit is {max_pixels / 1e6:.1f} megapixels (--max-megapixels)"
+    limit = f"the limit is {max_pixels / 1e6:.1f} megapixels ({option})"
     try:
         img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError as exc:
@@ -70,9 +70,9 @@ def _load(img: Image.Image, field: str) -> Image.Image:
     return img
 
 
-def decode_rgb(data: bytes, field: str, max_pixels: int) -> np.ndarray:
+def decode_rgb(data: bytes, field: str, max_pixels: int, option: str = "--max-megapixels") -> np.ndarray:
     """Decode an image to H x W x 3 uint8 (alpha is dropped, palettes expanded)."""
-    img = _load(_open(data, field, max_pixels), field)
+    img = _load(_open(data, field, max_pixels, option), field)
     try:
         if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
             grey = np.asarray(img, dtype=np.float64)
@@ -84,13 +84,13 @@ def decode_rgb(data: bytes, field: str, max_pixels: int) -> np.ndarray:
         raise InvalidInput(f"'{field}' cannot be converted to RGB: {exc}") from None
 
 
-def decode_grey(data: bytes, field: str, max_pixels: int) -> np.ndarray:
+def decode_grey(data: bytes, field: str, max_pixels: int, option: str = "--max-megapixels") -> np.ndarray:
     """Decode a single-channel map (mask, trimap, scribbles) to H x W uint8.
 
     Transparency counts as black, so both a grey image and a painted layer on a
     transparent background work.
     """
-    img = _load(_open(data, field, max_pixels), field)
+    img = _load(_open(data, field, max_pixels, option), field)
     try:
         if img.mode in ("I;16", "I;16B", "I;16L", "I"):
             arr = np.asarray(img, dtype=np.float64)
@@ -105,6 +105,18 @@ def decode_grey(data: bytes, field: str, max_pixels: int) -> np.ndarray:
             la = np.asarray(img.convert("LA"), dtype=np.uint16)
             return ((la[:, :, 0] * la[:, :, 1] + 127) // 255).astype(np.uint8)
         return np.asarray(img.convert("L"), dtype=np.uint8).copy()
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"'{field}' cannot be converted to greyscale: {exc}") from None
+
+
+def decode_alpha(data: bytes, field: str, max_pixels: int) -> np.ndarray:
+    """Decode an alpha matte to H x W: uint16 for 16-bit grey (every level kept), else uint8.
+    A mode Pillow cannot turn into grey (LAB, ...) is a 422, not a 500 (issue #25)."""
+    img = _load(_open(data, field, max_pixels), field)
+    try:
+        if img.mode.startswith("I"):  # 16-bit grey PNG: keep every level
+            return np.clip(np.asarray(img), 0, 65535).astype(np.uint16)
+        return np.asarray(img.convert("L"))
     except (OSError, ValueError) as exc:
         raise InvalidInput(f"'{field}' cannot be converted to greyscale: {exc}") from None
 

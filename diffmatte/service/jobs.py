@@ -426,7 +426,7 @@ class JobManager:
                 f"{job.width}x{job.height} image; the service freed memory and keeps "
                 "serving: try a smaller image or fewer megapixels"), "out_of_memory")
             log.warning("job %s: out of memory", job.id)
-        elif isinstance(exc, ValueError):
+        elif _is_input_error(exc):
             job.finish(FAILED, f"invalid input: {exc}", "invalid_input")
         else:
             log.exception("job %s failed", job.id, exc_info=exc)
@@ -437,3 +437,12 @@ class JobManager:
             return str(self.engine.info().get("device", "the device"))
         except Exception:  # noqa: BLE001
             return "the device"
+
+
+def _is_input_error(exc: BaseException) -> bool:
+    """True only for the engine's own verdict on its input (diffmatte.errors.InputError). Any
+    other ValueError out of a refine (numpy's "zero-size array ...", a shape bug) is the
+    engine's fault, not the client's (issue #25)."""
+    from diffmatte.errors import InputError
+
+    return isinstance(exc, InputError)

@@ -102,6 +102,19 @@ def uvicorn_config(app: Any, service: Service, log_level: str) -> uvicorn.Config
                           limit_concurrency=None, timeout_keep_alive=max(1, int(round(cfg.keep_alive))))
 
 
+def served_hosts(config: Optional[ServiceConfig], host: str) -> ServiceConfig:
+    """``config`` with the Host / Origin names a service bound to ``host`` answers to besides
+    loopback names: a non-loopback address it was bound to on purpose, or any name when bound
+    to every interface (0.0.0.0, ::)."""
+    import dataclasses
+
+    config = config or ServiceConfig()
+    if is_loopback(host):
+        return config
+    extra = "*" if host in ("", "0.0.0.0", "::") else host
+    return dataclasses.replace(config, allowed_hosts=tuple(config.allowed_hosts) + (extra,))
+
+
 class RunningService:
     """A service running in a background thread (tests, embedding in a process)."""
 
@@ -110,7 +123,7 @@ class RunningService:
         self.token = token
         self.sock = bind_socket(host, port)
         self.host, self.port = self.sock.getsockname()[:2]
-        app, self.service = create_app(engine, token, config)
+        app, self.service = create_app(engine, token, served_hosts(config, host))
         uconf = uvicorn_config(app, self.service, log_level)
         self.server = _Server(uconf, self.service)
         self.service.request_shutdown = self.stop_async
@@ -144,7 +157,7 @@ def serve(engine: Any, host: str = "127.0.0.1", port: int = 0,
         sys.stderr.write(f"error: cannot listen on {host}:{port}: {exc}\n")
         return 2
     bound_host, bound_port = sock.getsockname()[:2]
-    app, service = create_app(engine, token, config)
+    app, service = create_app(engine, token, served_hosts(config, host))
     uconf = uvicorn_config(app, service, log_level)
     pid = os.getpid()
     server = _Server(uconf, service,

@@ -119,9 +119,12 @@ def _load_layered(path: str) -> Document:
 
 
 def _leaves(nodes, prefix: str, shown: bool):
-    """(path, layer, effectively visible) of every non-group layer, bottom to top."""
-    for node in nodes:
-        path = prefix + node.name
+    """(path, layer, effectively visible) of every non-group layer, bottom to top; paths are
+    the unique ones of ``LayeredImage.walk`` (same-named siblings are "name#N")."""
+    from diffmatte.layered.model import unique_names
+
+    for node, segment in zip(nodes, unique_names([n.name for n in nodes])):
+        path = prefix + segment
         if node.is_group:
             yield from _leaves(node.children or [], path + "/", shown and node.visible)
         else:
