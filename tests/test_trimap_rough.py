@@ -108,3 +108,18 @@ def test_simulated_lasso_and_rectangle_enclose_the_subject():
     matte = np.zeros_like(alpha)
     kind, stroke = simulate.corrective_stroke(alpha, matte, rng)
     assert kind == "fg" and alpha[int(stroke[0][1]), int(stroke[0][0])] == 1.0
+
+
+def test_noise_is_not_called_rough_and_an_empty_segmentation_warns():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    m = np.zeros((40, 48), np.uint8)
+    m[:, :24] = 255
+    # Colours that do not separate: auto keeps the outline (a batch mask stays a mask).
+    assert trimap.from_selection(m, img, edge="auto")[1] == "exact"
+    seg = segment(img.astype(np.float32) / 255, m > 0)
+    assert np.isfinite(seg.llr).all()
+    with pytest.warns(UserWarning, match="outline is used as the edge"):
+        tri = trimap.from_region(img, np.ones((40, 48), bool) & (m > 0),
+                                 seg=type(seg)(fg=np.zeros((40, 48), bool), llr=seg.llr))
+    assert (tri[:, :20] != 0).all() and (tri[:, 40:] == 0).all()  # the selection, banded

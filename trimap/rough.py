@@ -24,6 +24,7 @@ Measured with ``bench/rough_bench.py`` (docs/TRIMAP.md, "Rough input").
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -46,6 +47,8 @@ POROUS_SHARE = 0.2
 # A mask is taken as rough when the segmentation drops more than this share of a
 # ring just inside its outline (an exact mask's inner ring is the subject).
 ROUGH_RING_SHARE = 0.35
+SURE_BG_LLR = 1.0
+LLR_LIMIT = 50.0  # beyond this a colour is simply one model's, whatever the number
 
 EDGE_MODES = ("rough", "exact", "auto")
 
@@ -75,6 +78,8 @@ def _gmm_loglik(pixels: np.ndarray, model: np.ndarray) -> np.ndarray:
         maha = np.einsum("ni,ij,nj->n", diff, np.linalg.inv(cov), diff)
         ll = math.log(weights[j]) - 0.5 * maha - 0.5 * math.log(np.linalg.det(cov))
         out = np.logaddexp(out, ll)
+    if not np.isfinite(out).any():
+        return np.zeros(len(pixels))  # an empty model (nothing was labelled this way) says nothing
     return out
 
 
@@ -143,6 +148,7 @@ def segment(
         fg_mask &= region
     pixels = img8.reshape(-1, 3).astype(np.float64)
     llr = (_gmm_loglik(pixels, bgd) - _gmm_loglik(pixels, fgd)).reshape(h, w)
+    llr = np.clip(np.nan_to_num(llr, nan=0.0, posinf=LLR_LIMIT, neginf=-LLR_LIMIT), -LLR_LIMIT, LLR_LIMIT)
     return Segmentation(fg=fg_mask, llr=llr.astype(np.float32))
 
 
@@ -169,13 +175,17 @@ def looks_rough(mask: np.ndarray, seg: Segmentation, band: float) -> bool:
     foreground; a lasso's inner ring is mostly background the segmentation drops.
     """
     hard = mask >= 0.5
+    if not seg.fg.any():
+        return False  # nothing found inside: the outline is the best edge there is
     depth = ndi.distance_transform_edt(hard)
     ring = hard & (depth <= max(2.0, 0.5 * band))
     if not ring.any():
         return False
     soft = ((mask > 0.05) & (mask < 0.95)).mean() > 0.5 * ring.mean()
-    dropped = float((ring & ~seg.fg).sum()) / float(ring.sum())
-    return soft or dropped > ROUGH_RING_SHARE
+    # Only drops the colour models are sure of count: on an image whose colours do not
+    # separate (noise, a flat patch) the graph cut's choice means nothing.
+    dropped = ring & ~seg.fg & (seg.llr > SURE_BG_LLR)
+    return soft or float(dropped.sum()) / float(ring.sum()) > ROUGH_RING_SHARE
 
 
 def from_region(
@@ -215,6 +225,11 @@ def from_region(
 
             prior = nearest_seed_probability(fg_m, bg_m)
         seg = segment(img, reg, fg_m, bg_m, prior=prior)
+    if reg is not None and not seg.fg.any():
+        warnings.warn("the subject could not be told from its background inside the selection; "
+                      "its outline is used as the edge (paint a few foreground strokes, or choose "
+                      "the exact edge)", stacklevel=2)
+        seg = Segmentation(fg=reg, llr=np.zeros(shape, np.float32))
     tri = from_mask(seg.fg, band=r, adaptive=adaptive, image=img)
     unknown = colour_unknown(seg, r) & (tri == FG)
     tri[unknown] = UNKNOWN
