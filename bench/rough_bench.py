@@ -65,7 +65,15 @@ def region_rows(name, kind, region, image, alpha, engine, t2_sad) -> Dict[str, f
     return row
 
 
-def stroke_count(name, image, alpha, engine, t2_sad, rng, max_strokes) -> int:
+def stroke_trimap(method: str, image: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """The trimap the product makes from strokes: ``region`` (colour models + graph cut,
+    ``trimap.from_region``) or ``walker`` (random walker, ``trimap.from_scribbles``)."""
+    if method == "walker":
+        return trimap.from_scribbles(image, fg, bg)
+    return trimap.from_region(image, None, fg=fg, bg=bg)
+
+
+def stroke_count(name, image, alpha, engine, t2_sad, rng, max_strokes, method="region") -> int:
     """Strokes until the matte is within 1.5x (or +2.0) of the trimap2 matte; max+1 if never."""
     target = max(1.5 * t2_sad, t2_sad + 2.0)
     fg_stroke, bg_stroke = simulate.first_strokes(alpha, rng)
@@ -75,7 +83,7 @@ def stroke_count(name, image, alpha, engine, t2_sad, rng, max_strokes) -> int:
     for n in range(2, max_strokes + 1):
         fg = trimap.strokes_to_mask(shape, strokes["fg"], radius=STROKE_RADIUS)
         bg = trimap.strokes_to_mask(shape, strokes["bg"], radius=STROKE_RADIUS)
-        matte = engine.refine(image, trimap.from_region(image, None, fg=fg, bg=bg))
+        matte = engine.refine(image, stroke_trimap(method, image, fg, bg))
         err = sad(matte, alpha)
         history.append(f"{err:.1f}")
         if err <= target:
@@ -96,6 +104,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the simulated hand (default 0)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-strokes", type=int, default=20)
+    ap.add_argument("--stroke-method", choices=["region", "walker"], default="region",
+                    help="strokes to trimap: region (the product's, trimap.from_region) or walker "
+                         "(trimap.from_scribbles, the random walker it replaces)")
     ap.add_argument("--photos", nargs="*", default=None, help="only these names (e.g. GT04)")
     args = ap.parse_args(argv)
 
@@ -122,7 +133,8 @@ def main(argv=None) -> int:
                 for key, v in row.items():
                     totals[kind][key] = totals[kind].get(key, 0.0) + v
         if "strokes" in args.inputs:
-            counts.append(stroke_count(name, image, alpha, engine, t2_sad, rng, args.max_strokes))
+            counts.append(stroke_count(name, image, alpha, engine, t2_sad, rng, args.max_strokes,
+                                       args.stroke_method))
 
     print("\nsummary (whole-image SAD, thousands, summed over", len(names), "photos)")
     for kind, t in totals.items():

@@ -287,6 +287,18 @@ def test_selection_source_passes_band(host, qtbot):
     assert pixel_grey(mask, 32, 24) == 255 and pixel_grey(mask, 2, 2) == 0
 
 
+def test_engine_warning_about_the_trimap_is_shown_with_the_result(qtbot):
+    doc, adapter, client, panel = selection_host(qtbot, client=FakeEngineClient())
+    client.warning = "The unknown area around x 1-9, y 1-9 has colours ... Paint foreground or background there."
+    with qtbot.waitSignal(panel.warningShown, timeout=10000):
+        refine_and_wait(qtbot, panel)
+    assert "Paint foreground or background there" in panel.status_label.text()
+    assert doc.active_layer().masks  # a warning, not an error: the matte is applied
+    client.warning = None
+    refine_and_wait(qtbot, panel)
+    assert "Warning" not in panel.status_label.text()
+
+
 def test_edge_mode_is_per_source_and_remembered(host, qtbot, tmp_path):
     doc, adapter, client, panel = host
     panel.set_source("selection")

@@ -674,6 +674,24 @@ def test_trimap_from_a_rough_selection(client):
         client.trimap_from_mask(png(lasso), edge="rough")
 
 
+def test_refine_warns_about_an_unknown_region_no_known_colour_explains(client):
+    """A large unknown patch of a colour found in neither known region (a flag held by a
+    toy) gets a warning event; an ordinary band does not."""
+    image = np.zeros((H, W, 3), np.uint8)
+    image[:, : W // 2] = (200, 180, 40)    # known foreground: yellow
+    image[:, W // 2:] = (30, 60, 160)      # known background: blue
+    tri = np.zeros((H, W), np.uint8)
+    tri[:, : W // 2] = 255
+    tri[:, W // 2 - 2: W // 2 + 2] = 128
+    seen = []
+    client.refine(png(image), png(tri), steps=2, on_warning=seen.append)
+    assert seen == []
+    image[8:32, 16:40] = (230, 0, 200)     # the "flag": magenta, all inside the unknown area
+    tri[6:34, 14:42] = 128
+    client.refine(png(image), png(tri), steps=2, on_warning=seen.append)
+    assert len(seen) == 1 and "Paint foreground or background there" in seen[0]
+
+
 def test_trimap_from_scribbles(client):
     image, _ = sample()
     image[10:30, 12:44] = 230

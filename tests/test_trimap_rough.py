@@ -123,3 +123,16 @@ def test_noise_is_not_called_rough_and_an_empty_segmentation_warns():
         tri = trimap.from_region(img, np.ones((40, 48), bool) & (m > 0),
                                  seg=type(seg)(fg=np.zeros((40, 48), bool), llr=seg.llr))
     assert (tri[:, :20] != 0).all() and (tri[:, 40:] == 0).all()  # the selection, banded
+
+
+def test_check_finds_a_large_region_no_known_colour_explains():
+    from trimap.check import describe_unexplained, unexplained_region
+
+    img, subject, _ = scene()
+    tri = trimap.from_mask(subject, band=4)
+    assert unexplained_region(img, tri) is None  # an ordinary band: its colours are the sides'
+    img[40:80, 60:100] = (0.9, 0.0, 0.8)          # a magenta "flag", all inside unknown
+    tri[36:84, 56:104] = 128
+    box = unexplained_region(img, tri)
+    assert box is not None and box[0] <= 62 and box[2] >= 98 and box[1] <= 42 and box[3] >= 78
+    assert "Paint foreground or background" in describe_unexplained(box)

@@ -211,6 +211,19 @@ class Job:
         }
 
 
+def _trimap_warning(image: Any, trimap: Any) -> Optional[str]:
+    """A warning for a trimap the matte cannot get right (unexplained colours), or None.
+    Only a warning: a failed check never fails the job."""
+    try:
+        from trimap.check import describe_unexplained, unexplained_region
+
+        box = unexplained_region(image, trimap)
+    except Exception:  # noqa: BLE001 - the check is advice, the refine goes on
+        log.debug("trimap check failed", exc_info=True)
+        return None
+    return describe_unexplained(box) if box is not None else None
+
+
 class JobManager:
     """Bounded FIFO of refine jobs served one at a time by a single worker thread."""
 
@@ -356,6 +369,9 @@ class JobManager:
 
     def _run(self, job: Job) -> None:
         job.emit("started", width=job.width, height=job.height, steps=job.steps * job.samples)
+        warning = _trimap_warning(job.image, job.trimap)
+        if warning:
+            job.emit("warning", message=warning)
         work = {"done": None, "total": None, "last": time.monotonic()}
 
         def on_work(done: int, total: int) -> None:

@@ -337,7 +337,8 @@ class EngineClient:
 
     def wait(self, job_id: str, on_progress: Optional[ProgressCallback] = None,
              cancel_event: Optional[threading.Event] = None,
-             on_work: Optional[Callable[[int, int], None]] = None) -> None:
+             on_work: Optional[Callable[[int, int], None]] = None,
+             on_warning: Optional[Callable[[str], None]] = None) -> None:
         """Follow a job to its end; raise :class:`JobCancelled` or :class:`EngineError`.
 
         ``on_work(done, total)`` gets the engine's real work (encoder tiles and tile x step
@@ -349,7 +350,9 @@ class EngineClient:
                                else (event.get("work_done"), event.get("work_total")))
                 if kind in ("work", "progress") and isinstance(done, int) and isinstance(total, int) and total > 0:
                     on_work(done, total)
-            if kind == "progress" and on_progress is not None:
+            if kind == "warning" and on_warning is not None:
+                on_warning(str(event.get("message") or ""))
+            elif kind == "progress" and on_progress is not None:
                 preview = event.get("preview")
                 on_progress(int(event.get("step", 0)), int(event.get("total", 0)),
                             base64.b64decode(preview) if preview else None)
@@ -362,12 +365,15 @@ class EngineClient:
                seed: Optional[int] = None, on_progress: Optional[ProgressCallback] = None,
                cancel_event: Optional[threading.Event] = None, preview: bool = True,
                quantize_trimap: bool = False, samples: int = 1,
-               on_work: Optional[Callable[[int, int], None]] = None) -> bytes:
+               on_work: Optional[Callable[[int, int], None]] = None,
+               on_warning: Optional[Callable[[str], None]] = None) -> bytes:
         """Refine a matte; return the alpha as 16-bit greyscale PNG bytes.
 
         ``on_progress(step, total, preview_png_or_None)`` is called for each diffusion
         step, ``on_work(done, total)`` with the engine's tile x step counts (see
-        :meth:`wait`); setting ``cancel_event`` cancels the job and raises :class:`JobCancelled`.
+        :meth:`wait`); ``on_warning(message)`` with what the service found suspicious in the
+        trimap (a region the matte cannot explain); setting ``cancel_event`` cancels the job and
+        raises :class:`JobCancelled`.
         """
         if cancel_event is not None and cancel_event.is_set():
             raise JobCancelled("cancelled before submission", code="cancelled")
@@ -375,7 +381,8 @@ class EngineClient:
                                     preview=preview and on_progress is not None,
                                     quantize_trimap=quantize_trimap, samples=samples)
         try:
-            self.wait(job_id, on_progress=on_progress, cancel_event=cancel_event, on_work=on_work)
+            self.wait(job_id, on_progress=on_progress, cancel_event=cancel_event, on_work=on_work,
+                      on_warning=on_warning)
             return self.result(job_id)
         except BaseException:
             # A callback that raises (or KeyboardInterrupt) must not leave the GPU busy.

@@ -94,6 +94,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
     jobFinished = Signal(str)       # "done" | "cancelled" | "failed"
     maskAdded = Signal(object)      # the alpha QImage handed to the host
     errorShown = Signal(str)
+    warningShown = Signal(str)   # advice from the engine about the trimap
 
     def __init__(self, adapter: Optional[HostAdapter] = None, *, client: Any = None,
                  client_factory: Optional[Callable[[], Any]] = None,
@@ -557,6 +558,8 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         sig.trimapReady.connect(self.canvas.set_trimap)
         sig.progress.connect(self._on_progress)
         sig.work.connect(self._on_work)
+        self._job_warning = ""
+        sig.warning.connect(self._on_warning)
         self._work_seen = False
         sig.finished.connect(self._on_preview_done if preview else self._on_finished)
         sig.failed.connect(self._on_failed)
@@ -663,7 +666,8 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
                                 "matte was not applied. Run Refine Matte again.")
             note = self.adapter.add_layer_mask(alpha, MASK_NAME)
             self.status_label.setText("Done: the matte was added as a new layer mask."
-                                      + (f" {note}" if note else ""))
+                                      + (f" {note}" if note else "")
+                                      + (f"\nWarning: {self._job_warning}" if self._job_warning else ""))
             self.maskAdded.emit(alpha)
             self._start_cutout()
         except Exception as exc:  # noqa: BLE001 - a host bug must not leave the panel busy
@@ -675,6 +679,11 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             outcome = "failed"
         finally:
             self._end_job(outcome)
+
+    def _on_warning(self, message: str) -> None:
+        """Advice from the engine about the trimap; kept with the result, never an error."""
+        self._job_warning = message
+        self.warningShown.emit(message)
 
     def _on_failed(self, message: str) -> None:
         self.canvas.set_preview(None)

@@ -119,9 +119,11 @@ class FakeEngineClient:
     def refine(self, image_png: bytes, trimap_png: bytes, steps: int = 10, seed=None,
                on_progress: Optional[Callable[[int, int, Optional[bytes]], None]] = None,
                cancel_event: Optional[threading.Event] = None, preview: bool = True,
-               samples: int = 1) -> bytes:
+               samples: int = 1, on_warning: Optional[Callable[[str], None]] = None) -> bytes:
         self.calls.append({"op": "refine", "steps": steps, "samples": samples})
         self.refine_started.set()
+        if getattr(self, "warning", None) and on_warning is not None:
+            on_warning(self.warning)
         if self.fail is not None:
             raise self.fail
         trimap = _grey_from(trimap_png)

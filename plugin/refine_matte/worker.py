@@ -52,6 +52,7 @@ class JobSignals(QtCore.QObject):
     finished = Signal(object)             # QImage alpha
     failed = Signal(str)
     cancelled = Signal()
+    warning = Signal(str)                 # the service's advice on the trimap (shown, not an error)
 
 
 class RefineJob:
@@ -120,6 +121,8 @@ class RefineJob:
             extra = {}
             if _accepts(client.refine, "on_work"):  # test stand-ins may not report work
                 extra["on_work"] = lambda done, total: sig.work.emit(int(done), int(total))
+            if _accepts(client.refine, "on_warning"):
+                extra["on_warning"] = sig.warning.emit
             alpha_png = client.refine(self.spec.image_png, trimap_png, steps=self.spec.steps,
                                       seed=self.spec.seed, on_progress=on_progress, samples=self.spec.samples,
                                       cancel_event=self.cancel_event, preview=True, **extra)
