@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_tiled import load_variant  # noqa: E402
 from diffmatte.evaluate.datasets import read_rgb, read_trimap_u8  # noqa: E402
-from diffmatte.imageio import to_trimap  # noqa: E402
+from diffmatte.io.images import to_trimap  # noqa: E402
 from diffmatte.modeling.model import Conditioning  # noqa: E402
 
 

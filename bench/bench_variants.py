@@ -32,7 +32,7 @@ def child(variant: str, size: int, steps: int, threads: int) -> dict:
     sys.path.insert(0, str(ROOT))
     from diffmatte.engine import Engine
     from diffmatte.modeling import build_model
-    from diffmatte.variants import get_config
+    from diffmatte.modeling.variants import get_config
 
     torch.manual_seed(0)
     model = build_model(get_config(variant)).eval()

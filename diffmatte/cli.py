@@ -67,7 +67,7 @@ def _export_engine_options(args: argparse.Namespace) -> None:
     batch workers it starts) loads: DIFFMATTE_MAX_MEMORY / DIFFMATTE_TILE_SIZE."""
     import os
 
-    from .memory import parse_bytes
+    from .sampling.memory import parse_bytes
 
     if getattr(args, "max_memory", None) is not None:
         parse_bytes(args.max_memory)  # a bad size fails here, before any model loads
@@ -79,7 +79,7 @@ def _export_engine_options(args: argparse.Namespace) -> None:
 
 
 def _add_finish_args(p: argparse.ArgumentParser) -> None:
-    """Edge controls and cut-out options (diffmatte.edges / diffmatte.cutout)."""
+    """Edge controls and cut-out options (diffmatte.finish.edges / diffmatte.finish.cutout)."""
     g = p.add_argument_group("edges and cut-out (applied to the matte; the engine is not re-run)")
     g.add_argument("--shift-edge", type=float, default=0.0, metavar="PX", help="move the edge out (+) or in (-), px")
     g.add_argument("--feather", type=float, default=0.0, metavar="PX", help="feather radius, px")
@@ -93,7 +93,7 @@ def _add_finish_args(p: argparse.ArgumentParser) -> None:
 
 def _finish_options(args) -> tuple:
     """(EdgeParams, result-parameter dict) from parsed args; checked before any engine work."""
-    from .edges import EdgeParams
+    from .finish.edges import EdgeParams
 
     edges = EdgeParams(shift=getattr(args, "shift_edge", 0.0), feather=getattr(args, "feather", 0.0),
                        contrast=getattr(args, "contrast", 0.0), smooth=getattr(args, "smooth", 0.0))
@@ -107,8 +107,9 @@ def _finish_options(args) -> tuple:
 
 
 def _refine_one(engine, image_path: Path, trimap_path: Path, out: Path, rgba: Optional[Path], args) -> None:
-    from .cutout import finish, read_icc, write_cutout
-    from .imageio import read_image, read_trimap, write_alpha
+    from .finish.cutout import finish
+    from .io.cutout_files import read_icc, write_cutout
+    from .io.images import read_image, read_trimap, write_alpha
 
     _refuse_overwrite(out, image_path, trimap_path)
     edges, params = _finish_options(args)
@@ -116,7 +117,7 @@ def _refine_one(engine, image_path: Path, trimap_path: Path, out: Path, rgba: Op
     trimap = read_trimap(trimap_path)
     alpha = engine.refine(image, trimap, steps=args.steps, seed=args.seed, samples=getattr(args, "samples", 1),
                           progress=_progress(not args.quiet, bool(engine.info().get("prior_only"))))
-    # One path for every front end (CLI, batch, service, editor): diffmatte.cutout.finish.
+    # One path for every front end (CLI, batch, service, editor): diffmatte.finish.cutout.finish.
     final, cut = finish(image, alpha, edges=edges, decontaminate=params["decontaminate"] if rgba else 0.0,
                         premultiplied=params["premultiplied"])
     write_alpha(out, final, bits=args.bits)
@@ -169,7 +170,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_variants(args: argparse.Namespace) -> int:
-    from .variants import VARIANTS
+    from .modeling.variants import VARIANTS
 
     for name, cfg in VARIANTS.items():
         enc = f"ViT d={cfg.embed_dim}" if cfg.backbone == "vit" else f"ResNet-D {list(cfg.widths)}"

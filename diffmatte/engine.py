@@ -12,13 +12,13 @@ import torch
 
 from .diffusion import Schedule
 from .errors import Cancelled, DefaultWeightsMissing
-from .imageio import check_pair, to_float_rgb, to_trimap
-from .memory import MiB, parse_bytes, plan_memory, prior_bytes
+from .io.images import check_pair, to_float_rgb, to_trimap
+from .sampling.memory import MiB, parse_bytes, plan_memory, prior_bytes
 from .modeling.model import DiffMatteModel
-from .prior_memo import PriorMemo
-from .tile_cache import TileCache
-from .tiled_sampler import TiledSampler, TileSettings, default_halos
-from .tiling import PlanStats
+from .prior.memo import PriorMemo
+from .sampling.tile_cache import TileCache
+from .sampling.tiled import TiledSampler, TileSettings, default_halos
+from .sampling.tiling import PlanStats
 from .weights.checkpoint import load_model
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
@@ -294,7 +294,7 @@ def load_engine(weights: Union[str, os.PathLike] = "default", device: str = "aut
         torch.backends.cudnn.allow_tf32 = False
     model = load_model(path)
     if precision == "auto":
-        from .variants import OFFICIAL
+        from .modeling.variants import OFFICIAL
 
         native = dev.type == "cpu" and cpu_bf16_supported()
         precision = "bf16" if native and model.cfg.name not in OFFICIAL else "fp32"

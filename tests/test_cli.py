@@ -114,7 +114,7 @@ def test_outputs_get_normal_permissions(tmp_path):
     import os
     import stat
 
-    from diffmatte.imageio import write_alpha
+    from diffmatte.io.images import write_alpha
 
     old = os.umask(0o022)
     try:

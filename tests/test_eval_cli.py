@@ -40,7 +40,7 @@ def _args(dataset, **kw):
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
     from diffmatte.modeling import build_model
-    from diffmatte.variants import get_config
+    from diffmatte.modeling.variants import get_config
     from diffmatte.weights import save_safetensors
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("w") / "tiny.safetensors"

@@ -1,4 +1,4 @@
-"""The closed-form prior (diffmatte/prior.py) and the prior-conditioned model around it."""
+"""The closed-form prior (diffmatte/prior/closed_form.py) and the prior-conditioned model around it."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from diffmatte.modeling import build_model
-from diffmatte.prior import _Laplacian, closed_form_prior
-from diffmatte.variants import get_config
+from diffmatte.prior.closed_form import _Laplacian, closed_form_prior
+from diffmatte.modeling.variants import get_config
 
 
 def _explicit_laplacian(img: np.ndarray, eps: float) -> np.ndarray:

@@ -1,13 +1,13 @@
-"""Incremental prior re-runs (diffmatte/prior_memo.py, information_flow_tiles.update_alpha)."""
+"""Incremental prior re-runs (diffmatte/prior/memo.py, information_flow_tiles.update_alpha)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-import diffmatte.information_flow as ifm
-import diffmatte.information_flow_tiles as ift
-from diffmatte.prior_memo import PriorMemo
+import diffmatte.prior.information_flow as ifm
+import diffmatte.prior.windows as ift
+from diffmatte.prior.memo import PriorMemo
 
 
 def _disc(n: int = 200, band: int = 6):
@@ -104,7 +104,7 @@ def test_a_cancelled_update_keeps_the_last_prior(small_reach):
 def test_refine_after_a_brush_stroke_uses_the_memo(small_reach):
     from diffmatte.engine import Engine
     from diffmatte.modeling import build_model
-    from diffmatte.variants import get_config
+    from diffmatte.modeling.variants import get_config
 
     img, tri = _disc()
     model = build_model(get_config("lite_ifm")).eval()

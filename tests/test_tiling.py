@@ -12,9 +12,9 @@ import diffmatte
 from diffmatte.diffusion import ddim_sample
 from diffmatte.engine import cpu_bf16_supported
 from diffmatte.errors import Cancelled
-from diffmatte.imageio import to_float_rgb, to_trimap
-from diffmatte.memory import MemoryBudgetError, parse_bytes
-from diffmatte.tiling import plan_tiles
+from diffmatte.io.images import to_float_rgb, to_trimap
+from diffmatte.sampling.memory import MemoryBudgetError, parse_bytes
+from diffmatte.sampling.tiling import plan_tiles
 
 
 def _band_inputs(h=256, w=384, seed=0, width=10):
@@ -200,8 +200,8 @@ def test_bf16_on_cpu_is_close_to_fp32(tiny_weights):
 def test_batched_tiles_match_one_by_one(tiny_engine):
     """Same-shaped tiles decoded in one call (the GPU setting) give the one-by-one result."""
     from diffmatte.engine import _null
-    from diffmatte.tile_cache import TileCache
-    from diffmatte.tiled_sampler import TiledSampler, TileSettings
+    from diffmatte.sampling.tile_cache import TileCache
+    from diffmatte.sampling.tiled import TiledSampler, TileSettings
 
     image, trimap = _band_inputs(256, 512)
     img, tri = to_float_rgb(image), to_trimap(trimap)

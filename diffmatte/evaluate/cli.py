@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_json(path: str, payload: dict) -> None:
-    from ..fsutil import atomic_path
+    from ..io.fsutil import atomic_path
 
     with atomic_path(path, suffix=".json") as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(payload, f, indent=2)

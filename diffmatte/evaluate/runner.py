@@ -122,7 +122,7 @@ def evaluate(dataset_dir: str | os.PathLike, methods: dict[str, Method], limit: 
 def _save_alpha(path: Path, alpha: np.ndarray) -> None:
     from PIL import Image
 
-    from ..fsutil import atomic_path
+    from ..io.fsutil import atomic_path
 
     with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8)).save(tmp)

@@ -133,7 +133,7 @@ class DiffMatteModel(nn.Module):
         parts = [img_n, onehot]
         if self.cfg.prior:
             if prior is None:
-                from ..prior import solve_prior
+                from ..prior.closed_form import solve_prior
                 with torch.autocast(image.device.type, enabled=False):
                     prior = solve_prior(self.cfg.prior, image.float(), trimap.float())
             if prior.shape != trimap.shape:

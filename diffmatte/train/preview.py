@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..fsutil import atomic_path
+from ..io.fsutil import atomic_path
 
 
 def sample_sheet(dataset, indices, columns: int = 6) -> np.ndarray:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .modeling.model import Conditioning, padded_size
+from ..modeling.model import Conditioning, padded_size
 
 ALIGN = 32
 Rect = Tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open)

@@ -79,7 +79,7 @@ def information_flow_alpha(image: np.ndarray, trimap: np.ndarray,
     if tile is None:
         tile = -1 if int(unknown.sum()) > MAX_UNKNOWN else 0
     if tile:
-        from .information_flow_tiles import solve_tiled
+        from .windows import solve_tiled
 
         alpha[y0:y1, x0:x1] = solve_tiled(crop, label, check, core=int(tile) if tile > 0 else None)
         return alpha

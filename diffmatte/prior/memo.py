@@ -8,7 +8,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .tile_cache import digest
+from ..sampling.tile_cache import digest
 
 
 
@@ -40,7 +40,7 @@ class PriorMemo:
         float32), from the memo where the image is the same and the trimap changed little."""
         import torch
 
-        from .prior import solve_prior
+        from .closed_form import solve_prior
 
         key = digest(kind, image) if self.enabled else None
         alpha = None
@@ -50,7 +50,7 @@ class PriorMemo:
             if not changed.any():
                 alpha, self.last = self._alpha.copy(), PriorRun("reused")
             elif kind == "ifm":
-                from .information_flow_tiles import update_alpha
+                from .windows import update_alpha
 
                 label = np.where(codes == 2, 1, np.where(codes == 0, 0, -1)).astype(np.int8)
                 alpha = update_alpha(image, label, self._alpha, changed, check or (lambda f: None))

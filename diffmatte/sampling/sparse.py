@@ -30,8 +30,8 @@ from typing import Callable, List, Optional
 import numpy as np
 import torch
 
-from .diffusion import time_grid
-from .errors import Cancelled
+from ..diffusion import time_grid
+from ..errors import Cancelled
 from .sparse_decoder import input_buffer, sparse_decoder_for
 from .sparse_plan import SparsePlan
 from .tile_cache import StepRecord, TileCache, TileRecord, digest, snap_std

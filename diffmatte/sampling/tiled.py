@@ -20,12 +20,12 @@ from typing import Callable, List, Optional
 import numpy as np
 import torch
 
-from .diffusion import Schedule, time_grid
-from .errors import Cancelled
-from .modeling.config import ModelConfig
-from .modeling.model import padded_size
+from ..diffusion import Schedule, time_grid
+from ..errors import Cancelled
+from ..modeling.config import ModelConfig
+from ..modeling.model import padded_size
 from .sparse_plan import dense_macs_per_px, dilate, plan_sparse
-from .sparse_sampler import build_regions, sample_sparse
+from .sparse import build_regions, sample_sparse
 from .tile_cache import StepRecord, TileCache, TileRecord, digest, snap_features, snap_std
 from .tiling import PlanStats, Tile, TilePlan, condition_region, plan_encoder, plan_tiles
 

@@ -185,7 +185,7 @@ def closed_form_prior(image: torch.Tensor, trimap: torch.Tensor, eps: float = EP
 def solve_prior(kind: str, image: torch.Tensor, trimap: torch.Tensor,
                 check: Optional[Callable[[float], None]] = None) -> torch.Tensor:
     """The alpha prior of a prior model: ``kind`` is ``ModelConfig.prior`` ("cf" closed-form,
-    this module; "ifm" information flow, diffmatte/information_flow.py). Same shapes as
+    this module; "ifm" information flow, diffmatte/prior/information_flow.py). Same shapes as
     :func:`closed_form_prior`: image (B,3,H,W) in [0, 1], trimap (B,1,H,W) {0, 0.5, 1}.
     ``check(fraction done)`` (information flow) is called during the solve and may raise
     to cancel it."""

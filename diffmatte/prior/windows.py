@@ -28,7 +28,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 from . import information_flow as ifm
-from .tiling import ramp
+from ..sampling.tiling import ramp
 
 TILE_CORE = 512          # px; window = core + 2 x TILE_MARGIN, <= 410k unknown pixels (~0.95 GB)
 TILE_MARGIN = 64         # context around each core (the agreement table in docs/TILING.md)
