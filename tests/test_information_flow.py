@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from diffmatte.prior.information_flow import _lle_weights, _local_laplacian, expand_known, information_flow_alpha
+from diffmatte.prior.information_flow import _lle_weights, _local_laplacian, expand_known
+from diffmatte.prior.solve import information_flow_alpha
 from diffmatte.modeling import build_model
-from diffmatte.prior.closed_form import solve_prior
+from diffmatte.prior.solve import solve_prior
 from diffmatte.modeling.variants import get_config
 from test_prior import _explicit_laplacian, two_colour as _two_colour
 
@@ -115,7 +116,7 @@ def test_untrained_ifm_model_returns_the_prior():
     for p in list(model.fusion.out.parameters()) + list(model.decoder.matting_head.matting_convs[3].parameters()):
         torch.nn.init.zeros_(p)
     with torch.no_grad():
-        logit = model(image, trimap, torch.zeros_like(trimap), torch.tensor([0.5]))
+        logit = model(image, trimap, torch.zeros_like(trimap), torch.tensor([0.5]), prior=prior)
     got = torch.sigmoid(logit)
     np.testing.assert_allclose(got.numpy(), prior.clamp(1e-3, 1 - 1e-3).numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="unknown prior"):
@@ -126,7 +127,7 @@ def test_ifm_prior_runs_with_denormals_flushed_and_restores_the_mode():
     # Training sets torch.set_flush_denormal(True); scipy's KD-tree build recursed without
     # end under it on a training crop (a segfault found with gdb), so the prior turns the
     # mode off around the solver and back on afterwards.
-    from diffmatte.prior.closed_form import denormals_flushed
+    from diffmatte.prior.solve import denormals_flushed
 
     img, tri, _ = _two_colour(24, 32)
     image = torch.from_numpy(img).permute(2, 0, 1)[None].float()
@@ -291,7 +292,7 @@ def test_prior_memory_follows_one_solve_and_is_capped_for_windows():
 
 
 def test_a_prior_solve_that_cannot_fit_is_refused_before_it_starts(monkeypatch):
-    import diffmatte.prior.information_flow as ifm
+    import diffmatte.prior.solve as ifm
     from diffmatte.engine import Engine
     from diffmatte.sampling.memory import MemoryBudgetError, prior_bytes
 

@@ -120,12 +120,12 @@ def run(args: argparse.Namespace) -> int:
     for line in ratio_lines(results, engines, [m for m in methods if m not in engines]):
         print(line)
     if args.figure:
-        from ..train.preview import save_png
+        from ..io.images import write_image
         from .runner import comparison_figure
         cases = [c.strip() for c in getattr(args, "figure_cases", "").split(",") if c.strip()]
         sheet = comparison_figure(args.dataset, {m: os.path.join(save_dir, m) for m in methods}, limit=args.limit,
                                   tile=getattr(args, "tile", 160), cases=cases)
-        print(f"wrote {save_png(args.figure, sheet)}")
+        print(f"wrote {write_image(args.figure, sheet)}")
     if tmp_dir is not None:
         tmp_dir.cleanup()
     if args.json:

@@ -47,7 +47,7 @@ def engine_methods(weights: str, device: str = "auto", steps: int = 10, seeds: I
         from ..engine import Engine, resolve_device
         from ..modeling import build_model
         from ..modeling.config import ModelConfig
-        from ..train.state import LAST, load_training_state
+        from ..weights.training_state import LAST, load_training_state
         state = load_training_state(p / LAST if p.is_dir() else p)
         model = build_model(ModelConfig.from_json(state["model_config"]))
         model.load_state_dict(state.get("ema") or state["model"])

@@ -158,6 +158,14 @@ def write_alpha(path: PathLike, alpha: np.ndarray, bits: int = 8) -> Path:
     return _atomic_save(Image.fromarray(alpha_to_uint(alpha, bits)), path)
 
 
+def write_image(path: PathLike, array: np.ndarray) -> Path:
+    """Write an 8-bit image array (grey, RGB or RGBA) atomically, in the format of the
+    path's suffix (PNG without one): contact sheets and figures."""
+    from PIL import Image
+
+    return _atomic_save(Image.fromarray(np.asarray(array)), path)
+
+
 def write_rgba(path: PathLike, image: np.ndarray, alpha: np.ndarray) -> Path:
     """Write the cut-out: the image's RGB (8-bit) with the alpha as its alpha channel."""
     from PIL import Image

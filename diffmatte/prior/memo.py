@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
+import torch
 
-from ..sampling.tile_cache import digest
+from ..util import digest
+from .solve import solve_prior
+from .windows import update_alpha
 
 
 
@@ -38,10 +41,6 @@ class PriorMemo:
               check: Optional[Callable[[float], None]] = None) -> np.ndarray:
         """The prior (H, W) float32 of ``image`` (H, W, 3 float32) and ``trimap`` ({0, 0.5, 1}
         float32), from the memo where the image is the same and the trimap changed little."""
-        import torch
-
-        from .closed_form import solve_prior
-
         key = digest(kind, image) if self.enabled else None
         alpha = None
         if key is not None and key == self._key and self._trimap.shape == trimap.shape:
@@ -50,8 +49,6 @@ class PriorMemo:
             if not changed.any():
                 alpha, self.last = self._alpha.copy(), PriorRun("reused")
             elif kind == "ifm":
-                from .windows import update_alpha
-
                 label = np.where(codes == 2, 1, np.where(codes == 0, 0, -1)).astype(np.int8)
                 alpha = update_alpha(image, label, self._alpha, changed, check or (lambda f: None))
                 if alpha is not None:

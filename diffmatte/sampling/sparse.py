@@ -34,7 +34,8 @@ from ..diffusion import time_grid
 from ..errors import Cancelled
 from .sparse_decoder import input_buffer, sparse_decoder_for
 from .sparse_plan import SparsePlan
-from .tile_cache import StepRecord, TileCache, TileRecord, digest, snap_std
+from ..util import digest
+from .tile_cache import StepRecord, TileCache, TileRecord, snap_std
 from .tiling import PlanStats, TilePlan
 
 CL = torch.channels_last

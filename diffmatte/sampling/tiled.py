@@ -26,7 +26,8 @@ from ..modeling.config import ModelConfig
 from ..modeling.model import padded_size
 from .sparse_plan import dense_macs_per_px, dilate, plan_sparse
 from .sparse import build_regions, sample_sparse
-from .tile_cache import StepRecord, TileCache, TileRecord, digest, snap_features, snap_std
+from ..util import digest
+from .tile_cache import StepRecord, TileCache, TileRecord, snap_features, snap_std
 from .tiling import PlanStats, Tile, TilePlan, condition_region, plan_encoder, plan_tiles
 
 CL = torch.channels_last

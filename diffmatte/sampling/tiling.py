@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..modeling.model import Conditioning, padded_size
+from ..util import ramp
 
 ALIGN = 32
 Rect = Tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open)
@@ -63,19 +64,6 @@ class TilePlan:
         wy = ramp(oy0, oy1, y0, y1, hp, self.blend)
         wx = ramp(ox0, ox1, x0, x1, wp, self.blend)
         return (wy[:, None] * wx[None, :])[None, None]
-
-
-def ramp(o0: int, o1: int, c0: int, c1: int, limit: int, b: int) -> torch.Tensor:
-    """The engine's one cross-fade rule (the sampler's tiles, the prior's windows): the 1-D
-    box-blurred indicator of [c0, c1) sampled at pixel centres o0..o1-1 (no ramp at the
-    image border, which behaves as if the edge tile went on forever)."""
-    pos = torch.arange(o0, o1, dtype=torch.float32) + 0.5
-    w = torch.ones(o1 - o0)
-    if b > 0 and c0 > 0:
-        w = torch.minimum(w, ((pos - (c0 - b)) / (2 * b)).clamp(0, 1))
-    if b > 0 and c1 < limit:
-        w = torch.minimum(w, (((c1 + b) - pos) / (2 * b)).clamp(0, 1))
-    return w
 
 
 class _Integral:

@@ -7,6 +7,7 @@ import torch
 
 from ..diffusion import Schedule, ddim_sample
 from ..modeling import DiffMatteModel
+from ..prior.solve import prior_for
 from .objective import logit_to_x0
 
 
@@ -24,7 +25,7 @@ def predict_alpha(model: DiffMatteModel, image: np.ndarray, trimap: np.ndarray, 
     tri_u8 = np.asarray(trimap)
     tri = np.where(tri_u8 < 85, 0.0, np.where(tri_u8 >= 170, 1.0, 0.5)).astype(np.float32)
     tri_t = torch.from_numpy(tri)[None, None].to(dev)
-    c = model.condition(img, tri_t)
+    c = model.condition(img, tri_t, prior_for(model.cfg.prior, img, tri_t))
     feats = model.encode(c)
     gen = torch.Generator().manual_seed(int(seed))
     noise = torch.randn(1, 1, *image.shape[:2], generator=gen).to(dev)
