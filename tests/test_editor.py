@@ -14,7 +14,6 @@ sys.path.insert(0, str(ROOT / "plugin"))
 
 pytest.importorskip("pytestqt")
 from refine_matte import imaging  # noqa: E402
-from refine_matte.canvas import Stroke  # noqa: E402
 from refine_matte.editor import io as edio  # noqa: E402
 from refine_matte.editor.app import EditorWindow  # noqa: E402
 from refine_matte.editor.document import Document, Layer, MaskNode  # noqa: E402

@@ -5,12 +5,12 @@ this project's CPU-friendly variant used for the bundled default model.
 """
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Any, Dict, List
 
 from .config import ModelConfig
 
-_VIT_DECODER = dict(downsample_in=(7, 32, 64, 128), time_channels=32, emb_channels=32, head_channels=16)
-_RES_DECODER = dict(downsample_in=(7, 32, 64, 128, 128), time_channels=32, emb_channels=32, head_channels=16)
+_VIT_DECODER: Dict[str, Any] = dict(downsample_in=(7, 32, 64, 128), time_channels=32, emb_channels=32, head_channels=16)
+_RES_DECODER: Dict[str, Any] = dict(downsample_in=(7, 32, 64, 128, 128), time_channels=32, emb_channels=32, head_channels=16)
 
 VARIANTS: Dict[str, ModelConfig] = {
     "ViTS": ModelConfig(name="ViTS", backbone="vit", in_chans=4, embed_dim=384, num_heads=6, img_size=512,
