@@ -74,6 +74,9 @@ class Engine:
         #: Largest decoder tile; None: automatic (memory and work), 0: always the whole image.
         env_tile = os.environ.get("DIFFMATTE_TILE_SIZE", "").strip()
         self.tile_size: Optional[int] = int(env_tile) if env_tile else None
+        #: Band-only (sparse) decoding of tiles; False: dense tiles, the previous path kept for
+        #: measurements (DIFFMATTE_SPARSE=0; docs/TILING.md).
+        self.sparse: bool = os.environ.get("DIFFMATTE_SPARSE", "1") != "0"
         #: Decoder context around each tile in pixels (multiple of 32); None: the measured
         #: default for the architecture (tiled_sampler.default_halos).
         self.tile_halo: Optional[int] = None
@@ -167,7 +170,8 @@ class Engine:
                           element=4 if self.precision == "fp32" else 2, has_prior=bool(getattr(cfg, "prior", "")),
                           prior_peak=prior_bytes(getattr(cfg, "prior", ""), h, w, int((tri == 0.5).sum())))
         settings = TileSettings(tile=mem.tile, halo=dec_halo, encoder_tile=mem.encoder_tile,
-                                encoder_halo=enc_halo, whole_ok=tile is None and mem.whole_fits, batch=mem.batch)
+                                encoder_halo=enc_halo, whole_ok=tile is None and mem.whole_fits, batch=mem.batch,
+                                sparse=self.sparse)
 
         with self._lock, torch.inference_mode():
             dev = self.device

@@ -73,11 +73,12 @@ def test_whole_image_tile_is_bit_identical_to_the_reference_sampler(tiny_engine)
     assert np.array_equal(tiny_engine.refine(image, trimap, steps=3, noise=noise, force_fg=False), got)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sparse", ["1", "0"])
 def test_tiled_result_matches_whole_image(tiny_engine, monkeypatch, sparse):
-    """Sparse tiles (the default) and dense tiles (DIFFMATTE_SPARSE=0) both agree with the
-    whole-image path; dense tiles skip the cores that hold no unknown pixel."""
-    monkeypatch.setenv("DIFFMATTE_SPARSE", sparse)
+    """Sparse tiles (the default) and dense tiles (engine.sparse = False, DIFFMATTE_SPARSE=0)
+    both agree with the whole-image path; dense tiles skip the cores that hold no unknown pixel."""
+    monkeypatch.setattr(tiny_engine, "sparse", sparse == "1")
     image, trimap = _band_inputs()
     whole = tiny_engine.refine(image, trimap, steps=3, seed=0, tile_size=0)
     tiled = tiny_engine.refine(image, trimap, steps=3, seed=0, tile_size=64)

@@ -12,9 +12,8 @@ x_t, its std and the update also follows the band.
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, List, Optional
 
 import numpy as np
@@ -46,8 +45,8 @@ class TileSettings:
     whole_ok: bool = False   # use one whole-image tile when the tiles would not save work
     batch: int = 1           # same-shaped tiles decoded in one call (GPU; 1 on CPU)
     #: decode only the band and the context each decoder level needs (sparse_decoder.py);
-    #: DIFFMATTE_SPARSE=0 turns it off (dense tiles, the previous path).
-    sparse: bool = field(default_factory=lambda: os.environ.get("DIFFMATTE_SPARSE", "1") != "0")
+    #: False: dense tiles, the previous path (``Engine.sparse``, DIFFMATTE_SPARSE=0).
+    sparse: bool = True
 
 
 #: Tiles must save at least this share of the decoder work to be used instead of one
@@ -325,8 +324,6 @@ class TiledSampler:
             new = [TileRecord() for _ in keys]
             for k in range(steps):
                 t, t_next = grid[k], grid[k + 1]
-                a, sg = self.schedule.alpha_sigma(t)
-                a_next, s_next = self.schedule.alpha_sigma(t_next)
                 std = x.flatten(1).std(dim=1, unbiased=False).clamp(min=1e-5)
                 std = snap_std(std, track[k] if track is not None and k < len(track) else None)
                 std_f = float(std)
@@ -357,8 +354,7 @@ class TiledSampler:
                         oy0, oy1, ox0, ox1 = _clip(plan.tiles[i].out, h, w)
                         x0[..., oy0:oy1, ox0:ox1] += weights[i] * preds[i]
                         tick()
-                eps = (x - a * x0) / sg.clamp(min=1e-10)
-                x = a_next * x0 + s_next * eps
+                x = self.schedule.ddim_step(x, x0, t, t_next)
                 if on_step is not None:
                     on_step(si, k, float(t), x0)
             if run_key is not None:

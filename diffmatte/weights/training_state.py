@@ -3,11 +3,12 @@ Written by training (:mod:`diffmatte.train.loop`), read by training, export and 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..io.fsutil import atomic_path
 
 LAST = "last.pt"
 
@@ -15,15 +16,8 @@ LAST = "last.pt"
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """torch.save to a temp file in the same folder, then os.replace (never a torn file)."""
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".tmp", dir=str(dest.parent))
-    os.close(fd)
-    try:
+    with atomic_path(dest) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dest
 
 
