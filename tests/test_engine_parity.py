@@ -220,6 +220,7 @@ def test_golden_case(case: Path, tmp_path: Path) -> None:
     assert np.abs(x0 - expected_x0).max() <= 1e-3
 
 
+@pytest.mark.slow
 @needs_shared
 @pytest.mark.parametrize("tsv", ["ViTS", "ViTB", "ViTS_1024", "Res34"])
 def test_generator_port_matches_the_official_key_lists(tsv: str, tmp_path: Path) -> None:

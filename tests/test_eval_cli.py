@@ -102,6 +102,7 @@ def test_eval_bad_inputs(tmp_path, capsys):
     assert "error" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not pymatting_available(), reason="pymatting (optional) not installed")
 def test_closed_form_baseline_row(tmp_path, capsys):
     data = tmp_path / "set"

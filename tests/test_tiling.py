@@ -92,6 +92,7 @@ def test_tiled_result_matches_whole_image(tiny_engine, monkeypatch, sparse):
     assert (tiled[trimap == 0] == 0).all() and (tiled[trimap == 255] == 1).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sparse", ["1", "0"])
 def test_smooth_gradient_has_no_seam_at_tile_borders(monkeypatch, sparse):
     """Default model, alpha = horizontal ramp: the tiled matte steps no more than 1/255
@@ -126,6 +127,7 @@ def test_smooth_gradient_has_no_seam_at_tile_borders(monkeypatch, sparse):
         assert at_borders.max() <= own + 1 / 255, (axis, at_borders.max(), own)
 
 
+@pytest.mark.slow
 def test_incremental_rerun_decodes_only_tiles_near_the_edit(tiny_engine):
     image, trimap = _band_inputs(256, 1024)
     tiny_engine.cache.clear()
@@ -198,6 +200,7 @@ def test_bf16_on_cpu_is_close_to_fp32(tiny_weights):
     assert diffmatte.load_engine(tiny_weights, device="cpu").precision == "bf16"  # auto is the default
 
 
+@pytest.mark.slow
 def test_batched_tiles_match_one_by_one(tiny_engine):
     """Same-shaped tiles decoded in one call (the GPU setting) give the one-by-one result."""
     from diffmatte.engine import _null
