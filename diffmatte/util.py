@@ -35,7 +35,7 @@ def digest(*parts) -> bytes:
                      if p.dtype == torch.bfloat16 else p.contiguous().cpu().numpy().tobytes())
         elif isinstance(p, np.ndarray):
             h.update(str((p.shape, p.dtype)).encode())
-            h.update(memoryview(np.ascontiguousarray(p)).cast("B"))  # read in place, no copy
+            h.update(np.ascontiguousarray(p).data.cast("B"))  # read in place, no copy
         else:
             h.update(repr(p).encode())
     return h.digest()

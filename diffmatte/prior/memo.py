@@ -43,7 +43,8 @@ class PriorMemo:
         float32), from the memo where the image is the same and the trimap changed little."""
         key = digest(kind, image) if self.enabled else None
         alpha = None
-        if key is not None and key == self._key and self._trimap.shape == trimap.shape:
+        if (key is not None and key == self._key and self._trimap is not None and self._alpha is not None
+                and self._trimap.shape == trimap.shape):
             codes = _codes(trimap)
             changed = codes != self._trimap
             if not changed.any():
