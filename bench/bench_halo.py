@@ -15,7 +15,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,8 +23,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_tiled import load_variant  # noqa: E402
 from diffmatte.evaluate.datasets import read_rgb, read_trimap_u8  # noqa: E402
-from diffmatte.imageio import to_trimap  # noqa: E402
+from diffmatte.io.images import to_trimap  # noqa: E402
 from diffmatte.modeling.model import Conditioning  # noqa: E402
+from diffmatte.prior.solve import prior_for  # noqa: E402
 
 
 def probe(variant: str, name: str) -> None:
@@ -35,7 +35,7 @@ def probe(variant: str, name: str) -> None:
     h, w = tri.shape
     with torch.inference_mode():
         it, tt = torch.from_numpy(img).permute(2, 0, 1)[None], torch.from_numpy(tri)[None, None]
-        c = m.condition(it, tt)
+        c = m.condition(it, tt, prior_for(m.cfg.prior, it, tt))
         feats = m.encode(c)
         s = m.cfg.stride
         hp, wp = c.cond.shape[-2:]

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     import torch
 
     import diffmatte
-    from diffmatte.prior import solve_prior
+    from diffmatte.prior.solve import solve_prior
 
     torch.set_num_threads(args.threads)
     image, trimap = load(Path(args.data), args.case, args.trimap, args.megapixels)

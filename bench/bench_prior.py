@@ -38,7 +38,7 @@ def _load(data: Path, name: str, trimap_set: str):
 
 
 def agreement(data: Path, names, core: int) -> None:
-    from diffmatte.information_flow import information_flow_alpha
+    from diffmatte.prior.solve import information_flow_alpha
 
     print(f"\n### Windows of {core} px vs one solve\n")
     print("| trimap | photo | unknown | SAD whole | SAD windows | change | mean abs diff (unknown) | max abs diff | CPU whole (s) | CPU windows (s) |")

@@ -101,7 +101,7 @@ def load_variant(variant: str, device: str, precision: str = "fp32"):
     import diffmatte
     from diffmatte.engine import Engine, resolve_device
     from diffmatte.modeling import build_model
-    from diffmatte.variants import get_config
+    from diffmatte.modeling.variants import get_config
 
     if variant == "default":
         return diffmatte.load_engine("default", device=device, precision=precision)
@@ -162,9 +162,9 @@ def plans(rows) -> None:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from diffmatte import sparse_plan as sd
+    from diffmatte.sampling import sparse_plan as sd
     from diffmatte.modeling.model import padded_size
-    from diffmatte.tiled_sampler import SPARSE_MARGIN, TiledSampler, TileSettings, default_halos
+    from diffmatte.sampling.tiled import SPARSE_MARGIN, TiledSampler, TileSettings, default_halos
 
     print("\n| row | size | unknown | sparse plan (engine) | floor (exact cells) | tiles | plan time (s) |")
     print("|---|---|---|---|---|---|---|")
@@ -190,7 +190,7 @@ def plans(rows) -> None:
 def exact_cells_fraction(model, mask: np.ndarray) -> float:
     """Multiply-adds of a decode computing exactly the needed cells of every stage (the
     sparse plan's per-pixel needs, without blocks or halos), as a share of the dense decode."""
-    from diffmatte import sparse_plan as sd
+    from diffmatte.sampling import sparse_plan as sd
 
     dec = model.decoder
     L = len(dec.down_blks)

@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from diffmatte.modeling import build_model  # noqa: E402
 from diffmatte.train.objective import DiffusionObjective  # noqa: E402
-from diffmatte.variants import get_config  # noqa: E402
+from diffmatte.modeling.variants import get_config  # noqa: E402
 
 
 def step_times(variant: str, crop: int, batch: int, fmt: torch.memory_format, steps: int, warmup: int) -> list[float]:

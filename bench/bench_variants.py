@@ -32,7 +32,8 @@ def child(variant: str, size: int, steps: int, threads: int) -> dict:
     sys.path.insert(0, str(ROOT))
     from diffmatte.engine import Engine
     from diffmatte.modeling import build_model
-    from diffmatte.variants import get_config
+    from diffmatte.modeling.variants import get_config
+    from diffmatte.prior.solve import prior_for
 
     torch.manual_seed(0)
     model = build_model(get_config(variant)).eval()
@@ -52,7 +53,7 @@ def child(variant: str, size: int, steps: int, threads: int) -> dict:
         img_t = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
         tri_t = torch.from_numpy(trimap)[None, None].float() / 255
         tri_t = torch.where(tri_t < 0.1, 0.0, torch.where(tri_t > 0.9, 1.0, 0.5))
-        cond = engine.model.condition(img_t, tri_t)
+        cond = engine.model.condition(img_t, tri_t, prior_for(engine.model.cfg.prior, img_t, tri_t))
         e0 = time.perf_counter()
         engine.model.encode(cond)
         encoder_s = time.perf_counter() - e0

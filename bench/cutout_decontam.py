@@ -4,7 +4,7 @@ The training generator (diffmatte.train.synth) knows the true foreground colours
 every composite, so the error of a cut-out's colours against F can be measured where it
 matters, in 0.05 < alpha < 0.95, with the TRUE alpha (the colour method is judged
 alone, not the matte). Rows: raw image colours (what a cut-out without decontamination
-keeps), diffmatte.cutout's estimate, and pymatting's estimate_foreground_ml when
+keeps), diffmatte.finish.cutout's estimate, and pymatting's estimate_foreground_ml when
 installed (reference implementation of the same method).
 
     python bench/cutout_decontam.py --n 40 --size 256
@@ -29,7 +29,7 @@ def main() -> int:
     if args.scale:
         return scale()
 
-    from diffmatte.cutout import estimate_foreground
+    from diffmatte.finish.cutout import estimate_foreground
     from diffmatte.train.photos import PhotoPool
     from diffmatte.train.synth import SynthMattingDataset
 
@@ -40,8 +40,8 @@ def main() -> int:
             from pymatting import estimate_foreground_ml as ml
         except ImportError:
             ml = None
-    rows = {"raw": [], "diffmatte.cutout": [], "pymatting ml": []}
-    times = {"diffmatte.cutout": 0.0, "pymatting ml": 0.0}
+    rows = {"raw": [], "diffmatte.finish.cutout": [], "pymatting ml": []}
+    times = {"diffmatte.finish.cutout": 0.0, "pymatting ml": 0.0}
     used = 0
     for i in range(args.n):
         s = ds.raw(i)
@@ -58,8 +58,8 @@ def main() -> int:
 
         rows["raw"].append(err(rgb))
         t = time.perf_counter()
-        rows["diffmatte.cutout"].append(err(estimate_foreground(img8, a)))
-        times["diffmatte.cutout"] += time.perf_counter() - t
+        rows["diffmatte.finish.cutout"].append(err(estimate_foreground(img8, a)))
+        times["diffmatte.finish.cutout"] += time.perf_counter() - t
         if ml is not None:
             if i == 0:
                 ml(rgb.astype(np.float64), a.astype(np.float64))  # numba JIT outside the timing
@@ -82,7 +82,7 @@ def scale() -> int:
     """Full-size photo, thin edge: the tiles cover only the soft pixels."""
     import resource
 
-    from diffmatte.cutout import estimate_foreground, finish
+    from diffmatte.finish.cutout import estimate_foreground, finish
 
     h, w = 3000, 4000
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)

@@ -5,7 +5,7 @@ The composites come from the training generator's alpha shapes (hair strands gro
 from a head, a glass body with its rim) with known foreground colours, so the picture
 can use the true alpha: what remains visible is the colour method alone. Columns:
 the shot, the cut-out with the raw image colours (green fringe), the cut-out through
-diffmatte.cutout (decontaminated), and the true foreground, each on magenta, with a
+diffmatte.finish.cutout (decontaminated), and the true foreground, each on magenta, with a
 2x zoom of the edge below. The mean colour error in 0.05 < alpha < 0.95 is printed.
 
     python bench/cutout_figure.py docs/decontamination.png
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=3)
     args = ap.parse_args(argv)
 
-    from diffmatte.cutout import make_cutout
+    from diffmatte.finish.cutout import make_cutout
 
     rng = np.random.default_rng(args.seed)
     s = args.size

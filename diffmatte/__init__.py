@@ -18,12 +18,12 @@ _LAZY = {
     "load_engine": ("engine", "load_engine"),
     "Engine": ("engine", "Engine"),
     "StepInfo": ("engine", "StepInfo"),
-    "read_image": ("imageio", "read_image"),
-    "read_trimap": ("imageio", "read_trimap"),
-    "write_alpha": ("imageio", "write_alpha"),
-    "write_rgba": ("imageio", "write_rgba"),
-    "get_config": ("variants", "get_config"),
-    "list_variants": ("variants", "list_variants"),
+    "read_image": ("io.images", "read_image"),
+    "read_trimap": ("io.images", "read_trimap"),
+    "write_alpha": ("io.images", "write_alpha"),
+    "write_rgba": ("io.images", "write_rgba"),
+    "get_config": ("modeling.variants", "get_config"),
+    "list_variants": ("modeling.variants", "list_variants"),
 }
 
 __all__ = ["Cancelled", "DefaultWeightsMissing", "WeightsError", "__version__", *_LAZY]

@@ -10,30 +10,13 @@ from pathlib import Path
 from typing import List, Optional
 
 from . import __version__
+from .cli_options import _add_engine_args, _add_finish_args, _export_engine_options, _finish_options
 from .errors import Cancelled, DefaultWeightsMissing, WeightsError
 
 # Sub-command modules with a ``register(subparsers)`` function, imported lazily so a
 # missing optional part never breaks the rest of the CLI.
 _PLUGGED = ("diffmatte.batch.cli", "diffmatte.service.cli", "diffmatte.train.cli", "diffmatte.evaluate.cli",
             "diffmatte.weights.cli")
-
-
-def _add_engine_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", default="default",
-                   help="checkpoint: 'default' (bundled model), an official DiffMatte .pth, .safetensors or .npz")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
-    p.add_argument("--steps", type=int, default=10, help="DDIM steps, 1..1000 (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial noise (default 0, reproducible)")
-    p.add_argument("--samples", type=int, default=1,
-                   help="average this many samples from seeds seed, seed+1, ... (less noise-dependent; "
-                        "costs that many times the decoder steps; default 1)")
-    p.add_argument("--bits", type=int, choices=(8, 16), default=8, help="alpha PNG bit depth (default 8)")
-    p.add_argument("--max-memory", metavar="SIZE", default=None,
-                   help="memory a refine may use, e.g. 4G or 512M (default: from free RAM / VRAM); tiles are "
-                        "sized to fit and a refine that cannot fit is refused before it starts")
-    p.add_argument("--tile-size", type=int, metavar="PX", default=None,
-                   help="largest decoder tile in pixels, a multiple of 32 (default: automatic; 0: always the "
-                        "whole image, the pre-tiling path)")
 
 
 def _default_out(image: Path, suffix: str) -> Path:
@@ -62,53 +45,10 @@ def _progress(enabled: bool, prior_only: bool = False):
     return show
 
 
-def _export_engine_options(args: argparse.Namespace) -> None:
-    """--max-memory / --tile-size become the defaults of every engine this process (and the
-    batch workers it starts) loads: DIFFMATTE_MAX_MEMORY / DIFFMATTE_TILE_SIZE."""
-    import os
-
-    from .memory import parse_bytes
-
-    if getattr(args, "max_memory", None) is not None:
-        parse_bytes(args.max_memory)  # a bad size fails here, before any model loads
-        os.environ["DIFFMATTE_MAX_MEMORY"] = str(args.max_memory)
-    if getattr(args, "tile_size", None) is not None:
-        if args.tile_size != 0 and (args.tile_size % 32 or not 64 <= args.tile_size <= 16384):
-            raise ValueError(f"--tile-size must be 0 or a multiple of 32 in 64..16384, got {args.tile_size}")
-        os.environ["DIFFMATTE_TILE_SIZE"] = str(args.tile_size)
-
-
-def _add_finish_args(p: argparse.ArgumentParser) -> None:
-    """Edge controls and cut-out options (diffmatte.edges / diffmatte.cutout)."""
-    g = p.add_argument_group("edges and cut-out (applied to the matte; the engine is not re-run)")
-    g.add_argument("--shift-edge", type=float, default=0.0, metavar="PX", help="move the edge out (+) or in (-), px")
-    g.add_argument("--feather", type=float, default=0.0, metavar="PX", help="feather radius, px")
-    g.add_argument("--contrast", type=float, default=0.0, metavar="PCT", help="edge contrast 0..100 %%")
-    g.add_argument("--smooth", type=float, default=0.0, metavar="PX", help="smooth jagged contours, 0..20 px")
-    g.add_argument("--decontaminate", type=float, default=1.0, metavar="AMOUNT",
-                   help="cut-out colour decontamination 0..1 (default 1: old background colour removed "
-                        "from hair and glass; 0 keeps the raw colours)")
-    g.add_argument("--premultiplied", action="store_true", help="write the cut-out with premultiplied colours")
-
-
-def _finish_options(args) -> tuple:
-    """(EdgeParams, result-parameter dict) from parsed args; checked before any engine work."""
-    from .edges import EdgeParams
-
-    edges = EdgeParams(shift=getattr(args, "shift_edge", 0.0), feather=getattr(args, "feather", 0.0),
-                       contrast=getattr(args, "contrast", 0.0), smooth=getattr(args, "smooth", 0.0))
-    amount = float(getattr(args, "decontaminate", 1.0))
-    if not 0.0 <= amount <= 1.0:
-        raise ValueError(f"--decontaminate must lie in [0, 1], got {amount}")
-    params = {"steps": args.steps, "seed": args.seed, "samples": getattr(args, "samples", 1),
-              "edges": edges.to_dict(), "decontaminate": amount,
-              "premultiplied": bool(getattr(args, "premultiplied", False))}
-    return edges, params
-
-
 def _refine_one(engine, image_path: Path, trimap_path: Path, out: Path, rgba: Optional[Path], args) -> None:
-    from .cutout import finish, read_icc, write_cutout
-    from .imageio import read_image, read_trimap, write_alpha
+    from .finish.cutout import finish
+    from .io.cutout_files import read_icc, write_cutout
+    from .io.images import read_image, read_trimap, write_alpha
 
     _refuse_overwrite(out, image_path, trimap_path)
     edges, params = _finish_options(args)
@@ -116,7 +56,7 @@ def _refine_one(engine, image_path: Path, trimap_path: Path, out: Path, rgba: Op
     trimap = read_trimap(trimap_path)
     alpha = engine.refine(image, trimap, steps=args.steps, seed=args.seed, samples=getattr(args, "samples", 1),
                           progress=_progress(not args.quiet, bool(engine.info().get("prior_only"))))
-    # One path for every front end (CLI, batch, service, editor): diffmatte.cutout.finish.
+    # One path for every front end (CLI, batch, service, editor): diffmatte.finish.cutout.finish.
     final, cut = finish(image, alpha, edges=edges, decontaminate=params["decontaminate"] if rgba else 0.0,
                         premultiplied=params["premultiplied"])
     write_alpha(out, final, bits=args.bits)
@@ -169,7 +109,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_variants(args: argparse.Namespace) -> int:
-    from .variants import VARIANTS
+    from .modeling.variants import VARIANTS
 
     for name, cfg in VARIANTS.items():
         enc = f"ViT d={cfg.embed_dim}" if cfg.backbone == "vit" else f"ResNet-D {list(cfg.widths)}"

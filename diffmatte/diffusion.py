@@ -29,6 +29,21 @@ class Schedule:
         g = self.gamma(t)
         return self.scale * torch.sqrt(g), torch.sqrt(1.0 - g)
 
+    def ddim_step(self, x: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor,
+                  tmp: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The DDIM update (eta = 0) from time ``t`` to ``t_next`` given the x0 prediction:
+        eps = (x - a x0) / s, x' = a' x0 + s' eps. The one implementation: the whole-image
+        loop below, the tiled sampler and the sparse sampler call it. With ``tmp`` (a buffer
+        shaped like ``x``) the same operations run in place and ``x`` is overwritten (the
+        sparse sampler's per-step buffers)."""
+        a, s = self.alpha_sigma(t)
+        a_next, s_next = self.alpha_sigma(t_next)
+        if tmp is None:
+            eps = (x - a * x0) / s.clamp(min=1e-10)
+            return a_next * x0 + s_next * eps
+        eps = torch.sub(x, torch.mul(x0, a, out=tmp), out=tmp).div_(s.clamp(min=1e-10))
+        return torch.mul(x0, a_next, out=x).add_(eps.mul_(s_next))
+
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Forward process: x_t for per-sample times ``t`` of shape (B,)."""
         a, s = self.alpha_sigma(t.view(-1, *([1] * (x0.dim() - 1))))
@@ -65,11 +80,8 @@ def ddim_sample(denoise: Denoiser, noise: torch.Tensor, steps: int, schedule: Sc
     batch = noise.shape[0]
     for k in range(int(steps)):
         t, t_next = grid[k], grid[k + 1]
-        a, s = schedule.alpha_sigma(t)
-        a_next, s_next = schedule.alpha_sigma(t_next)
         x0 = denoise(normalize_xt(x), t.expand(batch)).clamp(-1.0, 1.0)
-        eps = (x - a * x0) / s.clamp(min=1e-10)
-        x = a_next * x0 + s_next * eps
+        x = schedule.ddim_step(x, x0, t, t_next)
         if on_step is not None:
             on_step(k, float(t), x0)
     return (x / schedule.scale + 1.0) / 2.0

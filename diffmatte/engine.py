@@ -12,14 +12,14 @@ import torch
 
 from .diffusion import Schedule
 from .errors import Cancelled, DefaultWeightsMissing
-from diffmatte.errors import InputError  # absolute: survives the move of this module (issue #26)
-from .imageio import check_pair, to_float_rgb, to_trimap
-from .memory import MiB, parse_bytes, plan_memory, prior_bytes
+from .errors import InputError
+from .io.images import check_pair, to_float_rgb, to_trimap
+from .sampling.memory import MiB, parse_bytes, plan_memory, prior_bytes
 from .modeling.model import DiffMatteModel
-from .prior_memo import PriorMemo
-from .tile_cache import TileCache
-from .tiled_sampler import TiledSampler, TileSettings, default_halos
-from .tiling import PlanStats
+from .prior.memo import PriorMemo
+from .sampling.tile_cache import TileCache
+from .sampling.tiled import TiledSampler, TileSettings, default_halos
+from .sampling.tiling import PlanStats
 from .weights.checkpoint import load_model
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
@@ -75,6 +75,9 @@ class Engine:
         #: Largest decoder tile; None: automatic (memory and work), 0: always the whole image.
         env_tile = os.environ.get("DIFFMATTE_TILE_SIZE", "").strip()
         self.tile_size: Optional[int] = int(env_tile) if env_tile else None
+        #: Band-only (sparse) decoding of tiles; False: dense tiles, the previous path kept for
+        #: measurements (DIFFMATTE_SPARSE=0; docs/TILING.md).
+        self.sparse: bool = os.environ.get("DIFFMATTE_SPARSE", "1") != "0"
         #: Decoder context around each tile in pixels (multiple of 32); None: the measured
         #: default for the architecture (tiled_sampler.default_halos).
         self.tile_halo: Optional[int] = None
@@ -132,43 +135,12 @@ class Engine:
         tri = to_trimap(trimap)
         check_pair(img, tri)
         h, w = tri.shape
-        samples = int(samples)
-        if not 1 <= samples <= 64:
-            raise InputError(f"samples must be between 1 and 64, got {samples}")
-        if noise is not None and samples > 1:
-            raise InputError("samples > 1 draws its own noise; do not pass noise as well")
-        if noise is not None:
-            noise_arr = np.asarray(noise, dtype=np.float32)
-            if noise_arr.shape != (h, w):
-                raise InputError(f"noise must have shape {(h, w)}, got {noise_arr.shape}")
-            if not np.isfinite(noise_arr).all():
-                raise InputError("noise contains NaN or infinite values")
-            x_T = torch.from_numpy(noise_arr.copy())[None, None]
-            starts = [lambda: x_T]
-        else:
-            # Drawn when the sample starts (same values as drawing all first): one whole-image
-            # noise at a time in memory.
-            def draw(i: int) -> torch.Tensor:
-                gen = torch.Generator().manual_seed(int(seed) + i) if seed is not None else None
-                return torch.randn((1, 1, h, w), generator=gen)
-            starts = [lambda i=i: draw(i) for i in range(samples)]
+        starts = _noise_starts(h, w, seed, noise, samples)
         steps = int(steps)
         if not 1 <= steps <= 1000:
             raise InputError(f"steps must be between 1 and 1000, got {steps}")
-        tile = self.tile_size if tile_size is None else tile_size
-        if tile is not None and (int(tile) != 0 and (int(tile) % 32 or not 64 <= int(tile) <= 16384)):
-            raise InputError(f"tile_size must be 0 (whole image) or a multiple of 32 in 64..16384, got {tile}")
         cfg = self.model.cfg
-        dec_halo, enc_halo = default_halos(cfg)
-        if self.tile_halo is not None:
-            dec_halo = int(self.tile_halo)
-        mem = plan_memory(cfg, sum(p.numel() for p in self.model.parameters()), h, w, self.device, dec_halo,
-                          enc_halo, parse_bytes(max_memory if max_memory is not None else self.max_memory),
-                          cache=self.cache_bytes, tile=None if tile is None else int(tile),
-                          element=4 if self.precision == "fp32" else 2, has_prior=bool(getattr(cfg, "prior", "")),
-                          prior_peak=prior_bytes(getattr(cfg, "prior", ""), h, w, int((tri == 0.5).sum())))
-        settings = TileSettings(tile=mem.tile, halo=dec_halo, encoder_tile=mem.encoder_tile,
-                                encoder_halo=enc_halo, whole_ok=tile is None and mem.whole_fits, batch=mem.batch)
+        mem, settings = self._plan(tri, tile_size, max_memory)
 
         with self._lock, torch.inference_mode():
             dev = self.device
@@ -177,20 +149,7 @@ class Engine:
             if cfg.backbone == "vit":
                 for blk in self.model.backbone.blocks:  # bounded-memory (exact) global attention
                     blk.attn.chunk_tokens = mem.attention_chunk
-            prior = None
-            if getattr(cfg, "prior", ""):  # solved once for the whole image, cropped per tile
-                prior_only = self.model.passes_prior_through()
-                shown = [0]
-
-                def check(fraction: float) -> None:
-                    if cancel is not None and cancel.is_set():
-                        raise Cancelled("refine cancelled")
-                    done = min(999, int(fraction * 1000))
-                    if prior_only and progress is not None and done > shown[0]:  # the prior is all the work
-                        shown[0] = done
-                        progress(done, 1000)
-
-                prior = self.prior_memo.solve(cfg.prior, img, tri, check)
+            prior = self._prior(img, tri, cancel, progress)
             dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
 
             def autocast():
@@ -228,6 +187,74 @@ class Engine:
         if force_fg:
             alpha[tri == 1] = 1.0
         return alpha
+
+
+    def _plan(self, tri: np.ndarray, tile_size: Optional[int], max_memory: Union[int, str, None]) -> tuple:
+        """(MemoryPlan, TileSettings) of a refine: the memory budget and the tiles that fit it.
+        A refine that cannot fit raises ``MemoryBudgetError`` here, before any work."""
+        h, w = tri.shape
+        tile = self.tile_size if tile_size is None else tile_size
+        if tile is not None and (int(tile) != 0 and (int(tile) % 32 or not 64 <= int(tile) <= 16384)):
+            raise InputError(f"tile_size must be 0 (whole image) or a multiple of 32 in 64..16384, got {tile}")
+        cfg = self.model.cfg
+        dec_halo, enc_halo = default_halos(cfg)
+        if self.tile_halo is not None:
+            dec_halo = int(self.tile_halo)
+        mem = plan_memory(cfg, sum(p.numel() for p in self.model.parameters()), h, w, self.device, dec_halo,
+                          enc_halo, parse_bytes(max_memory if max_memory is not None else self.max_memory),
+                          cache=self.cache_bytes, tile=None if tile is None else int(tile),
+                          element=4 if self.precision == "fp32" else 2, has_prior=bool(getattr(cfg, "prior", "")),
+                          prior_peak=prior_bytes(getattr(cfg, "prior", ""), h, w, int((tri == 0.5).sum())))
+        settings = TileSettings(tile=mem.tile, halo=dec_halo, encoder_tile=mem.encoder_tile,
+                                encoder_halo=enc_halo, whole_ok=tile is None and mem.whole_fits, batch=mem.batch,
+                                sparse=self.sparse)
+        return mem, settings
+
+    def _prior(self, img: np.ndarray, tri: np.ndarray, cancel: Optional[threading.Event],
+               progress: Optional[Callable[[int, int], None]]) -> Optional[np.ndarray]:
+        """A prior model's prior for the whole image (cropped per tile later), through the
+        memo; None for a model without one. Cancel is checked during the solve; when the
+        prior is all the work (``passes_prior_through``) it reports progress in thousandths."""
+        cfg = self.model.cfg
+        if not getattr(cfg, "prior", ""):
+            return None
+        prior_only = self.model.passes_prior_through()
+        shown = [0]
+
+        def check(fraction: float) -> None:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("refine cancelled")
+            done = min(999, int(fraction * 1000))
+            if prior_only and progress is not None and done > shown[0]:  # the prior is all the work
+                shown[0] = done
+                progress(done, 1000)
+
+        return self.prior_memo.solve(cfg.prior, img, tri, check)
+
+
+def _noise_starts(h: int, w: int, seed: Optional[int], noise: Optional[np.ndarray],
+                  samples: int) -> list:
+    """One function per sample returning its x_T (1, 1, H, W): ``noise`` as given, else drawn
+    from seeds seed, seed + 1, ... when the sample starts (the same values as drawing all
+    first, with one whole-image noise in memory at a time). Checks ``samples`` and ``noise``."""
+    samples = int(samples)
+    if not 1 <= samples <= 64:
+        raise InputError(f"samples must be between 1 and 64, got {samples}")
+    if noise is not None and samples > 1:
+        raise InputError("samples > 1 draws its own noise; do not pass noise as well")
+    if noise is not None:
+        noise_arr = np.asarray(noise, dtype=np.float32)
+        if noise_arr.shape != (h, w):
+            raise InputError(f"noise must have shape {(h, w)}, got {noise_arr.shape}")
+        if not np.isfinite(noise_arr).all():
+            raise InputError("noise contains NaN or infinite values")
+        x_T = torch.from_numpy(noise_arr.copy())[None, None]
+        return [lambda: x_T]
+
+    def draw(i: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(int(seed) + i) if seed is not None else None
+        return torch.randn((1, 1, h, w), generator=gen)
+    return [lambda i=i: draw(i) for i in range(samples)]
 
 
 def cpu_bf16_supported() -> bool:
@@ -295,7 +322,7 @@ def load_engine(weights: Union[str, os.PathLike] = "default", device: str = "aut
         torch.backends.cudnn.allow_tf32 = False
     model = load_model(path)
     if precision == "auto":
-        from .variants import OFFICIAL
+        from .modeling.variants import OFFICIAL
 
         native = dev.type == "cpu" and cpu_bf16_supported()
         precision = "bf16" if native and model.cfg.name not in OFFICIAL else "fp32"

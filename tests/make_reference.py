@@ -152,7 +152,7 @@ def make_layouts() -> None:
     import tempfile
 
     from diffmatte.testing import write_golden_checkpoint
-    from diffmatte.variants import VARIANTS
+    from diffmatte.modeling.variants import VARIANTS
 
     arrays = {}
     unknown = layout_inputs()[1] == 128

@@ -263,8 +263,8 @@ def test_cutouts_keep_the_icc_profile_and_sixteen_bit_layers(tmp_path, run):
 
     from PIL import ImageCms
 
-    from diffmatte import layered
-    from diffmatte.cutout import read_icc
+    from diffmatte.io import layered
+    from diffmatte.io.cutout_files import read_icc
     from test_layered import make_doc
 
     img, tri = tmp_path / "img", tmp_path / "tri"
@@ -314,7 +314,7 @@ def test_sixteen_bit_colour_tiff_gives_a_sixteen_bit_cutout(tmp_path, run):
 
     import tifffile
 
-    from diffmatte.imageio import read_image
+    from diffmatte.io.images import read_image
 
     img, tri = tmp_path / "img", tmp_path / "tri"
     img.mkdir(), tri.mkdir()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from diffmatte import batch, layered
-from diffmatte.layered import LayeredImage, Layer, Mask
+from diffmatte.io.layered import LayeredImage, Layer, Mask
 from test_layered import EXT, FORMATS, make_doc
 
 

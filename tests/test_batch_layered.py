@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from diffmatte import batch, layered
+from diffmatte import batch
+from diffmatte.io import layered
 from test_layered import EXT, FORMATS, layout, make_doc
 
 

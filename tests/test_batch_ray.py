@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from diffmatte import batch, layered
+from diffmatte import batch
+from diffmatte.io import layered
 from test_batch import digest, manifest_without_timing, photo, trimap
 from test_layered import make_doc
 

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from diffmatte.cli import main
@@ -114,7 +113,7 @@ def test_outputs_get_normal_permissions(tmp_path):
     import os
     import stat
 
-    from diffmatte.imageio import write_alpha
+    from diffmatte.io.images import write_alpha
 
     old = os.umask(0o022)
     try:

@@ -1,4 +1,4 @@
-"""diffmatte.cutout: foreground estimation (decontamination), straight / premultiplied,
+"""diffmatte.finish.cutout: foreground estimation (decontamination), straight / premultiplied,
 16-bit, ICC, parameters in the file, tiling, and the CLI's --rgba using it."""
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 from PIL import Image, ImageCms
 from scipy import ndimage as ndi
 
-from diffmatte import cutout
+from diffmatte.finish import cutout
+from diffmatte.io import cutout_files
 from diffmatte.cli import main
 
 
@@ -126,16 +127,16 @@ def test_16_bit_png_with_icc_and_params(tmp_path):
     wide = image.astype(np.uint16) * 257
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     rgba = cutout.make_cutout(wide, alpha)
-    out = cutout.write_cutout(tmp_path / "c16.png", rgba, icc, {"decontaminate": 1.0})
+    out = cutout_files.write_cutout(tmp_path / "c16.png", rgba, icc, {"decontaminate": 1.0})
     assert np.array_equal(_read_png16(out), rgba)
-    assert cutout.read_icc(out) == icc
-    assert cutout.read_params(out) == {"decontaminate": 1.0}
+    assert cutout_files.read_icc(out) == icc
+    assert cutout_files.read_params(out) == {"decontaminate": 1.0}
     with Image.open(out) as im:  # a standard reader opens it too
         assert im.size == (32, 32) and "A" in im.getbands()
-    out8 = cutout.write_cutout(tmp_path / "c8.png", cutout.make_cutout(image, alpha), icc, {"x": 1})
-    assert cutout.read_icc(out8) == icc and cutout.read_params(out8) == {"x": 1}
+    out8 = cutout_files.write_cutout(tmp_path / "c8.png", cutout.make_cutout(image, alpha), icc, {"x": 1})
+    assert cutout_files.read_icc(out8) == icc and cutout_files.read_params(out8) == {"x": 1}
     with pytest.raises(ValueError, match="use .png or .tif"):
-        cutout.write_cutout(tmp_path / "c.jpg", rgba)
+        cutout_files.write_cutout(tmp_path / "c.jpg", rgba)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c16.png", "c8.png"]  # no temp files
 
 
@@ -163,8 +164,8 @@ def test_cli_rgba_is_the_cutout_path_with_icc_and_16_bit(tmp_path, tiny_weights)
                  "--weights", str(tiny_weights), "--steps", "1", "-q", "--feather", "2"]) == 0
     alpha = np.array(Image.open(out)).astype(np.float32) / 255
     got = np.array(Image.open(cut))
-    assert cutout.read_icc(cut) == icc
-    params = cutout.read_params(cut)
+    assert cutout_files.read_icc(cut) == icc
+    params = cutout_files.read_params(cut)
     assert params["edges"]["feather"] == 2 and params["decontaminate"] == 1.0 and params["seed"] == 0
     # the CLI's cut-out is exactly make_cutout(image, final alpha, F from the engine's matte):
     import diffmatte

@@ -1,11 +1,11 @@
-"""diffmatte.edges: shift edge, feather, contrast, smooth on a matte."""
+"""diffmatte.finish.edges: shift edge, feather, contrast, smooth on a matte."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from diffmatte.edges import EdgeParams, apply_edges
+from diffmatte.finish.edges import EdgeParams, apply_edges
 
 
 def disc(size=64, r=18.0, soft=0.0):

@@ -14,7 +14,6 @@ sys.path.insert(0, str(ROOT / "plugin"))
 
 pytest.importorskip("pytestqt")
 from refine_matte import imaging  # noqa: E402
-from refine_matte.canvas import Stroke  # noqa: E402
 from refine_matte.editor import io as edio  # noqa: E402
 from refine_matte.editor.app import EditorWindow  # noqa: E402
 from refine_matte.editor.document import Document, Layer, MaskNode  # noqa: E402
@@ -488,11 +487,12 @@ def test_editor_stops_the_engine_it_started(qtbot, settings, capsys):
 
 
 def test_editor_cutout_is_the_cli_cutout(tmp_path, window, qtbot):
-    """The editor's saved cut-out is diffmatte.cutout's, pixel for pixel, 8 and 16 bit."""
+    """The editor's saved cut-out is diffmatte.finish.cutout's, pixel for pixel, 8 and 16 bit."""
     import numpy as np
     from PIL import Image
 
-    from diffmatte.cutout import finish, read_params
+    from diffmatte.finish.cutout import finish
+    from diffmatte.io.cutout_files import read_params
 
     for name, img in (("c8", rgb_image()), ("c16", wide_image())):
         path = tmp_path / f"{name}.png"
@@ -519,7 +519,7 @@ def test_editor_cutout_keeps_the_icc_profile(tmp_path, window):
     import numpy as np
     from PIL import Image, ImageCms
 
-    from diffmatte.cutout import read_icc
+    from diffmatte.io.cutout_files import read_icc
 
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     path = tmp_path / "icc.png"
@@ -534,7 +534,7 @@ def test_editor_premultiplied_cutout_option(tmp_path, window):
     import numpy as np
     from PIL import Image
 
-    from diffmatte.cutout import read_params
+    from diffmatte.io.cutout_files import read_params
 
     path = tmp_path / "img.png"
     rgb_image().save(str(path))

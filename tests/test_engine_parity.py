@@ -29,7 +29,7 @@ from make_reference import (FEATURE_STEP, GOLDEN_CASE, LAYOUT_CASES, LAYOUT_TOLE
                             from_u16, layout_inputs, run_layout)
 
 from diffmatte.testing import golden_state, values_digest, write_golden_checkpoint
-from diffmatte.variants import VARIANTS
+from diffmatte.modeling.variants import VARIANTS
 
 GOLDEN = SHARED / "golden"
 SHARED_CASES = sorted(p for p in (GOLDEN / "dev").glob("*") if (p / "case.json").is_file()) \
@@ -98,7 +98,7 @@ def test_whole_image_sampler_matches_the_golden_case(golden) -> None:
     import torch
 
     from diffmatte.diffusion import Schedule, ddim_sample
-    from diffmatte.imageio import to_float_rgb, to_trimap
+    from diffmatte.io.images import to_float_rgb, to_trimap
 
     cj, engine, image, trimap, noise, ref = golden
     model = engine.model
@@ -220,6 +220,7 @@ def test_golden_case(case: Path, tmp_path: Path) -> None:
     assert np.abs(x0 - expected_x0).max() <= 1e-3
 
 
+@pytest.mark.slow
 @needs_shared
 @pytest.mark.parametrize("tsv", ["ViTS", "ViTB", "ViTS_1024", "Res34"])
 def test_generator_port_matches_the_official_key_lists(tsv: str, tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ def _args(dataset, **kw):
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
     from diffmatte.modeling import build_model
-    from diffmatte.variants import get_config
+    from diffmatte.modeling.variants import get_config
     from diffmatte.weights import save_safetensors
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
@@ -102,6 +102,7 @@ def test_eval_bad_inputs(tmp_path, capsys):
     assert "error" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not pymatting_available(), reason="pymatting (optional) not installed")
 def test_closed_form_baseline_row(tmp_path, capsys):
     data = tmp_path / "set"

@@ -1,14 +1,15 @@
-"""Information-flow matting (diffmatte/information_flow.py), the default model's prior."""
+"""Information-flow matting (diffmatte/prior/information_flow.py), the default model's prior."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from diffmatte.information_flow import _lle_weights, _local_laplacian, expand_known, information_flow_alpha
+from diffmatte.prior.information_flow import _lle_weights, _local_laplacian, expand_known
+from diffmatte.prior.solve import information_flow_alpha
 from diffmatte.modeling import build_model
-from diffmatte.prior import solve_prior
-from diffmatte.variants import get_config
+from diffmatte.prior.solve import solve_prior
+from diffmatte.modeling.variants import get_config
 from test_prior import _explicit_laplacian, two_colour as _two_colour
 
 
@@ -115,7 +116,7 @@ def test_untrained_ifm_model_returns_the_prior():
     for p in list(model.fusion.out.parameters()) + list(model.decoder.matting_head.matting_convs[3].parameters()):
         torch.nn.init.zeros_(p)
     with torch.no_grad():
-        logit = model(image, trimap, torch.zeros_like(trimap), torch.tensor([0.5]))
+        logit = model(image, trimap, torch.zeros_like(trimap), torch.tensor([0.5]), prior=prior)
     got = torch.sigmoid(logit)
     np.testing.assert_allclose(got.numpy(), prior.clamp(1e-3, 1 - 1e-3).numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="unknown prior"):
@@ -126,7 +127,7 @@ def test_ifm_prior_runs_with_denormals_flushed_and_restores_the_mode():
     # Training sets torch.set_flush_denormal(True); scipy's KD-tree build recursed without
     # end under it on a training crop (a segfault found with gdb), so the prior turns the
     # mode off around the solver and back on afterwards.
-    from diffmatte.prior import denormals_flushed
+    from diffmatte.prior.solve import denormals_flushed
 
     img, tri, _ = _two_colour(24, 32)
     image = torch.from_numpy(img).permute(2, 0, 1)[None].float()
@@ -144,7 +145,7 @@ def test_ifm_prior_runs_with_denormals_flushed_and_restores_the_mode():
 
 
 def _spy_solves(monkeypatch):
-    import diffmatte.information_flow as ifm
+    import diffmatte.prior.information_flow as ifm
 
     calls = []
     real = ifm._solve
@@ -158,8 +159,8 @@ def _spy_solves(monkeypatch):
 
 
 def test_a_band_too_large_is_solved_in_full_resolution_windows(monkeypatch):
-    import diffmatte.information_flow as ifm
-    import diffmatte.information_flow_tiles as ift
+    import diffmatte.prior.information_flow as ifm
+    import diffmatte.prior.windows as ift
 
     img, tri, alpha = _two_colour(96, 160)
     whole = information_flow_alpha(img, tri)
@@ -201,7 +202,7 @@ def test_windows_with_no_known_pixel_still_get_the_bands_information(monkeypatch
     # The middle windows of a band 180 px wide hold no known pixel at all: the coarse
     # alpha on their rims and the band's known pixels (K-to-U) must still anchor them
     # (with window-local K-to-U sources this ramp came out S-shaped, errors up to 0.08).
-    import diffmatte.information_flow_tiles as ift
+    import diffmatte.prior.windows as ift
 
     monkeypatch.setattr(ift, "TILE_MARGIN", 16)
     h, w = 40, 200
@@ -275,13 +276,13 @@ def test_cancel_stops_the_prior_solve():
 
 
 def test_prior_memory_follows_one_solve_and_is_capped_for_windows():
-    from diffmatte.memory import prior_bytes
-    import diffmatte.information_flow as ifm
+    from diffmatte.sampling.memory import prior_bytes
+    import diffmatte.prior.information_flow as ifm
 
     small, large = prior_bytes("ifm", 1000, 1000, 10_000), prior_bytes("ifm", 1000, 1000, 400_000)
     assert large - small == 2400 * 390_000
     # beyond one solve the peak is one window's, whatever the band's size
-    import diffmatte.information_flow_tiles as ift
+    import diffmatte.prior.windows as ift
 
     huge = prior_bytes("ifm", 6000, 4000, 7_000_000)
     assert huge == prior_bytes("ifm", 6000, 4000, ifm.MAX_UNKNOWN + 1)
@@ -291,9 +292,9 @@ def test_prior_memory_follows_one_solve_and_is_capped_for_windows():
 
 
 def test_a_prior_solve_that_cannot_fit_is_refused_before_it_starts(monkeypatch):
-    import diffmatte.information_flow as ifm
+    import diffmatte.prior.solve as ifm
     from diffmatte.engine import Engine
-    from diffmatte.memory import MemoryBudgetError, prior_bytes
+    from diffmatte.sampling.memory import MemoryBudgetError, prior_bytes
 
     img, tri, _ = _two_colour(64, 80)
     model = build_model(get_config("lite_ifm")).eval()
@@ -309,7 +310,7 @@ def test_a_prior_solve_that_cannot_fit_is_refused_before_it_starts(monkeypatch):
 def test_cancel_during_windows_stops_every_window(monkeypatch):
     import threading
 
-    import diffmatte.information_flow as ifm
+    import diffmatte.prior.information_flow as ifm
 
     img, tri, _ = _two_colour(64, 200)
     solves = []

@@ -1,11 +1,11 @@
-"""diffmatte.layered: PSD, OpenRaster and layered TIFF read/write without Qt."""
+"""diffmatte.io.layered: PSD, OpenRaster and layered TIFF read/write without Qt."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from diffmatte import layered
-from diffmatte.layered import LayeredImage, Layer, Mask
+from diffmatte.io import layered
+from diffmatte.io.layered import LayeredImage, Layer, Mask
 
 FORMATS = ["psd", "ora", "tiff"]
 EXT = {"psd": ".psd", "ora": ".ora", "tiff": ".tif"}

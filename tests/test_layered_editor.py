@@ -1,4 +1,4 @@
-"""The editor reads and writes layered files through diffmatte.layered (Qt offscreen)."""
+"""The editor reads and writes layered files through diffmatte.io.layered (Qt offscreen)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("PyQt6")
 
-from diffmatte import layered  # noqa: E402
+from diffmatte.io import layered  # noqa: E402
 from refine_matte.editor import io as edio  # noqa: E402
 from refine_matte.editor.document import MaskNode  # noqa: E402
 from test_layered import layout, make_doc  # noqa: E402

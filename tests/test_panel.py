@@ -19,7 +19,7 @@ from refine_matte.canvas import MatteCanvas, Stroke  # noqa: E402
 from refine_matte.editor.adapter import EditorAdapter  # noqa: E402
 from refine_matte.editor.document import Document, Layer  # noqa: E402
 from refine_matte.panel import RefinePanel, shortcut_help  # noqa: E402
-from refine_matte.qt import API, QtCore, QtGui, QtWidgets  # noqa: E402
+from refine_matte.qt import API, QtCore, QtGui  # noqa: E402
 from refine_matte.testing import FakeEngineClient  # noqa: E402
 
 Qt = QtCore.Qt

@@ -1,4 +1,4 @@
-"""The closed-form prior (diffmatte/prior.py) and the prior-conditioned model around it."""
+"""The closed-form prior (diffmatte/prior/closed_form.py) and the prior-conditioned model around it."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from diffmatte.modeling import build_model
-from diffmatte.prior import _Laplacian, closed_form_prior
-from diffmatte.variants import get_config
+from diffmatte.prior.closed_form import _Laplacian, closed_form_prior
+from diffmatte.modeling.variants import get_config
+from diffmatte.prior.solve import prior_for
 
 
 def _explicit_laplacian(img: np.ndarray, eps: float) -> np.ndarray:
@@ -94,7 +95,7 @@ def test_untrained_prior_model_returns_the_prior_and_extension_keeps_it():
     notes = extend_into(model, base.state_dict())
     assert "3 input convolutions widened" in notes
     with torch.no_grad():
-        c = model.condition(img, tri)
+        c = model.condition(img, tri, prior_for("cf", img, tri))
         logit = model.decode(model.encode(c), c, torch.randn(1, 1, 40, 52), torch.tensor([0.7]))
     np.testing.assert_allclose(torch.sigmoid(logit).numpy(), prior.numpy(), atol=1e-5)
     # the base model's weights arrived in the shared layers

@@ -1,13 +1,14 @@
-"""Incremental prior re-runs (diffmatte/prior_memo.py, information_flow_tiles.update_alpha)."""
+"""Incremental prior re-runs (diffmatte/prior/memo.py, information_flow_tiles.update_alpha)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-import diffmatte.information_flow as ifm
-import diffmatte.information_flow_tiles as ift
-from diffmatte.prior_memo import PriorMemo
+import diffmatte.prior.information_flow as ifm
+import diffmatte.prior.windows as ift
+from diffmatte.prior.memo import PriorMemo
+from diffmatte.prior.solve import information_flow_alpha
 
 
 def _disc(n: int = 200, band: int = 6):
@@ -46,7 +47,7 @@ def test_same_image_and_trimap_reuse_the_last_prior():
     a[:] = 0.5                              # the caller's copy: the memo keeps its own
     b = memo.solve("ifm", img, tri)
     assert memo.last.how == "reused"
-    np.testing.assert_array_equal(b, ifm.information_flow_alpha(img, tri))
+    np.testing.assert_array_equal(b, information_flow_alpha(img, tri))
 
 
 def test_a_local_edit_is_solved_again_only_around_it(monkeypatch, small_reach):
@@ -63,7 +64,7 @@ def test_a_local_edit_is_solved_again_only_around_it(monkeypatch, small_reach):
     far = np.ones(tri.shape, bool)
     far[max(0, y0 - 48):y1 + 48, max(0, x0 - 48):x1 + 48] = False
     np.testing.assert_array_equal(after[far], before[far])   # untouched away from the edit
-    scratch = ifm.information_flow_alpha(img, tri2)
+    scratch = information_flow_alpha(img, tri2)
     unknown = tri2 == 0.5
     # close to a from-scratch solve (the edit's far, non-local influence is not followed),
     # and much closer than the prior before the edit
@@ -104,7 +105,7 @@ def test_a_cancelled_update_keeps_the_last_prior(small_reach):
 def test_refine_after_a_brush_stroke_uses_the_memo(small_reach):
     from diffmatte.engine import Engine
     from diffmatte.modeling import build_model
-    from diffmatte.variants import get_config
+    from diffmatte.modeling.variants import get_config
 
     img, tri = _disc()
     model = build_model(get_config("lite_ifm")).eval()

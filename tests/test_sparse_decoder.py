@@ -1,4 +1,4 @@
-"""Sparse decoding (diffmatte/sparse_plan.py, sparse_decoder.py): exact where asked, cheaper on a thin band."""
+"""Sparse decoding (diffmatte/sampling/sparse_plan.py, sparse_decoder.py): exact where asked, cheaper on a thin band."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from diffmatte.modeling import build_model
-from diffmatte.sparse_decoder import sparse_decoder_for
-from diffmatte.sparse_plan import dense_macs_per_px, plan_sparse
-from diffmatte.variants import get_config
+from diffmatte.sampling.sparse_decoder import sparse_decoder_for
+from diffmatte.sampling.sparse_plan import dense_macs_per_px, plan_sparse
+from diffmatte.modeling.variants import get_config
 
 
 def _model(name: str):
@@ -89,7 +89,7 @@ def test_stage_needs_are_the_decoders_receptive_field():
     """The propagated needs hold every input the needed outputs depend on (the input
     gradient's support) and little more: the feature cells the plan reads are the
     gradient's support, and x_t / the conditioning are read only where the plan says."""
-    from diffmatte.sparse_plan import stage_needs
+    from diffmatte.sampling.sparse_plan import stage_needs
 
     m = _model("lite")
     hp = wp = 256
@@ -136,11 +136,11 @@ def test_sparse_decode_is_exact_when_every_stage_is_blocked():
 
 
 def test_std_of_the_known_pixels_in_closed_form_matches_the_iterated_sampler():
-    """sparse_sampler keeps x_t only on the live pixels; the std over the whole image adds
+    """sampling.sparse keeps x_t only on the live pixels; the std over the whole image adds
     the other (known, x0 fixed) pixels in closed form. It must match iterating the DDIM
     update over every pixel, step by step, to float rounding."""
     from diffmatte.diffusion import Schedule, time_grid
-    from diffmatte.sparse_sampler import _KnownSums
+    from diffmatte.sampling.sparse import _KnownSums
 
     g = torch.Generator().manual_seed(4)
     n = 3 * (1 << 20) + 12345                      # several chunks and a remainder

@@ -12,9 +12,9 @@ import diffmatte
 from diffmatte.diffusion import ddim_sample
 from diffmatte.engine import cpu_bf16_supported
 from diffmatte.errors import Cancelled
-from diffmatte.imageio import to_float_rgb, to_trimap
-from diffmatte.memory import MemoryBudgetError, parse_bytes
-from diffmatte.tiling import plan_tiles
+from diffmatte.io.images import to_float_rgb, to_trimap
+from diffmatte.sampling.memory import MemoryBudgetError, parse_bytes
+from diffmatte.sampling.tiling import plan_tiles
 
 
 def _band_inputs(h=256, w=384, seed=0, width=10):
@@ -73,11 +73,12 @@ def test_whole_image_tile_is_bit_identical_to_the_reference_sampler(tiny_engine)
     assert np.array_equal(tiny_engine.refine(image, trimap, steps=3, noise=noise, force_fg=False), got)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sparse", ["1", "0"])
 def test_tiled_result_matches_whole_image(tiny_engine, monkeypatch, sparse):
-    """Sparse tiles (the default) and dense tiles (DIFFMATTE_SPARSE=0) both agree with the
-    whole-image path; dense tiles skip the cores that hold no unknown pixel."""
-    monkeypatch.setenv("DIFFMATTE_SPARSE", sparse)
+    """Sparse tiles (the default) and dense tiles (engine.sparse = False, DIFFMATTE_SPARSE=0)
+    both agree with the whole-image path; dense tiles skip the cores that hold no unknown pixel."""
+    monkeypatch.setattr(tiny_engine, "sparse", sparse == "1")
     image, trimap = _band_inputs()
     whole = tiny_engine.refine(image, trimap, steps=3, seed=0, tile_size=0)
     tiled = tiny_engine.refine(image, trimap, steps=3, seed=0, tile_size=64)
@@ -91,6 +92,7 @@ def test_tiled_result_matches_whole_image(tiny_engine, monkeypatch, sparse):
     assert (tiled[trimap == 0] == 0).all() and (tiled[trimap == 255] == 1).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sparse", ["1", "0"])
 def test_smooth_gradient_has_no_seam_at_tile_borders(monkeypatch, sparse):
     """Default model, alpha = horizontal ramp: the tiled matte steps no more than 1/255
@@ -125,6 +127,7 @@ def test_smooth_gradient_has_no_seam_at_tile_borders(monkeypatch, sparse):
         assert at_borders.max() <= own + 1 / 255, (axis, at_borders.max(), own)
 
 
+@pytest.mark.slow
 def test_incremental_rerun_decodes_only_tiles_near_the_edit(tiny_engine):
     image, trimap = _band_inputs(256, 1024)
     tiny_engine.cache.clear()
@@ -197,11 +200,12 @@ def test_bf16_on_cpu_is_close_to_fp32(tiny_weights):
     assert diffmatte.load_engine(tiny_weights, device="cpu").precision == "bf16"  # auto is the default
 
 
+@pytest.mark.slow
 def test_batched_tiles_match_one_by_one(tiny_engine):
     """Same-shaped tiles decoded in one call (the GPU setting) give the one-by-one result."""
     from diffmatte.engine import _null
-    from diffmatte.tile_cache import TileCache
-    from diffmatte.tiled_sampler import TiledSampler, TileSettings
+    from diffmatte.sampling.tile_cache import TileCache
+    from diffmatte.sampling.tiled import TiledSampler, TileSettings
 
     image, trimap = _band_inputs(256, 512)
     img, tri = to_float_rgb(image), to_trimap(trimap)

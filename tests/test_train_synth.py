@@ -7,7 +7,8 @@ from scipy import ndimage as ndi
 from diffmatte.train import alpha_synth, trimaps
 from diffmatte.train.folder_data import FolderMattingDataset, find_pairs
 from diffmatte.train.photos import PhotoPool, find_photos
-from diffmatte.train.synth import SynthMattingDataset, low_contrast_foreground, procedural_background, trimap_to_unit
+from diffmatte.io.images import trimap_to_unit
+from diffmatte.train.synth import SynthMattingDataset, low_contrast_foreground, procedural_background
 
 
 @pytest.fixture(scope="module")

@@ -234,7 +234,7 @@ def test_shapes_from_the_file_that_break_detection_are_a_clear_error(tiny_weight
 
 def test_official_variants_pass_the_bounds() -> None:
     from diffmatte.testing import TINY_CONFIG
-    from diffmatte.variants import VARIANTS
+    from diffmatte.modeling.variants import VARIANTS
     from diffmatte.weights.bounds import check_config, expected_shapes
 
     for cfg in [*VARIANTS.values(), TINY_CONFIG]:

@@ -117,7 +117,7 @@ def simulated_unknown_brush(alpha: np.ndarray, density: float = 0.8, radius: flo
     dense fur, not thin fringes. Used by the benchmark to measure the
     mask + brush workflow; it reads the ground truth, as a user reads the photo.
     """
-    from .band import smooth
+    from ._smooth import smooth
 
     a = as_mask(alpha, "alpha")
     if scale is None:

@@ -139,7 +139,7 @@ def segment(
         small_labels[:, [0, -1]] = cv2.GC_PR_BGD
     bgd = np.zeros((1, 65), np.float64)
     fgd = np.zeros((1, 65), np.float64)
-    cv2.grabCut(small, small_labels, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    cv2.grabCut(small, small_labels, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)  # type: ignore[call-overload]
     seg = ((small_labels == cv2.GC_FGD) | (small_labels == cv2.GC_PR_FGD)).astype(np.float32)
     if scale < 1.0:
         seg = cv2.resize(seg, (w, h), interpolation=cv2.INTER_LINEAR)

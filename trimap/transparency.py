@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ._validate import UNKNOWN, as_image, as_mask, as_trimap, check_same_shape
-from .band import smooth
+from ._smooth import smooth
 
 # How far (in band radii) from the boundary the colour cue may reach, and the
 # Gaussian scale (in band radii) of the local colour models.

@@ -13,7 +13,7 @@ A rerun with the same -o skips what is done (see OUT/refine_matte_batch.jsonl)."
 
 
 def register(sub) -> None:
-    from ..cli import _add_engine_args, _add_finish_args
+    from ..cli_options import _add_engine_args, _add_finish_args
 
     p = sub.add_parser("batch", help="refine files and folders (flat or layered) with trimaps, masks or layer masks",
                        description="Refine every image in INPUT (files and folders; PSD, OpenRaster and multi-page "
@@ -66,7 +66,7 @@ def register(sub) -> None:
 def cmd_batch(args: argparse.Namespace) -> int:
     import json
 
-    from ..cli import _finish_options
+    from ..cli_options import _finish_options
     from .runner import run
 
     edges, params = _finish_options(args)  # bad edge / cut-out values fail before anything else

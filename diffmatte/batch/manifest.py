@@ -20,7 +20,7 @@ try:  # POSIX: keep two batches from writing into one folder at once
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-from ..fsutil import atomic_path
+from ..io.fsutil import atomic_path
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from ..fsutil import atomic_path
+from ..io.fsutil import atomic_path
 from .manifest import Manifest, WriteStopped, describe, sha256_bytes
 from .plan import MANIFEST, Item
 from .work import Result, Settings
@@ -65,9 +65,9 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
     or, in layered files, the layer's own mask or transparency. Raises ``ValueError`` for
     problems with the whole batch (before the model loads); problems with one item are
     reported in the summary and the manifest, and the rest goes on. A rerun skips items
-    whose outputs are done and unchanged. ``edges`` (JSON of diffmatte.edges parameters),
+    whose outputs are done and unchanged. ``edges`` (JSON of diffmatte.finish.edges parameters),
     ``decontaminate`` and ``premultiplied`` finish the matte and cut-outs as ``diffmatte refine``
-    does (diffmatte.cutout). ``ray``: None (local), ``""``/``"local"`` (start
+    does (diffmatte.finish.cutout). ``ray``: None (local), ``""``/``"local"`` (start
     or join a local Ray), ``"auto"`` or ``"ray://host:port"``. ``service``: refine through the
     running ``diffmatte serve`` (True, or its config folder) instead of loading a model.
     """

@@ -8,7 +8,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ..imageio import to_float_rgb, to_trimap
+from ..io.images import to_float_rgb, to_trimap
 
 
 def _png(arr: np.ndarray) -> bytes:

@@ -40,7 +40,7 @@ def _check_pixels(path: Path, w: int, h: int, max_pixels: int) -> None:
 
 
 def _grey(path: Path, size: Tuple[int, int], max_pixels: int, what: str) -> np.ndarray:
-    from ..imageio import read_trimap
+    from ..io.images import read_trimap
 
     got = image_size(path, max_pixels)
     if got != size:
@@ -58,7 +58,7 @@ def near_trimap_share(arr: np.ndarray) -> float:
 def check_trimap(path: Path, size: Tuple[int, int], max_pixels: int) -> None:
     """A trimap must look like one and have unknown pixels; a binary mask is refused
     (pass it with --masks to band it) rather than passed through unchanged."""
-    from ..imageio import to_trimap
+    from ..io.images import to_trimap
 
     arr = _grey(path, size, max_pixels, "trimap")
     if near_trimap_share(arr) < _TRIMAP_LIKE:
@@ -89,7 +89,7 @@ def check_image_not_trimap(path: Path) -> None:
     photo given as the trimap is caught by :func:`check_trimap`)."""
     from PIL import Image
 
-    from ..imageio import read_image
+    from ..io.images import read_image
 
     with Image.open(path) as im:
         if im.mode not in ("1", "L", "LA", "P", "I", "I;16", "I;16B", "I;16L"):
@@ -111,7 +111,7 @@ def layered_info(item: Item, data: bytes, pattern: Optional[str], max_pixels: in
     Sources: ``"trimap"`` / ``"mask"`` (a file given for the item), else the layer's own
     ``"layer-mask"``, else its ``"transparency"``.
     """
-    from .. import layered
+    from ..io import layered
 
     name = item.image
     try:
@@ -158,7 +158,7 @@ def layered_info(item: Item, data: bytes, pattern: Optional[str], max_pixels: in
 
 def is_layered_tiff(data: bytes) -> bool:
     """True for a TIFF with several full-resolution pages (or Photoshop layer data)."""
-    from ..layered.tiff import tiff_pages
+    from ..io.layered.tiff import tiff_pages
 
     try:
         pages, photoshop = tiff_pages(data)

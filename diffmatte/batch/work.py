@@ -32,7 +32,7 @@ class Settings:
     mask_edge: str = "auto"  # masks: "rough" (a region around the subject), "exact" or "auto"
     rgba: bool = False
     source: str = "layer"   # layered files: matte the layer's own pixels, or the "composite"
-    edges: str = ""         # diffmatte.edges parameters as JSON ("" = the engine's matte as is)
+    edges: str = ""         # diffmatte.finish.edges parameters as JSON ("" = the engine's matte as is)
     decontaminate: float = 1.0
     premultiplied: bool = False
 
@@ -40,7 +40,7 @@ class Settings:
         """(final alpha, RGBA cut-out) through the project's one cut-out path."""
         import json
 
-        from ..cutout import finish
+        from ..finish.cutout import finish
 
         return finish(image, alpha, edges=json.loads(self.edges) if self.edges else None,
                       decontaminate=self.decontaminate if self.rgba else 0.0, premultiplied=self.premultiplied,
@@ -145,14 +145,14 @@ def _encode(write: Callable[[Path], object], name: str) -> bytes:
 
 
 def _write_cutout(path: Path, rgba: np.ndarray, icc: Optional[bytes], settings: Settings) -> None:
-    from ..cutout import write_cutout
+    from ..io.cutout_files import write_cutout
 
     write_cutout(path, rgba, icc, settings.params())
 
 
 def _flat(item: Item, settings: Settings, engine, read, res: Result) -> None:
-    from ..cutout import read_icc
-    from ..imageio import read_image, read_trimap, write_alpha
+    from ..io.cutout_files import read_icc
+    from ..io.images import read_image, read_trimap, write_alpha
 
     data = read(item.image)
     image = read_image(_Named(data, item.image))
@@ -169,8 +169,8 @@ def _flat(item: Item, settings: Settings, engine, read, res: Result) -> None:
 
 
 def _layered(item: Item, settings: Settings, engine, read, res: Result) -> None:
-    from .. import layered
-    from ..imageio import read_trimap
+    from ..io import layered
+    from ..io.images import read_trimap
 
     doc = layered.read(read(item.image), item.fmt, item.image)
     by_path = dict(doc.leaves())

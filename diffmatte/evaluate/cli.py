@@ -120,12 +120,12 @@ def run(args: argparse.Namespace) -> int:
     for line in ratio_lines(results, engines, [m for m in methods if m not in engines]):
         print(line)
     if args.figure:
-        from ..train.preview import save_png
+        from ..io.images import write_image
         from .runner import comparison_figure
         cases = [c.strip() for c in getattr(args, "figure_cases", "").split(",") if c.strip()]
         sheet = comparison_figure(args.dataset, {m: os.path.join(save_dir, m) for m in methods}, limit=args.limit,
                                   tile=getattr(args, "tile", 160), cases=cases)
-        print(f"wrote {save_png(args.figure, sheet)}")
+        print(f"wrote {write_image(args.figure, sheet)}")
     if tmp_dir is not None:
         tmp_dir.cleanup()
     if args.json:
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_json(path: str, payload: dict) -> None:
-    from ..fsutil import atomic_path
+    from ..io.fsutil import atomic_path
 
     with atomic_path(path, suffix=".json") as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(payload, f, indent=2)

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..io.images import trimap_to_unit
+
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 _IMAGE_DIRS = ("image", "images", "merged", "composite", "input")
 _ALPHA_DIRS = ("alpha", "alphas", "alpha_copy", "gt", "mask")
@@ -54,10 +56,8 @@ def read_trimap_u8(path: Path) -> np.ndarray:
     """0/128/255 trimap; palette/LA/RGB files are converted to grey first."""
     with Image.open(path) as im:
         g = np.asarray(im.convert("L"), dtype=np.uint8)
-    out = np.full(g.shape, 128, np.uint8)
-    out[g < 85] = 0
-    out[g >= 170] = 255
-    return out
+    unit = trimap_to_unit(g)
+    return np.where(unit == 0.5, 128, unit * 255).astype(np.uint8)
 
 
 def _files(folder: Path) -> dict[str, Path]:

@@ -47,7 +47,7 @@ def engine_methods(weights: str, device: str = "auto", steps: int = 10, seeds: I
         from ..engine import Engine, resolve_device
         from ..modeling import build_model
         from ..modeling.config import ModelConfig
-        from ..train.state import LAST, load_training_state
+        from ..weights.training_state import LAST, load_training_state
         state = load_training_state(p / LAST if p.is_dir() else p)
         model = build_model(ModelConfig.from_json(state["model_config"]))
         model.load_state_dict(state.get("ema") or state["model"])
@@ -122,7 +122,7 @@ def evaluate(dataset_dir: str | os.PathLike, methods: dict[str, Method], limit: 
 def _save_alpha(path: Path, alpha: np.ndarray) -> None:
     from PIL import Image
 
-    from ..fsutil import atomic_path
+    from ..io.fsutil import atomic_path
 
     with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8)).save(tmp)

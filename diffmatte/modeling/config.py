@@ -46,7 +46,7 @@ class ModelConfig:
     # diffusion
     scale: float = 0.2
     # classical alpha prior fed to the network ("" = none, the official layouts; "cf" =
-    # closed-form matting, "ifm" = information flow; diffmatte/prior.py): one more input channel for the encoder and
+    # closed-form matting, "ifm" = information flow; diffmatte/prior/closed_form.py): one more input channel for the encoder and
     # the decoder, and a full-resolution fusion head that corrects the prior's logit.
     prior: str = ""
     extra: Dict[str, Any] = field(default_factory=dict, compare=False)

@@ -124,8 +124,9 @@ class DiffMatteModel(nn.Module):
                   prior: Optional[torch.Tensor] = None) -> Conditioning:
         """Normalise, encode the trimap, build backbone and decoder inputs, zero-pad to /32.
 
-        Prior models (``cfg.prior``) use ``prior`` (B,1,H,W) alpha in [0, 1] when given
-        (e.g. solved once for a whole image and cropped per tile), else solve it here.
+        Prior models (``cfg.prior``) need ``prior`` (B,1,H,W), the alpha prior in [0, 1]
+        (``diffmatte.prior.solve.prior_for``; the engine solves it once for a whole image and
+        crops it per tile). The network never solves it itself.
         """
         h, w = image.shape[-2:]
         img_n = (image - self.pixel_mean) / self.pixel_std
@@ -133,9 +134,8 @@ class DiffMatteModel(nn.Module):
         parts = [img_n, onehot]
         if self.cfg.prior:
             if prior is None:
-                from ..prior import solve_prior
-                with torch.autocast(image.device.type, enabled=False):
-                    prior = solve_prior(self.cfg.prior, image.float(), trimap.float())
+                raise ValueError(f"a prior model ({self.cfg.prior!r}) needs its prior: pass "
+                                 "prior=diffmatte.prior.solve.prior_for(cfg.prior, image, trimap)")
             if prior.shape != trimap.shape:
                 raise ValueError(f"prior must have the trimap's shape {tuple(trimap.shape)}, got {tuple(prior.shape)}")
             prior = prior.to(image.dtype)

@@ -122,7 +122,7 @@ class SamEmbedBody(_Body):
 
 class CutoutBody(_Body):
     """``/v1/cutout``: the edge controls and the decontaminated cut-out of a finished matte
-    (diffmatte.cutout.finish, the path the CLI's --rgba takes); no engine run."""
+    (diffmatte.finish.cutout.finish, the path the CLI's --rgba takes); no engine run."""
 
     image: Optional[str] = Field(None, description="base64 image; needed for output 'rgba'")
     alpha: str = Field(description="base64 grey matte (8 or 16 bit), the engine's result")
@@ -518,8 +518,8 @@ def build_fastapi(service: Service) -> FastAPI:
     def cutout(body: CutoutBody) -> Response:
         import numpy as np
 
-        from diffmatte.cutout import finish
-        from diffmatte.edges import EdgeParams
+        from diffmatte.finish.cutout import finish
+        from diffmatte.finish.edges import EdgeParams
 
         try:
             edges = EdgeParams.from_dict(body.edges)
@@ -530,7 +530,7 @@ def build_fastapi(service: Service) -> FastAPI:
         alpha = imaging.decode_alpha(imaging.b64decode_field(body.alpha, "alpha"), "alpha",
                                      service.config.max_pixels)
         if body.output == "alpha":
-            from diffmatte.edges import apply_edges
+            from diffmatte.finish.edges import apply_edges
 
             final = apply_edges(alpha, edges)
             return _png_response(imaging.encode_png(np.rint(final * 65535.0).astype(np.uint16)))

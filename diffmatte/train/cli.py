@@ -128,7 +128,8 @@ def _preview(cfg, path: str, count: int) -> int:
     import numpy as np
 
     from .loop import build_dataset
-    from .preview import sample_sheet, save_png
+    from ..io.images import write_image
+    from .preview import sample_sheet
     try:
         ds = build_dataset(cfg, cfg.seed)
     except ValueError as exc:
@@ -137,7 +138,7 @@ def _preview(cfg, path: str, count: int) -> int:
     # A mixed stream delegates items; show each part's samples in turn.
     parts = getattr(ds, "datasets", [ds])
     sheets = [sample_sheet(part, range(count)) for part in parts]
-    print(f"wrote {save_png(path, np.concatenate(sheets, axis=0))}")
+    print(f"wrote {write_image(path, np.concatenate(sheets, axis=0))}")
     return 0
 
 

@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image
 
 from .photos import PHOTO_SUFFIXES, PhotoPool, find_photos
-from .synth import color_jitter, compose_sample, trimap_to_unit
+from ..io.images import trimap_to_unit
+from .synth import color_jitter, compose_sample
 from .trimaps import DEFAULT_MIX, random_trimap
 
 

@@ -19,7 +19,7 @@ if [ -n "$eval_dir" ] && [ -n "$w" ]; then
   python3 - "$run/prior_only.safetensors" <<'PY'
 import sys
 from diffmatte.modeling import build_model
-from diffmatte.variants import get_config
+from diffmatte.modeling.variants import get_config
 from diffmatte.weights import save_safetensors
 save_safetensors(build_model(get_config("lite_cf")).eval(), sys.argv[1], half=True)  # untrained = the prior itself
 PY

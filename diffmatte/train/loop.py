@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from ..modeling import build_model
 from ..modeling.config import ModelConfig
-from ..variants import get_config
+from ..modeling.variants import get_config
 from .config import TrainConfig
 from .losses import matting_losses, total_loss
 from .objective import DiffusionObjective, sample_times

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..diffusion import Schedule, normalize_xt
 from ..modeling import DiffMatteModel
+from ..prior.solve import prior_for
 
 
 def logit_to_x0(logit: torch.Tensor) -> torch.Tensor:
@@ -42,7 +43,7 @@ class DiffusionObjective(nn.Module):
     def forward(self, image: torch.Tensor, trimap: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor,
                 t: torch.Tensor, t_prev: torch.Tensor, self_align: bool) -> torch.Tensor:
         m = self.model
-        c = m.condition(image, trimap)
+        c = m.condition(image, trimap, prior_for(m.cfg.prior, image, trimap))
         feats = m.encode(c)
         if not self_align:
             x_t = self.schedule.q_sample(x0, t, noise)

@@ -1,13 +1,7 @@
 """Contact sheets of training samples (composite, alpha, trimap), to check data by eye."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
-from PIL import Image
-
-from ..fsutil import atomic_path
 
 
 def sample_sheet(dataset, indices, columns: int = 6) -> np.ndarray:
@@ -32,11 +26,3 @@ def sample_sheet(dataset, indices, columns: int = 6) -> np.ndarray:
         rows.append(np.ones((8, row.shape[1], 3), np.float32))
     sheet = np.concatenate(rows[:-1], axis=0)
     return (np.clip(sheet, 0, 1) * 255).round().astype(np.uint8)
-
-
-def save_png(path: str | os.PathLike, array: np.ndarray) -> Path:
-    """Write an image atomically (temp file + os.replace)."""
-    dest = Path(path)
-    with atomic_path(dest, suffix=dest.suffix or ".png") as tmp:
-        Image.fromarray(array).save(tmp)
-    return dest

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..diffusion import Schedule, normalize_xt
 from ..modeling import DiffMatteModel
+from ..prior.solve import prior_for
 
 
 @torch.no_grad()
@@ -41,7 +42,7 @@ def recalibrate_bn(model: DiffMatteModel, batches: Iterable[dict[str, torch.Tens
             x0 = alpha * 2 - 1
             t = torch.rand(x0.shape[0], generator=gen)
             noise = torch.randn(x0.shape, generator=gen)
-            c = model.condition(image, trimap)
+            c = model.condition(image, trimap, prior_for(model.cfg.prior, image, trimap))
             feats = model.encode(c)
             model.decode(feats, c, normalize_xt(schedule.q_sample(x0, t, noise)), t)
             n += 1

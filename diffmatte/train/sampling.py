@@ -6,7 +6,9 @@ import numpy as np
 import torch
 
 from ..diffusion import Schedule, ddim_sample
+from ..io.images import trimap_to_unit
 from ..modeling import DiffMatteModel
+from ..prior.solve import prior_for
 from .objective import logit_to_x0
 
 
@@ -22,9 +24,9 @@ def predict_alpha(model: DiffMatteModel, image: np.ndarray, trimap: np.ndarray, 
     dev = torch.device(device)
     img = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None].to(dev)
     tri_u8 = np.asarray(trimap)
-    tri = np.where(tri_u8 < 85, 0.0, np.where(tri_u8 >= 170, 1.0, 0.5)).astype(np.float32)
+    tri = trimap_to_unit(tri_u8)
     tri_t = torch.from_numpy(tri)[None, None].to(dev)
-    c = model.condition(img, tri_t)
+    c = model.condition(img, tri_t, prior_for(model.cfg.prior, img, tri_t))
     feats = model.encode(c)
     gen = torch.Generator().manual_seed(int(seed))
     noise = torch.randn(1, 1, *image.shape[:2], generator=gen).to(dev)

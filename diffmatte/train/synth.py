@@ -10,6 +10,7 @@ from typing import Sequence
 
 from scipy import ndimage as ndi
 
+from ..io.images import trimap_to_unit
 from .alpha_synth import fractal_noise, random_alpha
 from .photos import PhotoPool
 from .trimaps import DEFAULT_MIX, random_trimap
@@ -144,7 +145,3 @@ class SynthMattingDataset:
         }
 
 
-def trimap_to_unit(trimap: np.ndarray) -> np.ndarray:
-    """0/128/255 trimap to {0, 0.5, 1} float32 with the official thresholds (<85, >=170)."""
-    t = np.asarray(trimap)
-    return np.where(t < 85, 0.0, np.where(t >= 170, 1.0, 0.5)).astype(np.float32)

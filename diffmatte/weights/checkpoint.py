@@ -191,7 +191,7 @@ def _decoder_config(sd: StateDict) -> dict:
 
 def detect_config(sd: StateDict, metadata: Optional[Mapping[str, str]] = None) -> ModelConfig:
     """Work out the architecture from the keys and shapes (or the stored config)."""
-    from ..variants import OFFICIAL, VARIANTS
+    from ..modeling.variants import OFFICIAL, VARIANTS
 
     if metadata and CONFIG_METADATA_KEY in metadata:
         return config_from_json(metadata[CONFIG_METADATA_KEY])
@@ -307,7 +307,7 @@ def save_safetensors(model: DiffMatteModel, path: os.PathLike | str, *, half: bo
         sd[PREFIX + k] = v
     meta = {CONFIG_METADATA_KEY: model.cfg.to_json(), "format": "pt"}
     meta.update(extra_metadata or {})
-    from ..fsutil import atomic_path
+    from ..io.fsutil import atomic_path
 
     dest = Path(path)
     with atomic_path(dest) as tmp:

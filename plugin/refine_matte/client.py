@@ -451,7 +451,7 @@ class EngineClient:
                edges: Optional[Dict[str, float]] = None, decontaminate: float = 1.0,
                premultiplied: bool = False, output: str = "rgba") -> bytes:
         """Edge controls and the colour-decontaminated cut-out of a finished matte, without
-        an engine run (``diffmatte.cutout.finish``, as ``diffmatte refine --rgba``): an RGBA
+        an engine run (``diffmatte.finish.cutout.finish``, as ``diffmatte refine --rgba``): an RGBA
         PNG, or with ``output="alpha"`` the edged matte as a 16-bit grey PNG."""
         payload: Dict[str, Any] = {"alpha": _b64(alpha_png), "edges": dict(edges or {}),
                                    "decontaminate": float(decontaminate),

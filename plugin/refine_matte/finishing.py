@@ -3,7 +3,7 @@
 The controls change the delivered matte and cut-out *after* the engine ran: the
 panel keeps the engine's raw matte and asks a :class:`Finisher` for the edged
 matte (fast, synchronous) and the decontaminated cut-out colours (slower, on a
-thread).  The standalone editor's finisher runs ``diffmatte.cutout`` in-process
+thread).  The standalone editor's finisher runs ``diffmatte.finish.cutout`` in-process
 (the same function as ``diffmatte refine --rgba``); a host without numpy uses
 :class:`ServiceFinisher`, which asks the engine service to run it.  Qt + stdlib only.
 """
@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Optional, Protocol
 from . import imaging
 from .qt import QtCore, QtGui, QtWidgets, Signal
 
-# (key, label, low, high, step, suffix, tooltip); ranges match diffmatte.edges.LIMITS.
+# (key, label, low, high, step, suffix, tooltip); ranges match diffmatte.finish.edges.LIMITS.
 EDGE_CONTROLS = (
     ("smooth", "Smooth", 0.0, 20.0, 1.0, " px", "Round off jagged, stair-stepped contours"),
     ("feather", "Feather", 0.0, 50.0, 0.5, " px", "Soften the edge (Gaussian radius)"),
@@ -40,7 +40,7 @@ class Finisher(Protocol):
 class ServiceFinisher:
     """Finisher over the engine service's ``/v1/cutout`` (a host without numpy, e.g. Krita).
 
-    The same ``diffmatte.cutout.finish`` runs, in the service's process.
+    The same ``diffmatte.finish.cutout.finish`` runs, in the service's process.
     """
 
     def __init__(self, get_client: Callable[[], Any]) -> None:

@@ -340,7 +340,7 @@ class EditorWindow(QtWidgets.QMainWindow):
         edio.save_alpha(path, self._need_alpha(), bits=bits)
 
     def cutout_arrays(self):
-        """(alpha, RGBA array, params) of the active layer's cut-out, through diffmatte.cutout.
+        """(alpha, RGBA array, params) of the active layer's cut-out, through diffmatte.finish.cutout.
 
         The matte the engine returned plus the edge controls when the layer still shows
         that result; otherwise the layer's current mask as it is.
@@ -362,7 +362,7 @@ class EditorWindow(QtWidgets.QMainWindow):
     def save_cutout(self, path: str) -> None:
         """The RGBA cut-out, exactly as ``diffmatte refine --rgba`` writes it (16-bit for a
         16-bit layer, colours decontaminated, ICC profile and parameters in the file)."""
-        from diffmatte.cutout import write_cutout
+        from diffmatte.io.cutout_files import write_cutout
 
         _, rgba, params = self.cutout_arrays()
         icc = bytes(self._need_doc().active_layer().image.colorSpace().iccProfile()) or None

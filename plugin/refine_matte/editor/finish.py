@@ -1,7 +1,7 @@
-"""LocalFinisher: the editor's edge controls and cut-outs through ``diffmatte.cutout``.
+"""LocalFinisher: the editor's edge controls and cut-outs through ``diffmatte.finish.cutout``.
 
 The editor runs in the engine's venv, so it calls the very function the CLI's
-``--rgba`` calls (``diffmatte.cutout.finish``): the same image and matte give the
+``--rgba`` calls (``diffmatte.finish.cutout.finish``): the same image and matte give the
 same cut-out pixels in both.  The foreground estimate is cached per (image, raw
 matte), so edge and amount changes do not estimate it again.
 """
@@ -37,7 +37,7 @@ def alpha_array(alpha: "QtGui.QImage"):
 
 
 class LocalFinisher:
-    """Finisher (see refine_matte.finishing) backed by diffmatte.cutout in-process."""
+    """Finisher (see refine_matte.finishing) backed by diffmatte.finish.cutout in-process."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -45,14 +45,14 @@ class LocalFinisher:
 
     def edges(self, alpha: "QtGui.QImage", edges: Dict[str, float]) -> "QtGui.QImage":
         import numpy as np
-        from diffmatte.edges import apply_edges
+        from diffmatte.finish.edges import apply_edges
 
         out = apply_edges(alpha_array(alpha), edges)
         return edio.array_to_qimage(np.rint(out * 65535.0).astype(np.uint16))
 
     def foreground(self, rgb, raw):
         """The foreground estimate of ``rgb`` under the raw matte, cached for the last pair."""
-        from diffmatte.cutout import estimate_foreground
+        from diffmatte.finish.cutout import estimate_foreground
 
         key = _key(rgb, raw)
         with self._lock:
@@ -65,8 +65,8 @@ class LocalFinisher:
 
     def finish_arrays(self, image: "QtGui.QImage", raw_alpha: "QtGui.QImage", edges: Dict[str, float],
                       amount: float, premultiplied: bool = False):
-        """``diffmatte.cutout.finish`` on the layer's own pixels: (final alpha, RGBA array)."""
-        from diffmatte.cutout import finish
+        """``diffmatte.finish.cutout.finish`` on the layer's own pixels: (final alpha, RGBA array)."""
+        from diffmatte.finish.cutout import finish
 
         rgb, raw = layer_array(image), alpha_array(raw_alpha)
         fg = self.foreground(rgb, raw) if amount > 0 else None

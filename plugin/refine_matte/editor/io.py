@@ -1,7 +1,7 @@
 """Open and save files for the standalone editor.
 
 Flat PNG / JPEG / TIFF (8 and 16 bit) are read with Qt. Layered files (OpenRaster,
-PSD, TIFF with several pages) are read and written by ``diffmatte.layered``, the one
+PSD, TIFF with several pages) are read and written by ``diffmatte.io.layered``, the one
 layered-file implementation that ``diffmatte batch`` uses too; groups are flattened
 into the editor's layer list (a layer is shown only when it and its groups are
 visible) and a layer mask becomes the layer's mask node. Saving a document opened
@@ -28,7 +28,7 @@ OPEN_FILTER = ("Images (*.png *.jpg *.jpeg *.tif *.tiff *.ora *.psd);;"
                "OpenRaster (*.ora);;Photoshop (*.psd);;All files (*)")
 _FLAT_EXT = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 _SIXTEEN = None  # filled lazily: formats that carry 16 bits per channel
-_SOURCE = "_layered_source"  # Document attribute: the diffmatte.layered image it was read from
+_SOURCE = "_layered_source"  # Document attribute: the diffmatte.io.layered image it was read from
 _PATH = "_layered_path"      # Layer attribute: its path in that image
 
 
@@ -79,7 +79,7 @@ def _read_flat(path: str, name: Optional[str] = None) -> Layer:
 def _tiff_has_layers(path: str) -> bool:
     """Several full-resolution pages (layers); one page is a flat image Qt reads best."""
     try:
-        from diffmatte.layered.tiff import tiff_pages
+        from diffmatte.io.layered.tiff import tiff_pages
 
         with open(path, "rb") as f:
             pages, photoshop = tiff_pages(f.read())
@@ -89,10 +89,10 @@ def _tiff_has_layers(path: str) -> bool:
 
 
 def _load_layered(path: str) -> Document:
-    """A layered file through diffmatte.layered, each raster layer placed on the canvas."""
+    """A layered file through diffmatte.io.layered, each raster layer placed on the canvas."""
     import numpy as np
-    from diffmatte import layered
-    from diffmatte.layered.model import paste
+    from diffmatte.io import layered
+    from diffmatte.io.layered.model import paste
 
     img = layered.read(path)
     layers: List[Layer] = []
@@ -121,7 +121,7 @@ def _load_layered(path: str) -> Document:
 def _leaves(nodes, prefix: str, shown: bool):
     """(path, layer, effectively visible) of every non-group layer, bottom to top; paths are
     the unique ones of ``LayeredImage.walk`` (same-named siblings are "name#N")."""
-    from diffmatte.layered.model import unique_names
+    from diffmatte.io.layered.model import unique_names
 
     for node, segment in zip(nodes, unique_names([n.name for n in nodes])):
         path = prefix + segment
@@ -222,7 +222,7 @@ def save_layered(path: str, doc: Document) -> None:
     ext = os.path.splitext(path)[1].lower()
     if ext not in (".ora", ".psd", ".tif", ".tiff"):
         raise ValueError(f"layered save needs .ora, .psd or .tif, not {ext or '(none)'}")
-    from diffmatte import layered
+    from diffmatte.io import layered
 
     img = to_layered(doc)
     data = layered.encode(img, layered.format_of(path))
@@ -235,10 +235,10 @@ def _write_bytes(tmp: str, data: bytes) -> None:
 
 
 def to_layered(doc: Document):
-    """The document as a diffmatte.layered image: the file it came from, with the masks
+    """The document as a diffmatte.io.layered image: the file it came from, with the masks
     (and visibility) edited here, or a new one with one layer per editor layer."""
-    from diffmatte.layered import LayeredImage
-    from diffmatte.layered import Layer as LLayer
+    from diffmatte.io.layered import LayeredImage
+    from diffmatte.io.layered import Layer as LLayer
 
     source = getattr(doc, _SOURCE, None)
     if source is not None:
@@ -283,7 +283,7 @@ def _apply_mask(node, layer: Layer, loaded, bits: int) -> None:
 
 def _same_mask(node: MaskNode, loaded) -> bool:
     import numpy as np
-    from diffmatte.layered.model import paste
+    from diffmatte.io.layered.model import paste
 
     m = loaded.mask
     grey = qimage_to_array(node.image, 1)

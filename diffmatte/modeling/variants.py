@@ -5,12 +5,12 @@ this project's CPU-friendly variant used for the bundled default model.
 """
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Any, Dict, List
 
-from .modeling.config import ModelConfig
+from .config import ModelConfig
 
-_VIT_DECODER = dict(downsample_in=(7, 32, 64, 128), time_channels=32, emb_channels=32, head_channels=16)
-_RES_DECODER = dict(downsample_in=(7, 32, 64, 128, 128), time_channels=32, emb_channels=32, head_channels=16)
+_VIT_DECODER: Dict[str, Any] = dict(downsample_in=(7, 32, 64, 128), time_channels=32, emb_channels=32, head_channels=16)
+_RES_DECODER: Dict[str, Any] = dict(downsample_in=(7, 32, 64, 128, 128), time_channels=32, emb_channels=32, head_channels=16)
 
 VARIANTS: Dict[str, ModelConfig] = {
     "ViTS": ModelConfig(name="ViTS", backbone="vit", in_chans=4, embed_dim=384, num_heads=6, img_size=512,
@@ -29,8 +29,8 @@ VARIANTS: Dict[str, ModelConfig] = {
                         downsample_in=(7, 16, 32, 64, 64), upsample_in=(256, 128, 128, 64, 32, 16),
                         time_channels=32, emb_channels=32, head_channels=16),
 }
-# ``lite`` refining a classical alpha prior (diffmatte/prior.py): closed-form (cycle 3, not
-# shipped) and information flow (diffmatte/information_flow.py; the bundled default since cycle 4).
+# ``lite`` refining a classical alpha prior (diffmatte/prior/closed_form.py): closed-form (cycle 3, not
+# shipped) and information flow (diffmatte/prior/information_flow.py; the bundled default since cycle 4).
 VARIANTS["lite_cf"] = VARIANTS["lite"].replace(name="lite_cf", prior="cf")
 VARIANTS["lite_ifm"] = VARIANTS["lite"].replace(name="lite_ifm", prior="ifm")
 

@@ -75,6 +75,14 @@ def to_trimap(trimap: np.ndarray) -> np.ndarray:
     return out
 
 
+def trimap_to_unit(trimap: np.ndarray) -> np.ndarray:
+    """A 0/128/255 trimap file's grey values (uint8) to {0, 0.5, 1} float32 with the official
+    data loaders' thresholds (< 85 background, >= 170 foreground): the one rule of training
+    and evaluation data (engine input is binned by :func:`to_trimap`)."""
+    t = np.asarray(trimap)
+    return np.where(t < 85, 0.0, np.where(t >= 170, 1.0, 0.5)).astype(np.float32)
+
+
 def check_pair(image: np.ndarray, trimap: np.ndarray) -> None:
     if image.shape[:2] != trimap.shape[:2]:
         raise InputError(f"image is {image.shape[1]}x{image.shape[0]} but trimap is "
@@ -158,6 +166,14 @@ def write_alpha(path: PathLike, alpha: np.ndarray, bits: int = 8) -> Path:
     from PIL import Image
 
     return _atomic_save(Image.fromarray(alpha_to_uint(alpha, bits)), path)
+
+
+def write_image(path: PathLike, array: np.ndarray) -> Path:
+    """Write an 8-bit image array (grey, RGB or RGBA) atomically, in the format of the
+    path's suffix (PNG without one): contact sheets and figures."""
+    from PIL import Image
+
+    return _atomic_save(Image.fromarray(np.asarray(array)), path)
 
 
 def write_rgba(path: PathLike, image: np.ndarray, alpha: np.ndarray) -> Path:

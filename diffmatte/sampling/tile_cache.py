@@ -20,33 +20,15 @@ Memory is bounded by ``max_bytes`` (least recently used records go first).
 """
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-import numpy as np
 import torch
+
 
 STD_RTOL = 1e-4
 FEATURE_ATOL = 1e-4
-
-
-def digest(*parts) -> bytes:
-    """Content hash of tensors, arrays and small Python values."""
-    h = hashlib.blake2b(digest_size=16)
-    for p in parts:
-        if isinstance(p, torch.Tensor):
-            p = p.detach()
-            h.update(str((tuple(p.shape), p.dtype)).encode())
-            h.update(p.contiguous().cpu().view(-1).view(torch.uint8).numpy().tobytes()
-                     if p.dtype == torch.bfloat16 else p.contiguous().cpu().numpy().tobytes())
-        elif isinstance(p, np.ndarray):
-            h.update(str((p.shape, p.dtype)).encode())
-            h.update(memoryview(np.ascontiguousarray(p)).cast("B"))  # read in place, no copy
-        else:
-            h.update(repr(p).encode())
-    return h.digest()
 
 
 @dataclass

@@ -14,16 +14,13 @@ a thin edge costs little.
 from __future__ import annotations
 
 import math
-import struct
-import zlib
-from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from .imageio import PathLike, to_float_rgb
+from ..io.images import to_float_rgb
 
-__all__ = ["estimate_foreground", "make_cutout", "finish", "write_cutout", "read_icc", "read_params"]
+__all__ = ["estimate_foreground", "make_cutout", "finish"]
 
 # Tile side of the estimation and the context kept around each tile: foreground
 # colours are local, so small tiles lose little (6 synthetic 512-px composites,
@@ -214,7 +211,7 @@ def finish(image: np.ndarray, alpha: np.ndarray, *, edges: Any = None, decontami
     """The engine's matte to the delivered result: ``(alpha, rgba)``.
 
     ``alpha`` (float32) is the matte after the edge controls ``edges`` (an
-    :class:`~diffmatte.edges.EdgeParams` or a dict; None = unchanged); ``rgba`` is
+    :class:`~diffmatte.finish.edges.EdgeParams` or a dict; None = unchanged); ``rgba`` is
     the cut-out under that alpha. Foreground colours are estimated from the engine's
     own matte (the edge controls are artistic; the colours come from the physics),
     so tuning the edges can reuse one estimate passed as ``foreground``.
@@ -234,91 +231,3 @@ def finish(image: np.ndarray, alpha: np.ndarray, *, edges: Any = None, decontami
     rgba = make_cutout(rgb, final, decontaminate=decontaminate, premultiplied=premultiplied,
                        bits=bits, foreground=foreground)
     return final, rgba
-
-
-def read_icc(path: PathLike) -> Optional[bytes]:
-    """The embedded ICC profile of an image file, or None."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        icc = im.info.get("icc_profile")
-    return bytes(icc) if icc else None
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-PARAMS_KEY = "Refine Matte"  # PNG text / TIFF description key of the result parameters
-
-
-def encode_png_rgba16(rgba: np.ndarray, icc: Optional[bytes] = None, text: Optional[str] = None) -> bytes:
-    """16-bit RGBA PNG bytes (Pillow cannot write 16-bit colour PNGs)."""
-    h, w = rgba.shape[:2]
-    rows = np.ascontiguousarray(rgba.astype(">u2")).view(np.uint8).reshape(h, w * 8)
-    raw = np.hstack([np.zeros((h, 1), np.uint8), rows])  # filter byte 0 per row
-    out = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 6, 0, 0, 0))
-    if icc:
-        out += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc))
-    if text:
-        out += _png_chunk(b"tEXt", PARAMS_KEY.encode("latin-1") + b"\x00" + text.encode("latin-1", "replace"))
-    out += _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + _png_chunk(b"IEND", b"")
-    return out
-
-
-def write_cutout(path: PathLike, rgba: np.ndarray, icc: Optional[bytes] = None,
-                 params: Optional[Dict[str, Any]] = None) -> Path:
-    """Write an RGBA array (uint8 or uint16) as PNG or TIFF, atomically, with ``icc``
-    embedded and ``params`` (the result parameters) as JSON text in the file."""
-    import json
-
-    from .fsutil import atomic_path
-
-    text = json.dumps(params, sort_keys=True) if params else None
-
-    dest = Path(path)
-    ext = dest.suffix.lower()
-    if ext not in (".png", ".tif", ".tiff"):
-        raise ValueError(f"cannot write a cut-out as {ext or 'a file without extension'}: use .png or .tif")
-    if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"expected an H x W x 4 uint8/uint16 array, got {rgba.shape} {rgba.dtype}")
-    with atomic_path(dest) as tmp:
-        if rgba.dtype == np.uint8:
-            from PIL import Image
-
-            kwargs: Dict[str, Any] = {"icc_profile": icc} if icc else {}
-            if text and ext == ".png":
-                from PIL.PngImagePlugin import PngInfo
-
-                info = PngInfo()
-                info.add_text(PARAMS_KEY, text)
-                kwargs["pnginfo"] = info
-            elif text:
-                kwargs["description"] = text
-            Image.fromarray(rgba, "RGBA").save(tmp, format="PNG" if ext == ".png" else "TIFF", **kwargs)
-        elif ext == ".png":
-            Path(tmp).write_bytes(encode_png_rgba16(rgba, icc, text))
-        else:
-            try:
-                import tifffile
-            except ImportError:
-                raise ValueError("16-bit TIFF cut-outs need the tifffile package; save as .png "
-                                 "(16-bit) instead") from None
-            extratags = [(34675, "B", len(icc), icc, True)] if icc else []
-            tifffile.imwrite(tmp, rgba, photometric="rgb", extrasamples=[2], extratags=extratags,
-                             description=text)
-    return dest
-
-
-def read_params(path: PathLike) -> Optional[Dict[str, Any]]:
-    """The result parameters stored in a cut-out written by :func:`write_cutout`, or None."""
-    import json
-
-    from PIL import Image
-
-    with Image.open(path) as im:
-        text = im.info.get(PARAMS_KEY) or (im.tag_v2.get(270) if hasattr(im, "tag_v2") else None)
-    try:
-        return json.loads(text) if text else None
-    except ValueError:
-        return None

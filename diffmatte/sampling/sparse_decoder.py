@@ -22,8 +22,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from .modeling.dunet import timestep_embedding
-from .modeling.model import prior_logit
+from ..modeling.dunet import timestep_embedding
+from ..modeling.model import prior_logit
 from .sparse_plan import Rect, SparsePlan, _levels
 
 CL = torch.channels_last

@@ -1,5 +1,5 @@
-"""A classical alpha prior: closed-form matting (Levin et al. 2008) solved in torch, and
-``solve_prior``, the one entry point that picks a model's prior by name.
+"""A classical alpha prior: closed-form matting (Levin et al. 2008) solved in torch.
+(``solve.solve_prior`` is the one entry point that picks a model's prior by name.)
 
 The prior-conditioned models (``ModelConfig.prior == "cf"``) take this alpha as an extra
 input and learn corrections to it. The same function runs in training (batched, on the
@@ -16,7 +16,7 @@ fewer iterations than CG from a flat start.
 """
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -189,38 +189,3 @@ def closed_form_prior(image: torch.Tensor, trimap: torch.Tensor, eps: float = EP
     crop = torch.where(unknown[..., y0:y1, x0:x1], sol, out[..., y0:y1, x0:x1])
     out[..., y0:y1, x0:x1] = crop
     return out
-
-
-def solve_prior(kind: str, image: torch.Tensor, trimap: torch.Tensor,
-                check: Optional[Callable[[float], None]] = None) -> torch.Tensor:
-    """The alpha prior of a prior model: ``kind`` is ``ModelConfig.prior`` ("cf" closed-form,
-    this module; "ifm" information flow, diffmatte/information_flow.py). Same shapes as
-    :func:`closed_form_prior`: image (B,3,H,W) in [0, 1], trimap (B,1,H,W) {0, 0.5, 1}.
-    ``check(fraction done)`` (information flow) is called during the solve and may raise
-    to cancel it."""
-    if kind == "cf":
-        return closed_form_prior(image, trimap)
-    if kind == "ifm":
-        from .information_flow import information_flow_alpha
-
-        img = image.detach().float().cpu().permute(0, 2, 3, 1).numpy()
-        tri = trimap.detach().float().cpu()[:, 0].numpy()
-        flushed = denormals_flushed()
-        if flushed:
-            # scipy's KD-tree build can recurse without end (stack overflow, a segfault)
-            # when the CPU flushes denormals, which training turns on for speed.
-            torch.set_flush_denormal(False)
-        try:
-            out = [torch.from_numpy(information_flow_alpha(i, t, check)) for i, t in zip(img, tri)]
-        finally:
-            if flushed:
-                torch.set_flush_denormal(True)
-        return torch.stack(out)[:, None].to(image.device)
-    raise ValueError(f"unknown prior {kind!r}; known: cf, ifm")
-
-
-def denormals_flushed() -> bool:
-    """True when this thread's CPU flushes denormal floats to zero (``torch.set_flush_denormal``)."""
-    import numpy as np
-
-    return float(np.float64(1e-300) * np.float64(1e-10)) == 0.0

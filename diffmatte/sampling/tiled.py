@@ -12,22 +12,23 @@ x_t, its std and the update also follows the band.
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, List, Optional
 
 import numpy as np
 import torch
 
-from .diffusion import Schedule, time_grid
-from .errors import Cancelled
-from .modeling.config import ModelConfig
-from .modeling.model import padded_size
+from ..diffusion import Schedule, time_grid
+from ..errors import Cancelled
+from ..modeling.config import ModelConfig
+from ..modeling.model import padded_size
 from .sparse_plan import dense_macs_per_px, dilate, plan_sparse
-from .sparse_sampler import build_regions, sample_sparse
-from .tile_cache import StepRecord, TileCache, TileRecord, digest, snap_features, snap_std
-from .tiling import PlanStats, Tile, TilePlan, condition_region, plan_encoder, plan_tiles
+from .sparse import build_regions, sample_sparse
+from ..util import digest
+from .tile_cache import StepRecord, TileCache, TileRecord, snap_features, snap_std
+from .tiling import (PlanStats, Tile, TilePlan, clip_rect, condition_region, conditioning_to, plan_encoder,
+                     plan_tiles, region_crops, stack_conditions, tile_batches)
 
 CL = torch.channels_last
 
@@ -45,8 +46,8 @@ class TileSettings:
     whole_ok: bool = False   # use one whole-image tile when the tiles would not save work
     batch: int = 1           # same-shaped tiles decoded in one call (GPU; 1 on CPU)
     #: decode only the band and the context each decoder level needs (sparse_decoder.py);
-    #: DIFFMATTE_SPARSE=0 turns it off (dense tiles, the previous path).
-    sparse: bool = field(default_factory=lambda: os.environ.get("DIFFMATTE_SPARSE", "1") != "0")
+    #: False: dense tiles, the previous path (``Engine.sparse``, DIFFMATTE_SPARSE=0).
+    sparse: bool = True
 
 
 #: Tiles must save at least this share of the decoder work to be used instead of one
@@ -93,7 +94,7 @@ class TiledSampler:
         """Digest of a region's input crops (image, trimap, prior), computed once per
         region and refine: an encoder tile and a decoder region often share it."""
         if region not in self._sources:
-            self._sources[region] = digest(*_crops(region, img, tri, prior))
+            self._sources[region] = digest(*region_crops(region, img, tri, prior))
         return self._sources[region]
 
     # ----------------------------------------------------------------- encoder
@@ -127,7 +128,7 @@ class TiledSampler:
                 if memo is not None and et.region in memo:  # kept without the encoder's input
                     memo[et.region] = dataclasses.replace(c, backbone_in=c.backbone_in.new_zeros(
                         tuple(c.backbone_in.shape[:2]) + (0, 0)))
-                c = _to_device(c, dev, backbone=True)
+                c = conditioning_to(c, dev, backbone=True)
                 with self.autocast():
                     f = self.model.encode(c)
                 c = None
@@ -162,12 +163,12 @@ class TiledSampler:
         """x0 predictions in [-1, 1] over the ``out`` rectangles of tiles ``todo`` (one
         batched decoder call: same-shaped regions)."""
         h, w = x.shape[-2:]
-        regions = [_clip(plan.tiles[i].region, h, w) for i in todo]
+        regions = [clip_rect(plan.tiles[i].region, h, w) for i in todo]
         xs = [x[..., r[0]:r[1], r[2]:r[3]] / std for r in regions]
         if len(todo) == 1:
             c, f, xb = conds[todo[0]], fcrops[todo[0]], xs[0]
         else:
-            c = _stack([conds[i] for i in todo])
+            c = stack_conditions([conds[i] for i in todo])
             f = torch.cat([fcrops[i] for i in todo]).contiguous(memory_format=CL)
             xb = torch.cat(xs)
         with self.autocast():
@@ -175,7 +176,7 @@ class TiledSampler:
         full = (torch.sigmoid(logit.float()) * 2 - 1).clamp(-1.0, 1.0)
         out = []
         for j, (i, r) in enumerate(zip(todo, regions)):
-            oy0, oy1, ox0, ox1 = _clip(plan.tiles[i].out, h, w)
+            oy0, oy1, ox0, ox1 = clip_rect(plan.tiles[i].out, h, w)
             out.append(full[j:j + 1, :, oy0 - r[0]:oy1 - r[0], ox0 - r[2]:ox1 - r[2]])
         return out
 
@@ -205,7 +206,7 @@ class TiledSampler:
         splans, macs = [], 0.0
         for t in plan.tiles:
             ry0, ry1, rx0, rx1 = t.region
-            oy0, oy1, ox0, ox1 = _clip(t.out, h, w)
+            oy0, oy1, ox0, ox1 = clip_rect(t.out, h, w)
             need = np.zeros((ry1 - ry0, rx1 - rx0), bool)
             need[oy0 - ry0:oy1 - ry0, ox0 - rx0:ox1 - rx0] = mask[oy0:oy1, ox0:ox1]
             sp = plan_sparse(model, need)
@@ -233,7 +234,7 @@ class TiledSampler:
         ``on_step(sample, k, t, x0)`` after every step with the whole-image x0 in [-1, 1];
         ``progress(done, total)`` after every encoder tile and every tile-step.
         """
-        dev, model = self.device, self.model
+        model = self.model
         h, w = tri.shape
         img_t = torch.from_numpy(img).permute(2, 0, 1)[None]
         tri_t = torch.from_numpy(tri)[None, None]
@@ -271,29 +272,48 @@ class TiledSampler:
                                      settings.encoder_halo, feature_need))
         total_work[1] = n_enc + len(plan.tiles) * steps * len(starts)
         memo = {t.region: None for t in plan.tiles} if splans else None
-        feats = self._features(plan, img_t, tri_t, prior_t, settings, stats, tick, cancel, feature_need, memo)
-        s = model.cfg.stride
         stats.tile_steps = len(plan.tiles) * steps * len(starts)
+        inputs = (img_t, tri_t, prior_t)
         if splans:
-            conds, keys = [], []
-            for t in plan.tiles:
-                c = memo.pop(t.region, None) or condition_region(model, img_t, tri_t, prior_t, t.region)
-                if self.cache.enabled:  # the conditioning's sources, not the conditioning: fewer bytes
-                    keys.append(digest("dec", self.tag, steps, t.region, t.out, plan.size,
-                                       self._source(t.region, img_t, tri_t, prior_t),
-                                       feats[..., t.region[0] // s:t.region[1] // s, t.region[2] // s:t.region[3] // s],
-                                       splans[len(keys)].valid))
-                # The decoder never reads backbone_in; cond moves into the region's input buffer.
-                c.backbone_in = c.backbone_in.new_zeros(tuple(c.backbone_in.shape[:2]) + (0, 0))
-                if c.prior is not None:
-                    c.prior = c.prior.to(dev).contiguous(memory_format=CL)
-                conds.append(c)
-            live_idx, regions = build_regions(model, plan, splans, masks, feats, conds, dev, keys)
-            del feats, conds
-            alpha = sample_sparse(self, plan, regions, live_idx, tri_t, starts, steps, stats, on_step, tick,
-                                  cancel, settings)
-            return alpha.cpu().numpy(), stats
+            return self._run_sparse(plan, splans, masks, memo, feature_need, inputs, starts, steps, settings, stats,
+                                    on_step, tick, cancel)
+        return self._run_dense(plan, feature_need, inputs, forced, starts, steps, settings, stats, on_step, tick,
+                               cancel)
 
+    def _run_sparse(self, plan: TilePlan, splans, masks, memo, feature_need, inputs, starts, steps: int,
+                    settings: TileSettings, stats: PlanStats, on_step, tick, cancel) -> tuple:
+        """``run`` with band-only decoding: the encoder features, the regions' conditioning,
+        then sparse.sample_sparse (the features are dropped before the steps start)."""
+        dev, model, s = self.device, self.model, self.model.cfg.stride
+        img_t, tri_t, prior_t = inputs
+        feats = self._features(plan, img_t, tri_t, prior_t, settings, stats, tick, cancel, feature_need, memo)
+        conds, keys = [], []
+        for t in plan.tiles:
+            c = memo.pop(t.region, None) or condition_region(model, img_t, tri_t, prior_t, t.region)
+            if self.cache.enabled:  # the conditioning's sources, not the conditioning: fewer bytes
+                keys.append(digest("dec", self.tag, steps, t.region, t.out, plan.size,
+                                   self._source(t.region, img_t, tri_t, prior_t),
+                                   feats[..., t.region[0] // s:t.region[1] // s, t.region[2] // s:t.region[3] // s],
+                                   splans[len(keys)].valid))
+            # The decoder never reads backbone_in; cond moves into the region's input buffer.
+            c.backbone_in = c.backbone_in.new_zeros(tuple(c.backbone_in.shape[:2]) + (0, 0))
+            if c.prior is not None:
+                c.prior = c.prior.to(dev).contiguous(memory_format=CL)
+            conds.append(c)
+        live_idx, regions = build_regions(model, plan, splans, masks, feats, conds, dev, keys)
+        del feats, conds
+        alpha = sample_sparse(self, plan, regions, live_idx, tri_t, starts, steps, stats, on_step, tick,
+                              cancel, settings)
+        return alpha.cpu().numpy(), stats
+
+    def _run_dense(self, plan: TilePlan, feature_need, inputs, forced: torch.Tensor, starts, steps: int,
+                   settings: TileSettings, stats: PlanStats, on_step, tick, cancel) -> tuple:
+        """``run`` with dense tiles: every tile decoded whole at every step (tile cache aside)."""
+        dev, model, s = self.device, self.model, self.model.cfg.stride
+        img_t, tri_t, prior_t = inputs
+        h, w = tri_t.shape[-2:]
+        # (a sparse plan whose tiles all fell away still limits the features to what it needs)
+        feats = self._features(plan, img_t, tri_t, prior_t, settings, stats, tick, cancel, feature_need, None)
         # Per-tile inputs that stay fixed over the steps.
         conds, fcrops, weights, keys = [], [], [], []
         w_active = torch.zeros((1, 1, h, w), device=dev)
@@ -303,16 +323,16 @@ class TiledSampler:
             fc = feats[..., y0 // s:y1 // s, x0 // s:x1 // s].contiguous(memory_format=CL)
             if self.cache.enabled:
                 keys.append(digest("dec", self.tag, steps, t.region, t.out, plan.size, c.cond, fc))
-            conds.append(_to_device(c, dev, backbone=False))
+            conds.append(conditioning_to(c, dev, backbone=False))
             fcrops.append(fc)
-            oy0, oy1, ox0, ox1 = _clip(t.out, h, w)
+            oy0, oy1, ox0, ox1 = clip_rect(t.out, h, w)
             wt = plan.weight(t)[..., :oy1 - oy0, :ox1 - ox0].to(dev)
             weights.append(wt)
             w_active[..., oy0:oy1, ox0:ox1] += wt
         base = (1 - w_active) * forced.to(dev)  # known values where no decoded tile reaches
         del w_active
 
-        batches = _batches(plan, h, w, settings.batch)
+        batches = tile_batches(plan, h, w, settings.batch)
         grid = time_grid(steps, device=dev)
         total = 0.0
         for si, start in enumerate(starts):
@@ -324,8 +344,6 @@ class TiledSampler:
             new = [TileRecord() for _ in keys]
             for k in range(steps):
                 t, t_next = grid[k], grid[k + 1]
-                a, sg = self.schedule.alpha_sigma(t)
-                a_next, s_next = self.schedule.alpha_sigma(t_next)
                 std = x.flatten(1).std(dim=1, unbiased=False).clamp(min=1e-5)
                 std = snap_std(std, track[k] if track is not None and k < len(track) else None)
                 std_f = float(std)
@@ -336,7 +354,7 @@ class TiledSampler:
                         raise Cancelled("refine cancelled")
                     preds, todo, hashes = {}, [], {}
                     for i in idxs:
-                        ry0, ry1, rx0, rx1 = _clip(plan.tiles[i].region, h, w)
+                        ry0, ry1, rx0, rx1 = clip_rect(plan.tiles[i].region, h, w)
                         hashes[i] = digest(x[..., ry0:ry1, rx0:rx1]) if keys else b""
                         rec = old[i].steps[k] if keys and old[i] is not None and k < len(old[i].steps) else None
                         if rec is not None and rec.x_hash == hashes[i] and rec.std == std_f:
@@ -353,11 +371,10 @@ class TiledSampler:
                             if keys:
                                 new[i].steps.append(StepRecord(hashes[i], std_f, pred.to("cpu", copy=True)))
                     for i in idxs:
-                        oy0, oy1, ox0, ox1 = _clip(plan.tiles[i].out, h, w)
+                        oy0, oy1, ox0, ox1 = clip_rect(plan.tiles[i].out, h, w)
                         x0[..., oy0:oy1, ox0:ox1] += weights[i] * preds[i]
                         tick()
-                eps = (x - a * x0) / sg.clamp(min=1e-10)
-                x = a_next * x0 + s_next * eps
+                x = self.schedule.ddim_step(x, x0, t, t_next)
                 if on_step is not None:
                     on_step(si, k, float(t), x0)
             if run_key is not None:
@@ -374,54 +391,3 @@ def _encoder_tile(settings: TileSettings, need: Optional[np.ndarray]) -> int:
     unneeded cells than 1536 for a little more halo (24 MP, 2 % band: 0.74 of the image
     encoded instead of 1.05, measured with the plan alone)."""
     return min(settings.encoder_tile, 1024) if need is not None else settings.encoder_tile
-
-
-def _batches(plan: TilePlan, h: int, w: int, size: int) -> List[List[int]]:
-    """Tile indices in plan order, grouped into batches of up to ``size`` tiles whose
-    regions (padded and real) have the same shape; the order is fixed for a plan."""
-    groups: dict = {}
-    for i, t in enumerate(plan.tiles):
-        ry0, ry1, rx0, rx1 = _clip(t.region, h, w)
-        shape = (t.region[1] - t.region[0], t.region[3] - t.region[2], ry1 - ry0, rx1 - rx0)
-        groups.setdefault(shape, []).append(i)
-    out = []
-    for idxs in groups.values():
-        out += [idxs[j:j + max(1, size)] for j in range(0, len(idxs), max(1, size))]
-    return sorted(out, key=lambda b: b[0])
-
-
-def _clip(r, h: int, w: int):
-    return r[0], min(r[1], h), r[2], min(r[3], w)
-
-
-def _crops(region, img, tri, prior):
-    y0, y1, x0, x1 = region
-    out = [img[..., y0:y1, x0:x1], tri[..., y0:y1, x0:x1]]
-    if prior is not None:
-        out.append(prior[..., y0:y1, x0:x1])
-    return out
-
-
-def _stack(conds: list):
-    """Batch same-shaped tile conditionings along dim 0."""
-    first = conds[0]
-    changes = {f.name: torch.cat([getattr(c, f.name) for c in conds]).contiguous(memory_format=CL)
-               for f in dataclasses.fields(first)
-               if isinstance(getattr(first, f.name), torch.Tensor) and getattr(first, f.name).dim() == 4
-               and getattr(first, f.name).shape[-1] > 0}
-    return dataclasses.replace(first, **changes)
-
-
-def _to_device(c, dev: torch.device, backbone: bool):
-    """Move a tile's conditioning to the device in the layout the convolutions like; the
-    decoder never reads ``backbone_in``, so decoder tiles drop it, and the encoder reads
-    nothing else, so encoder tiles move only that."""
-    for f in dataclasses.fields(c):
-        v = getattr(c, f.name)
-        if isinstance(v, torch.Tensor) and f.name != "backbone_in" and not backbone:
-            setattr(c, f.name, v.to(dev).contiguous(memory_format=CL) if v.dim() == 4 else v.to(dev))
-    # A fresh empty tensor, not a view: a view would keep the crop's storage alive for
-    # the whole refine (measured: +0.5 GB at 24 MP with sparse tiles).
-    c.backbone_in = (c.backbone_in.to(dev).contiguous(memory_format=CL) if backbone
-                     else c.backbone_in.new_zeros(tuple(c.backbone_in.shape[:2]) + (0, 0)))
-    return c

@@ -14,7 +14,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from .modeling.config import ModelConfig
+from ..modeling.config import ModelConfig
 
 GiB = 2 ** 30
 MiB = 2 ** 20
@@ -107,8 +107,8 @@ def prior_bytes(kind: str, h: int, w: int, unknown: int) -> int:
     its float maps (about 30 per pixel), not measured."""
     px = h * w
     if kind == "ifm":
-        from .information_flow import MAX_UNKNOWN
-        from .information_flow_tiles import COARSE_UNKNOWN, PARALLEL_WINDOWS, TILE_CORE, TILE_MARGIN
+        from ..prior.information_flow import MAX_UNKNOWN
+        from ..prior.windows import COARSE_UNKNOWN, PARALLEL_WINDOWS, TILE_CORE, TILE_MARGIN
 
         if unknown <= MAX_UNKNOWN:
             return 48 * px + 2400 * unknown
@@ -146,7 +146,7 @@ def plan_memory(cfg: ModelConfig, n_params: int, h: int, w: int, device: torch.d
     comes and goes before the network runs. Raises :class:`MemoryBudgetError` when even the
     smallest tiles, or the prior solve, do not fit.
     """
-    from .modeling.model import padded_size
+    from ..modeling.model import padded_size
 
     auto = budget is None
     if auto:

@@ -14,7 +14,7 @@ One solve needs about 2.3 KB per unknown pixel, so a wide band of a large photo 
    K-to-U flow draws from the known pixels within SAMPLE_REACH px of the window (further
    where a side has none), the colour-mixture and intra-U neighbours from the window.
 3. **Stitching.** Windows cross-fade over ``BLEND`` px with the engine's tile weights
-   (box-blurred core indicators: they sum to one, no seams; ``tiling.ramp``).
+   (box-blurred core indicators: they sum to one, no seams; ``diffmatte.util.ramp``).
 
 Memory is PARALLEL_WINDOWS windows' solves (each at most (core + 2 margin)^2 unknown
 pixels) plus a few whole-crop maps; time follows the number of unknown pixels.
@@ -28,7 +28,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 from . import information_flow as ifm
-from .tiling import ramp
+from ..util import ramp
 
 TILE_CORE = 512          # px; window = core + 2 x TILE_MARGIN, <= 410k unknown pixels (~0.95 GB)
 TILE_MARGIN = 64         # context around each core (the agreement table in docs/TILING.md)
@@ -106,7 +106,7 @@ def solve_tiled(image: np.ndarray, label: np.ndarray, check: Callable[[float], N
                 finished, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     i = pending.pop(fut)
-                    a, c, (y0, y1, x0, x1) = fut.result(), cores[i], wins[i]
+                    a, c, (y0, _, x0, _) = fut.result(), cores[i], wins[i]
                     frac[i] = 1.0
                     oy0, oy1, ox0, ox1 = _grow(c, BLEND, h, w)
                     wt = (ramp(oy0, oy1, c[0], c[1], h, BLEND)[:, None]

@@ -30,11 +30,12 @@ from typing import Callable, List, Optional
 import numpy as np
 import torch
 
-from .diffusion import time_grid
-from .errors import Cancelled
+from ..diffusion import time_grid
+from ..errors import Cancelled
 from .sparse_decoder import input_buffer, sparse_decoder_for
 from .sparse_plan import SparsePlan
-from .tile_cache import StepRecord, TileCache, TileRecord, digest, snap_std
+from ..util import digest
+from .tile_cache import StepRecord, TileCache, TileRecord, snap_std
 from .tiling import PlanStats, TilePlan
 
 CL = torch.channels_last
@@ -175,7 +176,6 @@ def sample_sparse(sampler, plan: TilePlan, regions: List[_Region], live_idx: tor
         for k in range(steps):
             t, t_next = grid[k], grid[k + 1]
             a, sg = schedule.alpha_sigma(t)
-            a_next, s_next = schedule.alpha_sigma(t_next)
             std = known.std(x, a, sg).clamp(min=1e-5)
             std = snap_std(std, track[k] if track is not None and k < len(track) else None)
             std_f = float(std)
@@ -203,9 +203,7 @@ def sample_sparse(sampler, plan: TilePlan, regions: List[_Region], live_idx: tor
                         new[i].steps.append(StepRecord(x_hash, std_f, pred.to("cpu", copy=True)))
                 x0.index_add_(0, r.out_live, r.weight * pred)
                 tick()
-            # eps = (x - a x0) / s; x = a' x0 + s' eps: the dense path's operations, in place
-            eps = torch.sub(x, torch.mul(x0, a, out=tmp), out=tmp).div_(sg.clamp(min=1e-10))
-            x = torch.mul(x0, a_next, out=x).add_(eps.mul_(s_next))
+            x = schedule.ddim_step(x, x0, t, t_next, tmp=tmp)   # in place: the dense path's operations
             if on_step is not None:
                 x0_whole.view(-1)[live_idx] = x0
                 on_step(si, k, float(t), x0_whole)

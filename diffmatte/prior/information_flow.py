@@ -40,55 +40,6 @@ FAR_PX = 64                           # windows: K-to-U searched approximately b
 RTOL, MAXITER = 1e-5, 1500    # 1e-5 vs 1e-6: alpha differs by < 1e-3 on the dev photos
 
 
-def information_flow_alpha(image: np.ndarray, trimap: np.ndarray,
-                           check: Optional[Callable[[float], None]] = None,
-                           tile: Optional[int] = None) -> np.ndarray:
-    """Alpha (H, W) float32 in [0, 1] of ``image`` (H, W, 3) in [0, 1] given ``trimap``.
-
-    ``check(fraction)`` is called between stages and every few CG iterations with the share
-    of the solve done so far (0..1; CG's share from its residual's decay); it may raise to
-    stop the solve (the engine raises ``Cancelled`` there and reports progress from it).
-
-    A band of more than MAX_UNKNOWN unknown pixels is solved as a coarse solve plus
-    full-resolution windows (information_flow_tiles.py), so memory stays bounded and time
-    follows the band; ``tile`` = N forces windows with N-px cores, 0 forces one solve.
-
-    ``trimap`` is (H, W): {0, 0.5, 1} floats or 0/128/255 uint8; below a quarter of the
-    range is background, above three quarters foreground, the rest unknown.
-    """
-    img = np.asarray(image)
-    if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"image must be H x W x 3, got shape {img.shape}")
-    t = np.asarray(trimap)
-    if t.shape != img.shape[:2]:
-        raise ValueError(f"trimap shape {t.shape} differs from the image's {img.shape[:2]}")
-    scale = 255.0 if t.dtype == np.uint8 or (t.size and float(t.max()) > 1.0) else 1.0
-    fg = t > 0.75 * scale   # the project's binning rule (trimap.as_trimap)
-    bg = t < 0.25 * scale
-    alpha = fg.astype(np.float32)
-    unknown = ~(fg | bg)
-    if not unknown.any():
-        return alpha
-    if not (fg.any() or bg.any()):
-        alpha[:] = 0.5  # nothing known: no information to propagate
-        return alpha
-    (y0, y1), (x0, x1) = _bbox(unknown, SEARCH_MARGIN + EXPAND_RADIUS)
-    label = np.where(fg, 1, np.where(bg, 0, -1)).astype(np.int8)[y0:y1, x0:x1]
-    crop = np.asarray(img[y0:y1, x0:x1], dtype=np.float32)
-    check = check or (lambda f: None)
-    if tile is None:
-        tile = -1 if int(unknown.sum()) > MAX_UNKNOWN else 0
-    if tile:
-        from .information_flow_tiles import solve_tiled
-
-        alpha[y0:y1, x0:x1] = solve_tiled(crop, label, check, core=int(tile) if tile > 0 else None)
-        return alpha
-    label = expand_known(crop, label)
-    check(0.05)
-    alpha[y0:y1, x0:x1] = _solve(crop, label, check)
-    return alpha
-
-
 def _solve_reduced(image: np.ndarray, label: np.ndarray, factor: int,
                    check: Callable[[float], None]) -> np.ndarray:
     """Solve at 1/``factor`` resolution (block means; a block is known only when all of its

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -134,7 +134,8 @@ def unique_names(names: List[str]) -> List[str]:
     for n in names:
         counts[n] = counts.get(n, 0) + 1
     taken = {n for n in names if counts[n] == 1}
-    out, seen = [], {}
+    out: List[str] = []
+    seen: Dict[str, int] = {}
     for n in names:
         if counts[n] == 1:
             out.append(n)

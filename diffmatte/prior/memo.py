@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
+import torch
 
-from .tile_cache import digest
+from ..util import digest
+from .solve import solve_prior
+from .windows import update_alpha
 
 
 
@@ -38,20 +41,15 @@ class PriorMemo:
               check: Optional[Callable[[float], None]] = None) -> np.ndarray:
         """The prior (H, W) float32 of ``image`` (H, W, 3 float32) and ``trimap`` ({0, 0.5, 1}
         float32), from the memo where the image is the same and the trimap changed little."""
-        import torch
-
-        from .prior import solve_prior
-
         key = digest(kind, image) if self.enabled else None
         alpha = None
-        if key is not None and key == self._key and self._trimap.shape == trimap.shape:
+        if (key is not None and key == self._key and self._trimap is not None and self._alpha is not None
+                and self._trimap.shape == trimap.shape):
             codes = _codes(trimap)
             changed = codes != self._trimap
             if not changed.any():
                 alpha, self.last = self._alpha.copy(), PriorRun("reused")
             elif kind == "ifm":
-                from .information_flow_tiles import update_alpha
-
                 label = np.where(codes == 2, 1, np.where(codes == 0, 0, -1)).astype(np.int8)
                 alpha = update_alpha(image, label, self._alpha, changed, check or (lambda f: None))
                 if alpha is not None:
