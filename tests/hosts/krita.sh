@@ -129,7 +129,10 @@ PY
     || { log "$ver: FAIL: installer/krita.py: $(tail -n 3 "$run/install.log")"; return 1; }
   grep -q '^enable_refine_matte=true$' "$run/home/.config/kritarc" \
     || { log "$ver: FAIL: the installer did not enable the plugin in kritarc"; return 1; }
-  cp -r "$HERE/scenario/rm_host_scenario" "$HERE/scenario/rm_host_scenario.desktop" "$pykrita/"
+  # The scenario's description is kept as a .desktop.in, so that Krita's "Import Python
+  # Plugin from File" on a zip of the whole repository does not find a second plugin.
+  cp -r "$HERE/scenario/rm_host_scenario" "$pykrita/"
+  cp "$HERE/scenario/rm_host_scenario.desktop.in" "$pykrita/rm_host_scenario.desktop"
   sed -i 's/^\[python\]$/[python]\nenable_rm_host_scenario=true/' "$run/home/.config/kritarc"
 
   local restart=auto prefix=()

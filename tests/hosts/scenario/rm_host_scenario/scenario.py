@@ -37,6 +37,12 @@ def _qt():
 PYQT, QtCore, QtGui, QtWidgets = _qt()
 
 
+def scenario_requested(env=None):
+    """Whether tests/hosts/krita.sh started this Krita (it sets RM_PHOTO and RM_OUT)."""
+    env = os.environ if env is None else env
+    return bool(env.get("RM_PHOTO")) and bool(env.get("RM_OUT"))
+
+
 def log(*parts):
     print("[rm-host]", *parts, flush=True)
 
@@ -247,6 +253,9 @@ def run():
 
 def main():
     """Run the scenario, write results.json and end Krita with the outcome."""
+    if not scenario_requested():  # never end a Krita that the host script did not start
+        log("RM_PHOTO / RM_OUT not set: not running the scenario")
+        return
     code = 1
     try:
         run()
