@@ -232,6 +232,14 @@ def test_errors_are_shown_in_the_panel(qtbot):
     assert panel.refine() is False and "Click a point" in panel.error_text()
 
 
+def _some_selection():
+    sel = imaging.blank_mask(W, H)
+    p = QtGui.QPainter(sel)
+    p.fillRect(16, 12, 32, 24, QtGui.QColor(255, 255, 255))
+    p.end()
+    return sel
+
+
 def test_engine_not_running_is_reported_not_raised(qtbot):
     from refine_matte.client import EngineNotRunning
 
@@ -239,7 +247,7 @@ def test_engine_not_running_is_reported_not_raised(qtbot):
         raise EngineNotRunning("no running engine service found in /nowhere")
 
     doc = Document([Layer("layer", sample_image())])
-    doc.selection = imaging.blank_mask(W, H)
+    doc.selection = _some_selection()  # (an empty one is refused now)
     panel = RefinePanel(EditorAdapter(doc), client_factory=factory)
     qtbot.addWidget(panel)
     panel.set_source("selection")
@@ -255,7 +263,7 @@ def test_engine_error_during_refine(qtbot):
     from refine_matte.client import EngineError
 
     doc = Document([Layer("layer", sample_image())])
-    doc.selection = imaging.blank_mask(W, H)
+    doc.selection = _some_selection()  # (an empty one is refused now)
     panel = RefinePanel(EditorAdapter(doc), client=FakeEngineClient(fail=EngineError("boom")))
     qtbot.addWidget(panel)
     panel.set_source("selection")
@@ -441,7 +449,7 @@ def test_split_divider_can_be_dragged(host, qtbot):
 
 def test_result_is_not_applied_when_the_layer_changed_meanwhile(qtbot):
     doc = Document([Layer("bottom", sample_image()), Layer("top", sample_image())], active=1)
-    doc.selection = imaging.blank_mask(W, H)
+    doc.selection = _some_selection()  # (an empty one is refused now)
     client = FakeEngineClient(step_delay=0.05)
     panel = RefinePanel(EditorAdapter(doc), client=client)
     qtbot.addWidget(panel)

@@ -47,6 +47,19 @@ def register() -> None:
             self.setWidget(box)
             QtCore.QTimer.singleShot(0, self.engine_bar.check)
             self.panel.errorShown.connect(self._engine_missing)
+            # Undo / Redo of our mask switches the masks it switched off back on / off.
+            self._mask_timer = QtCore.QTimer(self)
+            self._mask_timer.setInterval(700)
+            self._mask_timer.timeout.connect(self._sync_masks)
+            self._mask_timer.start()
+
+        def _sync_masks(self) -> None:
+            try:
+                note = self.panel.adapter.sync_masks()
+            except Exception:  # noqa: BLE001 - a poll must never raise into Krita
+                return
+            if note:
+                self.panel.status_label.setText(note)
 
         def _engine_missing(self, message: str) -> None:
             if "engine" in message.lower():

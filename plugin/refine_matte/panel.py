@@ -17,6 +17,7 @@ from . import imaging
 from .adapter import HostAdapter, HostError, NoImageError, NoSelectionError
 from .canvas import MatteCanvas
 from .finishing import Finisher
+from .hint import HintLabel
 from .panel_output import OutputMixin, SamSetup
 from .qt import QShortcut, QtCore, QtGui, QtWidgets, Signal
 from .worker import JobSpec, RefineJob, describe_error
@@ -109,6 +110,9 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.canvas = canvas or MatteCanvas(self)
         self._init_output(finisher, sam_setup)
         self._build_ui()
+        if adapter is not None:  # the host's own word for its selection (Krita: "Selection")
+            self.source_combo.setItemText(self.source_combo.findData("selection"),
+                                          getattr(adapter, "selection_name", "Host selection"))
         self._connect()
         self._connect_output()
         self.install_shortcuts(self)
@@ -143,9 +147,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             self.source_combo.addItem(label, sid)
         form.addRow(self.source_combo)
 
-        self.hint_label = QtWidgets.QLabel()
-        self.hint_label.setWordWrap(True)
-        self.hint_label.setStyleSheet("color: palette(mid);")
+        self.hint_label = HintLabel()  # legible on dark themes (palette roles, no fixed grey)
         form.addRow(self.hint_label)
 
         tools = QtWidgets.QHBoxLayout()
@@ -461,12 +463,14 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             mask = self.adapter.selection_mask()
             if mask is None:
                 raise NoSelectionError()
+            _check_coverage(mask, "selection")
             spec.mask_png = mask.copy()
         elif spec.source == "mask":
             mask = self.adapter.layer_mask()
             if mask is None:
                 raise NoSelectionError("The active layer has no mask: add one, or pick "
                                        "another trimap source.")
+            _check_coverage(mask, "layer's mask")
             spec.mask_png = mask.copy()
         elif spec.source == "scribbles":
             if not (self.canvas.has_scribbles("fg") and self.canvas.has_scribbles("bg")):
@@ -596,6 +600,10 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             if self._target_id() != self._job_target:
                 raise HostError("The document or active layer changed while refining, so the "
                                 "matte was not applied. Run Refine Matte again.")
+            if imaging.count_above(alpha, EMPTY_MATTE_LEVEL) == 0:
+                raise HostError("The refined matte is empty: as a mask it would hide the whole "
+                                "layer, so no mask was added. Select (or mark as foreground) "
+                                "the subject and refine again.")
             note = self.adapter.add_layer_mask(alpha, MASK_NAME)
             self.status_label.setText("Done: the matte was added as a new layer mask."
                                       + (f" {note}" if note else ""))
@@ -659,6 +667,23 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             self._restore_output_settings(settings)
         finally:
             settings.endGroup()
+
+
+#: a matte whose every pixel is at most this (of 255) is "empty": as a mask it hides the layer
+EMPTY_MATTE_LEVEL = 8
+#: fewest selected pixels a selection / mask source needs (fewer on images under 6400 px)
+MIN_SELECTED_PX = 64
+
+
+def _check_coverage(mask: "QtGui.QImage", what: str) -> None:
+    """Refuse an empty or tiny selection / mask: its matte would hide the whole layer."""
+    selected = imaging.count_above(mask, 127)
+    if selected == 0:
+        raise NoSelectionError(f"The {what} is empty: select the subject (roughly is fine) and "
+                               "refine again, or pick another trimap source.")
+    if selected < min(MIN_SELECTED_PX, 0.01 * mask.width() * mask.height()):
+        raise NoSelectionError(f"The {what} covers only {selected} px: too small to refine. Select "
+                               "the whole subject (roughly is fine) and refine again.")
 
 
 def _as_int(value: Any) -> Optional[int]:
