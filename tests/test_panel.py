@@ -479,7 +479,9 @@ def test_later_strokes_and_the_eraser_win(qtbot):
     assert pixel_grey(fg, 6, 10) == 0 and pixel_grey(bg, 6, 10) == 0
     overlay = canvas.scribble_overlay()
     assert overlay.pixelColor(6, 10).alpha() == 0
-    assert overlay.pixelColor(20, 10).green() > 150 and overlay.pixelColor(35, 10).red() > 150
+    fg_px, bg_px = overlay.pixelColor(20, 10), overlay.pixelColor(35, 10)
+    assert fg_px.red() > 150 and fg_px.green() < 120  # fg magenta
+    assert bg_px.blue() > 150 and bg_px.red() < 100  # bg cyan (the later stroke wins)
 
 
 def test_eraser_key_and_mouse(host, qtbot):

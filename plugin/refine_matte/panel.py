@@ -134,11 +134,10 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             "QLabel#errorLabel { background: #5a1d1d; color: #ffd7d7; border: 1px solid #b33;"
             " border-radius: 3px; padding: 4px; }")
         self.error_label.hide()
-        lay.addWidget(self.error_label)
         self.save_matte_button = QtWidgets.QPushButton("Save matte…")
         self.save_matte_button.setToolTip("Save the refined matte as a 16-bit PNG or TIFF")
         self.save_matte_button.hide()  # shown when a computed matte could not be applied
-        lay.addWidget(self.save_matte_button)
+        # (both are laid out below the progress bar: showing them never moves the controls)
 
         src_box = QtWidgets.QGroupBox("Trimap source")
         form = QtWidgets.QFormLayout(src_box)
@@ -231,6 +230,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         views.addStretch(1)
         opt.addRow("View", views)
         self.view_label = QtWidgets.QLabel()
+        self.view_label.setWordWrap(True)  # "Alpha: no matte yet, showing the photo"
         opt.addRow("", self.view_label)
         lay.addLayout(opt)
         lay.addWidget(self._build_output_box())
@@ -255,6 +255,8 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.status_label.setWordWrap(True)
         lay.addWidget(self.progress)
         lay.addWidget(self.status_label)
+        lay.addWidget(self.error_label)
+        lay.addWidget(self.save_matte_button)
         if not self._own_canvas:
             lay.addStretch(1)
         self._sync_view_buttons(self.canvas.view_mode())
@@ -267,6 +269,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.brush_spin.valueChanged.connect(self.canvas.set_brush_size)
         self.canvas.brushSizeChanged.connect(self.brush_spin.setValue)
         self.canvas.viewModeChanged.connect(self._sync_view_buttons)
+        self.canvas.viewShownChanged.connect(lambda _t: self._sync_view_buttons(self.canvas.view_mode()))
         self.canvas.toolChanged.connect(self._sync_tool_buttons)
         self.band_slider.valueChanged.connect(self._sync_band_label)
         self.refine_button.clicked.connect(self.refine)
@@ -316,7 +319,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         btn = self.view_buttons.get(mode)
         if btn is not None:
             btn.setChecked(True)
-        label = dict((m, l) for m, l, _ in imaging.VIEW_MODES).get(mode, mode)
+        label = self.canvas.view_label()  # says when the photo stands in for a missing matte
         self.view_label.setText(label)
         self.canvas.hud_text = label
 
@@ -370,7 +373,8 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
     def show_error(self, message: str) -> None:
         self.error_label.setText(message)
         self.error_label.show()
-        self.status_label.setText("Error.")
+        first = (message.strip().splitlines() or [""])[0]
+        self.status_label.setText("Error: " + (first if len(first) <= 140 else first[:139] + "…"))
         self.errorShown.emit(message)
 
     def clear_error(self) -> None:
