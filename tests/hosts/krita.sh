@@ -190,6 +190,7 @@ PY
     [ -f "$importer" ] || { log "$ver: FAIL: Krita's plugin importer is not at $importer"; return 1; }
     python3 "$ROOT/installer/krita.py" --zip "$run/refine-matte-krita.zip" > "$run/install.log" 2>&1 \
       || { log "$ver: FAIL: installer/krita.py --zip: $(tail -n 3 "$run/install.log")"; return 1; }
+    mkdir -p "$run/home/.local/share/krita"  # Krita's resource folder (it exists once Krita ran)
     log "$ver: importing $run/refine-matte-krita.zip with Krita's own importer ($importer)"
     python3 "$importer" "$run/refine-matte-krita.zip" "$run/home/.local/share/krita" >> "$run/install.log" 2>&1 \
       || { log "$ver: FAIL: Krita's importer: $(tail -n 3 "$run/install.log")"; return 1; }
