@@ -681,13 +681,14 @@ MIN_SELECTED_PX = 64
 
 def _check_coverage(mask: "QtGui.QImage", what: str) -> None:
     """Refuse an empty or tiny selection / mask: its matte would hide the whole layer."""
-    selected = imaging.count_above(mask, 127)
-    if selected == 0:
+    if imaging.count_above(mask, 0) == 0:
         raise NoSelectionError(f"The {what} is empty: select the subject (roughly is fine) and "
                                "refine again, or pick another trimap source.")
+    selected = imaging.count_above(mask, 127)  # at least half selected
     if selected < min(MIN_SELECTED_PX, 0.01 * mask.width() * mask.height()):
-        raise NoSelectionError(f"The {what} covers only {selected} px: too small to refine. Select "
-                               "the whole subject (roughly is fine) and refine again.")
+        raise NoSelectionError(f"The {what} covers only {selected} px (at least half selected): too "
+                               "small to refine. Select the whole subject (roughly is fine) and "
+                               "refine again.")
 
 
 def _as_int(value: Any) -> Optional[int]:
