@@ -218,6 +218,7 @@ def run():
           [m.name() for m in masks(layer)])
     # 3. second refine on the same layer with the mask active, from that mask
     redone = masks(layer)
+    tag2 = "refine 2 (active layer's mask, mask active)"
     if redone:
         doc.setActiveNode(redone[0])
         if wait_until(lambda: doc.activeNode() is not None and uid(doc.activeNode()) == uid(redone[0]), 10):
@@ -229,9 +230,9 @@ def run():
                 "setActiveNode(mask) was ignored by this Krita (active: %s); refine 2 used the "
                 "layer's topmost visible mask" % (doc.activeNode().name() if doc.activeNode() else None))
             log("NOTE", RESULTS["notes"][-1])
+            tag2 = "refine 2 (active layer's mask, layer active)"
     outcome, secs, error = press_refine(panel, "mask")
-    check_refined("refine 2 (active layer's mask, mask active)", doc, layer, layer_px,
-                  outcome, secs, error)
+    check_refined(tag2, doc, layer, layer_px, outcome, secs, error)
     check("status names the replaced mask", "Replaced the earlier" in panel.status_label.text(),
           panel.status_label.text())
     for d in k.dockers():  # room for the Layers and Refine Matte dockers in the screenshot
