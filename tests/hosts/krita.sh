@@ -250,7 +250,8 @@ PY
       RM_PHOTO="$run/input/photo.png" RM_ROUGH="$run/input/rough.png" RM_OUT="$run/out" \
       RM_STEPS="$STEPS" RM_RESTART="$restart" RM_INSTALL="$INSTALL" \
       timeout 900 xvfb-run -n "$disp" -e "$run/xvfb-$attempt.log" -s "-screen 0 1400x1000x24" \
-      krita --nosplash "${open_arg[@]}" > "$run/krita.log" 2>&1 &
+      sh -c 'n=${DISPLAY#:}; i=0; while [ ! -S "/tmp/.X11-unix/X$n" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+             sleep 0.5; exec krita --nosplash "$@"' krita "${open_arg[@]}" > "$run/krita.log" 2>&1 &
     local kpid=$!
     while kill -0 "$kpid" 2>/dev/null; do
       if [ -f "$run/out/restart-engine" ] && [ ! -f "$run/out/engine-restarted" ]; then
@@ -268,6 +269,7 @@ PY
     if [ $attempt -lt 3 ] && [ ! -f "$run/out/results.json" ] \
        && grep -q "could not connect to display" "$run/krita.log"; then
       log "$ver: Krita could not reach Xvfb ($(head -n 1 "$run/krita.log")); retrying"
+      sleep 3
       continue
     fi
     break
