@@ -45,15 +45,79 @@ def _progress(enabled: bool, prior_only: bool = False):
     return show
 
 
-def _refine_one(engine, image_path: Path, trimap_path: Path, out: Path, rgba: Optional[Path], args) -> None:
+def _trimap_levels(arr) -> tuple:
+    """(fraction of pixels at a trimap level 0 / 128 / 255 (+-2), foreground px, background px,
+    unknown px) of a grey or colour array on a 0..255 scale (official binning for fg / bg)."""
+    import numpy as np
+
+    a = np.asarray(arr)
+    scale = 255.0 / 65535.0 if a.dtype == np.uint16 else (255.0 if a.dtype.kind == "f" else 1.0)
+    grey = a.astype(np.float32) * scale
+    colour = grey.ndim == 3 and grey.shape[2] >= 3 and (
+        np.abs(grey[..., 0] - grey[..., 1]).max() > 2 or np.abs(grey[..., 1] - grey[..., 2]).max() > 2)
+    if grey.ndim == 3:
+        grey = grey[..., :3].mean(axis=2) if grey.shape[2] >= 3 else grey[..., 0]
+    on_level = (grey <= 2) | (grey >= 253) | (np.abs(grey - 128) <= 2)
+    fg, bg = int((grey > 0.9 * 255).sum()), int((grey < 0.1 * 255).sum())
+    return (0.0 if colour else float(on_level.mean())), fg, bg, grey.size - fg - bg
+
+
+def _check_inputs(image, trimap, image_path: Path, trimap_path: Path) -> None:
+    """Refuse inputs that would give a wrong matte with no error: IMAGE and TRIMAP swapped,
+    a photo passed as the trimap, a trimap with no foreground and no background. Warn when
+    one of foreground / background is missing. ``--skip-input-checks`` turns this off."""
+    trimap_ok, fg, bg, _unknown = _trimap_levels(trimap)
+    image_like_trimap = _trimap_levels(image)[0] >= 0.98
+    if trimap_ok < 0.9:
+        pct = f"{100 * trimap_ok:.0f} %"
+        if image_like_trimap:
+            raise ValueError(
+                f"IMAGE and TRIMAP look swapped: {image_path} has only the grey levels of a trimap "
+                f"(0 / 128 / 255) and the trimap {trimap_path} has the many levels of a photo (only {pct} "
+                f"of its pixels are 0, 128 or 255). Put the photo first: diffmatte refine {trimap_path} "
+                f"--trimap {image_path} (--skip-input-checks runs it as given)")
+        raise ValueError(
+            f"the trimap {trimap_path} looks like a photo, not a trimap: only {pct} of its pixels are "
+            "0 (background), 128 (unknown) or 255 (foreground). Pass the trimap with --trimap and the "
+            "photo as IMAGE; a trimap can be made from a mask or scribbles in the editor "
+            "(diffmatte-editor). (--skip-input-checks runs it as given)")
+    if fg == 0 and bg == 0:
+        raise ValueError(
+            f"the trimap {trimap_path} has no foreground (255) and no background (0) pixels: everything "
+            "is unknown, so the matte would come out flat (0.5 everywhere). Mark the subject's inside "
+            "white and the surroundings black, leaving grey (128) only at the edges. "
+            "(--skip-input-checks runs it as given)")
+    if image_like_trimap:
+        print(f"warning: {image_path} looks like a trimap (only the grey levels 0 / 128 / 255), not a "
+              "photo; IMAGE must be the photo.", file=sys.stderr)
+    if fg == 0:
+        print(f"warning: the trimap {trimap_path} has no foreground (255) pixels: the matte will be "
+              "mostly transparent. Mark the subject's inside white.", file=sys.stderr)
+    elif bg == 0:
+        print(f"warning: the trimap {trimap_path} has no background (0) pixels: the matte will be "
+              "mostly opaque. Mark the surroundings black.", file=sys.stderr)
+
+
+def _read_inputs(image_path: Path, trimap_path: Path, args) -> tuple:
+    from .io.images import check_pair, read_image, read_trimap
+
+    image = read_image(image_path)
+    trimap = read_trimap(trimap_path)
+    check_pair(image, trimap)
+    if not getattr(args, "skip_input_checks", False):
+        _check_inputs(image, trimap, image_path, trimap_path)
+    return image, trimap
+
+
+def _refine_one(engine, image_path: Path, trimap_path: Path, out: Path, rgba: Optional[Path], args,
+                inputs: Optional[tuple] = None) -> None:
     from .finish.cutout import finish
     from .io.cutout_files import read_icc, write_cutout
-    from .io.images import read_image, read_trimap, write_alpha
+    from .io.images import write_alpha
 
     _refuse_overwrite(out, image_path, trimap_path)
     edges, params = _finish_options(args)
-    image = read_image(image_path)
-    trimap = read_trimap(trimap_path)
+    image, trimap = inputs if inputs is not None else _read_inputs(image_path, trimap_path, args)
     alpha = engine.refine(image, trimap, steps=args.steps, seed=args.seed, samples=getattr(args, "samples", 1),
                           progress=_progress(not args.quiet, bool(engine.info().get("prior_only"))))
     # One path for every front end (CLI, batch, service, editor): diffmatte.finish.cutout.finish.
@@ -65,22 +129,38 @@ def _refine_one(engine, image_path: Path, trimap_path: Path, out: Path, rgba: Op
         write_cutout(rgba, cut, read_icc(image_path), params)
 
 
-def cmd_refine(args: argparse.Namespace) -> int:
-    from .engine import load_engine
+def _check_out_folder(path: Path, option: str) -> None:
+    """The folder of an output must exist: a typo in -o must not create directories."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ValueError(f"the folder {folder} for {option} {path} does not exist; create it first "
+                         "(nothing was written)")
 
+
+def cmd_refine(args: argparse.Namespace) -> int:
+    # Everything that can be wrong with the arguments is found before torch is imported
+    # (load_engine below), so a typo answers at once.
     image = Path(args.image)
     trimap = Path(args.trimap)
-    for p in (image, trimap):
+    for what, p in (("image", image), ("trimap", trimap)):
         if not p.is_file():
-            raise ValueError(f"file not found: {p}")
+            raise ValueError(f"{what} file not found: {p}" if not p.is_dir() else f"the {what} {p} is a folder, "
+                             "not an image file")
     out = Path(args.output) if args.output else _default_out(image, "alpha")
     rgba = None
     if args.rgba is not None:
         rgba = Path(args.rgba) if args.rgba else _default_out(image, "cutout")
+    _check_out_folder(out, "-o")
+    if rgba is not None:
+        _check_out_folder(rgba, "--rgba")
+    _refuse_overwrite(out, image, trimap)
     _finish_options(args)  # bad edge / cut-out values fail before the model loads
+    inputs = _read_inputs(image, trimap, args)
+    from .engine import load_engine
+
     engine = load_engine(args.weights, device=args.device)
     t0 = time.perf_counter()
-    _refine_one(engine, image, trimap, out, rgba, args)
+    _refine_one(engine, image, trimap, out, rgba, args, inputs)
     if not args.quiet:
         print(f"wrote {out}" + (f" and {rgba}" if rgba else "") + f" ({time.perf_counter() - t0:.1f}s, "
               f"{engine.info()['variant']} on {engine.device})")
@@ -131,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the RGBA cut-out (default path: IMAGE_cutout.png; 16-bit for 16-bit "
                         "input, ICC profile kept, colours decontaminated, parameters stored in the file)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.add_argument("--skip-input-checks", action="store_true",
+                   help="run even when TRIMAP looks like a photo, IMAGE and TRIMAP look swapped or the trimap "
+                        "has no foreground and no background (refused by default: the matte would be wrong)")
     _add_engine_args(p)
     _add_finish_args(p)
     p.set_defaults(func=cmd_refine)

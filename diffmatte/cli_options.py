@@ -30,9 +30,9 @@ def _export_engine_options(args: argparse.Namespace) -> None:
     batch workers it starts) loads: DIFFMATTE_MAX_MEMORY / DIFFMATTE_TILE_SIZE."""
     import os
 
-    from .sampling.memory import parse_bytes
-
     if getattr(args, "max_memory", None) is not None:
+        from .sampling.memory import parse_bytes  # (imports torch: only when the option is given)
+
         parse_bytes(args.max_memory)  # a bad size fails here, before any model loads
         os.environ["DIFFMATTE_MAX_MEMORY"] = str(args.max_memory)
     if getattr(args, "tile_size", None) is not None:

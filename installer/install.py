@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -22,6 +23,44 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_IMAGE = ROOT / "diffmatte" / "samples" / "sample_image.png"
 SAMPLE_TRIMAP = ROOT / "diffmatte" / "samples" / "sample_trimap.png"
+#: PyTorch's CPU-only wheels (no CUDA libraries, no triton): ~0.2 GB of torch instead of ~4 GB.
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+TORCH_PINS = ["torch==2.14.1", "torchvision==0.29.1"]
+
+
+def nvidia_driver_present(which=shutil.which, exists=os.path.exists) -> bool:
+    """Whether this machine has an NVIDIA driver: ``nvidia-smi`` on PATH (Linux, Windows) or
+    the kernel driver's ``/proc/driver/nvidia`` (Linux). No GPU library is loaded to find out."""
+    return bool(which("nvidia-smi")) or bool(exists("/proc/driver/nvidia"))
+
+
+def choose_torch_index(explicit: str | None = None, platform: str | None = None,
+                       has_nvidia: bool | None = None) -> tuple[str | None, str]:
+    """(wheel index for torch, or None for PyPI's default build; why) for this machine.
+
+    - ``--torch-index URL`` wins; ``--torch-index pypi`` forces PyPI's default build;
+    - macOS: PyPI's build (it has no CUDA libraries anyway);
+    - no NVIDIA driver: PyTorch's CPU-only index, so the venv is ~1 GB, not ~6 GB of
+      CUDA libraries that cannot be used;
+    - an NVIDIA driver: PyPI's build, which includes CUDA on Linux (on Windows PyPI's
+      build is CPU-only: a CUDA one needs e.g. ``--torch-index .../whl/cu126``).
+    """
+    platform = sys.platform if platform is None else platform
+    if explicit:
+        if explicit.strip().lower() == "pypi":
+            return None, "PyPI's default torch build (--torch-index pypi)"
+        return explicit, f"torch from {explicit} (--torch-index)"
+    if platform == "darwin":
+        return None, "macOS: PyPI's torch (CPU / Apple GPU; no CUDA libraries)"
+    if has_nvidia is None:
+        has_nvidia = nvidia_driver_present()
+    if not has_nvidia:
+        return CPU_INDEX, ("no NVIDIA driver found (no nvidia-smi, no /proc/driver/nvidia): the CPU-only "
+                           f"torch from {CPU_INDEX}; with a GPU later, re-run with --torch-index pypi")
+    if platform.startswith("win"):
+        return None, ("NVIDIA driver found, but PyPI's Windows torch is CPU-only: for the GPU re-run with "
+                      "--torch-index https://download.pytorch.org/whl/cu126")
+    return None, "NVIDIA driver found: PyPI's torch, which includes CUDA"
 
 
 def venv_python(venv_dir: Path) -> Path:
@@ -33,7 +72,7 @@ def run(cmd, **kw) -> None:
     subprocess.run([str(c) for c in cmd], check=True, **kw)
 
 
-def ensure_venv(venv_dir: Path, extras: str, torch_index: str | None) -> Path:
+def ensure_venv(venv_dir: Path, extras: str, torch_index: str | None, auto_index: bool = False) -> Path:
     py = venv_python(venv_dir)
     if not py.exists():
         print(f"creating virtual environment {venv_dir}")
@@ -46,8 +85,15 @@ def ensure_venv(venv_dir: Path, extras: str, torch_index: str | None) -> Path:
         return py
     pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     if torch_index:
-        # A GPU (or CPU-only) torch build from the PyTorch index, same pinned version.
-        run(pip + ["--index-url", torch_index, "torch==2.14.1", "torchvision==0.29.1"])
+        # A GPU (or CPU-only) torch build from the PyTorch index, same pinned version;
+        # installed first, so the project's own `torch==2.14.1` is already satisfied.
+        try:
+            run(pip + ["--index-url", torch_index, *TORCH_PINS])
+        except subprocess.CalledProcessError:
+            if not auto_index:
+                raise
+            print(f"warning: could not install torch from {torch_index}; falling back to PyPI's "
+                  "default build (larger). Pass --torch-index to choose another index.", file=sys.stderr)
     target = f"{ROOT}[{extras}]" if extras else str(ROOT)
     run(pip + ["-e", target])
     stamp.write_text(want)
@@ -70,13 +116,17 @@ def main(argv=None) -> int:
                          "looks for it, so the SAM trimap source works (same as the editor's Download button)")
     ap.add_argument("--torch-index", default=None,
                     help="PyTorch wheel index for a specific build, e.g. https://download.pytorch.org/whl/cu126 "
-                         "(Windows/older-driver GPUs) or https://download.pytorch.org/whl/cpu (small CPU-only)")
+                         "(Windows/older-driver GPUs), https://download.pytorch.org/whl/cpu (small CPU-only) or "
+                         "'pypi' (PyPI's default build). Default: the CPU-only index when no NVIDIA driver is "
+                         "found, else PyPI's build (CUDA on Linux)")
     ap.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (with --test)")
     args = ap.parse_args(argv)
 
     # --test brings the eval extra too, so the pymatting baseline tests run instead of skipping.
     extras = ",".join(x for x, on in (("test", args.test), ("eval", args.eval or args.test)) if on)
-    py = ensure_venv(Path(args.venv), extras, args.torch_index)
+    torch_index, why = choose_torch_index(args.torch_index)
+    print(f"torch build: {why}", flush=True)
+    py = ensure_venv(Path(args.venv), extras, torch_index, auto_index=not args.torch_index)
     if args.krita:
         run([sys.executable, ROOT / "installer" / "krita.py", "--engine-python", py])
     if args.sam:

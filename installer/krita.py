@@ -5,6 +5,9 @@
     python installer/krita.py --pykrita DIR       # ... into another pykrita folder
     python installer/krita.py --dry-run           # only say what would happen
     python installer/krita.py --uninstall         # remove Refine Matte (and nothing else)
+    python installer/krita.py --zip dist/refine-matte-krita.zip
+                                                  # the release zip for Krita's own importer
+                                                  # (Tools > Scripts > Import Python Plugin from File)
 
 It also enables the plugin (``enable_refine_matte=true`` in the ``[python]`` section
 of Krita's ``kritarc``; ``--no-enable`` skips that) and records the engine
@@ -29,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Tuple
 
@@ -41,6 +45,10 @@ ENABLE_KEY = "enable_" + PLUGIN  # Krita's Python Plugin Manager tick, in kritar
 _TMP_PREFIX = "." + PLUGIN + ".tmp-"
 _OLD_PREFIX = "." + PLUGIN + ".old-"
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".mypy_cache", ".DS_Store")
+
+#: Not shipped in the release zip: test doubles and the screenshot tool that uses them
+#: (paths relative to the package), and the engine record of a developer's install.
+ZIP_EXCLUDE = ("testing.py", "editor/screenshots.py", ENGINE_FILE)
 
 Say = Callable[[str], None]
 
@@ -187,6 +195,47 @@ def bundle_version(package: Path) -> str:
     return match.group(1) if match else "unknown"
 
 
+def build_zip(source: Path, dest: Path, *, say: Say = print) -> Path:
+    """Write the release zip for Krita's *Import Python Plugin from File*.
+
+    Layout, as Krita's importer looks for it: ``refine_matte.desktop`` at the top and
+    the ``refine_matte/`` package beside it, with an entry for every folder (the
+    importer finds a plugin's package by its folder entry ``refine_matte/`` holding an
+    ``__init__.py``). Caches, the test doubles (``testing.py``) and the screenshot tool
+    are left out. The zip is written to a temporary file and renamed into place.
+    """
+    package, desktop = find_bundle(Path(source))
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + dest.name + ".", dir=str(dest.parent))
+    os.close(fd)
+    count = 0
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.write(desktop, DESKTOP)
+            for folder, dirs, files in os.walk(package):
+                dirs[:] = sorted(d for d in dirs if not _IGNORE(folder, [d]))
+                rel = Path(folder).relative_to(package)
+                arc_dir = (Path(PLUGIN) / rel).as_posix() + "/"
+                entry = zipfile.ZipInfo(arc_dir)  # the folder entry Krita's importer looks for
+                entry.external_attr = (0o40755 << 16) | 0x10
+                zf.writestr(entry, b"")
+                for name in sorted(files):
+                    rel_file = (rel / name).as_posix()
+                    if name in _IGNORE(folder, [name]) or rel_file in ZIP_EXCLUDE:
+                        continue
+                    zf.write(os.path.join(folder, name), arc_dir + name)
+                    count += 1
+        os.replace(tmp, dest)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    say(f"wrote {dest}: Refine Matte {bundle_version(package)} for Krita ({count} files). In Krita: "
+        "Tools > Scripts > Import Python Plugin from File..., pick this zip, enable it, restart Krita.")
+    return dest
+
+
 def _remove(path: Path) -> None:
     if path.is_symlink() or path.is_file():
         path.unlink()
@@ -311,6 +360,9 @@ def main(argv=None) -> int:
     ap.add_argument("--kritarc", metavar="FILE",
                     help="Krita's settings file to enable the plugin in (default: %s)" % default_kritarc())
     ap.add_argument("--no-enable", action="store_true", help="do not enable the plugin in kritarc")
+    ap.add_argument("--zip", metavar="PATH",
+                    help="only write the release zip for Krita's Import Python Plugin from File (e.g. "
+                         "dist/refine-matte-krita.zip); installs nothing")
     ap.add_argument("--engine-python", metavar="PYTHON",
                     help="the engine environment's python, recorded for the docker (default: this "
                          "checkout's .venv, else this python, whichever can import diffmatte)")
@@ -318,6 +370,9 @@ def main(argv=None) -> int:
     pykrita = Path(args.pykrita).expanduser() if args.pykrita else default_pykrita_dir()
     kritarc = Path(args.kritarc).expanduser() if args.kritarc else default_kritarc()
     try:
+        if args.zip:
+            build_zip(Path(args.source).expanduser(), Path(args.zip).expanduser())
+            return 0
         if args.uninstall:
             uninstall(pykrita, dry_run=args.dry_run)
             if not args.no_enable:

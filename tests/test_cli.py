@@ -122,3 +122,122 @@ def test_outputs_get_normal_permissions(tmp_path):
         os.umask(old)
     assert stat.S_IMODE(out.stat().st_mode) == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]  # no temp file left behind
+
+
+# ---------------------------------------------------- issue 24: wrong results with exit 0
+def _refine_args(img, tri, tmp_path, weights, *more):
+    return ["refine", str(img), "--trimap", str(tri), "-o", str(tmp_path / "out_alpha.png"),
+            "--weights", str(weights), "--steps", "1", "-q", *more]
+
+
+def test_swapped_image_and_trimap_are_refused(tmp_path, tiny_weights, capsys):
+    img, tri = _write_pair(tmp_path)
+    assert main(_refine_args(tri, img, tmp_path, tiny_weights)) == 2
+    err = capsys.readouterr().err
+    assert "look swapped" in err and f"diffmatte refine {img} --trimap {tri}" in err
+    assert not (tmp_path / "out_alpha.png").exists()
+
+
+def test_a_photo_passed_as_the_trimap_is_refused(tmp_path, tiny_weights, capsys):
+    img, _ = _write_pair(tmp_path)
+    photo2 = tmp_path / "photo2.png"
+    Image.open(img).save(photo2)
+    assert main(_refine_args(img, photo2, tmp_path, tiny_weights)) == 2
+    err = capsys.readouterr().err
+    assert "looks like a photo, not a trimap" in err and "--trimap" in err
+    assert not (tmp_path / "out_alpha.png").exists()
+    # the way around, for whoever means it
+    assert main(_refine_args(img, photo2, tmp_path, tiny_weights, "--skip-input-checks")) == 0
+
+
+def test_an_all_unknown_trimap_is_refused_and_a_one_sided_one_warned(tmp_path, tiny_weights, capsys):
+    img, _ = _write_pair(tmp_path)
+    tri = tmp_path / "grey.png"
+    Image.fromarray(np.full((40, 48), 128, np.uint8)).save(tri)
+    assert main(_refine_args(img, tri, tmp_path, tiny_weights)) == 2
+    assert "no foreground (255) and no background (0)" in capsys.readouterr().err
+    t = np.full((40, 48), 128, np.uint8)
+    t[:8] = 0
+    Image.fromarray(t).save(tri)
+    assert main(_refine_args(img, tri, tmp_path, tiny_weights)) == 0
+    assert "no foreground (255) pixels" in capsys.readouterr().err
+
+
+def _png_rgb16(path: Path, rgb: np.ndarray) -> None:
+    import struct
+    import zlib
+
+    h, w, _ = rgb.shape
+    raw = b"".join(b"\0" + rgb[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_a_16_bit_rgb_png_stays_16_bit_through_to_the_cutout(tmp_path, tiny_weights):
+    from diffmatte.imageio import read_image
+
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 65536, (40, 48, 3), dtype=np.uint16)
+    img = tmp_path / "deep.png"
+    _png_rgb16(img, rgb)
+    got = read_image(img)
+    assert got.dtype == np.uint16 and np.array_equal(got, rgb)  # Pillow alone gives 8 bits
+    _, tri = _write_pair(tmp_path)
+    cut = tmp_path / "cut.png"
+    assert main(_refine_args(img, tri, tmp_path, tiny_weights, "--rgba", str(cut), "--decontaminate", "0")) == 0
+    head = cut.read_bytes()[:33]
+    assert head[24] == 16 and head[25] == 6  # a 16-bit RGBA PNG
+    rgba = read_image(cut)
+    assert rgba.dtype == np.uint16
+    fg = rgba[-8:, :, :3]  # known foreground: the photo's own 16-bit colours
+    assert np.array_equal(fg, rgb[-8:])
+
+
+def test_output_into_a_missing_folder_is_an_error_not_a_new_folder(tmp_path, tiny_weights, capsys):
+    img, tri = _write_pair(tmp_path)
+    out = tmp_path / "nonexistent" / "dir" / "a.png"
+    assert main(["refine", str(img), "--trimap", str(tri), "-o", str(out), "--weights", str(tiny_weights)]) == 2
+    assert "does not exist; create it first" in capsys.readouterr().err
+    assert not (tmp_path / "nonexistent").exists()
+    assert main(["refine", str(img), "--trimap", str(tri), "-o", str(tmp_path / "a.png"),
+                 "--rgba", str(out), "--weights", str(tiny_weights)]) == 2
+    assert "--rgba" in capsys.readouterr().err and not (tmp_path / "nonexistent").exists()
+
+
+def test_file_not_found_says_which_input(tmp_path, capsys):
+    img, tri = _write_pair(tmp_path)
+    assert main(["refine", str(tmp_path / "nope.png"), "--trimap", str(tri)]) == 2
+    assert f"image file not found: {tmp_path / 'nope.png'}" in capsys.readouterr().err
+    assert main(["refine", str(img), "--trimap", str(tmp_path / "t.png")]) == 2
+    assert f"trimap file not found: {tmp_path / 't.png'}" in capsys.readouterr().err
+
+
+def test_help_and_input_errors_answer_without_importing_torch(tmp_path):
+    """Issue 23 (start-up): --help, argument errors and missing / unreadable inputs never
+    import torch (which alone takes seconds)."""
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    code = (
+        "import sys\n"
+        "from diffmatte.cli import main\n"
+        "cases = [['refine', 'missing.png', '--trimap', 't.png'], ['refine', sys.argv[1], '--trimap', sys.argv[1]],\n"
+        "         ['refine', '--steps'], ['--help'], ['refine', '--help']]\n"
+        "for argv in cases:\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n")
+    res = subprocess.run([sys.executable, "-c", code, str(broken)], capture_output=True, text=True,
+                         cwd=str(tmp_path), env=_env_with_root())
+    assert res.stdout.strip().endswith("NO-TORCH"), res.stdout[-500:] + res.stderr[-2000:]
+
+
+def _env_with_root():
+    import os
+
+    root = str(Path(__file__).resolve().parents[1])
+    return dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))

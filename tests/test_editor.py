@@ -547,3 +547,90 @@ def test_editor_premultiplied_cutout_option(tmp_path, window):
     assert read_params(tmp_path / "pre.png")["premultiplied"] is True
     assert (got[..., :3] <= got[..., 3:4] + 1).all()
     assert abs(got[15, 20, 0] - round(240 * 128 / 255)) <= 2  # colour x alpha
+
+
+# ----------------------------------------------------------- issue 24: editor defects
+def _hue_distance(a: "QtGui.QColor", b: "QtGui.QColor") -> int:
+    d = abs(a.hsvHue() - b.hsvHue()) % 360
+    return min(d, 360 - d)
+
+
+def test_strokes_are_visible_on_foliage_and_over_the_red_overlay(qtbot):
+    """Foreground green vanished on foliage, background red in the overlay's red tint:
+    now distinct hues, each far from green and red, with a dark outline."""
+    from refine_matte.canvas import _COLORS, STROKE_OUTLINE, MatteCanvas
+
+    foliage, overlay_red = QtGui.QColor(60, 140, 50), QtGui.QColor(230, 30, 40)
+    assert _hue_distance(_COLORS["fg"], foliage) >= 60  # fg strokes go on the subject (foliage)
+    assert _hue_distance(_COLORS["bg"], overlay_red) >= 60  # bg strokes lie in the red tint
+    assert _hue_distance(_COLORS["bg"], foliage) >= 60 and _hue_distance(_COLORS["fg"], overlay_red) >= 45
+    assert _hue_distance(_COLORS["fg"], _COLORS["bg"]) >= 90
+    canvas = MatteCanvas()
+    qtbot.addWidget(canvas)
+    canvas.set_image(rgb_image((60, 140, 50)))
+    canvas.add_stroke(Stroke("fg", 6, [(5, 15), (35, 15)]))
+    over = canvas.scribble_overlay()
+    edge = over.pixelColor(20, 15 - 4)  # just outside the 6 px brush: the outline
+    assert edge.alpha() == 255 and max(edge.red(), edge.green(), edge.blue()) <= STROKE_OUTLINE.red() + 10
+    assert over.pixelColor(20, 15).rgb() == _COLORS["fg"].rgb()
+
+
+def test_view_label_says_what_is_shown_after_a_relaunch(tmp_path, qtbot):
+    ini = str(tmp_path / "s.ini")
+    a = EditorWindow(client=FakeEngineClient(), settings=QtCore.QSettings(ini, QtCore.QSettings.Format.IniFormat))
+    qtbot.addWidget(a)
+    a.canvas.set_view_mode("alpha")
+    a.close()
+    b = EditorWindow(client=FakeEngineClient(), settings=QtCore.QSettings(ini, QtCore.QSettings.Format.IniFormat))
+    qtbot.addWidget(b)
+    path = tmp_path / "img.png"
+    rgb_image().save(str(path))
+    b.open_path(str(path))
+    assert b.canvas.view_mode() == "alpha"
+    # no matte yet: the canvas shows the photo, and the label says so
+    assert b.canvas.display_image() == b.canvas.image().convertToFormat(Fmt.Format_RGB32)
+    assert b.panel.view_label.text() == "Alpha: no matte yet, showing the photo"
+    assert b.canvas.hud_text == b.panel.view_label.text()
+    b.canvas.set_alpha(grey_mask())
+    assert b.panel.view_label.text() == "Alpha"
+
+
+def test_saving_confirms_where_and_alpha_gets_the_cutouts_mode(tmp_path, window, qtbot, monkeypatch):
+    import stat
+
+    from refine_matte.qt import QtWidgets
+
+    path = tmp_path / "img.png"
+    rgb_image().save(str(path))
+    window.open_path(str(path))
+    window.document.active_layer().masks.append(MaskNode("m", grey_mask()))
+    window._on_doc_changed()
+    old = os.umask(0o022)
+    try:
+        for kind, name in (("alpha", "a.png"), ("cutout", "c.png")):
+            monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
+                                staticmethod(lambda *a, n=name, **k: (str(tmp_path / n), "")))
+            window._save_dialog(kind)
+            assert window.panel.status_label.text().startswith("Saved the ")
+            assert str(tmp_path / name) in window.panel.status_label.text()
+            assert str(tmp_path / name) in window.statusBar().currentMessage()
+    finally:
+        os.umask(old)
+    modes = {n: stat.S_IMODE((tmp_path / n).stat().st_mode) for n in ("a.png", "c.png")}
+    assert modes == {"a.png": 0o644, "c.png": 0o644}
+
+
+def test_an_error_does_not_move_the_panel_and_the_status_says_it(tmp_path, window, qtbot):
+    path = tmp_path / "img.png"
+    rgb_image().save(str(path))
+    window.open_path(str(path))
+    panel = window.panel
+    combo_y = lambda: panel.source_combo.mapTo(panel, QtCore.QPoint(0, 0)).y()  # noqa: E731
+    qtbot.wait(10)
+    before = combo_y()
+    panel.set_source("scribbles")
+    assert not panel.refine()  # no scribbles: an error
+    qtbot.wait(10)
+    assert panel.error_label.isVisible()
+    assert combo_y() == before
+    assert panel.status_label.text().startswith("Error: Paint at least one foreground")

@@ -232,6 +232,14 @@ def test_errors_are_shown_in_the_panel(qtbot):
     assert panel.refine() is False and "Click a point" in panel.error_text()
 
 
+def _some_selection():
+    sel = imaging.blank_mask(W, H)
+    p = QtGui.QPainter(sel)
+    p.fillRect(16, 12, 32, 24, QtGui.QColor(255, 255, 255))
+    p.end()
+    return sel
+
+
 def test_engine_not_running_is_reported_not_raised(qtbot):
     from refine_matte.client import EngineNotRunning
 
@@ -239,7 +247,7 @@ def test_engine_not_running_is_reported_not_raised(qtbot):
         raise EngineNotRunning("no running engine service found in /nowhere")
 
     doc = Document([Layer("layer", sample_image())])
-    doc.selection = imaging.blank_mask(W, H)
+    doc.selection = _some_selection()  # (an empty one is refused now)
     panel = RefinePanel(EditorAdapter(doc), client_factory=factory)
     qtbot.addWidget(panel)
     panel.set_source("selection")
@@ -255,7 +263,7 @@ def test_engine_error_during_refine(qtbot):
     from refine_matte.client import EngineError
 
     doc = Document([Layer("layer", sample_image())])
-    doc.selection = imaging.blank_mask(W, H)
+    doc.selection = _some_selection()  # (an empty one is refused now)
     panel = RefinePanel(EditorAdapter(doc), client=FakeEngineClient(fail=EngineError("boom")))
     qtbot.addWidget(panel)
     panel.set_source("selection")
@@ -474,7 +482,7 @@ def test_split_divider_can_be_dragged(host, qtbot):
 
 def test_result_is_not_applied_when_the_layer_changed_meanwhile(qtbot):
     doc = Document([Layer("bottom", sample_image()), Layer("top", sample_image())], active=1)
-    doc.selection = imaging.blank_mask(W, H)
+    doc.selection = _some_selection()  # (an empty one is refused now)
     client = FakeEngineClient(step_delay=0.05)
     panel = RefinePanel(EditorAdapter(doc), client=client)
     qtbot.addWidget(panel)
@@ -504,7 +512,9 @@ def test_later_strokes_and_the_eraser_win(qtbot):
     assert pixel_grey(fg, 6, 10) == 0 and pixel_grey(bg, 6, 10) == 0
     overlay = canvas.scribble_overlay()
     assert overlay.pixelColor(6, 10).alpha() == 0
-    assert overlay.pixelColor(20, 10).green() > 150 and overlay.pixelColor(35, 10).red() > 150
+    fg_px, bg_px = overlay.pixelColor(20, 10), overlay.pixelColor(35, 10)
+    assert fg_px.red() > 150 and fg_px.green() < 120  # fg magenta
+    assert bg_px.blue() > 150 and bg_px.red() < 100  # bg cyan (the later stroke wins)
 
 
 def test_eraser_key_and_mouse(host, qtbot):

@@ -260,3 +260,97 @@ def test_started_engine_does_not_inherit_the_hosts_python_settings(tmp_path, mon
         client_mod.EngineClient.ensure_running(command=[sys.executable, "-c", code, str(seen)],
                                                config=str(tmp_path / "cfg"), timeout=30)
     assert json.loads(seen.read_text()) == {"PYTHONHOME": None, "PYTHONPATH": None}
+
+
+# ------------------------------------------------------------ issue 24: docker defects
+def test_empty_or_tiny_selection_is_a_clear_error_and_adds_no_mask(qtbot):
+    doc, adapter = doc_and_adapter()
+    doc.setSelection(FakeSelection(bytes(W * H)))  # all zero
+    panel = RefinePanel(adapter, client=FakeEngineClient())
+    qtbot.addWidget(panel)
+    panel.set_source("selection")
+    assert not panel.refine()
+    assert "selection is empty" in panel.error_text() and masks(doc) == []
+    # a 4 x 4 px selection on a 100 x 100 photo
+    big_w = big_h = 100
+    doc = FakeDocument(big_w, big_h, bytes([40, 90, 200, 255]) * (big_w * big_h))
+    adapter = KritaAdapter(FakeKrita(doc), selection_factory=FakeSelection)
+    doc.setSelection(FakeSelection(bytes(255 if 10 <= x < 14 and 10 <= y < 14 else 0
+                                         for y in range(big_h) for x in range(big_w))))
+    panel = RefinePanel(adapter, client=FakeEngineClient())
+    qtbot.addWidget(panel)
+    panel.set_source("selection")
+    assert not panel.refine()
+    assert "only 16 px" in panel.error_text()
+    assert [c for c in doc.layer.children] == []
+
+
+class _EmptyMatteClient(FakeEngineClient):
+    def refine(self, image_png, trimap_png, *args, **kwargs):
+        super().refine(image_png, trimap_png, *args, **kwargs)
+        from refine_matte import imaging
+        return imaging.qimage_to_png(imaging.blank_mask(W, H))
+
+
+def test_an_empty_matte_is_not_added_as_a_mask(qtbot):
+    doc, adapter = doc_and_adapter()
+    doc.setSelection(FakeSelection(box(1, 1, 3, 2)))
+    panel = RefinePanel(adapter, client=_EmptyMatteClient())
+    qtbot.addWidget(panel)
+    panel.set_source("selection")
+    assert _refine(qtbot, panel) == "failed"
+    assert "matte is empty" in panel.error_text() and masks(doc) == []
+
+
+def test_a_mask_switched_off_for_the_refine_comes_back_on_undo():
+    doc, adapter = doc_and_adapter()
+    own = doc.createTransparencyMask("Hand mask")
+    own.setPixelData(box(0, 0, 5, 3), 0, 0, W, H)
+    doc.layer.addChildNode(own, None)
+    doc.undo_stack.clear()
+    assert "Undo switches it back on" in adapter.add_layer_mask(grey(box(1, 1, 3, 2)))
+    assert own.visible() is False
+    assert adapter.sync_masks() is None  # nothing changed yet
+    doc.undo()  # removes the Refine Matte mask (setVisible was no undo step)
+    assert "'Hand mask' back on" in adapter.sync_masks()
+    assert own.visible() is True and [m.name() for m in masks(doc)] == ["Hand mask"]
+    # a second refine replacing the first keeps the hand mask off until that is undone
+    adapter.add_layer_mask(grey(box(1, 1, 3, 2)))
+    adapter.add_layer_mask(grey(box(0, 0, 3, 2)))
+    assert own.visible() is False
+    doc.undo()
+    adapter.sync_masks()
+    assert own.visible() is True
+
+
+def test_selection_source_uses_krita_s_word_and_keeps_its_id(qtbot):
+    _, adapter = doc_and_adapter()
+    panel = RefinePanel(adapter, client=FakeEngineClient())
+    qtbot.addWidget(panel)
+    labels = [panel.source_combo.itemText(i) for i in range(panel.source_combo.count())]
+    assert "Selection" in labels and "Host selection" not in labels
+    panel.set_source("selection")
+    assert panel.source() == "selection" and panel.source_combo.currentText() == "Selection"
+
+
+def _max_text_contrast(label) -> float:
+    from refine_matte.hint import contrast_ratio
+    img = label.grab().toImage()
+    bg = label.palette().color(QtGui.QPalette.ColorRole.Window)
+    best = 1.0
+    for y in range(0, img.height()):
+        for x in range(0, img.width()):
+            best = max(best, contrast_ratio(img.pixelColor(x, y), bg))
+    return best
+
+
+@pytest.mark.parametrize("window", [(49, 49, 49), (239, 239, 239)])  # Krita's dark theme, a light one
+def test_trimap_source_hint_is_legible_on_dark_and_light_themes(qtbot, window):
+    panel = RefinePanel(None, client=FakeEngineClient())
+    qtbot.addWidget(panel)
+    panel.setPalette(QtGui.QPalette(QtGui.QColor(*window)))  # Qt derives Mid, Text, ... from it
+    panel.resize(360, 900)
+    panel.show()
+    qtbot.waitExposed(panel)
+    assert panel.hint_label.text()
+    assert _max_text_contrast(panel.hint_label) >= 4.5

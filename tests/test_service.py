@@ -848,3 +848,46 @@ def test_default_limits_take_a_45_megapixel_camera_photo():
     args = parser.parse_args([])
     assert args.max_megapixels == cfg.max_megapixels and args.max_body_mb == cfg.max_body_mb
     assert args.precision == "auto"
+
+
+# -- start-up (issue 23): health checks answer while the model loads ------------------------
+def test_the_service_answers_while_the_model_loads_and_jobs_wait_for_it(tiny_engine):
+    from diffmatte.service.cli import LoadingEngine
+
+    release = threading.Event()
+
+    def slow_load():
+        release.wait(30)
+        return tiny_engine
+    svc = RunningService(LoadingEngine(slow_load, device="cpu"), TOKEN)
+    try:
+        client = EngineClient(svc.host, svc.port, TOKEN, timeout=30)
+        t0 = time.monotonic()
+        info = client.info()
+        assert time.monotonic() - t0 < 5 and info["engine"] == {"loading": True, "device": "cpu"}
+        assert client.alive()
+        image, tri = sample()
+        job = client.submit_refine(png(image), png(tri), steps=1, preview=False)  # waits for the model
+        time.sleep(0.3)
+        assert client._json("GET", f"/v1/jobs/{job}")["state"] in ("queued", "running")
+        release.set()
+        client.wait(job)
+        assert client.result(job)[:4] == b"\x89PNG"
+        assert client.info()["engine"]["variant"] == "tiny"
+    finally:
+        release.set()
+        svc.stop()
+
+
+def test_a_failed_load_is_reported_and_fails_jobs_clearly():
+    from diffmatte.service.cli import LoadingEngine
+
+    seen = []
+
+    def bad_load():
+        raise FileNotFoundError("no weights here")
+    engine = LoadingEngine(bad_load, on_error=seen.append)
+    with pytest.raises(RuntimeError, match="failed to load: FileNotFoundError: no weights here"):
+        engine.wait(10)
+    assert engine.info() == {"loading": False, "error": "FileNotFoundError: no weights here"}
+    assert len(seen) == 1

@@ -184,8 +184,12 @@ def test_spawned_service_publishes_itself_and_shuts_down_gracefully(tiny_weights
         assert published["pid"] == proc.pid and published["host"] == "127.0.0.1"
         assert published["port"] == client.port
         assert stat.S_IMODE((config_dir / "token").stat().st_mode) == 0o600
-        info = client.info()
-        assert info["pid"] == proc.pid and info["engine"]["variant"] == "tiny"
+        info = client.info()  # answers at once, while the model may still be loading
+        assert info["pid"] == proc.pid
+        deadline = time.monotonic() + 120
+        while client.info()["engine"].get("loading") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.info()["engine"]["variant"] == "tiny"
 
         # A second front end finds the running service instead of spawning another.
         again = EngineClient.ensure_running(python=sys.executable, config=str(config_dir),
@@ -337,3 +341,14 @@ def test_importing_the_service_cli_is_light():
     out = subprocess.run([sys.executable, "-c", code], cwd=str(ROOT), capture_output=True, timeout=60,
                          env=child_env(ROOT / "unused-config"))
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_serve_with_unloadable_weights_says_why_and_exits_2(config_dir, tmp_path):
+    """The model loads after the service listens (health checks answer at once); a load
+    that fails still ends `diffmatte serve` with exit status 2 and unpublishes it."""
+    res = subprocess.run([sys.executable, "-m", "diffmatte", "serve", "--weights", str(tmp_path / "nope.safetensors"),
+                          "--device", "cpu", "--log-level", "warning"], env=child_env(config_dir),
+                         capture_output=True, timeout=120)
+    assert res.returncode == 2
+    assert b"cannot load the engine" in res.stderr and b"nope.safetensors" in res.stderr
+    assert not (config_dir / "service.json").exists()

@@ -38,9 +38,25 @@ class ServiceEngine:
         except EngineNotRunning as exc:
             raise ValueError(f"--service: {exc}; start it with `diffmatte serve`") from None
 
+    def engine_info(self, timeout: float = 600.0) -> dict:
+        """The service's ``engine`` info once its model has loaded (a service answers while
+        it still loads: ``{"loading": true}``)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.client.info().get("engine", {})
+            if info.get("error"):
+                raise ValueError(f"engine service: its model did not load: {info['error']}")
+            if not info.get("loading"):
+                return info
+            if time.monotonic() > deadline:
+                raise ValueError(f"engine service: its model is still loading after {timeout:.0f} s")
+            time.sleep(0.2)
+
     def weights_id(self) -> str:
         """What identifies the service's model in the manifest's settings fingerprint."""
-        info = self.client.info().get("engine", {})
+        info = self.engine_info()
         keep = {k: info.get(k) for k in ("weights", "variant", "params", "precision")}
         return "service:" + json.dumps(keep, sort_keys=True)
 

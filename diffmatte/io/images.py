@@ -97,6 +97,11 @@ def read_image(path: PathLike) -> np.ndarray:
         with Image.open(path) as im:
             if im.format == "TIFF" and im.mode in ("RGB", "RGBA") and max(im.tag_v2.get(258, (8,))) == 16:
                 return _read_tiff16(path, int(im.tag_v2.get(274, 1)))  # Pillow keeps 8 of the 16 bits
+            if im.format == "PNG" and _png_colour16(path):
+                # Pillow reads 16-bit colour PNGs as 8-bit: decode them at full precision.
+                arr = _read_png16(path)
+                if arr is not None:
+                    return _orient(arr, int(im.getexif().get(274, 1)))
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im)
@@ -108,6 +113,63 @@ def read_image(path: PathLike) -> np.ndarray:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc})") from exc
+
+
+def _png_colour16(path) -> bool:
+    """Whether ``path`` is a PNG with 16 bits per sample in colour (RGB or RGBA)."""
+    try:
+        if hasattr(path, "seek"):
+            pos = path.tell()
+            path.seek(0)
+            head = path.read(33)
+            path.seek(pos)
+        else:
+            with open(path, "rb") as fh:
+                head = fh.read(33)
+    except OSError:
+        return False
+    return (len(head) == 33 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
+            and head[24] == 16 and head[25] in (2, 6))
+
+
+def _read_png16(path):
+    """A 16-bit RGB / RGBA PNG as uint16 H x W x C (torchvision's libpng decoder; the
+    engine needs torch anyway). None when torchvision is missing: Pillow's 8 bits then."""
+    import warnings
+
+    try:
+        import torch
+        with warnings.catch_warnings():  # "deprecated since torchvision 0.29": still the libpng decoder
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from torchvision.io import ImageReadMode, decode_png
+    except ImportError:
+        import sys
+        print(f"warning: {path}: a 16-bit PNG is read as 8-bit (torchvision is not installed)",
+              file=sys.stderr)
+        return None
+    if hasattr(path, "seek"):
+        path.seek(0)
+        data = path.read()
+    else:
+        data = Path(path).read_bytes()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            t = decode_png(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: not a readable 16-bit PNG ({exc})") from exc
+    t = t.permute(1, 2, 0).contiguous()
+    if t.dtype == torch.uint8:
+        return t.numpy()
+    return np.ascontiguousarray(t.view(torch.int16).numpy().view(np.uint16))
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """``arr`` turned like ``ImageOps.exif_transpose`` turns an image with that EXIF tag."""
+    turn = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+            5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+            8: lambda a: np.rot90(a, 1)}.get(orientation)
+    return np.ascontiguousarray(turn(arr) if turn else arr)
 
 
 def _read_tiff16(path, orientation: int) -> np.ndarray:

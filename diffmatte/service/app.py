@@ -255,6 +255,11 @@ def _import_trimap() -> Any:
     return trimap
 
 
+def _sam_device(info: Dict[str, Any]) -> str:
+    device = str(info.get("device", "cpu"))
+    return device if device.split(":")[0] in ("cpu", "cuda", "mps") else "cpu"
+
+
 class Service:
     """State shared by the endpoints: engine, queue, limits, SAM and shutdown hook."""
 
@@ -268,6 +273,8 @@ class Service:
                                   device_lock=self.device_lock)
         device = str(self.engine_info().get("device", "cpu"))
         self.sam = _Sam(config, device if device.split(":")[0] in ("cpu", "cuda", "mps") else "cpu")
+        if hasattr(engine, "on_ready"):  # loading in the background: SAM follows its device
+            engine.on_ready(lambda e: setattr(self.sam, "device", _sam_device(self.engine_info())))
         self.request_shutdown: Optional[Callable[[], None]] = None
         self.connection_stats: Optional[Callable[[], Dict[str, int]]] = None  # set by the server
         self.closed = False

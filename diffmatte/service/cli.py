@@ -86,23 +86,128 @@ def run(args: argparse.Namespace) -> int:
                          "stop it first (POST /v1/shutdown) or use another REFINE_MATTE_CONFIG_DIR\n")
         return 3
 
-    import diffmatte  # noqa: PLC0415 - heavy engine import only when actually serving
-
     from .app import ServiceConfig
     from .server import serve
 
-    try:
+    def load() -> Any:
+        _wait_until_listening()  # the web server first: health checks answer within a second
+        import diffmatte  # noqa: PLC0415 - heavy engine import only when actually serving
+
         engine = diffmatte.load_engine(weights=args.weights, device=args.device, precision=args.precision)
-    except Exception as exc:  # noqa: BLE001 - report any load failure as one clear line
+        if args.threads is not None:
+            import torch  # noqa: PLC0415 - already loaded by the engine
+
+            torch.set_num_threads(max(1, args.threads))
+        return engine
+
+    def failed(exc: BaseException) -> None:
+        # Report any load failure as one clear line, then end the service (exit status 2).
         sys.stderr.write(f"error: cannot load the engine ({args.weights!r} on {args.device!r}): "
                          f"{type(exc).__name__}: {exc}\n")
-        return 2
-    if args.threads is not None:
-        import torch  # noqa: PLC0415 - already loaded by the engine
+        sys.stderr.flush()
+        import os
 
-        torch.set_num_threads(max(1, args.threads))
+        from . import config as cfgfiles
+
+        # No job can have run (they wait for the model): unpublish and end at once.
+        cfgfiles.remove_service_file(os.getpid())
+        logging.shutdown()
+        os._exit(2)
+
+    # The service answers (health checks, /v1/info with "loading": true) while the model
+    # loads in the background; jobs wait for it. A load that fails ends the service (exit 2).
+    engine = LoadingEngine(load, device=args.device, on_error=failed)
     config = ServiceConfig(max_body_mb=args.max_body_mb, max_megapixels=args.max_megapixels,
                            max_trimap_megapixels=args.max_trimap_megapixels,
                            max_queue=args.max_queue, shutdown_grace=args.shutdown_grace,
                            sam_checkpoint=args.sam_checkpoint, sam_model_type=args.sam_model_type)
     return serve(engine, host=args.host, port=args.port, config=config, log_level=args.log_level)
+
+
+def _wait_until_listening(timeout: float = 15.0) -> None:
+    """Wait until this process's service answers TCP connections (its service.json names
+    our pid and the port accepts), so torch's import does not slow the server's start."""
+    import os
+    import socket
+    import time
+
+    from . import config as cfgfiles
+
+    deadline = time.monotonic() + timeout
+    path = cfgfiles.config_dir() / cfgfiles.SERVICE_FILE
+    while time.monotonic() < deadline:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if int(data.get("pid", -1)) == os.getpid():
+                with socket.create_connection((str(data["host"]), int(data["port"])), timeout=1.0):
+                    return
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        time.sleep(0.05)
+
+
+class LoadingEngine:
+    """An engine that loads on a background thread: ``info()`` answers at once (with
+    ``"loading": True`` until the model is ready, then the engine's own info), every other
+    use waits for the load (and raises when it failed)."""
+
+    def __init__(self, load: Any, device: str = "auto", on_error: Any = None) -> None:
+        import threading
+
+        self._load, self._device, self._on_error = load, device, on_error
+        self._engine: Any = None
+        self.error: Optional[BaseException] = None
+        self._ready = threading.Event()
+        self._callbacks: list = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._run, name="diffmatte-engine-load", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            engine = self._load()
+        except BaseException as exc:  # noqa: BLE001 - reported through info() and on_error
+            self.error = exc
+            self._ready.set()
+            if self._on_error is not None:
+                self._on_error(exc)
+            return
+        with self._lock:
+            self._engine = engine
+            self._ready.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            fn(engine)
+
+    @property
+    def loaded(self) -> bool:
+        return self._engine is not None
+
+    def on_ready(self, fn: Any) -> None:
+        """Call ``fn(engine)`` once the model is loaded (now, if it already is)."""
+        with self._lock:
+            if self._engine is None:
+                self._callbacks.append(fn)
+                return
+        fn(self._engine)
+
+    def wait(self, timeout: Optional[float] = None) -> Any:
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the engine is still loading")
+        if self.error is not None:
+            raise RuntimeError(f"the engine failed to load: {type(self.error).__name__}: {self.error}")
+        return self._engine
+
+    def info(self) -> dict:
+        if self._engine is not None:
+            return self._engine.info()
+        if self.error is not None:
+            return {"loading": False, "error": f"{type(self.error).__name__}: {self.error}"}
+        return {"loading": True, "device": self._device}
+
+    def refine(self, image: Any, trimap: Any, progress: Any = None, **kwargs: Any) -> Any:
+        return self.wait().refine(image, trimap, progress=progress, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.wait(), name)

@@ -413,6 +413,9 @@ class JobManager:
 
     def _refine(self, job: Job, on_step: Callable[[Any], None],
                 on_work: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
+        ready = getattr(self.engine, "wait", None)
+        if callable(ready):  # the model still loads in the background (diffmatte serve): the
+            ready()         # job waits, and torch is not touched while another thread imports it
         torch = sys.modules.get("torch")
         kwargs = dict(steps=job.steps, seed=job.seed, callback=on_step, cancel=job.cancel_event)
         if job.samples != 1:  # engines (and test fakes) without averaging still serve samples=1

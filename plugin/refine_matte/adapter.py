@@ -44,6 +44,8 @@ class HostAdapter(abc.ABC):
 
     #: Shown in the panel's title/status, e.g. "Standalone editor" or "Krita".
     host_name: str = "host"
+    #: The host's own word for its selection, shown as that trimap source (Krita: "Selection").
+    selection_name: str = "Host selection"
 
     @abc.abstractmethod
     def active_image(self) -> "QtGui.QImage":

@@ -20,9 +20,11 @@ SCRIBBLE_KINDS = ("fg", "bg", "unknown")
 BRUSHES = SCRIBBLE_KINDS + ("erase",)   # later strokes win, the eraser clears
 TOOLS = BRUSHES + ("sam", "pan")
 _COLORS = {
-    "fg": QtGui.QColor(40, 220, 90),
-    "bg": QtGui.QColor(235, 50, 50),
-    "unknown": QtGui.QColor(70, 140, 255),
+    # Hues chosen to stand out on foliage (green) and on the overlay view's red tint, and
+    # drawn with a dark outline (see STROKE_OUTLINE) so they read on any photo.
+    "fg": QtGui.QColor(255, 70, 230),    # magenta
+    "bg": QtGui.QColor(0, 215, 255),     # cyan
+    "unknown": QtGui.QColor(255, 225, 40),  # yellow
     "erase": QtGui.QColor(255, 255, 255),
 }
 _DRAG_THRESHOLD = 4.0  # widget px: below this a SAM press is a click, not a box
@@ -54,6 +56,7 @@ class MatteCanvas(QtWidgets.QWidget):
     strokeAdded = Signal(object)
     promptsChanged = Signal()
     viewModeChanged = Signal(str)
+    viewShownChanged = Signal(str)  # view_label(): what is shown, in words
     brushSizeChanged = Signal(int)
     toolChanged = Signal(str)
     zoomChanged = Signal(float)
@@ -174,6 +177,23 @@ class MatteCanvas(QtWidgets.QWidget):
     def _invalidate(self) -> None:
         self._display = None
         self.update()
+        label = self.view_label()
+        if label != getattr(self, "_shown_label", None):
+            self._shown_label = label
+            self.viewShownChanged.emit(label)
+
+    def view_label(self) -> str:
+        """What the canvas shows, in words: the view mode's name, and when that view
+        needs a matte (or trimap) that is not there yet, that the photo is shown instead."""
+        mode = self._view_mode
+        label = dict((m, name) for m, name, _ in imaging.VIEW_MODES).get(mode, mode)
+        if self._image is None:
+            return label
+        if mode == "trimap" and self._trimap is None:
+            return f"{label}: no trimap yet, showing the photo"
+        if mode != "trimap" and self._alpha is None and self._preview is None:
+            return f"{label}: no matte yet, showing the photo"
+        return label
 
     # ------------------------------------------------------------- tools
     def tool(self) -> str:
@@ -513,6 +533,11 @@ class MatteCanvas(QtWidgets.QWidget):
     @staticmethod
     def _draw_stroke(p: "QtGui.QPainter", stroke: Stroke) -> None:
         mode = QtGui.QPainter.CompositionMode
+        if stroke.kind != "erase":  # a dark outline first, so the colour reads on any photo
+            p.setCompositionMode(mode.CompositionMode_SourceOver)
+            p.setPen(QtGui.QPen(STROKE_OUTLINE, stroke.size + 2 * _outline_width(stroke.size),
+                                Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
+            p.drawPath(stroke.path())
         p.setCompositionMode(mode.CompositionMode_Clear if stroke.kind == "erase"
                              else mode.CompositionMode_Source)
         p.setPen(QtGui.QPen(_COLORS[stroke.kind], stroke.size, Qt.PenStyle.SolidLine,
@@ -543,14 +568,19 @@ class MatteCanvas(QtWidgets.QWidget):
         if self.strokes:
             if self._overlay is None:
                 self.scribble_overlay()
-            p.setOpacity(0.6)
+            p.setOpacity(STROKE_OPACITY)
             p.drawImage(0, 0, self._overlay)
         if self._current is not None:
             # Drawn straight onto the widget while painting: copying a full-size
             # overlay on every mouse move would lag on large images.
             stroke = self._current
             color = QtGui.QColor(_COLORS[stroke.kind])
-            p.setOpacity(0.35 if stroke.kind == "erase" else 0.6)
+            if stroke.kind != "erase":
+                p.setOpacity(STROKE_OPACITY)
+                p.setPen(QtGui.QPen(STROKE_OUTLINE, stroke.size + 2 * _outline_width(stroke.size),
+                                    Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
+                p.drawPath(stroke.path())
+            p.setOpacity(0.35 if stroke.kind == "erase" else STROKE_OPACITY)
             p.setPen(QtGui.QPen(color, stroke.size, Qt.PenStyle.SolidLine,
                                 Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
             p.drawPath(stroke.path())
@@ -565,6 +595,16 @@ class MatteCanvas(QtWidgets.QWidget):
             p.setPen(QtGui.QPen(QtGui.QColor(0, 0, 0), 1.5 * unit))
             p.setBrush(_COLORS["fg" if label else "bg"])
             p.drawEllipse(QPointF(x, y), 5 * unit, 5 * unit)
+
+
+#: scribbles are drawn with a dark outline, at this opacity over the view
+STROKE_OUTLINE = QtGui.QColor(20, 20, 24)
+STROKE_OPACITY = 0.8
+
+
+def _outline_width(size: float) -> float:
+    """Outline on each side of a stroke of brush ``size`` (image px)."""
+    return max(1.5, 0.15 * size)
 
 
 _OUTLINE_MAX_SIDE = 1024  # outlines of bigger selections are traced at this size and scaled up

@@ -52,6 +52,7 @@ class KritaAdapter(HostAdapter):
     """Adapter for the running Krita instance (or an explicit ``krita.Krita``)."""
 
     host_name = "Krita"
+    selection_name = "Selection"
 
     def __init__(self, krita: Any = None, selection_factory: Optional[Callable[[], Any]] = None) -> None:
         if krita is None:
@@ -63,6 +64,8 @@ class KritaAdapter(HostAdapter):
                 return Selection()
         self._krita = krita
         self._selection_factory = selection_factory
+        #: masks switched off for one of our masks: {"layer", "ours" (uid), "others", "off"}
+        self._switched: List[dict] = []
 
     # ------------------------------------------------------------ helpers
     def _doc(self) -> Any:
@@ -133,9 +136,14 @@ class KritaAdapter(HostAdapter):
                             f"'{MASK_ACTION}' action, so the matte cannot become a mask. "
                             "Save the matte from the panel instead.")
         notes = []
+        self.sync_masks()
+        carried: List[Any] = []  # masks still off for the mask being replaced
         # Replace, never multiply: our earlier mask goes (undoable), others are switched off.
         for old in _masks(layer):
             if old.name() == name:
+                for entry in [e for e in self._switched if e["ours"] == _uid(old)]:
+                    self._switched.remove(entry)
+                    carried += entry["others"]
                 old.remove()
                 notes.append(f"Replaced the earlier '{name}' mask (Undo twice to get it back).")
         if use_api:
@@ -148,11 +156,40 @@ class KritaAdapter(HostAdapter):
             mask.remove()
             raise HostError("Krita did not store the matte in the new mask, so it was removed "
                             "again. Save the matte from the panel instead.")
+        switched = [m for m in carried if any(_uid(m) == _uid(c) for c in _masks(layer))]
         for other in _masks(layer):
             if _uid(other) != _uid(mask) and other.visible():
                 other.setVisible(False)
+                switched.append(other)
                 notes.append(f"Switched off the mask '{other.name()}' so the masks do not "
-                             "multiply; switch it back on to combine them.")
+                             "multiply; Undo switches it back on.")
+        if switched:
+            self._switched.append({"layer": layer, "ours": _uid(mask), "others": switched, "off": True})
+            del self._switched[:-16]
+        return " ".join(notes) or None
+
+    def sync_masks(self) -> Optional[str]:
+        """Follow Undo / Redo of our masks (Krita's setVisible is no undo step, and its
+        scripting API has no undo signal, so the docker calls this on a timer): when a
+        mask we added is gone, the masks we switched off for it are switched back on;
+        when it comes back (Redo), they are switched off again. Returns a note or None."""
+        notes = []
+        for entry in list(self._switched):
+            try:
+                present = any(_uid(m) == entry["ours"] for m in _masks(entry["layer"]))
+                if not present and entry["off"]:
+                    for other in entry["others"]:
+                        other.setVisible(True)
+                    entry["off"] = False
+                    notes.append("Switched the mask%s %s back on." % (
+                        "s" if len(entry["others"]) > 1 else "",
+                        ", ".join(f"'{o.name()}'" for o in entry["others"])))
+                elif present and not entry["off"]:
+                    for other in entry["others"]:
+                        other.setVisible(False)
+                    entry["off"] = True
+            except Exception:  # noqa: BLE001 - a deleted layer or document: forget it
+                self._switched.remove(entry)
         return " ".join(notes) or None
 
     def _add_with_api(self, doc: Any, layer: Any, rows: bytes, w: int, h: int, name: str) -> Any:

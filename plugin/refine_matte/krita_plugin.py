@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .qt import QtCore, QtWidgets
+
 DOCKER_ID = "refine_matte_docker"
 
 
@@ -23,6 +25,7 @@ def register() -> None:
     """Add the docker factory to Krita (called from the package __init__)."""
     from krita import DockWidget, DockWidgetFactory, DockWidgetFactoryBase, Krita  # type: ignore
 
+    from .engine_setup import EngineBar
     from .krita_adapter import KritaAdapter
     from .panel import RefinePanel
 
@@ -31,7 +34,36 @@ def register() -> None:
             super().__init__()
             self.setWindowTitle("Refine Matte")
             self.panel = RefinePanel(adapter=KritaAdapter())
-            self.setWidget(self.panel)
+            # First run (e.g. imported with "Import Python Plugin from File"): no engine is
+            # recorded, so find one, or offer to set it up with a progress dialog.
+            self.engine_bar = EngineBar()
+            self.engine_bar.message.connect(self.panel.status_label.setText)
+            box = QtWidgets.QWidget()
+            lay = QtWidgets.QVBoxLayout(box)
+            lay.setContentsMargins(0, 0, 0, 0)
+            lay.setSpacing(0)
+            lay.addWidget(self.engine_bar)
+            lay.addWidget(self.panel, 1)
+            self.setWidget(box)
+            QtCore.QTimer.singleShot(0, self.engine_bar.check)
+            self.panel.errorShown.connect(self._engine_missing)
+            # Undo / Redo of our mask switches the masks it switched off back on / off.
+            self._mask_timer = QtCore.QTimer(self)
+            self._mask_timer.setInterval(700)
+            self._mask_timer.timeout.connect(self._sync_masks)
+            self._mask_timer.start()
+
+        def _sync_masks(self) -> None:
+            try:
+                note = self.panel.adapter.sync_masks()
+            except Exception:  # noqa: BLE001 - a poll must never raise into Krita
+                return
+            if note:
+                self.panel.status_label.setText(note)
+
+        def _engine_missing(self, message: str) -> None:
+            if "engine" in message.lower():
+                self.engine_bar.check()
 
         def canvasChanged(self, canvas: Any) -> None:  # noqa: N802 (Krita API)
             self.panel.refresh()

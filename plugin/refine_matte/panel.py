@@ -17,6 +17,7 @@ from . import imaging
 from .adapter import HostAdapter, HostError, NoImageError, NoSelectionError
 from .canvas import MatteCanvas
 from .finishing import Finisher
+from .hint import HintLabel
 from .panel_output import OutputMixin, SamSetup
 from .qt import QShortcut, QtCore, QtGui, QtWidgets, Signal
 from .worker import JobSpec, RefineJob, describe_error
@@ -121,6 +122,9 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.canvas = canvas or MatteCanvas(self)
         self._init_output(finisher, sam_setup)
         self._build_ui()
+        if adapter is not None:  # the host's own word for its selection (Krita: "Selection")
+            self.source_combo.setItemText(self.source_combo.findData("selection"),
+                                          getattr(adapter, "selection_name", "Host selection"))
         self._connect()
         self._connect_output()
         self.install_shortcuts(self)
@@ -142,11 +146,10 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             "QLabel#errorLabel { background: #5a1d1d; color: #ffd7d7; border: 1px solid #b33;"
             " border-radius: 3px; padding: 4px; }")
         self.error_label.hide()
-        lay.addWidget(self.error_label)
         self.save_matte_button = QtWidgets.QPushButton("Save matte…")
         self.save_matte_button.setToolTip("Save the refined matte as a 16-bit PNG or TIFF")
         self.save_matte_button.hide()  # shown when a computed matte could not be applied
-        lay.addWidget(self.save_matte_button)
+        # (both are laid out below the progress bar: showing them never moves the controls)
 
         src_box = QtWidgets.QGroupBox("Trimap source")
         form = QtWidgets.QFormLayout(src_box)
@@ -163,9 +166,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self._edges = dict(DEFAULT_EDGE)  # the artist's choice per source
         form.addRow("Edge", self.edge_combo)
 
-        self.hint_label = QtWidgets.QLabel()
-        self.hint_label.setWordWrap(True)
-        self.hint_label.setStyleSheet("color: palette(mid);")
+        self.hint_label = HintLabel()  # legible on dark themes (palette roles, no fixed grey)
         form.addRow(self.hint_label)
 
         tools = QtWidgets.QHBoxLayout()
@@ -249,6 +250,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         views.addStretch(1)
         opt.addRow("View", views)
         self.view_label = QtWidgets.QLabel()
+        self.view_label.setWordWrap(True)  # "Alpha: no matte yet, showing the photo"
         opt.addRow("", self.view_label)
         lay.addLayout(opt)
         lay.addWidget(self._build_output_box())
@@ -273,6 +275,8 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.status_label.setWordWrap(True)
         lay.addWidget(self.progress)
         lay.addWidget(self.status_label)
+        lay.addWidget(self.error_label)
+        lay.addWidget(self.save_matte_button)
         if not self._own_canvas:
             lay.addStretch(1)
         self._sync_view_buttons(self.canvas.view_mode())
@@ -287,6 +291,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.brush_spin.valueChanged.connect(self.canvas.set_brush_size)
         self.canvas.brushSizeChanged.connect(self.brush_spin.setValue)
         self.canvas.viewModeChanged.connect(self._sync_view_buttons)
+        self.canvas.viewShownChanged.connect(lambda _t: self._sync_view_buttons(self.canvas.view_mode()))
         self.canvas.toolChanged.connect(self._sync_tool_buttons)
         self.band_slider.valueChanged.connect(self._sync_band_label)
         self.refine_button.clicked.connect(self.refine)
@@ -336,7 +341,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         btn = self.view_buttons.get(mode)
         if btn is not None:
             btn.setChecked(True)
-        label = dict((m, l) for m, l, _ in imaging.VIEW_MODES).get(mode, mode)
+        label = self.canvas.view_label()  # says when the photo stands in for a missing matte
         self.view_label.setText(label)
         self.canvas.hud_text = label
 
@@ -410,7 +415,8 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
     def show_error(self, message: str) -> None:
         self.error_label.setText(message)
         self.error_label.show()
-        self.status_label.setText("Error.")
+        first = (message.strip().splitlines() or [""])[0]
+        self.status_label.setText("Error: " + (first if len(first) <= 140 else first[:139] + "…"))
         self.errorShown.emit(message)
 
     def clear_error(self) -> None:
@@ -503,12 +509,14 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             mask = self.adapter.selection_mask()
             if mask is None:
                 raise NoSelectionError()
+            _check_coverage(mask, "selection")
             spec.mask_png = mask.copy()
         elif spec.source == "mask":
             mask = self.adapter.layer_mask()
             if mask is None:
                 raise NoSelectionError("The active layer has no mask: add one, or pick "
                                        "another trimap source.")
+            _check_coverage(mask, "layer's mask")
             spec.mask_png = mask.copy()
         elif spec.source == "scribbles":
             if not (self.canvas.has_scribbles("fg") and self.canvas.has_scribbles("bg")):
@@ -664,6 +672,10 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             if self._target_id() != self._job_target:
                 raise HostError("The document or active layer changed while refining, so the "
                                 "matte was not applied. Run Refine Matte again.")
+            if imaging.count_above(alpha, EMPTY_MATTE_LEVEL) == 0:
+                raise HostError("The refined matte is empty: as a mask it would hide the whole "
+                                "layer, so no mask was added. Select (or mark as foreground) "
+                                "the subject and refine again.")
             note = self.adapter.add_layer_mask(alpha, MASK_NAME)
             self.status_label.setText("Done: the matte was added as a new layer mask."
                                       + (f" {note}" if note else "")
@@ -740,6 +752,24 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             self._restore_output_settings(settings)
         finally:
             settings.endGroup()
+
+
+#: a matte whose every pixel is at most this (of 255) is "empty": as a mask it hides the layer
+EMPTY_MATTE_LEVEL = 8
+#: fewest selected pixels a selection / mask source needs (fewer on images under 6400 px)
+MIN_SELECTED_PX = 64
+
+
+def _check_coverage(mask: "QtGui.QImage", what: str) -> None:
+    """Refuse an empty or tiny selection / mask: its matte would hide the whole layer."""
+    if imaging.count_above(mask, 0) == 0:
+        raise NoSelectionError(f"The {what} is empty: select the subject (roughly is fine) and "
+                               "refine again, or pick another trimap source.")
+    selected = imaging.count_above(mask, 127)  # at least half selected
+    if selected < min(MIN_SELECTED_PX, 0.01 * mask.width() * mask.height()):
+        raise NoSelectionError(f"The {what} covers only {selected} px (at least half selected): too "
+                               "small to refine. Select the whole subject (roughly is fine) and "
+                               "refine again.")
 
 
 def _as_int(value: Any) -> Optional[int]:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# tests/hosts/krita.sh [5.1|5.3|6.0|all ...]: Refine Matte in real Krita builds.
+# tests/hosts/krita.sh [5.1|5.2|5.3|6.0|all ...]: Refine Matte in real Krita builds.
 #
 #   5.1  Debian 12's own `krita` package on this machine (apt-get installs it if missing)
+#   5.2  Debian 13's (trixie) Krita 5.2.x (Qt 5, PyQt5) in a chroot
 #   5.3  Debian's Krita 5.3.x (Qt 5, PyQt5) in a chroot from `sid`
 #   6.0  Debian's Krita 6.x  (Qt 6, PyQt6) in a chroot from `sid` + `experimental`
 #
@@ -22,6 +23,8 @@
 #   RM_STEPS          diffusion steps per refine (default 3)
 #   SCREENSHOT_DIR    copy each passing host's screenshot there as krita_<version>.png
 #   MIRROR            Debian mirror for the chroots (default: the one apt uses)
+#   KRITA_INSTALL=zip (or --zip) install the release zip with Krita's own importer instead of
+#                     installer/krita.py; no engine is recorded, the docker finds it (first run)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -32,11 +35,13 @@ T_START=$(date +%s)
 log() { echo "[krita-hosts +$(( $(date +%s) - T_START ))s] $*"; }
 
 HOSTS=()
+INSTALL=${KRITA_INSTALL:-installer}  # installer: installer/krita.py; zip: the release zip via Krita's importer
 for arg in "${@:-all}"; do
   case "$arg" in
-    all) HOSTS+=(5.1 5.3 6.0) ;;
-    5.1|5.3|6.0) HOSTS+=("$arg") ;;
-    *) echo "usage: $0 [5.1|5.3|6.0|all ...]" >&2; exit 64 ;;
+    --zip) INSTALL=zip ;;
+    all) HOSTS+=(5.1 5.2 5.3 6.0) ;;
+    5.1|5.2|5.3|6.0) HOSTS+=("$arg") ;;
+    *) echo "usage: $0 [5.1|5.2|5.3|6.0|all ...]" >&2; exit 64 ;;
   esac
 done
 
@@ -60,8 +65,20 @@ prepare_51() {
   esac
 }
 
+ensure_debootstrap() {  # the chroots need it; install it like krita for 5.1
+  command -v debootstrap >/dev/null && return 0
+  [ "$(id -u)" = 0 ] || { log "SKIP: debootstrap is missing and not root to apt-get it"; return 1; }
+  log "apt-get install debootstrap"
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get install -y -q --no-install-recommends debootstrap \
+    || { apt-get update -q && apt-get install -y -q --no-install-recommends debootstrap; }; } \
+    > "$HOSTS_DIR/apt-debootstrap.log" 2>&1 \
+    || { log "SKIP: apt-get install debootstrap failed: $(tail -n 3 "$HOSTS_DIR/apt-debootstrap.log" | tr '\n' ' ')"; return 1; }
+}
+
 prepare_chroot() {  # VERSION SUITE [EXTRA]
   local dir="$HOSTS_DIR/chroot-$1"
+  [ -f "$dir/.refine-matte-ready" ] || ensure_debootstrap || { log "$1: SKIP: no debootstrap"; return 1; }
   "$HERE/make_chroot.sh" "$dir" "$2" "${3:-}" 2>&1 | sed "s/^/    /"
   [ "${PIPESTATUS[0]}" = 0 ] || { log "$1: SKIP: the chroot could not be built (see above)"; return 1; }
   local have; have=$(cat "$dir/.refine-matte-ready")
@@ -105,13 +122,55 @@ free_display() {  # an X display number nobody uses, on the host or in any chroo
 }
 
 MOUNTED=()
-cleanup_mounts() {
-  local m; for m in "${MOUNTED[@]}"; do mountpoint -q "$m" && umount -R "$m"; done; MOUNTED=()
+CHROOTS=()  # chroots this script ran Krita in: their leftover processes keep mounts busy
+kill_chroot_procs() {  # CHROOT: end processes whose root is CHROOT (a Krita or Xvfb left over)
+  local p pids=()
+  for p in /proc/[0-9]*; do
+    [ "$(readlink "$p/root" 2>/dev/null)" = "$1" ] && pids+=("${p#/proc/}")
+  done
+  [ ${#pids[@]} = 0 ] && return 0
+  log "ending ${#pids[@]} process(es) left in $1: ${pids[*]}"
+  kill "${pids[@]}" 2>/dev/null; sleep 2; kill -9 "${pids[@]}" 2>/dev/null; sleep 0.5
 }
-trap cleanup_mounts EXIT
+cleanup_mounts() {
+  local m c
+  for c in "${CHROOTS[@]}"; do kill_chroot_procs "$c"; done
+  for m in "${MOUNTED[@]}"; do
+    mountpoint -q "$m" || continue
+    umount -R "$m" 2>/dev/null || { log "$m is busy: detaching it lazily"; umount -R -l "$m"; }
+  done
+  MOUNTED=()
+}
+
+XVFB_LOCKS=()  # /tmp/.X<n>-lock files (host or chroot) of the displays this script started
+cleanup_xvfb() {  # an Xvfb left behind by a failed or killed start (xvfb-run did not reap it)
+  local lock pid
+  for lock in "${XVFB_LOCKS[@]}"; do
+    [ -f "$lock" ] || continue
+    pid=$(tr -dc '0-9' < "$lock")
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = Xvfb ]; then
+      log "stopping the Xvfb left running (pid $pid, $lock)"
+      kill "$pid" 2>/dev/null
+      for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+      kill -9 "$pid" 2>/dev/null
+    fi
+    rm -f "$lock"
+  done
+  XVFB_LOCKS=()
+}
+
+CURRENT_RUN=""  # the run folder whose engine (if any) this script must stop on exit
+cleanup_all() {
+  cleanup_xvfb
+  [ -n "$CURRENT_RUN" ] && [ -x "$ENGINE_PY" ] && engine_stop "$CURRENT_RUN/config"
+  cleanup_mounts
+}
+trap cleanup_all EXIT
+trap 'exit 130' INT TERM
 
 run_host() {  # VERSION CHROOT_DIR(or empty)
   local ver=$1 croot=$2 run="$HOSTS_DIR/run-$1"
+  CURRENT_RUN=$run
   rm -rf "$run"; mkdir -p "$run/home/.config" "$run/config" "$run/out" "$run/input" "$run/xdg-run" "$run/tmp"
   chmod 700 "$run/xdg-run"
   # A real photo and a rough selection (the sample trimap's foreground + unknown band).
@@ -123,13 +182,42 @@ Image.open(src + "/sample_image.png").convert("RGB").save(dst + "/photo.png")
 Image.open(src + "/sample_trimap.png").convert("L").point(lambda v: 255 if v >= 128 else 0).save(dst + "/rough.png")
 PY
   local pykrita="$run/home/.local/share/krita/pykrita"
-  log "$ver: installing the plugin: python3 installer/krita.py --pykrita $pykrita --kritarc $run/home/.config/kritarc"
-  python3 "$ROOT/installer/krita.py" --pykrita "$pykrita" --kritarc "$run/home/.config/kritarc" \
-    --engine-python "$ENGINE_PY" > "$run/install.log" 2>&1 \
-    || { log "$ver: FAIL: installer/krita.py: $(tail -n 3 "$run/install.log")"; return 1; }
-  grep -q '^enable_refine_matte=true$' "$run/home/.config/kritarc" \
-    || { log "$ver: FAIL: the installer did not enable the plugin in kritarc"; return 1; }
-  cp -r "$HERE/scenario/rm_host_scenario" "$HERE/scenario/rm_host_scenario.desktop" "$pykrita/"
+  if [ "$INSTALL" = zip ]; then
+    # What a user does without a terminal: Krita's own "Import Python Plugin from File"
+    # (its plugin_importer.py, run here on the release zip), then the Python Plugin
+    # Manager's tick (kritarc). No engine is recorded: the docker must find it itself.
+    local importer="$croot/usr/share/krita/pykrita/plugin_importer/plugin_importer.py"
+    [ -f "$importer" ] || { log "$ver: FAIL: Krita's plugin importer is not at $importer"; return 1; }
+    python3 "$ROOT/installer/krita.py" --zip "$run/refine-matte-krita.zip" > "$run/install.log" 2>&1 \
+      || { log "$ver: FAIL: installer/krita.py --zip: $(tail -n 3 "$run/install.log")"; return 1; }
+    mkdir -p "$run/home/.local/share/krita"  # Krita's resource folder (it exists once Krita ran)
+    log "$ver: importing $run/refine-matte-krita.zip with Krita's own importer ($importer)"
+    # Run as its own command-line test entry (__main__); Krita 6's module imports i18n from
+    # builtins, which only Krita's embedded Python provides: a plain pass-through stands in.
+    python3 -c 'import builtins, runpy, sys; builtins.i18n = lambda text, *a: text; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name="__main__")' \
+      "$importer" "$run/refine-matte-krita.zip" "$run/home/.local/share/krita" >> "$run/install.log" 2>&1 \
+      || { log "$ver: FAIL: Krita's importer: $(tail -n 3 "$run/install.log")"; return 1; }
+    grep -q "Imported plugin: Refine Matte" "$run/install.log" \
+      || { log "$ver: FAIL: Krita's importer did not import Refine Matte: $(tail -n 3 "$run/install.log")"; return 1; }
+    [ ! -e "$pykrita/refine_matte/engine.json" ] || { log "$ver: FAIL: the zip carried an engine.json"; return 1; }
+    printf '[python]\nenable_refine_matte=true\n' > "$run/home/.config/kritarc"
+    # An engine where a user keeps a download: the docker's first run looks in ~/refine-matte.
+    if [ -z "$croot" ]; then
+      mkdir -p "$run/home/refine-matte"
+      ln -s "$(dirname "$(dirname "$ENGINE_PY")")" "$run/home/refine-matte/.venv"
+    fi
+  else
+    log "$ver: installing the plugin: python3 installer/krita.py --pykrita $pykrita --kritarc $run/home/.config/kritarc"
+    python3 "$ROOT/installer/krita.py" --pykrita "$pykrita" --kritarc "$run/home/.config/kritarc" \
+      --engine-python "$ENGINE_PY" > "$run/install.log" 2>&1 \
+      || { log "$ver: FAIL: installer/krita.py: $(tail -n 3 "$run/install.log")"; return 1; }
+    grep -q '^enable_refine_matte=true$' "$run/home/.config/kritarc" \
+      || { log "$ver: FAIL: the installer did not enable the plugin in kritarc"; return 1; }
+  fi
+  # The scenario's description is kept as a .desktop.in, so that Krita's "Import Python
+  # Plugin from File" on a zip of the whole repository does not find a second plugin.
+  cp -r "$HERE/scenario/rm_host_scenario" "$pykrita/"
+  cp "$HERE/scenario/rm_host_scenario.desktop.in" "$pykrita/rm_host_scenario.desktop"
   sed -i 's/^\[python\]$/[python]\nenable_rm_host_scenario=true/' "$run/home/.config/kritarc"
 
   local restart=auto prefix=()
@@ -140,22 +228,30 @@ PY
     mountpoint -q "$croot/dev" || { mount --rbind /dev "$croot/dev"; MOUNTED+=("$croot/dev"); }
     mountpoint -q "$croot/sys" || { mount --rbind /sys "$croot/sys"; MOUNTED+=("$croot/sys"); }
     prefix=(chroot "$croot")
+    CHROOTS+=("$(cd "$croot" && pwd -P)")
     restart=external  # the recorded engine python lives outside the chroot
     log "$ver: starting diffmatte serve (outside the chroot; the docker finds it)"
     engine_start "$run/config" "$run/engine.log" || { log "$ver: FAIL: the engine did not start"; return 1; }
   fi
   log "$ver: krita under xvfb-run (scenario: selection refine, undo/redo, refine from the active mask, engine restart=$restart)"
-  local attempt krc t0
+  # Krita 5.2.9 has no active node after openDocument + addView from a script, so there
+  # the photo is opened on Krita's command line and the scenario takes that document.
+  local open_arg=()
+  [ "$ver" = 5.2 ] && open_arg=("$run/input/photo.png")
+  local attempt krc t0 disp
   for attempt in 1 2 3; do
     t0=$(date +%s)
+    disp=$(free_display)
+    XVFB_LOCKS+=("$croot/tmp/.X$disp-lock")
     "${prefix[@]}" env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 \
       HOME="$run/home" XDG_CONFIG_HOME="$run/home/.config" XDG_DATA_HOME="$run/home/.local/share" \
       XDG_CACHE_HOME="$run/home/.cache" XDG_RUNTIME_DIR="$run/xdg-run" TMPDIR="$run/tmp" \
       REFINE_MATTE_CONFIG_DIR="$run/config" OMP_NUM_THREADS=1 \
       RM_PHOTO="$run/input/photo.png" RM_ROUGH="$run/input/rough.png" RM_OUT="$run/out" \
-      RM_STEPS="$STEPS" RM_RESTART="$restart" \
-      timeout 900 xvfb-run -n "$(free_display)" -e "$run/xvfb-$attempt.log" -s "-screen 0 1400x1000x24" \
-      krita --nosplash > "$run/krita.log" 2>&1 &
+      RM_STEPS="$STEPS" RM_RESTART="$restart" RM_INSTALL="$INSTALL" \
+      timeout 900 xvfb-run -n "$disp" -e "$run/xvfb-$attempt.log" -s "-screen 0 1400x1000x24" \
+      sh -c 'n=${DISPLAY#:}; i=0; while [ ! -S "/tmp/.X11-unix/X$n" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+             sleep 0.5; exec krita --nosplash "$@"' krita "${open_arg[@]}" > "$run/krita.log" 2>&1 &
     local kpid=$!
     while kill -0 "$kpid" 2>/dev/null; do
       if [ -f "$run/out/restart-engine" ] && [ ! -f "$run/out/engine-restarted" ]; then
@@ -167,16 +263,19 @@ PY
     done
     wait "$kpid"; krc=$?
     log "$ver: krita ended after $(( $(date +%s) - t0 ))s (exit $krc)"
+    cleanup_xvfb  # normally xvfb-run has stopped it; after a failed start it may not have
     # Seen here (5.3 chroot, 3 of 6 launches): Krita started before Xvfb accepted
     # connections. Only that is retried, at most twice.
     if [ $attempt -lt 3 ] && [ ! -f "$run/out/results.json" ] \
        && grep -q "could not connect to display" "$run/krita.log"; then
       log "$ver: Krita could not reach Xvfb ($(head -n 1 "$run/krita.log")); retrying"
+      sleep 3
       continue
     fi
     break
   done
   engine_stop "$run/config"  # the one the docker started (5.1) or ours (chroots)
+  CURRENT_RUN=""
   cleanup_mounts
   grep -E "Error loading plugin|Traceback" "$run/krita.log" | head -n 5 | sed "s/^/    krita.log: /"
   "$ENGINE_PY" - "$run/out/results.json" "$ver" <<'PY'
@@ -190,6 +289,8 @@ except (OSError, ValueError) as exc:
 print(f"    {ver}: Krita {r.get('krita')} / Qt {r.get('qt')} / {r.get('pyqt')} / Python {r.get('python')}; mask route: {r.get('route')}")
 for c in r["checks"]:
     print(f"    {ver}: {'PASS' if c['ok'] else 'FAIL'} {c['name']}" + (f" ({c['detail']})" if c["detail"] else ""))
+for n in r.get("notes", []):
+    print(f"    {ver}: NOTE {n}")
 if r.get("error"):
     print("    " + r["error"].replace("\n", "\n    "))
 sys.exit(0 if r.get("ok") and r.get("done") and r["checks"] else 1)
@@ -214,6 +315,7 @@ for ver in "${HOSTS[@]}"; do
   log "$ver: preparing"
   case "$ver" in
     5.1) prepare_51; p=$?; croot= ;;
+    5.2) prepare_chroot 5.2 trixie; p=$?; croot="$HOSTS_DIR/chroot-5.2" ;;
     5.3) prepare_chroot 5.3 sid; p=$?; croot="$HOSTS_DIR/chroot-5.3" ;;
     6.0) prepare_chroot 6.0 sid experimental; p=$?; croot="$HOSTS_DIR/chroot-6.0" ;;
   esac
@@ -224,7 +326,7 @@ for ver in "${HOSTS[@]}"; do
 done
 status=0
 summary=""
-for ver in 5.1 5.3 6.0; do
+for ver in 5.1 5.2 5.3 6.0; do
   [ -n "${RESULT[$ver]:-}" ] || continue
   summary="$summary $ver=${RESULT[$ver]}"
   [ "${RESULT[$ver]}" = FAIL ] && status=1

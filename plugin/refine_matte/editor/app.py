@@ -389,7 +389,15 @@ class EditorWindow(QtWidgets.QMainWindow):
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, os.path.join(folder, name), filt)
         if path and self._guarded(lambda: fn(path), title):
             self.settings.setValue("last_save_dir", os.path.dirname(os.path.abspath(path)))
-            self.statusBar().showMessage(f"Saved {path}", 5000)
+            self.confirm_saved(kind, path)
+
+    def confirm_saved(self, kind: str, path: str) -> None:
+        """Say where a save went: in the panel's status line and the status bar."""
+        what = {"alpha": "the alpha matte", "cutout": "the cut-out",
+                "layered": "the image with its layer mask"}.get(kind, kind)
+        text = f"Saved {what} to {path}"
+        self.panel.status_label.setText(text + ".")
+        self.statusBar().showMessage(text, 15000)
 
     # ============================================================= help
     def shortcuts_text(self) -> str:

@@ -182,6 +182,11 @@ def _atomic(path: str, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp makes 0600 files: give the output the mode a normal write would (0644
+        # under the usual umask), as diffmatte's cut-out and alpha writers do.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

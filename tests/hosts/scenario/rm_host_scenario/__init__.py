@@ -5,7 +5,7 @@ scenario runs inside the GUI ``krita`` (under Xvfb), started by a QTimer.
 """
 from krita import Extension, Krita  # type: ignore[import-not-found]
 
-from .scenario import QtCore, log, main
+from .scenario import QtCore, log, main, scenario_requested
 
 
 class HostScenario(Extension):
@@ -14,6 +14,11 @@ class HostScenario(Extension):
         self._started = False
 
     def setup(self):
+        if not scenario_requested():
+            # Enabled in an ordinary Krita (not by tests/hosts/krita.sh): do nothing, and
+            # above all do not end Krita (the scenario quits Krita when it is done).
+            log("RM_PHOTO / RM_OUT not set: the host scenario stays idle")
+            return
         Krita.instance().notifier().windowCreated.connect(self._start)
 
     def _start(self):

@@ -37,6 +37,12 @@ def _qt():
 PYQT, QtCore, QtGui, QtWidgets = _qt()
 
 
+def scenario_requested(env=None):
+    """Whether tests/hosts/krita.sh started this Krita (it sets RM_PHOTO and RM_OUT)."""
+    env = os.environ if env is None else env
+    return bool(env.get("RM_PHOTO")) and bool(env.get("RM_OUT"))
+
+
 def log(*parts):
     print("[rm-host]", *parts, flush=True)
 
@@ -141,15 +147,24 @@ def run():
     log("Krita", k.version(), "Qt", QtCore.QT_VERSION_STR, PYQT, "Python", sys.version.split()[0])
     win = k.activeWindow()
     win.qwindow().resize(1400, 960)
-    doc = k.openDocument(os.environ["RM_PHOTO"])
-    if not check("photo opened", doc is not None, os.environ["RM_PHOTO"]):
-        return
-    win.addView(doc)
-    k.setActiveDocument(doc)
+    doc = k.activeDocument()
+    if doc is not None and os.path.basename(doc.fileName()) == os.path.basename(os.environ["RM_PHOTO"]):
+        # Opened on Krita's command line (tests/hosts/krita.sh does so for Krita 5.2.9,
+        # which has no active node after openDocument + addView from a script).
+        RESULTS["opened"] = "command line"
+    else:
+        doc = k.openDocument(os.environ["RM_PHOTO"])
+        if not check("photo opened", doc is not None, os.environ["RM_PHOTO"]):
+            return
+        win.addView(doc)
+        k.setActiveDocument(doc)
+        RESULTS["opened"] = "openDocument + addView"
     wait_until(lambda: k.activeDocument() is not None, 10)
     layer = [n for n in doc.topLevelNodes() if n.type() == "paintlayer"][0]
     doc.setActiveNode(layer)
-    wait_until(lambda: doc.activeNode() is not None and uid(doc.activeNode()) == uid(layer), 10)
+    active = wait_until(lambda: doc.activeNode() is not None and uid(doc.activeNode()) == uid(layer), 10)
+    check("photo opened, its layer active", active,
+          "%s; active node %s" % (RESULTS["opened"], doc.activeNode().name() if doc.activeNode() else None))
     w, h = doc.width(), doc.height()
     layer_px = bytes(layer.pixelData(0, 0, w, h))
     rough = QtGui.QImage(os.environ["RM_ROUGH"]).convertToFormat(QtGui.QImage.Format.Format_Grayscale8)
@@ -170,6 +185,15 @@ def run():
     docker.show()
     docker.raise_()
     panel = docker.panel
+    if os.environ.get("RM_INSTALL") == "zip":
+        # Installed from the release zip by Krita's importer: no engine.json. The docker's
+        # first run must find the engine (5.1: ~/refine-matte/.venv; chroots: the running one).
+        from refine_matte import client as rm_client
+        bar = docker.engine_bar
+        wait_until(lambda: not bar.isVisible(), 30)
+        recorded = rm_client.engine_python()
+        check("first run: the docker found the engine by itself (no terminal step)",
+              not bar.isVisible(), "recorded %s; status %r" % (recorded, panel.status_label.text()))
     RESULTS["route"] = ("createTransparencyMask" if hasattr(doc, "createTransparencyMask")
                         else "add_new_transparency_mask action")
     factory = panel._client_factory  # wrap it: the real discovery/auto-start still runs
@@ -194,14 +218,21 @@ def run():
           [m.name() for m in masks(layer)])
     # 3. second refine on the same layer with the mask active, from that mask
     redone = masks(layer)
+    tag2 = "refine 2 (active layer's mask, mask active)"
     if redone:
         doc.setActiveNode(redone[0])
-        wait_until(lambda: uid(doc.activeNode()) == uid(redone[0]), 10)
-        check("mask is the active node before refine 2", uid(doc.activeNode()) == uid(redone[0]),
-              doc.activeNode().name())
+        if wait_until(lambda: doc.activeNode() is not None and uid(doc.activeNode()) == uid(redone[0]), 10):
+            check("mask is the active node before refine 2", True, doc.activeNode().name())
+        else:
+            # Krita 5.2.9 ignores setActiveNode(mask) from a script: refine 2 then runs with
+            # the layer active, from its topmost visible mask (ours). Noted, not a check.
+            RESULTS.setdefault("notes", []).append(
+                "setActiveNode(mask) was ignored by this Krita (active: %s); refine 2 used the "
+                "layer's topmost visible mask" % (doc.activeNode().name() if doc.activeNode() else None))
+            log("NOTE", RESULTS["notes"][-1])
+            tag2 = "refine 2 (active layer's mask, layer active)"
     outcome, secs, error = press_refine(panel, "mask")
-    check_refined("refine 2 (active layer's mask, mask active)", doc, layer, layer_px,
-                  outcome, secs, error)
+    check_refined(tag2, doc, layer, layer_px, outcome, secs, error)
     check("status names the replaced mask", "Replaced the earlier" in panel.status_label.text(),
           panel.status_label.text())
     for d in k.dockers():  # room for the Layers and Refine Matte dockers in the screenshot
@@ -231,7 +262,7 @@ def run():
             flag = os.path.join(OUT, "engine-restarted")
             check("engine restarted by the host script", wait_until(lambda: os.path.exists(flag), 240))
         doc.setActiveNode(layer)
-        wait_until(lambda: uid(doc.activeNode()) == uid(layer), 10)
+        wait_until(lambda: doc.activeNode() is not None and uid(doc.activeNode()) == uid(layer), 10)
         select_rough()  # Krita 5.1's redo of "add mask" above consumed the selection again
         outcome, secs, error = press_refine(panel, "selection")
         check_refined("refine 3 after the engine restarted (%s)" % mode, doc, layer, layer_px,
@@ -247,6 +278,9 @@ def run():
 
 def main():
     """Run the scenario, write results.json and end Krita with the outcome."""
+    if not scenario_requested():  # never end a Krita that the host script did not start
+        log("RM_PHOTO / RM_OUT not set: not running the scenario")
+        return
     code = 1
     try:
         run()
