@@ -177,7 +177,7 @@ def _png_rgb16(path: Path, rgb: np.ndarray) -> None:
 
 
 def test_a_16_bit_rgb_png_stays_16_bit_through_to_the_cutout(tmp_path, tiny_weights):
-    from diffmatte.imageio import read_image
+    from diffmatte.io.images import read_image
 
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 65536, (40, 48, 3), dtype=np.uint16)
