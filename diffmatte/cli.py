@@ -104,9 +104,37 @@ def _read_inputs(image_path: Path, trimap_path: Path, args) -> tuple:
     image = read_image(image_path)
     trimap = read_trimap(trimap_path)
     check_pair(image, trimap)
-    if not getattr(args, "skip_input_checks", False):
+    if getattr(args, "mask", None):
+        trimap = _trimap_from_mask(image, trimap, args)
+    elif not getattr(args, "skip_input_checks", False):
         _check_inputs(image, trimap, image_path, trimap_path)
+    _warn_unexplained(image, trimap)
     return image, trimap
+
+
+def _trimap_from_mask(image, mask, args):
+    """--mask: the trimap path every front end uses (trimap.from_selection), said aloud."""
+    import trimap as tm
+
+    from .io.images import write_image
+
+    tri, edge = tm.from_selection(mask, image, band=args.band, edge=args.mask_edge)
+    if not args.quiet:
+        how = ("rough: the subject's edge was found inside it" if edge == "rough"
+               else "exact: its outline is the subject's edge")
+        print(f"trimap from the mask ({how}; --mask-edge chooses)", file=sys.stderr)
+    if args.save_trimap:
+        write_image(args.save_trimap, tri)
+    return tri
+
+
+def _warn_unexplained(image, trimap) -> None:
+    """Warn (never refuse) when a large unknown region has colours no known pixel explains."""
+    from trimap.check import describe_unexplained, unexplained_region
+
+    box = unexplained_region(image, trimap)
+    if box is not None:
+        print(f"warning: {describe_unexplained(box)}", file=sys.stderr)
 
 
 def _refine_one(engine, image_path: Path, trimap_path: Path, out: Path, rgba: Optional[Path], args,
@@ -141,8 +169,8 @@ def cmd_refine(args: argparse.Namespace) -> int:
     # Everything that can be wrong with the arguments is found before torch is imported
     # (load_engine below), so a typo answers at once.
     image = Path(args.image)
-    trimap = Path(args.trimap)
-    for what, p in (("image", image), ("trimap", trimap)):
+    trimap = Path(args.trimap or args.mask)
+    for what, p in (("image", image), ("trimap" if args.trimap else "mask", trimap)):
         if not p.is_file():
             raise ValueError(f"{what} file not found: {p}" if not p.is_dir() else f"the {what} {p} is a folder, "
                              "not an image file")
@@ -153,6 +181,11 @@ def cmd_refine(args: argparse.Namespace) -> int:
     _check_out_folder(out, "-o")
     if rgba is not None:
         _check_out_folder(rgba, "--rgba")
+    if args.save_trimap:
+        if not args.mask:
+            raise ValueError("--save-trimap needs --mask (with --trimap the trimap is already a file)")
+        _check_out_folder(Path(args.save_trimap), "--save-trimap")
+        _refuse_overwrite(Path(args.save_trimap), image, trimap)
     _refuse_overwrite(out, image, trimap)
     _finish_options(args)  # bad edge / cut-out values fail before the model loads
     inputs = _read_inputs(image, trimap, args)
@@ -205,7 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("refine", help="refine one image + trimap into an alpha matte",
                        description="Refine IMAGE with TRIMAP (0 = bg, 128 = unknown, 255 = fg) into an alpha PNG.")
     p.add_argument("image", help="input image (PNG, JPEG, TIFF; 8 or 16 bit)")
-    p.add_argument("--trimap", required=True, help="trimap image, same size as IMAGE")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--trimap", help="trimap image (0 / 128 / 255), same size as IMAGE")
+    src.add_argument("--mask", help="a selection or mask instead of a trimap (white = subject, same size as "
+                                    "IMAGE): a rough lasso or rectangle around the subject, or an exact mask")
+    p.add_argument("--mask-edge", choices=("auto", "rough", "exact"), default="auto",
+                   help="with --mask: rough = drawn around the subject (its edge, holes and hair are found "
+                        "inside it), exact = the outline is the subject's edge (SAM, a refined mask), auto = "
+                        "decided from the image (default)")
+    p.add_argument("--band", type=float, default=None, metavar="PX",
+                   help="with --mask: unknown band radius in pixels (default: from the image size)")
+    p.add_argument("--save-trimap", metavar="PATH", help="with --mask: also write the trimap it made")
     p.add_argument("-o", "--output", help="alpha PNG to write (default: IMAGE_alpha.png)")
     p.add_argument("--rgba", nargs="?", const="", default=None, metavar="PATH",
                    help="also write the RGBA cut-out (default path: IMAGE_cutout.png; 16-bit for 16-bit "

@@ -241,3 +241,29 @@ def _env_with_root():
 
     root = str(Path(__file__).resolve().parents[1])
     return dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def test_refine_from_a_rough_mask_finds_the_edge_inside_it(tmp_path, tiny_weights, capsys):
+    """--mask: a lasso drawn around the subject is a region, not an edge (issue #27)."""
+    import numpy as np
+    from PIL import Image
+
+    img = np.full((60, 80, 3), (40, 110, 140), np.uint8)
+    img[15:45, 20:60] = (220, 60, 40)
+    lasso = np.zeros((60, 80), np.uint8)
+    lasso[6:54, 10:70] = 255  # about 10 px outside the subject
+    Image.fromarray(img).save(tmp_path / "photo.png")
+    Image.fromarray(lasso).save(tmp_path / "lasso.png")
+    out, tri = tmp_path / "a.png", tmp_path / "tri.png"
+    assert main(["refine", str(tmp_path / "photo.png"), "--mask", str(tmp_path / "lasso.png"), "-o", str(out),
+                 "--save-trimap", str(tri), "--band", "2", "--weights", str(tiny_weights), "--steps", "1"]) == 0
+    assert "rough" in capsys.readouterr().err
+    t = np.asarray(Image.open(tri))
+    assert t[30, 40] == 255 and t[8, 12] == 0 and t[52, 68] == 0  # the lasso's ring is background
+    assert main(["refine", str(tmp_path / "photo.png"), "--mask", str(tmp_path / "lasso.png"), "-o", str(out),
+                 "--save-trimap", str(tmp_path / "tri2.png"), "--band", "2", "--mask-edge", "exact",
+                 "--weights", str(tiny_weights), "--steps", "1"]) == 0
+    assert np.asarray(Image.open(tmp_path / "tri2.png"))[8, 40] != 0  # read as the edge: fg or band
+    assert main(["refine", str(tmp_path / "photo.png"), "--trimap", str(tri), "--save-trimap",
+                 str(tmp_path / "x.png"), "--weights", str(tiny_weights)]) == 2
+    assert "--save-trimap needs --mask" in capsys.readouterr().err
