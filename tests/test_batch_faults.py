@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffmatte import batch, layered
+from diffmatte import batch
+from diffmatte.io import layered
 from diffmatte.io.layered import LayeredImage, Layer, Mask
 from test_layered import EXT, FORMATS, make_doc
 

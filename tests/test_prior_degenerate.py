@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from diffmatte.prior.information_flow import information_flow_alpha
+from diffmatte.prior.solve import information_flow_alpha
 
 
 def _ring(h: int, w: int, width: int, box=None) -> np.ndarray:
