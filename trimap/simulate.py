@@ -25,6 +25,8 @@ Stroke = List[Tuple[float, float]]
 
 # What counts as "the visible subject" an artist draws around.
 VISIBLE = 0.05
+# A mistake smaller than this (summed |error|, pixels) is not worth a stroke.
+MIN_MISTAKE = 20.0
 
 
 def _smooth_field(shape: Tuple[int, int], rng: np.random.Generator, scale: float) -> np.ndarray:
@@ -142,14 +144,15 @@ def corrective_stroke(
 ) -> Optional[Tuple[str, Stroke]]:
     """One short stroke where ``matte`` is most wrong: ("fg" | "bg", points), or None.
 
-    The largest connected region where the matte is off by more than 0.5 from a
-    clear truth (alpha > 0.9 or < 0.1) gets a stroke of its true label through
-    its deepest point: an artist paints over the biggest visible mistake.
+    The connected region where the matte is off by more than 0.3 from a clear truth
+    (alpha > 0.9 or < 0.1) with the largest summed error gets a stroke of its true
+    label through its deepest point: an artist paints over the biggest visible
+    mistake, a grey haze over clear background included.
     """
     a = np.asarray(alpha, np.float32)
     m = np.asarray(matte, np.float32)
     best = None
-    for label, wrong in (("fg", (a > 0.9) & (m < 0.5)), ("bg", (a < 0.1) & (m > 0.5))):
+    for label, wrong in (("fg", (a > 0.9) & (m < a - 0.3)), ("bg", (a < 0.1) & (m > a + 0.3))):
         lab, n = ndi.label(wrong)
         if n == 0:
             continue
@@ -157,7 +160,7 @@ def corrective_stroke(
         k = int(np.argmax(err))
         if best is None or err[k] > best[0]:
             best = (float(err[k]), label, lab == k + 1)
-    if best is None or best[0] < 5.0:
+    if best is None or best[0] < MIN_MISTAKE:
         return None
     stroke = _stroke_through(best[2], rng, length)
     return None if stroke is None else (best[1], stroke)
