@@ -44,6 +44,7 @@ class EditorAdapter(HostAdapter):
     """Adapter over a :class:`Document` held by the editor (or a test)."""
 
     host_name = "Standalone editor"
+    selection_name = "Selection"  # the editor's own word (its Select menu)
 
     def __init__(self, document: Optional[Document] = None,
                  undo_stack: Optional["QUndoStack"] = None,
