@@ -627,13 +627,14 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
 
     def _show_solving(self, done: int, total: int) -> None:
         """A prior-only engine's progress: the bar in per cent, "Solving the matte… 42 %
-        (about 12 s left)" under it and on the canvas."""
+        (about 12 s left)" under it, "Solving the matte… 42 %" on the canvas (its line
+        also names the view, and the docker is narrow)."""
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(min(done, total))
         self.progress.setFormat("%p %")
-        text = self._estimate.text(done / max(total, 1)) if done < total else solving_text(1.0)
-        self.status_label.setText(text)
-        self.canvas.set_progress_text(text)
+        fraction = min(done / max(total, 1), 1.0)
+        self.status_label.setText(self._estimate.text(fraction) if fraction < 1.0 else solving_text(1.0))
+        self.canvas.set_progress_text(solving_text(fraction))
 
     def cancel(self) -> None:
         """Ask the running job to stop at the next step boundary."""
