@@ -616,6 +616,10 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             if label is not None:
                 label.setVisible(shown)
         self.output_controls.show_variation(shown)
+        if self.prior_only and self.job is not None and self.progress.maximum() > 0:
+            self.progress.setRange(0, 1000)   # the first job learns it: no "step 0 / 10"
+            self.progress.setFormat("%p %")
+            self.progress.setValue(0)
 
     def _on_refine_started(self) -> None:
         """The refine request goes out: a prior-only solve's text and time estimate start."""
