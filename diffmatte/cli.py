@@ -31,18 +31,48 @@ def _refuse_overwrite(out: Path, *inputs: Path) -> None:
 
 def _progress(enabled: bool, prior_only: bool = False):
     """``progress(done, total)`` printer: the engine counts encoder tiles and tile x step
-    decodes, or (a prior-only model) thousandths of the prior's solve."""
+    decodes, or (a prior-only model) thousandths of the prior's solve, shown as "Solving the
+    matte… 42 % (about 12 s left)" (the panel's words, refine_matte/progress_text.py)."""
     if not enabled:
         return None
     t0 = time.perf_counter()
+    first: List[tuple] = []   # (time, fraction) of the first report: the estimate's start
 
     def show(done: int, total: int) -> None:
-        what = "prior solve" if prior_only else f"{done}/{total} tile-steps"
-        print(f"\r  {100 * done // max(total, 1):3d} % ({what})  {time.perf_counter() - t0:6.1f}s",
-              end="", file=sys.stderr, flush=True)
+        now = time.perf_counter()
+        if prior_only:
+            line = _solving_line(done / max(total, 1), now, first)
+        else:
+            line = f"{100 * done // max(total, 1):3d} % ({done}/{total} tile-steps)  {now - t0:6.1f}s"
+        print(f"\r  {line:<48}", end="", file=sys.stderr, flush=True)
         if done == total:
             print(file=sys.stderr)
     return show
+
+
+def _solving_line(fraction: float, now: float, first: List[tuple]) -> str:
+    """"Solving the matte… 42 % (about 12 s left)": the time left from the rate since the
+    first report (kept in ``first``), once 1 % and half a second have passed."""
+    if not first:
+        first.append((now, fraction))
+    t0, f0 = first[0]
+    line = f"Solving the matte… {int(100 * min(max(fraction, 0.0), 1.0))} %"
+    if fraction - f0 >= 0.01 and now - t0 >= 0.5 and fraction < 1.0:
+        line += f" (about {_time_left((now - t0) * (1.0 - fraction) / (fraction - f0))} left)"
+    return line
+
+
+def _time_left(seconds: float) -> str:
+    """"12 s", "1 min 30 s" (10-s steps), "14 min": rounded up, coarser as it grows."""
+    import math
+
+    s = max(0, math.ceil(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 600:
+        s = 10 * math.ceil(s / 10)
+        return f"{s // 60} min" + (f" {s % 60} s" if s % 60 else "")
+    return f"{math.ceil(s / 60)} min"
 
 
 def _trimap_levels(arr) -> tuple:

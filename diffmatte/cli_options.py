@@ -11,7 +11,9 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default="default",
                    help="checkpoint: 'default' (bundled model), an official DiffMatte .pth, .safetensors or .npz")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
-    p.add_argument("--steps", type=int, default=10, help="DDIM steps, 1..1000 (default 10)")
+    p.add_argument("--steps", type=int, default=10,
+                   help="DDIM steps, 1..1000 (default 10; the bundled default model runs no diffusion: "
+                        "its matte is its prior, the same for any steps, seed and samples)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial noise (default 0, reproducible)")
     p.add_argument("--samples", type=int, default=1,
                    help="average this many samples from seeds seed, seed+1, ... (less noise-dependent; "

@@ -214,12 +214,13 @@ class Engine:
                progress: Optional[Callable[[int, int], None]]) -> Optional[np.ndarray]:
         """A prior model's prior for the whole image (cropped per tile later), through the
         memo; None for a model without one. Cancel is checked during the solve; when the
-        prior is all the work (``passes_prior_through``) it reports progress in thousandths."""
+        prior is all the work (``passes_prior_through``) it reports progress in thousandths,
+        from 0 when the solve starts (the solve's fractions, never backwards)."""
         cfg = self.model.cfg
         if not getattr(cfg, "prior", ""):
             return None
         prior_only = self.model.passes_prior_through()
-        shown = [0]
+        shown = [-1]
 
         def check(fraction: float) -> None:
             if cancel is not None and cancel.is_set():

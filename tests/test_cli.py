@@ -267,3 +267,29 @@ def test_refine_from_a_rough_mask_finds_the_edge_inside_it(tmp_path, tiny_weight
     assert main(["refine", str(tmp_path / "photo.png"), "--trimap", str(tri), "--save-trimap",
                  str(tmp_path / "x.png"), "--weights", str(tiny_weights)]) == 2
     assert "--save-trimap needs --mask" in capsys.readouterr().err
+
+
+def test_a_prior_only_refine_prints_the_solve_not_steps(tmp_path, capsys):
+    """Issue #23: the bundled model runs no diffusion; its progress line names the work."""
+    h, w = 120, 160
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = np.hypot(yy - h / 2, xx - w / 2)
+    rng = np.random.default_rng(1)
+    image = np.where((r < 36)[..., None], [200, 80, 40], [30, 120, 210]) + rng.integers(0, 30, (h, w, 3))
+    img, tri = tmp_path / "img.png", tmp_path / "tri.png"
+    Image.fromarray(image.astype(np.uint8)).save(img)
+    Image.fromarray(np.where(r < 30, 255, np.where(r > 42, 0, 128)).astype(np.uint8)).save(tri)
+    assert main(["refine", str(img), "--trimap", str(tri), "-o", str(tmp_path / "a.png"), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    lines = [part.strip() for part in err.replace("\n", "\r").split("\r") if "matte" in part]
+    assert lines and lines[0] == "Solving the matte… 0 %" and lines[-1] == "Solving the matte… 100 %"
+    assert "step" not in err and "prior solve" not in err
+
+
+def test_the_solving_line_estimates_the_time_left():
+    from diffmatte.cli import _solving_line
+
+    first: list = []
+    assert _solving_line(0.1, 100.0, first) == "Solving the matte… 10 %"
+    assert _solving_line(0.3, 104.0, first) == "Solving the matte… 30 % (about 14 s left)"
+    assert _solving_line(1.0, 110.0, first) == "Solving the matte… 100 %"

@@ -272,7 +272,43 @@ def test_cancel_stops_the_prior_solve():
     calls = []
     information_flow_alpha(img, tri, check=calls.append)
     assert len(calls) >= 4      # between stages and inside CG
-    assert all(0 <= f <= 1 for f in calls) and calls[0] == 0.05
+    assert all(0 <= f <= 1 for f in calls) and calls[0] == 0.0 and calls[-1] == 1.0
+
+
+@pytest.mark.parametrize("tile", [0, 64])
+def test_the_solve_reports_its_progress_in_small_rising_steps(monkeypatch, tile):
+    """Issue #23: the prior is the default model's whole refine, so its progress is what a
+    front end shows. Every stage reports (neighbour searches and weights in chunks, every CG
+    iteration, every window): from 0.0 at once, never backwards, no big jump, 1.0 at the end."""
+    import diffmatte.prior.information_flow as ifm
+
+    monkeypatch.setattr(ifm, "QUERY_CHUNK", 2000)   # the chunking of a large photo, on a small one
+    img, tri, _ = _two_colour(120, 160)
+    calls = []
+    alpha = information_flow_alpha(img, tri, check=calls.append, tile=tile)
+    assert calls[0] == 0.0 and calls[-1] == 1.0
+    assert all(b >= a for a, b in zip(calls, calls[1:]))
+    assert len(set(calls)) >= 20
+    assert max(b - a for a, b in zip(calls, calls[1:])) < 0.2
+    monkeypatch.setattr(ifm, "QUERY_CHUNK", 20_000)
+    # the same matte (windows are summed in the order they finish: float32 rounding)
+    np.testing.assert_allclose(alpha, information_flow_alpha(img, tri, tile=tile), atol=1e-6)
+
+
+def test_the_engine_reports_the_prior_from_its_start():
+    """A prior-only engine's ``progress(done, 1000)`` starts at 0 (the front ends show
+    "Solving the matte… 0 %" at once) and rises through many values to 1000."""
+    from diffmatte.engine import Engine
+
+    img, tri, _ = _two_colour(120, 160)
+    model = build_model(get_config("lite_ifm")).eval()
+    for p in list(model.fusion.out.parameters()) + list(model.decoder.matting_head.matting_convs[3].parameters()):
+        torch.nn.init.zeros_(p)
+    ticks = []
+    Engine(model, torch.device("cpu"), "test").refine(img.astype(np.float32), tri, steps=10,
+                                                      progress=lambda d, t: ticks.append(d))
+    assert ticks[0] == 0 and ticks[-1] == 1000 and len(ticks) >= 20
+    assert ticks == sorted(ticks)
 
 
 def test_prior_memory_follows_one_solve_and_is_capped_for_windows():

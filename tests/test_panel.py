@@ -801,3 +801,53 @@ def test_editor_sam_download_uses_the_product_downloader(tmp_path, monkeypatch):
     cancel.set()
     with pytest.raises(DownloadCancelled):
         EditorSamSetup().download(lambda d, t: None, cancel)
+
+
+def test_a_prior_only_engine_hides_the_diffusion_controls_and_shows_the_solve(qtbot):
+    """Issue #23: the shipped model's matte is its prior: no diffusion runs, so Diffusion
+    steps, Samples and Variation change nothing and are hidden once the engine says so
+    (its info()), and the progress reads "Solving the matte… 42 % (about 1 s left)"."""
+    import re
+
+    doc = Document([Layer("layer", sample_image())])
+    client = FakeEngineClient(step_delay=0.3, prior_only=True)
+    panel = RefinePanel(EditorAdapter(doc), client=client)
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.refresh()
+    diffusion = (panel.steps_spin, panel.samples_spin, panel.output_controls.variation_spin)
+    assert not any(w.isHidden() for w in diffusion)      # nothing known about the engine yet
+    texts = []
+    orig = panel.canvas.set_progress_text
+    panel.canvas.set_progress_text = lambda t: (texts.append(t), orig(t))
+    scribble(qtbot, panel)
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000) as blocker:
+        panel.refine()
+        qtbot.waitUntil(lambda: re.fullmatch(r"Solving the matte… \d+ % \(about \d+ s left\)",
+                                             panel.status_label.text()) is not None, timeout=5000)
+    assert blocker.args == ["done"], panel.error_text()
+    assert panel.prior_only and all(w.isHidden() for w in diffusion)
+    labels = [panel._options_form.labelForField(w) for w in (panel.steps_spin, panel.samples_spin)]
+    assert all(label.isHidden() for label in labels)
+    solving = [t for t in texts if t]
+    assert len(solving) >= 3 and all(re.fullmatch(r"Solving the matte… \d+ %", t) for t in solving)
+    assert solving[0] == "Solving the matte… 0 %" and solving[-1] == "Solving the matte… 100 %"
+    assert not any("step" in t for t in texts) and "step" not in panel.progress.text()
+    assert panel.progress.value() == panel.progress.maximum()
+    panel.set_engine_info({"prior_only": False})          # another model: they come back
+    assert not any(w.isHidden() for w in diffusion) and not any(label.isHidden() for label in labels)
+
+
+def test_solving_text_and_estimate():
+    from refine_matte.progress_text import Estimate, solving_text, time_left
+
+    assert solving_text(0.423) == "Solving the matte… 42 %"
+    assert solving_text(0.5, 11.2) == "Solving the matte… 50 % (about 12 s left)"
+    assert [time_left(s) for s in (0, 59.5, 61, 95, 601)] == ["0 s", "1 min", "1 min 10 s", "1 min 40 s",
+                                                             "11 min"]
+    now = [100.0]
+    est = Estimate(clock=lambda: now[0])
+    assert est.update(0.1) is None                        # the first report only starts the clock
+    now[0] = 104.0
+    assert est.update(0.3) == pytest.approx(14.0)         # 0.2 in 4 s: 0.7 left takes 14 s
+    assert est.text(0.3) == "Solving the matte… 30 % (about 14 s left)"

@@ -113,3 +113,39 @@ def test_panel_bar_follows_the_reported_work(qtbot):
         panel.refine()
     assert blocker.args == ["done"], panel.error_text()
     assert panel.progress.maximum() == 7 and panel.progress.value() == 7
+
+
+def _disc(h: int = 120, w: int = 160):
+    """A disc on a textured background with a 12-px unknown ring (uint8 image and trimap)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = np.hypot(yy - h / 2, xx - w / 2)
+    rng = np.random.default_rng(1)
+    image = np.where((r < 36)[..., None], [200, 80, 40], [30, 120, 210]) + rng.integers(0, 30, (h, w, 3))
+    tri = np.where(r < 30, 255, np.where(r > 42, 0, 128)).astype(np.uint8)
+    return image.astype(np.uint8), tri
+
+
+def test_a_prior_only_refine_sends_the_solves_progress_as_work_events(monkeypatch):
+    """Issue #23: the shipped model is prior-only, so its refine is one solve and no step
+    event comes until the end; the solve's progress (thousandths) reaches the client as
+    "work" events, from 0, rising through many values."""
+    import diffmatte
+    import diffmatte.prior.information_flow as ifm
+
+    engine = diffmatte.load_engine("default", device="cpu", precision="fp32")
+    assert engine.info()["prior_only"]
+    monkeypatch.setattr(jobs, "WORK_EVENT_INTERVAL", 0.0)
+    monkeypatch.setattr(ifm, "QUERY_CHUNK", 500, raising=False)   # a large photo's chunks, on a small image
+    svc = RunningService(engine, TOKEN)
+    try:
+        client = EngineClient(svc.host, svc.port, TOKEN, timeout=60)
+        image, tri = _disc()
+        job = client.submit_refine(_png(image), _png(tri), steps=10, preview=False)
+        events = list(client.events(job))
+    finally:
+        svc.stop()
+    work = [(e["done"], e["total"]) for e in events if e["type"] == "work"]
+    assert work[0] == (0, 1000) and all(t == 1000 for _, t in work)
+    done = [d for d, _ in work]
+    assert done == sorted(done) and len(set(done)) >= 20
+    assert events[-1]["type"] == "done"

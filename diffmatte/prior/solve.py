@@ -19,9 +19,11 @@ def information_flow_alpha(image: np.ndarray, trimap: np.ndarray,
                            tile: Optional[int] = None) -> np.ndarray:
     """Alpha (H, W) float32 in [0, 1] of ``image`` (H, W, 3) in [0, 1] given ``trimap``.
 
-    ``check(fraction)`` is called between stages and every few CG iterations with the share
-    of the solve done so far (0..1; CG's share from its residual's decay); it may raise to
-    stop the solve (the engine raises ``Cancelled`` there and reports progress from it).
+    ``check(fraction)`` is called with the share of the solve done so far, rising from 0.0
+    at the start to 1.0 at the end, never backwards: within every stage (neighbour searches
+    and weights in chunks, every CG iteration, every window), so at most a second or two
+    apart at any size; it may raise to stop the solve (the engine raises ``Cancelled``
+    there and reports progress from it).
 
     A band of more than ``information_flow.MAX_UNKNOWN`` unknown pixels is solved as a coarse solve plus
     full-resolution windows (``windows.py``), so memory stays bounded and time
@@ -36,6 +38,16 @@ def information_flow_alpha(image: np.ndarray, trimap: np.ndarray,
     t = np.asarray(trimap)
     if t.shape != img.shape[:2]:
         raise ValueError(f"trimap shape {t.shape} differs from the image's {img.shape[:2]}")
+    report = ifm.monotone(check or ifm._ignore)
+    report(0.0)
+    alpha = _information_flow(img, t, report, tile)
+    report(1.0)
+    return alpha
+
+
+def _information_flow(img: np.ndarray, t: np.ndarray, check: ifm.Progress,
+                      tile: Optional[int]) -> np.ndarray:
+    """:func:`information_flow_alpha` after its checks; ``check`` is monotone."""
     scale = 255.0 if t.dtype == np.uint8 or (t.size and float(t.max()) > 1.0) else 1.0
     fg = t > 0.75 * scale   # the project's binning rule (trimap.as_trimap)
     bg = t < 0.25 * scale
@@ -49,15 +61,13 @@ def information_flow_alpha(image: np.ndarray, trimap: np.ndarray,
     (y0, y1), (x0, x1) = ifm._bbox(unknown, ifm.SEARCH_MARGIN + ifm.EXPAND_RADIUS)
     label = np.where(fg, 1, np.where(bg, 0, -1)).astype(np.int8)[y0:y1, x0:x1]
     crop = np.asarray(img[y0:y1, x0:x1], dtype=np.float32)
-    check = check or (lambda f: None)
     if tile is None:
         tile = -1 if int(unknown.sum()) > ifm.MAX_UNKNOWN else 0
     if tile:
         alpha[y0:y1, x0:x1] = solve_tiled(crop, label, check, core=int(tile) if tile > 0 else None)
         return alpha
-    label = ifm.expand_known(crop, label)
-    check(0.05)
-    alpha[y0:y1, x0:x1] = ifm._solve(crop, label, check)
+    label = ifm.expand_known(crop, label, check=ifm.span(check, 0.0, 0.03))
+    alpha[y0:y1, x0:x1] = ifm._solve(crop, label, ifm.span(check, 0.03, 1.0))
     return alpha
 
 

@@ -64,15 +64,14 @@ def solve_tiled(image: np.ndarray, label: np.ndarray, check: Callable[[float], N
     counts = [int(unk[y0:y1, x0:x1].sum()) for y0, y1, x0, x1 in wins]
     factor = int(np.ceil(np.sqrt(int(unk.sum()) / COARSE_UNKNOWN)))
     coarse_n = int(unk.sum()) / factor ** 2
+    # Shares of the work: the coarse solve and the windows by their unknown pixels, the
+    # known-region expansion of the whole crop 3 %.
     total = coarse_n + sum(counts)
-    shown = [0.0]
-
-    def report(f: float) -> None:  # never backwards: CG's residual is not monotone
-        shown[0] = max(shown[0], min(1.0, f))
-        check(shown[0])
-
-    coarse = ifm._solve_reduced(image, label, max(factor, 1), lambda f: report(f * coarse_n / total))
-    label = ifm.expand_known(image, label)
+    first = 0.97 * coarse_n / total
+    report = ifm.monotone(check)   # never backwards: CG's residual is not monotone
+    coarse = ifm._solve_reduced(image, label, max(factor, 1), ifm.span(report, 0.0, first))
+    label = ifm.expand_known(image, label, check=ifm.span(report, first, first + 0.03))
+    windows = ifm.span(report, first + 0.03, 1.0)
     # Windows are independent: PARALLEL_WINDOWS of them run at once in threads (numpy,
     # scipy and the KD-tree release the GIL). Workers only record their progress; this
     # thread reports it and checks for cancel, and a stop flag ends the workers' solves.
@@ -112,7 +111,7 @@ def solve_tiled(image: np.ndarray, label: np.ndarray, check: Callable[[float], N
                     wt = (ramp(oy0, oy1, c[0], c[1], h, BLEND)[:, None]
                           * ramp(ox0, ox1, c[2], c[3], w, BLEND)[None]).numpy()
                     alpha[oy0:oy1, ox0:ox1] += wt * a[oy0 - y0:oy1 - y0, ox0 - x0:ox1 - x0]
-                report((coarse_n + sum(f * n for f, n in zip(frac, counts))) / total)
+                windows(sum(f * n for f, n in zip(frac, counts)) / max(sum(counts), 1))
         except BaseException:
             stop.set()   # the running solves raise _Stopped at their next progress call
             pool.shutdown(wait=True, cancel_futures=True)   # the queued ones never start

@@ -122,6 +122,14 @@ class FinishControls(QtWidgets.QGroupBox):
         vrow.addWidget(self.variation_spin, 1)
         vrow.addWidget(self.reset_button)
         form.addRow("Variation", vrow)
+        self._variation_label = form.labelForField(vrow)
+
+    def show_variation(self, shown: bool) -> None:
+        """Show or hide the variation (seed): hidden for a model whose matte does not depend
+        on it (a prior-only model); "Reset edges" beside it stays."""
+        self.variation_spin.setVisible(shown)
+        if self._variation_label is not None:
+            self._variation_label.setVisible(shown)
 
     def edges(self) -> Dict[str, float]:
         return {k: float(s.value()) for k, s in self.spins.items()}

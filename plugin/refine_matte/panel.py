@@ -19,6 +19,7 @@ from .canvas import MatteCanvas
 from .finishing import Finisher
 from .hint import HintLabel
 from .panel_output import OutputMixin, SamSetup
+from .progress_text import Estimate, solving_text
 from .qt import QShortcut, QtCore, QtGui, QtWidgets, Signal
 from .worker import JobSpec, RefineJob, describe_error
 
@@ -113,6 +114,10 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.last_alpha: Optional["QtGui.QImage"] = None
         self.job: Optional[RefineJob] = None
         self._work_seen = False  # the running job reports the engine's work (see _on_work)
+        #: the engine's matte is its prior (no diffusion: steps, samples and variation
+        #: change nothing); None until an engine said (its info(), asked by every job)
+        self.prior_only: Optional[bool] = None
+        self._estimate = Estimate()
         self._job_spec: Optional[JobSpec] = None
         self._spec_image: Any = None
         self._job_target: Any = None
@@ -233,6 +238,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.samples_spin.setToolTip("Average this many diffusion runs: slower, but the matte depends "
                                      "less on chance (3 lowers the error by about 7 %)")
         opt.addRow("Samples", self.samples_spin)
+        self._options_form = opt
 
         views = QtWidgets.QHBoxLayout()
         views.setSpacing(2)
@@ -566,6 +572,8 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         sig.trimapReady.connect(self.canvas.set_trimap)
         sig.progress.connect(self._on_progress)
         sig.work.connect(self._on_work)
+        sig.engineInfo.connect(self.set_engine_info)
+        sig.refineStarted.connect(self._on_refine_started)
         self._job_warning = ""
         sig.warning.connect(self._on_warning)
         self._work_seen = False
@@ -574,13 +582,63 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         sig.cancelled.connect(self._on_cancelled)
         self.job = job
         self._job_target = self._target_id()
-        self.progress.setRange(0, 0 if preview else spec.steps * spec.samples)
-        self.progress.setValue(0)
-        self.progress.setFormat("" if preview else "step %v / %m")
+        self._reset_progress_bar(spec, preview)
         self._set_busy(True)
         self.jobStarted.emit()
         job.start()
         return True
+
+    def _reset_progress_bar(self, spec: JobSpec, preview: bool) -> None:
+        """The bar of a new job: busy for a band preview, per cent of the solve for a
+        prior-only engine, steps otherwise (until the engine reports its work)."""
+        if preview:
+            self.progress.setRange(0, 0)
+            self.progress.setFormat("")
+        elif self.prior_only:
+            self.progress.setRange(0, 1000)
+            self.progress.setFormat("%p %")
+        else:
+            self.progress.setRange(0, spec.steps * spec.samples)
+            self.progress.setFormat("step %v / %m")
+        self.progress.setValue(0)
+
+    def set_engine_info(self, info: Any) -> None:
+        """What the engine said about itself (its ``info()``): a prior-only model hides the
+        controls that change nothing for it (Diffusion steps, Samples, Variation) and its
+        progress reads "Solving the matte… 42 %"."""
+        if not isinstance(info, dict):
+            return
+        self.prior_only = bool(info.get("prior_only"))
+        shown = not self.prior_only
+        for field in (self.steps_spin, self.samples_spin):
+            field.setVisible(shown)
+            label = self._options_form.labelForField(field)
+            if label is not None:
+                label.setVisible(shown)
+        self.output_controls.show_variation(shown)
+        if self.prior_only and self.job is not None and self.progress.maximum() > 0:
+            self.progress.setRange(0, 1000)   # the first job learns it: no "step 0 / 10"
+            self.progress.setFormat("%p %")
+            self.progress.setValue(0)
+
+    def _on_refine_started(self) -> None:
+        """The refine request goes out: a prior-only solve's text and time estimate start."""
+        self._estimate = Estimate()   # timed from the solve's first report, not the upload
+        if self.job is not None and self.prior_only:
+            self.progress.setValue(0)
+            self.status_label.setText(solving_text(0.0))
+            self.canvas.set_progress_text(solving_text(0.0))
+
+    def _show_solving(self, done: int, total: int) -> None:
+        """A prior-only engine's progress: the bar in per cent, "Solving the matte… 42 %
+        (about 12 s left)" under it, "Solving the matte… 42 %" on the canvas (its line
+        also names the view, and the docker is narrow)."""
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(min(done, total))
+        self.progress.setFormat("%p %")
+        fraction = min(done / max(total, 1), 1.0)
+        self.status_label.setText(self._estimate.text(fraction) if fraction < 1.0 else solving_text(1.0))
+        self.canvas.set_progress_text(solving_text(fraction))
 
     def cancel(self) -> None:
         """Ask the running job to stop at the next step boundary."""
@@ -635,6 +693,11 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
                 preview = imaging.png_to_qimage(preview)
             except ValueError:
                 preview = None  # a bad preview must not end the job
+        if self.prior_only:  # no steps run: the one step event comes with the solved matte
+            self._show_solving(total, total)
+            if preview is not None:
+                self.canvas.set_preview(preview)
+            return
         if not self._work_seen:  # the bar counts the engine's work where the service reports it
             self.progress.setRange(0, max(total, 1))
             self.progress.setValue(step)
@@ -650,6 +713,9 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         if self.job is None or self.job.cancel_event.is_set() or total <= 0:
             return
         self._work_seen = True
+        if self.prior_only:
+            self._show_solving(done, total)
+            return
         self.progress.setRange(0, total)
         self.progress.setValue(min(done, total))
         self.progress.setFormat("%p %")

@@ -39,16 +39,25 @@ def _paint_where(base: "QtGui.QImage", mask: "QtGui.QImage", level: int) -> None
 
 
 class FakeEngineClient:
-    """Deterministic engine double; ``step_delay`` seconds per refine step."""
+    """Deterministic engine double; ``step_delay`` seconds per refine step.
 
-    def __init__(self, step_delay: float = 0.0, fail: Optional[BaseException] = None) -> None:
+    ``prior_only=True`` stands for the shipped default model: its info() says so, and a
+    refine reports the solve as ``on_work(done, 1000)`` (WORK_UNITS reports, ``step_delay``
+    apart) and one step event at the end, as the service does for it."""
+
+    WORK_UNITS = 5
+
+    def __init__(self, step_delay: float = 0.0, fail: Optional[BaseException] = None,
+                 prior_only: bool = False) -> None:
         self.step_delay = step_delay
         self.fail = fail
+        self.prior_only = prior_only
         self.calls: List[Dict[str, Any]] = []
         self.refine_started = threading.Event()
 
     def info(self) -> dict:
-        return {"variant": "fake", "device": "cpu", "version": "test"}
+        engine = {"variant": "fake", "device": "cpu", "prior_only": self.prior_only}
+        return {"variant": "fake", "device": "cpu", "version": "test", "engine": engine}
 
     # ---------------------------------------------------------- trimaps
     def trimap_from_mask(self, mask_png: bytes, band: Optional[int] = None,
@@ -119,7 +128,8 @@ class FakeEngineClient:
     def refine(self, image_png: bytes, trimap_png: bytes, steps: int = 10, seed=None,
                on_progress: Optional[Callable[[int, int, Optional[bytes]], None]] = None,
                cancel_event: Optional[threading.Event] = None, preview: bool = True,
-               samples: int = 1, on_warning: Optional[Callable[[str], None]] = None) -> bytes:
+               samples: int = 1, on_warning: Optional[Callable[[str], None]] = None,
+               on_work: Optional[Callable[[int, int], None]] = None) -> bytes:
         self.calls.append({"op": "refine", "steps": steps, "samples": samples})
         self.refine_started.set()
         if getattr(self, "warning", None) and on_warning is not None:
@@ -128,7 +138,9 @@ class FakeEngineClient:
             raise self.fail
         trimap = _grey_from(trimap_png)
         total = steps * samples
-        for i in range(1, total + 1):
+        if self.prior_only:
+            self._solve(on_work, cancel_event)
+        for i in range(1 if not self.prior_only else total, total + 1):
             if cancel_event is not None and cancel_event.is_set():
                 raise JobCancelled("cancelled")
             if self.step_delay:
@@ -138,6 +150,17 @@ class FakeEngineClient:
         if cancel_event is not None and cancel_event.is_set():
             raise JobCancelled("cancelled")
         return imaging.qimage_to_png(trimap.convertToFormat(Fmt.Format_Grayscale16))
+
+    def _solve(self, on_work: Optional[Callable[[int, int], None]],
+               cancel_event: Optional[threading.Event]) -> None:
+        """A prior-only model's solve: its progress in thousandths, WORK_UNITS reports."""
+        for i in range(self.WORK_UNITS):
+            if cancel_event is not None and cancel_event.is_set():
+                raise JobCancelled("cancelled")
+            if on_work is not None:
+                on_work(1000 * i // self.WORK_UNITS, 1000)
+            if self.step_delay:
+                time.sleep(self.step_delay)
 
 
 # ====================================================================== Krita stand-in

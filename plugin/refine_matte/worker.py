@@ -53,6 +53,8 @@ class JobSignals(QtCore.QObject):
     failed = Signal(str)
     cancelled = Signal()
     warning = Signal(str)                 # the service's advice on the trimap (shown, not an error)
+    engineInfo = Signal(object)           # the engine's info() dict ("prior_only", "variant", ...)
+    refineStarted = Signal()              # the refine request is being sent (after the trimap)
 
 
 class RefineJob:
@@ -100,6 +102,9 @@ class RefineJob:
             if self.cancel_event.is_set():
                 sig.cancelled.emit()
                 return
+            info = engine_info(client)
+            if info is not None:
+                sig.engineInfo.emit(info)
             sig.stage.emit("Computing trimap…")
             trimap_png = self._trimap(client)
             if self.spec.override_png is not None and self.spec.source != "scribbles":
@@ -112,6 +117,7 @@ class RefineJob:
                 sig.cancelled.emit()
                 return
             sig.stage.emit("Refining…")
+            sig.refineStarted.emit()
 
             def on_progress(step: int, total: int, preview: Optional[bytes]) -> None:
                 # Previews stay bytes here: every step's decode happens on the GUI thread,
@@ -169,6 +175,20 @@ def apply_overrides(trimap_png: bytes, overrides: Any) -> bytes:
     p.drawImage(0, 0, overrides)  # opaque where painted, transparent elsewhere: no blending
     p.end()
     return imaging.qimage_to_png(imaging.to_grey8(tri))
+
+
+def engine_info(client: Any) -> Optional[Dict[str, Any]]:
+    """The engine's part of ``client.info()`` (the service nests it under "engine"; test
+    stand-ins may answer it flat), or None when the client cannot say."""
+    ask = getattr(client, "info", None)
+    if not callable(ask):
+        return None
+    try:
+        info = ask()
+    except Exception:  # noqa: BLE001 - the info is a nicety; the refine still runs
+        return None
+    engine = info.get("engine", info) if isinstance(info, dict) else None
+    return engine if isinstance(engine, dict) else None
 
 
 def _accepts(fn: Callable[..., Any], name: str) -> bool:
