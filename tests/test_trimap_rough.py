@@ -136,3 +136,17 @@ def test_check_finds_a_large_region_no_known_colour_explains():
     box = unexplained_region(img, tri)
     assert box is not None and box[0] <= 62 and box[2] >= 98 and box[1] <= 42 and box[3] >= 78
     assert "Paint foreground or background" in describe_unexplained(box)
+
+
+def test_strokes_need_both_kinds_and_unknown_strokes_win():
+    img, subject, _ = scene(2)
+    fg = trimap.strokes_to_mask((H, W), [[(60, 50), (70, 70)]], radius=3)
+    bg = trimap.strokes_to_mask((H, W), [[(5, 5), (30, 5)]], radius=3)
+    with pytest.raises(ValueError, match="one foreground and one background stroke"):
+        trimap.from_region(img, None, fg=fg)
+    unk = np.zeros((H, W), bool)
+    unk[55:60, 75:85] = True
+    both = np.zeros((H, W), bool)
+    both[100:104, 10:14] = True
+    tri = trimap.from_region(img, None, fg=fg | both, bg=bg | both, unknown=unk)
+    assert (tri[unk] == 128).all() and (tri[both] == 128).all()

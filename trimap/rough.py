@@ -211,6 +211,7 @@ def from_region(
     *,
     fg: Optional[np.ndarray] = None,
     bg: Optional[np.ndarray] = None,
+    unknown: Optional[np.ndarray] = None,
     adaptive: bool = True,
     seg: Optional[Segmentation] = None,
 ) -> np.ndarray:
@@ -221,7 +222,8 @@ def from_region(
         region: the rough selection (bool / 0..255 / 0..1; >= 0.5 inside), or ``None``.
         band: band radius in pixels (``None``: :func:`trimap.default_band`).
         fg, bg: optional stroke masks (>= 0.5 painted): hard labels for the
-            segmentation and painted onto the trimap.
+            segmentation and painted onto the trimap; a pixel painted both is unknown.
+        unknown: optional "definitely unknown" strokes (hair, glass): painted last.
         seg: a segmentation already computed for these inputs (skips GrabCut).
     """
     img = as_image(image)
@@ -229,6 +231,14 @@ def from_region(
     reg = None if region is None else _as_bool(region, shape, "region")
     fg_m = None if fg is None else _as_bool(fg, shape, "fg")
     bg_m = None if bg is None else _as_bool(bg, shape, "bg")
+    unk_m = None if unknown is None else _as_bool(unknown, shape, "unknown")
+    if fg_m is not None and bg_m is not None:
+        both = fg_m & bg_m
+        unk_m = both if unk_m is None else unk_m | both
+        fg_m, bg_m = fg_m & ~both, bg_m & ~both
+    if reg is None and (fg_m is None or not fg_m.any() or bg_m is None or not bg_m.any()):
+        raise ValueError("strokes need at least one foreground and one background stroke "
+                         "(or give a selection)")
     if reg is not None and not reg.any():
         raise ValueError("the selection is empty: select the subject (a rough outline is enough)")
     r = default_band(shape) if band is None else check_band(band)
@@ -255,6 +265,8 @@ def from_region(
         tri[bg_m] = BG
     if fg_m is not None:
         tri[fg_m] = FG
+    if unk_m is not None:
+        tri[unk_m] = UNKNOWN
     return tri
 
 

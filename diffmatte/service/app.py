@@ -478,11 +478,13 @@ def build_fastapi(service: Service) -> FastAPI:
             imaging.check_same_size(image, arr, "image", name)
             maps[name] = arr > 127
         try:
-            result = tm.from_scribbles(image, maps["fg"], maps["bg"], unknown=maps["unknown"],
-                                       band=body.band)
+            # Strokes go through the rough-input path (colour models + graph cut): with a
+            # few strokes the random walker left most of a photo unknown (issue #27).
+            result = tm.from_region(image, None, band=body.band, fg=maps["fg"], bg=maps["bg"],
+                                    unknown=maps["unknown"])
         except ValueError as exc:
             raise InvalidInput(f"trimap from scribbles: {exc}") from None
-        return _png_response(_check_trimap_output(result, "trimap.from_scribbles"))
+        return _png_response(_check_trimap_output(result, "trimap.from_region"))
 
     @app.post("/v1/sam/embed")
     def sam_embed(body: SamEmbedBody) -> Dict[str, Any]:
