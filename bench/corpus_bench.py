@@ -22,7 +22,6 @@ same checks (in-process, ``inprocess=True``).
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import io
 import json
 import os
