@@ -1,0 +1,66 @@
+; Script-Fu for GIMP 2.10: writes the GIMP-made PSD files of the corpus (see README.md).
+; Run by make_corpus.sh:  gimp-console -i -d -f -b '(load "make_gimp.scm")' -b '(corpus-gimp "OUTDIR")' -b '(gimp-quit 0)'
+
+(define (corpus-layer img parent name w h x y)
+  (let ((l (car (gimp-layer-new img w h RGBA-IMAGE name 100 LAYER-MODE-NORMAL))))
+    (gimp-image-insert-layer img l parent 0)
+    (gimp-layer-set-offsets l x y)
+    l))
+
+(define (corpus-psd img path)
+  (gimp-image-undo-disable img)
+  (file-psd-save RUN-NONINTERACTIVE img (car (gimp-image-get-active-drawable img)) path path 1 0))
+
+; comp.psd: a textured background, a group "fg" with a masked "subject" (ellipse with a
+; soft layer mask) and a half-opaque "shadow" smaller than the canvas, a hidden "notes" layer.
+(define (corpus-comp path)
+  (let* ((img (car (gimp-image-new 96 64 RGB)))
+         (bg (corpus-layer img 0 "background" 96 64 0 0))
+         (grp (car (gimp-layer-group-new img)))
+         (shadow 0) (subj 0) (mask 0) (notes 0))
+    (plug-in-solid-noise RUN-NONINTERACTIVE img bg FALSE FALSE 7 3 4.0 4.0)
+    (gimp-item-set-name grp "fg")
+    (gimp-image-insert-layer img grp 0 0)
+    (set! shadow (corpus-layer img grp "shadow" 60 14 18 46))
+    (gimp-context-set-foreground '(20 20 30))
+    (gimp-image-select-ellipse img CHANNEL-OP-REPLACE 18 46 60 14)
+    (gimp-drawable-edit-fill shadow FILL-FOREGROUND)
+    (gimp-layer-set-opacity shadow 50)
+    (set! subj (corpus-layer img grp "subject" 96 64 0 0))
+    (gimp-context-set-foreground '(200 120 60))
+    (gimp-image-select-ellipse img CHANNEL-OP-REPLACE 24 8 48 44)
+    (gimp-drawable-edit-fill subj FILL-FOREGROUND)
+    (gimp-context-set-foreground '(240 200 90))
+    (gimp-image-select-ellipse img CHANNEL-OP-REPLACE 36 16 16 12)
+    (gimp-drawable-edit-fill subj FILL-FOREGROUND)
+    ; the layer mask: a rough, feathered ellipse a little larger than the subject
+    (gimp-image-select-ellipse img CHANNEL-OP-REPLACE 21 5 54 50)
+    (gimp-selection-feather img 6)
+    (set! mask (car (gimp-layer-create-mask subj ADD-MASK-SELECTION)))
+    (gimp-layer-add-mask subj mask)
+    (gimp-selection-none img)
+    (set! notes (corpus-layer img 0 "notes" 30 10 4 4))
+    (gimp-context-set-foreground '(255 255 0))
+    (gimp-drawable-edit-fill notes FILL-FOREGROUND)
+    (gimp-item-set-visible notes FALSE)
+    (corpus-psd img path)
+    (gimp-image-delete img)))
+
+; solid.psd: a flat white background and a flat-colour "subject" with no mask (its
+; transparency is the matte's source), the case of issue #25 finding 2.
+(define (corpus-solid path)
+  (let* ((img (car (gimp-image-new 96 64 RGB)))
+         (bg (corpus-layer img 0 "background" 96 64 0 0))
+         (subj (corpus-layer img 0 "subject" 64 48 16 8)))
+    (gimp-context-set-foreground '(255 255 255))
+    (gimp-drawable-edit-fill bg FILL-FOREGROUND)
+    (gimp-context-set-foreground '(30 60 200))
+    (gimp-image-select-ellipse img CHANNEL-OP-REPLACE 16 8 64 48)
+    (gimp-drawable-edit-fill subj FILL-FOREGROUND)
+    (gimp-selection-none img)
+    (corpus-psd img path)
+    (gimp-image-delete img)))
+
+(define (corpus-gimp outdir)
+  (corpus-comp (string-append outdir "/gimp_comp.psd"))
+  (corpus-solid (string-append outdir "/gimp_solid.psd")))
