@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from diffmatte.prior.information_flow import information_flow_alpha
+from diffmatte.prior.solve import information_flow_alpha
 
 
 def _ring(h: int, w: int, width: int, box=None) -> np.ndarray:
@@ -106,7 +106,7 @@ def test_flat_band_takes_the_label_of_its_own_colour():
 @pytest.mark.parametrize("name,image,tri", CASES, ids=[c[0] for c in CASES])
 def test_closed_form_survives_degenerate_bands(name, image, tri):
     torch = pytest.importorskip("torch")
-    from diffmatte.prior import closed_form_prior
+    from diffmatte.prior.closed_form import closed_form_prior
 
     out = closed_form_prior(torch.from_numpy(image).permute(2, 0, 1)[None].float(),
                             torch.from_numpy(tri)[None, None].float())
@@ -116,7 +116,7 @@ def test_closed_form_survives_degenerate_bands(name, image, tri):
 def test_engine_refines_a_flat_band(tmp_path):
     """The whole path of ``diffmatte refine`` on the report's image (default-model prior)."""
     pytest.importorskip("torch")
-    from diffmatte.prior import solve_prior
+    from diffmatte.prior.solve import solve_prior
     import torch
 
     tri = _ring(64, 64, 4)
