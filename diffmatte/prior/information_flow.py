@@ -270,10 +270,22 @@ def _solve(image: np.ndarray, label: np.ndarray,
             wcm = _lle_weights(col[u], col[nb])
         else:  # a region of one pixel: no neighbour to mix from
             k, nb, wcm = 0, np.zeros((nu, 0), np.int64), np.zeros((nu, 0))
-        rows = np.concatenate([np.arange(nu), np.repeat(np.arange(nu), k)])
-        r_all = sp.csr_matrix((np.concatenate([np.ones(nu), -wcm.ravel()]),
-                               (rows, np.concatenate([u, nb.ravel()]))), shape=(nu, len(r_idx)))
-        return r_all[:, u].tocsr(), r_all[:, known].tocsr()
+        # Row i: 1 at pixel i, -w at its neighbours, split into the unknown columns (r_u)
+        # and the known ones (r_k); built straight as CSR, entries in the same order as a
+        # COO build then column slices gave (no sort, no duplicate sums: the same matrices).
+        cols = np.concatenate([u[:, None], nb], 1)
+        vals = np.concatenate([np.ones((nu, 1)), -wcm], 1)
+        where = np.full(len(r_idx), -1, np.int64)
+        where[u] = np.arange(nu)
+        where_k = np.full(len(r_idx), -1, np.int64)
+        where_k[known] = np.arange(len(known))
+        to_u = where[cols]
+        in_u = to_u >= 0
+
+        def rows(mask, index, ncols):
+            indptr = np.concatenate([[0], np.cumsum(mask.sum(1))])
+            return sp.csr_matrix((vals[mask], index[mask], indptr), shape=(nu, ncols))
+        return rows(in_u, to_u, nu), rows(~in_u, where_k[cols], len(known))
 
     def local_and_intra_u():
         # Local flow (closed-form windows touching the unknown pixels) and intra-U flow.
@@ -321,7 +333,7 @@ def _solve(image: np.ndarray, label: np.ndarray,
     rhs = -(S_CM * (r_u.T @ (r_k @ a_known)) + lap_k @ a_known) + h_ku * w_f
     r_ut = r_u.T.tocsr()
     a_loc = (lap_u + sp.diags(h_ku)).tocsr()
-    diag = S_CM * np.asarray(r_u.multiply(r_u).sum(0)).ravel() + a_loc.diagonal()
+    diag = S_CM * np.bincount(r_u.indices, weights=r_u.data ** 2, minlength=nu) + a_loc.diagonal()
     diag[diag <= 1e-12] = 1.0
     check(0.55)
     start = w_f.copy() if init is None else init.ravel()[r_idx[u]].astype(np.float64)
