@@ -12,7 +12,10 @@
 # Refine Matte in the docker against a real `diffmatte serve`; the scenario checks the
 # mask against the engine's alpha, the layer's pixels, undo/redo, a second refine from
 # the active mask, and an engine restart (5.1: the docker starts the engine itself from
-# the recorded environment; chroots: this script restarts it on a new port).
+# the recorded environment; chroots: this script restarts it on a new port). With the dev
+# photos (../shared/data/dev/alphamatting-real) the photo has hair and the selection is a
+# rough lasso around it: the refined mask must have at most half the lasso's whole-image
+# SAD against the truth (tests/hosts/rough_photo.py); without them that check is skipped.
 # krita's exit status means nothing here, so the verdict comes from results.json.
 #
 # Exit status: 0 when every requested host passed; 1 when one failed; 2 when none
@@ -21,7 +24,10 @@
 #   KRITA_HOSTS_DIR   cache for chroots and run folders (default /var/tmp/refine-matte-krita-hosts)
 #   ENGINE_PYTHON     the engine environment's python (default: .venv/bin/python of this checkout)
 #   RM_STEPS          diffusion steps per refine (default 3)
-#   SCREENSHOT_DIR    copy each passing host's screenshot there as krita_<version>.png
+#   RM_DEV_DATA       the dev photos (default ../shared/data/dev/alphamatting-real beside the checkout)
+#   RM_DEV_PHOTO      which one (default GT04); RM_LASSO_SEED the simulated lasso's seed (default 0)
+#   SCREENSHOT_DIR    copy each passing host's screenshots there as krita_<version>.png (after
+#                     refine 2) and krita_<version>_rough.png (after refine 1, the rough lasso)
 #   MIRROR            Debian mirror for the chroots (default: the one apt uses)
 #   KRITA_INSTALL=zip (or --zip) install the release zip with Krita's own importer instead of
 #                     installer/krita.py; no engine is recorded, the docker finds it (first run)
@@ -173,14 +179,11 @@ run_host() {  # VERSION CHROOT_DIR(or empty)
   CURRENT_RUN=$run
   rm -rf "$run"; mkdir -p "$run/home/.config" "$run/config" "$run/out" "$run/input" "$run/xdg-run" "$run/tmp"
   chmod 700 "$run/xdg-run"
-  # A real photo and a rough selection (the sample trimap's foreground + unknown band).
-  "$ENGINE_PY" - "$ROOT/diffmatte/samples" "$run/input" <<'PY' || return 1
-import sys
-from PIL import Image
-src, dst = sys.argv[1:]
-Image.open(src + "/sample_image.png").convert("RGB").save(dst + "/photo.png")
-Image.open(src + "/sample_trimap.png").convert("L").point(lambda v: 255 if v >= 128 else 0).save(dst + "/rough.png")
-PY
+  # A real photo and a rough selection: with the dev photos (../shared beside the checkout)
+  # one with hair and a simulated lasso around it, plus its truth; else the bundled sample
+  # and its trimap's foreground + band (tests/hosts/rough_photo.py).
+  PYTHONPATH="$ROOT" "$ENGINE_PY" "$HERE/rough_photo.py" prepare "$run/input" 2>&1 | sed "s/^/    $ver: /"
+  [ "${PIPESTATUS[0]}" = 0 ] || { log "$ver: FAIL: the scenario's inputs could not be made"; return 1; }
   local pykrita="$run/home/.local/share/krita/pykrita"
   if [ "$INSTALL" = zip ]; then
     # What a user does without a terminal: Krita's own "Import Python Plugin from File"
@@ -278,6 +281,8 @@ PY
   CURRENT_RUN=""
   cleanup_mounts
   grep -E "Error loading plugin|Traceback" "$run/krita.log" | head -n 5 | sed "s/^/    krita.log: /"
+  # The number check: the refine-1 mask vs the truth, against the lasso's own error.
+  PYTHONPATH="$ROOT" "$ENGINE_PY" "$HERE/rough_photo.py" score "$run/out" "$run/input" 2>&1 | sed "s/^/    $ver: /"
   "$ENGINE_PY" - "$run/out/results.json" "$ver" <<'PY'
 import json, sys
 path, ver = sys.argv[1:]
@@ -296,12 +301,16 @@ if r.get("error"):
 sys.exit(0 if r.get("ok") and r.get("done") and r["checks"] else 1)
 PY
   local ok=$?
-  if [ $ok = 0 ] && [ -n "${SCREENSHOT_DIR:-}" ] && [ -f "$run/out/screenshot.png" ]; then
+  local shot dest
+  for shot in screenshot screenshot-rough; do  # after refine 2; after refine 1 (rough selection)
+    [ $ok = 0 ] && [ -n "${SCREENSHOT_DIR:-}" ] && [ -f "$run/out/$shot.png" ] || continue
+    dest="$SCREENSHOT_DIR/krita_$ver${shot#screenshot}.png"
+    dest=${dest/-rough.png/_rough.png}
     mkdir -p "$SCREENSHOT_DIR"  # 256 colours: a third of the size, still sharp UI text
     "$ENGINE_PY" -c "import sys; from PIL import Image; Image.open(sys.argv[1]).convert('RGB').quantize(256).save(sys.argv[2], optimize=True)" \
-      "$run/out/screenshot.png" "$SCREENSHOT_DIR/krita_$ver.png"
-    log "$ver: screenshot -> $SCREENSHOT_DIR/krita_$ver.png"
-  fi
+      "$run/out/$shot.png" "$dest"
+    log "$ver: screenshot -> $dest"
+  done
   return $ok
 }
 

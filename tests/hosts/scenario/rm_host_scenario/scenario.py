@@ -2,7 +2,9 @@
 
 Opens the photo, makes a rough selection, presses Refine Matte in the docker
 against a real engine service, and checks what Krita's document holds afterwards.
-Every check is appended to ``$RM_OUT/results.json`` as soon as it is known.
+Every check is appended to ``$RM_OUT/results.json`` as soon as it is known; the
+masks of refines 1 and 2 are saved there as ``mask-1.png`` / ``mask-2.png`` (8-bit
+grey, as Krita holds them), for the host script to score against the ground truth.
 
 Environment: RM_PHOTO, RM_ROUGH (grey PNG, the rough selection), RM_OUT,
 RM_STEPS (diffusion steps), RM_RESTART: ``auto`` (shut the engine down; the
@@ -132,6 +134,22 @@ def check_refined(tag, doc, layer, layer_px, outcome, secs, error):
     return ours[0] if ours else None
 
 
+def save_mask(px, w, h, name):
+    """Save a mask's 8-bit pixels (as Krita holds them) as a grey PNG in RM_OUT."""
+    if len(px) != w * h:
+        log("NOTE", name, "not saved: %d bytes for %dx%d px" % (len(px), w, h))
+        return False
+    img = QtGui.QImage(px, w, h, w, QtGui.QImage.Format.Format_Grayscale8)
+    return img.copy().save(os.path.join(OUT, name))
+
+
+def hide_side_dockers(krita):
+    """Room for the Layers and Refine Matte dockers in the screenshots."""
+    for d in krita.dockers():
+        if d.objectName() in ("ColorSelectorNg", "PresetDocker", "sharedtooldocker"):
+            d.hide()
+
+
 def trigger(krita, name, doc, pred):
     krita.action(name).trigger()
     doc.waitForDone()
@@ -206,6 +224,11 @@ def run():
     outcome, secs, error = press_refine(panel, "selection")
     first = check_refined("refine 1 (selection)", doc, layer, layer_px, outcome, secs, error)
     first_px = bytes(first.pixelData(0, 0, w, h)) if first else b""
+    save_mask(first_px, w, h, "mask-1.png")  # tests/hosts/krita.sh scores it against the truth
+    hide_side_dockers(k)
+    wait_until(lambda: False, 2.0)
+    shot = os.path.join(OUT, "screenshot-rough.png")  # the Selection source, Edge rough
+    check("screenshot after refine 1 saved", win.qwindow().grab().save(shot), shot)
     after = doc.selection()  # 5.1's route borrows the selection; it must be put back
     check("the artist's selection is unchanged after the refine",
           after is not None and bytes(after.pixelData(0, 0, w, h)) == rows)
@@ -232,12 +255,12 @@ def run():
             log("NOTE", RESULTS["notes"][-1])
             tag2 = "refine 2 (active layer's mask, layer active)"
     outcome, secs, error = press_refine(panel, "mask")
-    check_refined(tag2, doc, layer, layer_px, outcome, secs, error)
+    second = check_refined(tag2, doc, layer, layer_px, outcome, secs, error)
+    if second:
+        save_mask(bytes(second.pixelData(0, 0, w, h)), w, h, "mask-2.png")
     check("status names the replaced mask", "Replaced the earlier" in panel.status_label.text(),
           panel.status_label.text())
-    for d in k.dockers():  # room for the Layers and Refine Matte dockers in the screenshot
-        if d.objectName() in ("ColorSelectorNg", "PresetDocker", "sharedtooldocker"):
-            d.hide()
+    hide_side_dockers(k)
     wait_until(lambda: False, 2.0)
     shot = os.path.join(OUT, "screenshot.png")
     check("screenshot saved", win.qwindow().grab().save(shot), shot)

@@ -1,0 +1,155 @@
+"""Inputs and the number check of the Krita host scenario's rough-lasso refine.
+
+Run by tests/hosts/krita.sh with the engine environment's python (numpy, Pillow,
+OpenCV and this checkout's ``trimap`` on the path):
+
+    rough_photo.py prepare INPUT_DIR   photo.png + rough.png (+ gt.png) for the scenario
+    rough_photo.py score OUT_DIR INPUT_DIR
+                                       add the named check to OUT_DIR/results.json
+
+``prepare``: with the dev photos (``../shared/data/dev/alphamatting-real`` beside the
+checkout, or ``RM_DEV_DATA``), the photo is one with hair or twigs (``RM_DEV_PHOTO``,
+default GT04: a troll's hair) and the rough selection a lasso that a quick hand draws
+5-30 px outside the subject, holes filled (``trimap.simulate.lasso_from_alpha`` with
+``np.random.default_rng(RM_LASSO_SEED)``, default seed 0); the ground truth is copied
+next to them as gt.png (in the run folder, never in the repository). Without the dev
+photos: the bundled astronaut sample and its trimap's foreground + band, no truth.
+
+``score``: the whole-image SAD (sum |a - gt| / 1000, a in 0..1) of the mask that the
+scenario read back from Krita after refine 1 (``mask-1.png``: Selection source, Edge
+rough, the docker's defaults) and of the lasso itself; the check passes when the mask's
+SAD is at most ``RATIO`` (0.5) times the lasso's. Without a truth the check is skipped
+with a NOTE, not failed.
+"""
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+RATIO = 0.5
+DEFAULT_PHOTO = "GT04"
+
+
+def dev_data() -> Path:
+    return Path(os.environ.get("RM_DEV_DATA") or ROOT.parent / "shared" / "data" / "dev" / "alphamatting-real")
+
+
+def grey01(path) -> np.ndarray:
+    """A PNG's first channel as float32 in 0..1 (the dataset's truths are RGB greys)."""
+    im = Image.open(path)
+    if im.mode not in ("L", "I;16", "I"):
+        im = im.convert("RGB").getchannel(0)
+    a = np.asarray(im, np.float32)
+    return a / (65535.0 if a.max() > 255 else 255.0)
+
+
+def sad(a: np.ndarray, gt: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.float64) - gt).sum() / 1000.0)
+
+
+def prepare(dst: Path, data: Path = None, photo: str = None, seed: int = None) -> dict:
+    data = dev_data() if data is None else data
+    photo = photo or os.environ.get("RM_DEV_PHOTO") or DEFAULT_PHOTO
+    seed = int(os.environ.get("RM_LASSO_SEED", "0")) if seed is None else seed
+    dst.mkdir(parents=True, exist_ok=True)
+    src_img, src_gt = data / "input" / f"{photo}.png", data / "gt" / f"{photo}.png"
+    for stale in ("gt.png", "rough.json"):
+        (dst / stale).unlink(missing_ok=True)
+    if src_img.is_file() and src_gt.is_file():
+        sys.path.insert(0, str(ROOT))
+        from trimap import simulate
+
+        gt = grey01(src_gt)
+        lasso = simulate.lasso_from_alpha(gt, np.random.default_rng(seed))
+        Image.open(src_img).convert("RGB").save(dst / "photo.png")
+        Image.fromarray(lasso.astype(np.uint8) * 255, "L").save(dst / "rough.png")
+        Image.fromarray(np.round(gt * 255).astype(np.uint8), "L").save(dst / "gt.png")
+        info = {"photo": photo, "seed": seed, "source": str(data), "size": list(gt.shape[::-1]),
+                "lasso_sad": round(sad(lasso, gt), 2)}
+    else:
+        samples = ROOT / "diffmatte" / "samples"
+        Image.open(samples / "sample_image.png").convert("RGB").save(dst / "photo.png")
+        Image.open(samples / "sample_trimap.png").convert("L").point(
+            lambda v: 255 if v >= 128 else 0).save(dst / "rough.png")
+        info = {"photo": "astronaut (bundled sample)", "seed": None, "source": None,
+                "missing": str(src_img if not src_img.is_file() else src_gt)}
+    (dst / "rough.json").write_text(json.dumps(info))
+    return info
+
+
+def score(out: Path, inp: Path, ratio: float = RATIO) -> dict:
+    """Add the rough-lasso check (or a NOTE that it is skipped) to out/results.json."""
+    path = out / "results.json"
+    r = json.loads(path.read_text())
+    info = json.loads((inp / "rough.json").read_text()) if (inp / "rough.json").is_file() else {}
+    if not (inp / "gt.png").is_file():
+        r.setdefault("notes", []).append(
+            "rough-lasso number check skipped: no dev photos with ground truth (%s missing); "
+            "the photo is the bundled astronaut" % info.get("missing", dev_data()))
+    else:
+        gt = grey01(inp / "gt.png")
+        lasso = grey01(inp / "rough.png") >= 0.5
+        lasso_sad = sad(lasso, gt)
+        name = ("rough lasso on %s (seed %s): refine-1 mask SAD <= %.1fx the lasso's"
+                % (info.get("photo"), info.get("seed"), ratio))
+        m1 = out / "mask-1.png"
+        if not m1.is_file():
+            ok, detail = False, "no mask-1.png: the scenario saved no refine-1 mask"
+        else:
+            mask = grey01(m1)
+            if mask.shape != gt.shape:
+                ok, detail = False, "mask %s px vs truth %s px" % (mask.shape[::-1], gt.shape[::-1])
+            else:
+                mask_sad = sad(mask, gt)
+                ok = mask_sad <= ratio * lasso_sad
+                detail = "mask SAD %.1f, lasso SAD %.1f: %.3fx" % (mask_sad, lasso_sad, mask_sad / lasso_sad)
+                r["rough_sad"] = {"photo": info.get("photo"), "seed": info.get("seed"),
+                                  "mask": round(mask_sad, 2), "lasso": round(lasso_sad, 2)}
+                m2 = out / "mask-2.png"
+                if m2.is_file() and grey01(m2).shape == gt.shape:
+                    r["rough_sad"]["mask2"] = round(sad(grey01(m2), gt), 2)
+                    r.setdefault("notes", []).append(
+                        "refine 2 (from refine 1's mask, Edge exact) has SAD %.1f" % r["rough_sad"]["mask2"])
+        r["checks"].append({"name": name, "ok": bool(ok), "detail": detail})
+        r["ok"] = bool(r.get("ok")) and bool(ok)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(r, indent=1))
+    os.replace(tmp, path)
+    return r
+
+
+def main(argv) -> int:
+    if len(argv) == 2 and argv[0] == "prepare":
+        info = prepare(Path(argv[1]))
+        if info.get("source"):
+            print("photo %s from %s, a simulated lasso (seed %s): lasso SAD %.1f"
+                  % (info["photo"], info["source"], info["seed"], info["lasso_sad"]))
+        else:
+            print("NOTE: no dev photos (%s): the bundled astronaut, the rough-lasso number check "
+                  "is skipped" % info["missing"])
+        return 0
+    if len(argv) == 3 and argv[0] == "score":
+        out, inp = Path(argv[1]), Path(argv[2])
+        if not (out / "results.json").is_file():
+            return 0  # the scenario did not run; the verdict step says so
+        try:
+            score(out, inp)
+        except Exception as exc:  # a broken check must fail the host, not vanish
+            path = out / "results.json"
+            r = json.loads(path.read_text())
+            r["checks"].append({"name": "rough-lasso number check", "ok": False,
+                                "detail": "%s: %s" % (type(exc).__name__, exc)})
+            r["ok"] = False
+            path.write_text(json.dumps(r, indent=1))
+            raise
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 64
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
