@@ -21,7 +21,7 @@ band: everything is computed on the band's bounding box grown by a margin.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ALL_COMPLETED, ThreadPoolExecutor, wait
 from typing import Callable, Optional, Tuple
 
 import numpy as np
@@ -40,6 +40,7 @@ KU_LEAF = 128                         # K-to-U KD-tree leaf size (see KnownSampl
 FAR_PX = 64                           # windows: K-to-U searched approximately beyond this distance
 STAGE_THREADS = 2                     # the flows are assembled side by side in threads and CG's
                                       # products split in two row halves (1: all in one thread)
+RELAY_SECONDS = 0.25                 # how often the workers' progress is passed on
 SPLIT_MIN = 20_000                    # fewer unknown pixels: CG's products unsplit (thread overhead)
 RTOL, MAXITER = 1e-5, 1500    # 1e-5 vs 1e-6: alpha differs by < 1e-3 on the dev photos
 QUERY_CHUNK = 20_000          # neighbour queries per KD-tree call: progress between calls
@@ -327,8 +328,7 @@ def _solve(image: np.ndarray, label: np.ndarray,
         k = min(K_CM, len(r_idx) - 1)
         feat = np.concatenate([col, xy], 1)
         if k > 0:
-            nb = _query_in_tree_order(cKDTree(feat), feat, u, k + 1)[:, 1:]
-            check(0.14)
+            nb = _query_in_tree_order(cKDTree(feat), feat, u, k + 1, span(check, 0.02, 0.14))[:, 1:]
             # Progress comes from this (the calling) thread only: the other stages run in
             # worker threads, and the caller's callback need not be thread-safe.
             wcm = _lle_weights(col[u], col[nb], check=span(check, 0.14, 0.3))
@@ -351,49 +351,52 @@ def _solve(image: np.ndarray, label: np.ndarray,
             return sp.csr_matrix((vals[mask], index[mask], indptr), shape=(nu, ncols))
         return rows(in_u, to_u, nu), rows(~in_u, where_k[cols], len(known))
 
-    def local_and_intra_u():
+    def local_and_intra_u(report: Progress = _ignore):
         # Local flow (closed-form windows touching the unknown pixels) and intra-U flow.
         near = ndi.binary_dilation(unk)
         near[[0, -1], :] = False
         near[:, [0, -1]] = False
-        lap = S_L * _local_laplacian(flat, w, np.flatnonzero(near), compact, len(r_idx))
+        lap = S_L * _local_laplacian(flat, w, np.flatnonzero(near), compact, len(r_idx),
+                                     check=span(report, 0.0, 0.5))
         lap_u = lap[u][:, u]
         lap_k = lap[u][:, known]
         del lap
         fu = np.concatenate([col[u], xy[u] / 20.0], 1)
         ku = min(K_U, nu - 1)
         if ku > 0:
-            nbu = _query_in_tree_order(cKDTree(fu), fu, None, ku + 1)[:, 1:]
+            nbu = _query_in_tree_order(cKDTree(fu), fu, None, ku + 1, span(report, 0.5, 1.0))[:, 1:]
             wuu = np.maximum(1 - np.abs(fu[:, None, :] - fu[nbu]).sum(-1), 0)
             a_uu = sp.csr_matrix((wuu.ravel(), (np.repeat(np.arange(nu), ku), nbu.ravel())), shape=(nu, nu))
             a_uu = a_uu + a_uu.T
             lap_u = lap_u + S_UU * (sp.diags(np.asarray(a_uu.sum(1)).ravel()) - a_uu)
         return lap_u, lap_k
 
-    def known_to_unknown():
+    def known_to_unknown(report: Progress = _ignore):
         smp = KnownSamples(col, xy, rlab) if samples is None else samples
         far = None
         if smp.eps:
             far = ndi.distance_transform_cdt(label < 0, metric="chessboard").ravel()[r_idx[u]] > FAR_PX
-        return smp.flow(col[u], xy[u], far)
+        return smp.flow(col[u], xy[u], far, check=report)
 
     if STAGE_THREADS > 1:
+        # The workers' progress is relayed: only this thread calls ``check`` (it may raise
+        # Cancelled, and the caller's callback need not be thread-safe).
+        relay = _Relay((0.1, 0.35), 0.3, check)
         with ThreadPoolExecutor(2) as pool:
-            ku_job = pool.submit(known_to_unknown)
-            loc_job = pool.submit(local_and_intra_u)
+            ku_job = pool.submit(known_to_unknown, relay.stage(1))
+            loc_job = pool.submit(local_and_intra_u, relay.stage(0))
             r_u, r_k = colour_mixture()
-            check(0.35)
+            while True:
+                wait([loc_job, ku_job], timeout=RELAY_SECONDS, return_when=ALL_COMPLETED)
+                relay.replay()
+                if loc_job.done() and ku_job.done():
+                    break
             lap_u, lap_k = loc_job.result()
-            check(0.45)
             h_ku, w_f = ku_job.result()
-            check(0.55)
     else:
         r_u, r_k = colour_mixture()
-        check(0.35)
-        lap_u, lap_k = local_and_intra_u()
-        check(0.45)
-        h_ku, w_f = known_to_unknown()
-        check(0.55)
+        lap_u, lap_k = local_and_intra_u(span(check, 0.3, 0.4))
+        h_ku, w_f = known_to_unknown(span(check, 0.4, 0.75))
 
     a_known = fixed[r_idx[known]]
     rhs = -(S_CM * (r_u.T @ (r_k @ a_known)) + lap_k @ a_known) + h_ku * w_f
@@ -437,20 +440,45 @@ def _split_operator(r_u: sp.csr_matrix, r_ut: sp.csr_matrix, a_loc: sp.csr_matri
     return apply
 
 
-def _query_in_tree_order(tree: cKDTree, data: np.ndarray, which: Optional[np.ndarray], k: int) -> np.ndarray:
+class _Relay:
+    """Progress of stages running in worker threads, replayed by the thread that reports it.
+
+    Workers append ``(stage, fraction)``; :meth:`replay` passes every new event on, in
+    order, as the weighted sum of the stages' latest fractions (so the steps stay small
+    even when the workers finish between two looks)."""
+
+    def __init__(self, weights: Tuple[float, ...], start: float, check: Progress) -> None:
+        self.weights, self.start, self.check = weights, start, check
+        self.events: list = []
+        self.latest = [0.0] * len(weights)
+        self.seen = 0
+
+    def stage(self, index: int) -> Progress:
+        return lambda fraction: self.events.append((index, float(fraction)))  # list.append is atomic
+
+    def replay(self) -> None:
+        while self.seen < len(self.events):
+            index, fraction = self.events[self.seen]
+            self.seen += 1
+            self.latest[index] = max(self.latest[index], fraction)
+            self.check(self.start + sum(w * f for w, f in zip(self.weights, self.latest)))
+
+
+def _query_in_tree_order(tree: cKDTree, data: np.ndarray, which: Optional[np.ndarray], k: int,
+                         check: Progress = _ignore) -> np.ndarray:
     """Indices (n, k) of the ``k`` nearest neighbours in ``tree`` (built on ``data``) of the
     data points ``which`` (all when None), in the order of ``which``. The points are
     queried in the tree's own order, so consecutive queries walk the same nodes (fewer
     cache misses): the same neighbours, 15-40 % less time (1 MP, 40 % band: colour
-    mixture 3.4 -> 2.9 s, intra-U 2.1 -> 1.2 s CPU)."""
+    mixture 3.4 -> 2.9 s, intra-U 2.1 -> 1.2 s CPU). Asked in chunks (:func:`_query`),
+    with ``check(fraction)`` after each."""
     n = len(data)
     pos = np.empty(n, np.int64)
     pos[tree.indices] = np.arange(n)
     which = np.arange(n) if which is None else which
     order = np.argsort(pos[which], kind="stable")
-    _, found = tree.query(data[which[order]], k=k, workers=-1)
     out = np.empty((len(which), k), np.int64)
-    out[order] = np.asarray(found).reshape(len(which), k)
+    out[order] = _query(tree, data[which[order]], k, check)
     return out
 
 

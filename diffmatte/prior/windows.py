@@ -77,6 +77,19 @@ def solve_tiled(image: np.ndarray, label: np.ndarray, check: Callable[[float], N
     # thread reports it and checks for cancel, and a stop flag ends the workers' solves.
     stop = threading.Event()
     frac = [0.0] * len(cores)
+    events: List[Tuple[int, float]] = []   # workers append (window, fraction); list.append is atomic
+    seen = 0
+
+    def replay() -> None:
+        # Every recorded step is reported in order, so the progress rises in small steps
+        # even when windows finish between two looks of this thread.
+        nonlocal seen
+        total = max(sum(counts), 1)
+        while seen < len(events):
+            i, f = events[seen]
+            seen += 1
+            frac[i] = max(frac[i], f)
+            windows(sum(g * n for g, n in zip(frac, counts)) / total)
 
     def solve_window(i: int) -> np.ndarray:
         if stop.is_set():
@@ -86,7 +99,7 @@ def solve_tiled(image: np.ndarray, label: np.ndarray, check: Callable[[float], N
         def progress(f: float) -> None:
             if stop.is_set():
                 raise _Stopped
-            frac[i] = f
+            events.append((i, f))
 
         pinned = np.full((y1 - y0, x1 - x0), np.nan, np.float32)
         rim = _rim(win, h, w)
@@ -103,15 +116,16 @@ def solve_tiled(image: np.ndarray, label: np.ndarray, check: Callable[[float], N
         try:
             while pending:
                 finished, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                replay()
                 for fut in finished:
                     i = pending.pop(fut)
                     a, c, (y0, _, x0, _) = fut.result(), cores[i], wins[i]
-                    frac[i] = 1.0
+                    events.append((i, 1.0))
                     oy0, oy1, ox0, ox1 = _grow(c, BLEND, h, w)
                     wt = (ramp(oy0, oy1, c[0], c[1], h, BLEND)[:, None]
                           * ramp(ox0, ox1, c[2], c[3], w, BLEND)[None]).numpy()
                     alpha[oy0:oy1, ox0:ox1] += wt * a[oy0 - y0:oy1 - y0, ox0 - x0:ox1 - x0]
-                windows(sum(f * n for f, n in zip(frac, counts)) / max(sum(counts), 1))
+                replay()
         except BaseException:
             stop.set()   # the running solves raise _Stopped at their next progress call
             pool.shutdown(wait=True, cancel_futures=True)   # the queued ones never start
