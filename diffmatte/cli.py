@@ -37,6 +37,7 @@ def _progress(enabled: bool, prior_only: bool = False):
         return None
     t0 = time.perf_counter()
     first: List[tuple] = []   # (time, fraction) of the first report: the estimate's start
+    last = [""]
 
     def show(done: int, total: int) -> None:
         now = time.perf_counter()
@@ -44,6 +45,9 @@ def _progress(enabled: bool, prior_only: bool = False):
             line = _solving_line(done / max(total, 1), now, first)
         else:
             line = f"{100 * done // max(total, 1):3d} % ({done}/{total} tile-steps)  {now - t0:6.1f}s"
+        if line == last[0] and done != total:
+            return  # the same text again: a log (stderr to a file) gets one line per change
+        last[0] = line
         print(f"\r  {line:<48}", end="", file=sys.stderr, flush=True)
         if done == total:
             print(file=sys.stderr)
