@@ -48,14 +48,25 @@ def load(path: Path, mode: str) -> np.ndarray:
         return np.asarray(im.convert(mode))
 
 
+def fresh(engine) -> None:
+    """Forget the engine's last prior, so the next refine solves from scratch: a one-shot
+    refine of a new selection, not an incremental re-solve after the previous trimap of
+    the same photo (which the prior memo would otherwise do where the trimaps differ locally)."""
+    memo = getattr(engine, "prior_memo", None)
+    if memo is not None:
+        memo.clear()
+
+
 def region_rows(name, kind, region, image, alpha, engine, t2_sad) -> Dict[str, float]:
     """One photo's row for a region input (lasso or rectangle)."""
     t0 = time.perf_counter()
     tri, edge = trimap.from_selection(region, image, edge="rough")
     t_seg = time.perf_counter() - t0
+    fresh(engine)
     t0 = time.perf_counter()
     matte = engine.refine(image, tri)
     t_ref = time.perf_counter() - t0
+    fresh(engine)
     before = engine.refine(image, trimap.from_mask(region, image=image))
     row = {"input": sad(region.astype(np.float32), alpha), "product": sad(matte, alpha),
            "before": sad(before, alpha), "t2": t2_sad, "seg_s": t_seg, "refine_s": t_ref}
