@@ -137,6 +137,9 @@ def main(argv=None) -> int:
     if args.sample:
         out = ROOT / "out" / "sample_alpha.png"
         cutout = ROOT / "out" / "sample_cutout.png"
+        # The CLI never creates an output folder (a typo in -o must not make directories);
+        # this one is the installer's own.
+        out.parent.mkdir(exist_ok=True)
         cmd = [py, "-m", "diffmatte", "refine", SAMPLE_IMAGE, "--trimap", SAMPLE_TRIMAP, "-o", out, "--rgba", cutout]
         print("+ " + " ".join(str(c) for c in cmd), flush=True)
         code = subprocess.run([str(c) for c in cmd]).returncode

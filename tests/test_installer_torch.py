@@ -96,3 +96,22 @@ def test_main_passes_the_detected_choice(tmp_path, monkeypatch):
     assert got == {"index": install.CPU_INDEX, "auto": True}
     assert install.main(["--venv", str(tmp_path / "v"), "--torch-index", "pypi"]) == 0
     assert got == {"index": None, "auto": False}
+
+
+def test_sample_makes_its_output_folder_before_the_refine(tmp_path, monkeypatch):
+    """The CLI refuses an -o into a missing folder; the README's first command must still work
+    in a fresh clone, where out/ does not exist yet."""
+    import sys
+
+    monkeypatch.setattr(install, "ROOT", tmp_path)
+    monkeypatch.setattr(install, "ensure_venv", lambda *a, **k: Path(sys.executable))
+    seen = []
+
+    def fake_run(cmd, *a, **k):
+        out = Path(cmd[cmd.index("-o") + 1])
+        seen.append(out.parent.is_dir())
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(install.subprocess, "run", fake_run)
+    assert install.main(["--sample", "--torch-index", "pypi"]) == 0
+    assert seen == [True]
