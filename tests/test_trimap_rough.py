@@ -170,3 +170,24 @@ def test_the_same_selection_gives_the_same_trimap_whatever_ran_before():
                (cv2.TERM_CRITERIA_MAX_ITER, 5, 0), 2, cv2.KMEANS_RANDOM_CENTERS)
     again, _ = trimap.from_selection(lasso, img, edge="rough")
     assert (first == again).all()
+
+
+def test_strands_the_cut_drops_join_the_band_and_plain_background_stays():
+    """Strands the graph cut left outside the subject, with a colour that is not clearly
+    background, join the band; plain background and a far subject-coloured patch do not."""
+    from trimap.rough import Segmentation, outer_unknown
+
+    yy, xx = np.mgrid[:H, :W]
+    dist = np.hypot(yy - 60, xx - 80)
+    disk = dist <= 30
+    angle = np.degrees(np.arctan2(yy - 60, xx - 80)) % 30
+    strands = (dist > 30) & (dist < 42) & (angle < 3.0)
+    far_patch = (np.abs(yy - 10) < 4) & (np.abs(xx - 10) < 4)
+    llr = np.full((H, W), 10.0, np.float32)  # background
+    llr[disk] = -20.0
+    llr[strands | far_patch] = -1.0  # mixed / subject-like colour
+    tri = trimap.from_mask(disk, band=3.0, adaptive=False)
+    out = outer_unknown(Segmentation(fg=disk, llr=llr), tri, band=3.0)
+    assert out[strands & (dist > 36)].mean() > 0.9
+    assert not out[far_patch].any()
+    assert not out[(llr > 5) & (tri == 0)].any()
