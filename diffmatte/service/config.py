@@ -1,8 +1,10 @@
 """Service discovery files: config directory, bearer token and ``service.json``.
 
-Stdlib only. The same rules are implemented (deliberately duplicated, so the host-side
-client needs no engine package) in ``plugin/refine_matte/client.py``; a test checks
-that both agree.
+Stdlib only. The config directory comes from the stdlib-only engine client
+(``refine_matte.client.config_dir``): the client and the service are the two ends of one
+discovery protocol, so they share the one rule (an import contract allows this module,
+like ``batch/service_engine.py``, to use the client). ``trimap.sam`` keeps the only other
+copy (trimap may import neither diffmatte nor the plugin); a test checks that all agree.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import os
 import re
 import secrets
 import stat
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional
+
+from refine_matte.client import config_dir as _client_config_dir
 
 CONFIG_ENV = "REFINE_MATTE_CONFIG_DIR"
 TOKEN_FILE = "token"
@@ -30,16 +33,7 @@ log = logging.getLogger("diffmatte.service")
 
 def config_dir() -> Path:
     """Return the platform config directory of Refine Matte (not created here)."""
-    override = os.environ.get(CONFIG_ENV)
-    if override:
-        return Path(override)
-    if sys.platform == "win32":
-        base = os.environ.get("APPDATA") or str(Path.home() / "AppData" / "Roaming")
-        return Path(base) / "Refine Matte"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "Refine Matte"
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "refine-matte"
+    return Path(_client_config_dir())
 
 
 def ensure_config_dir(path: Optional[Path] = None) -> Path:
