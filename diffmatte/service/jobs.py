@@ -58,18 +58,6 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return "out of memory" in text or "cuda error: out of memory" in text
 
 
-def _accepts(fn: Callable[..., Any], name: str) -> bool:
-    """Whether ``fn`` names the keyword ``name`` (a ``**kwargs`` wrapper may forward to a
-    callee that does not take it, so it does not count)."""
-    import inspect
-
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name and p.kind is not p.VAR_KEYWORD for p in params)
-
-
 def _trim_heap() -> None:
     """Return freed heap pages to the OS (glibc only).
 
@@ -420,7 +408,7 @@ class JobManager:
         kwargs = dict(steps=job.steps, seed=job.seed, callback=on_step, cancel=job.cancel_event)
         if job.samples != 1:  # engines (and test fakes) without averaging still serve samples=1
             kwargs["samples"] = job.samples
-        if on_work is not None and _accepts(self.engine.refine, "progress"):
+        if on_work is not None:
             kwargs["progress"] = on_work  # tile x step counts (Engine.refine's progress)
         if torch is not None:
             # Belt and braces against autograd graphs kept alive across requests, the

@@ -124,14 +124,11 @@ class RefineJob:
                 # which keeps Qt work on this thread to a few calls per job.
                 sig.progress.emit(int(step), int(total), bytes(preview) if preview else None)
 
-            extra = {}
-            if _accepts(client.refine, "on_work"):  # test stand-ins may not report work
-                extra["on_work"] = lambda done, total: sig.work.emit(int(done), int(total))
-            if _accepts(client.refine, "on_warning"):
-                extra["on_warning"] = sig.warning.emit
             alpha_png = client.refine(self.spec.image_png, trimap_png, steps=self.spec.steps,
                                       seed=self.spec.seed, on_progress=on_progress, samples=self.spec.samples,
-                                      cancel_event=self.cancel_event, preview=True, **extra)
+                                      cancel_event=self.cancel_event, preview=True,
+                                      on_work=lambda done, total: sig.work.emit(int(done), int(total)),
+                                      on_warning=sig.warning.emit)
             if self.cancel_event.is_set():
                 sig.cancelled.emit()
                 return
@@ -189,18 +186,6 @@ def engine_info(client: Any) -> Optional[Dict[str, Any]]:
         return None
     engine = info.get("engine", info) if isinstance(info, dict) else None
     return engine if isinstance(engine, dict) else None
-
-
-def _accepts(fn: Callable[..., Any], name: str) -> bool:
-    """Whether ``fn`` names the keyword ``name`` (a ``**kwargs`` wrapper may forward to a
-    callee that does not take it, so it does not count)."""
-    import inspect
-
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name and p.kind is not p.VAR_KEYWORD for p in params)
 
 
 def _is_cancel(exc: BaseException) -> bool:
