@@ -326,7 +326,7 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """Mean SAD / MSE of the EMA (or live) model on synthetic val and, if set, a real set."""
-        from ..evaluate.metrics import mse, sad
+        from ..evaluate.metrics import mse, unknown_sad
         from .sampling import predict_alpha
 
         model = self.ema.model if self.ema is not None else self.model
@@ -340,7 +340,7 @@ class Trainer:
             sads, mses = [], []
             for image, alpha, trimap, _name in samples:
                 pred = predict_alpha(model, image, trimap, steps=self.cfg.eval_steps, seed=0, device=self.device)
-                sads.append(sad(pred, alpha, trimap))
+                sads.append(unknown_sad(pred, alpha, trimap))
                 mses.append(mse(pred, alpha, trimap))
             results[f"{key}_sad"] = float(np.mean(sads))
             results[f"{key}_mse"] = float(np.mean(mses))
