@@ -1,7 +1,7 @@
 """The engine service against a real server on an ephemeral 127.0.0.1 port.
 
 The server runs in a background thread of the test process with the tiny random-weight
-DiffMatte engine (diffmatte.testing), and is driven through raw HTTP and through the
+DiffMatte engine (tests/doubles/checkpoints.py), and is driven through raw HTTP and through the
 stdlib client ``refine_matte.client``.
 """
 from __future__ import annotations

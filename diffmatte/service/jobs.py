@@ -22,6 +22,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..errors import Cancelled
 from . import imaging
 
 log = logging.getLogger("diffmatte.service")
@@ -418,8 +419,7 @@ class JobManager:
         return self.engine.refine(job.image, job.trimap, **kwargs)
 
     def _fail(self, job: Job, exc: Exception) -> None:
-        if job.cancel_event.is_set() or isinstance(exc, _CallbackCancel) \
-                or type(exc).__name__ == "Cancelled":
+        if job.cancel_event.is_set() or isinstance(exc, (_CallbackCancel, Cancelled)):
             job.finish(CANCELLED, "cancelled by client")
         elif is_out_of_memory(exc):
             # Drop every reference to the failed step's tensors before freeing the cache.
