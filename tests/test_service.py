@@ -796,16 +796,16 @@ def test_no_job_objects_survive_finished_requests(tiny_engine, monkeypatch):
     import gc
     import weakref
 
-    from diffmatte.service import app as app_module
+    from diffmatte.service import job_routes
 
     created = []
 
-    class TrackedJob(app_module.Job):
+    class TrackedJob(job_routes.Job):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             created.append(weakref.ref(self))
 
-    monkeypatch.setattr(app_module, "Job", TrackedJob)
+    monkeypatch.setattr(job_routes, "Job", TrackedJob)
     svc = RunningService(tiny_engine, TOKEN)
     try:
         client = EngineClient(svc.host, svc.port, TOKEN)
