@@ -15,6 +15,12 @@ from .schema import CutoutBody, MaskBody, SamBody, SamEmbedBody, ScribbleBody
 
 def add_image_routes(app: FastAPI, service: Any) -> None:
     """Add the /v1/trimap, /v1/sam and /v1/cutout routes, bound to ``service`` (an ``app.Service``)."""
+    _add_trimap_routes(app, service)
+    _add_sam_routes(app, service)
+    _add_cutout_route(app, service)
+
+
+def _add_trimap_routes(app: FastAPI, service: Any) -> None:
     @app.post("/v1/trimap/mask")
     def trimap_mask(body: MaskBody) -> Response:
         tm = import_trimap()
@@ -59,6 +65,8 @@ def add_image_routes(app: FastAPI, service: Any) -> None:
             raise InvalidInput(f"trimap from scribbles: {exc}") from None
         return imaging.png_response(_check_trimap_output(result, "trimap.from_region"))
 
+
+def _add_sam_routes(app: FastAPI, service: Any) -> None:
     @app.post("/v1/sam/embed")
     def sam_embed(body: SamEmbedBody) -> Dict[str, Any]:
         data, image = service.decode_rgb(body.image, "image")
@@ -96,6 +104,8 @@ def add_image_routes(app: FastAPI, service: Any) -> None:
             raise InvalidInput(f"SAM: {exc}") from None
         return imaging.png_response(_check_trimap_output(result, f"SamPrompter.{body.output}"))
 
+
+def _add_cutout_route(app: FastAPI, service: Any) -> None:
     @app.post("/v1/cutout")
     def cutout(body: CutoutBody) -> Response:
         import numpy as np
