@@ -64,7 +64,8 @@ def main() -> int:
         d = Path(d)
         weights = args.weights
         if weights == "tiny":
-            from diffmatte.testing import write_tiny_checkpoint
+            sys.path.insert(0, str(ROOT / "tests"))  # the test doubles (tests/doubles)
+            from doubles.checkpoints import write_tiny_checkpoint
             weights = str(write_tiny_checkpoint(d / "tiny.safetensors"))
         images, trimaps = make_folder(d, args.n, args.size)
         print(f"{args.n} images {args.size}x{args.size}, {args.steps} steps, weights {args.weights}, "

@@ -218,7 +218,7 @@ def agreement(args) -> None:
     import torch
 
     from diffmatte.evaluate.datasets import read_alpha, read_rgb, read_trimap_u8
-    from diffmatte.evaluate.metrics import sad
+    from diffmatte.evaluate.metrics import unknown_sad
 
     torch.set_num_threads(args.threads)
     names = sorted(p.stem for p in (DEV / "input").glob("*.png"))[: args.agreement_images or None]
@@ -234,7 +234,7 @@ def agreement(args) -> None:
         steps = args.steps if variant == "default" else args.official_steps
         items = data if variant == "default" else data[: args.official_images or None]
         wholes = [engine.refine(img, tri, steps=steps, seed=0, tile_size=0) for img, _, tri in items]
-        s_w = [sad(a, gt, tri) for a, (_, gt, tri) in zip(wholes, items)]
+        s_w = [unknown_sad(a, gt, tri) for a, (_, gt, tri) in zip(wholes, items)]
         halos = [h or None for h in args.halos] if variant == "default" else [None]
         for halo in halos:
             engine.tile_halo = halo
@@ -245,8 +245,8 @@ def agreement(args) -> None:
                 d = np.abs(tiled - whole)[tri == 128]
                 means.append(float(d.mean()))
                 maxes.append(float(d.max()))
-                s_t.append(sad(tiled, gt, tri))
-                s_a.append(sad(auto, gt, tri))
+                s_t.append(unknown_sad(tiled, gt, tri))
+                s_a.append(unknown_sad(auto, gt, tri))
             sw, st, sa = np.mean(s_w), np.mean(s_t), np.mean(s_a)
             label = variant if variant == "default" else f"{variant} (random weights, {len(items)} images)"
             print(f"| {label} | {steps} | {halo or 'default'} | {sw:.3f} | {st:.3f} | {100 * (st - sw) / sw:+.2f} % | "
@@ -259,7 +259,7 @@ def precision_check(args) -> None:
     import torch
 
     from diffmatte.evaluate.datasets import read_alpha, read_rgb, read_trimap_u8
-    from diffmatte.evaluate.metrics import sad
+    from diffmatte.evaluate.metrics import unknown_sad
 
     torch.set_num_threads(args.threads)
     names = sorted(p.stem for p in (DEV / "input").glob("*.png"))[: args.agreement_images or None]
@@ -277,7 +277,7 @@ def precision_check(args) -> None:
             c0 = time.process_time()
             alpha = engine.refine(img, tri, steps=args.steps, seed=0, tile_size=0)
             cpu += time.process_time() - c0
-            sads.append(sad(alpha, gt, tri))
+            sads.append(unknown_sad(alpha, gt, tri))
         rows[precision] = (float(np.mean(sads)), cpu)
         base = rows["fp32"]
         print(f"| {precision} | {rows[precision][0]:.3f} | {100 * (rows[precision][0] - base[0]) / base[0]:+.2f} % | "

@@ -252,7 +252,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     with tempfile.TemporaryDirectory(prefix="soak-service-") as tmp:
         weights = args.weights
         if weights is None:
-            from diffmatte.testing import write_tiny_checkpoint
+            sys.path.insert(0, str(ROOT / "tests"))  # the test doubles (tests/doubles)
+            from doubles.checkpoints import write_tiny_checkpoint
             weights = str(write_tiny_checkpoint(Path(tmp) / "tiny.safetensors"))
         config_dir = str(Path(tmp) / "config")
         os.makedirs(config_dir)

@@ -46,9 +46,9 @@ _TMP_PREFIX = "." + PLUGIN + ".tmp-"
 _OLD_PREFIX = "." + PLUGIN + ".old-"
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".mypy_cache", ".DS_Store")
 
-#: Not shipped in the release zip: test doubles and the screenshot tool that uses them
-#: (paths relative to the package), and the engine record of a developer's install.
-ZIP_EXCLUDE = ("testing.py", "editor/screenshots.py", ENGINE_FILE)
+#: Not shipped in the release zip (paths relative to the package): the engine record of a
+#: developer's install. The test doubles and the screenshot tool live under tests/.
+ZIP_EXCLUDE = (ENGINE_FILE,)
 
 Say = Callable[[str], None]
 
@@ -201,8 +201,9 @@ def build_zip(source: Path, dest: Path, *, say: Say = print) -> Path:
     Layout, as Krita's importer looks for it: ``refine_matte.desktop`` at the top and
     the ``refine_matte/`` package beside it, with an entry for every folder (the
     importer finds a plugin's package by its folder entry ``refine_matte/`` holding an
-    ``__init__.py``). Caches, the test doubles (``testing.py``) and the screenshot tool
-    are left out. The zip is written to a temporary file and renamed into place.
+    ``__init__.py``). Caches and a recorded ``engine.json`` are left out (the test
+    doubles and the screenshot tool live under tests/, not in the package). The zip is
+    written to a temporary file and renamed into place.
     """
     package, desktop = find_bundle(Path(source))
     dest = Path(dest)

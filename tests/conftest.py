@@ -15,7 +15,7 @@ SHARED = Path(os.environ.get("REFINE_MATTE_SHARED", ROOT.parent / "shared"))
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
     """A small random-weight DiffMatte checkpoint (safetensors with its config)."""
-    from diffmatte.testing import write_tiny_checkpoint
+    from doubles.checkpoints import write_tiny_checkpoint
 
     return write_tiny_checkpoint(tmp_path_factory.mktemp("weights") / "tiny.safetensors")
 

@@ -151,7 +151,7 @@ def make_default() -> None:
 def make_layouts() -> None:
     import tempfile
 
-    from diffmatte.testing import write_golden_checkpoint
+    from doubles.checkpoints import write_golden_checkpoint
     from diffmatte.modeling.variants import VARIANTS
 
     arrays = {}
@@ -200,7 +200,7 @@ def make_golden_case() -> None:
                        "(YihanHu-2022/DiffMatte @ 12082fd) on seeded synthetic weights",
                 stored="alpha: all pixels; x0: unknown pixels (trimap == 128) of every step; both uint16 "
                        "(value * 65535). features: every 8th channel, int16 = round(F / feature_std * 4096). "
-                       "Weights and noise are rebuilt from their seeds (diffmatte.testing.golden_state, "
+                       "Weights and noise are rebuilt from their seeds (tests/doubles/checkpoints.py golden_state, "
                        "case_noise) and checked against the recorded SHA-256 digests.",
                 command="python tests/make_reference.py golden-case")
     (GOLDEN_CASE / "case.json").write_text(json.dumps(keep, indent=1) + "\n")

@@ -476,7 +476,7 @@ def test_registry_lookup_aliases_and_errors():
         registry.WeightEntry("x", "sam", "v", "x.pth", ("https://a/x.pth",), sha256="nothex")
 
 
-@pytest.mark.parametrize("module", ["registry.py", "download.py", "cli.py", "gdrive.py", "partfile.py"])
+@pytest.mark.parametrize("module", ["registry.py", "download.py", "http_fetch.py", "cli.py", "gdrive.py", "partfile.py"])
 def test_weights_modules_do_not_import_torch_or_numpy(module):
     source = Path(dl.__file__).with_name(module).read_text(encoding="utf-8")
     imported = set()

@@ -18,7 +18,7 @@ from refine_matte.editor import io as edio  # noqa: E402
 from refine_matte.editor.app import EditorWindow  # noqa: E402
 from refine_matte.editor.document import Document, Layer, MaskNode  # noqa: E402
 from refine_matte.qt import QtCore, QtGui  # noqa: E402
-from refine_matte.testing import FakeEngineClient  # noqa: E402
+from doubles.plugin_fakes import FakeEngineClient  # noqa: E402
 
 Qt = QtCore.Qt
 Fmt = QtGui.QImage.Format
@@ -368,7 +368,7 @@ def test_help_lists_shortcuts(window):
 
 
 def test_screenshots_one_per_view_mode(tmp_path, qtbot):
-    from refine_matte.editor.screenshots import capture, capture_panel
+    from editor_screenshots import capture, capture_panel
 
     shots = capture(str(tmp_path), FakeEngineClient(step_delay=0.01), size=(700, 450))
     running = shots.pop("running")

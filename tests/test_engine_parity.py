@@ -3,7 +3,7 @@
 * ``tests/data/golden/vits_odd`` (always runs): a committed subset of the official-code
   outputs in ``../shared/golden/dev/vits_odd`` (final alpha, every step's x0 on the
   unknown pixels, every 8th encoder channel). Its weights and x_T are rebuilt from their
-  seeds by ``diffmatte.testing`` and checked against the recorded digests first.
+  seeds by ``doubles.checkpoints`` (tests/doubles) and checked against the recorded digests first.
 * ``../shared/golden/dev/*`` (when present): every dev case in full, weights made by the
   official generator script itself.
 * ViT-B, ViT-S-1024 and Res34 have no official outputs here. For them: frozen outputs of
@@ -28,7 +28,7 @@ from conftest import SHARED
 from make_reference import (FEATURE_STEP, GOLDEN_CASE, LAYOUT_CASES, LAYOUT_TOLERANCE, LAYOUTS_FILE, case_noise,
                             from_u16, layout_inputs, run_layout)
 
-from diffmatte.testing import golden_state, values_digest, write_golden_checkpoint
+from doubles.checkpoints import golden_state, values_digest, write_golden_checkpoint
 from diffmatte.modeling.variants import VARIANTS
 
 GOLDEN = SHARED / "golden"
@@ -224,8 +224,8 @@ def test_golden_case(case: Path, tmp_path: Path) -> None:
 @needs_shared
 @pytest.mark.parametrize("tsv", ["ViTS", "ViTB", "ViTS_1024", "Res34"])
 def test_generator_port_matches_the_official_key_lists(tsv: str, tmp_path: Path) -> None:
-    """diffmatte.testing reproduces make_weights.py bit for bit, in the official key order."""
-    from diffmatte.testing import official_rows
+    """doubles.checkpoints reproduces make_weights.py bit for bit, in the official key order."""
+    from doubles.checkpoints import official_rows
     from diffmatte.weights.checkpoint import load_model
 
     keys = GOLDEN / "keys" / f"{tsv}.tsv"

@@ -137,7 +137,7 @@ def test_the_krita_docker_shows_the_engine_bar_when_no_engine_is_found(qtbot, tm
 
     from refine_matte import krita_plugin
     from refine_matte.qt import QtWidgets
-    from refine_matte.testing import FakeKrita
+    from doubles.plugin_fakes import FakeKrita
 
     made = {}
 

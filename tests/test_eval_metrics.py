@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from diffmatte.evaluate.metrics import all_metrics, conn, grad, gradient_magnitude, mse, sad, unknown_region
+from diffmatte.evaluate.metrics import all_metrics, conn, grad, gradient_magnitude, mse, unknown_region, unknown_sad
 
 
 def _trimap(h=20, w=30, box=(5, 15, 5, 25)):
@@ -19,7 +19,7 @@ def test_sad_and_mse_known_values():
     pred[tri == 0] = 0.9  # errors outside the unknown region must not count
     n = int((tri == 128).sum())
     assert n == 200
-    assert sad(pred, gt, tri) == pytest.approx(0.1 * n / 1000)
+    assert unknown_sad(pred, gt, tri) == pytest.approx(0.1 * n / 1000)
     assert mse(pred, gt, tri) == pytest.approx(0.01)
 
 
@@ -27,7 +27,7 @@ def test_uint8_inputs_are_scaled():
     tri = _trimap()
     gt = np.zeros(tri.shape, np.uint8)
     pred = np.full(tri.shape, 255, np.uint8)
-    assert sad(pred, gt, tri) == pytest.approx(200 / 1000)
+    assert unknown_sad(pred, gt, tri) == pytest.approx(200 / 1000)
     assert mse(pred, gt, tri) == pytest.approx(1.0)
 
 
@@ -37,7 +37,7 @@ def test_float_trimap_and_empty_region():
     assert unknown_region(tri).sum() == 200
     empty = np.zeros((4, 4), np.uint8)
     a = np.zeros((4, 4), np.float32)
-    assert sad(a, a, empty) == 0.0 and mse(a, a, empty) == 0.0
+    assert unknown_sad(a, a, empty) == 0.0 and mse(a, a, empty) == 0.0
 
 
 def test_identical_predictions_score_zero():
@@ -82,8 +82,8 @@ def test_conn_small_differences_below_015_are_free():
 def test_shape_and_range_errors():
     tri = _trimap()
     with pytest.raises(ValueError, match="shape"):
-        sad(np.zeros((3, 3)), np.zeros(tri.shape), tri)
+        unknown_sad(np.zeros((3, 3)), np.zeros(tri.shape), tri)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        sad(np.full(tri.shape, 2.0), np.zeros(tri.shape), tri)
+        unknown_sad(np.full(tri.shape, 2.0), np.zeros(tri.shape), tri)
     with pytest.raises(ValueError, match="unknown metrics"):
         all_metrics(np.zeros(tri.shape), np.zeros(tri.shape), tri, which=("sad", "psnr"))

@@ -65,6 +65,8 @@ def test_release_zip_is_one_plugin_at_the_top_without_test_code(tmp_path):
     assert "refine_matte/editor/" in names and "refine_matte/editor/__init__.py" in names
     assert not [n for n in names if "testing" in n or "screenshots" in n or "__pycache__" in n
                 or n.endswith((".pyc", "engine.json")) or "rm_host_scenario" in n]
+    with zipfile.ZipFile(out) as zf:  # no test double under any name (they live in tests/doubles)
+        assert not [n for n in names if n.endswith(".py") and b"class Fake" in zf.read(n)]
     # What Krita's importer extracts is a complete bundle (the same check installer/krita.py makes)
     krita_importer_extract(out, tmp_path / "pykrita")
     package, desktop = krita.find_bundle(tmp_path / "pykrita")

@@ -20,7 +20,7 @@ from refine_matte.editor.adapter import EditorAdapter  # noqa: E402
 from refine_matte.editor.document import Document, Layer  # noqa: E402
 from refine_matte.panel import RefinePanel, shortcut_help  # noqa: E402
 from refine_matte.qt import API, QtCore, QtGui  # noqa: E402
-from refine_matte.testing import FakeEngineClient  # noqa: E402
+from doubles.plugin_fakes import FakeEngineClient  # noqa: E402
 
 Qt = QtCore.Qt
 W, H = 64, 48

@@ -1,6 +1,6 @@
 """KritaAdapter, the docker's engine discovery and the panel against the Krita stand-in.
 
-The stand-in (refine_matte.testing.FakeKrita) reproduces what tests/hosts/krita.sh
+The stand-in (tests/doubles/plugin_fakes.py: FakeKrita) reproduces what tests/hosts/krita.sh
 observed in the real Krita 5.1.5, 5.3.4 and 6.0.4; those real hosts are tested by
 that script, not here.
 """
@@ -26,7 +26,7 @@ from refine_matte.krita_adapter import KritaAdapter  # noqa: E402
 from refine_matte.krita_plugin import _dock_right  # noqa: E402
 from refine_matte.panel import RefinePanel  # noqa: E402
 from refine_matte.qt import QtGui  # noqa: E402
-from refine_matte.testing import (FakeDocument, FakeEngineClient, FakeKrita,  # noqa: E402
+from doubles.plugin_fakes import (FakeDocument, FakeEngineClient, FakeKrita,  # noqa: E402
                                   FakeSelection)
 
 W, H = 6, 4

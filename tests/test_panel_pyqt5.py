@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent(r"""
     from refine_matte.editor.document import Document, Layer
     from refine_matte.editor.app import EditorWindow
     from refine_matte.panel import RefinePanel
-    from refine_matte.testing import FakeEngineClient
+    from doubles.plugin_fakes import FakeEngineClient
 
     img = QtGui.QImage(64, 48, QtGui.QImage.Format.Format_ARGB32)
     img.fill(QtGui.QColor(30, 90, 200))
@@ -80,7 +80,7 @@ SCRIPT = textwrap.dedent(r"""
     # the Krita docker's adapter under Krita 5's binding, on the Krita 5.1 stand-in
     # (no createTransparencyMask: the selection + action route)
     from refine_matte.krita_adapter import KritaAdapter
-    from refine_matte.testing import FakeDocument, FakeKrita, FakeSelection
+    from doubles.plugin_fakes import FakeDocument, FakeKrita, FakeSelection
     kdoc = FakeDocument(8, 6, bytes((200, 90, 30, 255)) * 48, version="5.1")
     kdoc.setSelection(FakeSelection(bytes(255 if 2 <= i % 8 <= 5 else 0 for i in range(48))))
     kpanel = RefinePanel(KritaAdapter(FakeKrita(kdoc), selection_factory=FakeSelection),
@@ -107,7 +107,7 @@ SCRIPT = textwrap.dedent(r"""
 
 def test_panel_constructs_and_refines_under_pyqt5(tmp_path):
     env = dict(os.environ, REFINE_MATTE_QT="pyqt5", QT_QPA_PLATFORM="offscreen",
-               PYTHONPATH=os.pathsep.join([str(ROOT / "plugin"), os.environ.get("PYTHONPATH", "")]))
+               PYTHONPATH=os.pathsep.join([str(ROOT / "plugin"), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "s.ini")], env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -82,7 +82,7 @@ def test_constant_image_gives_finite_values():
 
 
 def test_untrained_prior_model_returns_the_prior_and_extension_keeps_it():
-    from diffmatte.train.loop import extend_into
+    from diffmatte.train.run_setup import extend_into
 
     torch.manual_seed(0)
     img = torch.rand(1, 3, 40, 52)

@@ -1,7 +1,7 @@
 """The engine service against a real server on an ephemeral 127.0.0.1 port.
 
 The server runs in a background thread of the test process with the tiny random-weight
-DiffMatte engine (diffmatte.testing), and is driven through raw HTTP and through the
+DiffMatte engine (tests/doubles/checkpoints.py), and is driven through raw HTTP and through the
 stdlib client ``refine_matte.client``.
 """
 from __future__ import annotations
@@ -796,16 +796,16 @@ def test_no_job_objects_survive_finished_requests(tiny_engine, monkeypatch):
     import gc
     import weakref
 
-    from diffmatte.service import app as app_module
+    from diffmatte.service import job_routes
 
     created = []
 
-    class TrackedJob(app_module.Job):
+    class TrackedJob(job_routes.Job):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             created.append(weakref.ref(self))
 
-    monkeypatch.setattr(app_module, "Job", TrackedJob)
+    monkeypatch.setattr(job_routes, "Job", TrackedJob)
     svc = RunningService(tiny_engine, TOKEN)
     try:
         client = EngineClient(svc.host, svc.port, TOKEN)

@@ -134,18 +134,25 @@ def test_a_symlinked_token_is_not_followed(config_dir, tmp_path):
 
 @pytest.mark.parametrize("platform", ["linux", "darwin", "win32"])
 @pytest.mark.parametrize("override", [None, "/tmp/rm-cfg"])
-def test_client_and_service_agree_on_the_config_dir(monkeypatch, tmp_path, platform, override):
+@pytest.mark.parametrize("empty", [False, True])
+def test_client_service_and_trimap_agree_on_the_config_dir(monkeypatch, tmp_path, platform, override, empty):
+    """The rule has two implementations (the client's, which the service uses, and
+    trimap.sam's: trimap may import neither); they must agree, also on empty variables."""
+    from trimap.sam import config_dir as trimap_config_dir
+
     monkeypatch.setattr(sys, "platform", platform)
     monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("APPDATA", str(tmp_path / "roaming"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("APPDATA", "" if empty else str(tmp_path / "roaming"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", "" if empty else str(tmp_path / "xdg"))
     if override:
         monkeypatch.setenv("REFINE_MATTE_CONFIG_DIR", override)
     else:
         monkeypatch.delenv("REFINE_MATTE_CONFIG_DIR", raising=False)
-    assert Path(client_mod.config_dir()) == cfgfiles.config_dir()
+    assert Path(client_mod.config_dir()) == cfgfiles.config_dir() == trimap_config_dir()
     if override:
         assert cfgfiles.config_dir() == Path(override)
+    elif empty:
+        assert cfgfiles.config_dir().is_relative_to(tmp_path)
 
 
 def test_non_loopback_bind_is_announced_loudly(capsys):

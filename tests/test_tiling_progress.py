@@ -85,7 +85,7 @@ def test_panel_bar_follows_the_reported_work(qtbot):
     from refine_matte.editor.document import Document, Layer
     from refine_matte.panel import RefinePanel
     from refine_matte.qt import QtGui
-    from refine_matte.testing import FakeEngineClient
+    from doubles.plugin_fakes import FakeEngineClient
 
     class WorkClient(FakeEngineClient):
         """Reports 7 units of engine work per refine, like a service with tiles."""

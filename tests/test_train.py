@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from diffmatte.train.config import TrainConfig
-from diffmatte.train.loop import BatchStream, Trainer, lr_factor
+from diffmatte.train.loop import Trainer
+from diffmatte.train.run_setup import BatchStream, lr_factor
 from diffmatte.train.photos import PhotoPool
 from diffmatte.train.synth import SynthMattingDataset, procedural_background
 
@@ -113,7 +114,7 @@ def test_cli_export_preview_and_errors(tmp_path, dataset, monkeypatch, capsys):
     import argparse
 
     from diffmatte.train import cli as train_cli
-    from diffmatte.train import loop
+    from diffmatte.train import run_setup
 
     parser = argparse.ArgumentParser()
     train_cli.register(parser.add_subparsers())
@@ -124,7 +125,7 @@ def test_cli_export_preview_and_errors(tmp_path, dataset, monkeypatch, capsys):
     args = parser.parse_args(["train", "--out", str(tmp_path), "--crop", "100"])
     assert args.func(args) == 2
     # Preview sheet of the training stream (dataset swapped for the tiny in-memory one).
-    monkeypatch.setattr(loop, "build_dataset", lambda cfg, seed: dataset)
+    monkeypatch.setattr(run_setup, "build_dataset", lambda cfg, seed: dataset)
     png = tmp_path / "sheet.png"
     args = parser.parse_args(["train", "--preview-data", str(png), "--preview-count", "3"])
     assert args.func(args) == 0

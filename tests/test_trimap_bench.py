@@ -151,8 +151,7 @@ def test_bench_on_one_dev_crop_when_present(capsys):
 
 
 def test_bench_end_to_end_sad_path_with_tiny_random_engine(tmp_path, capsys):
-    pytest.importorskip("diffmatte.testing")
-    from diffmatte.testing import write_tiny_checkpoint
+    from doubles.checkpoints import write_tiny_checkpoint
 
     weights = write_tiny_checkpoint(tmp_path / "tiny.safetensors")
     data = tmp_path / "am"

@@ -44,14 +44,14 @@ def test_wrong_shape_names_the_key(tiny_weights: Path, tmp_path: Path) -> None:
     sd[key] = torch.zeros(5, *sd[key].shape[1:])
     bad = tmp_path / "bad.pth"
     torch.save(sd, bad)
-    from diffmatte.testing import TINY_CONFIG
+    from doubles.checkpoints import TINY_CONFIG
 
     with pytest.raises(WeightsError, match="matting_convs.0.weight"):
         load_model(bad, config=TINY_CONFIG)
 
 
 def test_missing_and_unexpected_keys_are_named(tiny_weights: Path, tmp_path: Path) -> None:
-    from diffmatte.testing import TINY_CONFIG
+    from doubles.checkpoints import TINY_CONFIG
 
     sd, _ = read_checkpoint(tiny_weights)
     del sd["model.decoder.time_embed.2.bias"]
@@ -101,7 +101,7 @@ def test_garbage_files_give_clear_errors(tmp_path: Path) -> None:
 
 def test_nan_weights_rejected(tiny_weights: Path, tmp_path: Path) -> None:
     from diffmatte.modeling import build_model
-    from diffmatte.testing import TINY_CONFIG
+    from doubles.checkpoints import TINY_CONFIG
 
     model = build_model(TINY_CONFIG)
     with torch.no_grad():
@@ -233,7 +233,7 @@ def test_shapes_from_the_file_that_break_detection_are_a_clear_error(tiny_weight
 
 
 def test_official_variants_pass_the_bounds() -> None:
-    from diffmatte.testing import TINY_CONFIG
+    from doubles.checkpoints import TINY_CONFIG
     from diffmatte.modeling.variants import VARIANTS
     from diffmatte.weights.bounds import check_config, expected_shapes
 
@@ -243,7 +243,7 @@ def test_official_variants_pass_the_bounds() -> None:
 
 
 def test_a_prior_conditioned_checkpoint_passes_the_checks(tmp_path: Path) -> None:
-    from diffmatte.testing import TINY_CONFIG, write_tiny_checkpoint
+    from doubles.checkpoints import TINY_CONFIG, write_tiny_checkpoint
 
     cfg = TINY_CONFIG.replace(name="tiny_cf", prior="cf")
     model = load_model(write_tiny_checkpoint(tmp_path / "cf.safetensors", config=cfg))

@@ -100,7 +100,8 @@ def trimap_scores(trimap: np.ndarray, alpha: np.ndarray, reference: Optional[np.
 
 
 def sad(alpha: np.ndarray, gt: np.ndarray) -> float:
-    """Sum of absolute differences over the whole image, in thousands."""
+    """Sum of absolute differences over the whole image, in thousands (no trimap; the
+    Composition-1k metric inside the unknown region is ``diffmatte.evaluate.metrics.unknown_sad``)."""
     a = as_mask(alpha, "alpha")
     g = as_mask(gt, "gt")
     check_same_shape(g.shape, a, "alpha", "gt")

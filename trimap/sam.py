@@ -43,15 +43,21 @@ class SamCheckpointError(ValueError):
 
 
 def config_dir() -> Path:
-    """The product's config directory (see docs/ARCHITECTURE.md)."""
+    """The product's config directory (see docs/ARCHITECTURE.md).
+
+    One of the two implementations of this rule: ``trimap`` may import neither diffmatte
+    nor the plugin (import contracts), so it cannot use ``refine_matte.client.config_dir``,
+    which the plugin and the service share. tests/test_service_process.py checks that the
+    two agree on every platform.
+    """
     env = os.environ.get(ENV_CONFIG_DIR)
     if env:
         return Path(env)
     if sys.platform == "win32":
-        return Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming")) / "Refine Matte"
+        return Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming") / "Refine Matte"
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Application Support" / "Refine Matte"
-    return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "refine-matte"
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "refine-matte"
 
 
 def model_type_from_path(path: Union[str, Path]) -> Optional[str]:

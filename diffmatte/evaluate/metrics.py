@@ -57,8 +57,9 @@ def _prepare(pred, gt, trimap):
     return p, g, u
 
 
-def sad(pred, gt, trimap) -> float:
-    """Sum of absolute differences in the unknown region, in thousands."""
+def unknown_sad(pred, gt, trimap) -> float:
+    """Sum of absolute differences in the unknown region, in thousands (the metric "sad";
+    ``trimap.evaluate.sad`` is another measure: the whole image, no trimap)."""
     p, g, u = _prepare(pred, gt, trimap)
     return float(np.abs(p - g)[u].sum() / 1000.0)
 
@@ -123,7 +124,7 @@ def conn(pred, gt, trimap, step: float = 0.1) -> float:
 
 def all_metrics(pred, gt, trimap, which=METRICS) -> dict[str, float]:
     """The requested metrics as a dict (MSE unscaled)."""
-    fns = {"sad": sad, "mse": mse, "grad": grad, "conn": conn}
+    fns = {"sad": unknown_sad, "mse": mse, "grad": grad, "conn": conn}
     unknown = set(which) - set(fns)
     if unknown:
         raise ValueError(f"unknown metrics {sorted(unknown)}; known: {', '.join(METRICS)}")

@@ -1,8 +1,10 @@
 """Service discovery files: config directory, bearer token and ``service.json``.
 
-Stdlib only. The same rules are implemented (deliberately duplicated, so the host-side
-client needs no engine package) in ``plugin/refine_matte/client.py``; a test checks
-that both agree.
+Stdlib only. The config directory comes from the stdlib-only engine client
+(``refine_matte.client.config_dir``): the client and the service are the two ends of one
+discovery protocol, so they share the one rule (an import contract allows this module,
+like ``batch/service_engine.py``, to use the client). ``trimap.sam`` keeps the only other
+copy (trimap may import neither diffmatte nor the plugin); a test checks that all agree.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import os
 import re
 import secrets
 import stat
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional
+
+from refine_matte.client import config_dir as _client_config_dir
+
+from ..io.fsutil import atomic_path
 
 CONFIG_ENV = "REFINE_MATTE_CONFIG_DIR"
 TOKEN_FILE = "token"
@@ -30,16 +34,7 @@ log = logging.getLogger("diffmatte.service")
 
 def config_dir() -> Path:
     """Return the platform config directory of Refine Matte (not created here)."""
-    override = os.environ.get(CONFIG_ENV)
-    if override:
-        return Path(override)
-    if sys.platform == "win32":
-        base = os.environ.get("APPDATA") or str(Path.home() / "AppData" / "Roaming")
-        return Path(base) / "Refine Matte"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "Refine Matte"
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "refine-matte"
+    return Path(_client_config_dir())
 
 
 def ensure_config_dir(path: Optional[Path] = None) -> Path:
@@ -102,6 +97,8 @@ def load_or_create_token(path: Optional[Path] = None) -> str:
                 os.chmod(token_path, 0o600)
         return token
     token = secrets.token_urlsafe(32)
+    # Not io.fsutil.atomic_path: the token is created 0600 from the first byte, and a new
+    # one is hard-linked into place (fails if it exists), not renamed over it.
     # O_EXCL: if two services start at once, only one token wins; the loser re-reads it.
     tmp = directory / f".{TOKEN_FILE}.{os.getpid()}.tmp"
     fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -130,15 +127,8 @@ def write_service_file(info: Dict[str, Any], path: Optional[Path] = None) -> Pat
     """Atomically write ``service.json`` (host, port, pid, version)."""
     directory = ensure_config_dir(path)
     target = directory / SERVICE_FILE
-    fd, tmp = tempfile.mkstemp(prefix=".service.", suffix=".tmp", dir=str(directory))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(info, fh)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(target, mode=0o600) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(info, fh)
     return target
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
+from fastapi.responses import Response
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InvalidInput, TooLarge
@@ -187,3 +188,8 @@ def preview_png(x0: np.ndarray, max_side: int) -> Optional[bytes]:
 def image_size(arr: np.ndarray) -> Tuple[int, int]:
     """Return (width, height) of a decoded array."""
     return int(arr.shape[1]), int(arr.shape[0])
+
+
+def png_response(data: bytes, headers: Optional[Dict[str, str]] = None) -> Response:
+    """An HTTP answer carrying PNG bytes."""
+    return Response(content=data, media_type="image/png", headers=headers)

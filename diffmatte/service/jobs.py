@@ -1,35 +1,30 @@
 """The refine job queue: one worker thread owns the device, jobs wait their turn.
 
-Jobs carry an append-only event list (queued, started, progress, done / failed /
-cancelled) that HTTP handlers stream to clients. Waiting handlers live on the
-asyncio loop, so the worker wakes them with ``call_soon_threadsafe``.
+A :class:`~diffmatte.service.job.Job` carries an append-only event list (queued, started,
+progress, done / failed / cancelled) that HTTP handlers stream to clients
+(``job_routes``); the worker here runs the engine and emits those events.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import collections
-import ctypes
-import gc
 import logging
-import secrets
 import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Optional
 
 import numpy as np
 
+from ..errors import Cancelled
 from . import imaging
+from .device_memory import free_device_memory, is_out_of_memory
+from .job import CANCELLED, DONE, FAILED, PREVIEW_TTL, QUEUED, RUNNING, Job
 
 log = logging.getLogger("diffmatte.service")
 
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
-TERMINAL = (DONE, FAILED, CANCELLED)
-# Seconds a finished job keeps its progress previews for late readers of its stream.
-PREVIEW_TTL = 30.0
 # A "work" event (tiles x steps done, from the engine's progress) is sent when this many
 # seconds passed without an event, so that a long step of a large image still moves the
 # client's progress bar; every "progress" event carries the same counts.
@@ -46,169 +41,6 @@ class ShuttingDown(Exception):
 
 class _CallbackCancel(Exception):
     """Raised from the step callback to stop an engine that ignores ``cancel``."""
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Tell whether ``exc`` is a host or device out-of-memory error."""
-    if isinstance(exc, MemoryError):
-        return True
-    if type(exc).__name__ in ("OutOfMemoryError", "OutOfMemory"):
-        return True
-    text = str(exc).lower()
-    return "out of memory" in text or "cuda error: out of memory" in text
-
-
-def _accepts(fn: Callable[..., Any], name: str) -> bool:
-    """Whether ``fn`` names the keyword ``name`` (a ``**kwargs`` wrapper may forward to a
-    callee that does not take it, so it does not count)."""
-    import inspect
-
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name and p.kind is not p.VAR_KEYWORD for p in params)
-
-
-def _trim_heap() -> None:
-    """Return freed heap pages to the OS (glibc only).
-
-    Large request bodies and images are freed after each request, but glibc keeps the
-    pages in its arenas, so the service's RSS stepped up with every new peak size.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # musl or another libc: nothing to trim
-        pass
-
-
-def free_device_memory() -> None:
-    """Collect garbage, return freed heap pages and cached device memory."""
-    gc.collect()
-    _trim_heap()
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return
-    try:
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            torch.cuda.empty_cache()
-            torch.cuda.ipc_collect()
-        mps = getattr(torch, "mps", None)
-        if mps is not None and hasattr(mps, "empty_cache") and torch.backends.mps.is_available():
-            mps.empty_cache()
-    except Exception:  # noqa: BLE001 - freeing memory must never take the worker down
-        log.exception("freeing device memory failed")
-
-
-class Job:
-    """One refine request and everything clients may ask about it."""
-
-    def __init__(self, image: np.ndarray, trimap: np.ndarray, steps: int, seed: Optional[int],
-                 preview: bool, preview_size: int, samples: int = 1) -> None:
-        self.id = secrets.token_hex(8)
-        self.samples = int(samples)
-        self.image: Optional[np.ndarray] = image
-        self.trimap: Optional[np.ndarray] = trimap
-        self.steps = steps
-        self.seed = seed
-        self.preview = preview
-        self.preview_size = preview_size
-        self.width, self.height = imaging.image_size(image)
-        self.state = QUEUED
-        self.error: Optional[str] = None
-        self.error_code: Optional[str] = None
-        self.result: Optional[bytes] = None
-        self.created = time.time()
-        self.started: Optional[float] = None
-        self.finished: Optional[float] = None
-        self.cancel_event = threading.Event()
-        self.forgotten = False
-        self.events: List[Dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._waiters: List[Tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
-
-    # -- events -------------------------------------------------------------------------
-    def emit(self, kind: str, **data: Any) -> None:
-        """Append an event and wake every waiting stream."""
-        with self._lock:
-            event = {"id": len(self.events) + 1, "type": kind, "job": self.id}
-            event.update(data)
-            self.events.append(event)
-            waiters = list(self._waiters)
-        for loop, flag in waiters:
-            try:
-                loop.call_soon_threadsafe(flag.set)
-            except RuntimeError:  # loop already closed: that stream is gone
-                pass
-
-    def events_after(self, after: int) -> List[Dict[str, Any]]:
-        """Return the events whose id is greater than ``after``."""
-        with self._lock:
-            return list(self.events[max(0, after):])
-
-    def ended_by(self, event_id: int) -> bool:
-        """True when the job's terminal event exists and has an id <= ``event_id``.
-
-        A stream that has sent (or was asked to skip) that far has nothing more to
-        wait for; checking the event rather than ``state`` avoids ending a stream in
-        the instant between ``finish`` setting the state and emitting the event.
-        """
-        with self._lock:
-            if not self.events:
-                return False
-            last = self.events[-1]
-            return last["type"] in TERMINAL and last["id"] <= event_id
-
-    def add_waiter(self, loop: asyncio.AbstractEventLoop, flag: asyncio.Event) -> int:
-        """Register a stream to be woken on the next event; return the event count."""
-        with self._lock:
-            self._waiters.append((loop, flag))
-            return len(self.events)
-
-    def remove_waiter(self, loop: asyncio.AbstractEventLoop, flag: asyncio.Event) -> None:
-        with self._lock:
-            try:
-                self._waiters.remove((loop, flag))
-            except ValueError:
-                pass
-
-    # -- state --------------------------------------------------------------------------
-    @property
-    def terminal(self) -> bool:
-        return self.state in TERMINAL
-
-    def finish(self, state: str, error: Optional[str] = None, code: Optional[str] = None) -> None:
-        """Move to a terminal state, drop the inputs and large previews, emit the event."""
-        self.state = state
-        self.error = error
-        self.error_code = code
-        self.finished = time.time()
-        self.image = None
-        self.trimap = None
-        if state == DONE:
-            self.emit("done", width=self.width, height=self.height,
-                      seconds=round(self.finished - (self.started or self.created), 3))
-        elif state == FAILED:
-            self.emit("failed", error=error, code=code)
-        else:
-            self.emit("cancelled", error=error or "cancelled")
-
-    def drop_previews(self) -> None:
-        """Forget preview images: they only matter live, and would pile up in memory."""
-        with self._lock:
-            for event in self.events:
-                event.pop("preview", None)
-
-    def summary(self) -> Dict[str, Any]:
-        """JSON-ready description of the job (no pixel data)."""
-        return {
-            "job": self.id, "state": self.state, "steps": self.steps, "seed": self.seed, "samples": self.samples,
-            "width": self.width, "height": self.height, "error": self.error,
-            "code": self.error_code, "created": self.created, "started": self.started,
-            "finished": self.finished, "events": len(self.events),
-        }
 
 
 def _trimap_warning(image: Any, trimap: Any) -> Optional[str]:
@@ -420,7 +252,7 @@ class JobManager:
         kwargs = dict(steps=job.steps, seed=job.seed, callback=on_step, cancel=job.cancel_event)
         if job.samples != 1:  # engines (and test fakes) without averaging still serve samples=1
             kwargs["samples"] = job.samples
-        if on_work is not None and _accepts(self.engine.refine, "progress"):
+        if on_work is not None:
             kwargs["progress"] = on_work  # tile x step counts (Engine.refine's progress)
         if torch is not None:
             # Belt and braces against autograd graphs kept alive across requests, the
@@ -430,8 +262,7 @@ class JobManager:
         return self.engine.refine(job.image, job.trimap, **kwargs)
 
     def _fail(self, job: Job, exc: Exception) -> None:
-        if job.cancel_event.is_set() or isinstance(exc, _CallbackCancel) \
-                or type(exc).__name__ == "Cancelled":
+        if job.cancel_event.is_set() or isinstance(exc, (_CallbackCancel, Cancelled)):
             job.finish(CANCELLED, "cancelled by client")
         elif is_out_of_memory(exc):
             # Drop every reference to the failed step's tensors before freeing the cache.

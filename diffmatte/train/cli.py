@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 def _preview(cfg, path: str, count: int) -> int:
     import numpy as np
 
-    from .loop import build_dataset
+    from .run_setup import build_dataset
     from ..io.images import write_image
     from .preview import sample_sheet
     try:

@@ -13,36 +13,27 @@ Nothing here touches the network at import time, and nothing imports torch/numpy
 from __future__ import annotations
 
 import hashlib
-import http.client
 import http.cookiejar
 import logging
 import os
 import re
 import sys
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
-from .gdrive import confirm_target, looks_like_html
+from .gdrive import looks_like_html
+from .http_fetch import CHUNK, SNIFF, ProgressFn, Transient, UrlFailed, attempt
 from .partfile import PART_SUFFIX, PartFile, write_atomic
 from .registry import WeightEntry
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[int, Optional[int]], None]
-
 DATA_DIR_ENV = "REFINE_MATTE_DATA_DIR"
 HASH_SUFFIX = ".sha256"
-USER_AGENT = "refine-matte-weights/1.0 (+python-urllib)"
-
-_CHUNK = 1 << 20
-_SNIFF = 512
-_HTML_LIMIT = 4 << 20  # an interstitial page is a few KB; cap what we buffer
-_MAX_PAGES = 4  # interstitial hops per attempt before giving up on a URL
 
 
 class DownloadError(RuntimeError):
@@ -91,7 +82,7 @@ def sha256_file(path: Union[str, Path]) -> str:
     """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
+        for block in iter(lambda: handle.read(CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
 
@@ -104,132 +95,6 @@ def recorded_sha256(path: Union[str, Path]) -> Optional[str]:
     except OSError:
         return None
     return text[0].lower() if text and re.fullmatch(r"[0-9a-fA-F]{64}", text[0]) else None
-
-
-# ------------------------------------------------------------------ one attempt
-
-class _Transient(Exception):
-    """The connection failed or closed early: retry the same URL, resuming."""
-
-
-class _UrlFailed(Exception):
-    """This URL cannot deliver the file: move on to the next mirror."""
-
-
-def _parse_content_range(value: str) -> Tuple[Optional[int], Optional[int]]:
-    """(first byte, total) from ``bytes a-b/total`` or ``bytes */total``."""
-    match = re.match(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)", value or "")
-    if not match:
-        return None, None
-    start = int(match.group(1)) if match.group(1) is not None else None
-    total = int(match.group(2)) if match.group(2) != "*" else None
-    return start, total
-
-
-def _attempt(opener: urllib.request.OpenerDirector, cookies: http.cookiejar.CookieJar, url: str,
-             part: PartFile, expected_size: Optional[int], timeout: float,
-             progress: Optional[ProgressFn]) -> None:
-    """Fetch ``url`` into ``part`` (resuming). Returns when the body was fully received."""
-    target, data = url, None
-    for _hop in range(_MAX_PAGES + 1):
-        part.sync()
-        offset = part.size
-        validator = part.if_range()
-        if offset and validator is None:
-            # Without the validator of the bytes we hold, a resumed transfer could join
-            # a stale or foreign prefix to a newer file: start again.
-            log.info("no ETag/Last-Modified recorded for %s; restarting from zero", part.path.name)
-            part.reset()
-            offset = 0
-        headers = {"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Encoding": "identity"}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
-            headers["If-Range"] = validator
-        request = urllib.request.Request(target, data=data, headers=headers)
-        try:
-            response = opener.open(request, timeout=timeout)
-        except urllib.error.HTTPError as err:
-            with err:
-                if err.code == 416 and offset:
-                    # Nothing left to send: the part is either complete or not ours.
-                    _, total = _parse_content_range(err.headers.get("Content-Range", ""))
-                    want = expected_size if expected_size is not None else total
-                    if want is not None and offset == want:
-                        return
-                    part.reset()
-                    continue
-                raise _UrlFailed(f"HTTP {err.code} {err.reason}") from None
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-            reason = getattr(err, "reason", err)
-            raise _Transient(f"could not connect: {reason}") from None
-
-        with response:
-            status = response.status
-            content_type = response.headers.get("Content-Type", "")
-            try:
-                head = response.read(_SNIFF)
-            except (OSError, http.client.HTTPException) as err:
-                raise _Transient(f"connection failed: {err}") from None
-            if looks_like_html(head, content_type):
-                body = head + response.read(_HTML_LIMIT)
-                found, title = confirm_target(response.geturl(), body, cookies)
-                if found is not None and urllib.parse.urlsplit(found[0]).scheme not in ("http", "https"):
-                    found = None  # a page must not steer us to file:// or similar
-                if found is None or found == (target, data):
-                    shown = f" ({title!r})" if title else ""
-                    raise _UrlFailed(
-                        f"the server answered with an HTML page{shown} instead of the file; "
-                        "for Google Drive this usually means a download quota or sign-in wall")
-                log.info("following download confirmation page of %s", target)
-                target, data = found
-                continue
-
-            length = response.headers.get("Content-Length")
-            length = int(length) if length and length.isdigit() else None
-            if status == 206:
-                start, total = _parse_content_range(response.headers.get("Content-Range", ""))
-                if start != offset:
-                    raise _UrlFailed(f"server resumed at byte {start}, asked for {offset}")
-                if not part.same_source(response.headers):
-                    # The server honoured Range but not If-Range, or answers without the
-                    # validator: these bytes may belong to another version. Start over.
-                    log.info("resumed answer for %s has another validator; restarting from zero",
-                             part.path.name)
-                    part.reset()
-                    continue
-            else:
-                total = length
-            if expected_size is not None and total is not None and total != expected_size:
-                raise _UrlFailed(f"server reports {total} bytes, expected {expected_size}")
-            if status != 206 and offset:
-                log.info("server sent the whole file (Range ignored or the file changed); "
-                         "restarting %s from zero", part.path.name)
-                part.reset()
-                offset = 0
-            if offset == 0:
-                part.start(target, response.headers)
-            shown_total = expected_size if expected_size is not None else total
-            received = 0
-            with open(part.path, "ab") as handle:
-                chunk = head
-                while chunk:
-                    part.append(handle, chunk)
-                    received += len(chunk)
-                    if expected_size is not None and offset + received > expected_size:
-                        handle.close()
-                        part.reset()
-                        raise _UrlFailed(f"server sent more than the expected {expected_size} bytes")
-                    if progress is not None:
-                        progress(offset + received, shown_total)
-                    try:
-                        chunk = response.read(_CHUNK)
-                    except (OSError, http.client.HTTPException) as err:
-                        raise _Transient(f"connection lost after {offset + received} bytes: {err}") from None
-            if length is not None and received < length:
-                # http.client returns b"" rather than raising when the peer closes early.
-                raise _Transient(f"connection closed after {offset + received} of {offset + length} bytes")
-            return
-    raise _UrlFailed(f"gave up after {_MAX_PAGES} confirmation pages")
 
 
 # ------------------------------------------------------------------ public entry
@@ -315,10 +180,10 @@ def download(entry_or_url: Union[WeightEntry, str, Sequence[str]],
         while True:
             before = part.size
             try:
-                _attempt(opener, cookies, url, part, expected_size, timeout, progress)
+                attempt(opener, cookies, url, part, expected_size, timeout, progress)
                 done = True
                 break
-            except _Transient as err:
+            except Transient as err:
                 stalls = 0 if part.size > before else stalls + 1
                 if stalls > retries:
                     failures.append(f"{url}: {err}")
@@ -326,7 +191,7 @@ def download(entry_or_url: Union[WeightEntry, str, Sequence[str]],
                 log.info("%s; retrying (%d/%d)", err, stalls, retries)
                 if stalls:
                     time.sleep(retry_wait * stalls)
-            except _UrlFailed as err:
+            except UrlFailed as err:
                 failures.append(f"{url}: {err}")
                 break
     if not done:
@@ -366,7 +231,7 @@ def _finish(part: PartFile, final: Path, sha256: Optional[str], expected_size: O
         part.reset()
         raise IntegrityError(f"{final.name}: size mismatch: expected {expected_size} bytes, got {size}")
     with open(part.path, "rb") as handle:
-        head = handle.read(_SNIFF)
+        head = handle.read(SNIFF)
     if looks_like_html(head, ""):
         part.reset()
         raise IntegrityError(f"{final.name}: the download is an HTML page, not a checkpoint")

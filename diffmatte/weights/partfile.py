@@ -1,6 +1,6 @@
 """The ``.part`` file of a download: its bytes, a running SHA-256, its resume validator.
 
-Stdlib only. A part file is only resumed when the ETag / Last-Modified of the answer
+Stdlib only (and the engine's atomic write). A part file is only resumed when the ETag / Last-Modified of the answer
 that started it was recorded (``<file>.part.json``): the resumed request carries it in
 ``If-Range``, and a 206 answer must carry it back.
 """
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Dict, Optional
+
+from ..io.fsutil import atomic_path
 
 PART_SUFFIX = ".part"
 PART_META_SUFFIX = ".part.json"
@@ -18,10 +19,9 @@ _CHUNK = 1 << 20
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write a small text file atomically (temp file + ``os.replace``)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Write a small text file atomically (:func:`diffmatte.io.fsutil.atomic_path`)."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
 
 
 def validator(headers) -> Dict[str, str]:

@@ -26,6 +26,7 @@ import sys
 from typing import Callable, Iterable, List, Optional, Sequence
 
 from .client import ENGINE_FILE, PYTHON_ENV
+from .fsutil import atomic_path
 
 _VENV_PY = os.path.join("Scripts", "python.exe") if os.name == "nt" else os.path.join("bin", "python")
 #: Where a Refine Matte folder usually is (relative to the home folder; globs allowed).
@@ -103,11 +104,9 @@ def record_engine(python: str, package_dir: Optional[str] = None) -> str:
     returns its path. Written atomically."""
     folder = package_dir or os.path.dirname(os.path.abspath(__file__))
     path = os.path.join(folder, ENGINE_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         json.dump({"python": os.path.abspath(python)}, fh)
         fh.write("\n")
-    os.replace(tmp, path)
     return path
 
 

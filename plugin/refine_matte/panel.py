@@ -144,6 +144,18 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         if self._own_canvas:
             lay.addWidget(self.canvas, 1)
 
+        self._build_messages()
+        lay.addWidget(self._build_source_box())
+        lay.addLayout(self._build_options())
+        lay.addWidget(self._build_output_box())
+        self._build_run_controls(lay)
+        if not self._own_canvas:
+            lay.addStretch(1)
+        self._sync_view_buttons(self.canvas.view_mode())
+        self._sync_tool_buttons(self.canvas.tool())
+
+    def _build_messages(self) -> None:
+        """The error line and the "Save matte" button (laid out by _build_run_controls)."""
         self.error_label = QtWidgets.QLabel()
         self.error_label.setObjectName("errorLabel")
         self.error_label.setWordWrap(True)
@@ -156,6 +168,8 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.save_matte_button.hide()  # shown when a computed matte could not be applied
         # (both are laid out below the progress bar: showing them never moves the controls)
 
+    def _build_source_box(self) -> "QtWidgets.QGroupBox":
+        """The "Trimap source" group: source, edge, hint, tools, brush, band, extras."""
         src_box = QtWidgets.QGroupBox("Trimap source")
         form = QtWidgets.QFormLayout(src_box)
         self.source_combo = QtWidgets.QComboBox()
@@ -174,6 +188,13 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.hint_label = HintLabel()  # legible on dark themes (palette roles, no fixed grey)
         form.addRow(self.hint_label)
 
+        self._build_tool_rows(form)
+        self._build_brush_and_band(form)
+        self._build_source_extras(form)
+        return src_box
+
+    def _build_tool_rows(self, form: "QtWidgets.QFormLayout") -> None:
+        """The painting / SAM tool buttons, then Clear and Show."""
         tools = QtWidgets.QHBoxLayout()
         self.tool_buttons = {}
         # Explicit groups: auto-exclusive buttons that are reparented by layouts
@@ -204,6 +225,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         input_row.addStretch(1)
         form.addRow(input_row)
 
+    def _build_brush_and_band(self, form: "QtWidgets.QFormLayout") -> None:
         self.brush_spin = QtWidgets.QSpinBox()
         self.brush_spin.setRange(1, 500)
         self.brush_spin.setSuffix(" px")
@@ -223,9 +245,9 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         band_row.addWidget(self.band_slider, 1)
         band_row.addWidget(self.band_label)
         form.addRow("Band", band_row)
-        self._build_source_extras(form)
-        lay.addWidget(src_box)
 
+    def _build_options(self) -> "QtWidgets.QFormLayout":
+        """Diffusion steps, samples and the view-mode buttons."""
         opt = QtWidgets.QFormLayout()
         self.steps_spin = QtWidgets.QSpinBox()
         self.steps_spin.setRange(1, 100)
@@ -258,9 +280,10 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.view_label = QtWidgets.QLabel()
         self.view_label.setWordWrap(True)  # "Alpha: no matte yet, showing the photo"
         opt.addRow("", self.view_label)
-        lay.addLayout(opt)
-        lay.addWidget(self._build_output_box())
+        return opt
 
+    def _build_run_controls(self, lay: "QtWidgets.QVBoxLayout") -> None:
+        """Refine / Cancel, the progress bar and status, then the error line and Save matte."""
         self.refine_button = QtWidgets.QPushButton("Refine Matte")
         self.refine_button.setObjectName("refineButton")
         self.refine_button.setToolTip("Compute the trimap and refine the matte (Ctrl+Return)")
@@ -283,10 +306,6 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         lay.addWidget(self.status_label)
         lay.addWidget(self.error_label)
         lay.addWidget(self.save_matte_button)
-        if not self._own_canvas:
-            lay.addStretch(1)
-        self._sync_view_buttons(self.canvas.view_mode())
-        self._sync_tool_buttons(self.canvas.tool())
 
     def _connect(self) -> None:
         self.source_combo.currentIndexChanged.connect(self._on_source_changed)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import imaging
+from .adapter import HostError
+from .client import EngineError, EngineNotRunning
 from .qt import QtCore, QtGui, Signal
 
 
@@ -124,22 +126,17 @@ class RefineJob:
                 # which keeps Qt work on this thread to a few calls per job.
                 sig.progress.emit(int(step), int(total), bytes(preview) if preview else None)
 
-            extra = {}
-            if _accepts(client.refine, "on_work"):  # test stand-ins may not report work
-                extra["on_work"] = lambda done, total: sig.work.emit(int(done), int(total))
-            if _accepts(client.refine, "on_warning"):
-                extra["on_warning"] = sig.warning.emit
             alpha_png = client.refine(self.spec.image_png, trimap_png, steps=self.spec.steps,
                                       seed=self.spec.seed, on_progress=on_progress, samples=self.spec.samples,
-                                      cancel_event=self.cancel_event, preview=True, **extra)
+                                      cancel_event=self.cancel_event, preview=True,
+                                      on_work=lambda done, total: sig.work.emit(int(done), int(total)),
+                                      on_warning=sig.warning.emit)
             if self.cancel_event.is_set():
                 sig.cancelled.emit()
                 return
             sig.finished.emit(imaging.png_to_qimage(alpha_png))
         except BaseException as exc:  # noqa: BLE001 - every failure goes to the panel
-            if self.cancel_event.is_set() and _is_cancel(exc):
-                sig.cancelled.emit()
-            elif self.cancel_event.is_set():
+            if self.cancel_event.is_set():  # whatever the exception: a cancel was asked for
                 sig.cancelled.emit()
             else:
                 traceback.print_exc()  # full detail for logs; the panel shows one line
@@ -191,34 +188,17 @@ def engine_info(client: Any) -> Optional[Dict[str, Any]]:
     return engine if isinstance(engine, dict) else None
 
 
-def _accepts(fn: Callable[..., Any], name: str) -> bool:
-    """Whether ``fn`` names the keyword ``name`` (a ``**kwargs`` wrapper may forward to a
-    callee that does not take it, so it does not count)."""
-    import inspect
-
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name and p.kind is not p.VAR_KEYWORD for p in params)
-
-
-def _is_cancel(exc: BaseException) -> bool:
-    return type(exc).__name__ in ("JobCancelled", "Cancelled")
-
-
 def describe_error(exc: BaseException) -> str:
-    """One readable line for the panel; class names avoid importing the client here."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
+    """One readable line for the panel."""
     msg = str(exc).strip()
-    if "EngineNotRunning" in names:
+    if isinstance(exc, EngineNotRunning):
         if any(word in msg for word in ("exited", "did not come up", "cannot start")):
             return f"The engine could not start: {msg}"
         return ("Engine not running: start it with `diffmatte serve`."
                 + (f"\n{msg}" if msg else ""))
-    if "HostError" in names or "ValueError" in names:
+    if isinstance(exc, (HostError, ValueError)):
         return msg or type(exc).__name__
-    if "EngineError" in names:
+    if isinstance(exc, EngineError):
         return f"Engine error: {msg}" if msg else "The engine reported an error."
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
         return f"Cannot reach the engine ({type(exc).__name__}: {msg})."

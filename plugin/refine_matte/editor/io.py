@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 from typing import Callable, List, Optional, Tuple
 
 from .. import imaging
+from ..fsutil import atomic_path
 from ..qt import QtGui
 from .document import Document, Layer, MaskNode
 
@@ -175,23 +175,10 @@ def qimage_to_array(image: "QtGui.QImage", channels: int):
 
 # ================================================================= save
 def _atomic(path: str, write: Callable[[str], None]) -> None:
-    """Call write(tmp) on a temp file next to ``path``, then move it into place."""
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    ext = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".refine-matte-", suffix=ext, dir=folder)
-    os.close(fd)
-    try:
+    """Call write(tmp) on a temp file next to ``path`` (same extension), then move it into
+    place with the mode a normal write would give."""
+    with atomic_path(path, suffix=os.path.splitext(path)[1]) as tmp:
         write(tmp)
-        # mkstemp makes 0600 files: give the output the mode a normal write would (0644
-        # under the usual umask), as diffmatte's cut-out and alpha writers do.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _qt_write(image: "QtGui.QImage", fmt: bytes) -> Callable[[str], None]:

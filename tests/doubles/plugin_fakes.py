@@ -12,18 +12,11 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from . import imaging
-from .qt import QtCore, QtGui
+from refine_matte import imaging
+from refine_matte.client import JobCancelled
+from refine_matte.qt import QtCore, QtGui
 
 Fmt = QtGui.QImage.Format
-
-
-class JobCancelled(Exception):
-    """Raised by FakeEngineClient.refine when its cancel_event is set (same name as the client's)."""
-
-
-class EngineNotRunning(Exception):
-    """Same name as the client's error, for the panel's error-message path."""
 
 
 def _grey_from(png: bytes) -> "QtGui.QImage":

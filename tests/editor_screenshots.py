@@ -1,6 +1,7 @@
 """Render the editor with the panel in every view mode to PNG screenshots.
 
-``python -m refine_matte.editor.screenshots OUTDIR [--service WEIGHTS]``
+``python tests/editor_screenshots.py OUTDIR [--service WEIGHTS]`` (a tool kept with the tests:
+its default engine is the test double FakeEngineClient)
 
 Uses a synthetic subject (no external photos), paints scribbles, refines, then
 grabs the main window once per view mode.  By default the Qt-only fake engine
@@ -18,9 +19,9 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
-from .. import imaging
-from ..canvas import Stroke
-from ..qt import QtCore, QtGui, QtWidgets
+from refine_matte import imaging
+from refine_matte.canvas import Stroke
+from refine_matte.qt import QtCore, QtGui, QtWidgets
 
 Qt = QtCore.Qt
 
@@ -152,7 +153,7 @@ def capture_workflow(win: Any, outdir: str, out: Dict[str, str]) -> None:
 def capture(outdir: str, client: Any, size=(1280, 940)) -> Dict[str, str]:
     """Open the sample in a fresh editor, refine, and save one PNG per view mode
     (plus ``running``: a shot taken while the refine is in progress)."""
-    from .app import EditorWindow
+    from refine_matte.editor.app import EditorWindow
 
     os.makedirs(outdir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="refine-matte-shots-")
@@ -212,9 +213,9 @@ class _NoSamYet:
 def capture_panel(outdir: str, client: Any, size=(380, 900)) -> str:
     """The panel on its own, with its own canvas, as a host plugin docker shows it
     (SAM source on a machine without its checkpoint: the download is offered)."""
-    from ..panel import RefinePanel
-    from .adapter import EditorAdapter
-    from .document import Document, Layer
+    from refine_matte.panel import RefinePanel
+    from refine_matte.editor.adapter import EditorAdapter
+    from refine_matte.editor.document import Document, Layer
 
     image = make_sample_image()
     doc = Document([Layer("sample", image.convertToFormat(QtGui.QImage.Format.Format_ARGB32))])
@@ -245,12 +246,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     client = None
     if args.service:
-        from ..client import EngineClient
+        from refine_matte.client import EngineClient
         config = tempfile.mkdtemp(prefix="refine-matte-cfg-")
         client = EngineClient.ensure_running(python=sys.executable, config=config,
                                              args=["--weights", args.service, "--device", "cpu"])
     else:
-        from ..testing import FakeEngineClient
+        from doubles.plugin_fakes import FakeEngineClient
         client = FakeEngineClient(step_delay=0.05)
     try:
         for mode, path in capture(args.outdir, client).items():

@@ -1,4 +1,5 @@
-"""Helpers for tests and demos.
+"""Test doubles of the engine: checkpoints for tests and benches (``diffmatte.testing``
+before issue #26 moved it out of the product).
 
 * Tiny random-weight models that load and run fast (``write_tiny_checkpoint``).
 * Conformance ("golden") checkpoints: a port of the seeded weight generator that
@@ -20,9 +21,9 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 import torch
 
-from .modeling.config import ModelConfig
-from .modeling.model import build_model
-from .weights.checkpoint import PREFIX, save_safetensors
+from diffmatte.modeling.config import ModelConfig
+from diffmatte.modeling.model import build_model
+from diffmatte.weights.checkpoint import PREFIX, save_safetensors
 
 #: A very small ResNet-D DiffMatte (about 0.2 M parameters): meaningless mattes, real code path.
 TINY_CONFIG = ModelConfig(name="tiny", backbone="resnet_d", in_chans=6, layers=(1, 1, 1, 1), stem=(8, 8, 16),
