@@ -152,11 +152,14 @@ def _trimap_from_mask(image, mask, args):
 
     from .io.images import write_image
 
-    tri, edge = tm.from_selection(mask, image, band=args.band, edge=args.mask_edge)
+    notes: list = []
+    tri, edge = tm.from_selection(mask, image, band=args.band, edge=args.mask_edge, report=notes)
     if not args.quiet:
         how = ("rough: the subject's edge was found inside it" if edge == "rough"
                else "exact: its outline is the subject's edge")
         print(f"trimap from the mask ({how}; --mask-edge chooses)", file=sys.stderr)
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
     if args.save_trimap:
         write_image(args.save_trimap, tri)
     return tri

@@ -198,6 +198,25 @@ def test_masks_are_banded_into_trimaps_and_edgeless_masks_refused(tmp_path, run)
     assert cut.mode == "RGBA" and cut.size == (48, 40)
 
 
+def test_a_rough_mask_covering_the_photo_is_refined_with_a_warning(tmp_path, run):
+    """--mask-edge rough with a mask that leaves almost no background: the item is refined,
+    and the rough path's warning is said with the item's name and kept in the manifest."""
+    import json
+
+    img, masks = tmp_path / "img", tmp_path / "masks"
+    img.mkdir(), masks.mkdir()
+    photo(img / "a.png")
+    almost_all = np.full((40, 48), 255, np.uint8)
+    almost_all[0, :] = 0  # 2.5 % of the photo left outside
+    Image.fromarray(almost_all).save(masks / "a.png")
+    said: list = []
+    s = run(img, output=tmp_path / "out", masks=masks, mask_edge="rough", echo=said.append)
+    assert s.refined == 1
+    assert any(line.startswith("a.png: warning: the ") for line in said), said  # noise: either warning
+    records = [json.loads(line) for line in s.manifest.read_text().splitlines()]
+    assert any(r.get("warnings") for r in records if r["status"] == "done")
+
+
 def test_rerun_skips_done_work_and_redoes_what_changed(tmp_path, run):
     img, tri, out = tmp_path / "img", tmp_path / "tri", tmp_path / "out"
     img.mkdir(), tri.mkdir()

@@ -269,6 +269,23 @@ def test_refine_from_a_rough_mask_finds_the_edge_inside_it(tmp_path, tiny_weight
     assert "--save-trimap needs --mask" in capsys.readouterr().err
 
 
+def test_refine_from_a_mask_covering_the_photo_warns(tmp_path, tiny_weights, capsys):
+    """A box around a subject that fills the frame: the rough path says the background
+    outside it is too little to learn from (issue #27), and still writes the matte."""
+    import numpy as np
+    from PIL import Image
+
+    img = np.full((60, 80, 3), (40, 110, 140), np.uint8)
+    img[15:45, 20:60] = (220, 60, 40)
+    Image.fromarray(img).save(tmp_path / "photo.png")
+    Image.fromarray(np.full((60, 80), 255, np.uint8)).save(tmp_path / "box.png")
+    out = tmp_path / "a.png"
+    assert main(["refine", str(tmp_path / "photo.png"), "--mask", str(tmp_path / "box.png"), "-o", str(out),
+                 "--mask-edge", "rough", "--weights", str(tiny_weights), "--steps", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the selection covers 100 % of the photo" in err and out.exists()
+
+
 def test_a_prior_only_refine_prints_the_solve_not_steps(tmp_path, capsys):
     """Issue #23: the bundled model runs no diffusion; its progress line names the work."""
     h, w = 120, 160

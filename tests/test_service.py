@@ -674,6 +674,30 @@ def test_trimap_from_a_rough_selection(client):
         client.trimap_from_mask(png(lasso), edge="rough")
 
 
+def test_a_selection_covering_the_photo_comes_back_with_a_warning(svc):
+    """The trimap step's warning travels in a header (X-Trimap-Warning); a lasso with
+    background all round gets none."""
+    image = np.full((H, W, 3), (40, 110, 140), np.uint8)
+    image[10:30, 12:44] = (220, 60, 40)
+    for mask, warned in ((np.full((H, W), 255, np.uint8), True), (_mask_around(), False)):
+        conn = http.client.HTTPConnection(svc.host, svc.port, timeout=30)
+        body = json.dumps({"mask": b64(png(mask)), "image": b64(png(image)), "edge": "rough"})
+        conn.request("POST", "/v1/trimap/mask", body=body,
+                     headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        assert resp.status == 200
+        note = resp.getheader("X-Trimap-Warning")
+        assert (note is not None and "too little background" in note) == warned
+
+
+def _mask_around():
+    lasso = np.zeros((H, W), np.uint8)
+    lasso[3:37, 5:51] = 255
+    return lasso
+
+
 def test_refine_warns_about_an_unknown_region_no_known_colour_explains(client):
     """A large unknown patch of a colour found in neither known region (a flag held by a
     toy) gets a warning event; an ordinary band does not."""

@@ -191,3 +191,22 @@ def test_strands_the_cut_drops_join_the_band_and_plain_background_stays():
     assert out[strands & (dist > 36)].mean() > 0.9
     assert not out[far_patch].any()
     assert not out[(llr > 5) & (tri == 0)].any()
+
+
+def test_a_selection_that_leaves_almost_no_background_warns():
+    """A box around a subject that fills the frame leaves the colour models nothing to learn
+    the background from: the user is told, and a background stroke answers it."""
+    img, subject, _ = scene()
+    everything = np.ones((H, W), bool)
+    notes: list = []
+    trimap.from_region(img, everything, report=notes)
+    assert len(notes) == 1 and "100 % of the photo" in notes[0] and "closer" in notes[0]
+    with pytest.warns(trimap.RoughInputWarning, match="too little"):
+        trimap.from_selection(everything, img, edge="rough")
+    bg = np.zeros((H, W), bool)
+    bg[2:6, 2:40] = True
+    notes.clear()
+    trimap.from_region(img, everything, bg=bg, report=notes)
+    assert notes == []
+    trimap.from_region(img, lasso_around(subject, 15), report=notes)  # background all round
+    assert notes == []

@@ -15,11 +15,12 @@ from ._validate import BG, FG, UNKNOWN
 from .band import default_band, from_mask, shift_edge
 from .sam import SamPrompter, find_checkpoint
 from .scribbles import from_scribbles, strokes_to_mask
-from .rough import from_region, from_selection, segment
+from .rough import RoughInputWarning, from_region, from_selection, segment
 from .transparency import mark_unknown, transparency_widen
 
 __all__ = [
     "BG",
+    "RoughInputWarning",
     "FG",
     "UNKNOWN",
     "SamPrompter",

@@ -233,7 +233,12 @@ def _finish(result: Result, item: Item, plan, manifest: Manifest, summary: Summa
         _say(echo, f"{item.key}: FAILED: {result.error}")
         return
     summary.refined += 1
-    manifest.append(_record(item, plan, "done", outputs=hashes, seconds=result.seconds))
+    for message in result.warnings:
+        _say(echo, f"{item.key}: warning: {message}")
+    record = _record(item, plan, "done", outputs=hashes, seconds=result.seconds)
+    if result.warnings:
+        record["warnings"] = list(result.warnings)
+    manifest.append(record)
     _say(echo, f"{item.key} -> {', '.join(sorted(hashes))}")
 
 

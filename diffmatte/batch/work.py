@@ -12,7 +12,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -76,6 +76,7 @@ class Result:
     outputs: Dict[str, bytes] = field(default_factory=dict)  # output path -> bytes
     seconds: Dict[str, float] = field(default_factory=dict)
     error: Optional[str] = None
+    warnings: List[str] = field(default_factory=list)  # for the user, with the item's name
 
 
 def process(item: Item, settings: Settings, engine, read: Callable[[str], bytes]) -> Result:
@@ -121,10 +122,10 @@ class _Named(io.BytesIO):
     __repr__ = __str__
 
 
-def _trimap_from(mask: np.ndarray, image: np.ndarray, settings: Settings) -> np.ndarray:
+def _trimap_from(mask: np.ndarray, image: np.ndarray, settings: Settings, res: Result) -> np.ndarray:
     import trimap
 
-    tri, _ = trimap.from_selection(mask, image, band=settings.band, edge=settings.mask_edge)
+    tri, _ = trimap.from_selection(mask, image, band=settings.band, edge=settings.mask_edge, report=res.warnings)
     return tri
 
 
@@ -159,7 +160,7 @@ def _flat(item: Item, settings: Settings, engine, read, res: Result) -> None:
     if item.trimap:
         tri = read_trimap(_Named(read(item.trimap), item.trimap))
     else:
-        tri = _trimap_from(read_trimap(_Named(read(item.mask), item.mask)), image, settings)
+        tri = _trimap_from(read_trimap(_Named(read(item.mask), item.mask)), image, settings, res)
     final, cut = settings.finish(image, _refine(engine, image, tri, settings, res))
     out = item.outputs
     res.outputs[out["alpha"]] = _encode(lambda p: write_alpha(p, final, bits=settings.bits), "alpha.png")
@@ -188,11 +189,11 @@ def _layered(item: Item, settings: Settings, engine, read, res: Result) -> None:
         if source == "trimap":
             tri = shared_tri
         elif source == "mask":
-            tri = _trimap_from(shared_mask, image, settings)
+            tri = _trimap_from(shared_mask, image, settings, res)
         elif source == "layer-mask":
-            tri = _trimap_from(layer.mask.canvas(doc.width, doc.height), image, settings)
+            tri = _trimap_from(layer.mask.canvas(doc.width, doc.height), image, settings, res)
         else:  # transparency
-            tri = _trimap_from(doc.canvas_rgba(layer)[..., 3], image, settings)
+            tri = _trimap_from(doc.canvas_rgba(layer)[..., 3], image, settings, res)
         final, cut = settings.finish(image, _refine(engine, image, tri, settings, res), bits=doc.bits)
         layer.set_mask(final, bits=doc.bits, name="refined matte")
         key = f"cutout:{path}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from fastapi import FastAPI
 from fastapi.responses import Response
@@ -32,15 +32,17 @@ def _add_trimap_routes(app: FastAPI, service: Any) -> None:
             imaging.check_same_size(image, mask, "image", "mask")
         if body.edge != "exact" and image is None:
             raise InvalidInput(f"trimap from mask: edge={body.edge!r} needs the image (send image=...)")
+        notes: List[str] = []
         try:
             if body.edge == "exact":
                 result, edge = tm.from_mask(mask, band=body.band, adaptive=body.adaptive, image=image), "exact"
             else:
                 result, edge = tm.from_selection(mask, image, band=body.band, adaptive=body.adaptive,
-                                                 edge=body.edge)
+                                                 edge=body.edge, report=notes)
         except ValueError as exc:
             raise InvalidInput(f"trimap from mask: {exc}") from None
-        return imaging.png_response(_check_trimap_output(result, "trimap.from_mask"), {"X-Trimap-Edge": edge})
+        return imaging.png_response(_check_trimap_output(result, "trimap.from_mask"),
+                                    {"X-Trimap-Edge": edge, **_warning_header(notes)})
 
     @app.post("/v1/trimap/scribbles")
     def trimap_scribbles(body: ScribbleBody) -> Response:
@@ -56,14 +58,23 @@ def _add_trimap_routes(app: FastAPI, service: Any) -> None:
             arr = service.decode_grey(value, name, limit)
             imaging.check_same_size(image, arr, "image", name)
             maps[name] = arr > 127
+        notes: List[str] = []
         try:
             # Strokes go through the rough-input path (colour models + graph cut): with a
             # few strokes the random walker left most of a photo unknown (issue #27).
             result = tm.from_region(image, None, band=body.band, fg=maps["fg"], bg=maps["bg"],
-                                    unknown=maps["unknown"])
+                                    unknown=maps["unknown"], report=notes)
         except ValueError as exc:
             raise InvalidInput(f"trimap from scribbles: {exc}") from None
-        return imaging.png_response(_check_trimap_output(result, "trimap.from_region"))
+        return imaging.png_response(_check_trimap_output(result, "trimap.from_region"), _warning_header(notes))
+
+
+def _warning_header(notes: List[str]) -> Dict[str, str]:
+    """``X-Trimap-Warning``: what the trimap step wants the user to know (one line, ASCII)."""
+    if not notes:
+        return {}
+    text = " / ".join(notes).encode("ascii", "replace").decode("ascii")
+    return {"X-Trimap-Warning": " ".join(text.split())}
 
 
 def _add_sam_routes(app: FastAPI, service: Any) -> None:
