@@ -76,16 +76,13 @@ def region_rows(name, kind, region, image, alpha, engine, t2_sad) -> Dict[str, f
     return row
 
 
-def stroke_trimap(method: str, image: np.ndarray, fg: np.ndarray, bg: np.ndarray, session) -> np.ndarray:
+def stroke_trimap(method: str, image: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
     """The trimap the product makes from strokes: ``region`` (colour models + graph cut,
-    each new stroke changing the trimap only where it reaches: ``trimap.StrokeSession``, as
-    the service does), ``global`` (``trimap.from_region`` afresh after every stroke) or
-    ``walker`` (random walker, ``trimap.from_scribbles``)."""
+    ``trimap.from_region``, afresh after every stroke as the service does) or ``walker``
+    (random walker, ``trimap.from_scribbles``)."""
     if method == "walker":
         return trimap.from_scribbles(image, fg, bg)
-    if method == "global":
-        return trimap.from_region(image, None, fg=fg, bg=bg)
-    return session.trimap(image, fg, bg)
+    return trimap.from_region(image, None, fg=fg, bg=bg)
 
 
 def stroke_count(name, image, alpha, engine, t2_sad, rng, max_strokes, method="region") -> int:
@@ -99,13 +96,12 @@ def stroke_count(name, image, alpha, engine, t2_sad, rng, max_strokes, method="r
     strokes: Dict[str, List[list]] = {"fg": [fg_stroke], "bg": [bg_stroke]}
     shape = alpha.shape
     history, seconds = [], []
-    session = trimap.StrokeSession()
     fresh(engine)
     for n in range(2, max_strokes + 1):
         fg = trimap.strokes_to_mask(shape, strokes["fg"], radius=STROKE_RADIUS)
         bg = trimap.strokes_to_mask(shape, strokes["bg"], radius=STROKE_RADIUS)
         t0 = time.perf_counter()
-        matte = engine.refine(image, stroke_trimap(method, image, fg, bg, session))
+        matte = engine.refine(image, stroke_trimap(method, image, fg, bg))
         seconds.append(time.perf_counter() - t0)
         err = sad(matte, alpha)
         history.append(f"{err:.1f}")
@@ -131,10 +127,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the simulated hand (default 0)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-strokes", type=int, default=20)
-    ap.add_argument("--stroke-method", choices=["region", "global", "walker"], default="region",
-                    help="strokes to trimap: region (the product's: trimap.StrokeSession), global "
-                         "(trimap.from_region afresh after each stroke) or walker (trimap.from_scribbles, "
-                         "the random walker it replaces)")
+    ap.add_argument("--stroke-method", choices=["region", "walker"], default="region",
+                    help="strokes to trimap: region (the product's, trimap.from_region) or walker "
+                         "(trimap.from_scribbles, the random walker it replaces)")
     ap.add_argument("--photos", nargs="*", default=None, help="only these names (e.g. GT04)")
     args = ap.parse_args(argv)
 

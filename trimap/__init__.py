@@ -15,7 +15,6 @@ from ._validate import BG, FG, UNKNOWN
 from .band import default_band, from_mask, shift_edge
 from .sam import SamPrompter, find_checkpoint
 from .scribbles import from_scribbles, strokes_to_mask
-from .stroke_session import StrokeSession
 from .rough import RoughInputWarning, from_region, from_selection, segment
 from .transparency import mark_unknown, transparency_widen
 
@@ -25,7 +24,6 @@ __all__ = [
     "FG",
     "UNKNOWN",
     "SamPrompter",
-    "StrokeSession",
     "default_band",
     "find_checkpoint",
     "from_mask",

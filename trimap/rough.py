@@ -273,34 +273,14 @@ def from_region(
             for the user is appended here; ``None``: a :class:`RoughInputWarning` is raised.
     """
     img = as_image(image)
-    shape = img.shape[:2]
-    reg = None if region is None else _as_bool(region, shape, "region")
-    fg_m = None if fg is None else _as_bool(fg, shape, "fg")
-    bg_m = None if bg is None else _as_bool(bg, shape, "bg")
-    unk_m = None if unknown is None else _as_bool(unknown, shape, "unknown")
-    if fg_m is not None and bg_m is not None:
-        both = fg_m & bg_m
-        unk_m = both if unk_m is None else unk_m | both
-        fg_m, bg_m = fg_m & ~both, bg_m & ~both
-    if reg is None and (fg_m is None or not fg_m.any() or bg_m is None or not bg_m.any()):
-        raise ValueError("strokes need at least one foreground and one background stroke "
-                         "(or give a selection)")
-    if reg is not None and not reg.any():
-        raise ValueError("the selection is empty: select the subject (a rough outline is enough)")
-    r = default_band(shape) if band is None else check_band(band)
+    reg, fg_m, bg_m, unk_m = stroke_masks(img.shape[:2], region, fg, bg, unknown)
+    r = default_band(img.shape[:2]) if band is None else check_band(band)
     if seg is None:
-        prior = None
-        if reg is None and fg_m is not None and bg_m is not None and fg_m.any() and bg_m.any():
-            # Strokes alone: start each pixel with the nearer stroke's label, so both
-            # colour models begin from plausible samples (all-foreground starts fail).
-            from .scribbles import nearest_seed_probability
-
-            prior = nearest_seed_probability(fg_m, bg_m)
-        seg = segment(img, reg, fg_m, bg_m, prior=prior)
+        seg = segment_input(img, reg, fg_m, bg_m)
     if reg is not None and not seg.fg.any():
         _say("the subject could not be told from its background inside the selection; its outline "
              "is used as the edge (paint a few foreground strokes, or choose the exact edge)", report)
-        seg = Segmentation(fg=reg, llr=np.zeros(shape, np.float32))
+        seg = Segmentation(fg=reg, llr=np.zeros(reg.shape, np.float32))
     elif reg is not None and 1.0 - reg.mean() < MIN_OUTSIDE_SHARE and not (bg_m is not None and bg_m.any()):
         _say(f"the selection covers {100.0 * reg.mean():.0f} % of the photo, which leaves too little "
              "background outside it to tell the subject from: background inside it may stay in the "
@@ -321,6 +301,40 @@ def from_region(
     if unk_m is not None:
         tri[unk_m] = UNKNOWN
     return tri
+
+
+def stroke_masks(
+    shape: Tuple[int, int], region: object, fg: object, bg: object, unknown: object
+) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
+    """The region and stroke masks as bools, checked: a pixel painted both foreground and
+    background is unknown; strokes alone need one of each; a selection must not be empty."""
+    reg = None if region is None else _as_bool(region, shape, "region")
+    fg_m = None if fg is None else _as_bool(fg, shape, "fg")
+    bg_m = None if bg is None else _as_bool(bg, shape, "bg")
+    unk_m = None if unknown is None else _as_bool(unknown, shape, "unknown")
+    if fg_m is not None and bg_m is not None:
+        both = fg_m & bg_m
+        unk_m = both if unk_m is None else unk_m | both
+        fg_m, bg_m = fg_m & ~both, bg_m & ~both
+    if reg is None and (fg_m is None or not fg_m.any() or bg_m is None or not bg_m.any()):
+        raise ValueError("strokes need at least one foreground and one background stroke "
+                         "(or give a selection)")
+    if reg is not None and not reg.any():
+        raise ValueError("the selection is empty: select the subject (a rough outline is enough)")
+    return reg, fg_m, bg_m, unk_m
+
+
+def segment_input(image: np.ndarray, region: Optional[np.ndarray], fg: Optional[np.ndarray],
+                  bg: Optional[np.ndarray]) -> Segmentation:
+    """:func:`segment` for a region and/or strokes (bool masks from :func:`stroke_masks`)."""
+    prior = None
+    if region is None and fg is not None and bg is not None and fg.any() and bg.any():
+        # Strokes alone: start each pixel with the nearer stroke's label, so both
+        # colour models begin from plausible samples (all-foreground starts fail).
+        from .scribbles import nearest_seed_probability
+
+        prior = nearest_seed_probability(fg, bg)
+    return segment(image, region, fg, bg, prior=prior)
 
 
 def _say(message: str, report: Optional[List[str]]) -> None:

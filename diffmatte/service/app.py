@@ -91,7 +91,6 @@ class Service:
         self.sam = SamState(config, device if device.split(":")[0] in ("cpu", "cuda", "mps") else "cpu")
         if hasattr(engine, "on_ready"):  # loading in the background: SAM follows its device
             engine.on_ready(lambda e: setattr(self.sam, "device", sam_device(self.engine_info())))
-        self.stroke_session: Any = None  # trimap.StrokeSession, made by the first scribbles request
         self.request_shutdown: Optional[Callable[[], None]] = None
         self.connection_stats: Optional[Callable[[], Dict[str, int]]] = None  # set by the server
         self.closed = False

@@ -62,17 +62,8 @@ def _add_trimap_routes(app: FastAPI, service: Any) -> None:
         try:
             # Strokes go through the rough-input path (colour models + graph cut): with a
             # few strokes the random walker left most of a photo unknown (issue #27).
-            # One session per service: a stroke added to the previous request's strokes on the
-            # same image changes the trimap only where it reaches, so the refine after it
-            # re-solves locally (the engine's prior memo) and earlier fixes stay.
-            if service.stroke_session is None:
-                service.stroke_session = tm.StrokeSession()
-            if maps["fg"] is None or maps["bg"] is None:
-                result = tm.from_region(image, None, band=body.band, fg=maps["fg"], bg=maps["bg"],
-                                        unknown=maps["unknown"], report=notes)
-            else:
-                result = service.stroke_session.trimap(image, maps["fg"], maps["bg"], maps["unknown"],
-                                                       band=body.band, report=notes)
+            result = tm.from_region(image, None, band=body.band, fg=maps["fg"], bg=maps["bg"],
+                                    unknown=maps["unknown"], report=notes)
         except ValueError as exc:
             raise InvalidInput(f"trimap from scribbles: {exc}") from None
         return imaging.png_response(_check_trimap_output(result, "trimap.from_region"), _warning_header(notes))
