@@ -60,7 +60,8 @@ def fresh(engine) -> None:
 def region_rows(name, kind, region, image, alpha, engine, t2_sad) -> Dict[str, float]:
     """One photo's row for a region input (lasso or rectangle)."""
     t0 = time.perf_counter()
-    tri, edge = trimap.from_selection(region, image, edge="rough")
+    notes: List[str] = []
+    tri, edge = trimap.from_selection(region, image, edge="rough", report=notes)
     t_seg = time.perf_counter() - t0
     fresh(engine)
     t0 = time.perf_counter()
@@ -72,7 +73,7 @@ def region_rows(name, kind, region, image, alpha, engine, t2_sad) -> Dict[str, f
            "before": sad(before, alpha), "t2": t2_sad, "seg_s": t_seg, "refine_s": t_ref}
     print(f"{kind:6s} {name:8s} input {row['input']:7.2f}  product {row['product']:6.2f}  "
           f"trimap2 {t2_sad:6.2f}  before {row['before']:7.2f}  ({edge}; trimap {t_seg:.2f} s, "
-          f"refine {t_ref:.2f} s)", flush=True)
+          f"refine {t_ref:.2f} s){'  warned: ' + notes[0].split(',')[0] if notes else ''}", flush=True)
     return row
 
 
