@@ -469,14 +469,14 @@ def test_editor_stops_the_engine_it_started(qtbot, settings, capsys):
     win = EditorWindow(client_factory=lambda: client, settings=settings)
     qtbot.addWidget(win)
     assert not win.stop_started_engine("idle")  # nothing connected yet
-    win.panel._get_client()
+    win.panel.state.get_client()
     assert win.stop_started_engine("idle")
-    assert client.shut and win.panel._client is None
+    assert client.shut and win.panel.state.client is None
     assert "unused" in win.statusBar().currentMessage() and "Stopped" in capsys.readouterr().err
     busy = StartedClient(busy=True)
     win2 = EditorWindow(client_factory=lambda: busy, settings=settings)
     qtbot.addWidget(win2)
-    win2.panel._get_client()
+    win2.panel.state.get_client()
     win2.close()
     assert not busy.shut  # another front end's job is running: left alone
     given = StartedClient()  # a client handed to the editor belongs to its caller: never stopped

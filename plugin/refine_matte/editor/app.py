@@ -441,7 +441,7 @@ class EditorWindow(QtWidgets.QMainWindow):
         """Stop the engine service this editor started (never one it merely found or was
         given), unless it is busy; say so in the status bar and on stderr.  Returns True if
         stopped."""
-        client = getattr(self.panel, "_client", None)
+        client = self.panel.state.client
         if (client is None or client is not self._own_client or getattr(client, "process", None) is None
                 or self.panel.job is not None):
             return False
@@ -452,8 +452,7 @@ class EditorWindow(QtWidgets.QMainWindow):
             client.shutdown()
         except Exception:  # noqa: BLE001 - already gone is fine
             pass
-        with self.panel._client_lock:
-            self.panel._client = None
+        self.panel.state.drop_client()
         self._own_client = None
         why = (f"after {ENGINE_IDLE_MINUTES} minutes unused" if reason == "idle"
                else "because the editor closed")
