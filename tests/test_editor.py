@@ -558,7 +558,8 @@ def _hue_distance(a: "QtGui.QColor", b: "QtGui.QColor") -> int:
 def test_strokes_are_visible_on_foliage_and_over_the_red_overlay(qtbot):
     """Foreground green vanished on foliage, background red in the overlay's red tint:
     now distinct hues, each far from green and red, with a dark outline."""
-    from refine_matte.canvas import _COLORS, STROKE_OUTLINE, MatteCanvas, Stroke
+    from refine_matte.canvas import MatteCanvas, Stroke
+    from refine_matte.strokes import COLORS as _COLORS, STROKE_OUTLINE
 
     foliage, overlay_red = QtGui.QColor(60, 140, 50), QtGui.QColor(230, 30, 40)
     assert _hue_distance(_COLORS["fg"], foliage) >= 60  # fg strokes go on the subject (foliage)
