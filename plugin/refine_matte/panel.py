@@ -13,14 +13,15 @@ import traceback
 from typing import Any, Callable, List, Optional, Tuple
 
 from . import imaging
-from .adapter import HostAdapter, HostError, NoImageError, NoSelectionError
+from .adapter import HostAdapter, HostError, NoImageError
 from .canvas import MatteCanvas
 from .finishing import Finisher
 from .hint import HintLabel
 from .panel_output import OutputMixin, SamSetup
+from .panel_progress import JobProgress
+from .panel_spec import build_spec
 from .panel_state import (BAND_RANGE, EDGE_IDS, EDGES, SAMPLES_RANGE, SOURCE_IDS, SOURCES, STEPS_RANGE,
                           PanelState, as_int, band_text)
-from .progress_text import Estimate, solving_text
 from .qt import QShortcut, QtCore, QtGui, QtWidgets, Signal
 from .worker import JobSpec, RefineJob, describe_error
 
@@ -145,6 +146,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         lay.addLayout(self._build_options())
         lay.addWidget(self._build_output_box())
         self._build_run_controls(lay)
+        self.job_progress = JobProgress(self.progress, self.status_label, self.canvas, self.state)
         if not self._own_canvas:
             lay.addStretch(1)
         self._sync_view_buttons(self.canvas.view_mode())
@@ -489,51 +491,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self._on_host_refreshed()
 
     def _build_spec(self) -> JobSpec:
-        if self.adapter is None:
-            raise NoImageError("No host document is connected to the panel.")
-        image = self.adapter.active_image()
-        if image is None or image.isNull():
-            raise NoImageError()
-        shown = self.canvas.image()
-        if shown is None or shown.size() != image.size() or shown != image:
-            # The host changed layer since the last refresh: show what we will refine.
-            self.canvas.set_image(image, keep_input=shown is not None and shown.size() == image.size())
-        state = self.state
-        state.spec_image = image  # the layer's own pixels (16-bit stays 16-bit) for the cut-out
-        # QImage copies: the worker thread encodes them to PNG.
-        spec = JobSpec(image_png=image.copy(), source=state.source(),
-                       steps=state.steps(), samples=state.samples(), band=state.band_or_none(),
-                       seed=self.output_controls.seed(), edge=state.job_edge())
-        if spec.source != "scribbles":
-            spec.override_png = self.canvas.render_overrides()  # the refine brush
-        if spec.source == "selection":
-            mask = self.adapter.selection_mask()
-            if mask is None:
-                raise NoSelectionError()
-            _check_coverage(mask, "selection")
-            spec.mask_png = mask.copy()
-        elif spec.source == "mask":
-            mask = self.adapter.layer_mask()
-            if mask is None:
-                raise NoSelectionError("The active layer has no mask: add one, or pick "
-                                       "another trimap source.")
-            _check_coverage(mask, "layer's mask")
-            spec.mask_png = mask.copy()
-        elif spec.source == "scribbles":
-            if not (self.canvas.has_scribbles("fg") and self.canvas.has_scribbles("bg")):
-                raise HostError("Paint at least one foreground (F) and one background (B) "
-                                "scribble first.")
-            spec.fg_png = self.canvas.render_scribbles("fg")
-            spec.bg_png = self.canvas.render_scribbles("bg")
-            if self.canvas.has_scribbles("unknown"):
-                spec.unknown_png = self.canvas.render_scribbles("unknown")
-        elif spec.source == "sam":
-            if not self.canvas.sam_points and self.canvas.sam_box is None:
-                raise HostError("Click a point on the subject or drag a box around it first (P).")
-            spec.points = [(x, y) for x, y, _ in self.canvas.sam_points]
-            spec.labels = [lab for _, _, lab in self.canvas.sam_points]
-            spec.box = self.canvas.sam_box
-        return spec
+        return build_spec(self.adapter, self.canvas, self.state, self.output_controls.seed())
 
     # ============================================================== jobs
     def is_busy(self) -> bool:
@@ -564,34 +522,20 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         sig = job.signals
         sig.stage.connect(self.status_label.setText)
         sig.trimapReady.connect(self.canvas.set_trimap)
-        sig.progress.connect(self._on_progress)
-        sig.work.connect(self._on_work)
+        sig.progress.connect(self.job_progress.step)
+        sig.work.connect(self.job_progress.work)
         sig.engineInfo.connect(self.set_engine_info)
-        sig.refineStarted.connect(self._on_refine_started)
+        sig.refineStarted.connect(self.job_progress.refine_started)
         sig.warning.connect(self._on_warning)
         sig.finished.connect(self._on_preview_done if preview else self._on_finished)
         sig.failed.connect(self._on_failed)
         sig.cancelled.connect(self._on_cancelled)
         self.state.begin_job(job, spec, self._target_id())
-        self._reset_progress_bar(spec, preview)
+        self.job_progress.reset(spec, preview)
         self._set_busy(True)
         self.jobStarted.emit()
         job.start()
         return True
-
-    def _reset_progress_bar(self, spec: JobSpec, preview: bool) -> None:
-        """The bar of a new job: busy for a band preview, per cent of the solve for a
-        prior-only engine, steps otherwise (until the engine reports its work)."""
-        if preview:
-            self.progress.setRange(0, 0)
-            self.progress.setFormat("")
-        elif self.prior_only:
-            self.progress.setRange(0, 1000)
-            self.progress.setFormat("%p %")
-        else:
-            self.progress.setRange(0, spec.steps * spec.samples)
-            self.progress.setFormat("step %v / %m")
-        self.progress.setValue(0)
 
     def set_engine_info(self, info: Any) -> None:
         """What the engine said about itself (its ``info()``): a prior-only model hides the
@@ -606,29 +550,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             if label is not None:
                 label.setVisible(shown)
         self.output_controls.show_variation(shown)
-        if self.prior_only and self.job is not None and self.progress.maximum() > 0:
-            self.progress.setRange(0, 1000)   # the first job learns it: no "step 0 / 10"
-            self.progress.setFormat("%p %")
-            self.progress.setValue(0)
-
-    def _on_refine_started(self) -> None:
-        """The refine request goes out: a prior-only solve's text and time estimate start."""
-        self.state.estimate = Estimate()   # timed from the solve's first report, not the upload
-        if self.job is not None and self.prior_only:
-            self.progress.setValue(0)
-            self.status_label.setText(solving_text(0.0))
-            self.canvas.set_progress_text(solving_text(0.0))
-
-    def _show_solving(self, done: int, total: int) -> None:
-        """A prior-only engine's progress: the bar in per cent, "Solving the matte… 42 %
-        (about 12 s left)" under it, "Solving the matte… 42 %" on the canvas (its line
-        also names the view, and the docker is narrow)."""
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(min(done, total))
-        self.progress.setFormat("%p %")
-        fraction = min(done / max(total, 1), 1.0)
-        self.status_label.setText(self.state.estimate.text(fraction) if fraction < 1.0 else solving_text(1.0))
-        self.canvas.set_progress_text(solving_text(fraction))
+        self.job_progress.engine_known()
 
     def cancel(self) -> None:
         """Ask the running job to stop at the next step boundary."""
@@ -672,41 +594,6 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
                                                  self.canvas.has_scribbles("bg")):
             return  # the preview needs both kinds of stroke; wait for the next one
         self.preview_band()
-
-    def _on_progress(self, step: int, total: int, preview: Any) -> None:
-        if self.state.job_cancelled():
-            return
-        if isinstance(preview, (bytes, bytearray)):
-            try:
-                preview = imaging.png_to_qimage(preview)
-            except ValueError:
-                preview = None  # a bad preview must not end the job
-        if self.prior_only:  # no steps run: the one step event comes with the solved matte
-            self._show_solving(total, total)
-            if preview is not None:
-                self.canvas.set_preview(preview)
-            return
-        if not self.state.work_seen:  # the bar counts the engine's work where the service reports it
-            self.progress.setRange(0, max(total, 1))
-            self.progress.setValue(step)
-        self.status_label.setText(f"Refining… step {step} of {total}")
-        self.canvas.set_progress_text(f"step {step}/{total}"
-                                      + (" (x0 preview)" if preview is not None else ""))
-        if preview is not None:
-            self.canvas.set_preview(preview)
-
-    def _on_work(self, done: int, total: int) -> None:
-        """The engine's real work (encoder tiles, tile x step decodes): the bar follows it,
-        so that one long step of a large photo still moves it."""
-        if self.state.job_cancelled() or total <= 0:
-            return
-        self.state.work_seen = True
-        if self.prior_only:
-            self._show_solving(done, total)
-            return
-        self.progress.setRange(0, total)
-        self.progress.setValue(min(done, total))
-        self.progress.setFormat("%p %")
 
     def _target_id(self) -> Any:
         try:
@@ -753,16 +640,12 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.warningShown.emit(message)
 
     def _on_failed(self, message: str) -> None:
-        self.canvas.set_preview(None)
-        self.progress.setValue(0)
-        self.progress.setFormat("")
+        self.job_progress.stopped()
         self.show_error(message)
         self._end_job("failed")
 
     def _on_cancelled(self) -> None:
-        self.canvas.set_preview(None)
-        self.progress.setValue(0)
-        self.progress.setFormat("")
+        self.job_progress.stopped()
         self.status_label.setText("Cancelled.")
         self._end_job("cancelled")
 
@@ -796,17 +679,3 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
 
 #: a matte whose every pixel is at most this (of 255) is "empty": as a mask it hides the layer
 EMPTY_MATTE_LEVEL = 8
-#: fewest selected pixels a selection / mask source needs (fewer on images under 6400 px)
-MIN_SELECTED_PX = 64
-
-
-def _check_coverage(mask: "QtGui.QImage", what: str) -> None:
-    """Refuse an empty or tiny selection / mask: its matte would hide the whole layer."""
-    if imaging.count_above(mask, 0) == 0:
-        raise NoSelectionError(f"The {what} is empty: select the subject (roughly is fine) and "
-                               "refine again, or pick another trimap source.")
-    selected = imaging.count_above(mask, 127)  # at least half selected
-    if selected < min(MIN_SELECTED_PX, 0.01 * mask.width() * mask.height()):
-        raise NoSelectionError(f"The {what} covers only {selected} px (at least half selected): too "
-                               "small to refine. Select the whole subject (roughly is fine) and "
-                               "refine again.")
