@@ -143,44 +143,16 @@ class Engine:
         mem, settings = self._plan(tri, tile_size, max_memory)
 
         with self._lock, torch.inference_mode():
-            dev = self.device
             self.cache.max_bytes = mem.cache
             self.cache.trim()
             if cfg.backbone == "vit":
                 for blk in self.model.backbone.blocks:  # bounded-memory (exact) global attention
                     blk.attn.chunk_tokens = mem.attention_chunk
             prior = self._prior(img, tri, cancel, progress)
-            dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
-
-            def autocast():
-                return torch.autocast(dev.type, dtype=dtype) if self.precision != "fp32" else _null()
-
-            def on_step(sample: int, k: int, t: float, x0: torch.Tensor) -> None:
-                if callback is not None:
-                    x0_alpha = ((x0[0, 0] + 1) / 2).float().cpu().numpy()
-                    callback(StepInfo(index=sample * steps + k + 1, total=steps * len(starts), t=t, x0=x0_alpha))
-
             if prior is not None and self.model.passes_prior_through():
-                # The correction layers are all zero: every step's x0 would be the prior
-                # whatever the noise, so the sampler would return it (up to the logit's
-                # 1e-3 clamp) after `steps` network passes. Skip them (docs/MODEL_CARD.md).
-                alpha, stats = prior.astype(np.float32, copy=True), PlanStats(image_px=h * w)
-                # progress first: the step event a service sends carries the work counts
-                if progress is not None:
-                    progress(1000, 1000)
-                if callback is not None:
-                    callback(StepInfo(index=steps * len(starts), total=steps * len(starts), t=0.0, x0=alpha.copy()))
+                alpha, stats = self._prior_matte(prior, h * w, steps * len(starts), callback, progress)
             else:
-                sampler = TiledSampler(self.model, dev, self.schedule, autocast, self.cache,
-                                       f"{self.source}:{self.precision}:{id(self.model)}")
-                try:
-                    # no callback: the sparse sampler then keeps no whole-image x0 for previews
-                    alpha, stats = sampler.run(img, tri, prior, starts, steps, settings,
-                                               on_step if callback is not None else None, progress, cancel)
-                finally:
-                    sampler = None
-                    if dev.type == "cuda":
-                        torch.cuda.empty_cache()  # release device memory before the next job
+                alpha, stats = self._sample(img, tri, prior, starts, steps, settings, callback, progress, cancel)
             stats.memory = mem.as_dict()
             self.last_stats = stats
         alpha[tri == 0] = 0.0
@@ -188,6 +160,46 @@ class Engine:
             alpha[tri == 1] = 1.0
         return alpha
 
+
+    def _prior_matte(self, prior: np.ndarray, image_px: int, total_steps: int,
+                     callback: Optional[Callable[[StepInfo], None]],
+                     progress: Optional[Callable[[int, int], None]]) -> tuple:
+        """(alpha, PlanStats) of a model whose correction layers are all zero: every step's x0
+        would be the prior whatever the noise, so the sampler would return it (up to the
+        logit's 1e-3 clamp) after `steps` network passes. Skip them (docs/MODEL_CARD.md)."""
+        alpha, stats = prior.astype(np.float32, copy=True), PlanStats(image_px=image_px)
+        # progress first: the step event a service sends carries the work counts
+        if progress is not None:
+            progress(1000, 1000)
+        if callback is not None:
+            callback(StepInfo(index=total_steps, total=total_steps, t=0.0, x0=alpha.copy()))
+        return alpha, stats
+
+    def _sample(self, img: np.ndarray, tri: np.ndarray, prior: Optional[np.ndarray], starts: list, steps: int,
+                settings, callback: Optional[Callable[[StepInfo], None]],
+                progress: Optional[Callable[[int, int], None]], cancel: Optional[threading.Event]) -> tuple:
+        """(alpha, PlanStats) from the diffusion sampler over the planned tiles."""
+        dev = self.device
+        dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
+
+        def autocast():
+            return torch.autocast(dev.type, dtype=dtype) if self.precision != "fp32" else _null()
+
+        def on_step(sample: int, k: int, t: float, x0: torch.Tensor) -> None:
+            if callback is not None:
+                x0_alpha = ((x0[0, 0] + 1) / 2).float().cpu().numpy()
+                callback(StepInfo(index=sample * steps + k + 1, total=steps * len(starts), t=t, x0=x0_alpha))
+
+        sampler = TiledSampler(self.model, dev, self.schedule, autocast, self.cache,
+                               f"{self.source}:{self.precision}:{id(self.model)}")
+        try:
+            # no callback: the sparse sampler then keeps no whole-image x0 for previews
+            return sampler.run(img, tri, prior, starts, steps, settings,
+                               on_step if callback is not None else None, progress, cancel)
+        finally:
+            sampler = None
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()  # release device memory before the next job
 
     def _plan(self, tri: np.ndarray, tile_size: Optional[int], max_memory: Union[int, str, None]) -> tuple:
         """(MemoryPlan, TileSettings) of a refine: the memory budget and the tiles that fit it.

@@ -469,14 +469,14 @@ def test_editor_stops_the_engine_it_started(qtbot, settings, capsys):
     win = EditorWindow(client_factory=lambda: client, settings=settings)
     qtbot.addWidget(win)
     assert not win.stop_started_engine("idle")  # nothing connected yet
-    win.panel._get_client()
+    win.panel.state.get_client()
     assert win.stop_started_engine("idle")
-    assert client.shut and win.panel._client is None
+    assert client.shut and win.panel.state.client is None
     assert "unused" in win.statusBar().currentMessage() and "Stopped" in capsys.readouterr().err
     busy = StartedClient(busy=True)
     win2 = EditorWindow(client_factory=lambda: busy, settings=settings)
     qtbot.addWidget(win2)
-    win2.panel._get_client()
+    win2.panel.state.get_client()
     win2.close()
     assert not busy.shut  # another front end's job is running: left alone
     given = StartedClient()  # a client handed to the editor belongs to its caller: never stopped
@@ -558,7 +558,8 @@ def _hue_distance(a: "QtGui.QColor", b: "QtGui.QColor") -> int:
 def test_strokes_are_visible_on_foliage_and_over_the_red_overlay(qtbot):
     """Foreground green vanished on foliage, background red in the overlay's red tint:
     now distinct hues, each far from green and red, with a dark outline."""
-    from refine_matte.canvas import _COLORS, STROKE_OUTLINE, MatteCanvas, Stroke
+    from refine_matte.canvas import MatteCanvas, Stroke
+    from refine_matte.strokes import COLORS as _COLORS, STROKE_OUTLINE
 
     foliage, overlay_red = QtGui.QColor(60, 140, 50), QtGui.QColor(230, 30, 40)
     assert _hue_distance(_COLORS["fg"], foliage) >= 60  # fg strokes go on the subject (foliage)

@@ -17,6 +17,7 @@ pytest.importorskip("pytestqt")
 
 from refine_matte import client as client_mod  # noqa: E402
 from refine_matte import engine_setup  # noqa: E402
+from refine_matte import service_files  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX shell scripts stand in for pythons")
 
@@ -158,7 +159,7 @@ def test_the_krita_docker_shows_the_engine_bar_when_no_engine_is_found(qtbot, tm
     monkeypatch.delenv("REFINE_MATTE_PYTHON", raising=False)
     monkeypatch.setenv("REFINE_MATTE_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setattr(engine_setup, "find_engine", lambda: None)
-    monkeypatch.setattr(client_mod, "ENGINE_FILE", "engine-absent-in-tests.json")
+    monkeypatch.setattr(service_files, "ENGINE_FILE", "engine-absent-in-tests.json")
     krita_plugin.register()
     made["krita"] = fake_krita  # KritaAdapter() asks Krita.instance() for documents
     docker = made["cls"]()

@@ -271,7 +271,7 @@ def test_engine_error_during_refine(qtbot):
         panel.refine()
     assert blocker.args == ["failed"] and panel.error_text() == "Engine error: boom"
     # the next successful run clears the error
-    panel._client = FakeEngineClient()
+    panel.state.client = FakeEngineClient()
     with qtbot.waitSignal(panel.jobFinished, timeout=10000) as blocker:
         panel.refine()
     assert blocker.args == ["done"] and panel.error_text() == ""

@@ -222,7 +222,7 @@ def test_panel_finds_the_engine_again_after_a_restart(qtbot):
     assert _refine(qtbot, panel) == "done" and len(made) == 1  # alive: reused
     made[0].up = False  # the service went away (restarted on another port)
     assert _refine(qtbot, panel) == "done"
-    assert len(made) == 2 and panel._client is made[1]
+    assert len(made) == 2 and panel.state.client is made[1]
 
 
 def test_engine_python_prefers_the_variable_then_the_recorded_file(tmp_path, monkeypatch):

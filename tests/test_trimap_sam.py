@@ -27,6 +27,11 @@ def make_image():
     return img
 
 
+#: the tests that use the prompter: building SAM vit_b with random weights and encoding the
+#: image takes ~50 s on 2 cores, so they run with --slow (CI), not in a plain run
+needs_prompter = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def prompter():
     from segment_anything import sam_model_registry
@@ -41,6 +46,7 @@ def prompter():
     torch.set_num_threads(threads)
 
 
+@needs_prompter
 def test_prompts_give_trimaps_and_reuse_the_cached_embedding(prompter):
     img = make_image()
     calls = prompter.encoder_calls
@@ -56,6 +62,7 @@ def test_prompts_give_trimaps_and_reuse_the_cached_embedding(prompter):
     assert prompter.encoder_calls == calls  # every click only ran the decoder
 
 
+@needs_prompter
 def test_best_of_multimask_is_chosen_by_score(prompter):
     img = make_image()
     pts, lbs = np.array([[30, 24]], np.float32), np.array([1])
@@ -67,6 +74,7 @@ def test_best_of_multimask_is_chosen_by_score(prompter):
     assert np.allclose(logits, masks[best])
 
 
+@needs_prompter
 def test_logits_between_thresholds_become_unknown(prompter):
     img = make_image()
     logits, _ = prompter.predict_logits(img, points=[(30, 24)], labels=[1])
@@ -93,6 +101,7 @@ def test_cache_key_is_content_based():
     assert k != sam_mod.image_key(img[:, :, ::-1])
 
 
+@needs_prompter
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -114,6 +123,7 @@ def test_bad_prompts_raise_clear_value_error(prompter, kwargs, message):
     assert prompter.encoder_calls == calls
 
 
+@needs_prompter
 @pytest.mark.parametrize("box, clipped", [((-20, -20, 40, 30), (0, 0, 40, 30)),
                                          ((30, 20, 100, 90), (30, 20, W - 1, H - 1))])
 def test_box_running_off_the_image_is_clipped(prompter, box, clipped):
@@ -186,6 +196,7 @@ def test_real_checkpoint_segments_a_disk():
     assert (tri[outer] == 0).mean() > 0.9
 
 
+@needs_prompter
 def test_embedding_cache_is_lru_and_bounded(prompter, monkeypatch):
     # A second prompter on the same model, with the encoder replaced by a cheap
     # fake, to exercise the cache bookkeeping without more encoder runs.

@@ -48,16 +48,8 @@ def prepare(inputs: List[str], out_dir: Path, manifest: Manifest, settings: Sett
     compile_pattern(trimap_pattern, "--trimap-pattern")
     compile_pattern(mask_pattern, "--mask-pattern")
     in_dirs = [Path(p).resolve() for p in inputs if Path(p).is_dir()]
-    exclude = []
-    for folder, pattern, option in ((tri_dir, trimap_pattern, "--trimaps"), (mask_dir, mask_pattern, "--masks")):
-        if folder is None:
-            continue
-        if folder.resolve() in in_dirs:
-            if pattern == image_pattern:
-                raise ValueError(f"{option} is the images folder {folder}: every file would be an image and its own "
-                                 f"{option[2:-1]}; tell them apart with --image-pattern and "
-                                 f"--{option[2:-1]}-pattern (e.g. '{{stem}}_image' and '{{stem}}_{option[2:-1]}')")
-            exclude.append((folder, compile_pattern(pattern, option)))
+    exclude = _shared_folders(in_dirs, image_pattern, ((tri_dir, trimap_pattern, "--trimaps"),
+                                                       (mask_dir, mask_pattern, "--masks")))
     if weights_id is None:  # our own engine: a missing model is reported now, not after planning
         weights_path = resolve_weights(settings.weights)
         weights_id = sha256_file(weights_path) or str(weights_path)
@@ -94,8 +86,39 @@ def prepare(inputs: List[str], out_dir: Path, manifest: Manifest, settings: Sett
         assign_outputs(item, out_dir, settings.rgba, [p for p, _ in item.layers])
         item.error = item.error or _own_collision(item)
 
+    folders = set(in_dirs) | {d.resolve() for d in (tri_dir, mask_dir) if d is not None}
+    _refuse_overwrites(items, folders, listings, ours, overwrite)
+
+    plan = Plan(items, out_dir, settings_id)
+    for item in items:
+        if not item.error:
+            # absolute paths: a rerun from another working folder still recognises its inputs
+            plan.hashes[item.key] = {os.path.abspath(p): sha256_file(Path(p)) or "" for p in item.inputs()}
+    return plan
+
+
+def _shared_folders(in_dirs: List[Path], image_pattern: str, folders) -> list:
+    """(folder, compiled pattern) of the trimap / mask folders that are also image folders
+    (their files are not images); the same pattern for both is refused."""
+    exclude = []
+    for folder, pattern, option in folders:
+        if folder is None:
+            continue
+        if folder.resolve() in in_dirs:
+            if pattern == image_pattern:
+                raise ValueError(f"{option} is the images folder {folder}: every file would be an image and its own "
+                                 f"{option[2:-1]}; tell them apart with --image-pattern and "
+                                 f"--{option[2:-1]}-pattern (e.g. '{{stem}}_image' and '{{stem}}_{option[2:-1]}')")
+            exclude.append((folder, compile_pattern(pattern, option)))
+    return exclude
+
+
+def _refuse_overwrites(items: List[Item], folders: Set[Path], listings: Dict[Path, List[Path]],
+                       ours: Set[Path], overwrite: bool) -> None:
+    """Items whose outputs would replace an input (any supported file in the input folders)
+    or, without ``overwrite``, a file this batch did not write, get an error."""
     protected: Set[Path] = set()
-    for folder in set(in_dirs) | {d.resolve() for d in (tri_dir, mask_dir) if d is not None}:
+    for folder in folders:
         protected.update(p.resolve() for p in listings.get(folder, list_folder(folder)) if supported(p))
     for item in items:
         protected.update(Path(p).resolve() for p in item.inputs())
@@ -108,13 +131,6 @@ def prepare(inputs: List[str], out_dir: Path, manifest: Manifest, settings: Sett
             if Path(out).exists() and Path(out).resolve() not in ours:
                 item.error = f"{out} exists and was not written by this batch; pass --overwrite to replace it"
                 break
-
-    plan = Plan(items, out_dir, settings_id)
-    for item in items:
-        if not item.error:
-            # absolute paths: a rerun from another working folder still recognises its inputs
-            plan.hashes[item.key] = {os.path.abspath(p): sha256_file(Path(p)) or "" for p in item.inputs()}
-    return plan
 
 
 def _own_collision(item: Item) -> Optional[str]:

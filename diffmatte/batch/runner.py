@@ -74,25 +74,8 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
     from .prepare import prepare
 
     t_start = time.perf_counter()
-    if jobs < 1:
-        raise ValueError(f"--jobs must be at least 1, got {jobs}")
-    if not 1 <= steps <= 1000:
-        raise ValueError(f"steps must be between 1 and 1000, got {steps}")
-    if source not in ("layer", "composite"):
-        raise ValueError(f"source must be 'layer' or 'composite', got {source!r}")
-    if not output:
-        raise ValueError("an output folder (-o) is required")
-    if ray is not None:  # say now, not after planning, that Ray is missing
-        from .ray_runner import _import_ray
-
-        _import_ray()
-    served = None
-    if service:
-        if jobs != 1 or ray is not None:
-            raise ValueError("--service sends one image at a time to the service's queue; drop --jobs / --ray")
-        from .service_engine import ServiceEngine
-
-        served = ServiceEngine.connect(service)
+    _check_options(jobs, steps, source, output, ray)
+    served = _connect_service(service, jobs, ray)
     out_dir = Path(output)
     _check_writable(out_dir)
     manifest = Manifest(out_dir / MANIFEST).open()
@@ -107,15 +90,7 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
                        trimap_pattern=trimap_pattern, mask_pattern=mask_pattern, overwrite=overwrite,
                        max_pixels=int(max_megapixels * 1e6), echo=echo,
                        weights_id=served.weights_id() if served is not None else None)
-        summary.total = len(plan.items)
-        for item in plan.items:
-            if item.error:
-                summary.failed.append((item.key, item.error))
-                manifest.append(_record(item, plan, "failed", error=item.error))
-                _say(echo, f"{item.key}: FAILED: {item.error}")
-        pending = [i for i in plan.items if not i.error and not manifest.is_done(i.key, plan.settings_id,
-                                                                                   plan.hashes[i.key])]
-        summary.skipped = sum(1 for i in plan.items if not i.error) - len(pending)
+        pending = _pending(plan, manifest, summary, echo)
         _clean_stale_temps(out_dir, plan.items)
         if pending:
             t_work = time.perf_counter()
@@ -132,17 +107,63 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
     finally:
         manifest.close()
     if stopped is not None:
-        # One line (the CLI prints it as "error: ..."): which file, which errno, what to do.
-        err = WriteStopped(stopped.path, OSError(stopped.errno, ""), "")
-        err.args = (f"batch stopped: {stopped}; {summary.refined} refined before the stop "
-                    f"(recorded in {manifest.path}); free space or fix the file, then rerun the same "
-                    f"command to continue",)
-        err.summary = summary  # type: ignore[attr-defined]
-        raise err
+        raise _stop_error(stopped, summary, manifest.path)
     if not summary.seconds:
         summary.seconds = time.perf_counter() - t_start if summary.refined else 0.0
     _say(echo, summary.line() + f"; manifest {manifest.path}")
     return summary
+
+
+def _check_options(jobs: int, steps: int, source: str, output: str, ray: Optional[str]) -> None:
+    """Refuse options that make the whole batch impossible (before any planning)."""
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    if not 1 <= steps <= 1000:
+        raise ValueError(f"steps must be between 1 and 1000, got {steps}")
+    if source not in ("layer", "composite"):
+        raise ValueError(f"source must be 'layer' or 'composite', got {source!r}")
+    if not output:
+        raise ValueError("an output folder (-o) is required")
+    if ray is not None:  # say now, not after planning, that Ray is missing
+        from .ray_runner import _import_ray
+
+        _import_ray()
+
+
+def _connect_service(service: Union[bool, str], jobs: int, ray: Optional[str]):
+    """The running service's engine for ``--service`` (None without it)."""
+    if not service:
+        return None
+    if jobs != 1 or ray is not None:
+        raise ValueError("--service sends one image at a time to the service's queue; drop --jobs / --ray")
+    from .service_engine import ServiceEngine
+
+    return ServiceEngine.connect(service)
+
+
+def _pending(plan, manifest: Manifest, summary: Summary, echo: Echo) -> List[Item]:
+    """Record the items planning refused as failed; return those not done yet (counting the
+    done ones as skipped)."""
+    summary.total = len(plan.items)
+    for item in plan.items:
+        if item.error:
+            summary.failed.append((item.key, item.error))
+            manifest.append(_record(item, plan, "failed", error=item.error))
+            _say(echo, f"{item.key}: FAILED: {item.error}")
+    pending = [i for i in plan.items if not i.error and not manifest.is_done(i.key, plan.settings_id,
+                                                                               plan.hashes[i.key])]
+    summary.skipped = sum(1 for i in plan.items if not i.error) - len(pending)
+    return pending
+
+
+def _stop_error(stopped: WriteStopped, summary: Summary, manifest_path: Path) -> WriteStopped:
+    """One line (the CLI prints it as "error: ..."): which file, which errno, what to do."""
+    err = WriteStopped(stopped.path, OSError(stopped.errno, ""), "")
+    err.args = (f"batch stopped: {stopped}; {summary.refined} refined before the stop "
+                f"(recorded in {manifest_path}); free space or fix the file, then rerun the same "
+                f"command to continue",)
+    err.summary = summary  # type: ignore[attr-defined]
+    return err
 
 
 def _say(echo: Echo, text: str) -> None:

@@ -47,61 +47,22 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+class _Refused(Exception):
+    """Bad arguments: printed as ``error: <message>``, exit code 2."""
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point; returns the exit code (2 for bad arguments, 1 if every method failed)."""
-    from .baselines import BASELINES, get_baseline
-    from .datasets import find_dataset
-    from .metrics import METRICS
-    from .runner import engine_methods, evaluate, format_table, ratio_lines
+    from .runner import evaluate
 
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    bad = [m for m in metrics if m not in METRICS]
-    if bad:
-        print(f"error: unknown metrics {bad}; choose from {', '.join(METRICS)}")
-        return 2
     try:
-        found = find_dataset(args.dataset)
-    except ValueError as exc:
+        metrics = _metrics_and_cases(args)
+        methods: dict = {}
+        if not args.no_engine:
+            _add_engine(args, methods)
+        _add_baselines(args, methods)
+    except _Refused as exc:
         print(f"error: {exc}")
-        return 2
-    wanted = [c.strip() for c in getattr(args, "figure_cases", "").split(",") if c.strip()]
-    missing = sorted(set(wanted) - {f[0] for f in found[: args.limit or None]})
-    if missing:  # checked now, not after minutes of evaluation
-        print(f"error: --figure-cases not in the dataset (or beyond --limit): {', '.join(missing)}")
-        return 2
-    methods = {}
-    if not args.no_engine:
-        if args.threads > 0:
-            import torch
-            torch.set_num_threads(args.threads)
-        try:
-            raw = getattr(args, "seeds", "")
-            seeds = [int(x) for x in raw.split(",") if x.strip()] if raw else [args.seed]
-        except ValueError:
-            print(f"error: --seeds must be comma-separated integers, got {raw!r}")
-            return 2
-        try:
-            fns, info = engine_methods(args.weights, args.device, args.steps, seeds, getattr(args, "samples", 1))
-        except Exception as exc:  # noqa: BLE001 (WeightsError, DefaultWeightsMissing, ValueError...)
-            print(f"error: cannot load weights {args.weights!r}: {exc}")
-            return 2
-        label = f"diffmatte-{info.get('variant', '?')}"
-        for seed, fn in fns.items():
-            methods[label if len(fns) == 1 else f"{label}@s{seed}"] = fn
-        if not args.quiet:
-            print(f"engine: {info.get('variant')} from {info.get('weights')}, {args.steps} DDIM steps, "
-                  f"device {info.get('device')}")
-    names = [b.strip() for b in args.baselines.split(",") if b.strip() and b.strip() != "none"]
-    for b in names:
-        if b not in BASELINES:
-            print(f"error: unknown baseline {b!r}; known: {', '.join(BASELINES)}")
-            return 2
-        try:
-            methods[b] = get_baseline(b)
-        except ValueError as exc:
-            print(f"warning: skipping baseline {b}: {exc}")
-    if not methods:
-        print("error: nothing to evaluate (no engine and no usable baseline)")
         return 2
 
     def show(method: str, name: str, row: dict, dt: float) -> None:
@@ -115,6 +76,81 @@ def run(args: argparse.Namespace) -> int:
         tmp_dir = tempfile.TemporaryDirectory(prefix="diffmatte-eval-")
         save_dir = tmp_dir.name
     results = evaluate(args.dataset, methods, limit=args.limit, metrics=metrics, save_dir=save_dir, on_row=show)
+    _print_results(args, results, methods, save_dir)
+    if tmp_dir is not None:
+        tmp_dir.cleanup()
+    if args.json:
+        payload = {"dataset": os.path.abspath(args.dataset), "steps": args.steps, "weights": args.weights,
+                   "results": {r.method: {"per_image": r.rows, "mean": r.mean(), "errors": r.errors}
+                               for r in results}}
+        _write_json(args.json, payload)
+    return 0 if any(r.rows for r in results) else 1
+
+
+def _metrics_and_cases(args: argparse.Namespace) -> list:
+    """The metrics asked for, after checking them, the dataset and the figure's cases."""
+    from .datasets import find_dataset
+    from .metrics import METRICS
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise _Refused(f"unknown metrics {bad}; choose from {', '.join(METRICS)}")
+    try:
+        found = find_dataset(args.dataset)
+    except ValueError as exc:
+        raise _Refused(str(exc))
+    wanted = [c.strip() for c in getattr(args, "figure_cases", "").split(",") if c.strip()]
+    missing = sorted(set(wanted) - {f[0] for f in found[: args.limit or None]})
+    if missing:  # checked now, not after minutes of evaluation
+        raise _Refused(f"--figure-cases not in the dataset (or beyond --limit): {', '.join(missing)}")
+    return metrics
+
+
+def _add_engine(args: argparse.Namespace, methods: dict) -> None:
+    """The engine, once per seed (``diffmatte-<variant>`` or ``...@s<seed>``)."""
+    from .runner import engine_methods
+
+    if args.threads > 0:
+        import torch
+        torch.set_num_threads(args.threads)
+    try:
+        raw = getattr(args, "seeds", "")
+        seeds = [int(x) for x in raw.split(",") if x.strip()] if raw else [args.seed]
+    except ValueError:
+        raise _Refused(f"--seeds must be comma-separated integers, got {raw!r}")
+    try:
+        fns, info = engine_methods(args.weights, args.device, args.steps, seeds, getattr(args, "samples", 1))
+    except Exception as exc:  # noqa: BLE001 (WeightsError, DefaultWeightsMissing, ValueError...)
+        raise _Refused(f"cannot load weights {args.weights!r}: {exc}")
+    label = f"diffmatte-{info.get('variant', '?')}"
+    for seed, fn in fns.items():
+        methods[label if len(fns) == 1 else f"{label}@s{seed}"] = fn
+    if not args.quiet:
+        print(f"engine: {info.get('variant')} from {info.get('weights')}, {args.steps} DDIM steps, "
+              f"device {info.get('device')}")
+
+
+def _add_baselines(args: argparse.Namespace, methods: dict) -> None:
+    """The baselines asked for (one that cannot run here is skipped with a warning)."""
+    from .baselines import BASELINES, get_baseline
+
+    names = [b.strip() for b in args.baselines.split(",") if b.strip() and b.strip() != "none"]
+    for b in names:
+        if b not in BASELINES:
+            raise _Refused(f"unknown baseline {b!r}; known: {', '.join(BASELINES)}")
+        try:
+            methods[b] = get_baseline(b)
+        except ValueError as exc:
+            print(f"warning: skipping baseline {b}: {exc}")
+    if not methods:
+        raise _Refused("nothing to evaluate (no engine and no usable baseline)")
+
+
+def _print_results(args: argparse.Namespace, results: list, methods: dict, save_dir) -> None:
+    """The table, the engine-to-baseline ratios and (``--figure``) the comparison sheet."""
+    from .runner import format_table, ratio_lines
+
     print(format_table(results))
     engines = [m for m in methods if m.startswith("diffmatte-")]
     for line in ratio_lines(results, engines, [m for m in methods if m not in engines]):
@@ -126,14 +162,6 @@ def run(args: argparse.Namespace) -> int:
         sheet = comparison_figure(args.dataset, {m: os.path.join(save_dir, m) for m in methods}, limit=args.limit,
                                   tile=getattr(args, "tile", 160), cases=cases)
         print(f"wrote {write_image(args.figure, sheet)}")
-    if tmp_dir is not None:
-        tmp_dir.cleanup()
-    if args.json:
-        payload = {"dataset": os.path.abspath(args.dataset), "steps": args.steps, "weights": args.weights,
-                   "results": {r.method: {"per_image": r.rows, "mean": r.mean(), "errors": r.errors}
-                               for r in results}}
-        _write_json(args.json, payload)
-    return 0 if any(r.rows for r in results) else 1
 
 
 def _write_json(path: str, payload: dict) -> None:

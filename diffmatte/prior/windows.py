@@ -72,41 +72,83 @@ def solve_tiled(image: np.ndarray, label: np.ndarray, check: Callable[[float], N
     coarse = ifm._solve_reduced(image, label, max(factor, 1), ifm.span(report, 0.0, first))
     label = ifm.expand_known(image, label, check=ifm.span(report, first, first + 0.03))
     windows = ifm.span(report, first + 0.03, 1.0)
-    # Windows are independent: PARALLEL_WINDOWS of them run at once in threads (numpy,
-    # scipy and the KD-tree release the GIL). Workers only record their progress; this
-    # thread reports it and checks for cancel, and a stop flag ends the workers' solves.
-    stop = threading.Event()
-    frac = [0.0] * len(cores)
-    events: List[Tuple[int, float]] = []   # workers append (window, fraction); list.append is atomic
-    seen = 0
+    alpha = _solve_windows(image, label, coarse, cores, wins, counts, windows)
+    # Every unknown pixel lies in the blend rectangle of its own core and of every core whose
+    # rectangle reaches it, all of them active; known pixels keep their (expanded) labels.
+    alpha[label == 1] = 1.0
+    alpha[label == 0] = 0.0
+    return np.clip(alpha, 0, 1, out=alpha)
 
-    def replay() -> None:
-        # Every recorded step is reported in order, so the progress rises in small steps
-        # even when windows finish between two looks of this thread.
-        nonlocal seen
-        total = max(sum(counts), 1)
-        while seen < len(events):
-            i, f = events[seen]
-            seen += 1
-            frac[i] = max(frac[i], f)
-            windows(sum(g * n for g, n in zip(frac, counts)) / total)
+
+class _WindowProgress:
+    """Workers only record (window, fraction) steps; the solving thread replays them, in
+    order, into ``report`` (the windows' share of the progress, weighted by unknown pixels),
+    so the progress rises in small steps even when windows finish between two looks."""
+
+    def __init__(self, counts: List[int], report: Callable[[float], None]) -> None:
+        self.counts, self.report = counts, report
+        self.frac = [0.0] * len(counts)
+        self.events: List[Tuple[int, float]] = []   # list.append is atomic
+        self.seen = 0
+
+    def record(self, i: int, f: float) -> None:
+        self.events.append((i, f))
+
+    def replay(self) -> None:
+        total = max(sum(self.counts), 1)
+        while self.seen < len(self.events):
+            i, f = self.events[self.seen]
+            self.seen += 1
+            self.frac[i] = max(self.frac[i], f)
+            self.report(sum(g * n for g, n in zip(self.frac, self.counts)) / total)
+
+
+def _solve_window(image: np.ndarray, label: np.ndarray, coarse: np.ndarray, win: Rect,
+                  progress: Callable[[float], None]) -> np.ndarray:
+    """One window's full-resolution solve, its rim pinned to the coarse alpha."""
+    h, w = label.shape
+    y0, y1, x0, x1 = win
+    pinned = np.full((y1 - y0, x1 - x0), np.nan, np.float32)
+    rim = _rim(win, h, w)
+    pinned[rim] = coarse[y0:y1, x0:x1][rim]
+    return ifm._solve(image[y0:y1, x0:x1], label[y0:y1, x0:x1], progress, pinned=pinned, scale=(h, w),
+                      init=coarse[y0:y1, x0:x1], origin=(y0, x0),
+                      samples=_nearby_samples(image, label, win, (0, 0), (h, w)))
+
+
+def _blend_into(alpha: np.ndarray, a: np.ndarray, c: Rect, win: Rect) -> None:
+    """Add window result ``a`` (of window ``win``) to ``alpha`` over its core ``c``'s blend
+    rectangle, weighted by the cross-fade."""
+    h, w = alpha.shape
+    y0, _, x0, _ = win
+    oy0, oy1, ox0, ox1 = _grow(c, BLEND, h, w)
+    wt = (ramp(oy0, oy1, c[0], c[1], h, BLEND)[:, None]
+          * ramp(ox0, ox1, c[2], c[3], w, BLEND)[None]).numpy()
+    alpha[oy0:oy1, ox0:ox1] += wt * a[oy0 - y0:oy1 - y0, ox0 - x0:ox1 - x0]
+
+
+def _solve_windows(image: np.ndarray, label: np.ndarray, coarse: np.ndarray, cores: List[Rect],
+                   wins: List[Rect], counts: List[int], report: Callable[[float], None]) -> np.ndarray:
+    """The windows' cross-faded alpha (unknown pixels; known ones are set by the caller).
+
+    Windows are independent: PARALLEL_WINDOWS of them run at once in threads (numpy,
+    scipy and the KD-tree release the GIL). Workers only record their progress; this
+    thread reports it and checks for cancel, and a stop flag ends the workers' solves.
+    """
+    h, w = label.shape
+    stop = threading.Event()
+    steps = _WindowProgress(counts, report)
 
     def solve_window(i: int) -> np.ndarray:
         if stop.is_set():
             raise _Stopped
-        y0, y1, x0, x1 = win = wins[i]
 
         def progress(f: float) -> None:
             if stop.is_set():
                 raise _Stopped
-            events.append((i, f))
+            steps.record(i, f)
 
-        pinned = np.full((y1 - y0, x1 - x0), np.nan, np.float32)
-        rim = _rim(win, h, w)
-        pinned[rim] = coarse[y0:y1, x0:x1][rim]
-        return ifm._solve(image[y0:y1, x0:x1], label[y0:y1, x0:x1], progress, pinned=pinned, scale=(h, w),
-                          init=coarse[y0:y1, x0:x1], origin=(y0, x0),
-                          samples=_nearby_samples(image, label, win, (0, 0), (h, w)))
+        return _solve_window(image, label, coarse, wins[i], progress)
 
     # Weighted window results are summed straight into the output: the weights of the cores
     # reaching an unknown pixel sum to one (box-blurred indicators of a partition).
@@ -116,25 +158,18 @@ def solve_tiled(image: np.ndarray, label: np.ndarray, check: Callable[[float], N
         try:
             while pending:
                 finished, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                replay()
+                steps.replay()
                 for fut in finished:
                     i = pending.pop(fut)
-                    a, c, (y0, _, x0, _) = fut.result(), cores[i], wins[i]
-                    events.append((i, 1.0))
-                    oy0, oy1, ox0, ox1 = _grow(c, BLEND, h, w)
-                    wt = (ramp(oy0, oy1, c[0], c[1], h, BLEND)[:, None]
-                          * ramp(ox0, ox1, c[2], c[3], w, BLEND)[None]).numpy()
-                    alpha[oy0:oy1, ox0:ox1] += wt * a[oy0 - y0:oy1 - y0, ox0 - x0:ox1 - x0]
-                replay()
+                    a = fut.result()
+                    steps.record(i, 1.0)
+                    _blend_into(alpha, a, cores[i], wins[i])
+                steps.replay()
         except BaseException:
             stop.set()   # the running solves raise _Stopped at their next progress call
             pool.shutdown(wait=True, cancel_futures=True)   # the queued ones never start
             raise
-    # Every unknown pixel lies in the blend rectangle of its own core and of every core whose
-    # rectangle reaches it, all of them active; known pixels keep their (expanded) labels.
-    alpha[label == 1] = 1.0
-    alpha[label == 0] = 0.0
-    return np.clip(alpha, 0, 1, out=alpha)
+    return alpha
 
 
 class _Stopped(Exception):

@@ -7,47 +7,21 @@ for the engine.  Host-agnostic: the panel owns one, a host may embed it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 from . import imaging
 from .qt import QtCore, QtGui, QtWidgets, Signal, event_pos, wheel_delta
+from .strokes import (BRUSHES, COLORS, SCRIBBLE_KINDS, STROKE_OPACITY, TOOLS, Stroke, draw_live_stroke,
+                      draw_prompts, draw_stroke, render_overrides, render_scribbles, selection_outline)
+
+__all__ = ["BRUSHES", "MAX_BRUSH", "MIN_BRUSH", "SCRIBBLE_KINDS", "TOOLS", "MatteCanvas", "Stroke",
+           "selection_outline"]
 
 Qt = QtCore.Qt
 QPointF = QtCore.QPointF
 
-SCRIBBLE_KINDS = ("fg", "bg", "unknown")
-BRUSHES = SCRIBBLE_KINDS + ("erase",)   # later strokes win, the eraser clears
-TOOLS = BRUSHES + ("sam", "pan")
-_COLORS = {
-    # Hues chosen to stand out on foliage (green) and on the overlay view's red tint, and
-    # drawn with a dark outline (see STROKE_OUTLINE) so they read on any photo.
-    "fg": QtGui.QColor(255, 70, 230),    # magenta
-    "bg": QtGui.QColor(0, 215, 255),     # cyan
-    "unknown": QtGui.QColor(255, 225, 40),  # yellow
-    "erase": QtGui.QColor(255, 255, 255),
-}
 _DRAG_THRESHOLD = 4.0  # widget px: below this a SAM press is a click, not a box
 MIN_BRUSH, MAX_BRUSH = 1, 500
-
-
-@dataclass
-class Stroke:
-    """One scribble: kind in BRUSHES, brush diameter and points in image px."""
-
-    kind: str
-    size: float
-    points: List[Tuple[float, float]] = field(default_factory=list)
-
-    def path(self) -> "QtGui.QPainterPath":
-        path = QtGui.QPainterPath()
-        if self.points:
-            path.moveTo(*self.points[0])
-            for pt in self.points[1:]:
-                path.lineTo(*pt)
-            if len(self.points) == 1:  # a dab: a zero-length line still gets round caps
-                path.lineTo(self.points[0][0] + 0.01, self.points[0][1])
-        return path
 
 
 class MatteCanvas(QtWidgets.QWidget):
@@ -273,22 +247,7 @@ class MatteCanvas(QtWidgets.QWidget):
         """Grayscale8 mask (255 where painted) of one scribble kind at image size."""
         if self._image is None:
             raise ValueError("no image to scribble on")
-        if kind not in SCRIBBLE_KINDS:
-            raise ValueError(f"unknown scribble kind {kind!r}")
-        # QPainter cannot target Grayscale8 on every Qt version; paint RGB32 then convert.
-        canvas = QtGui.QImage(self._image.size(), QtGui.QImage.Format.Format_RGB32)
-        canvas.fill(QtGui.QColor(0, 0, 0))
-        p = QtGui.QPainter(canvas)
-        white, black = QtGui.QColor(255, 255, 255), QtGui.QColor(0, 0, 0)
-        for stroke in self.strokes:
-            # Any later stroke of another kind (or the eraser) takes the pixels back.
-            pen = QtGui.QPen(white if stroke.kind == kind else black, stroke.size,
-                             Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
-                             Qt.PenJoinStyle.RoundJoin)
-            p.setPen(pen)
-            p.drawPath(stroke.path())
-        p.end()
-        return canvas.convertToFormat(QtGui.QImage.Format.Format_Grayscale8)
+        return render_scribbles(self._image.size(), self.strokes, kind)
 
     def render_overrides(self) -> Optional["QtGui.QImage"]:
         """The refine brush over another trimap source: ARGB32 at image size, opaque
@@ -296,20 +255,7 @@ class MatteCanvas(QtWidgets.QWidget):
         transparent elsewhere (and where erased).  None without strokes."""
         if self._image is None or not self.strokes:
             return None
-        out = QtGui.QImage(self._image.size(), QtGui.QImage.Format.Format_ARGB32)
-        out.fill(QtGui.QColor(0, 0, 0, 0))
-        p = QtGui.QPainter(out)
-        levels = {"fg": 255, "bg": 0, "unknown": 128}
-        for stroke in self.strokes:
-            mode = QtGui.QPainter.CompositionMode
-            p.setCompositionMode(mode.CompositionMode_Clear if stroke.kind == "erase"
-                                 else mode.CompositionMode_Source)
-            v = levels.get(stroke.kind, 0)
-            p.setPen(QtGui.QPen(QtGui.QColor(v, v, v, 255), stroke.size, Qt.PenStyle.SolidLine,
-                                Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
-            p.drawPath(stroke.path())
-        p.end()
-        return out
+        return render_overrides(self._image.size(), self.strokes)
 
     # ------------------------------------------------------- view transform
     def zoom(self) -> float:
@@ -509,7 +455,7 @@ class MatteCanvas(QtWidgets.QWidget):
             p.drawRect(QtCore.QRectF(self._drag_box[0], self._drag_box[1]).normalized())
         if self._cursor_pos is not None and self._tool in BRUSHES:
             r = self._brush * self._scale / 2
-            p.setPen(QtGui.QPen(_COLORS[self._tool], 1.2))
+            p.setPen(QtGui.QPen(COLORS[self._tool], 1.2))
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawEllipse(self._cursor_pos, r, r)
         hud = "  ·  ".join(t for t in (self.hud_text, self.progress_text) if t)
@@ -530,20 +476,6 @@ class MatteCanvas(QtWidgets.QWidget):
         p.setPen(pen)
         p.drawPath(self._selection_path)
 
-    @staticmethod
-    def _draw_stroke(p: "QtGui.QPainter", stroke: Stroke) -> None:
-        mode = QtGui.QPainter.CompositionMode
-        if stroke.kind != "erase":  # a dark outline first, so the colour reads on any photo
-            p.setCompositionMode(mode.CompositionMode_SourceOver)
-            p.setPen(QtGui.QPen(STROKE_OUTLINE, stroke.size + 2 * _outline_width(stroke.size),
-                                Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
-            p.drawPath(stroke.path())
-        p.setCompositionMode(mode.CompositionMode_Clear if stroke.kind == "erase"
-                             else mode.CompositionMode_Source)
-        p.setPen(QtGui.QPen(_COLORS[stroke.kind], stroke.size, Qt.PenStyle.SolidLine,
-                            Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
-        p.drawPath(stroke.path())
-
     def scribble_overlay(self) -> Optional["QtGui.QImage"]:
         """Committed strokes (plus the one being painted) as an ARGB image."""
         if self._image is None:
@@ -554,13 +486,13 @@ class MatteCanvas(QtWidgets.QWidget):
             self._overlay.fill(QtGui.QColor(0, 0, 0, 0))
             p = QtGui.QPainter(self._overlay)
             for stroke in self.strokes:
-                self._draw_stroke(p, stroke)
+                draw_stroke(p, stroke)
             p.end()
         if self._current is None:
             return self._overlay
         live = self._overlay.copy()
         p = QtGui.QPainter(live)
-        self._draw_stroke(p, self._current)
+        draw_stroke(p, self._current)
         p.end()
         return live
 
@@ -571,67 +503,6 @@ class MatteCanvas(QtWidgets.QWidget):
             p.setOpacity(STROKE_OPACITY)
             p.drawImage(0, 0, self._overlay)
         if self._current is not None:
-            # Drawn straight onto the widget while painting: copying a full-size
-            # overlay on every mouse move would lag on large images.
-            stroke = self._current
-            color = QtGui.QColor(_COLORS[stroke.kind])
-            if stroke.kind != "erase":
-                p.setOpacity(STROKE_OPACITY)
-                p.setPen(QtGui.QPen(STROKE_OUTLINE, stroke.size + 2 * _outline_width(stroke.size),
-                                    Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
-                p.drawPath(stroke.path())
-            p.setOpacity(0.35 if stroke.kind == "erase" else STROKE_OPACITY)
-            p.setPen(QtGui.QPen(color, stroke.size, Qt.PenStyle.SolidLine,
-                                Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
-            p.drawPath(stroke.path())
+            draw_live_stroke(p, self._current)
         p.setOpacity(1.0)
-        unit = 1.0 / self._scale  # keep markers a constant on-screen size
-        if self.sam_box is not None:
-            x0, y0, x1, y1 = self.sam_box
-            p.setPen(QtGui.QPen(QtGui.QColor(255, 220, 0), 2 * unit))
-            p.setBrush(Qt.BrushStyle.NoBrush)
-            p.drawRect(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
-        for x, y, label in self.sam_points:
-            p.setPen(QtGui.QPen(QtGui.QColor(0, 0, 0), 1.5 * unit))
-            p.setBrush(_COLORS["fg" if label else "bg"])
-            p.drawEllipse(QPointF(x, y), 5 * unit, 5 * unit)
-
-
-#: scribbles are drawn with a dark outline, at this opacity over the view
-STROKE_OUTLINE = QtGui.QColor(20, 20, 24)
-STROKE_OPACITY = 0.8
-
-
-def _outline_width(size: float) -> float:
-    """Outline on each side of a stroke of brush ``size`` (image px)."""
-    return max(1.5, 0.15 * size)
-
-
-_OUTLINE_MAX_SIDE = 1024  # outlines of bigger selections are traced at this size and scaled up
-
-
-def selection_outline(mask: "QtGui.QImage") -> Optional["QtGui.QPainterPath"]:
-    """Outline of the pixels >= 128 of a grey mask, in image coordinates (None if empty)."""
-    grey = imaging.to_grey8(mask)
-    w, h = grey.width(), grey.height()
-    scale = min(1.0, _OUTLINE_MAX_SIDE / max(w, h, 1))
-    if scale < 1.0:
-        grey = grey.scaled(max(int(w * scale), 1), max(int(h * scale), 1),
-                           Qt.AspectRatioMode.IgnoreAspectRatio,
-                           Qt.TransformationMode.FastTransformation)
-    # Selected (>= 128) becomes opaque: createAlphaMask sets exactly those bits.
-    idx = grey.convertToFormat(QtGui.QImage.Format.Format_Indexed8,
-                               [QtGui.qRgb(i, i, i) for i in range(256)])
-    idx.setColorTable([QtGui.qRgba(0, 0, 0, 255) if i >= 128 else QtGui.qRgba(0, 0, 0, 0)
-                       for i in range(256)])
-    bitmap = QtGui.QBitmap.fromImage(idx.convertToFormat(QtGui.QImage.Format.Format_ARGB32)
-                                     .createAlphaMask())
-    region = QtGui.QRegion(bitmap)
-    if region.isEmpty():
-        return None
-    path = QtGui.QPainterPath()
-    path.addRegion(region)
-    path = path.simplified()
-    if scale < 1.0:
-        path = QtGui.QTransform.fromScale(w / grey.width(), h / grey.height()).map(path)
-    return path
+        draw_prompts(p, self.sam_points, self.sam_box, 1.0 / self._scale)  # constant on-screen size

@@ -12,21 +12,16 @@ child process when asked, and exchanges PNG bytes with it.
 import base64
 import http.client
 import json
-import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-CONFIG_ENV = "REFINE_MATTE_CONFIG_DIR"
-PYTHON_ENV = "REFINE_MATTE_PYTHON"
-#: written next to this module by ``installer/krita.py``: {"python": engine interpreter}
-ENGINE_FILE = "engine.json"
-TOKEN_FILE = "token"
-SERVICE_FILE = "service.json"
-LOG_FILE = "service.log"
+# Where the service is and how one starts (re-exported: callers import them from here).
+from .service_files import (CONFIG_ENV, ENGINE_FILE, LOG_FILE, PYTHON_ENV, SERVICE_FILE,  # noqa: F401
+                            TOKEN_FILE, NotPublished, StartFailed, config_dir, engine_python, log_tail, read_published,
+                            service_command, spawn_service)
 
 ProgressCallback = Callable[[int, int, Optional[bytes]], None]
 
@@ -47,43 +42,6 @@ class EngineNotRunning(EngineError):
 
 class JobCancelled(EngineError):
     """The refine job was cancelled before it finished."""
-
-
-def config_dir() -> str:
-    """Platform config directory of Refine Matte (same rules as the service)."""
-    override = os.environ.get(CONFIG_ENV)
-    if override:
-        return override
-    home = os.path.expanduser("~")
-    if sys.platform == "win32":
-        base = os.environ.get("APPDATA") or os.path.join(home, "AppData", "Roaming")
-        return os.path.join(base, "Refine Matte")
-    if sys.platform == "darwin":
-        return os.path.join(home, "Library", "Application Support", "Refine Matte")
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
-    return os.path.join(base, "refine-matte")
-
-
-def engine_python(package_dir: Optional[str] = None) -> Optional[str]:
-    """The engine environment's interpreter for starting ``diffmatte serve``, or None.
-
-    ``REFINE_MATTE_PYTHON`` wins; else the interpreter that ``installer/krita.py``
-    recorded in ``engine.json`` beside this module, if that file still exists.  A
-    host's embedded Python (Krita's) cannot run the engine itself, so None means
-    "only connect to a service that is already running".
-    """
-    forced = os.environ.get(PYTHON_ENV, "").strip()
-    if forced:
-        return forced
-    path = os.path.join(package_dir or os.path.dirname(os.path.abspath(__file__)), ENGINE_FILE)
-    try:
-        with open(path, "r", encoding="utf-8") as fh:
-            python = json.load(fh).get("python")
-    except (OSError, ValueError, AttributeError):
-        return None
-    if isinstance(python, str) and python and os.path.isfile(python):
-        return python
-    return None
 
 
 def _b64(data: bytes) -> str:
@@ -117,16 +75,9 @@ class EngineClient:
         """
         directory = config or config_dir()
         try:
-            with open(os.path.join(directory, SERVICE_FILE), "r", encoding="utf-8") as fh:
-                data = json.load(fh)
-            host, port = str(data["host"]), int(data["port"])
-        except (OSError, ValueError, KeyError, TypeError):
-            raise EngineNotRunning("no running engine service found in %s" % directory) from None
-        try:
-            with open(os.path.join(directory, TOKEN_FILE), "r", encoding="ascii") as fh:
-                token = fh.read().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise EngineNotRunning("cannot read the service token in %s: %s" % (directory, exc)) from None
+            host, port, token = read_published(directory)
+        except NotPublished as exc:
+            raise EngineNotRunning(str(exc)) from None
         client = cls(host, port, token, timeout=timeout)
         try:
             client._request("GET", "/v1/info", timeout=probe_timeout)
@@ -152,33 +103,11 @@ class EngineClient:
         except EngineNotRunning:
             pass
         directory = config or config_dir()
-        foreign = command is not None
-        if command is None:
-            interpreter = python or os.environ.get(PYTHON_ENV) or sys.executable
-            foreign = interpreter != sys.executable
-            command = [interpreter, "-m", "diffmatte", "serve"]
-        argv = list(command) + list(args)
-        env = dict(os.environ)
-        if foreign:
-            # A host application's own Python settings must not leak into another
-            # environment's interpreter (Krita sets them for its embedded Python).
-            env.pop("PYTHONHOME", None)
-            env.pop("PYTHONPATH", None)
-        if config:
-            env[CONFIG_ENV] = config
-        os.makedirs(directory, exist_ok=True)
-        log_path = os.path.join(directory, LOG_FILE)
-        kwargs: Dict[str, Any] = {}
-        if os.name == "posix":
-            kwargs["start_new_session"] = True  # a Ctrl-C in the host must not kill the engine
-        elif hasattr(subprocess, "CREATE_NO_WINDOW"):
-            kwargs["creationflags"] = subprocess.CREATE_NO_WINDOW
-        with open(log_path, "ab") as log:
-            try:
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                        stderr=subprocess.STDOUT, env=env, **kwargs)
-            except OSError as exc:
-                raise EngineNotRunning("cannot start the engine (%s): %s" % (" ".join(argv), exc)) from None
+        argv, env = service_command(python, args, config, command)
+        try:
+            proc, log_path = spawn_service(argv, env, directory)
+        except StartFailed as exc:
+            raise EngineNotRunning("cannot start the engine (%s): %s" % (" ".join(argv), exc)) from None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             code = proc.poll()
@@ -188,7 +117,7 @@ class EngineClient:
                     return cls.discover(config)
                 except EngineNotRunning:
                     raise EngineNotRunning("the engine service exited with code %s:\n%s"
-                                           % (code, _tail(log_path))) from None
+                                           % (code, log_tail(log_path))) from None
             try:
                 client = cls.discover(config, probe_timeout=1.0)
             except EngineNotRunning:
@@ -198,7 +127,7 @@ class EngineClient:
             return client
         proc.terminate()
         raise EngineNotRunning("the engine service did not come up within %.0f s:\n%s"
-                               % (timeout, _tail(log_path)))
+                               % (timeout, log_tail(log_path)))
 
     def alive(self, timeout: float = 2.0) -> bool:
         """Whether the service still answers at this address with this token."""
@@ -472,13 +401,3 @@ def _error_from(status: int, data: bytes) -> EngineError:
         return EngineNotRunning("the service refused the token (401): %s" % message, status)
     return EngineError("HTTP %d: %s" % (status, message), status)
 
-
-def _tail(path: str, lines: int = 20) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 8192))
-            text = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return "(no log at %s)" % path
-    return "\n".join(text.splitlines()[-lines:])

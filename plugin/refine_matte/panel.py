@@ -9,39 +9,24 @@ layer mask.  Only Qt + stdlib are used so it runs inside a host's Python.
 
 from __future__ import annotations
 
-import threading
 import traceback
 from typing import Any, Callable, List, Optional, Tuple
 
 from . import imaging
-from .adapter import HostAdapter, HostError, NoImageError, NoSelectionError
+from .adapter import HostAdapter, HostError, NoImageError
 from .canvas import MatteCanvas
 from .finishing import Finisher
 from .hint import HintLabel
 from .panel_output import OutputMixin, SamSetup
-from .progress_text import Estimate, solving_text
+from .panel_progress import JobProgress
+from .panel_spec import build_spec
+from .panel_state import (BAND_RANGE, EDGE_IDS, EDGES, SAMPLES_RANGE, SOURCE_IDS, SOURCES, STEPS_RANGE,
+                          PanelState, as_int, band_text)
 from .qt import QShortcut, QtCore, QtGui, QtWidgets, Signal
 from .worker import JobSpec, RefineJob, describe_error
 
 Qt = QtCore.Qt
 
-SOURCES = (
-    ("sam", "SAM: points / box"),
-    ("selection", "Host selection"),
-    ("mask", "Active layer's mask"),
-    ("scribbles", "Scribbles"),
-)
-_SOURCE_IDS = [s[0] for s in SOURCES]
-# How the engine reads a selection or mask. An artist's selection is a rough region
-# around the subject (its edge is found inside it); a layer or SAM mask already
-# follows the edge. Each source starts with the mode that fits it.
-EDGES = (
-    ("rough", "Rough: find the edge inside"),
-    ("exact", "Exact: the outline is the edge"),
-    ("auto", "Auto: decide from the image"),
-)
-_EDGE_IDS = [e[0] for e in EDGES]
-DEFAULT_EDGE = {"selection": "rough", "mask": "exact"}
 LIVE_BAND_DELAY_MS = 250  # strokes in quick succession give one preview
 MASK_NAME = "Refine Matte"  # one mask of this name per layer: a new refine replaces it
 
@@ -82,7 +67,8 @@ def shortcut_help() -> List[Tuple[str, str]]:
 
 
 class RefinePanel(QtWidgets.QWidget, OutputMixin):
-    """The Refine Matte dock contents.
+    """The Refine Matte dock contents: the widgets that render a :class:`PanelState`
+    (``self.state``) and forward the artist's actions to it.
 
     ``client`` (an object with EngineClient's methods) or ``client_factory`` (a
     callable returning one, called on the worker thread) may be injected; by
@@ -106,22 +92,8 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         super().__init__(parent)
         self.setObjectName("RefineMattePanel")
         self.adapter = adapter
-        self._client = client
-        self._client_factory = client_factory or _default_client_factory
-        self._client_from_factory = False  # only those are re-discovered after a restart
-        self._client_lock = threading.Lock()
-        #: the last matte the engine returned (kept when the host could not take it)
-        self.last_alpha: Optional["QtGui.QImage"] = None
-        self.job: Optional[RefineJob] = None
-        self._work_seen = False  # the running job reports the engine's work (see _on_work)
-        #: the engine's matte is its prior (no diffusion: steps, samples and variation
-        #: change nothing); None until an engine said (its info(), asked by every job)
-        self.prior_only: Optional[bool] = None
-        self._estimate = Estimate()
-        self._job_spec: Optional[JobSpec] = None
-        self._spec_image: Any = None
-        self._job_target: Any = None
-        self._old_jobs: List[RefineJob] = []  # keep signal objects alive until threads end
+        self.state = PanelState(client=client, client_factory=client_factory or _default_client_factory,
+                                parent=self)
         self._shortcuts: List[Any] = []
         self._own_canvas = canvas is None
         self.canvas = canvas or MatteCanvas(self)
@@ -135,7 +107,32 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.install_shortcuts(self)
         # Out of the box: scribbles need no download (SAM offers its own when picked).
         self.set_source("scribbles")
-        self._on_source_changed()
+        self._render_source()
+
+    # ====================================================== the state's views
+    @property
+    def job(self) -> Optional[RefineJob]:
+        """The running job (None when idle)."""
+        return self.state.job
+
+    @property
+    def last_alpha(self) -> Optional["QtGui.QImage"]:
+        """The last matte the engine returned (kept when the host could not take it)."""
+        return self.state.last_alpha
+
+    @property
+    def raw_alpha(self) -> Any:
+        """The engine's own matte of the last refine (before the edge controls)."""
+        return self.state.raw_alpha
+
+    @property
+    def raw_image(self) -> Any:
+        return self.state.raw_image
+
+    @property
+    def prior_only(self) -> Optional[bool]:
+        """The engine's matte is its prior; None until an engine said."""
+        return self.state.prior_only
 
     # ================================================================= UI
     def _build_ui(self) -> None:
@@ -149,6 +146,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         lay.addLayout(self._build_options())
         lay.addWidget(self._build_output_box())
         self._build_run_controls(lay)
+        self.job_progress = JobProgress(self.progress, self.status_label, self.canvas, self.state)
         if not self._own_canvas:
             lay.addStretch(1)
         self._sync_view_buttons(self.canvas.view_mode())
@@ -182,7 +180,6 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.edge_combo.setToolTip("Rough: the selection is drawn around the subject (lasso, rectangle); "
                                    "the subject's edge, hair and holes are found inside it.\n"
                                    "Exact: the outline already follows the subject (a mask you refined).")
-        self._edges = dict(DEFAULT_EDGE)  # the artist's choice per source
         form.addRow("Edge", self.edge_combo)
 
         self.hint_label = HintLabel()  # legible on dark themes (palette roles, no fixed grey)
@@ -235,8 +232,8 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
 
         band_row = QtWidgets.QHBoxLayout()
         self.band_slider = QtWidgets.QSlider(Qt.Orientation.Horizontal)
-        self.band_slider.setRange(0, 200)
-        self.band_slider.setValue(0)
+        self.band_slider.setRange(*BAND_RANGE)
+        self.band_slider.setValue(self.state.band())
         self.band_slider.setToolTip("Radius of the unknown band on each side of the mask edge (the band is "
                                     "twice as wide, and widens further on hair); 0 = automatic. "
                                     "Preview band shows the band the engine gets.")
@@ -250,13 +247,13 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         """Diffusion steps, samples and the view-mode buttons."""
         opt = QtWidgets.QFormLayout()
         self.steps_spin = QtWidgets.QSpinBox()
-        self.steps_spin.setRange(1, 100)
-        self.steps_spin.setValue(10)
+        self.steps_spin.setRange(*STEPS_RANGE)
+        self.steps_spin.setValue(self.state.steps())
         self.steps_spin.setToolTip("Diffusion (DDIM) steps: more is slower and can be cleaner")
         opt.addRow("Diffusion steps", self.steps_spin)
         self.samples_spin = QtWidgets.QSpinBox()
-        self.samples_spin.setRange(1, 8)
-        self.samples_spin.setValue(1)
+        self.samples_spin.setRange(*SAMPLES_RANGE)
+        self.samples_spin.setValue(self.state.samples())
         self.samples_spin.setToolTip("Average this many diffusion runs: slower, but the matte depends "
                                      "less on chance (3 lowers the error by about 7 %)")
         opt.addRow("Samples", self.samples_spin)
@@ -308,9 +305,19 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         lay.addWidget(self.save_matte_button)
 
     def _connect(self) -> None:
-        self.source_combo.currentIndexChanged.connect(self._on_source_changed)
+        # the artist's actions go to the state; the state's changes are rendered
+        self.source_combo.currentIndexChanged.connect(
+            lambda i: self.state.set_source(SOURCE_IDS[max(i, 0)]))
+        self.edge_combo.currentIndexChanged.connect(lambda i: self.state.set_edge(EDGE_IDS[max(i, 0)]))
+        self.steps_spin.valueChanged.connect(self.state.set_steps)
+        self.samples_spin.valueChanged.connect(self.state.set_samples)
+        self.band_slider.valueChanged.connect(self.state.set_band)
+        self.state.sourceChanged.connect(self._render_source)
+        self.state.edgeChanged.connect(self._render_edge)
+        self.state.stepsChanged.connect(self.steps_spin.setValue)
+        self.state.samplesChanged.connect(self.samples_spin.setValue)
+        self.state.bandChanged.connect(self.band_slider.setValue)
         self.canvas.strokeAdded.connect(self._on_stroke_for_band)
-        self.edge_combo.currentIndexChanged.connect(self._on_edge_changed)
         self.clear_button.clicked.connect(self.canvas.clear_input)
         self.show_input_check.toggled.connect(self.canvas.set_input_visible)
         self.brush_spin.valueChanged.connect(self.canvas.set_brush_size)
@@ -318,11 +325,11 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.canvas.viewModeChanged.connect(self._sync_view_buttons)
         self.canvas.viewShownChanged.connect(lambda _t: self._sync_view_buttons(self.canvas.view_mode()))
         self.canvas.toolChanged.connect(self._sync_tool_buttons)
-        self.band_slider.valueChanged.connect(self._sync_band_label)
+        self.state.bandChanged.connect(self._sync_band_label)
         self.refine_button.clicked.connect(self.refine)
         self.cancel_button.clicked.connect(self.cancel)
         self.save_matte_button.clicked.connect(self._ask_save_matte)
-        self._sync_band_label(self.band_slider.value())
+        self._sync_band_label(self.state.band())
 
     def install_shortcuts(self, scope: QtWidgets.QWidget,
                           context: Any = Qt.ShortcutContext.WidgetWithChildrenShortcut) -> None:
@@ -376,15 +383,13 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             btn.setChecked(True)
 
     def _sync_band_label(self, value: int) -> None:
-        self.band_label.setText("auto" if value == 0 else f"±{value} px")
+        self.band_label.setText(band_text(value))
 
     def source(self) -> str:
-        return _SOURCE_IDS[max(self.source_combo.currentIndex(), 0)]
+        return self.state.source()
 
     def set_source(self, source: str) -> None:
-        if source not in _SOURCE_IDS:
-            raise ValueError(f"unknown trimap source {source!r}")
-        self.source_combo.setCurrentIndex(_SOURCE_IDS.index(source))
+        self.state.set_source(source)
 
     def set_tool(self, tool: str) -> None:
         """Pick a canvas tool; P (SAM prompts) also picks the SAM source.  The brushes
@@ -395,36 +400,25 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
 
     def edge(self) -> str:
         """How the selection or mask is read: "rough", "exact" or "auto"."""
-        return _EDGE_IDS[max(self.edge_combo.currentIndex(), 0)]
+        return self.state.edge()
 
     def set_edge(self, edge: str) -> None:
-        if edge not in _EDGE_IDS:
-            raise ValueError(f"unknown edge mode {edge!r}")
-        self.edge_combo.setCurrentIndex(_EDGE_IDS.index(edge))
+        self.state.set_edge(edge)
 
-    def _on_edge_changed(self, *_: Any) -> None:
-        if self.source() in self._edges:
-            self._edges[self.source()] = self.edge()
+    def _render_edge(self, edge: str) -> None:
+        self.edge_combo.blockSignals(True)
+        self.edge_combo.setCurrentIndex(EDGE_IDS.index(edge))
+        self.edge_combo.blockSignals(False)
 
-    def _on_source_changed(self, *_: Any) -> None:
+    def _render_source(self, *_: Any) -> None:
+        """Show the state's source: its combo entry, edge mode, hint, tools and extras."""
         src = self.source()
-        if src in self._edges:
-            self.edge_combo.blockSignals(True)
-            self.set_edge(self._edges[src])
-            self.edge_combo.blockSignals(False)
-        self.edge_combo.setEnabled(src in self._edges)
-        hints = {
-            "sam": "Click the subject (right/Alt/Shift-click marks background), or drag a box. "
-                   "Fg/Bg/Unknown brushes correct the result.",
-            "selection": "Select the subject roughly (lasso or rectangle around it, holes included): "
-                         "its edge is found inside. Preview the band first; Fg/Bg/Unknown brushes "
-                         "correct it (refine brush).",
-            "mask": "Uses the active layer's existing mask; the band sets the unknown edge. "
-                    "Fg/Bg/Unknown brushes correct it (refine brush).",
-            "scribbles": "Paint foreground (F) and background (B); unknown (U) is optional, "
-                         "E erases.",
-        }
-        self.hint_label.setText(hints[src])
+        self.source_combo.blockSignals(True)
+        self.source_combo.setCurrentIndex(SOURCE_IDS.index(src))
+        self.source_combo.blockSignals(False)
+        self._render_edge(self.state.edge())
+        self.edge_combo.setEnabled(self.state.has_edge_choice())
+        self.hint_label.setText(self.state.hint())
         scribbling = src == "scribbles"
         self.tool_buttons["sam"].setEnabled(src == "sam")
         if src == "sam" and self.canvas.tool() != "sam":
@@ -432,7 +426,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         elif scribbling and self.canvas.tool() not in ("fg", "bg", "unknown", "erase"):
             self.canvas.set_tool("fg")
         self.preview_band_button.setEnabled(src in ("selection", "mask", "sam", "scribbles"))
-        self._live_band = False  # a new source starts without the live preview
+        self.state.live_band = False  # a new source starts without the live preview
         self._sync_sam_setup()
         self.show_selection_outline()
 
@@ -452,9 +446,9 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
     def save_matte(self, path: str, bits: int = 16) -> None:
         """Write the last computed matte to ``path`` (PNG/TIFF, atomically)."""
         from .editor.io import save_alpha  # Qt + stdlib only
-        if self.last_alpha is None:
+        if self.state.last_alpha is None:
             raise ValueError("there is no computed matte to save")
-        save_alpha(path, self.last_alpha, bits)
+        save_alpha(path, self.state.last_alpha, bits)
 
     def _ask_save_matte(self) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(
@@ -496,76 +490,16 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.canvas.set_alpha(mask)
         self._on_host_refreshed()
 
-    def _get_client(self) -> Any:
-        """The engine client (called on the worker thread).
-
-        A client the panel found itself is checked first, so an engine that was
-        restarted (new port or token) is found again instead of failing every click.
-        """
-        with self._client_lock:
-            if self._client is not None and self._client_from_factory:
-                alive = getattr(self._client, "alive", None)
-                if alive is not None and not alive():
-                    self._client = None
-            if self._client is None:
-                self._client = self._client_factory()
-                self._client_from_factory = True
-            return self._client
-
     def _build_spec(self) -> JobSpec:
-        if self.adapter is None:
-            raise NoImageError("No host document is connected to the panel.")
-        image = self.adapter.active_image()
-        if image is None or image.isNull():
-            raise NoImageError()
-        shown = self.canvas.image()
-        if shown is None or shown.size() != image.size() or shown != image:
-            # The host changed layer since the last refresh: show what we will refine.
-            self.canvas.set_image(image, keep_input=shown is not None and shown.size() == image.size())
-        band = self.band_slider.value() or None
-        self._spec_image = image  # the layer's own pixels (16-bit stays 16-bit) for the cut-out
-        # QImage copies: the worker thread encodes them to PNG.
-        spec = JobSpec(image_png=image.copy(), source=self.source(),
-                       steps=self.steps_spin.value(), samples=self.samples_spin.value(), band=band,
-                       seed=self.output_controls.seed(), edge=self._edges.get(self.source(), "exact"))
-        if spec.source != "scribbles":
-            spec.override_png = self.canvas.render_overrides()  # the refine brush
-        if spec.source == "selection":
-            mask = self.adapter.selection_mask()
-            if mask is None:
-                raise NoSelectionError()
-            _check_coverage(mask, "selection")
-            spec.mask_png = mask.copy()
-        elif spec.source == "mask":
-            mask = self.adapter.layer_mask()
-            if mask is None:
-                raise NoSelectionError("The active layer has no mask: add one, or pick "
-                                       "another trimap source.")
-            _check_coverage(mask, "layer's mask")
-            spec.mask_png = mask.copy()
-        elif spec.source == "scribbles":
-            if not (self.canvas.has_scribbles("fg") and self.canvas.has_scribbles("bg")):
-                raise HostError("Paint at least one foreground (F) and one background (B) "
-                                "scribble first.")
-            spec.fg_png = self.canvas.render_scribbles("fg")
-            spec.bg_png = self.canvas.render_scribbles("bg")
-            if self.canvas.has_scribbles("unknown"):
-                spec.unknown_png = self.canvas.render_scribbles("unknown")
-        elif spec.source == "sam":
-            if not self.canvas.sam_points and self.canvas.sam_box is None:
-                raise HostError("Click a point on the subject or drag a box around it first (P).")
-            spec.points = [(x, y) for x, y, _ in self.canvas.sam_points]
-            spec.labels = [lab for _, _, lab in self.canvas.sam_points]
-            spec.box = self.canvas.sam_box
-        return spec
+        return build_spec(self.adapter, self.canvas, self.state, self.output_controls.seed())
 
     # ============================================================== jobs
     def is_busy(self) -> bool:
-        return self.job is not None
+        return self.state.is_busy()
 
     def refine(self) -> bool:
         """Start a refine; returns False (with the reason shown) if it could not start."""
-        if self.job is not None:
+        if self.state.is_busy():
             return False
         self.clear_error()
         try:
@@ -573,7 +507,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         except Exception as exc:  # noqa: BLE001 - shown in the panel, never as a traceback
             self.show_error(self._describe(exc))
             return False
-        self._live_band = self._band_pending = False  # the matte view takes over
+        self.state.live_band = self.state.band_pending = False  # the matte view takes over
         return self._start_job(spec)
 
     @staticmethod
@@ -584,80 +518,39 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
 
     def _start_job(self, spec: JobSpec, preview: bool = False) -> bool:
         """Run ``spec`` on a worker; ``preview`` jobs only compute the trimap (band preview)."""
-        self._job_spec = spec
-        job = RefineJob(spec, self._get_client)
+        job = RefineJob(spec, self.state.get_client)
         sig = job.signals
         sig.stage.connect(self.status_label.setText)
         sig.trimapReady.connect(self.canvas.set_trimap)
-        sig.progress.connect(self._on_progress)
-        sig.work.connect(self._on_work)
+        sig.progress.connect(self.job_progress.step)
+        sig.work.connect(self.job_progress.work)
         sig.engineInfo.connect(self.set_engine_info)
-        sig.refineStarted.connect(self._on_refine_started)
-        self._job_warning = ""
+        sig.refineStarted.connect(self.job_progress.refine_started)
         sig.warning.connect(self._on_warning)
-        self._work_seen = False
         sig.finished.connect(self._on_preview_done if preview else self._on_finished)
         sig.failed.connect(self._on_failed)
         sig.cancelled.connect(self._on_cancelled)
-        self.job = job
-        self._job_target = self._target_id()
-        self._reset_progress_bar(spec, preview)
+        self.state.begin_job(job, spec, self._target_id())
+        self.job_progress.reset(spec, preview)
         self._set_busy(True)
         self.jobStarted.emit()
         job.start()
         return True
 
-    def _reset_progress_bar(self, spec: JobSpec, preview: bool) -> None:
-        """The bar of a new job: busy for a band preview, per cent of the solve for a
-        prior-only engine, steps otherwise (until the engine reports its work)."""
-        if preview:
-            self.progress.setRange(0, 0)
-            self.progress.setFormat("")
-        elif self.prior_only:
-            self.progress.setRange(0, 1000)
-            self.progress.setFormat("%p %")
-        else:
-            self.progress.setRange(0, spec.steps * spec.samples)
-            self.progress.setFormat("step %v / %m")
-        self.progress.setValue(0)
-
     def set_engine_info(self, info: Any) -> None:
         """What the engine said about itself (its ``info()``): a prior-only model hides the
         controls that change nothing for it (Diffusion steps, Samples, Variation) and its
         progress reads "Solving the matte… 42 %"."""
-        if not isinstance(info, dict):
+        if not self.state.set_engine_info(info):
             return
-        self.prior_only = bool(info.get("prior_only"))
-        shown = not self.prior_only
+        shown = not self.state.prior_only
         for field in (self.steps_spin, self.samples_spin):
             field.setVisible(shown)
             label = self._options_form.labelForField(field)
             if label is not None:
                 label.setVisible(shown)
         self.output_controls.show_variation(shown)
-        if self.prior_only and self.job is not None and self.progress.maximum() > 0:
-            self.progress.setRange(0, 1000)   # the first job learns it: no "step 0 / 10"
-            self.progress.setFormat("%p %")
-            self.progress.setValue(0)
-
-    def _on_refine_started(self) -> None:
-        """The refine request goes out: a prior-only solve's text and time estimate start."""
-        self._estimate = Estimate()   # timed from the solve's first report, not the upload
-        if self.job is not None and self.prior_only:
-            self.progress.setValue(0)
-            self.status_label.setText(solving_text(0.0))
-            self.canvas.set_progress_text(solving_text(0.0))
-
-    def _show_solving(self, done: int, total: int) -> None:
-        """A prior-only engine's progress: the bar in per cent, "Solving the matte… 42 %
-        (about 12 s left)" under it, "Solving the matte… 42 %" on the canvas (its line
-        also names the view, and the docker is narrow)."""
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(min(done, total))
-        self.progress.setFormat("%p %")
-        fraction = min(done / max(total, 1), 1.0)
-        self.status_label.setText(self._estimate.text(fraction) if fraction < 1.0 else solving_text(1.0))
-        self.canvas.set_progress_text(solving_text(fraction))
+        self.job_progress.engine_known()
 
     def cancel(self) -> None:
         """Ask the running job to stop at the next step boundary."""
@@ -674,70 +567,33 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.samples_spin.setEnabled(not busy)
 
     def _end_job(self, outcome: str) -> None:
-        if self.job is not None:
-            self._old_jobs = [j for j in self._old_jobs if j.is_running()] + [self.job]
-        self.job = None
+        self.state.end_job()
         self.canvas.set_progress_text("")
         self._set_busy(False)
         self.jobFinished.emit(outcome)
-        if outcome == "done" and getattr(self, "_band_pending", False):
+        if outcome == "done" and self.state.band_pending:
             self._schedule_band_preview()
 
     # --------------------------------------------------------- live band preview
     def _on_stroke_for_band(self, *_: Any) -> None:
         """While the band preview is shown, every stroke recomputes it (the trimap is
         visible before the refine, and follows the painting)."""
-        if getattr(self, "_live_band", False):
+        if self.state.live_band:
             self._schedule_band_preview()
 
     def _schedule_band_preview(self) -> None:
-        self._band_pending = True
+        self.state.band_pending = True
         if self.job is None:
             QtCore.QTimer.singleShot(LIVE_BAND_DELAY_MS, self._run_pending_band_preview)
 
     def _run_pending_band_preview(self) -> None:
-        if not getattr(self, "_band_pending", False) or self.job is not None:
+        if not self.state.band_pending or self.job is not None:
             return
-        self._band_pending = False
+        self.state.band_pending = False
         if self.source() == "scribbles" and not (self.canvas.has_scribbles("fg") and
                                                  self.canvas.has_scribbles("bg")):
             return  # the preview needs both kinds of stroke; wait for the next one
         self.preview_band()
-
-    def _on_progress(self, step: int, total: int, preview: Any) -> None:
-        if self.job is None or self.job.cancel_event.is_set():
-            return
-        if isinstance(preview, (bytes, bytearray)):
-            try:
-                preview = imaging.png_to_qimage(preview)
-            except ValueError:
-                preview = None  # a bad preview must not end the job
-        if self.prior_only:  # no steps run: the one step event comes with the solved matte
-            self._show_solving(total, total)
-            if preview is not None:
-                self.canvas.set_preview(preview)
-            return
-        if not self._work_seen:  # the bar counts the engine's work where the service reports it
-            self.progress.setRange(0, max(total, 1))
-            self.progress.setValue(step)
-        self.status_label.setText(f"Refining… step {step} of {total}")
-        self.canvas.set_progress_text(f"step {step}/{total}"
-                                      + (" (x0 preview)" if preview is not None else ""))
-        if preview is not None:
-            self.canvas.set_preview(preview)
-
-    def _on_work(self, done: int, total: int) -> None:
-        """The engine's real work (encoder tiles, tile x step decodes): the bar follows it,
-        so that one long step of a large photo still moves it."""
-        if self.job is None or self.job.cancel_event.is_set() or total <= 0:
-            return
-        self._work_seen = True
-        if self.prior_only:
-            self._show_solving(done, total)
-            return
-        self.progress.setRange(0, total)
-        self.progress.setValue(min(done, total))
-        self.progress.setFormat("%p %")
 
     def _target_id(self) -> Any:
         try:
@@ -747,14 +603,14 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
 
     def _on_finished(self, alpha: Any) -> None:
         outcome = "done"
-        self._remember_raw(alpha, self._spec_image)
+        self._remember_raw(alpha, self.state.spec_image)
         alpha = self.edged_alpha(alpha)  # edge controls; the raw matte is kept for re-renders
-        self.last_alpha = alpha  # kept (and shown) even when the host cannot take it
+        self.state.last_alpha = alpha  # kept (and shown) even when the host cannot take it
         self.canvas.set_alpha(alpha)
         try:
             if self.adapter is None:
                 raise NoImageError("No host document is connected to the panel.")
-            if self._target_id() != self._job_target:
+            if self._target_id() != self.state.job_target:
                 raise HostError("The document or active layer changed while refining, so the "
                                 "matte was not applied. Run Refine Matte again.")
             if imaging.count_above(alpha, EMPTY_MATTE_LEVEL) == 0:
@@ -762,9 +618,10 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
                                 "layer, so no mask was added. Select (or mark as foreground) "
                                 "the subject and refine again.")
             note = self.adapter.add_layer_mask(alpha, MASK_NAME)
+            warning = self.state.job_warning
             self.status_label.setText("Done: the matte was added as a new layer mask."
                                       + (f" {note}" if note else "")
-                                      + (f"\nWarning: {self._job_warning}" if self._job_warning else ""))
+                                      + (f"\nWarning: {warning}" if warning else ""))
             self.maskAdded.emit(alpha)
             self._start_cutout()
         except Exception as exc:  # noqa: BLE001 - a host bug must not leave the panel busy
@@ -779,20 +636,16 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
 
     def _on_warning(self, message: str) -> None:
         """Advice from the engine about the trimap; kept with the result, never an error."""
-        self._job_warning = message
+        self.state.job_warning = message
         self.warningShown.emit(message)
 
     def _on_failed(self, message: str) -> None:
-        self.canvas.set_preview(None)
-        self.progress.setValue(0)
-        self.progress.setFormat("")
+        self.job_progress.stopped()
         self.show_error(message)
         self._end_job("failed")
 
     def _on_cancelled(self) -> None:
-        self.canvas.set_preview(None)
-        self.progress.setValue(0)
-        self.progress.setFormat("")
+        self.job_progress.stopped()
         self.status_label.setText("Cancelled.")
         self._end_job("cancelled")
 
@@ -800,12 +653,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
     def save_settings(self, settings: "QtCore.QSettings") -> None:
         """Remember the artist's choices (under the 'panel' group)."""
         settings.beginGroup("panel")
-        settings.setValue("source", self.source())
-        for src, edge in self._edges.items():
-            settings.setValue(f"edge_{src}", edge)
-        settings.setValue("steps", self.steps_spin.value())
-        settings.setValue("samples", self.samples_spin.value())
-        settings.setValue("band", self.band_slider.value())
+        self.state.save_settings(settings)
         settings.setValue("brush", self.canvas.brush_size())
         settings.setValue("view", self.canvas.view_mode())
         self._save_output_settings(settings)
@@ -815,20 +663,10 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         """Apply values written by save_settings; bad or missing values are ignored."""
         settings.beginGroup("panel")
         try:
-            for key in self._edges:
-                edge = settings.value(f"edge_{key}", None)
-                if edge in _EDGE_IDS:
-                    self._edges[key] = edge
-            src = settings.value("source", None)
-            if src in _SOURCE_IDS:
-                self.set_source(src)
-            self._on_source_changed()
-            for key, widget in (("steps", self.steps_spin), ("samples", self.samples_spin),
-                                ("band", self.band_slider)):
-                val = _as_int(settings.value(key, None))
-                if val is not None:
-                    widget.setValue(val)
-            brush = _as_int(settings.value("brush", None))
+            self.state.restore_edges_and_source(settings)
+            self._render_source()
+            self.state.restore_numbers(settings)
+            brush = as_int(settings.value("brush", None))
             if brush is not None:
                 self.canvas.set_brush_size(brush)
             view = settings.value("view", None)
@@ -841,24 +679,3 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
 
 #: a matte whose every pixel is at most this (of 255) is "empty": as a mask it hides the layer
 EMPTY_MATTE_LEVEL = 8
-#: fewest selected pixels a selection / mask source needs (fewer on images under 6400 px)
-MIN_SELECTED_PX = 64
-
-
-def _check_coverage(mask: "QtGui.QImage", what: str) -> None:
-    """Refuse an empty or tiny selection / mask: its matte would hide the whole layer."""
-    if imaging.count_above(mask, 0) == 0:
-        raise NoSelectionError(f"The {what} is empty: select the subject (roughly is fine) and "
-                               "refine again, or pick another trimap source.")
-    selected = imaging.count_above(mask, 127)  # at least half selected
-    if selected < min(MIN_SELECTED_PX, 0.01 * mask.width() * mask.height()):
-        raise NoSelectionError(f"The {what} covers only {selected} px (at least half selected): too "
-                               "small to refine. Select the whole subject (roughly is fine) and "
-                               "refine again.")
-
-
-def _as_int(value: Any) -> Optional[int]:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

@@ -47,12 +47,8 @@ class OutputMixin:
     # --------------------------------------------------------------- set-up
     def _init_output(self, finisher: Optional[Finisher], sam_setup: Optional[SamSetup]) -> None:
         # Without an in-process finisher the engine service does the work (same code there).
-        self.finisher = finisher if finisher is not None else ServiceFinisher(lambda: self._client)
+        self.finisher = finisher if finisher is not None else ServiceFinisher(lambda: self.state.client)
         self.sam_setup = sam_setup
-        #: the engine's own matte of the last refine, and the layer it was made for
-        self.raw_alpha: Any = None
-        self.raw_image: Any = None
-        self._cutout_token = 0
         self._cutout_jobs: List[CutoutJob] = []
         self._download_cancel: Optional[threading.Event] = None
         self._download_signals: Optional[_DownloadSignals] = None
@@ -97,7 +93,7 @@ class OutputMixin:
     def _sync_finisher(self) -> None:
         """Controls are live unless the engine is known not to offer them (checked again
         after each refine, once the panel has found its engine)."""
-        known = getattr(self, "_client", None) is not None or not isinstance(self.finisher, ServiceFinisher)
+        known = self.state.client is not None or not isinstance(self.finisher, ServiceFinisher)
         self.output_controls.set_available(self._finisher_ready() or not known, NO_FINISHER)
 
     def _connect_output(self) -> None:
@@ -109,7 +105,7 @@ class OutputMixin:
     # -------------------------------------------------------------- status
     def reset_status(self) -> None:
         """Forget the last result's status and error (new document, undo, layer change)."""
-        if getattr(self, "job", None) is not None:
+        if self.state.is_busy():
             return  # a running job owns the status line
         self.clear_error()
         self.status_label.setText("Ready.")
@@ -120,11 +116,9 @@ class OutputMixin:
     def _on_host_refreshed(self) -> None:
         """The host says its document or layer changed: a new document drops the last
         result's status and raw matte; the selection outline follows the host."""
-        target = self._target_id()
-        if target != getattr(self, "_refreshed_target", target):
+        if self.state.note_host_target(self._target_id()):
             self.forget_result()
             self.reset_status()
-        self._refreshed_target = target
         self.show_selection_outline()
 
     def show_selection_outline(self) -> None:
@@ -138,15 +132,15 @@ class OutputMixin:
 
     def forget_result(self) -> None:
         """A new document or layer: edge changes must not re-deliver the old matte."""
-        self.raw_alpha = self.raw_image = None
-        self._cutout_token += 1
+        self.state.forget_result()
 
     # ------------------------------------------------------------- output
     def output_params(self) -> Dict[str, Any]:
         """The result parameters of the next / last delivery (saved with results)."""
         params = self.output_controls.params()
-        params.update({"steps": self.steps_spin.value(), "samples": self.samples_spin.value(),
-                       "source": self.source(), "band": self.band_slider.value() or None})
+        state = self.state
+        params.update({"steps": state.steps(), "samples": state.samples(),
+                       "source": state.source(), "band": state.band_or_none()})
         return params
 
     def edged_alpha(self, raw: Any) -> Any:
@@ -158,10 +152,11 @@ class OutputMixin:
 
     def _start_cutout(self) -> None:
         """Decontaminated colours for the cut-out views, on a thread (stale ones dropped)."""
-        self._cutout_token += 1
-        if self.raw_alpha is None or self.raw_image is None or not self._finisher_ready():
+        state = self.state
+        token = state.next_cutout()
+        if state.raw_alpha is None or state.raw_image is None or not self._finisher_ready():
             return
-        job = CutoutJob(self.finisher, self._cutout_token, self.raw_image, self.raw_alpha,
+        job = CutoutJob(self.finisher, token, state.raw_image, state.raw_alpha,
                         self.output_controls.edges(), self.output_controls.amount())
         job.signals.done.connect(self._on_cutout)
         job.signals.failed.connect(self._on_cutout_failed)
@@ -169,24 +164,25 @@ class OutputMixin:
         job.start()
 
     def _on_cutout(self, token: int, rgba: Any) -> None:
-        if token == self._cutout_token:
+        if token == self.state.cutout_token:
             self.canvas.set_cutout(rgba)
 
     def _on_cutout_failed(self, token: int, message: str) -> None:
-        if token == self._cutout_token:
+        if token == self.state.cutout_token:
             self.status_label.setText(f"The cut-out preview failed: {message}")
 
     def rerender_output(self) -> bool:
         """Apply changed edge controls to the last matte: no engine job, the mask is
         replaced (one undo step).  Returns False when there is nothing to re-render."""
-        if self.raw_alpha is None or getattr(self, "job", None) is not None or not self._finisher_ready():
+        state = self.state
+        if state.raw_alpha is None or state.is_busy() or not self._finisher_ready():
             return False
-        if self._target_id() != self._raw_target:
+        if self._target_id() != state.raw_target:
             self.forget_result()
             return False
         try:
-            alpha = self.edged_alpha(self.raw_alpha)
-            self.last_alpha = alpha
+            alpha = self.edged_alpha(state.raw_alpha)
+            state.last_alpha = alpha
             self.canvas.set_alpha(alpha)
             note = self.adapter.add_layer_mask(alpha, self.MASK_NAME)
             self.status_label.setText("Edges updated (no new refine)." + (f" {note}" if note else ""))
@@ -199,14 +195,13 @@ class OutputMixin:
         return True
 
     def _remember_raw(self, alpha: Any, image: Any) -> None:
-        self.raw_alpha, self.raw_image = alpha, image
-        self._raw_target = self._target_id()
+        self.state.remember_raw(alpha, image, self._target_id())
         self._sync_finisher()
 
     # -------------------------------------------------------- band preview
     def preview_band(self) -> bool:
         """Compute the trimap of the current source (no refine) and show it in the Trimap view."""
-        if getattr(self, "job", None) is not None:
+        if self.state.is_busy():
             return False
         self.clear_error()
         try:
@@ -220,7 +215,7 @@ class OutputMixin:
     def _on_preview_done(self, _alpha: Any) -> None:
         self.progress.setRange(0, 1)  # out of "busy" mode
         self.progress.setValue(0)
-        self._live_band = True  # strokes now update the preview until a refine or a new source
+        self.state.live_band = True  # strokes now update the preview until a refine or a new source
         self.canvas.set_view_mode("trimap")
         self.status_label.setText("Band preview: mid grey is the unknown band the engine will refine.")
         self._end_job("done")

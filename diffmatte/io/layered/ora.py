@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from typing import BinaryIO, List
+from typing import BinaryIO, List, Optional, Tuple
 from xml.etree import ElementTree as ET
 
 import numpy as np
@@ -240,6 +240,29 @@ def _write_in_place(img: LayeredImage) -> bytes:
 
     src = img.source
     assert src is not None
+    infos, members, root, stack = _read_source(src)
+    added: List[tuple] = []
+    changed = masks = False
+    for _, layer in img.walk():
+        if layer.key is None:
+            raise _NotInPlace()
+        parent, index = _locate(stack, layer.key)
+        elem = parent[index]
+        masked = _is_mask_group(elem)
+        changed |= _update_attributes(elem, layer, _as_read(elem, masked))
+        if layer.is_group or not layer.mask_changed:
+            continue
+        changed = masks = True
+        _replace_mask(img, layer, parent, index, masked, members, added)
+    if changed:
+        members["stack.xml"] = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    if masks:
+        _regenerate_merged(img, members)
+    return _rezip(infos, members, added)
+
+
+def _read_source(src: bytes):
+    """(zip infos, member bytes by name, stack.xml's root, its top stack) of an ORA file."""
     with zipfile.ZipFile(io.BytesIO(src)) as zf:
         infos = zf.infolist()
         members = {i.filename: zf.read(i) for i in infos}
@@ -253,81 +276,95 @@ def _write_in_place(img: LayeredImage) -> bytes:
     stack = root.find("stack")
     if stack is None:
         raise _NotInPlace()
-    added: List[tuple] = []
-    changed = masks = False
-    for _, layer in img.walk():
-        if layer.key is None:
-            raise _NotInPlace()
-        parent, index = _locate(stack, layer.key)
-        elem = parent[index]
-        masked = _is_mask_group(elem)
-        # what reading gave for this element, to see what the document changed
-        if masked:
-            inner = list(elem)[1]
-            was_name = elem.get("name") or inner.get("name", "layer")
-            was_visible = elem.get("visibility", "visible") != "hidden" and inner.get("visibility", "visible") != "hidden"
-            was_opacity = min(max(_num(elem, "opacity", 1.0), 0.0), 1.0) * min(max(_num(inner, "opacity", 1.0), 0.0), 1.0)
-        else:
-            was_name = elem.get("name", "group" if elem.tag == "stack" else "layer")
-            was_visible = elem.get("visibility", "visible") != "hidden"
-            was_opacity = min(max(_num(elem, "opacity", 1.0), 0.0), 1.0)
-        if layer.name != was_name:
-            elem.set("name", layer.name)
-            changed = True
-        if layer.visible != was_visible:
-            elem.set("visibility", "visible" if layer.visible else "hidden")
-            changed = True
-        if abs(layer.opacity - was_opacity) > 0.5 / 255:
-            elem.set("opacity", f"{layer.opacity:.6g}")
-            changed = True
-        if layer.is_group or not layer.mask_changed:
-            continue
-        changed = masks = True
-        if layer.mask is None:
-            if masked:   # unwrap: the layer alone, carrying the group's attributes
-                inner = list(elem)[1]
-                for k in ("name", "visibility", "opacity", "composite-op"):
-                    if elem.get(k) is not None:
-                        inner.set(k, elem.get(k))
-                parent[index] = inner
-            continue
-        msrc = _free_name(members, added)
-        alpha = np.round(layer.mask.canvas(img.width, img.height) * 255).astype(np.uint8)
-        added.append((msrc, _png_bytes(np.dstack([np.full_like(alpha, 255)] * 3 + [alpha]))))
-        mask_attrs = {"name": layer.mask.name, "src": msrc, "x": "0", "y": "0", "composite-op": DST_IN,
-                      "visibility": "visible", "opacity": "1"}
-        if masked:
-            old = list(elem)[0]
-            old.attrib.clear()
-            old.attrib.update(mask_attrs)
-            continue
-        # A plain layer becomes the isolated two-layer group that stands for a masked layer;
-        # the group carries the layer's name, visibility, opacity and blend, and the layer
-        # keeps every other attribute it had (selected, a stroke map, ...).
-        group = ET.Element("stack", {k: v for k, v in elem.attrib.items()
-                                     if k in ("name", "visibility", "opacity", "composite-op", "x", "y")})
-        group.set("isolation", "isolate")
-        group.set("x", "0")
-        group.set("y", "0")
-        group.tail = elem.tail
-        ET.SubElement(group, "layer", mask_attrs)
-        elem.set("visibility", "visible")
-        elem.set("opacity", "1")
-        elem.attrib.pop("composite-op", None)
-        group.append(elem)
-        parent[index] = group
-    if changed:
-        members["stack.xml"] = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    if masks:
-        merged8 = np.round(img.composite() * 255).astype(np.uint8)
-        from PIL import Image
+    return infos, members, root, stack
 
-        thumb = Image.fromarray(merged8, "RGBA")
-        thumb.thumbnail((256, 256))
-        tbuf = io.BytesIO()
-        thumb.save(tbuf, "PNG")
-        members["mergedimage.png"] = _png_bytes(merged8)
-        members["Thumbnails/thumbnail.png"] = tbuf.getvalue()
+
+def _as_read(elem: ET.Element, masked: bool) -> Tuple[Optional[str], bool, float]:
+    """(name, visible, opacity) that reading gave for ``elem``, to see what the document changed."""
+    if masked:
+        inner = list(elem)[1]
+        was_name = elem.get("name") or inner.get("name", "layer")
+        was_visible = elem.get("visibility", "visible") != "hidden" and inner.get("visibility", "visible") != "hidden"
+        was_opacity = min(max(_num(elem, "opacity", 1.0), 0.0), 1.0) * min(max(_num(inner, "opacity", 1.0), 0.0), 1.0)
+    else:
+        was_name = elem.get("name", "group" if elem.tag == "stack" else "layer")
+        was_visible = elem.get("visibility", "visible") != "hidden"
+        was_opacity = min(max(_num(elem, "opacity", 1.0), 0.0), 1.0)
+    return was_name, was_visible, was_opacity
+
+
+def _update_attributes(elem: ET.Element, layer: Layer, was: Tuple[Optional[str], bool, float]) -> bool:
+    """Write the layer's edited name, visibility and opacity; True when any changed."""
+    was_name, was_visible, was_opacity = was
+    changed = False
+    if layer.name != was_name:
+        elem.set("name", layer.name)
+        changed = True
+    if layer.visible != was_visible:
+        elem.set("visibility", "visible" if layer.visible else "hidden")
+        changed = True
+    if abs(layer.opacity - was_opacity) > 0.5 / 255:
+        elem.set("opacity", f"{layer.opacity:.6g}")
+        changed = True
+    return changed
+
+
+def _replace_mask(img: LayeredImage, layer: Layer, parent: ET.Element, index: int, masked: bool,
+                  members: dict, added: List[tuple]) -> None:
+    """The layer's new mask (or none) in the tree; a new mask PNG is appended to ``added``."""
+    elem = parent[index]
+    if layer.mask is None:
+        if masked:   # unwrap: the layer alone, carrying the group's attributes
+            inner = list(elem)[1]
+            for k in ("name", "visibility", "opacity", "composite-op"):
+                value = elem.get(k)
+                if value is not None:
+                    inner.set(k, value)
+            parent[index] = inner
+        return
+    msrc = _free_name(members, added)
+    alpha = np.round(layer.mask.canvas(img.width, img.height) * 255).astype(np.uint8)
+    added.append((msrc, _png_bytes(np.dstack([np.full_like(alpha, 255)] * 3 + [alpha]))))
+    mask_attrs = {"name": layer.mask.name, "src": msrc, "x": "0", "y": "0", "composite-op": DST_IN,
+                  "visibility": "visible", "opacity": "1"}
+    if masked:
+        old = list(elem)[0]
+        old.attrib.clear()
+        old.attrib.update(mask_attrs)
+        return
+    # A plain layer becomes the isolated two-layer group that stands for a masked layer;
+    # the group carries the layer's name, visibility, opacity and blend, and the layer
+    # keeps every other attribute it had (selected, a stroke map, ...).
+    group = ET.Element("stack", {k: v for k, v in elem.attrib.items()
+                                 if k in ("name", "visibility", "opacity", "composite-op", "x", "y")})
+    group.set("isolation", "isolate")
+    group.set("x", "0")
+    group.set("y", "0")
+    group.tail = elem.tail
+    ET.SubElement(group, "layer", mask_attrs)
+    elem.set("visibility", "visible")
+    elem.set("opacity", "1")
+    elem.attrib.pop("composite-op", None)
+    group.append(elem)
+    parent[index] = group
+
+
+def _regenerate_merged(img: LayeredImage, members: dict) -> None:
+    """mergedimage.png and the 256 px thumbnail from the document's composite."""
+    merged8 = np.round(img.composite() * 255).astype(np.uint8)
+    from PIL import Image
+
+    thumb = Image.fromarray(merged8, "RGBA")
+    thumb.thumbnail((256, 256))
+    tbuf = io.BytesIO()
+    thumb.save(tbuf, "PNG")
+    members["mergedimage.png"] = _png_bytes(merged8)
+    members["Thumbnails/thumbnail.png"] = tbuf.getvalue()
+
+
+def _rezip(infos: list, members: dict, added: List[tuple]) -> bytes:
+    """The archive: the source's members in their order (mimetype first, stored), then a new
+    merged image / thumbnail, then the added mask PNGs."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as out:
         names = [i.filename for i in infos]

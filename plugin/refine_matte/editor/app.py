@@ -14,30 +14,19 @@ from typing import Any, Callable, List, Optional, Sequence
 
 from .. import __version__, imaging
 from ..canvas import MatteCanvas, Stroke
-from ..panel import RefinePanel, shortcut_help
-from ..qt import (QAction, QtCore, QtGui, QtWidgets, QUndoCommand, QUndoStack, qt_exec)
+from ..panel import RefinePanel
+from ..qt import QtCore, QtGui, QtWidgets, QUndoCommand, QUndoStack, qt_exec
 from . import io as edio
 from .adapter import EditorAdapter
 from .document import Document
 from .finish import LocalFinisher
+from .menus import EDITOR_SHORTCUTS, build_menus, shortcuts_text  # noqa: F401 (EDITOR_SHORTCUTS: re-exported)
 from .sam_setup import EditorSamSetup
 
 Qt = QtCore.Qt
 ORG, APP = "Refine Matte", "diffmatte-editor"
 SETTINGS_FILE = "editor.ini"   # in the config directory (REFINE_MATTE_CONFIG_DIR overrides it)
 ENGINE_IDLE_MINUTES = 15       # an engine the editor started is stopped after this long unused
-
-EDITOR_SHORTCUTS = [
-    ("Ctrl+O", "Open image"),
-    ("Ctrl+Shift+A", "Save alpha"),
-    ("Ctrl+Shift+C", "Save RGBA cut-out"),
-    ("Ctrl+S", "Save with layer mask (OpenRaster / layered TIFF)"),
-    ("Ctrl+Z / Ctrl+Shift+Z or Ctrl+Y", "Undo / redo (masks and scribbles)"),
-    ("Ctrl+0 / Ctrl+1", "Fit to window / 100 %"),
-    ("Ctrl++ / Ctrl+-", "Zoom in / out"),
-    ("F1", "This help"),
-]
-
 
 def engine_client_factory(serve_args: Sequence[str] = ()) -> Any:
     """Connect to the engine service, starting one with this Python if none runs.
@@ -132,75 +121,8 @@ class EditorWindow(QtWidgets.QMainWindow):
         self._update_status()
 
     # ============================================================ menus
-    def _action(self, menu: Any, text: str, slot: Callable[[], Any],
-                shortcut: Any = None) -> Any:
-        act = QAction(text, self)
-        if shortcut is not None:
-            act.setShortcut(QtGui.QKeySequence(shortcut))
-        act.triggered.connect(lambda _=False: slot())
-        menu.addAction(act)
-        return act
-
     def _build_menus(self) -> None:
-        mb = self.menuBar()
-        m = mb.addMenu("&File")
-        self._action(m, "&Open…", self.open_dialog, QtGui.QKeySequence.StandardKey.Open)
-        m.addSeparator()
-        self._action(m, "Save &alpha…", lambda: self._save_dialog("alpha"), "Ctrl+Shift+A")
-        self._action(m, "Save RGBA &cut-out…", lambda: self._save_dialog("cutout"), "Ctrl+Shift+C")
-        self._action(m, "Save with layer &mask…", lambda: self._save_dialog("layered"), "Ctrl+S")
-        self.premultiplied_action = QAction("Cut-outs with &premultiplied colours", self)
-        self.premultiplied_action.setCheckable(True)
-        self.premultiplied_action.setToolTip("Straight alpha (off) suits most editors; premultiplied "
-                                             "suits compositors that expect it")
-        m.addAction(self.premultiplied_action)
-        m.addSeparator()
-        self._action(m, "&Quit", self.close, QtGui.QKeySequence.StandardKey.Quit)
-
-        m = mb.addMenu("&Edit")
-        # Keep Python references: sip may own these factory-made actions and
-        # delete them (emptying the menu) once the locals go away.
-        self.undo_action = self.undo_stack.createUndoAction(self, "&Undo")
-        self.undo_action.setShortcut(QtGui.QKeySequence.StandardKey.Undo)
-        self.redo_action = self.undo_stack.createRedoAction(self, "&Redo")
-        # Both redo conventions, whichever the platform calls primary (Ctrl+Y on Windows,
-        # Ctrl+Shift+Z elsewhere), as the help lists them.
-        redo_keys = list(QtGui.QKeySequence.keyBindings(QtGui.QKeySequence.StandardKey.Redo))
-        for extra in ("Ctrl+Shift+Z", "Ctrl+Y"):
-            seq = QtGui.QKeySequence(extra)
-            if seq not in redo_keys:
-                redo_keys.append(seq)
-        self.redo_action.setShortcuts(redo_keys)
-        # Undo / redo make the last status ("Done", an error) stale.
-        self.undo_action.triggered.connect(self.panel.reset_status)
-        self.redo_action.triggered.connect(self.panel.reset_status)
-        m.addAction(self.undo_action)
-        m.addAction(self.redo_action)
-
-        m = mb.addMenu("&Select")
-        self._action(m, "Load selection from image…", self.load_selection_dialog)
-        self._action(m, "Selection from layer transparency", self.selection_from_transparency)
-        self._action(m, "Selection from current mask", self.selection_from_mask)
-        self._action(m, "Clear selection", self.clear_selection)
-
-        m = mb.addMenu("&View")
-        for mode, label, keys in imaging.VIEW_MODES:
-            # Keys are the panel's shortcuts; shown here as a reminder only.
-            self._action(m, f"{label}\t{keys[0]}", lambda md=mode: self.canvas.set_view_mode(md))
-        m.addSeparator()
-        self._action(m, "Fit to window", self.canvas.fit, "Ctrl+0")
-        self._action(m, "Actual pixels", lambda: self.canvas.set_zoom(1.0), "Ctrl+1")
-        self._action(m, "Zoom in", lambda: self.canvas.set_zoom(self.canvas.zoom() * 1.25),
-                     QtGui.QKeySequence.StandardKey.ZoomIn)
-        self._action(m, "Zoom out", lambda: self.canvas.set_zoom(self.canvas.zoom() / 1.25),
-                     QtGui.QKeySequence.StandardKey.ZoomOut)
-        m.addSeparator()
-        m.addAction(self.panel_dock.toggleViewAction())
-        m.addAction(self.layers_dock.toggleViewAction())
-
-        m = mb.addMenu("&Help")
-        self._action(m, "&Keyboard shortcuts", self.show_shortcuts, "F1")
-        self._action(m, "&About", self.show_about)
+        build_menus(self)
 
     # ========================================================= document
     @property
@@ -401,9 +323,7 @@ class EditorWindow(QtWidgets.QMainWindow):
 
     # ============================================================= help
     def shortcuts_text(self) -> str:
-        rows = shortcut_help() + EDITOR_SHORTCUTS
-        body = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;&nbsp;{v}</td></tr>" for k, v in rows)
-        return f"<table>{body}</table>"
+        return shortcuts_text()
 
     def show_shortcuts(self) -> None:
         box = QtWidgets.QMessageBox(self)
@@ -441,7 +361,7 @@ class EditorWindow(QtWidgets.QMainWindow):
         """Stop the engine service this editor started (never one it merely found or was
         given), unless it is busy; say so in the status bar and on stderr.  Returns True if
         stopped."""
-        client = getattr(self.panel, "_client", None)
+        client = self.panel.state.client
         if (client is None or client is not self._own_client or getattr(client, "process", None) is None
                 or self.panel.job is not None):
             return False
@@ -452,8 +372,7 @@ class EditorWindow(QtWidgets.QMainWindow):
             client.shutdown()
         except Exception:  # noqa: BLE001 - already gone is fine
             pass
-        with self.panel._client_lock:
-            self.panel._client = None
+        self.panel.state.drop_client()
         self._own_client = None
         why = (f"after {ENGINE_IDLE_MINUTES} minutes unused" if reason == "idle"
                else "because the editor closed")

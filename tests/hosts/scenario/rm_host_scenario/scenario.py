@@ -214,8 +214,8 @@ def run():
               not bar.isVisible(), "recorded %s; status %r" % (recorded, panel.status_label.text()))
     RESULTS["route"] = ("createTransparencyMask" if hasattr(doc, "createTransparencyMask")
                         else "add_new_transparency_mask action")
-    factory = panel._client_factory  # wrap it: the real discovery/auto-start still runs
-    panel._client_factory = lambda: Recorder(factory())
+    factory = panel.state.client_factory  # wrap it: the real discovery/auto-start still runs
+    panel.state.client_factory = lambda: Recorder(factory())
     panel.steps_spin.setValue(int(os.environ.get("RM_STEPS", "3")))
     panel.band_slider.setValue(0)
     panel.refresh()
@@ -275,7 +275,7 @@ def run():
     # 4. the engine restarts: the docker must find (or start) it again
     mode = os.environ.get("RM_RESTART", "none")
     if mode != "none":
-        old = panel._client
+        old = panel.state.client
         if mode == "auto":
             old.shutdown()
             gone = wait_until(lambda: not old.alive(timeout=1.0), 60)
@@ -290,7 +290,7 @@ def run():
         outcome, secs, error = press_refine(panel, "selection")
         check_refined("refine 3 after the engine restarted (%s)" % mode, doc, layer, layer_px,
                       outcome, secs, error)
-        new = panel._client
+        new = panel.state.client
         check("docker reconnected to the new engine",
               new is not old and (new.port != old.port or new.token != old.token),
               "port %s -> %s" % (old.port, new.port))
