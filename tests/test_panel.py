@@ -307,6 +307,26 @@ def test_engine_warning_about_the_trimap_is_shown_with_the_result(qtbot):
     assert "Warning" not in panel.status_label.text()
 
 
+def test_a_selection_warning_from_the_trimap_step_is_shown_with_the_result_and_the_preview(qtbot):
+    """Issue #27: a selection that leaves almost no background gives a trimap warning
+    (the service's X-Trimap-Warning); the panel shows it after the refine and with the
+    band preview, together with a warning from the refine itself."""
+    doc, adapter, client, panel = selection_host(qtbot, client=FakeEngineClient())
+    client.trimap_warning = "the selection covers 99 % of the photo, which leaves too little background"
+    client.warning = "The unknown area around x 1-9, y 1-9 has colours ... Paint foreground or background there."
+    refine_and_wait(qtbot, panel)
+    text = panel.status_label.text()
+    assert "covers 99 % of the photo" in text and "Paint foreground or background there" in text
+    assert doc.active_layer().masks
+    client.warning = None
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000):
+        panel.preview_band()
+    assert "Band preview" in panel.status_label.text() and "covers 99 %" in panel.status_label.text()
+    client.trimap_warning = None
+    refine_and_wait(qtbot, panel)
+    assert "Warning" not in panel.status_label.text()
+
+
 def test_edge_mode_is_per_source_and_remembered(host, qtbot, tmp_path):
     doc, adapter, client, panel = host
     panel.set_source("selection")

@@ -692,6 +692,17 @@ def test_a_selection_covering_the_photo_comes_back_with_a_warning(svc):
         assert (note is not None and "too little background" in note) == warned
 
 
+def test_the_client_hands_the_trimap_warning_to_on_warning(client):
+    image = np.full((H, W, 3), (40, 110, 140), np.uint8)
+    image[10:30, 12:44] = (220, 60, 40)
+    said: list = []
+    client.trimap_from_mask(png(np.full((H, W), 255, np.uint8)), image_png=png(image), edge="rough",
+                            on_warning=said.append)
+    assert len(said) == 1 and "too little background" in said[0]
+    client.trimap_from_mask(png(_mask_around()), image_png=png(image), edge="rough", on_warning=said.append)
+    assert len(said) == 1
+
+
 def _mask_around():
     lasso = np.zeros((H, W), np.uint8)
     lasso[3:37, 5:51] = 255

@@ -151,6 +151,21 @@ class EngineClient:
     def _request(self, method: str, path: str, payload: Optional[Dict[str, Any]] = None,
                  timeout: Optional[float] = None) -> Tuple[bytes, str]:
         """Send one request; return ``(body, content_type)`` or raise :class:`EngineError`."""
+        data, resp = self._exchange(method, path, payload, timeout)
+        return data, resp.getheader("Content-Type", "")
+
+    def _trimap_request(self, path: str, payload: Dict[str, Any],
+                        on_warning: Optional[Callable[[str], None]]) -> bytes:
+        """A trimap route's PNG; its ``X-Trimap-Warning`` (the input gave the segmentation
+        too little to go on) goes to ``on_warning``."""
+        data, resp = self._exchange("POST", path, payload, None)
+        note = resp.getheader("X-Trimap-Warning")
+        if note and on_warning is not None:
+            on_warning(note)
+        return data
+
+    def _exchange(self, method: str, path: str, payload: Optional[Dict[str, Any]],
+                  timeout: Optional[float]) -> Tuple[bytes, http.client.HTTPResponse]:
         body = None
         headers = self._headers()
         if payload is not None:
@@ -176,7 +191,7 @@ class EngineClient:
             conn.close()
         if resp.status >= 400:
             raise _error_from(resp.status, data)
-        return data, resp.getheader("Content-Type", "")
+        return data, resp
 
     def _json(self, method: str, path: str, payload: Optional[Dict[str, Any]] = None,
               timeout: Optional[float] = None) -> Dict[str, Any]:
@@ -328,27 +343,29 @@ class EngineClient:
 
     def trimap_from_mask(self, mask_png: bytes, band: Optional[int] = None,
                          adaptive: bool = True, image_png: Optional[bytes] = None,
-                         edge: str = "exact") -> bytes:
+                         edge: str = "exact", on_warning: Optional[Callable[[str], None]] = None) -> bytes:
         """Trimap (8-bit PNG, 0/128/255) from a binary or soft mask; with ``image_png``
         the unknown band also follows the image (hair and fur outside a coarse mask).
         ``edge="rough"`` (needs the image): the mask is a region around the subject (a
-        lasso, a rectangle) and the subject's edge is found inside it; ``"auto"`` decides."""
+        lasso, a rectangle) and the subject's edge is found inside it; ``"auto"`` decides.
+        ``on_warning(message)``: the selection gave too little to go on (e.g. it leaves
+        almost no background outside it)."""
         payload = {"mask": _b64(mask_png), "band": band, "adaptive": bool(adaptive)}
         if edge != "exact":
             payload["edge"] = edge
         if image_png is not None:
             payload["image"] = _b64(image_png)
-        data, _ = self._request("POST", "/v1/trimap/mask", payload)
-        return data
+        return self._trimap_request("/v1/trimap/mask", payload, on_warning)
 
     def trimap_from_scribbles(self, image_png: bytes, fg_png: bytes, bg_png: bytes,
                               unknown_png: Optional[bytes] = None,
-                              band: Optional[int] = None) -> bytes:
-        """Trimap from foreground / background (/ unknown) scribble layers."""
+                              band: Optional[int] = None,
+                              on_warning: Optional[Callable[[str], None]] = None) -> bytes:
+        """Trimap from foreground / background (/ unknown) scribble layers; ``on_warning``
+        as in :meth:`trimap_from_mask`."""
         payload = {"image": _b64(image_png), "fg": _b64(fg_png), "bg": _b64(bg_png),
                    "unknown": _b64(unknown_png) if unknown_png is not None else None, "band": band}
-        data, _ = self._request("POST", "/v1/trimap/scribbles", payload)
-        return data
+        return self._trimap_request("/v1/trimap/scribbles", payload, on_warning)
 
     def sam_embed(self, image_png: bytes) -> str:
         """Compute (and cache in the service) the SAM embedding; return an image id."""

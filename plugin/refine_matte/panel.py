@@ -635,8 +635,10 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             self._end_job(outcome)
 
     def _on_warning(self, message: str) -> None:
-        """Advice from the engine about the trimap; kept with the result, never an error."""
-        self.state.job_warning = message
+        """Advice from the engine about the input or the trimap; kept with the result (both
+        when the trimap step and the refine each give one), never an error."""
+        old = self.state.job_warning
+        self.state.job_warning = f"{old}\n{message}" if old and message not in old else message
         self.warningShown.emit(message)
 
     def _on_failed(self, message: str) -> None:

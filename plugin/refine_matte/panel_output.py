@@ -217,7 +217,9 @@ class OutputMixin:
         self.progress.setValue(0)
         self.state.live_band = True  # strokes now update the preview until a refine or a new source
         self.canvas.set_view_mode("trimap")
-        self.status_label.setText("Band preview: mid grey is the unknown band the engine will refine.")
+        warning = self.state.job_warning
+        self.status_label.setText("Band preview: mid grey is the unknown band the engine will refine."
+                                  + (f"\nWarning: {warning}" if warning else ""))
         self._end_job("done")
 
     # ------------------------------------------------------------- SAM set-up

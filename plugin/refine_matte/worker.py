@@ -149,10 +149,12 @@ class RefineJob:
                 raise ValueError("no trimap given")
             return s.trimap_png
         if s.source in ("selection", "mask"):
-            return client.trimap_from_mask(s.mask_png, band=s.band, image_png=s.image_png, edge=s.edge)
+            return client.trimap_from_mask(s.mask_png, band=s.band, image_png=s.image_png, edge=s.edge,
+                                           on_warning=self.signals.warning.emit)
         if s.source == "scribbles":
             return client.trimap_from_scribbles(s.image_png, s.fg_png, s.bg_png,
-                                                unknown_png=s.unknown_png, band=s.band)
+                                                unknown_png=s.unknown_png, band=s.band,
+                                                on_warning=self.signals.warning.emit)
         if s.source == "sam":
             kwargs: Dict[str, Any] = {"points": list(s.points or []),
                                       "labels": list(s.labels or []), "box": s.box}

@@ -47,6 +47,7 @@ class FakeEngineClient:
         self.prior_only = prior_only
         self.calls: List[Dict[str, Any]] = []
         self.refine_started = threading.Event()
+        self.trimap_warning: Optional[str] = None  # what the trimap step says (X-Trimap-Warning)
 
     def info(self) -> dict:
         engine = {"variant": "fake", "device": "cpu", "prior_only": self.prior_only}
@@ -55,9 +56,11 @@ class FakeEngineClient:
     # ---------------------------------------------------------- trimaps
     def trimap_from_mask(self, mask_png: bytes, band: Optional[int] = None,
                          adaptive: bool = True, image_png: Optional[bytes] = None,
-                         edge: str = "exact") -> bytes:
+                         edge: str = "exact", on_warning=None) -> bytes:
         self.calls.append({"op": "trimap_from_mask", "band": band, "image": image_png is not None,
                            "edge": edge})
+        if self.trimap_warning and on_warning is not None:
+            on_warning(self.trimap_warning)
         mask = _grey_from(mask_png)
         w, h = mask.width(), mask.height()
         r = max(int(band or max(2, min(w, h) // 20)), 1)
@@ -86,7 +89,9 @@ class FakeEngineClient:
 
     def trimap_from_scribbles(self, image_png: bytes, fg_png: bytes, bg_png: bytes,
                               unknown_png: Optional[bytes] = None,
-                              band: Optional[int] = None) -> bytes:
+                              band: Optional[int] = None, on_warning=None) -> bytes:
+        if self.trimap_warning and on_warning is not None:
+            on_warning(self.trimap_warning)
         self.calls.append({"op": "trimap_from_scribbles", "band": band,
                            "unknown": unknown_png is not None})
         image = imaging.png_to_qimage(image_png)
