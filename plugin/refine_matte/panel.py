@@ -15,6 +15,7 @@ from typing import Any, Callable, List, Optional, Tuple
 from . import imaging
 from .adapter import HostAdapter, HostError, NoImageError
 from .canvas import MatteCanvas
+from .engine_api import EngineApi
 from .finishing import Finisher
 from .hint import HintLabel
 from .panel_output import OutputMixin, SamSetup
@@ -84,8 +85,8 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
     errorShown = Signal(str)
     warningShown = Signal(str)   # advice from the engine about the trimap
 
-    def __init__(self, adapter: Optional[HostAdapter] = None, *, client: Any = None,
-                 client_factory: Optional[Callable[[], Any]] = None,
+    def __init__(self, adapter: Optional[HostAdapter] = None, *, client: Optional[EngineApi] = None,
+                 client_factory: Optional[Callable[[], EngineApi]] = None,
                  canvas: Optional[MatteCanvas] = None,
                  finisher: Optional[Finisher] = None, sam_setup: Optional[SamSetup] = None,
                  parent: Optional[QtWidgets.QWidget] = None) -> None:

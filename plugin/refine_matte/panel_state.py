@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from .engine_api import EngineApi
 from .progress_text import Estimate
 from .qt import QtCore, Signal
 
@@ -89,8 +90,8 @@ class PanelState(QtCore.QObject):
     samplesChanged = Signal(int)
     bandChanged = Signal(int)
 
-    def __init__(self, *, client: Any = None,
-                 client_factory: Optional[Callable[[], Any]] = None,
+    def __init__(self, *, client: Optional[EngineApi] = None,
+                 client_factory: Optional[Callable[[], EngineApi]] = None,
                  parent: Optional["QtCore.QObject"] = None) -> None:
         super().__init__(parent)
         # ---- the artist's choices
@@ -204,7 +205,7 @@ class PanelState(QtCore.QObject):
         return HINTS[self._source]
 
     # ============================================================ engine client
-    def get_client(self) -> Any:
+    def get_client(self) -> EngineApi:
         """The engine client (called on the worker thread).
 
         A client found by the factory is checked first, so an engine that was

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from . import imaging
 from .adapter import HostError
 from .client import EngineError, EngineNotRunning
+from .engine_api import EngineApi
 from .qt import QtCore, QtGui, Signal
 
 
@@ -62,7 +63,7 @@ class JobSignals(QtCore.QObject):
 class RefineJob:
     """Compute the trimap for ``spec`` then refine, on a daemon thread."""
 
-    def __init__(self, spec: JobSpec, get_client: Callable[[], Any]) -> None:
+    def __init__(self, spec: JobSpec, get_client: Callable[[], EngineApi]) -> None:
         self.spec = spec
         self.signals = JobSignals()
         self.cancel_event = threading.Event()
@@ -142,7 +143,7 @@ class RefineJob:
                 traceback.print_exc()  # full detail for logs; the panel shows one line
                 sig.failed.emit(describe_error(exc))
 
-    def _trimap(self, client: Any) -> bytes:
+    def _trimap(self, client: EngineApi) -> bytes:
         s = self.spec
         if s.source == "trimap":
             if not s.trimap_png:
@@ -176,7 +177,7 @@ def apply_overrides(trimap_png: bytes, overrides: Any) -> bytes:
     return imaging.qimage_to_png(imaging.to_grey8(tri))
 
 
-def engine_info(client: Any) -> Optional[Dict[str, Any]]:
+def engine_info(client: EngineApi) -> Optional[Dict[str, Any]]:
     """The engine's part of ``client.info()`` (the service nests it under "engine"; test
     stand-ins may answer it flat), or None when the client cannot say."""
     ask = getattr(client, "info", None)
