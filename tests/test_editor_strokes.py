@@ -1,0 +1,50 @@
+"""Issue #27: the editor's scribble workflow on a real photo reaches a good matte in at
+most 6 strokes (tests/hosts/editor_strokes.py: the real editor window, a real service with
+the bundled default model, the bench's simulated artist, band preview screenshots).
+
+Needs the dev photos (``../shared/data/dev/alphamatting-real``, or REFINE_MATTE_SHARED);
+without them it is skipped. Slow: about 2 minutes on 2 cores.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+from conftest import ROOT, SHARED
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+DATA = SHARED / "data" / "dev" / "alphamatting-real"
+MAX_STROKES = 6
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("rm_editor_strokes", ROOT / "tests" / "hosts" / "editor_strokes.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_script_skips_cleanly_without_the_photos(tmp_path, capsys):
+    mod = _script()
+    assert mod.main([str(tmp_path / "nowhere"), str(tmp_path / "shots")]) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert not (tmp_path / "shots").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason="issue #27 goal not met yet: measured 7 strokes on GT04 "
+                   "(SAD 15.32 after 6 against a target of 15.20), docs/EDITOR.md")
+def test_scribbles_reach_a_good_matte_on_gt04_in_six_strokes(tmp_path):
+    mod = _script()
+    if not mod.data_ready(DATA) or not (DATA / "input" / "GT04.png").is_file():
+        pytest.skip(f"the dev photos are not in {DATA}")
+    pytest.importorskip("torch")
+    pytest.importorskip("cv2")
+    lines = []
+    counts = mod.run(DATA, tmp_path, photos=["GT04"], max_strokes=MAX_STROKES, log=lines.append)
+    print("\n".join(lines))
+    shots = sorted(tmp_path.glob("GT04_stroke*.png"))
+    assert len(shots) >= 2  # one per stroke, the band preview from the second on
+    assert counts["GT04"] <= MAX_STROKES, "\n".join(lines)
