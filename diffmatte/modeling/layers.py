@@ -1,8 +1,9 @@
 """The three small layers the ViT encoder used from timm: ``Mlp``, ``LayerNorm2d``, ``DropPath``.
 
 Written here so the engine does not need timm, whose package (with huggingface_hub, hf-xet
-and pyyaml, and torchvision imported on every ``import timm``) added ~45 MB to the venv and
-~0.5 s to each start for three layers. Same parameter names (``fc1``, ``fc2``, ``weight``,
+and pyyaml) added ~45 MB to the venv for three layers, and whose import (it imports
+torchvision) cost ~1.5 s CPU each time the model was built (``import timm.layers`` after
+torch, 2-core build machine, loaded: 1.48-1.63 s CPU in three runs). Same parameter names (``fc1``, ``fc2``, ``weight``,
 ``bias``) and the same arithmetic as timm 1.0's default path, so the official checkpoints load
 unchanged (``tests/test_engine_parity.py``).
 """
