@@ -11,7 +11,7 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from .layers import DropPath, LayerNorm2d, Mlp
+from timm.layers import DropPath, LayerNorm2d, Mlp
 
 
 def resize_rel_pos(rel_pos: torch.Tensor, length: int) -> torch.Tensor:
