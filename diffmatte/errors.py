@@ -21,7 +21,7 @@ class InputError(ValueError):
 
 #: The optional extras of pyproject.toml that the default install (``installer/install.py``)
 #: leaves out, with the installer flag that adds each (None: pip only).
-EXTRA_INSTALLER_FLAGS = {"eval": "--eval", "ray": None, "test": "--test"}
+EXTRA_INSTALLER_FLAGS = {"eval": "--eval", "ray": None, "test": "--test", "walker": None}
 
 
 def missing_extra(feature: str, package: str, extra: str) -> str:

@@ -35,7 +35,7 @@ PIP_OPTIONS = ["--disable-pip-version-check", "-q", "--no-compile"]
 #: install time, so the first run starts as fast as later ones.
 WARM_MODULES = ("diffmatte.cli", "diffmatte.engine", "diffmatte.io.images", "diffmatte.finish.cutout",
                 "diffmatte.prior.solve", "diffmatte.service.app", "diffmatte.service.server",
-                "trimap", "trimap.rough", "trimap.scribbles", "skimage.segmentation",
+                "trimap", "trimap.rough", "trimap.scribbles",
                 "refine_matte.editor.app")
 
 

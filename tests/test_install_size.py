@@ -23,11 +23,11 @@ _spec.loader.exec_module(install)
 
 #: The default dependencies as measured (1.47 GB). Adding one is fine, but re-measure first:
 #: ``python3 installer/venv_size.py --torch-wheel ...`` and update the README's size and this list.
-MEASURED_DEFAULTS = {"torch", "torchvision", "timm", "numpy", "pillow", "safetensors", "scipy", "scikit-image",
+MEASURED_DEFAULTS = {"torch", "torchvision", "timm", "numpy", "pillow", "safetensors", "scipy",
                      "segment-anything", "tqdm", "fastapi", "uvicorn", "pyqt6", "psd-tools", "tifffile",
                      "opencv-python-headless"}
-#: Only benches, evaluation, training tools or tests use these; each is an extra, not a default.
-NEVER_DEFAULT = {"pymatting", "numba", "llvmlite", "ray", "pytest", "pytest-qt", "pyqt5",
+#: Only benches, evaluation, training, tests or the random walker (no front end) use these: extras.
+NEVER_DEFAULT = {"scikit-image", "pymatting", "numba", "llvmlite", "ray", "pytest", "pytest-qt", "pyqt5",
                  "schemathesis", "ruff", "import-linter", "mypy", "matplotlib", "opencv-python"}
 
 
@@ -50,6 +50,10 @@ def test_the_moved_packages_are_optional_extras():
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert "pymatting" in {_name(r) for r in extras["eval"]}
     assert "ray" in {_name(r) for r in extras["ray"]}
+    assert "scikit-image" in {_name(r) for r in extras["walker"]}
+    # `installer/install.py --test` installs the test extra: the walker's tests and the default
+    # model's "chelsea" photo need scikit-image.
+    assert "scikit-image" in {_name(r) for r in extras["test"]}
     assert {"pytest", "ruff", "mypy"} <= {_name(r) for r in extras["test"]}
 
 
@@ -86,7 +90,8 @@ def test_the_engine_imports_no_optional_extra():
     """The refine, the CLI and the service run on the default install: none of them imports a
     package that only an extra installs (timm, a card dependency, is a default one)."""
     code = ("import sys, diffmatte.engine, diffmatte.modeling.vit, diffmatte.cli, diffmatte.service.app\n"
-            "print(sorted(m for m in ('pymatting', 'ray', 'pytest') if m in sys.modules))")
+            "import trimap.rough, trimap.scribbles\n"
+            "print(sorted(m for m in ('pymatting', 'ray', 'pytest', 'skimage') if m in sys.modules))")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "plugin")]))
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "[]"
@@ -109,3 +114,27 @@ def test_a_missing_ray_extra_says_which_extra_and_how(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ValueError, match=r"--ray needs Ray, from the optional 'ray' extra.*\[ray\]"):
         ray_runner._import_ray()
+
+
+def test_a_missing_walker_extra_says_which_extra_and_how(monkeypatch):
+    """scikit-image is the optional 'walker' extra: trimap.from_scribbles without it names the
+    extra and the command (worded as diffmatte.errors.missing_extra; trimap cannot import it)."""
+    import numpy as np
+
+    import trimap
+    from diffmatte.errors import missing_extra
+    from trimap import scribbles
+
+    assert scribbles.MISSING_WALKER.startswith(
+        missing_extra("trimap.from_scribbles (the random walker)", "scikit-image", "walker"))
+    monkeypatch.setitem(sys.modules, "skimage.segmentation", None)  # import -> ImportError
+    img = np.random.default_rng(0).random((20, 30, 3)).astype(np.float32)
+    fg, bg = np.zeros((20, 30), bool), np.zeros((20, 30), bool)
+    fg[5:15, 2], bg[5:15, 27] = True, True
+    with pytest.raises(ImportError) as err:
+        trimap.from_scribbles(img, fg, bg)
+    msg = str(err.value)
+    assert "scikit-image" in msg and "'walker' extra" in msg
+    assert ".venv/bin/pip install -e '.[walker]'" in msg and "pip install 'refine-matte[walker]'" in msg
+    # The strokes route every front end uses needs no scikit-image.
+    assert trimap.from_region(img, None, fg=fg, bg=bg).shape == (20, 30)
