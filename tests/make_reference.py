@@ -81,7 +81,7 @@ def load_photo(name: str) -> Tuple[np.ndarray, np.ndarray]:
     if name == "sample":
         return load_sample()
     if name == "chelsea":
-        import skimage.data  # a project dependency; the photo ships inside the wheel
+        import skimage.data  # the test extra installs it; the photo ships inside the wheel
 
         return skimage.data.chelsea(), np.array(Image.open(DEFAULT_DIR / "chelsea_trimap.png"))
     raise ValueError(f"unknown reference photo {name!r}")

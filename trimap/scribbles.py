@@ -5,6 +5,11 @@ random walker, which follows image edges (the walker's edge weights fall with
 colour difference). The segmentation is then banded like a mask
 (:func:`trimap.band.from_mask`), and finally the strokes are painted on top:
 strokes always win over propagation.
+
+scikit-image comes with the optional ``walker`` extra, not with the default install: no
+front end uses the walker any more (the service's scribbles route is
+:func:`trimap.from_region`). Without it :func:`from_scribbles` raises an ``ImportError``
+that names the extra and the command that adds it (:data:`MISSING_WALKER`).
 """
 from __future__ import annotations
 
@@ -29,6 +34,12 @@ MAX_WALKER_PIXELS = 100_000
 WALKER_BETA = 130.0
 # Walker probabilities inside this range count as uncertain (-> unknown).
 PROB_SOFT_RANGE = (0.2, 0.8)
+#: The error without scikit-image (worded as ``diffmatte.errors.missing_extra``; trimap does not
+#: import diffmatte).
+MISSING_WALKER = ("trimap.from_scribbles (the random walker) needs scikit-image, from the optional "
+                  "'walker' extra, which the default install leaves out: .venv/bin/pip install -e "
+                  "'.[walker]' in the checkout (pip install 'refine-matte[walker]' elsewhere); "
+                  "trimap.from_region takes the same strokes without it")
 
 
 def strokes_to_mask(
@@ -81,7 +92,10 @@ def propagate(image: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
 
     ``image`` is H x W x 3 float in 0..1; ``fg``/``bg`` are bool seed masks.
     """
-    from skimage.segmentation import random_walker  # heavy import, only when used
+    try:
+        from skimage.segmentation import random_walker  # heavy import, only when used
+    except ImportError:
+        raise ImportError(MISSING_WALKER, name="skimage") from None
 
     h, w = fg.shape
     scale = min(1.0, math.sqrt(MAX_WALKER_PIXELS / float(h * w)))
@@ -172,6 +186,8 @@ def from_scribbles(
     Raises:
         ValueError: sizes differ, or there is no fg stroke or no bg stroke
         (propagation needs both).
+        ImportError: scikit-image (the optional ``walker`` extra) is not installed; the
+        message says how to add it.
     """
     img = as_image(image)
     shape = img.shape[:2]

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from ..errors import missing_extra
 from .plan import Item
 from .work import Result, Settings
 
@@ -46,7 +47,7 @@ def _import_ray():
     try:
         import ray
     except ImportError as exc:
-        raise ValueError("--ray needs Ray: pip install 'refine-matte[ray]' (or pip install ray)") from exc
+        raise ValueError(missing_extra("--ray", "Ray", "ray")) from exc
     return ray
 
 

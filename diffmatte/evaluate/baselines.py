@@ -9,6 +9,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import missing_extra
+
 BASELINES = {
     "cf": "closed-form matting (Levin et al. 2008), pymatting estimate_alpha_cf",
     "lkm": "large-kernel matting (He et al. 2010), pymatting estimate_alpha_lkm",
@@ -27,7 +29,7 @@ def get_baseline(name: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
     if not pymatting_available():
-        raise ValueError("baselines need the optional package pymatting (pip install pymatting)")
+        raise ValueError(missing_extra(f"the {name} baseline", "pymatting", "eval"))
 
     def solve(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
         import pymatting  # noqa: PLC0415 (slow first import, see module docstring)

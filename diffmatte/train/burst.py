@@ -8,7 +8,8 @@ for a few dozen iterations, then sets the cosine schedule's length so that the l
 rate has decayed when the time is up. A later burst resumes from the ``last.pt`` that an
 earlier one left (``--resume``), with the optimiser, EMA and step count. The folder ends up
 with ``last.pt``, ``<variant>-step<N>.safetensors`` (EMA, fp16), ``train.log`` and
-``metrics.jsonl``. Needs only torch, numpy, scipy, scikit-image and pillow.
+``metrics.jsonl``. Needs only torch, numpy, scipy and pillow (scikit-image, from the optional
+``walker`` extra, adds its sample photos to the default photo folders).
 """
 from __future__ import annotations
 

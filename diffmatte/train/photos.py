@@ -3,7 +3,8 @@
 Foreground colours/textures and backgrounds both come from real photos so a network
 cannot tell foreground from background by colour statistics alone. Photos are found in
 the system wallpaper folders (Debian packages ``lomiri-wallpapers-16.04`` and
-``mate-backgrounds``), scikit-image's bundled samples, and any folders the user adds.
+``mate-backgrounds``), scikit-image's bundled samples (with the optional ``walker`` extra),
+and any folders the user adds.
 """
 from __future__ import annotations
 
@@ -25,14 +26,15 @@ SYSTEM_PHOTO_DIRS = (
 
 def _skimage_data_dir() -> str | None:
     try:
-        import skimage.data  # noqa: PLC0415 (optional dependency, imported lazily)
+        import skimage.data  # noqa: PLC0415 (the optional 'walker' extra, imported lazily)
     except Exception:  # pragma: no cover - scikit-image is optional here
         return None
     return os.path.dirname(skimage.data.__file__)
 
 
 def default_photo_dirs() -> list[str]:
-    """System wallpaper folders plus scikit-image's sample-image folder, when present."""
+    """System wallpaper folders plus scikit-image's sample-image folder, when present
+    (scikit-image comes with the optional ``walker`` or ``test`` extra)."""
     dirs = [d for d in SYSTEM_PHOTO_DIRS if os.path.isdir(d)]
     sk = _skimage_data_dir()
     if sk:
@@ -103,7 +105,8 @@ class PhotoPool:
         if not photos:
             raise ValueError(
                 f"no usable photos found in {dirs!r}; install the Debian packages "
-                "lomiri-wallpapers-16.04 / mate-backgrounds, scikit-image, or pass --photos DIR")
+                "lomiri-wallpapers-16.04 / mate-backgrounds, scikit-image (pip install -e '.[walker]'), "
+                "or pass --photos DIR")
         return cls(photos, names)
 
     def __len__(self) -> int:
