@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from . import information_flow as ifm
+from .progress import Progress, ignore, monotone, span
 from .closed_form import closed_form_prior
 from .windows import solve_tiled
 
@@ -38,14 +39,14 @@ def information_flow_alpha(image: np.ndarray, trimap: np.ndarray,
     t = np.asarray(trimap)
     if t.shape != img.shape[:2]:
         raise ValueError(f"trimap shape {t.shape} differs from the image's {img.shape[:2]}")
-    report = ifm.monotone(check or ifm._ignore)
+    report = monotone(check or ignore)
     report(0.0)
     alpha = _information_flow(img, t, report, tile)
     report(1.0)
     return alpha
 
 
-def _information_flow(img: np.ndarray, t: np.ndarray, check: ifm.Progress,
+def _information_flow(img: np.ndarray, t: np.ndarray, check: Progress,
                       tile: Optional[int]) -> np.ndarray:
     """:func:`information_flow_alpha` after its checks; ``check`` is monotone."""
     scale = 255.0 if t.dtype == np.uint8 or (t.size and float(t.max()) > 1.0) else 1.0
@@ -66,8 +67,8 @@ def _information_flow(img: np.ndarray, t: np.ndarray, check: ifm.Progress,
     if tile:
         alpha[y0:y1, x0:x1] = solve_tiled(crop, label, check, core=int(tile) if tile > 0 else None)
         return alpha
-    label = ifm.expand_known(crop, label, check=ifm.span(check, 0.0, 0.03))
-    alpha[y0:y1, x0:x1] = ifm._solve(crop, label, ifm.span(check, 0.03, 1.0))
+    label = ifm.expand_known(crop, label, check=span(check, 0.0, 0.03))
+    alpha[y0:y1, x0:x1] = ifm._solve(crop, label, span(check, 0.03, 1.0))
     return alpha
 
 

@@ -28,6 +28,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 from . import information_flow as ifm
+from .progress import monotone, span
 from ..util import ramp
 
 TILE_CORE = 512          # px; window = core + 2 x TILE_MARGIN, <= 410k unknown pixels (~0.95 GB)
@@ -68,10 +69,10 @@ def solve_tiled(image: np.ndarray, label: np.ndarray, check: Callable[[float], N
     # known-region expansion of the whole crop 3 %.
     total = coarse_n + sum(counts)
     first = 0.97 * coarse_n / total
-    report = ifm.monotone(check)   # never backwards: CG's residual is not monotone
-    coarse = ifm._solve_reduced(image, label, max(factor, 1), ifm.span(report, 0.0, first))
-    label = ifm.expand_known(image, label, check=ifm.span(report, first, first + 0.03))
-    windows = ifm.span(report, first + 0.03, 1.0)
+    report = monotone(check)   # never backwards: CG's residual is not monotone
+    coarse = ifm._solve_reduced(image, label, max(factor, 1), span(report, 0.0, first))
+    label = ifm.expand_known(image, label, check=span(report, first, first + 0.03))
+    windows = span(report, first + 0.03, 1.0)
     alpha = _solve_windows(image, label, coarse, cores, wins, counts, windows)
     # Every unknown pixel lies in the blend rectangle of its own core and of every core whose
     # rectangle reaches it, all of them active; known pixels keep their (expanded) labels.
