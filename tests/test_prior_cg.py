@@ -55,3 +55,32 @@ def test_a_batch_without_select_is_refused_when_only_some_systems_can_step():
     with pytest.raises(ValueError, match="select"):
         cg.pcg(lambda v: a_t @ v, b_t, torch.zeros_like(b_t), lambda r: r, maxiter=5,
                dot=lambda u, v: (u * v).flatten(1).sum(1).view(-1, 1, 1))
+
+
+def _noisy_band(h: int = 96, w: int = 128):
+    from test_prior import two_colour
+
+    img, tri, _ = two_colour(h, w)
+    noise = 0.08 * np.random.default_rng(0).standard_normal(img.shape)
+    return np.clip(img + noise, 0, 1).astype(np.float32), tri
+
+
+# Measured: float64 8e-7 (one solve) and 1e-7 (windows); float32 8e-6 and 5e-6. On the dev
+# photos (GT01, GT02, GT05, trimap2): float64 <= 8e-5, float32 <= 2e-4.
+@pytest.mark.parametrize("tile", [0, 48])
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-5), ("float32", 1e-4)])
+def test_information_flow_cg_in_torch_on_the_cpu_agrees_with_numpy(monkeypatch, tile, dtype, tol):
+    """The GPU path's arithmetic (cg.TorchCG: torch sparse CSR products, torch CG) run on
+    the CPU, against the numpy solve: so the GPU path is tested on every machine."""
+    from diffmatte.prior.solve import information_flow_alpha
+
+    img, tri = _noisy_band()
+    want = information_flow_alpha(img, tri, tile=tile)
+    calls = []
+    torch_dot = cg.TorchCG.dot
+    monkeypatch.setattr(cg.TorchCG, "dot", staticmethod(lambda a, b: calls.append(a.dtype) or torch_dot(a, b)))
+    got = information_flow_alpha(img, tri, tile=tile, torch_cg=cg.TorchCG("cpu", dtype))
+    assert calls and set(calls) == {getattr(torch, dtype)}   # the solve ran in torch
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert np.abs(got - want).max() <= tol
+    assert (got[tri == 0] == 0).all() and (got[tri == 1] == 1).all()

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
-from .cg import pcg
+from .cg import TorchCG, pcg
 from .progress import Progress, Relay, ignore, span
 
 K_CM, K_KU, K_U = 20, 7, 5            # neighbours per flow (the paper's values)
@@ -62,7 +62,8 @@ def _query(tree: cKDTree, points: np.ndarray, k: int, check: Progress = ignore,
     return out
 
 
-def _solve_reduced(image: np.ndarray, label: np.ndarray, factor: int, check: Progress) -> np.ndarray:
+def _solve_reduced(image: np.ndarray, label: np.ndarray, factor: int, check: Progress,
+                   torch_cg: Optional[TorchCG] = None) -> np.ndarray:
     """Solve at 1/``factor`` resolution (block means; a block is known only when all of its
     pixels agree) and upsample the alpha bilinearly; known pixels keep their labels. The
     coarse level of a windowed solve."""
@@ -84,7 +85,7 @@ def _solve_reduced(image: np.ndarray, label: np.ndarray, factor: int, check: Pro
         small_lab[r0:r1] = np.where((lo == hi) & (lo >= 0), lo, -1)
         check(0.05 * r1 / hs)   # block means: a few seconds at 24 MP
     small_lab = expand_known(small, small_lab, check=span(check, 0.05, 0.07))
-    a_small = _solve(small, small_lab, span(check, 0.07, 1.0))
+    a_small = _solve(small, small_lab, span(check, 0.07, 1.0), torch_cg=torch_cg)
     big = Image.fromarray(a_small.astype(np.float32)).resize((ws * factor, hs * factor), Image.BILINEAR)
     up = np.clip(np.array(big)[:h, :w], 0, 1)
     up[label == 1] = 1.0
@@ -251,7 +252,7 @@ def _solve(image: np.ndarray, label: np.ndarray,
            check: Progress = ignore,
            pinned: Optional[np.ndarray] = None, scale: Optional[Tuple[int, int]] = None,
            init: Optional[np.ndarray] = None, origin: Tuple[int, int] = (0, 0),
-           samples: Optional[KnownSamples] = None) -> np.ndarray:
+           samples: Optional[KnownSamples] = None, torch_cg: Optional[TorchCG] = None) -> np.ndarray:
     """Alpha over one crop whose labels are -1 unknown, 0 background, 1 foreground.
 
     Everything is numbered compactly over the search region (the unknown pixels grown by
@@ -260,7 +261,8 @@ def _solve(image: np.ndarray, label: np.ndarray,
     given alphas (the window's rim), ``scale`` = (H, W) normalises positions by the whole
     crop's size instead of the window's (the same features as one whole solve), and
     ``init`` starts CG from a given alpha instead of the K-to-U estimate, ``origin`` is the
-    window's top-left corner in the crop and ``samples`` the crop's known pixels.
+    window's top-left corner in the crop and ``samples`` the crop's known pixels. With
+    ``torch_cg`` the system is solved by the same CG in torch on its device.
 
     ``check(fraction)`` is called at least every QUERY_CHUNK neighbour queries, chunk of
     weights or windows, and CG iteration; each stage's share is its measured share of the
@@ -385,13 +387,19 @@ def _solve(image: np.ndarray, label: np.ndarray,
     check(0.75)
     start = w_f.copy() if init is None else init.ravel()[r_idx[u]].astype(np.float64)
     inv_diag = 1.0 / diag
-    with ThreadPoolExecutor(1) as pool:
-        if STAGE_THREADS > 1 and nu >= SPLIT_MIN:
-            apply = _split_operator(r_u, r_ut, a_loc, pool)
-        else:
-            apply = lambda v: S_CM * (r_ut @ (r_u @ v)) + a_loc @ v  # noqa: E731
-        x = pcg(apply, rhs, start, lambda r: inv_diag * r, rtol=RTOL, maxiter=MAXITER,
-                check=span(check, 0.75, 1.0))
+    if torch_cg is not None:   # the same CG in torch, on torch_cg's device
+        t, csr = torch_cg.vector, torch_cg.csr
+        ru, rut, al, inv = csr(r_u), csr(r_ut), csr(a_loc), t(inv_diag)
+        x = torch_cg.numpy(pcg(lambda v: S_CM * (rut @ (ru @ v)) + al @ v, t(rhs), t(start), lambda r: inv * r,
+                               rtol=RTOL, maxiter=MAXITER, dot=torch_cg.dot, check=span(check, 0.75, 1.0)))
+    else:
+        with ThreadPoolExecutor(1) as pool:
+            if STAGE_THREADS > 1 and nu >= SPLIT_MIN:
+                apply = _split_operator(r_u, r_ut, a_loc, pool)
+            else:
+                apply = lambda v: S_CM * (r_ut @ (r_u @ v)) + a_loc @ v  # noqa: E731
+            x = pcg(apply, rhs, start, lambda r: inv_diag * r, rtol=RTOL, maxiter=MAXITER,
+                    check=span(check, 0.75, 1.0))
     alpha.ravel()[r_idx[u]] = np.clip(np.nan_to_num(x, nan=0.5), 0, 1)
     return alpha
 
