@@ -10,7 +10,7 @@ Why a matrix-free solver instead of pymatting: the matting Laplacian of 3 x 3 wi
 applied with box filters (He et al. 2010, "Fast matting using large kernel matting
 Laplacian matrices"), so nothing sparse is ever built, batches run on a GPU, and memory
 is a few dozen image-sized maps over the unknown region's bounding box only. The system
-L_UU x_U = -L_UK x_K is solved with Jacobi-preconditioned conjugate gradients, started
+L_UU x_U = -L_UK x_K is solved with Jacobi-preconditioned conjugate gradients (cg.py), started
 from the solution one pyramid level coarser (coarse-to-fine), which converges in far
 fewer iterations than CG from a flat start.
 """
@@ -20,6 +20,8 @@ from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+
+from .cg import pcg
 
 EPS = 1e-6           # regulariser of the window covariance (Levin et al. and pymatting use 1e-7)
 COARSEST = 48        # stop the pyramid when the shorter side falls below this
@@ -97,27 +99,18 @@ class _Laplacian:
         return self.count - (self.count + q) / 9.0
 
 
+def _dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Each image's inner product, shaped (B, 1, 1, 1) to broadcast over (B, 1, H, W)."""
+    return (u * v).flatten(1).sum(1).view(-1, 1, 1, 1)
+
+
 def _cg(lap: _Laplacian, x: torch.Tensor, unknown: torch.Tensor, iters: int) -> torch.Tensor:
-    """Jacobi-preconditioned CG on the unknown pixels; known pixels of ``x`` stay fixed."""
-    x = x.to(lap.image.dtype)
-    u = unknown.to(x.dtype)
+    """``iters`` iterations of Jacobi-preconditioned CG (cg.py) on the unknown pixels of
+    every image of the batch; known pixels of ``x`` stay fixed."""
+    u = unknown.to(lap.image.dtype)
     diag = lap.diagonal().clamp(min=1e-8)
-    r = -(lap.apply(x)) * u
-    z = r / diag
-    p = z
-    rz = (r * z).flatten(1).sum(1)
-    for _ in range(iters):
-        ap = lap.apply(p) * u
-        denom = (p * ap).flatten(1).sum(1)
-        step = torch.where(denom.abs() > 1e-30, rz / denom.clamp(min=1e-30), torch.zeros_like(rz))
-        x = x + step.view(-1, 1, 1, 1) * p
-        r = r - step.view(-1, 1, 1, 1) * ap
-        z = r / diag
-        rz_new = (r * z).flatten(1).sum(1)
-        beta = torch.where(rz > 1e-30, rz_new / rz.clamp(min=1e-30), torch.zeros_like(rz))
-        p = z + beta.view(-1, 1, 1, 1) * p
-        rz = rz_new
-    return x
+    return pcg(lambda v: lap.apply(v) * u, None, x.to(lap.image.dtype), lambda r: r / diag,
+               maxiter=iters, dot=_dot, select=torch.where)
 
 
 def _downsample(image: torch.Tensor, trimap: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -29,6 +29,9 @@ import scipy.sparse as sp
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
+from .cg import TorchCG, pcg
+from .progress import Progress, Relay, ignore, span
+
 K_CM, K_KU, K_U = 20, 7, 5            # neighbours per flow (the paper's values)
 S_CM, S_L, S_UU, S_KU = 1.0, 1.0, 0.01, 0.05   # flow weights (the paper's values)
 EXPAND_RADIUS = 9                     # known-region expansion: pixels, and colour (0..255) slack
@@ -45,32 +48,7 @@ SPLIT_MIN = 20_000                    # fewer unknown pixels: CG's products unsp
 RTOL, MAXITER = 1e-5, 1500    # 1e-5 vs 1e-6: alpha differs by < 1e-3 on the dev photos
 QUERY_CHUNK = 20_000          # neighbour queries per KD-tree call: progress between calls
 
-#: ``check(fraction done)``: the solve's progress callback (it may raise to cancel).
-Progress = Callable[[float], None]
-
-
-def _ignore(fraction: float) -> None:
-    """A progress callback that does nothing."""
-
-
-def span(check: Progress, lo: float, hi: float) -> Progress:
-    """``check`` seen by a part of the work that takes the share ``lo``..``hi`` of it: the
-    part reports its own fraction 0..1."""
-    return lambda f: check(lo + (hi - lo) * min(max(float(f), 0.0), 1.0))
-
-
-def monotone(check: Progress) -> Progress:
-    """``check`` that never sees a fraction below one it saw already (CG's residual is
-    not monotone, and parts of the work are estimated)."""
-    shown = [0.0]
-
-    def report(f: float) -> None:
-        shown[0] = max(shown[0], min(1.0, float(f)))
-        check(shown[0])
-    return report
-
-
-def _query(tree: cKDTree, points: np.ndarray, k: int, check: Progress = _ignore,
+def _query(tree: cKDTree, points: np.ndarray, k: int, check: Progress = ignore,
            eps: float = 0.0) -> np.ndarray:
     """Indices (N, k) of the ``k`` nearest neighbours of ``points`` in ``tree``, asked in
     chunks of QUERY_CHUNK with ``check(fraction)`` after each (the same neighbours as one
@@ -84,7 +62,8 @@ def _query(tree: cKDTree, points: np.ndarray, k: int, check: Progress = _ignore,
     return out
 
 
-def _solve_reduced(image: np.ndarray, label: np.ndarray, factor: int, check: Progress) -> np.ndarray:
+def _solve_reduced(image: np.ndarray, label: np.ndarray, factor: int, check: Progress,
+                   torch_cg: Optional[TorchCG] = None) -> np.ndarray:
     """Solve at 1/``factor`` resolution (block means; a block is known only when all of its
     pixels agree) and upsample the alpha bilinearly; known pixels keep their labels. The
     coarse level of a windowed solve."""
@@ -106,7 +85,7 @@ def _solve_reduced(image: np.ndarray, label: np.ndarray, factor: int, check: Pro
         small_lab[r0:r1] = np.where((lo == hi) & (lo >= 0), lo, -1)
         check(0.05 * r1 / hs)   # block means: a few seconds at 24 MP
     small_lab = expand_known(small, small_lab, check=span(check, 0.05, 0.07))
-    a_small = _solve(small, small_lab, span(check, 0.07, 1.0))
+    a_small = _solve(small, small_lab, span(check, 0.07, 1.0), torch_cg=torch_cg)
     big = Image.fromarray(a_small.astype(np.float32)).resize((ws * factor, hs * factor), Image.BILINEAR)
     up = np.clip(np.array(big)[:h, :w], 0, 1)
     up[label == 1] = 1.0
@@ -123,7 +102,7 @@ def _bbox(mask: np.ndarray, margin: int) -> Tuple[Tuple[int, int], Tuple[int, in
 
 
 def expand_known(image: np.ndarray, label: np.ndarray, radius: int = EXPAND_RADIUS,
-                 check: Progress = _ignore) -> np.ndarray:
+                 check: Progress = ignore) -> np.ndarray:
     """Give an unknown pixel (label -1) the label (0/1) of a known pixel closer than ``radius``
     px whose colour differs by less than ``radius - distance`` (on a 0..255 scale); the
     closest match wins. Returns a new label map; ``check(fraction)`` after each row of
@@ -166,7 +145,7 @@ def expand_known(image: np.ndarray, label: np.ndarray, radius: int = EXPAND_RADI
 
 
 def _lle_weights(fp: np.ndarray, fq: np.ndarray, reg: float = 1e-3, chunk: int = 65536,
-                 check: Progress = _ignore) -> np.ndarray:
+                 check: Progress = ignore) -> np.ndarray:
     """Affine weights (rows sum to 1) that best rebuild each ``fp`` (N, C) from its
     neighbours ``fq`` (N, K, C); the K x K Gram matrix D D^T (D: the K differences) is
     regularised by ``reg`` x its trace.
@@ -192,7 +171,7 @@ def _lle_weights(fp: np.ndarray, fq: np.ndarray, reg: float = 1e-3, chunk: int =
 
 
 def _local_laplacian(flat: np.ndarray, width: int, centres: np.ndarray, compact: np.ndarray, size: int,
-                     eps: float = EPS_LOCAL, chunk: int = 100_000, check: Progress = _ignore) -> sp.csr_matrix:
+                     eps: float = EPS_LOCAL, chunk: int = 100_000, check: Progress = ignore) -> sp.csr_matrix:
     """Levin et al.'s matting Laplacian (3 x 3 windows) over the windows centred on
     ``centres`` (flat indices of interior pixels of an image ``width`` wide whose colours are
     ``flat``), in the compact numbering ``compact`` (flat index -> row, ``size`` rows);
@@ -237,7 +216,7 @@ class KnownSamples:
         self.tree_b = cKDTree(feat[b], leafsize=KU_LEAF) if self.kk else None
 
     def flow(self, col_u: np.ndarray, xy_u: np.ndarray, far: Optional[np.ndarray] = None,
-             check: Progress = _ignore) -> Tuple[np.ndarray, np.ndarray]:
+             check: Progress = ignore) -> Tuple[np.ndarray, np.ndarray]:
         """(confidence h, foreground share) of the affine mix over the nearest known fg and
         bg pixels of each unknown pixel; (0, 0.5) where a side has no pixel. Pixels marked
         ``far`` are searched approximately (``eps``): deep in a wide band every known pixel
@@ -270,10 +249,10 @@ class KnownSamples:
 
 
 def _solve(image: np.ndarray, label: np.ndarray,
-           check: Progress = _ignore,
+           check: Progress = ignore,
            pinned: Optional[np.ndarray] = None, scale: Optional[Tuple[int, int]] = None,
            init: Optional[np.ndarray] = None, origin: Tuple[int, int] = (0, 0),
-           samples: Optional[KnownSamples] = None) -> np.ndarray:
+           samples: Optional[KnownSamples] = None, torch_cg: Optional[TorchCG] = None) -> np.ndarray:
     """Alpha over one crop whose labels are -1 unknown, 0 background, 1 foreground.
 
     Everything is numbered compactly over the search region (the unknown pixels grown by
@@ -282,7 +261,8 @@ def _solve(image: np.ndarray, label: np.ndarray,
     given alphas (the window's rim), ``scale`` = (H, W) normalises positions by the whole
     crop's size instead of the window's (the same features as one whole solve), and
     ``init`` starts CG from a given alpha instead of the K-to-U estimate, ``origin`` is the
-    window's top-left corner in the crop and ``samples`` the crop's known pixels.
+    window's top-left corner in the crop and ``samples`` the crop's known pixels. With
+    ``torch_cg`` the system is solved by the same CG in torch on its device.
 
     ``check(fraction)`` is called at least every QUERY_CHUNK neighbour queries, chunk of
     weights or windows, and CG iteration; each stage's share is its measured share of the
@@ -351,7 +331,7 @@ def _solve(image: np.ndarray, label: np.ndarray,
             return sp.csr_matrix((vals[mask], index[mask], indptr), shape=(nu, ncols))
         return rows(in_u, to_u, nu), rows(~in_u, where_k[cols], len(known))
 
-    def local_and_intra_u(report: Progress = _ignore):
+    def local_and_intra_u(report: Progress = ignore):
         # Local flow (closed-form windows touching the unknown pixels) and intra-U flow.
         near = ndi.binary_dilation(unk)
         near[[0, -1], :] = False
@@ -371,7 +351,7 @@ def _solve(image: np.ndarray, label: np.ndarray,
             lap_u = lap_u + S_UU * (sp.diags(np.asarray(a_uu.sum(1)).ravel()) - a_uu)
         return lap_u, lap_k
 
-    def known_to_unknown(report: Progress = _ignore):
+    def known_to_unknown(report: Progress = ignore):
         smp = KnownSamples(col, xy, rlab) if samples is None else samples
         far = None
         if smp.eps:
@@ -381,7 +361,7 @@ def _solve(image: np.ndarray, label: np.ndarray,
     if STAGE_THREADS > 1:
         # The workers' progress is relayed: only this thread calls ``check`` (it may raise
         # Cancelled, and the caller's callback need not be thread-safe).
-        relay = _Relay((0.1, 0.35), 0.3, check)
+        relay = Relay((0.1, 0.35), 0.3, check)
         with ThreadPoolExecutor(2) as pool:
             ku_job = pool.submit(known_to_unknown, relay.stage(1))
             loc_job = pool.submit(local_and_intra_u, relay.stage(0))
@@ -406,13 +386,20 @@ def _solve(image: np.ndarray, label: np.ndarray,
     diag[diag <= 1e-12] = 1.0
     check(0.75)
     start = w_f.copy() if init is None else init.ravel()[r_idx[u]].astype(np.float64)
-    if STAGE_THREADS > 1 and nu >= SPLIT_MIN:
-        with ThreadPoolExecutor(1) as pool:
-            x = _pcg(_split_operator(r_u, r_ut, a_loc, pool), rhs, 1.0 / diag, start,
-                     check=span(check, 0.75, 1.0))
+    inv_diag = 1.0 / diag
+    if torch_cg is not None:   # the same CG in torch, on torch_cg's device
+        t, csr = torch_cg.vector, torch_cg.csr
+        ru, rut, al, inv = csr(r_u), csr(r_ut), csr(a_loc), t(inv_diag)
+        x = torch_cg.numpy(pcg(lambda v: S_CM * (rut @ (ru @ v)) + al @ v, t(rhs), t(start), lambda r: inv * r,
+                               rtol=RTOL, maxiter=MAXITER, dot=torch_cg.dot, check=span(check, 0.75, 1.0)))
     else:
-        x = _pcg(lambda v: S_CM * (r_ut @ (r_u @ v)) + a_loc @ v, rhs, 1.0 / diag, start,
-                 check=span(check, 0.75, 1.0))
+        with ThreadPoolExecutor(1) as pool:
+            if STAGE_THREADS > 1 and nu >= SPLIT_MIN:
+                apply = _split_operator(r_u, r_ut, a_loc, pool)
+            else:
+                apply = lambda v: S_CM * (r_ut @ (r_u @ v)) + a_loc @ v  # noqa: E731
+            x = pcg(apply, rhs, start, lambda r: inv_diag * r, rtol=RTOL, maxiter=MAXITER,
+                    check=span(check, 0.75, 1.0))
     alpha.ravel()[r_idx[u]] = np.clip(np.nan_to_num(x, nan=0.5), 0, 1)
     return alpha
 
@@ -440,32 +427,8 @@ def _split_operator(r_u: sp.csr_matrix, r_ut: sp.csr_matrix, a_loc: sp.csr_matri
     return apply
 
 
-class _Relay:
-    """Progress of stages running in worker threads, replayed by the thread that reports it.
-
-    Workers append ``(stage, fraction)``; :meth:`replay` passes every new event on, in
-    order, as the weighted sum of the stages' latest fractions (so the steps stay small
-    even when the workers finish between two looks)."""
-
-    def __init__(self, weights: Tuple[float, ...], start: float, check: Progress) -> None:
-        self.weights, self.start, self.check = weights, start, check
-        self.events: list = []
-        self.latest = [0.0] * len(weights)
-        self.seen = 0
-
-    def stage(self, index: int) -> Progress:
-        return lambda fraction: self.events.append((index, float(fraction)))  # list.append is atomic
-
-    def replay(self) -> None:
-        while self.seen < len(self.events):
-            index, fraction = self.events[self.seen]
-            self.seen += 1
-            self.latest[index] = max(self.latest[index], fraction)
-            self.check(self.start + sum(w * f for w, f in zip(self.weights, self.latest)))
-
-
 def _query_in_tree_order(tree: cKDTree, data: np.ndarray, which: Optional[np.ndarray], k: int,
-                         check: Progress = _ignore) -> np.ndarray:
+                         check: Progress = ignore) -> np.ndarray:
     """Indices (n, k) of the ``k`` nearest neighbours in ``tree`` (built on ``data``) of the
     data points ``which`` (all when None), in the order of ``which``. The points are
     queried in the tree's own order, so consecutive queries walk the same nodes (fewer
@@ -480,45 +443,3 @@ def _query_in_tree_order(tree: cKDTree, data: np.ndarray, which: Optional[np.nda
     out = np.empty((len(which), k), np.int64)
     out[order] = _query(tree, data[which[order]], k, check)
     return out
-
-
-def _pcg(apply, b: np.ndarray, inv_diag: np.ndarray, x: np.ndarray,
-         rtol: float = RTOL, maxiter: int = MAXITER,
-         check: Progress = _ignore) -> np.ndarray:
-    """Jacobi-preconditioned conjugate gradients for the SPD operator ``apply``, started at
-    ``x``, until the residual norm falls below ``rtol`` x |b|; ``check(fraction)`` every
-    iteration (a fraction of the residual's fall on a log scale; not monotone). Written out because scipy's
-    ``cg`` spent as long in its Python wrappers as in the matrix products here."""
-    r = b - apply(x)
-    z = inv_diag * r
-    p = z.copy()
-    rz = _dot(r, z)
-    stop = rtol * max(_dot(b, b) ** 0.5, 1e-30)
-    r0 = max(_dot(r, r) ** 0.5, stop * (1 + 1e-9))
-    for it in range(maxiter):
-        rn = _dot(r, r) ** 0.5
-        if rn <= stop:
-            break
-        # progress: how far the residual has fallen on a log scale (one large solve's
-        # iteration takes up to ~0.2 s, so every iteration reports)
-        check(min(1.0, max(0.0, np.log(r0 / max(rn, 1e-300)) / np.log(r0 / stop))))
-        ap = apply(p)
-        pap = _dot(p, ap)
-        if pap <= 0:
-            break  # numerically singular direction: keep what we have
-        step = rz / pap
-        x += step * p
-        r -= step * ap
-        z = inv_diag * r
-        rz_new = _dot(r, z)
-        p *= rz_new / rz
-        p += z
-        rz = rz_new
-    return x
-
-
-def _dot(a: np.ndarray, b: np.ndarray) -> float:
-    """a . b without BLAS: OpenBLAS splits a dot product of this size over its threads, and
-    on a busy 2-core machine its threads' waits made each one cost milliseconds (CG on a
-    1 MP, 12 % band: 4.6 -> 1.0 s CPU with the BLAS threads' waits gone)."""
-    return float(np.einsum("i,i->", a, b))

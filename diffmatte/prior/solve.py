@@ -10,13 +10,15 @@ import numpy as np
 import torch
 
 from . import information_flow as ifm
+from .progress import Progress, ignore, monotone, span
+from .cg import TorchCG
 from .closed_form import closed_form_prior
 from .windows import solve_tiled
 
 
 def information_flow_alpha(image: np.ndarray, trimap: np.ndarray,
                            check: Optional[Callable[[float], None]] = None,
-                           tile: Optional[int] = None) -> np.ndarray:
+                           tile: Optional[int] = None, torch_cg: Optional[TorchCG] = None) -> np.ndarray:
     """Alpha (H, W) float32 in [0, 1] of ``image`` (H, W, 3) in [0, 1] given ``trimap``.
 
     ``check(fraction)`` is called with the share of the solve done so far, rising from 0.0
@@ -29,6 +31,10 @@ def information_flow_alpha(image: np.ndarray, trimap: np.ndarray,
     full-resolution windows (``windows.py``), so memory stays bounded and time
     follows the band; ``tile`` = N forces windows with N-px cores, 0 forces one solve.
 
+    ``torch_cg`` (e.g. ``TorchCG("cuda")``, cg.py): the linear solve (CG) in torch on that
+    device, in float64 or float32; None (the default): numpy on the CPU. The neighbour
+    searches and the system's assembly stay on the CPU either way.
+
     ``trimap`` is (H, W): {0, 0.5, 1} floats or 0/128/255 uint8; below a quarter of the
     range is background, above three quarters foreground, the rest unknown.
     """
@@ -38,15 +44,15 @@ def information_flow_alpha(image: np.ndarray, trimap: np.ndarray,
     t = np.asarray(trimap)
     if t.shape != img.shape[:2]:
         raise ValueError(f"trimap shape {t.shape} differs from the image's {img.shape[:2]}")
-    report = ifm.monotone(check or ifm._ignore)
+    report = monotone(check or ignore)
     report(0.0)
-    alpha = _information_flow(img, t, report, tile)
+    alpha = _information_flow(img, t, report, tile, torch_cg)
     report(1.0)
     return alpha
 
 
-def _information_flow(img: np.ndarray, t: np.ndarray, check: ifm.Progress,
-                      tile: Optional[int]) -> np.ndarray:
+def _information_flow(img: np.ndarray, t: np.ndarray, check: Progress,
+                      tile: Optional[int], torch_cg: Optional[TorchCG]) -> np.ndarray:
     """:func:`information_flow_alpha` after its checks; ``check`` is monotone."""
     scale = 255.0 if t.dtype == np.uint8 or (t.size and float(t.max()) > 1.0) else 1.0
     fg = t > 0.75 * scale   # the project's binning rule (trimap.as_trimap)
@@ -64,10 +70,11 @@ def _information_flow(img: np.ndarray, t: np.ndarray, check: ifm.Progress,
     if tile is None:
         tile = -1 if int(unknown.sum()) > ifm.MAX_UNKNOWN else 0
     if tile:
-        alpha[y0:y1, x0:x1] = solve_tiled(crop, label, check, core=int(tile) if tile > 0 else None)
+        alpha[y0:y1, x0:x1] = solve_tiled(crop, label, check, core=int(tile) if tile > 0 else None,
+                                          torch_cg=torch_cg)
         return alpha
-    label = ifm.expand_known(crop, label, check=ifm.span(check, 0.0, 0.03))
-    alpha[y0:y1, x0:x1] = ifm._solve(crop, label, ifm.span(check, 0.03, 1.0))
+    label = ifm.expand_known(crop, label, check=span(check, 0.0, 0.03))
+    alpha[y0:y1, x0:x1] = ifm._solve(crop, label, span(check, 0.03, 1.0), torch_cg=torch_cg)
     return alpha
 
 

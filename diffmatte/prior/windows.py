@@ -28,6 +28,8 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 from . import information_flow as ifm
+from .cg import TorchCG
+from .progress import monotone, span
 from ..util import ramp
 
 TILE_CORE = 512          # px; window = core + 2 x TILE_MARGIN, <= 410k unknown pixels (~0.95 GB)
@@ -48,11 +50,12 @@ Rect = Tuple[int, int, int, int]
 
 
 def solve_tiled(image: np.ndarray, label: np.ndarray, check: Callable[[float], None],
-                core: Optional[int] = None, margin: Optional[int] = None) -> np.ndarray:
+                core: Optional[int] = None, margin: Optional[int] = None,
+                torch_cg: Optional[TorchCG] = None) -> np.ndarray:
     """Alpha (h, w) float32 of a crop with labels -1 / 0 / 1 (not yet expanded), solved as
     a coarse solve plus full-resolution windows of ``core`` px (default TILE_CORE) grown by
     ``margin`` (default TILE_MARGIN);
-    ``check(fraction)`` as in ``information_flow_alpha``."""
+    ``check(fraction)`` and ``torch_cg`` as in ``information_flow_alpha``."""
     core = core or TILE_CORE
     margin = max(BLEND, TILE_MARGIN if margin is None else margin)  # the cross-fade needs the window
     if core < 2 * BLEND:
@@ -68,11 +71,11 @@ def solve_tiled(image: np.ndarray, label: np.ndarray, check: Callable[[float], N
     # known-region expansion of the whole crop 3 %.
     total = coarse_n + sum(counts)
     first = 0.97 * coarse_n / total
-    report = ifm.monotone(check)   # never backwards: CG's residual is not monotone
-    coarse = ifm._solve_reduced(image, label, max(factor, 1), ifm.span(report, 0.0, first))
-    label = ifm.expand_known(image, label, check=ifm.span(report, first, first + 0.03))
-    windows = ifm.span(report, first + 0.03, 1.0)
-    alpha = _solve_windows(image, label, coarse, cores, wins, counts, windows)
+    report = monotone(check)   # never backwards: CG's residual is not monotone
+    coarse = ifm._solve_reduced(image, label, max(factor, 1), span(report, 0.0, first), torch_cg)
+    label = ifm.expand_known(image, label, check=span(report, first, first + 0.03))
+    windows = span(report, first + 0.03, 1.0)
+    alpha = _solve_windows(image, label, coarse, cores, wins, counts, windows, torch_cg)
     # Every unknown pixel lies in the blend rectangle of its own core and of every core whose
     # rectangle reaches it, all of them active; known pixels keep their (expanded) labels.
     alpha[label == 1] = 1.0
@@ -104,7 +107,7 @@ class _WindowProgress:
 
 
 def _solve_window(image: np.ndarray, label: np.ndarray, coarse: np.ndarray, win: Rect,
-                  progress: Callable[[float], None]) -> np.ndarray:
+                  progress: Callable[[float], None], torch_cg: Optional[TorchCG] = None) -> np.ndarray:
     """One window's full-resolution solve, its rim pinned to the coarse alpha."""
     h, w = label.shape
     y0, y1, x0, x1 = win
@@ -113,7 +116,7 @@ def _solve_window(image: np.ndarray, label: np.ndarray, coarse: np.ndarray, win:
     pinned[rim] = coarse[y0:y1, x0:x1][rim]
     return ifm._solve(image[y0:y1, x0:x1], label[y0:y1, x0:x1], progress, pinned=pinned, scale=(h, w),
                       init=coarse[y0:y1, x0:x1], origin=(y0, x0),
-                      samples=_nearby_samples(image, label, win, (0, 0), (h, w)))
+                      samples=_nearby_samples(image, label, win, (0, 0), (h, w)), torch_cg=torch_cg)
 
 
 def _blend_into(alpha: np.ndarray, a: np.ndarray, c: Rect, win: Rect) -> None:
@@ -128,7 +131,8 @@ def _blend_into(alpha: np.ndarray, a: np.ndarray, c: Rect, win: Rect) -> None:
 
 
 def _solve_windows(image: np.ndarray, label: np.ndarray, coarse: np.ndarray, cores: List[Rect],
-                   wins: List[Rect], counts: List[int], report: Callable[[float], None]) -> np.ndarray:
+                   wins: List[Rect], counts: List[int], report: Callable[[float], None],
+                   torch_cg: Optional[TorchCG] = None) -> np.ndarray:
     """The windows' cross-faded alpha (unknown pixels; known ones are set by the caller).
 
     Windows are independent: PARALLEL_WINDOWS of them run at once in threads (numpy,
@@ -148,7 +152,7 @@ def _solve_windows(image: np.ndarray, label: np.ndarray, coarse: np.ndarray, cor
                 raise _Stopped
             steps.record(i, f)
 
-        return _solve_window(image, label, coarse, wins[i], progress)
+        return _solve_window(image, label, coarse, wins[i], progress, torch_cg)
 
     # Weighted window results are summed straight into the output: the weights of the cores
     # reaching an unknown pixel sum to one (box-blurred indicators of a partition).
