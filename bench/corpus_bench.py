@@ -16,7 +16,7 @@ checks:
   element keeps every attribute, and each target sits in a mask group whose mask is a new
   member.
 
-``python bench/corpus_bench.py`` exits 1 on any violation; tests/test_corpus.py runs the
+``python bench/corpus_bench.py`` exits 1 on any violation; tests/diffmatte/batch/test_corpus.py runs the
 same checks (in-process, ``inprocess=True``).
 """
 from __future__ import annotations

@@ -16,7 +16,11 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-ROOT = Path(__file__).resolve().parents[1]
+# Paths for the tests, which sit one or two folders deeper (tests/<package>/[<subpackage>/]);
+# import them (``from conftest import ROOT, DATA``) instead of counting parents of __file__.
+ROOT = Path(__file__).resolve().parents[1]   # the repository root
+TESTS = ROOT / "tests"
+DATA = TESTS / "data"                          # committed test data (tests/data/README.md)
 SHARED = Path(os.environ.get("REFINE_MATTE_SHARED", ROOT.parent / "shared"))
 
 

@@ -6,7 +6,7 @@
     python tests/make_reference.py golden-case   # subset of ../shared/golden/dev/vits_odd
 
 ``default`` is the one to run when ``diffmatte/weights/default.safetensors`` is replaced
-on purpose (``tests/test_default_model.py`` then fails until it is). ``layouts`` should
+on purpose (``tests/diffmatte/test_default_model.py`` then fails until it is). ``layouts`` should
 never be needed: the official layouts must keep their numerics; run it only for a
 deliberate, explained change of the official arithmetic, after the golden tests pass.
 ``golden-case`` needs ``../shared`` (or REFINE_MATTE_SHARED) and only re-extracts data.

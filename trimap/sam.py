@@ -47,7 +47,7 @@ def config_dir() -> Path:
 
     One of the two implementations of this rule: ``trimap`` may import neither diffmatte
     nor the plugin (import contracts), so it cannot use ``refine_matte.client.config_dir``,
-    which the plugin and the service share. tests/test_service_process.py checks that the
+    which the plugin and the service share. tests/diffmatte/service/test_service_process.py checks that the
     two agree on every platform.
     """
     env = os.environ.get(ENV_CONFIG_DIR)

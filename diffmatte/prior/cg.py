@@ -113,7 +113,7 @@ class TorchCG:
     """Where a numpy-assembled system is solved by :func:`pcg` in torch instead: on
     ``device`` ("cpu", "cuda", "cuda:1" or a ``torch.device``) in ``dtype`` ("float64", or
     "float32": half the memory traffic; its alpha agrees with float64's to about 1e-4, see
-    tests/test_prior_cg.py). The CPU is torch's too, so the path is tested without a GPU."""
+    tests/diffmatte/prior/test_prior_cg.py). The CPU is torch's too, so the path is tested without a GPU."""
     device: Any = "cpu"
     dtype: str = "float64"
 

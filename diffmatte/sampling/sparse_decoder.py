@@ -10,7 +10,7 @@ block's other pixels may read stale buffer values and are never read by a needed
 Crops are clipped at the buffer's edge, where the module sees the same border (zero
 padding, bilinear clamp) as the whole-image decode when that edge is the image's. The
 decoder copy has its BatchNorms folded into the convolutions, so a needed pixel equals the
-dense decode up to float rounding (~1e-7 relative; tests/test_sparse_decoder.py).
+dense decode up to float rounding (~1e-7 relative; tests/diffmatte/sampling/test_sparse_decoder.py).
 """
 from __future__ import annotations
 

@@ -245,7 +245,7 @@ def stage_needs(model, need: np.ndarray) -> Tuple[List[np.ndarray], List[Optiona
     (up[lv]: output cells of the up stage producing level lv, lv = 0..L, and up[L + 1]
     the feature cells read; down[lv]: output cells of the down block producing level lv,
     lv = 1..L), each stage's exact receptive field (checked against the input gradient's
-    support in tests/test_sparse_decoder.py)."""
+    support in tests/diffmatte/sampling/test_sparse_decoder.py)."""
     L = _levels(model)
     # Up path, fine to coarse: an up block's output cell o reads (transposed conv 4/2/1,
     # bilinear x2, each then a 3x3) the coarse cells within 1 of o // 2.

@@ -27,7 +27,7 @@ bundled default model on the CPU, started for this run in a temporary config fol
 
 One line per stroke (kind, SAD, seconds for the band preview and for the refine), then the
 count per photo (``>N``: not reached within ``--max-strokes``). ``run()`` returns the counts
-(the slow test in tests/test_editor_strokes.py asserts GT04's).
+(the slow test in tests/refine_matte/editor/test_editor_strokes.py asserts GT04's).
 """
 from __future__ import annotations
 
