@@ -9,6 +9,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from .. import trimap_codes as tc
 from ..util import digest
 from .solve import solve_prior
 from .windows import update_alpha
@@ -45,12 +46,12 @@ class PriorMemo:
         alpha = None
         if (key is not None and key == self._key and self._trimap is not None and self._alpha is not None
                 and self._trimap.shape == trimap.shape):
-            codes = _codes(trimap)
-            changed = codes != self._trimap
+            code = tc.codes(trimap)
+            changed = code != self._trimap
             if not changed.any():
                 alpha, self.last = self._alpha.copy(), PriorRun("reused")
             elif kind == "ifm":
-                label = np.where(codes == 2, 1, np.where(codes == 0, 0, -1)).astype(np.int8)
+                label = np.where(code == tc.FOREGROUND, 1, np.where(code == tc.BACKGROUND, 0, -1)).astype(np.int8)
                 alpha = update_alpha(image, label, self._alpha, changed, check or (lambda f: None))
                 if alpha is not None:
                     ys, xs = np.nonzero(changed)
@@ -61,10 +62,5 @@ class PriorMemo:
                                 torch.from_numpy(trimap)[None, None], check=check)[0, 0].numpy()
             self.last = PriorRun("solved")
         if key is not None:
-            self._key, self._trimap, self._alpha = key, _codes(trimap), alpha.astype(np.float32, copy=True)
+            self._key, self._trimap, self._alpha = key, tc.codes(trimap), alpha.astype(np.float32, copy=True)
         return alpha
-
-
-def _codes(trimap: np.ndarray) -> np.ndarray:
-    """0 background, 1 unknown, 2 foreground (uint8), by the engine's binning of {0, 0.5, 1}."""
-    return (np.asarray(trimap) > 0.25).astype(np.uint8) + (np.asarray(trimap) > 0.75)

@@ -9,6 +9,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ..trimap_codes import background, foreground
 from . import information_flow as ifm
 from .progress import Progress, ignore, monotone, span
 from .cg import TorchCG
@@ -55,8 +56,8 @@ def _information_flow(img: np.ndarray, t: np.ndarray, check: Progress,
                       tile: Optional[int], torch_cg: Optional[TorchCG]) -> np.ndarray:
     """:func:`information_flow_alpha` after its checks; ``check`` is monotone."""
     scale = 255.0 if t.dtype == np.uint8 or (t.size and float(t.max()) > 1.0) else 1.0
-    fg = t > 0.75 * scale   # the project's binning rule (trimap.as_trimap)
-    bg = t < 0.25 * scale
+    fg = foreground(t, scale)   # the engine's binning rule (trimap_codes; trimap.as_trimap's too)
+    bg = background(t, scale)
     alpha = fg.astype(np.float32)
     unknown = ~(fg | bg)
     if not unknown.any():
