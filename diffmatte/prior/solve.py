@@ -80,12 +80,14 @@ def _information_flow(img: np.ndarray, t: np.ndarray, check: Progress,
 
 
 def solve_prior(kind: str, image: torch.Tensor, trimap: torch.Tensor,
-                check: Optional[Callable[[float], None]] = None) -> torch.Tensor:
+                check: Optional[Callable[[float], None]] = None,
+                torch_cg: Optional[TorchCG] = None) -> torch.Tensor:
     """The alpha prior of a prior model: ``kind`` is ``ModelConfig.prior`` ("cf" closed-form,
     closed_form.py; "ifm" information flow, information_flow.py). Same shapes as
     :func:`closed_form_prior`: image (B,3,H,W) in [0, 1], trimap (B,1,H,W) {0, 0.5, 1}.
     ``check(fraction done)`` (information flow) is called during the solve and may raise
-    to cancel it."""
+    to cancel it. ``torch_cg``: information flow's CG in torch on that device (see
+    :func:`information_flow_alpha`); None, the default, solves it with numpy."""
     if kind == "cf":
         return closed_form_prior(image, trimap)
     if kind == "ifm":
@@ -97,7 +99,7 @@ def solve_prior(kind: str, image: torch.Tensor, trimap: torch.Tensor,
             # when the CPU flushes denormals, which training turns on for speed.
             torch.set_flush_denormal(False)
         try:
-            out = [torch.from_numpy(information_flow_alpha(i, t, check)) for i, t in zip(img, tri)]
+            out = [torch.from_numpy(information_flow_alpha(i, t, check, torch_cg=torch_cg)) for i, t in zip(img, tri)]
         finally:
             if flushed:
                 torch.set_flush_denormal(True)
