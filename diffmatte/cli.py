@@ -228,7 +228,7 @@ def cmd_refine(args: argparse.Namespace) -> int:
     inputs = _read_inputs(image, trimap, args)
     from .engine import load_engine
 
-    engine = load_engine(args.weights, device=args.device)
+    engine = load_engine(args.weights, device=args.device, prior_solver=args.prior_solver)
     t0 = time.perf_counter()
     _refine_one(engine, image, trimap, out, rgba, args, inputs)
     if not args.quiet:
@@ -295,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run even when TRIMAP looks like a photo, IMAGE and TRIMAP look swapped or the trimap "
                         "has no foreground and no background (refused by default: the matte would be wrong)")
     _add_engine_args(p)
+    p.add_argument("--prior-solver", choices=("auto", "numpy", "torch"), default="auto",
+                   help="where the default model's linear solve runs: auto (torch on a CUDA device, else numpy; "
+                        "the default), numpy, or torch on --device")
     _add_finish_args(p)
     p.set_defaults(func=cmd_refine)
 

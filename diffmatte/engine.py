@@ -16,6 +16,7 @@ from .errors import InputError
 from .io.images import check_pair, to_float_rgb, to_trimap
 from .sampling.memory import MiB, parse_bytes, plan_memory, prior_bytes
 from .modeling.model import DiffMatteModel
+from .prior.cg import TorchCG
 from .prior.memo import PriorMemo
 from .sampling.tile_cache import TileCache
 from .sampling.tiled import TiledSampler, TileSettings, default_halos
@@ -50,10 +51,17 @@ def default_weights_path() -> Path:
     return Path(override) if override else DEFAULT_WEIGHTS
 
 
+#: Engine.prior_solver's values: where information flow's CG runs.
+PRIOR_SOLVERS = ("auto", "numpy", "torch")
+
+
 class Engine:
     """A DiffMatte model ready for inference. Create with :func:`load_engine`."""
 
-    def __init__(self, model: DiffMatteModel, device: torch.device, source: str, precision: str = "fp32") -> None:
+    def __init__(self, model: DiffMatteModel, device: torch.device, source: str, precision: str = "fp32",
+                 prior_solver: str = "auto") -> None:
+        if prior_solver not in PRIOR_SOLVERS:
+            raise ValueError(f"prior_solver must be one of {', '.join(PRIOR_SOLVERS)}, got {prior_solver!r}")
         if precision not in ("fp32", "fp16", "bf16"):
             raise ValueError(f"precision must be fp32, fp16, bf16 (or 'auto' in load_engine), got {precision!r}")
         if precision == "fp16" and device.type != "cuda":
@@ -88,6 +96,11 @@ class Engine:
         #: The last prior solved (prior models), so that a refine after a local trimap edit
         #: re-solves only around the edit (``prior_memo.last`` says what happened).
         self.prior_memo = PriorMemo()
+        #: Where information flow's linear solve (CG) runs (issue #23): "auto" in torch on the
+        #: engine's device when that is CUDA, else numpy on the CPU; "numpy"; "torch" in torch
+        #: on the engine's device, a CPU included (the GPU path's arithmetic, testable anywhere).
+        #: The neighbour searches and the system's assembly stay numpy on the CPU either way.
+        self.prior_solver = prior_solver
         #: What the last refine did (tiles, decoded and reused tile-steps, memory plan).
         self.last_stats = None
 
@@ -242,7 +255,16 @@ class Engine:
                 shown[0] = done
                 progress(done, 1000)
 
-        return self.prior_memo.solve(cfg.prior, img, tri, check)
+        return self.prior_memo.solve(cfg.prior, img, tri, check, self.prior_cg())
+
+    def prior_cg(self) -> Optional[TorchCG]:
+        """Information flow's CG as ``prior_solver`` chooses it: a float64 :class:`TorchCG` on
+        the engine's device, or None for numpy."""
+        if self.prior_solver not in PRIOR_SOLVERS:
+            raise ValueError(f"prior_solver must be one of {', '.join(PRIOR_SOLVERS)}, got {self.prior_solver!r}")
+        if self.prior_solver == "torch" or (self.prior_solver == "auto" and self.device.type == "cuda"):
+            return TorchCG(self.device, "float64")
+        return None
 
 
 def _noise_starts(h: int, w: int, seed: Optional[int], noise: Optional[np.ndarray],
@@ -314,7 +336,7 @@ def resolve_weights(weights: Union[str, os.PathLike]) -> Path:
 
 
 def load_engine(weights: Union[str, os.PathLike] = "default", device: str = "auto",
-                precision: str = "auto") -> Engine:
+                precision: str = "auto", prior_solver: str = "auto") -> Engine:
     """Load a DiffMatte engine.
 
     ``weights``: ``"default"`` (the bundled model), an official variant name downloaded
@@ -326,6 +348,8 @@ def load_engine(weights: Union[str, os.PathLike] = "default", device: str = "aut
     bf16 (measured 2.3x less CPU time, dev-set SAD +0.12 %, docs/TILING.md), else fp32 (the
     official checkpoints keep fp32 for parity with the official outputs; CUDA keeps fp32).
     The default model's prior is solved in float64 whatever the precision.
+    ``prior_solver``: where information flow's CG runs, ``"auto"`` (torch on a CUDA device,
+    else numpy), ``"numpy"`` or ``"torch"`` (on ``device``); see ``Engine.prior_solver``.
     """
     path = resolve_weights(weights)
     dev = resolve_device(device)
@@ -339,4 +363,4 @@ def load_engine(weights: Union[str, os.PathLike] = "default", device: str = "aut
 
         native = dev.type == "cpu" and cpu_bf16_supported()
         precision = "bf16" if native and model.cfg.name not in OFFICIAL else "fp32"
-    return Engine(model, dev, str(path), precision)
+    return Engine(model, dev, str(path), precision, prior_solver)

@@ -17,6 +17,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage as ndi
 
+from .. import trimap_codes as tc
+
 METRICS = ("sad", "mse", "grad", "conn")
 
 
@@ -43,7 +45,7 @@ def unknown_region(trimap: np.ndarray) -> np.ndarray:
         t = t[..., 0]
     if t.dtype == np.uint8 or (t.size and t.max() > 1.0 + 1e-6):
         return (t > 0) & (t < 255)
-    return (t > 0.25) & (t < 0.75)
+    return tc.unknown(t)
 
 
 def _prepare(pred, gt, trimap):

@@ -21,6 +21,7 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from .. import trimap_codes as tc
 from .cg import pcg
 
 EPS = 1e-6           # regulariser of the window covariance (Levin et al. and pymatting use 1e-7)
@@ -130,8 +131,8 @@ def _solve(image: torch.Tensor, trimap: torch.Tensor, eps: float) -> torch.Tenso
         levels.append(_downsample(*levels[-1]))
     x: Optional[torch.Tensor] = None
     for depth, (img, tri) in enumerate(reversed(levels)):
-        unknown = (tri > 0.25) & (tri < 0.75)
-        known = (tri >= 0.75).to(img.dtype)
+        unknown = tc.unknown(tri)
+        known = tc.foreground(tri).to(img.dtype)
         if x is None:
             start = torch.where(unknown, torch.full_like(known, 0.5), known)
             iters = ITERS_COARSE
@@ -155,8 +156,8 @@ def closed_form_prior(image: torch.Tensor, trimap: torch.Tensor, eps: float = EP
     if image.dim() != 4 or image.shape[1] != 3 or trimap.shape[1] != 1 or image.shape[-2:] != trimap.shape[-2:]:
         raise ValueError(f"closed_form_prior needs image (B,3,H,W) and trimap (B,1,H,W), got "
                          f"{tuple(image.shape)} and {tuple(trimap.shape)}")
-    out = (trimap >= 0.75).float()
-    unknown = (trimap > 0.25) & (trimap < 0.75)
+    out = tc.foreground(trimap).float()
+    unknown = tc.unknown(trimap)
     if not bool(unknown.any()):
         return out
     h, w = trimap.shape[-2:]

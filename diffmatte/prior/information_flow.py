@@ -22,6 +22,7 @@ band: everything is computed on the band's bounding box grown by a margin.
 from __future__ import annotations
 
 from concurrent.futures import ALL_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
 import numpy as np
@@ -248,6 +249,174 @@ class KnownSamples:
         return S_KU * np.clip(((f_col - b_col) ** 2).sum(1) / 3.0, 0, 1), np.clip(wf, 0, 1)
 
 
+@dataclass
+class _Region:
+    """One crop's search region (the unknown pixels grown by SEARCH_MARGIN), numbered
+    compactly: what the flows and the system are built over."""
+    image: np.ndarray         # the crop (H, W, 3)
+    flat: np.ndarray          # the crop's colours, (H * W, 3)
+    unk: np.ndarray           # (H, W) bool: the pixels solved for (unknown and not pinned)
+    r_idx: np.ndarray         # region pixels, flat indices into the crop
+    compact: np.ndarray       # crop flat index -> region index (-1 outside)
+    col: np.ndarray           # region colours (float64)
+    xy: np.ndarray            # region positions, normalised by the crop's (or ``scale``'s) size
+    rlab: np.ndarray          # region labels
+    u: np.ndarray             # the unknown pixels, region indices
+    known: np.ndarray         # the other region pixels, region indices
+
+    @property
+    def nu(self) -> int:
+        return len(self.u)
+
+
+def _free_pixels(label: np.ndarray, pinned: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(alpha with the known and pinned pixels set, the pixels to solve for, ``fixed``: the
+    alpha of every pixel (flat) that is not solved for)."""
+    h, w = label.shape
+    lab = label.ravel()
+    alpha = (label == 1).astype(np.float32)
+    unk = label < 0
+    fixed = np.zeros(h * w)          # alpha of every pixel that is not solved for
+    fixed[lab == 1] = 1.0
+    if pinned is not None:
+        pin = unk & np.isfinite(pinned)
+        unk = unk & ~pin
+        fixed[pin.ravel()] = pinned[pin]
+        alpha[pin] = pinned[pin]
+    return alpha, unk, fixed
+
+
+def _region(image: np.ndarray, label: np.ndarray, unk: np.ndarray, scale: Optional[Tuple[int, int]],
+            origin: Tuple[int, int]) -> _Region:
+    """Number the search region around ``unk`` compactly (memory follows the band)."""
+    h, w, _ = image.shape
+    sh, sw = scale or (h, w)
+    flat = image.reshape(-1, 3)
+    region = ndi.maximum_filter(unk.astype(np.uint8), size=2 * SEARCH_MARGIN + 1).ravel() > 0
+    r_idx = np.flatnonzero(region)                                   # region pixels, flat indices
+    compact = np.full(h * w, -1, np.int64 if h * w >= 2**31 else np.int32)
+    compact[r_idx] = np.arange(len(r_idx))
+    col = flat[r_idx].astype(np.float64)                             # region colours
+    ry, rx = np.divmod(r_idx, w)
+    xy = np.stack([(rx + origin[1]) / sw, (ry + origin[0]) / sh], 1)
+    rlab = label.ravel()[r_idx]
+    u = np.flatnonzero(unk.ravel()[r_idx])                           # compact indices
+    known = np.flatnonzero(~unk.ravel()[r_idx])
+    return _Region(image, flat, unk, r_idx, compact, col, xy, rlab, u, known)
+
+
+def _colour_mixture(rg: _Region, check: Progress) -> Tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Rows of R = I - W for the unknown pixels (applied matrix-free), split into the
+    unknown columns (r_u) and the known ones (r_k). ``check`` runs from 0.02 to 0.3 and is
+    called from this (the calling) thread only."""
+    u, known, nu, col = rg.u, rg.known, rg.nu, rg.col
+    k = min(K_CM, len(rg.r_idx) - 1)
+    feat = np.concatenate([col, rg.xy], 1)
+    if k > 0:
+        nb = _query_in_tree_order(cKDTree(feat), feat, u, k + 1, span(check, 0.02, 0.14))[:, 1:]
+        # Progress comes from this (the calling) thread only: the other stages run in
+        # worker threads, and the caller's callback need not be thread-safe.
+        wcm = _lle_weights(col[u], col[nb], check=span(check, 0.14, 0.3))
+    else:  # a region of one pixel: no neighbour to mix from
+        k, nb, wcm = 0, np.zeros((nu, 0), np.int64), np.zeros((nu, 0))
+    # Row i: 1 at pixel i, -w at its neighbours, split into the unknown columns (r_u)
+    # and the known ones (r_k); built straight as CSR, entries in the same order as a
+    # COO build then column slices gave (no sort, no duplicate sums: the same matrices).
+    cols = np.concatenate([u[:, None], nb], 1)
+    vals = np.concatenate([np.ones((nu, 1)), -wcm], 1)
+    where = np.full(len(rg.r_idx), -1, np.int64)
+    where[u] = np.arange(nu)
+    where_k = np.full(len(rg.r_idx), -1, np.int64)
+    where_k[known] = np.arange(len(known))
+    to_u = where[cols]
+    in_u = to_u >= 0
+
+    def rows(mask, index, ncols):
+        indptr = np.concatenate([[0], np.cumsum(mask.sum(1))])
+        return sp.csr_matrix((vals[mask], index[mask], indptr), shape=(nu, ncols))
+    return rows(in_u, to_u, nu), rows(~in_u, where_k[cols], len(known))
+
+
+def _local_and_intra_u(rg: _Region, report: Progress = ignore) -> Tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Local flow (closed-form windows touching the unknown pixels) plus intra-U flow:
+    (the unknown pixels' rows over the unknown columns, the same rows over the known ones)."""
+    u, known, nu, col, xy = rg.u, rg.known, rg.nu, rg.col, rg.xy
+    near = ndi.binary_dilation(rg.unk)
+    near[[0, -1], :] = False
+    near[:, [0, -1]] = False
+    lap = S_L * _local_laplacian(rg.flat, rg.image.shape[1], np.flatnonzero(near), rg.compact, len(rg.r_idx),
+                                 check=span(report, 0.0, 0.5))
+    lap_u = lap[u][:, u]
+    lap_k = lap[u][:, known]
+    del lap
+    fu = np.concatenate([col[u], xy[u] / 20.0], 1)
+    ku = min(K_U, nu - 1)
+    if ku > 0:
+        nbu = _query_in_tree_order(cKDTree(fu), fu, None, ku + 1, span(report, 0.5, 1.0))[:, 1:]
+        wuu = np.maximum(1 - np.abs(fu[:, None, :] - fu[nbu]).sum(-1), 0)
+        a_uu = sp.csr_matrix((wuu.ravel(), (np.repeat(np.arange(nu), ku), nbu.ravel())), shape=(nu, nu))
+        a_uu = a_uu + a_uu.T
+        lap_u = lap_u + S_UU * (sp.diags(np.asarray(a_uu.sum(1)).ravel()) - a_uu)
+    return lap_u, lap_k
+
+
+def _known_to_unknown(rg: _Region, label: np.ndarray, samples: Optional[KnownSamples],
+                      report: Progress = ignore) -> Tuple[np.ndarray, np.ndarray]:
+    """K-to-U flow: (its weights h, the foreground share w_f) per unknown pixel."""
+    smp = KnownSamples(rg.col, rg.xy, rg.rlab) if samples is None else samples
+    far = None
+    if smp.eps:
+        far = ndi.distance_transform_cdt(label < 0, metric="chessboard").ravel()[rg.r_idx[rg.u]] > FAR_PX
+    return smp.flow(rg.col[rg.u], rg.xy[rg.u], far, check=report)
+
+
+def _flows(rg: _Region, label: np.ndarray, samples: Optional[KnownSamples], check: Progress) -> tuple:
+    """The three flows, (r_u, r_k, lap_u, lap_k, h_ku, w_f); ``check`` from 0.02 to 0.75.
+
+    They are independent: the K-to-U flow and the local + intra-U flows run in threads
+    beside the colour-mixture flow (the KD-tree queries, numpy's large loops and the LAPACK
+    calls release the GIL), so both cores work through the whole assembly. Same
+    arithmetic as one after the other, so the same system."""
+    if STAGE_THREADS > 1:
+        # The workers' progress is relayed: only this thread calls ``check`` (it may raise
+        # Cancelled, and the caller's callback need not be thread-safe).
+        relay = Relay((0.1, 0.35), 0.3, check)
+        with ThreadPoolExecutor(2) as pool:
+            ku_job = pool.submit(_known_to_unknown, rg, label, samples, relay.stage(1))
+            loc_job = pool.submit(_local_and_intra_u, rg, relay.stage(0))
+            r_u, r_k = _colour_mixture(rg, check)
+            while True:
+                wait([loc_job, ku_job], timeout=RELAY_SECONDS, return_when=ALL_COMPLETED)
+                relay.replay()
+                if loc_job.done() and ku_job.done():
+                    break
+            lap_u, lap_k = loc_job.result()
+            h_ku, w_f = ku_job.result()
+    else:
+        r_u, r_k = _colour_mixture(rg, check)
+        lap_u, lap_k = _local_and_intra_u(rg, span(check, 0.3, 0.4))
+        h_ku, w_f = _known_to_unknown(rg, label, samples, span(check, 0.4, 0.75))
+    return r_u, r_k, lap_u, lap_k, h_ku, w_f
+
+
+def _cg(r_u: sp.csr_matrix, r_ut: sp.csr_matrix, a_loc: sp.csr_matrix, rhs: np.ndarray, start: np.ndarray,
+        inv_diag: np.ndarray, check: Progress, torch_cg: Optional[TorchCG]) -> np.ndarray:
+    """Solve (S_CM R^T R + A) x = rhs by Jacobi-preconditioned CG from ``start``: numpy
+    (its products split in two threads for a large system) or, with ``torch_cg``, the same
+    CG in torch on its device."""
+    if torch_cg is not None:   # the same CG in torch, on torch_cg's device
+        t, csr = torch_cg.vector, torch_cg.csr
+        ru, rut, al, inv = csr(r_u), csr(r_ut), csr(a_loc), t(inv_diag)
+        return torch_cg.numpy(pcg(lambda v: S_CM * (rut @ (ru @ v)) + al @ v, t(rhs), t(start), lambda r: inv * r,
+                                  rtol=RTOL, maxiter=MAXITER, dot=torch_cg.dot, check=check))
+    with ThreadPoolExecutor(1) as pool:
+        if STAGE_THREADS > 1 and len(rhs) >= SPLIT_MIN:
+            apply = _split_operator(r_u, r_ut, a_loc, pool)
+        else:
+            apply = lambda v: S_CM * (r_ut @ (r_u @ v)) + a_loc @ v  # noqa: E731
+        return pcg(apply, rhs, start, lambda r: inv_diag * r, rtol=RTOL, maxiter=MAXITER, check=check)
+
+
 def _solve(image: np.ndarray, label: np.ndarray,
            check: Progress = ignore,
            pinned: Optional[np.ndarray] = None, scale: Optional[Tuple[int, int]] = None,
@@ -268,139 +437,27 @@ def _solve(image: np.ndarray, label: np.ndarray,
     weights or windows, and CG iteration; each stage's share is its measured share of the
     time (a 1 MP photo, 23 % unknown): colour-mixture flow 20 %, local and intra-U flow 15 %,
     K-to-U flow 35 %, CG 25 %."""
-    h, w, _ = image.shape
-    sh, sw = scale or (h, w)
-    flat = image.reshape(-1, 3)
-    lab = label.ravel()
-    alpha = (label == 1).astype(np.float32)
-    unk = label < 0
-    fixed = np.zeros(h * w)          # alpha of every pixel that is not solved for
-    fixed[lab == 1] = 1.0
-    if pinned is not None:
-        pin = unk & np.isfinite(pinned)
-        unk = unk & ~pin
-        fixed[pin.ravel()] = pinned[pin]
-        alpha[pin] = pinned[pin]
+    alpha, unk, fixed = _free_pixels(label, pinned)
     if not unk.any():
         # Nothing left to solve: every unknown pixel was labelled by known-region expansion
         # (a flat-colour band) or pinned. The system below would be empty (issue #25).
         return alpha
-    region = ndi.maximum_filter(unk.astype(np.uint8), size=2 * SEARCH_MARGIN + 1).ravel() > 0
-    r_idx = np.flatnonzero(region)                                   # region pixels, flat indices
-    compact = np.full(h * w, -1, np.int64 if h * w >= 2**31 else np.int32)
-    compact[r_idx] = np.arange(len(r_idx))
-    col = flat[r_idx].astype(np.float64)                             # region colours
-    ry, rx = np.divmod(r_idx, w)
-    xy = np.stack([(rx + origin[1]) / sw, (ry + origin[0]) / sh], 1)
-    rlab = lab[r_idx]
-    u = np.flatnonzero(unk.ravel()[r_idx])                           # compact indices
-    known = np.flatnonzero(~unk.ravel()[r_idx])
-    nu = len(u)
-
-    # The three flows are independent: the K-to-U flow and the local + intra-U flows run in
-    # threads beside the colour-mixture flow (the KD-tree queries, numpy's large loops and
-    # the LAPACK calls release the GIL), so both cores work through the whole assembly.
-    # Same arithmetic as one after the other, so the same system.
+    rg = _region(image, label, unk, scale, origin)
     check(0.02)
+    r_u, r_k, lap_u, lap_k, h_ku, w_f = _flows(rg, label, samples, check)
 
-    def colour_mixture():
-        # Rows of R = I - W for the unknown pixels, applied matrix-free.
-        k = min(K_CM, len(r_idx) - 1)
-        feat = np.concatenate([col, xy], 1)
-        if k > 0:
-            nb = _query_in_tree_order(cKDTree(feat), feat, u, k + 1, span(check, 0.02, 0.14))[:, 1:]
-            # Progress comes from this (the calling) thread only: the other stages run in
-            # worker threads, and the caller's callback need not be thread-safe.
-            wcm = _lle_weights(col[u], col[nb], check=span(check, 0.14, 0.3))
-        else:  # a region of one pixel: no neighbour to mix from
-            k, nb, wcm = 0, np.zeros((nu, 0), np.int64), np.zeros((nu, 0))
-        # Row i: 1 at pixel i, -w at its neighbours, split into the unknown columns (r_u)
-        # and the known ones (r_k); built straight as CSR, entries in the same order as a
-        # COO build then column slices gave (no sort, no duplicate sums: the same matrices).
-        cols = np.concatenate([u[:, None], nb], 1)
-        vals = np.concatenate([np.ones((nu, 1)), -wcm], 1)
-        where = np.full(len(r_idx), -1, np.int64)
-        where[u] = np.arange(nu)
-        where_k = np.full(len(r_idx), -1, np.int64)
-        where_k[known] = np.arange(len(known))
-        to_u = where[cols]
-        in_u = to_u >= 0
-
-        def rows(mask, index, ncols):
-            indptr = np.concatenate([[0], np.cumsum(mask.sum(1))])
-            return sp.csr_matrix((vals[mask], index[mask], indptr), shape=(nu, ncols))
-        return rows(in_u, to_u, nu), rows(~in_u, where_k[cols], len(known))
-
-    def local_and_intra_u(report: Progress = ignore):
-        # Local flow (closed-form windows touching the unknown pixels) and intra-U flow.
-        near = ndi.binary_dilation(unk)
-        near[[0, -1], :] = False
-        near[:, [0, -1]] = False
-        lap = S_L * _local_laplacian(flat, w, np.flatnonzero(near), compact, len(r_idx),
-                                     check=span(report, 0.0, 0.5))
-        lap_u = lap[u][:, u]
-        lap_k = lap[u][:, known]
-        del lap
-        fu = np.concatenate([col[u], xy[u] / 20.0], 1)
-        ku = min(K_U, nu - 1)
-        if ku > 0:
-            nbu = _query_in_tree_order(cKDTree(fu), fu, None, ku + 1, span(report, 0.5, 1.0))[:, 1:]
-            wuu = np.maximum(1 - np.abs(fu[:, None, :] - fu[nbu]).sum(-1), 0)
-            a_uu = sp.csr_matrix((wuu.ravel(), (np.repeat(np.arange(nu), ku), nbu.ravel())), shape=(nu, nu))
-            a_uu = a_uu + a_uu.T
-            lap_u = lap_u + S_UU * (sp.diags(np.asarray(a_uu.sum(1)).ravel()) - a_uu)
-        return lap_u, lap_k
-
-    def known_to_unknown(report: Progress = ignore):
-        smp = KnownSamples(col, xy, rlab) if samples is None else samples
-        far = None
-        if smp.eps:
-            far = ndi.distance_transform_cdt(label < 0, metric="chessboard").ravel()[r_idx[u]] > FAR_PX
-        return smp.flow(col[u], xy[u], far, check=report)
-
-    if STAGE_THREADS > 1:
-        # The workers' progress is relayed: only this thread calls ``check`` (it may raise
-        # Cancelled, and the caller's callback need not be thread-safe).
-        relay = Relay((0.1, 0.35), 0.3, check)
-        with ThreadPoolExecutor(2) as pool:
-            ku_job = pool.submit(known_to_unknown, relay.stage(1))
-            loc_job = pool.submit(local_and_intra_u, relay.stage(0))
-            r_u, r_k = colour_mixture()
-            while True:
-                wait([loc_job, ku_job], timeout=RELAY_SECONDS, return_when=ALL_COMPLETED)
-                relay.replay()
-                if loc_job.done() and ku_job.done():
-                    break
-            lap_u, lap_k = loc_job.result()
-            h_ku, w_f = ku_job.result()
-    else:
-        r_u, r_k = colour_mixture()
-        lap_u, lap_k = local_and_intra_u(span(check, 0.3, 0.4))
-        h_ku, w_f = known_to_unknown(span(check, 0.4, 0.75))
-
-    a_known = fixed[r_idx[known]]
+    # The system over the unknown pixels: (S_CM R_u^T R_u + L_u + diag(h)) x = rhs.
+    a_known = fixed[rg.r_idx[rg.known]]
     rhs = -(S_CM * (r_u.T @ (r_k @ a_known)) + lap_k @ a_known) + h_ku * w_f
     r_ut = r_u.T.tocsr()
     a_loc = (lap_u + sp.diags(h_ku)).tocsr()
-    diag = S_CM * np.bincount(r_u.indices, weights=r_u.data ** 2, minlength=nu) + a_loc.diagonal()
+    diag = S_CM * np.bincount(r_u.indices, weights=r_u.data ** 2, minlength=rg.nu) + a_loc.diagonal()
     diag[diag <= 1e-12] = 1.0
     check(0.75)
-    start = w_f.copy() if init is None else init.ravel()[r_idx[u]].astype(np.float64)
+    start = w_f.copy() if init is None else init.ravel()[rg.r_idx[rg.u]].astype(np.float64)
     inv_diag = 1.0 / diag
-    if torch_cg is not None:   # the same CG in torch, on torch_cg's device
-        t, csr = torch_cg.vector, torch_cg.csr
-        ru, rut, al, inv = csr(r_u), csr(r_ut), csr(a_loc), t(inv_diag)
-        x = torch_cg.numpy(pcg(lambda v: S_CM * (rut @ (ru @ v)) + al @ v, t(rhs), t(start), lambda r: inv * r,
-                               rtol=RTOL, maxiter=MAXITER, dot=torch_cg.dot, check=span(check, 0.75, 1.0)))
-    else:
-        with ThreadPoolExecutor(1) as pool:
-            if STAGE_THREADS > 1 and nu >= SPLIT_MIN:
-                apply = _split_operator(r_u, r_ut, a_loc, pool)
-            else:
-                apply = lambda v: S_CM * (r_ut @ (r_u @ v)) + a_loc @ v  # noqa: E731
-            x = pcg(apply, rhs, start, lambda r: inv_diag * r, rtol=RTOL, maxiter=MAXITER,
-                    check=span(check, 0.75, 1.0))
-    alpha.ravel()[r_idx[u]] = np.clip(np.nan_to_num(x, nan=0.5), 0, 1)
+    x = _cg(r_u, r_ut, a_loc, rhs, start, inv_diag, span(check, 0.75, 1.0), torch_cg)
+    alpha.ravel()[rg.r_idx[rg.u]] = np.clip(np.nan_to_num(x, nan=0.5), 0, 1)
     return alpha
 
 

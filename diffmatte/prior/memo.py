@@ -9,7 +9,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from .. import trimap_codes as tc
 from ..util import digest
+from .cg import TorchCG
 from .solve import solve_prior
 from .windows import update_alpha
 
@@ -38,33 +40,31 @@ class PriorMemo:
         self._key = self._trimap = self._alpha = None
 
     def solve(self, kind: str, image: np.ndarray, trimap: np.ndarray,
-              check: Optional[Callable[[float], None]] = None) -> np.ndarray:
+              check: Optional[Callable[[float], None]] = None, torch_cg: Optional[TorchCG] = None) -> np.ndarray:
         """The prior (H, W) float32 of ``image`` (H, W, 3 float32) and ``trimap`` ({0, 0.5, 1}
-        float32), from the memo where the image is the same and the trimap changed little."""
-        key = digest(kind, image) if self.enabled else None
+        float32), from the memo where the image is the same and the trimap changed little.
+        ``torch_cg``: information flow's CG in torch on that device (a solve with another
+        ``torch_cg`` is not reused: the key holds it)."""
+        key = digest(kind, image, torch_cg) if self.enabled else None
         alpha = None
         if (key is not None and key == self._key and self._trimap is not None and self._alpha is not None
                 and self._trimap.shape == trimap.shape):
-            codes = _codes(trimap)
-            changed = codes != self._trimap
+            code = tc.codes(trimap)
+            changed = code != self._trimap
             if not changed.any():
                 alpha, self.last = self._alpha.copy(), PriorRun("reused")
             elif kind == "ifm":
-                label = np.where(codes == 2, 1, np.where(codes == 0, 0, -1)).astype(np.int8)
-                alpha = update_alpha(image, label, self._alpha, changed, check or (lambda f: None))
+                label = np.where(code == tc.FOREGROUND, 1, np.where(code == tc.BACKGROUND, 0, -1)).astype(np.int8)
+                alpha = update_alpha(image, label, self._alpha, changed, check or (lambda f: None), torch_cg)
                 if alpha is not None:
                     ys, xs = np.nonzero(changed)
                     self.last = PriorRun("updated", (int(ys.min()), int(ys.max()) + 1,
                                                      int(xs.min()), int(xs.max()) + 1))
         if alpha is None:
             alpha = solve_prior(kind, torch.from_numpy(image).permute(2, 0, 1)[None],
-                                torch.from_numpy(trimap)[None, None], check=check)[0, 0].numpy()
+                                torch.from_numpy(trimap)[None, None], check=check,
+                                torch_cg=torch_cg)[0, 0].numpy()
             self.last = PriorRun("solved")
         if key is not None:
-            self._key, self._trimap, self._alpha = key, _codes(trimap), alpha.astype(np.float32, copy=True)
+            self._key, self._trimap, self._alpha = key, tc.codes(trimap), alpha.astype(np.float32, copy=True)
         return alpha
-
-
-def _codes(trimap: np.ndarray) -> np.ndarray:
-    """0 background, 1 unknown, 2 foreground (uint8), by the engine's binning of {0, 0.5, 1}."""
-    return (np.asarray(trimap) > 0.25).astype(np.uint8) + (np.asarray(trimap) > 0.75)

@@ -9,6 +9,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ..trimap_codes import background, foreground
 from . import information_flow as ifm
 from .progress import Progress, ignore, monotone, span
 from .cg import TorchCG
@@ -55,8 +56,8 @@ def _information_flow(img: np.ndarray, t: np.ndarray, check: Progress,
                       tile: Optional[int], torch_cg: Optional[TorchCG]) -> np.ndarray:
     """:func:`information_flow_alpha` after its checks; ``check`` is monotone."""
     scale = 255.0 if t.dtype == np.uint8 or (t.size and float(t.max()) > 1.0) else 1.0
-    fg = t > 0.75 * scale   # the project's binning rule (trimap.as_trimap)
-    bg = t < 0.25 * scale
+    fg = foreground(t, scale)   # the engine's binning rule (trimap_codes; trimap.as_trimap's too)
+    bg = background(t, scale)
     alpha = fg.astype(np.float32)
     unknown = ~(fg | bg)
     if not unknown.any():
@@ -79,12 +80,14 @@ def _information_flow(img: np.ndarray, t: np.ndarray, check: Progress,
 
 
 def solve_prior(kind: str, image: torch.Tensor, trimap: torch.Tensor,
-                check: Optional[Callable[[float], None]] = None) -> torch.Tensor:
+                check: Optional[Callable[[float], None]] = None,
+                torch_cg: Optional[TorchCG] = None) -> torch.Tensor:
     """The alpha prior of a prior model: ``kind`` is ``ModelConfig.prior`` ("cf" closed-form,
     closed_form.py; "ifm" information flow, information_flow.py). Same shapes as
     :func:`closed_form_prior`: image (B,3,H,W) in [0, 1], trimap (B,1,H,W) {0, 0.5, 1}.
     ``check(fraction done)`` (information flow) is called during the solve and may raise
-    to cancel it."""
+    to cancel it. ``torch_cg``: information flow's CG in torch on that device (see
+    :func:`information_flow_alpha`); None, the default, solves it with numpy."""
     if kind == "cf":
         return closed_form_prior(image, trimap)
     if kind == "ifm":
@@ -96,7 +99,7 @@ def solve_prior(kind: str, image: torch.Tensor, trimap: torch.Tensor,
             # when the CPU flushes denormals, which training turns on for speed.
             torch.set_flush_denormal(False)
         try:
-            out = [torch.from_numpy(information_flow_alpha(i, t, check)) for i, t in zip(img, tri)]
+            out = [torch.from_numpy(information_flow_alpha(i, t, check, torch_cg=torch_cg)) for i, t in zip(img, tri)]
         finally:
             if flushed:
                 torch.set_flush_denormal(True)

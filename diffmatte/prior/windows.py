@@ -247,7 +247,7 @@ UPDATE_REACH = 64        # px around an edit that are re-solved (an edit's influ
 
 
 def update_alpha(image: np.ndarray, label: np.ndarray, previous: np.ndarray, changed: np.ndarray,
-                 check: Callable[[float], None]) -> Optional[np.ndarray]:
+                 check: Callable[[float], None], torch_cg: Optional[TorchCG] = None) -> Optional[np.ndarray]:
     """Alpha after a local trimap edit: the pixels within UPDATE_REACH of the ``changed``
     ones are solved again (window grown by TILE_MARGIN, rim pinned to and CG started from
     ``previous``), cross-faded into ``previous`` over BLEND px; the rest is kept. ``label``
@@ -271,7 +271,8 @@ def update_alpha(image: np.ndarray, label: np.ndarray, previous: np.ndarray, cha
     pinned[rim] = previous[y0:y1, x0:x1][rim]
     samples = _nearby_samples(image, label, win, (-by0, -bx0), (by1 - by0, bx1 - bx0))
     a = ifm._solve(image[y0:y1, x0:x1], lab, check, pinned=pinned, scale=(by1 - by0, bx1 - bx0),
-                   init=previous[y0:y1, x0:x1], origin=(y0 - by0, x0 - bx0), samples=samples)
+                   init=previous[y0:y1, x0:x1], origin=(y0 - by0, x0 - bx0), samples=samples,
+                   torch_cg=torch_cg)
     wt = (ramp(y0, y1, r[0], r[1], h, BLEND)[:, None] * ramp(x0, x1, r[2], r[3], w, BLEND)[None]).numpy()
     out = previous.astype(np.float32, copy=True)
     out[y0:y1, x0:x1] = wt * a + (1 - wt) * out[y0:y1, x0:x1]

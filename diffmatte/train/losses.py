@@ -11,13 +11,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..trimap_codes import unknown
+
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 _GAUSS_1D = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])
 
 
 def unknown_mask(trimap: torch.Tensor) -> torch.Tensor:
     """1 where the trimap is unknown (0.5), else 0."""
-    return ((trimap > 0.25) & (trimap < 0.75)).to(trimap.dtype)
+    return unknown(trimap).to(trimap.dtype)
 
 
 def _masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -311,3 +311,21 @@ def test_the_solving_line_estimates_the_time_left():
     assert _solving_line(0.1, 100.0, first) == "Solving the matte… 10 %"
     assert _solving_line(0.3, 104.0, first) == "Solving the matte… 30 % (about 14 s left)"
     assert _solving_line(1.0, 110.0, first) == "Solving the matte… 100 %"
+
+
+def test_refine_passes_prior_solver_to_the_engine(tmp_path, tiny_weights, monkeypatch):
+    import diffmatte.engine
+
+    img, tri = _write_pair(tmp_path)
+    real, seen = diffmatte.engine.load_engine, []
+
+    def spy(*a, **k):
+        engine = real(*a, **k)
+        seen.append(engine.prior_solver)
+        return engine
+    monkeypatch.setattr(diffmatte.engine, "load_engine", spy)
+    for choice in ("torch", None):
+        extra = ["--prior-solver", choice] if choice else []
+        assert main(["refine", str(img), "--trimap", str(tri), "-o", str(tmp_path / "a.png"),
+                     "--weights", str(tiny_weights), "--steps", "1", "-q", *extra]) == 0
+    assert seen == ["torch", "auto"]

@@ -84,3 +84,39 @@ def test_information_flow_cg_in_torch_on_the_cpu_agrees_with_numpy(monkeypatch, 
     assert got.dtype == np.float32 and got.shape == want.shape
     assert np.abs(got - want).max() <= tol
     assert (got[tri == 0] == 0).all() and (got[tri == 1] == 1).all()
+
+
+
+def test_the_engine_solves_the_prior_in_torch_when_asked_and_agrees_with_numpy(monkeypatch):
+    """Engine.prior_solver = "torch" on a CPU takes the GPU path (TorchCG on the engine's
+    device) through the public API; its matte agrees with the numpy solve's within the
+    float64 tolerance above. "auto" on a CPU keeps numpy (the default, unchanged)."""
+    from diffmatte.engine import Engine
+    from diffmatte.modeling import build_model
+    from diffmatte.modeling.variants import get_config
+
+    model = build_model(get_config("lite_ifm")).eval()
+    for p in list(model.fusion.out.parameters()) + list(model.decoder.matting_head.matting_convs[3].parameters()):
+        torch.nn.init.zeros_(p)
+    assert model.passes_prior_through()           # the matte is the prior: the default model's case
+    with pytest.raises(ValueError, match="prior_solver"):
+        Engine(model, torch.device("cpu"), "test", prior_solver="gpu")
+    engine = Engine(model, torch.device("cpu"), "test")
+    assert engine.prior_solver == "auto" and engine.prior_cg() is None       # CPU: numpy
+    img, tri = _noisy_band(64, 80)
+    calls = []
+    torch_dot = cg.TorchCG.dot
+    monkeypatch.setattr(cg.TorchCG, "dot", staticmethod(lambda a, b: calls.append(a.dtype) or torch_dot(a, b)))
+    want = engine.refine(img, tri, steps=1)
+    assert not calls
+    engine.prior_solver = "torch"
+    assert engine.prior_cg() == cg.TorchCG(torch.device("cpu"), "float64")
+    got = engine.refine(img, tri, steps=1)       # not the memo's numpy alpha: its key holds the solver
+    assert calls and set(calls) == {torch.float64}                          # the solve ran in torch
+    assert np.abs(got - want).max() <= 1e-5
+    calls.clear()                                 # a local edit is re-solved in torch too
+    tri2 = tri.copy()
+    ys, xs = np.nonzero(tri == 0.5)
+    tri2[ys[0]:ys[0] + 3, xs[0]:xs[0] + 3] = 1.0
+    engine.refine(img, tri2, steps=1)
+    assert engine.prior_memo.last.how in ("updated", "solved") and calls
