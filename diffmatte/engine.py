@@ -96,9 +96,10 @@ class Engine:
         #: The last prior solved (prior models), so that a refine after a local trimap edit
         #: re-solves only around the edit (``prior_memo.last`` says what happened).
         self.prior_memo = PriorMemo()
-        #: Where information flow's linear solve (CG) runs (issue #23): "auto" in torch on the
-        #: engine's device when that is CUDA, else numpy on the CPU; "numpy"; "torch" in torch
-        #: on the engine's device, a CPU included (the GPU path's arithmetic, testable anywhere).
+        #: Where information flow's linear solve (CG) runs (issue #23): "auto" (today: numpy on
+        #: the CPU everywhere; the torch path has not been timed on a GPU yet, and a consumer
+        #: card's float64 rate may make it slower than the CPU), "numpy", or "torch" in torch on
+        #: the engine's device, a CPU included (the GPU path's arithmetic, testable anywhere).
         #: The neighbour searches and the system's assembly stay numpy on the CPU either way.
         self.prior_solver = prior_solver
         #: What the last refine did (tiles, decoded and reused tile-steps, memory plan).
@@ -259,10 +260,11 @@ class Engine:
 
     def prior_cg(self) -> Optional[TorchCG]:
         """Information flow's CG as ``prior_solver`` chooses it: a float64 :class:`TorchCG` on
-        the engine's device, or None for numpy."""
+        the engine's device ("torch"), or None for numpy ("numpy", and "auto" until a GPU
+        measurement shows the torch path is faster there)."""
         if self.prior_solver not in PRIOR_SOLVERS:
             raise ValueError(f"prior_solver must be one of {', '.join(PRIOR_SOLVERS)}, got {self.prior_solver!r}")
-        if self.prior_solver == "torch" or (self.prior_solver == "auto" and self.device.type == "cuda"):
+        if self.prior_solver == "torch":
             return TorchCG(self.device, "float64")
         return None
 
