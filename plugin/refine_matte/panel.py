@@ -508,7 +508,9 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         except Exception as exc:  # noqa: BLE001 - shown in the panel, never as a traceback
             self.show_error(self._describe(exc))
             return False
-        self.state.live_band = self.state.band_pending = False  # the matte view takes over
+        # The live preview stays on: the next stroke shows the band again, so the trimap is
+        # visible while painting between refines too (paint, band, refine, matte, paint...).
+        self.state.band_pending = False
         return self._start_job(spec)
 
     @staticmethod

@@ -215,7 +215,7 @@ class OutputMixin:
     def _on_preview_done(self, _alpha: Any) -> None:
         self.progress.setRange(0, 1)  # out of "busy" mode
         self.progress.setValue(0)
-        self.state.live_band = True  # strokes now update the preview until a refine or a new source
+        self.state.live_band = True  # strokes now update the preview (after refines too) until a new source
         self.canvas.set_view_mode("trimap")
         warning = self.state.job_warning
         self.status_label.setText("Band preview: mid grey is the unknown band the engine will refine."

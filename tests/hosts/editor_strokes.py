@@ -16,9 +16,8 @@ bundled default model on the CPU, started for this run in a temporary config fol
    strokes are the bench's) paints with the *Scribbles* source: each stroke is a mouse
    drag on the canvas (press, moves every ~3 image px, release) with the F / B brush at
    12 px (the bench's 6 px radius);
-3. *Preview band* is pressed once both kinds of stroke exist and again after each refine
-   (a refine ends the live preview), so each corrective stroke is painted while the band
-   preview is shown and updates it; after every stroke the window is saved as
+3. *Preview band* is pressed once, when both kinds of stroke exist; the live preview stays
+   on across refines, so each corrective stroke brings the band preview back and updates it; after every stroke the window is saved as
    ``OUTDIR/<photo>_stroke<N>.png`` once the band preview has caught up (the Trimap view:
    the trimap over the dimmed photo, mid grey = the unknown band, with the strokes on top);
 4. *Refine Matte* is clicked, and when the job ends the layer's mask (what the editor holds
@@ -275,8 +274,7 @@ def count_strokes(client: Any, data: Path, name: str, index: int, outdir: Path, 
             if fix is None:
                 log(f"{name}: the simulated artist finds no mistake to paint over")
                 break
-            ed.press_preview()  # the refine ended the live preview: show the band again
-            before = ed.previews
+            before = ed.previews  # the live preview stays on: the stroke shows the band again
             ed.stroke(fix[0], fix[1])
             pending = (fix[0], ed.wait_live_preview(before))
             n += 1

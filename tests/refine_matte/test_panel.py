@@ -672,10 +672,17 @@ def test_band_preview_follows_scribbles_while_painting(host, qtbot):
         drag(qtbot, panel.canvas, [(2, 40), (12, 40)])
     assert ops() == ["trimap_from_scribbles"] * 2
     refine_and_wait(qtbot, panel)
+    assert doc.active_layer().masks
+    panel.canvas.set_view_mode("alpha")  # the artist looks at the matte
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000):  # the next stroke: the band again
+        drag(qtbot, panel.canvas, [(50, 40), (60, 40)])
+    assert ops()[-1] == "trimap_from_scribbles" and panel.canvas.view_mode() == "trimap"
+    panel.set_source("selection")  # another source ends the live preview
+    panel.set_source("scribbles")
     n = len(client.calls)
-    drag(qtbot, panel.canvas, [(50, 40), (60, 40)])  # after a refine strokes no longer preview
+    drag(qtbot, panel.canvas, [(50, 30), (60, 30)])
     qtbot.wait(600)
-    assert len(client.calls) == n and doc.active_layer().masks
+    assert len(client.calls) == n
 
 
 def test_edge_controls_rerender_without_a_new_engine_job(qtbot):
