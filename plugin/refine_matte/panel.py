@@ -10,20 +10,19 @@ layer mask.  Only Qt + stdlib are used so it runs inside a host's Python.
 from __future__ import annotations
 
 import traceback
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional
 
 from . import imaging
 from .adapter import HostAdapter, HostError, NoImageError
 from .canvas import MatteCanvas
 from .engine_api import EngineApi
 from .finishing import Finisher
-from .hint import HintLabel
+from . import panel_ui
 from .panel_output import OutputMixin, SamSetup
-from .panel_progress import JobProgress
 from .panel_spec import build_spec
-from .panel_state import (BAND_RANGE, EDGE_IDS, EDGES, SAMPLES_RANGE, SOURCE_IDS, SOURCES, STEPS_RANGE,
-                          PanelState, as_int, band_text)
-from .qt import QShortcut, QtCore, QtGui, QtWidgets, Signal
+from .panel_state import EDGE_IDS, SOURCE_IDS, PanelState, as_int, band_text
+from .panel_ui import shortcut_help as shortcut_help  # re-exported: the editor's help lists them
+from .qt import QtCore, QtGui, QtWidgets, Signal
 from .worker import JobSpec, RefineJob, describe_error
 
 Qt = QtCore.Qt
@@ -44,27 +43,6 @@ def _default_client_factory() -> Any:
     if python:
         return EngineClient.ensure_running(python=python)
     return EngineClient.discover()
-
-
-def shortcut_help() -> List[Tuple[str, str]]:
-    """(keys, action) rows for the help dialog, in display order."""
-    rows = [(" / ".join(keys), f"View: {label}") for _, label, keys in imaging.VIEW_MODES]
-    rows += [
-        ("F", "Foreground scribble brush"),
-        ("B", "Background scribble brush"),
-        ("U", "Unknown scribble brush"),
-        ("E", "Scribble eraser"),
-        ("P", "SAM prompts: click = fg point, right/Alt/Shift-click = bg point, drag = box"),
-        ("H / Space+drag / middle-drag", "Pan"),
-        ("Drag the divider", "Move the before/after split (split view)"),
-        ("Mouse wheel", "Zoom at cursor"),
-        ("[ / ]", "Smaller / larger brush"),
-        ("Ctrl+Return / R", "Refine Matte"),
-        ("Esc", "Cancel a running refine"),
-        ("Backspace", "Clear scribbles and SAM prompts"),
-        ("X", "Show / hide scribbles and SAM prompts"),
-    ]
-    return rows
 
 
 class RefinePanel(QtWidgets.QWidget, OutputMixin):
@@ -99,11 +77,11 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self._own_canvas = canvas is None
         self.canvas = canvas or MatteCanvas(self)
         self._init_output(finisher, sam_setup)
-        self._build_ui()
+        panel_ui.build_ui(self)
         if adapter is not None:  # the host's own word for its selection (Krita: "Selection")
             self.source_combo.setItemText(self.source_combo.findData("selection"),
                                           getattr(adapter, "selection_name", "Host selection"))
-        self._connect()
+        panel_ui.connect(self)
         self._connect_output()
         self.install_shortcuts(self)
         # Out of the box: scribbles need no download (SAM offers its own when picked).
@@ -135,203 +113,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         """The engine's matte is its prior; None until an engine said."""
         return self.state.prior_only
 
-    # ================================================================= UI
-    def _build_ui(self) -> None:
-        lay = QtWidgets.QVBoxLayout(self)
-        lay.setContentsMargins(6, 6, 6, 6)
-        if self._own_canvas:
-            lay.addWidget(self.canvas, 1)
-
-        self._build_messages()
-        lay.addWidget(self._build_source_box())
-        lay.addLayout(self._build_options())
-        lay.addWidget(self._build_output_box())
-        self._build_run_controls(lay)
-        self.job_progress = JobProgress(self.progress, self.status_label, self.canvas, self.state)
-        if not self._own_canvas:
-            lay.addStretch(1)
-        self._sync_view_buttons(self.canvas.view_mode())
-        self._sync_tool_buttons(self.canvas.tool())
-
-    def _build_messages(self) -> None:
-        """The error line and the "Save matte" button (laid out by _build_run_controls)."""
-        self.error_label = QtWidgets.QLabel()
-        self.error_label.setObjectName("errorLabel")
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet(
-            "QLabel#errorLabel { background: #5a1d1d; color: #ffd7d7; border: 1px solid #b33;"
-            " border-radius: 3px; padding: 4px; }")
-        self.error_label.hide()
-        self.save_matte_button = QtWidgets.QPushButton("Save matte…")
-        self.save_matte_button.setToolTip("Save the refined matte as a 16-bit PNG or TIFF")
-        self.save_matte_button.hide()  # shown when a computed matte could not be applied
-        # (both are laid out below the progress bar: showing them never moves the controls)
-
-    def _build_source_box(self) -> "QtWidgets.QGroupBox":
-        """The "Trimap source" group: source, edge, hint, tools, brush, band, extras."""
-        src_box = QtWidgets.QGroupBox("Trimap source")
-        form = QtWidgets.QFormLayout(src_box)
-        self.source_combo = QtWidgets.QComboBox()
-        for sid, label in SOURCES:
-            self.source_combo.addItem(label, sid)
-        form.addRow(self.source_combo)
-        self.edge_combo = QtWidgets.QComboBox()
-        for eid, label in EDGES:
-            self.edge_combo.addItem(label, eid)
-        self.edge_combo.setToolTip("Rough: the selection is drawn around the subject (lasso, rectangle); "
-                                   "the subject's edge, hair and holes are found inside it.\n"
-                                   "Exact: the outline already follows the subject (a mask you refined).")
-        form.addRow("Edge", self.edge_combo)
-
-        self.hint_label = HintLabel()  # legible on dark themes (palette roles, no fixed grey)
-        form.addRow(self.hint_label)
-
-        self._build_tool_rows(form)
-        self._build_brush_and_band(form)
-        self._build_source_extras(form)
-        return src_box
-
-    def _build_tool_rows(self, form: "QtWidgets.QFormLayout") -> None:
-        """The painting / SAM tool buttons, then Clear and Show."""
-        tools = QtWidgets.QHBoxLayout()
-        self.tool_buttons = {}
-        # Explicit groups: auto-exclusive buttons that are reparented by layouts
-        # later do not reliably see each other as siblings.
-        self._tool_group = QtWidgets.QButtonGroup(self)
-        for tool, text, key in (("fg", "Fg", "F"), ("bg", "Bg", "B"),
-                                ("unknown", "Unknown", "U"), ("erase", "Erase", "E"),
-                                ("sam", "SAM", "P")):
-            btn = QtWidgets.QToolButton()
-            btn.setText(text)
-            btn.setCheckable(True)
-            btn.setToolTip(f"{text} tool ({key})")
-            self._tool_group.addButton(btn)
-            btn.clicked.connect(lambda _=False, t=tool: self.canvas.set_tool(t))
-            tools.addWidget(btn)
-            self.tool_buttons[tool] = btn
-        self.show_input_check = QtWidgets.QCheckBox("Show")
-        self.show_input_check.setChecked(True)
-        self.show_input_check.setToolTip("Show scribbles and SAM prompts on the canvas (X)")
-        self.clear_button = QtWidgets.QToolButton()
-        self.clear_button.setText("Clear")
-        self.clear_button.setToolTip("Clear scribbles and SAM prompts (Backspace)")
-        tools.addStretch(1)
-        form.addRow(tools)
-        input_row = QtWidgets.QHBoxLayout()
-        input_row.addWidget(self.clear_button)
-        input_row.addWidget(self.show_input_check)
-        input_row.addStretch(1)
-        form.addRow(input_row)
-
-    def _build_brush_and_band(self, form: "QtWidgets.QFormLayout") -> None:
-        self.brush_spin = QtWidgets.QSpinBox()
-        self.brush_spin.setRange(1, 500)
-        self.brush_spin.setSuffix(" px")
-        self.brush_spin.setValue(self.canvas.brush_size())
-        self.brush_spin.setToolTip("Brush diameter ([ and ])")
-        form.addRow("Brush", self.brush_spin)
-
-        band_row = QtWidgets.QHBoxLayout()
-        self.band_slider = QtWidgets.QSlider(Qt.Orientation.Horizontal)
-        self.band_slider.setRange(*BAND_RANGE)
-        self.band_slider.setValue(self.state.band())
-        self.band_slider.setToolTip("Radius of the unknown band on each side of the mask edge (the band is "
-                                    "twice as wide, and widens further on hair); 0 = automatic. "
-                                    "Preview band shows the band the engine gets.")
-        self.band_label = QtWidgets.QLabel()
-        self.band_label.setMinimumWidth(44)
-        band_row.addWidget(self.band_slider, 1)
-        band_row.addWidget(self.band_label)
-        form.addRow("Band", band_row)
-
-    def _build_options(self) -> "QtWidgets.QFormLayout":
-        """Diffusion steps, samples and the view-mode buttons."""
-        opt = QtWidgets.QFormLayout()
-        self.steps_spin = QtWidgets.QSpinBox()
-        self.steps_spin.setRange(*STEPS_RANGE)
-        self.steps_spin.setValue(self.state.steps())
-        self.steps_spin.setToolTip("Diffusion (DDIM) steps: more is slower and can be cleaner")
-        opt.addRow("Diffusion steps", self.steps_spin)
-        self.samples_spin = QtWidgets.QSpinBox()
-        self.samples_spin.setRange(*SAMPLES_RANGE)
-        self.samples_spin.setValue(self.state.samples())
-        self.samples_spin.setToolTip("Average this many diffusion runs: slower, but the matte depends "
-                                     "less on chance (3 lowers the error by about 7 %)")
-        opt.addRow("Samples", self.samples_spin)
-        self._options_form = opt
-
-        views = QtWidgets.QHBoxLayout()
-        views.setSpacing(2)
-        self.view_buttons = {}
-        self._view_group = QtWidgets.QButtonGroup(self)
-        for mode, label, keys in imaging.VIEW_MODES:
-            btn = QtWidgets.QToolButton()
-            btn.setText(keys[0])
-            btn.setCheckable(True)
-            btn.setToolTip(f"{label} ({' or '.join(keys)})")
-            self._view_group.addButton(btn)
-            btn.clicked.connect(lambda _=False, m=mode: self.canvas.set_view_mode(m))
-            views.addWidget(btn)
-            self.view_buttons[mode] = btn
-        views.addStretch(1)
-        opt.addRow("View", views)
-        self.view_label = QtWidgets.QLabel()
-        self.view_label.setWordWrap(True)  # "Alpha: no matte yet, showing the photo"
-        opt.addRow("", self.view_label)
-        return opt
-
-    def _build_run_controls(self, lay: "QtWidgets.QVBoxLayout") -> None:
-        """Refine / Cancel, the progress bar and status, then the error line and Save matte."""
-        self.refine_button = QtWidgets.QPushButton("Refine Matte")
-        self.refine_button.setObjectName("refineButton")
-        self.refine_button.setToolTip("Compute the trimap and refine the matte (Ctrl+Return)")
-        self.refine_button.setMinimumHeight(32)
-        self.cancel_button = QtWidgets.QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop the running refine (Esc)")
-        self.cancel_button.setEnabled(False)
-        row = QtWidgets.QHBoxLayout()
-        row.addWidget(self.refine_button, 1)
-        row.addWidget(self.cancel_button)
-        lay.addLayout(row)
-
-        self.progress = QtWidgets.QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress.setFormat("")  # "step %v / %m" while a job runs
-        self.status_label = QtWidgets.QLabel("Ready.")
-        self.status_label.setWordWrap(True)
-        lay.addWidget(self.progress)
-        lay.addWidget(self.status_label)
-        lay.addWidget(self.error_label)
-        lay.addWidget(self.save_matte_button)
-
-    def _connect(self) -> None:
-        # the artist's actions go to the state; the state's changes are rendered
-        self.source_combo.currentIndexChanged.connect(
-            lambda i: self.state.set_source(SOURCE_IDS[max(i, 0)]))
-        self.edge_combo.currentIndexChanged.connect(lambda i: self.state.set_edge(EDGE_IDS[max(i, 0)]))
-        self.steps_spin.valueChanged.connect(self.state.set_steps)
-        self.samples_spin.valueChanged.connect(self.state.set_samples)
-        self.band_slider.valueChanged.connect(self.state.set_band)
-        self.state.sourceChanged.connect(self._render_source)
-        self.state.edgeChanged.connect(self._render_edge)
-        self.state.stepsChanged.connect(self.steps_spin.setValue)
-        self.state.samplesChanged.connect(self.samples_spin.setValue)
-        self.state.bandChanged.connect(self.band_slider.setValue)
-        self.canvas.strokeAdded.connect(self._on_stroke_for_band)
-        self.clear_button.clicked.connect(self.canvas.clear_input)
-        self.show_input_check.toggled.connect(self.canvas.set_input_visible)
-        self.brush_spin.valueChanged.connect(self.canvas.set_brush_size)
-        self.canvas.brushSizeChanged.connect(self.brush_spin.setValue)
-        self.canvas.viewModeChanged.connect(self._sync_view_buttons)
-        self.canvas.viewShownChanged.connect(lambda _t: self._sync_view_buttons(self.canvas.view_mode()))
-        self.canvas.toolChanged.connect(self._sync_tool_buttons)
-        self.state.bandChanged.connect(self._sync_band_label)
-        self.refine_button.clicked.connect(self.refine)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.save_matte_button.clicked.connect(self._ask_save_matte)
-        self._sync_band_label(self.state.band())
-
+    # ============================================== UI (built and wired by panel_ui)
     def install_shortcuts(self, scope: QtWidgets.QWidget,
                           context: Any = Qt.ShortcutContext.WidgetWithChildrenShortcut) -> None:
         """(Re)create the panel's single-key shortcuts, active within ``scope``.
@@ -339,35 +121,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         A plugin keeps them on the panel so the host's own keys are not stolen;
         the standalone editor moves them to its main window.
         """
-        for sc in self._shortcuts:
-            sc.setEnabled(False)
-            sc.setParent(None)
-            sc.deleteLater()
-        self._shortcuts = []
-
-        def bind(key: str, fn: Callable[[], Any]) -> None:
-            sc = QShortcut(QtGui.QKeySequence(key), scope)
-            sc.setContext(context)
-            sc.activated.connect(fn)
-            self._shortcuts.append(sc)
-
-        for mode, _, keys in imaging.VIEW_MODES:
-            for key in keys:
-                bind(key, lambda m=mode: self.canvas.set_view_mode(m))
-        bind("F", lambda: self.set_tool("fg"))
-        bind("B", lambda: self.set_tool("bg"))
-        bind("U", lambda: self.set_tool("unknown"))
-        bind("E", lambda: self.set_tool("erase"))
-        bind("P", lambda: self.set_tool("sam"))
-        bind("H", lambda: self.canvas.set_tool("pan"))
-        bind("[", lambda: self.canvas.grow_brush(1 / 1.2))
-        bind("]", lambda: self.canvas.grow_brush(1.2))
-        bind("Ctrl+Return", self.refine)
-        bind("Ctrl+Enter", self.refine)
-        bind("R", self.refine)
-        bind("Esc", self.cancel)
-        bind("Backspace", self.canvas.clear_input)
-        bind("X", lambda: self.show_input_check.toggle())
+        panel_ui.install_shortcuts(self, scope, context)
 
     # ========================================================= state sync
     def _sync_view_buttons(self, mode: str) -> None:
