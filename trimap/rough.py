@@ -286,8 +286,8 @@ def from_region(
              "background outside it to tell the subject from: background inside it may stay in the "
              "matte (draw the selection closer around the subject, or use strokes)", report)
     tri = from_mask(seg.fg, band=r, adaptive=adaptive, image=img)
-    unknown = colour_unknown(seg, r) & (tri == FG)
-    tri[unknown] = UNKNOWN
+    not_sure = colour_unknown(seg, r) & (tri == FG)  # not ``unknown``: that is the strokes' argument
+    tri[not_sure] = UNKNOWN
     outer = outer_unknown(seg, tri, r)
     if reg is not None:
         outer &= reg
