@@ -29,7 +29,9 @@
 #   SCREENSHOT_DIR    copy each passing host's screenshots there as krita_<version>.png (after
 #                     refine 2) and krita_<version>_rough.png (after refine 1, the rough lasso)
 #   MIRROR            Debian mirror for the chroots (default: the one apt uses)
-#   KRITA_INSTALL=zip (or --zip) install the release zip with Krita's own importer instead of
+#   KRITA_INSTALL=zip (or --zip) install the release zip with Krita's own importer, run inside
+#                     Krita (a first start: Tools > Scripts > Import Python Plugin from File...,
+#                     the file dialog and "Enable plugins now?" answered, File > Quit), instead of
 #                     installer/krita.py; no engine is recorded, the docker finds it (first run)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -174,6 +176,70 @@ cleanup_all() {
 trap cleanup_all EXIT
 trap 'exit 130' INT TERM
 
+krita_session() {  # PHASE KRITA_LOG RESULTS [FILE...]: one Krita start under xvfb-run, with the
+  # scenario plugin in PHASE (refine, or import: Krita's importer on the zip); the caller's
+  # ver, run, croot, prefix and restart apply. Files are opened on Krita's command line.
+  local phase=$1 klog=$2 results=$3; shift 3
+  local attempt krc t0 disp
+  for attempt in 1 2 3; do
+    t0=$(date +%s)
+    disp=$(free_display)
+    XVFB_LOCKS+=("$croot/tmp/.X$disp-lock")
+    "${prefix[@]}" env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 \
+      HOME="$run/home" XDG_CONFIG_HOME="$run/home/.config" XDG_DATA_HOME="$run/home/.local/share" \
+      XDG_CACHE_HOME="$run/home/.cache" XDG_RUNTIME_DIR="$run/xdg-run" TMPDIR="$run/tmp" \
+      REFINE_MATTE_CONFIG_DIR="$run/config" OMP_NUM_THREADS=1 \
+      RM_PHOTO="$run/input/photo.png" RM_ROUGH="$run/input/rough.png" RM_OUT="$run/out" \
+      RM_STEPS="$STEPS" RM_RESTART="$restart" RM_INSTALL="$INSTALL" \
+      RM_PHASE="$phase" RM_ZIP="$run/refine-matte-krita.zip" \
+      timeout 900 xvfb-run -n "$disp" -e "$run/xvfb-$phase-$attempt.log" -s "-screen 0 1400x1000x24" \
+      sh -c 'n=${DISPLAY#:}; i=0; while [ ! -S "/tmp/.X11-unix/X$n" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+             sleep 0.5; exec krita --nosplash "$@"' krita "$@" > "$klog" 2>&1 &
+    local kpid=$!
+    while kill -0 "$kpid" 2>/dev/null; do
+      if [ -f "$run/out/restart-engine" ] && [ ! -f "$run/out/engine-restarted" ]; then
+        log "$ver: the scenario asks for an engine restart"
+        engine_stop "$run/config"
+        engine_start "$run/config" "$run/engine.log" && touch "$run/out/engine-restarted"
+      fi
+      sleep 1
+    done
+    wait "$kpid"; krc=$?
+    log "$ver: krita ($phase) ended after $(( $(date +%s) - t0 ))s (exit $krc)"
+    cleanup_xvfb  # normally xvfb-run has stopped it; after a failed start it may not have
+    # Seen here (5.3 chroot, 3 of 6 launches): Krita started before Xvfb accepted
+    # connections. Only that is retried, at most twice.
+    if [ $attempt -lt 3 ] && [ ! -f "$results" ] \
+       && grep -q "could not connect to display" "$klog"; then
+      log "$ver: Krita could not reach Xvfb ($(head -n 1 "$klog")); retrying"
+      sleep 3
+      continue
+    fi
+    break
+  done
+}
+
+print_results() {  # RESULTS_JSON VERSION: print the checks; exit status 0 when all passed
+  "$ENGINE_PY" - "$1" "$2" <<'PY'
+import json, sys
+path, ver = sys.argv[1:]
+try:
+    r = json.load(open(path))
+except (OSError, ValueError) as exc:
+    print(f"    {ver}: no results ({exc}): the scenario did not run; see krita.log")
+    sys.exit(1)
+print(f"    {ver}: Krita {r.get('krita')} / Qt {r.get('qt')} / {r.get('pyqt')} / Python {r.get('python')}"
+      + (f"; mask route: {r.get('route')}" if r.get("route") else f"; phase: {r.get('phase')}"))
+for c in r["checks"]:
+    print(f"    {ver}: {'PASS' if c['ok'] else 'FAIL'} {c['name']}" + (f" ({c['detail']})" if c["detail"] else ""))
+for n in r.get("notes", []):
+    print(f"    {ver}: NOTE {n}")
+if r.get("error"):
+    print("    " + r["error"].replace("\n", "\n    "))
+sys.exit(0 if r.get("ok") and r.get("done") and r["checks"] else 1)
+PY
+}
+
 run_host() {  # VERSION CHROOT_DIR(or empty)
   local ver=$1 croot=$2 run="$HOSTS_DIR/run-$1"
   CURRENT_RUN=$run
@@ -186,24 +252,16 @@ run_host() {  # VERSION CHROOT_DIR(or empty)
   [ "${PIPESTATUS[0]}" = 0 ] || { log "$ver: FAIL: the scenario's inputs could not be made"; return 1; }
   local pykrita="$run/home/.local/share/krita/pykrita"
   if [ "$INSTALL" = zip ]; then
-    # What a user does without a terminal: Krita's own "Import Python Plugin from File"
-    # (its plugin_importer.py, run here on the release zip), then the Python Plugin
-    # Manager's tick (kritarc). No engine is recorded: the docker must find it itself.
-    local importer="$croot/usr/share/krita/pykrita/plugin_importer/plugin_importer.py"
-    [ -f "$importer" ] || { log "$ver: FAIL: Krita's plugin importer is not at $importer"; return 1; }
+    # What a user does without a terminal, in two Krita starts: the first runs Krita's own
+    # Tools > Scripts > Import Python Plugin from File... (the plugin_importer_file action;
+    # the scenario answers the file dialog with the zip and "Enable plugins now?" with Yes,
+    # then quits Krita with File > Quit, so Krita itself writes enable_refine_matte to
+    # kritarc); the second (below) is the refine. No engine is recorded: the docker must
+    # find it itself.
     python3 "$ROOT/installer/krita.py" --zip "$run/refine-matte-krita.zip" > "$run/install.log" 2>&1 \
       || { log "$ver: FAIL: installer/krita.py --zip: $(tail -n 3 "$run/install.log")"; return 1; }
-    mkdir -p "$run/home/.local/share/krita"  # Krita's resource folder (it exists once Krita ran)
-    log "$ver: importing $run/refine-matte-krita.zip with Krita's own importer ($importer)"
-    # Run as its own command-line test entry (__main__); Krita 6's module imports i18n from
-    # builtins, which only Krita's embedded Python provides: a plain pass-through stands in.
-    python3 -c 'import builtins, runpy, sys; builtins.i18n = lambda text, *a: text; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name="__main__")' \
-      "$importer" "$run/refine-matte-krita.zip" "$run/home/.local/share/krita" >> "$run/install.log" 2>&1 \
-      || { log "$ver: FAIL: Krita's importer: $(tail -n 3 "$run/install.log")"; return 1; }
-    grep -q "Imported plugin: Refine Matte" "$run/install.log" \
-      || { log "$ver: FAIL: Krita's importer did not import Refine Matte: $(tail -n 3 "$run/install.log")"; return 1; }
-    [ ! -e "$pykrita/refine_matte/engine.json" ] || { log "$ver: FAIL: the zip carried an engine.json"; return 1; }
-    printf '[python]\nenable_refine_matte=true\n' > "$run/home/.config/kritarc"
+    mkdir -p "$pykrita"
+    printf '[python]\nenable_rm_host_scenario=true\n' > "$run/home/.config/kritarc"
     # An engine where a user keeps a download: the docker's first run looks in ~/refine-matte.
     if [ -z "$croot" ]; then
       mkdir -p "$run/home/refine-matte"
@@ -221,7 +279,8 @@ run_host() {  # VERSION CHROOT_DIR(or empty)
   # Plugin from File" on a zip of the whole repository does not find a second plugin.
   cp -r "$HERE/scenario/rm_host_scenario" "$pykrita/"
   cp "$HERE/scenario/rm_host_scenario.desktop.in" "$pykrita/rm_host_scenario.desktop"
-  sed -i 's/^\[python\]$/[python]\nenable_rm_host_scenario=true/' "$run/home/.config/kritarc"
+  grep -q '^enable_rm_host_scenario=true$' "$run/home/.config/kritarc" \
+    || sed -i 's/^\[python\]$/[python]\nenable_rm_host_scenario=true/' "$run/home/.config/kritarc"
 
   local restart=auto prefix=()
   if [ -n "$croot" ]; then
@@ -236,76 +295,49 @@ run_host() {  # VERSION CHROOT_DIR(or empty)
     log "$ver: starting diffmatte serve (outside the chroot; the docker finds it)"
     engine_start "$run/config" "$run/engine.log" || { log "$ver: FAIL: the engine did not start"; return 1; }
   fi
+  if [ "$INSTALL" = zip ]; then
+    log "$ver: krita under xvfb-run, start 1: Tools > Scripts > Import Python Plugin from File... on $run/refine-matte-krita.zip"
+    krita_session import "$run/krita-import.log" "$run/out/results-import.json"
+    grep -E "Error loading plugin|Traceback" "$run/krita-import.log" | head -n 5 | sed "s/^/    krita-import.log: /"
+    local why=""
+    print_results "$run/out/results-import.json" "$ver" || why="the import through Krita's importer"
+    # Krita itself saved the Yes to "Enable plugins now?" when it quit; nothing else wrote it.
+    [ -n "$why" ] || grep -q '^enable_refine_matte=true$' "$run/home/.config/kritarc" \
+      || why="after the import and a normal quit, kritarc does not enable refine_matte"
+    [ -n "$why" ] || [ ! -e "$pykrita/refine_matte/engine.json" ] || why="the zip carried an engine.json"
+    if [ -n "$why" ]; then
+      log "$ver: FAIL: $why"
+      engine_stop "$run/config"; CURRENT_RUN=""; cleanup_mounts
+      return 1
+    fi
+    log "$ver: kritarc (written by Krita at its quit) enables refine_matte; in pykrita: $(cd "$pykrita" && echo refine_matte*)"
+  fi
   log "$ver: krita under xvfb-run (scenario: selection refine, undo/redo, refine from the active mask, engine restart=$restart)"
   # Krita 5.2.9 has no active node after openDocument + addView from a script, so there
   # the photo is opened on Krita's command line and the scenario takes that document.
   local open_arg=()
   [ "$ver" = 5.2 ] && open_arg=("$run/input/photo.png")
-  local attempt krc t0 disp
-  for attempt in 1 2 3; do
-    t0=$(date +%s)
-    disp=$(free_display)
-    XVFB_LOCKS+=("$croot/tmp/.X$disp-lock")
-    "${prefix[@]}" env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 \
-      HOME="$run/home" XDG_CONFIG_HOME="$run/home/.config" XDG_DATA_HOME="$run/home/.local/share" \
-      XDG_CACHE_HOME="$run/home/.cache" XDG_RUNTIME_DIR="$run/xdg-run" TMPDIR="$run/tmp" \
-      REFINE_MATTE_CONFIG_DIR="$run/config" OMP_NUM_THREADS=1 \
-      RM_PHOTO="$run/input/photo.png" RM_ROUGH="$run/input/rough.png" RM_OUT="$run/out" \
-      RM_STEPS="$STEPS" RM_RESTART="$restart" RM_INSTALL="$INSTALL" \
-      timeout 900 xvfb-run -n "$disp" -e "$run/xvfb-$attempt.log" -s "-screen 0 1400x1000x24" \
-      sh -c 'n=${DISPLAY#:}; i=0; while [ ! -S "/tmp/.X11-unix/X$n" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-             sleep 0.5; exec krita --nosplash "$@"' krita "${open_arg[@]}" > "$run/krita.log" 2>&1 &
-    local kpid=$!
-    while kill -0 "$kpid" 2>/dev/null; do
-      if [ -f "$run/out/restart-engine" ] && [ ! -f "$run/out/engine-restarted" ]; then
-        log "$ver: the scenario asks for an engine restart"
-        engine_stop "$run/config"
-        engine_start "$run/config" "$run/engine.log" && touch "$run/out/engine-restarted"
-      fi
-      sleep 1
-    done
-    wait "$kpid"; krc=$?
-    log "$ver: krita ended after $(( $(date +%s) - t0 ))s (exit $krc)"
-    cleanup_xvfb  # normally xvfb-run has stopped it; after a failed start it may not have
-    # Seen here (5.3 chroot, 3 of 6 launches): Krita started before Xvfb accepted
-    # connections. Only that is retried, at most twice.
-    if [ $attempt -lt 3 ] && [ ! -f "$run/out/results.json" ] \
-       && grep -q "could not connect to display" "$run/krita.log"; then
-      log "$ver: Krita could not reach Xvfb ($(head -n 1 "$run/krita.log")); retrying"
-      sleep 3
-      continue
-    fi
-    break
-  done
+  krita_session refine "$run/krita.log" "$run/out/results.json" "${open_arg[@]}"
   engine_stop "$run/config"  # the one the docker started (5.1) or ours (chroots)
   CURRENT_RUN=""
   cleanup_mounts
   grep -E "Error loading plugin|Traceback" "$run/krita.log" | head -n 5 | sed "s/^/    krita.log: /"
   # The number check: the refine-1 mask vs the truth, against the lasso's own error.
   PYTHONPATH="$ROOT" "$ENGINE_PY" "$HERE/rough_photo.py" score "$run/out" "$run/input" 2>&1 | sed "s/^/    $ver: /"
-  "$ENGINE_PY" - "$run/out/results.json" "$ver" <<'PY'
-import json, sys
-path, ver = sys.argv[1:]
-try:
-    r = json.load(open(path))
-except (OSError, ValueError) as exc:
-    print(f"    {ver}: no results ({exc}): the scenario did not run; see krita.log")
-    sys.exit(1)
-print(f"    {ver}: Krita {r.get('krita')} / Qt {r.get('qt')} / {r.get('pyqt')} / Python {r.get('python')}; mask route: {r.get('route')}")
-for c in r["checks"]:
-    print(f"    {ver}: {'PASS' if c['ok'] else 'FAIL'} {c['name']}" + (f" ({c['detail']})" if c["detail"] else ""))
-for n in r.get("notes", []):
-    print(f"    {ver}: NOTE {n}")
-if r.get("error"):
-    print("    " + r["error"].replace("\n", "\n    "))
-sys.exit(0 if r.get("ok") and r.get("done") and r["checks"] else 1)
-PY
+  print_results "$run/out/results.json" "$ver"
   local ok=$?
   local shot dest
-  for shot in screenshot screenshot-rough; do  # after refine 2; after refine 1 (rough selection)
+  local tag=$ver
+  [ "$INSTALL" = zip ] && tag=${ver}_zip  # krita_<ver>_zip*.png: the zip run's own screenshots
+  # after refine 2; after refine 1 (rough selection); zip: the importer's file dialog and question
+  for shot in screenshot screenshot-rough import-1-file-dialog import-2-enable; do
     [ $ok = 0 ] && [ -n "${SCREENSHOT_DIR:-}" ] && [ -f "$run/out/$shot.png" ] || continue
-    dest="$SCREENSHOT_DIR/krita_$ver${shot#screenshot}.png"
-    dest=${dest/-rough.png/_rough.png}
+    case "$shot" in
+      screenshot) dest="$SCREENSHOT_DIR/krita_$tag.png" ;;
+      screenshot-rough) dest="$SCREENSHOT_DIR/krita_${tag}_rough.png" ;;
+      import-1-file-dialog) dest="$SCREENSHOT_DIR/krita_${tag}_import_file.png" ;;
+      import-2-enable) dest="$SCREENSHOT_DIR/krita_${tag}_import_enable.png" ;;
+    esac
     mkdir -p "$SCREENSHOT_DIR"  # 256 colours: a third of the size, still sharp UI text
     "$ENGINE_PY" -c "import sys; from PIL import Image; Image.open(sys.argv[1]).convert('RGB').quantize(256).save(sys.argv[2], optimize=True)" \
       "$run/out/$shot.png" "$dest"

@@ -10,6 +10,14 @@ Environment: RM_PHOTO, RM_ROUGH (grey PNG, the rough selection), RM_OUT,
 RM_STEPS (diffusion steps), RM_RESTART: ``auto`` (shut the engine down; the
 docker must start a new one), ``external`` (ask tests/hosts/krita.sh to restart it
 on a new port) or ``none``.
+
+With ``RM_PHASE=import`` (tests/hosts/krita.sh --zip, the first of two Krita starts) it
+does what a user does instead: *Tools > Scripts > Import Python Plugin from File...*
+(Krita's own ``plugin_importer_file`` action), picks ``RM_ZIP`` in the file dialog,
+answers *Yes* to "Enable plugins now? (Requires restart)", checks what the importer
+wrote and quits Krita normally, so that Krita itself saves the setting in kritarc; the
+checks go to ``$RM_OUT/results-import.json``, the dialogs' screenshots to
+``import-*.png``. The host script then starts Krita again for the refine.
 """
 import json
 import os
@@ -20,6 +28,8 @@ import traceback
 from . import pngread
 
 OUT = os.environ.get("RM_OUT", "/tmp/rm-host-out")
+PHASE = os.environ.get("RM_PHASE", "refine")  # "import": Krita's importer on RM_ZIP, then quit
+RESULTS_NAME = "results-import.json" if PHASE == "import" else "results.json"
 RESULTS = {"checks": [], "ok": False, "done": False}
 RECORD = {}
 MASK = "transparencymask"
@@ -50,10 +60,10 @@ def log(*parts):
 
 
 def save_results():
-    tmp = os.path.join(OUT, "results.json.tmp")
+    tmp = os.path.join(OUT, RESULTS_NAME + ".tmp")
     with open(tmp, "w") as fh:
         json.dump(RESULTS, fh, indent=1)
-    os.replace(tmp, os.path.join(OUT, "results.json"))
+    os.replace(tmp, os.path.join(OUT, RESULTS_NAME))
 
 
 def check(name, ok, detail=""):
@@ -299,6 +309,135 @@ def run():
     RESULTS["ok"] = all(c["ok"] for c in RESULTS["checks"])
 
 
+# ------------------------------------------------------------------ RM_PHASE=import
+class DialogAnswerer:
+    """Answers the modal dialogs of Krita's importer the way a user would.
+
+    A QTimer, so it runs inside the dialogs' own event loops while ``action.trigger()``
+    blocks. A dialog is answered once it has been shown for a second (so the screen
+    grab shows it drawn): the file dialog gets ``RM_ZIP``, "Activate Plugins?" a *Yes*;
+    any other message box (an overwrite question, an import error) is recorded and
+    closed with its default button."""
+
+    def __init__(self, zip_path):
+        self.zip = zip_path
+        self.seen = []  # [kind, title, text] of each dialog answered
+        self.shots = []
+        self._first = {}
+        self.timer = QtCore.QTimer()
+        self.timer.setInterval(250)
+        self.timer.timeout.connect(self.poll)
+
+    def _shot(self, name):
+        """The whole (Xvfb) screen: the dialog over Krita's window, as a user sees it."""
+        path = os.path.join(OUT, name)
+        screen = QtGui.QGuiApplication.primaryScreen()
+        if screen is not None and screen.grabWindow(0).save(path):
+            self.shots.append(path)
+
+    @staticmethod
+    def _later(fn):
+        """Answer from the event loop, not from this slot: a dialog the answer opens (an error
+        box) runs its own loop, and Qt does not fire this timer again while its slot runs."""
+        QtCore.QTimer.singleShot(0, fn)
+
+    def poll(self):
+        for w in QtWidgets.QApplication.topLevelWidgets():
+            if not w.isVisible() or not isinstance(w, (QtWidgets.QFileDialog, QtWidgets.QMessageBox)):
+                continue
+            key = (type(w).__name__, w.windowTitle())
+            first = self._first.setdefault(key, time.monotonic())
+            if time.monotonic() - first < 1.0:
+                continue
+            self._first.pop(key)
+            if isinstance(w, QtWidgets.QFileDialog):
+                # As a user types it: the zip's full path in "File name", then Open.
+                edit = w.findChild(QtWidgets.QLineEdit, "fileNameEdit") or w.findChild(QtWidgets.QLineEdit)
+                if edit is not None:
+                    edit.setText(self.zip)
+                else:
+                    w.selectFile(self.zip)
+                QtCore.QCoreApplication.processEvents()
+                self._shot("import-1-file-dialog.png")
+                self.seen.append(["file dialog", w.windowTitle(), self.zip])
+                log("file dialog %r: %s, Open" % (w.windowTitle(), self.zip))
+                buttons = w.findChild(QtWidgets.QDialogButtonBox, "buttonBox")
+                ok = buttons.button(QtWidgets.QDialogButtonBox.StandardButton.Open) if buttons else None
+                self._later(ok.click if ok is not None and ok.isEnabled() else w.accept)
+            else:
+                text = w.text()
+                yes = w.button(QtWidgets.QMessageBox.StandardButton.Yes)
+                if "Enable plugins now" in text and yes is not None:
+                    self._shot("import-2-enable.png")
+                    self.seen.append(["enable question", w.windowTitle(), text])
+                    log("message box %r: Yes" % w.windowTitle())
+                    self._later(yes.click)
+                else:
+                    self._shot("import-unexpected-%d.png" % len(self.seen))
+                    self.seen.append(["unexpected", w.windowTitle(), text])
+                    log("unexpected message box %r: %s" % (w.windowTitle(), text))
+                    button = w.defaultButton() or (w.buttons() or [None])[0]
+                    self._later(button.click if button is not None else w.reject)
+            return
+
+
+def run_import():
+    """Tools > Scripts > Import Python Plugin from File... on RM_ZIP, as a user does it."""
+    from krita import Krita  # noqa: E402 (only inside Krita)
+    k = Krita.instance()
+    os.makedirs(OUT, exist_ok=True)
+    RESULTS.update(krita=k.version(), qt=QtCore.QT_VERSION_STR, pyqt=PYQT,
+                   python=sys.version.split()[0], phase="import")
+    log("import phase: Krita", k.version(), "Qt", QtCore.QT_VERSION_STR, PYQT)
+    k.activeWindow().qwindow().resize(1400, 960)
+    zip_path = os.environ["RM_ZIP"]
+    action = k.action("plugin_importer_file")
+    if not check("Krita's importer action exists (plugin_importer_file)", action is not None,
+                 action.text() if action is not None else "enable_plugin_importer missing?"):
+        return
+    answerer = DialogAnswerer(zip_path)
+    answerer.timer.start()
+    t0 = time.monotonic()
+    action.trigger()  # blocks in the file dialog and the question box; the timer answers them
+    wait_until(lambda: False, 1.0)
+    answerer.timer.stop()
+    RESULTS["dialogs"] = answerer.seen
+    RESULTS["screenshots"] = answerer.shots
+    kinds = [d[0] for d in answerer.seen]
+    check("the importer's file dialog was answered with the release zip", "file dialog" in kinds,
+          "%.1f s; dialogs: %s" % (time.monotonic() - t0, answerer.seen))
+    asked = [d for d in answerer.seen if d[0] == "enable question"]
+    check("Krita asked to enable the imported plugin, naming Refine Matte",
+          asked and "Refine Matte" in asked[0][2], asked)
+    check("no other dialog (overwrite question, import error)", "unexpected" not in kinds,
+          [d for d in answerer.seen if d[0] == "unexpected"])
+    pykrita = os.path.join(k.getAppDataLocation(), "pykrita")
+    check("the importer put refine_matte/ and refine_matte.desktop into Krita's pykrita folder",
+          os.path.isfile(os.path.join(pykrita, "refine_matte", "__init__.py"))
+          and os.path.isfile(os.path.join(pykrita, "refine_matte.desktop")), pykrita)
+    check("no engine.json came with the zip",
+          not os.path.exists(os.path.join(pykrita, "refine_matte", "engine.json")))
+    setting = k.readSetting("python", "enable_refine_matte", "")
+    check("Yes enabled it (python/enable_refine_matte=true, Krita's own setting)", setting == "true",
+          repr(setting))
+    if any(d.objectName() == "refine_matte_docker" for d in k.dockers()):
+        RESULTS.setdefault("notes", []).append("the docker was loaded before a restart")
+    RESULTS["ok"] = all(c["ok"] for c in RESULTS["checks"])
+
+
+def quit_krita():
+    """End Krita the way a user does (File > Quit), so Krita writes kritarc itself; a watchdog
+    ends it after 120 s if the quit hangs (tests/hosts/krita.sh then finds no setting)."""
+    QtCore.QTimer.singleShot(120000, lambda: (log("quit did not finish in 120 s"), os._exit(3)))
+    from krita import Krita  # noqa: E402 (only inside Krita)
+    action = Krita.instance().action("file_quit")
+    log("quitting Krita (file_quit)")
+    if action is not None:
+        action.trigger()
+    else:
+        Krita.instance().activeWindow().qwindow().close()
+
+
 def main():
     """Run the scenario, write results.json and end Krita with the outcome."""
     if not scenario_requested():  # never end a Krita that the host script did not start
@@ -306,7 +445,7 @@ def main():
         return
     code = 1
     try:
-        run()
+        run_import() if PHASE == "import" else run()
         code = 0 if RESULTS["ok"] else 1
     except BaseException:
         RESULTS["error"] = traceback.format_exc()
@@ -318,4 +457,7 @@ def main():
         traceback.print_exc()
     sys.stdout.flush()
     sys.stderr.flush()
+    if PHASE == "import":
+        quit_krita()  # a normal quit: Krita saves the importer's setting in kritarc
+        return
     os._exit(code)  # Krita's own shutdown is slow and not what is tested
