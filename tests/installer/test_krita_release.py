@@ -166,3 +166,45 @@ def test_repository_has_no_desktop_file_but_the_plugins():
     desktops = sorted(p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*.desktop")
                       if ".git" not in p.parts and ".venv" not in p.parts)
     assert desktops == ["plugin/refine_matte.desktop"]
+
+
+_ANSWER_DIALOGS = r"""
+import os, sys, types
+class _K:  # the package's __init__ registers an extension; the scenario module needs no Krita
+    @staticmethod
+    def instance():
+        return types.SimpleNamespace(addExtension=lambda ext: None)
+class _E:
+    def __init__(self, parent):
+        pass
+sys.modules["krita"] = types.SimpleNamespace(Extension=_E, Krita=_K)
+sys.path.insert(0, sys.argv[1])
+os.environ.update(RM_OUT=sys.argv[2], RM_PHASE="import")
+from rm_host_scenario import scenario as sc
+QtCore, QtWidgets = sc.QtCore, sc.QtWidgets
+app = QtWidgets.QApplication([])
+zip_path = os.path.join(sys.argv[2], "refine-matte-krita.zip")
+open(zip_path, "wb").close()
+answerer = sc.DialogAnswerer(zip_path)
+answerer.timer.start()
+# what Krita 5.1's importer does (Krita 6's FileDialog wraps a QFileDialog too)
+picked = QtWidgets.QFileDialog.getOpenFileName(None, "Import Plugin", os.path.expanduser("~"), "Zip Archives (*.zip)",
+                                               options=QtWidgets.QFileDialog.Option.DontUseNativeDialog)[0]
+B = QtWidgets.QMessageBox.StandardButton
+reply = QtWidgets.QMessageBox.question(None, "Activate Plugins?", "<ul><li>Refine Matte</li></ul>"
+                                       "<p><strong>Enable plugins now? (Requires restart)</strong></p>", B.Yes | B.No)
+other = QtWidgets.QMessageBox.question(None, "Overwrite Plugin", 'The plugin "Refine Matte" already exists.',
+                                       B.Yes | B.No, B.No)
+print(picked == zip_path, reply == B.Yes, [d[0] for d in answerer.seen], other == B.No)
+"""
+
+
+def test_the_import_phase_answers_the_importers_dialogs_as_a_user_would(tmp_path):
+    """tests/hosts/krita.sh --zip's first Krita start (RM_PHASE=import) types the zip into the
+    importer's file dialog, answers Yes to "Enable plugins now?" and records any other box (here
+    against plain Qt dialogs, offscreen)."""
+    code = subprocess.run([sys.executable, "-c", _ANSWER_DIALOGS, str(ROOT / "tests" / "hosts" / "scenario"),
+                           str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path)))
+    assert code.returncode == 0, code.stderr[-2000:]
+    assert code.stdout.split("\n")[-2] == "True True ['file dialog', 'enable question', 'unexpected'] True", code.stdout
