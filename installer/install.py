@@ -37,6 +37,23 @@ WARM_MODULES = ("diffmatte.cli", "diffmatte.engine", "diffmatte.io.images", "dif
                 "diffmatte.prior.solve", "diffmatte.service.app", "diffmatte.service.server",
                 "trimap", "trimap.rough", "trimap.scribbles",
                 "refine_matte.editor.app")
+#: Written into a venv this installer created: only such a venv is ever pruned (never a user's
+#: own environment passed with ``--venv``).
+CREATED_MARKER = ".refine-matte-created"
+#: A tiny refine in the venv: the check that pruning left the engine working (a 64 x 64 image,
+#: one step, default weights, CPU). Prints "ok" at its end.
+ENGINE_CHECK = ("import numpy as np, diffmatte\n"
+                "img = np.zeros((64, 64, 3), np.uint8); img[16:48, 16:48] = 200\n"
+                "tri = np.zeros((64, 64), np.uint8); tri[12:52, 12:52] = 128; tri[24:40, 24:40] = 255\n"
+                "a = diffmatte.load_engine(weights='default', device='cpu').refine(img, tri, steps=1, seed=0)\n"
+                "assert a.shape == (64, 64) and bool(np.isfinite(a).all()), a.shape\n"
+                "print('ok')\n")
+#: The fallback check where the engine could not refine before pruning either (venv_size.py's
+#: stand-in torch, whose version no torchvision here matches): torch imports and computes.
+TORCH_CHECK = ("import torch\n"
+               "x = torch.nn.functional.conv2d(torch.ones(1, 3, 8, 8), torch.ones(4, 3, 3, 3), padding=1)\n"
+               "assert float(x[0, 0, 4, 4]) == 27.0\n"
+               "print('ok')\n")
 
 
 def project_dependencies(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
@@ -67,6 +84,102 @@ def warm_up(py: Path) -> None:
                        env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
     except OSError as exc:  # an optimisation only: never fail the install for it
         print(f"(not pre-compiled: {exc})")
+
+
+def _is_elf(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def site_packages(venv_dir: Path) -> Path:
+    found = sorted(venv_dir.glob("lib/python3*/site-packages"))
+    return found[0] if found else venv_dir / "Lib" / "site-packages"
+
+
+def torch_test_binaries(site: Path) -> list[Path]:
+    """The C++ test executables (GoogleTest) a torch wheel may carry, which nothing at run time
+    uses: ``torch/test/`` when it holds only compiled executables (no Python), and ``torch/bin``'s
+    ``test_*`` / ``*Test`` executables. PyTorch's CPU-index build measured here (2.13.0+cpu) has
+    86 MB in ``torch/test`` and 41 MB in ``torch/bin``; PyPI's 2.14.1 build has neither (then this
+    is empty). Python files, ``protoc`` and ``torch_shm_manager`` (used by torch.multiprocessing)
+    are never listed."""
+    torch_dir = site / "torch"
+    found: list[Path] = []
+    test_dir = torch_dir / "test"
+    if test_dir.is_dir() and not test_dir.is_symlink():
+        files = [p for p in test_dir.rglob("*") if not p.is_dir()]
+        if files and all(p.is_file() and not p.is_symlink() and _is_elf(p) for p in files):
+            found.append(test_dir)
+    bin_dir = torch_dir / "bin"
+    if bin_dir.is_dir():
+        found += sorted(p for p in bin_dir.iterdir()
+                        if p.is_file() and not p.is_symlink() and (p.name.startswith("test_") or p.name.endswith("Test"))
+                        and _is_elf(p))
+    return found
+
+
+def _tree_bytes(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    return path.stat().st_size
+
+
+def _check_passes(py: Path, code: str) -> bool:
+    try:
+        res = subprocess.run([str(py), "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                             env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return res.returncode == 0 and res.stdout.strip().endswith("ok")
+
+
+def prune_torch_tests(venv_dir: Path, py: Path, say=print) -> int:
+    """Delete :func:`torch_test_binaries` from a venv this installer created, and return the bytes
+    freed. Only a venv with :data:`CREATED_MARKER` is touched. The files are moved aside first;
+    then the venv must still pass the check it passed before (:data:`ENGINE_CHECK`, a tiny refine;
+    where that failed before too, :data:`TORCH_CHECK`), else they are put back and nothing is
+    deleted."""
+    if not (venv_dir / CREATED_MARKER).exists():
+        return 0
+    site = site_packages(venv_dir)
+    victims = torch_test_binaries(site)
+    if not victims:
+        return 0
+    size = sum(_tree_bytes(p) for p in victims)
+    check, what = ENGINE_CHECK, "a tiny refine"
+    if not _check_passes(py, check):
+        check, what = TORCH_CHECK, "torch imports and computes (the engine could not refine before either)"
+        if not _check_passes(py, check):
+            say("(torch's C++ test programs kept: torch does not run in this venv)")
+            return 0
+    aside = venv_dir / ".refine-matte-pruning"
+    shutil.rmtree(aside, ignore_errors=True)
+    moved = []
+    try:
+        for i, p in enumerate(victims):
+            dest = aside / str(i)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, dest)
+            moved.append((p, dest))
+        ok = _check_passes(py, check)
+    except OSError as exc:
+        say(f"(torch's C++ test programs kept: {exc})")
+        ok = False
+    if not ok:
+        for p, dest in reversed(moved):
+            os.replace(dest, p)
+        shutil.rmtree(aside, ignore_errors=True)
+        if moved:
+            say("(torch's C++ test programs kept: the check failed without them)")
+        return 0
+    shutil.rmtree(aside, ignore_errors=True)
+    say(f"removed torch's C++ test programs ({size / 1e6:.0f} MB: "
+        + ", ".join(p.relative_to(site).as_posix() for p in victims[:3]) + (", ..." if len(victims) > 3 else "")
+        + f"); checked afterwards: {what}")
+    return size
 
 
 def nvidia_driver_present(which=shutil.which, exists=os.path.exists) -> bool:
@@ -118,6 +231,7 @@ def ensure_venv(venv_dir: Path, extras: str, torch_index: str | None, auto_index
     if not py.exists():
         print(f"creating virtual environment {venv_dir}")
         venv.EnvBuilder(with_pip=True).create(venv_dir)
+        (venv_dir / CREATED_MARKER).write_text("created by installer/install.py: it may prune torch's test programs\n")
     # Reinstall only when the project definition or the requested extras changed.
     stamp = venv_dir / ".refine-matte-install"
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode() +
@@ -138,6 +252,7 @@ def ensure_venv(venv_dir: Path, extras: str, torch_index: str | None, auto_index
     target = f"{ROOT}[{extras}]" if extras else str(ROOT)
     run(pip + ["-e", target])
     warm_up(py)
+    prune_torch_tests(venv_dir, py)
     stamp.write_text(want)
     return py
 
