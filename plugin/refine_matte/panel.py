@@ -231,15 +231,21 @@ class RefinePanel(QtWidgets.QWidget):
     def is_busy(self) -> bool:
         return self.state.is_busy()
 
-    def refine(self) -> bool:
-        """Start a refine; returns False (with the reason shown) if it could not start."""
+    def _next_spec(self) -> Optional[JobSpec]:
+        """The next job (refine or band preview), or None: busy, or refused with the reason shown."""
         if self.state.is_busy():
-            return False
+            return None
         self.clear_error()
         try:
-            spec = self._build_spec()
+            return self._build_spec()
         except Exception as exc:  # noqa: BLE001 - shown in the panel, never as a traceback
             self.show_error(self._describe(exc))
+            return None
+
+    def refine(self) -> bool:
+        """Start a refine; returns False (with the reason shown) if it could not start."""
+        spec = self._next_spec()
+        if spec is None:
             return False
         # The live preview stays on: the next stroke shows the band again, so the trimap is
         # visible while painting between refines too (paint, band, refine, matte, paint...).
@@ -300,13 +306,8 @@ class RefinePanel(QtWidgets.QWidget):
     # --------------------------------------------------------- band preview
     def preview_band(self) -> bool:
         """Compute the trimap of the current source (no refine) and show it in the Trimap view."""
-        if self.state.is_busy():
-            return False
-        self.clear_error()
-        try:
-            spec = self._build_spec()
-        except Exception as exc:  # noqa: BLE001 - shown in the panel
-            self.show_error(self._describe(exc))
+        spec = self._next_spec()
+        if spec is None:
             return False
         spec.trimap_only = True
         return self._start_job(spec, preview=True)
