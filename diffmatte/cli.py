@@ -9,6 +9,10 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+# The panel's words for a prior-only solve, shared (stdlib only; the one import of the
+# plugin that the CLI may make, see pyproject's import contracts).
+from refine_matte.progress_text import Estimate, solving_text
+
 from . import __version__
 from .cli_options import _add_engine_args, _add_finish_args, _export_engine_options, _finish_options
 from .errors import Cancelled, DefaultWeightsMissing, WeightsError
@@ -36,13 +40,13 @@ def _progress(enabled: bool, prior_only: bool = False):
     if not enabled:
         return None
     t0 = time.perf_counter()
-    first: List[tuple] = []   # (time, fraction) of the first report: the estimate's start
+    estimate = Estimate(clock=time.perf_counter)   # the time left, from the rate since the first report
     last = [""]
 
     def show(done: int, total: int) -> None:
         now = time.perf_counter()
         if prior_only:
-            line = _solving_line(done / max(total, 1), now, first)
+            line = _solving_line(done / max(total, 1), estimate)
         else:
             line = f"{100 * done // max(total, 1):3d} % ({done}/{total} tile-steps)  {now - t0:6.1f}s"
         if line == last[0] and done != total:
@@ -54,29 +58,11 @@ def _progress(enabled: bool, prior_only: bool = False):
     return show
 
 
-def _solving_line(fraction: float, now: float, first: List[tuple]) -> str:
-    """"Solving the matte… 42 % (about 12 s left)": the time left from the rate since the
-    first report (kept in ``first``), once 1 % and half a second have passed."""
-    if not first:
-        first.append((now, fraction))
-    t0, f0 = first[0]
-    line = f"Solving the matte… {int(100 * min(max(fraction, 0.0), 1.0))} %"
-    if fraction - f0 >= 0.01 and now - t0 >= 0.5 and fraction < 1.0:
-        line += f" (about {_time_left((now - t0) * (1.0 - fraction) / (fraction - f0))} left)"
-    return line
-
-
-def _time_left(seconds: float) -> str:
-    """"12 s", "1 min 30 s" (10-s steps), "14 min": rounded up, coarser as it grows."""
-    import math
-
-    s = max(0, math.ceil(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 600:
-        s = 10 * math.ceil(s / 10)
-        return f"{s // 60} min" + (f" {s % 60} s" if s % 60 else "")
-    return f"{math.ceil(s / 60)} min"
+def _solving_line(fraction: float, estimate: Estimate) -> str:
+    """"Solving the matte… 42 % (about 12 s left)" (refine_matte.progress_text: the panel's
+    words and estimate); the last line, at 100 %, says no time left."""
+    left = estimate.update(fraction)
+    return solving_text(fraction, left if fraction < 1.0 else None)
 
 
 def _trimap_levels(arr) -> tuple:

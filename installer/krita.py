@@ -20,41 +20,45 @@ the target, then swapped in by renames, so Krita never sees a half-copied plugin
 Only ``refine_matte``, ``refine_matte.desktop`` and our own hidden temporaries are
 ever touched; other plugins in the folder are left alone.
 
+The bundle itself (finding it, its version, the release zip) is krita_bundle.py.
+
 Standard library only and Python >= 3.8, so it runs with any Python, Krita's included.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Tuple
+from typing import Mapping, Optional
 
-PLUGIN = "refine_matte"
-DESKTOP = PLUGIN + ".desktop"
+
+def _load_sibling(name: str):
+    """``installer/<name>.py``, loaded by its path: this file runs as a script (and tests load
+    it by path), so the folder is no package; it is not put on sys.path either, where this
+    file's name would shadow Krita's own ``krita`` module."""
+    path = Path(__file__).resolve().with_name(name + ".py")
+    spec = importlib.util.spec_from_file_location("refine_matte_installer_" + name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_bundle = _load_sibling("krita_bundle")
+PLUGIN, DESKTOP, ENGINE_FILE, ZIP_EXCLUDE = _bundle.PLUGIN, _bundle.DESKTOP, _bundle.ENGINE_FILE, _bundle.ZIP_EXCLUDE
+BundleError, Say, _IGNORE = _bundle.BundleError, _bundle.Say, _bundle.IGNORE
+find_bundle, bundle_version, build_zip = _bundle.find_bundle, _bundle.bundle_version, _bundle.build_zip
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = ROOT / "plugin"
-ENGINE_FILE = "engine.json"      # read by refine_matte.client.engine_python()
 ENABLE_KEY = "enable_" + PLUGIN  # Krita's Python Plugin Manager tick, in kritarc [python]
 _TMP_PREFIX = "." + PLUGIN + ".tmp-"
 _OLD_PREFIX = "." + PLUGIN + ".old-"
-_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".mypy_cache", ".DS_Store")
-
-#: Not shipped in the release zip (paths relative to the package): the engine record of a
-#: developer's install. The test doubles and the screenshot tool live under tests/.
-ZIP_EXCLUDE = (ENGINE_FILE,)
-
-Say = Callable[[str], None]
-
-
-class BundleError(Exception):
-    """The plugin bundle is missing or malformed."""
 
 
 def default_pykrita_dir(platform: str = sys.platform, env: Optional[Mapping[str, str]] = None,
@@ -172,69 +176,6 @@ def find_engine_python(candidates: Optional[list] = None) -> Optional[str]:
         if ok:
             return os.path.abspath(python)
     return None
-
-
-def find_bundle(source: Path) -> Tuple[Path, Path]:
-    """Return (package folder, .desktop file) of the bundle under ``source``."""
-    package, desktop = source / PLUGIN, source / DESKTOP
-    missing = [str(p) for p in (package / "__init__.py", desktop) if not p.is_file()]
-    if missing:
-        raise BundleError("the Krita plugin bundle is incomplete; missing: " + ", ".join(missing)
-                          + ". Run this from a full Refine Matte checkout or release, or pass --source.")
-    text = desktop.read_text(encoding="utf-8", errors="replace")
-    if "Krita/PythonPlugin" not in text or not re.search(r"^X-KDE-Library\s*=\s*%s\s*$" % PLUGIN, text, re.M):
-        raise BundleError(f"{desktop} is not a Krita Python plugin description for '{PLUGIN}' "
-                          "(needs ServiceTypes=Krita/PythonPlugin and X-KDE-Library=refine_matte)")
-    return package, desktop
-
-
-def bundle_version(package: Path) -> str:
-    """``__version__`` of the bundled package, read without importing it."""
-    match = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""",
-                      (package / "__init__.py").read_text(encoding="utf-8", errors="replace"), re.M)
-    return match.group(1) if match else "unknown"
-
-
-def build_zip(source: Path, dest: Path, *, say: Say = print) -> Path:
-    """Write the release zip for Krita's *Import Python Plugin from File*.
-
-    Layout, as Krita's importer looks for it: ``refine_matte.desktop`` at the top and
-    the ``refine_matte/`` package beside it, with an entry for every folder (the
-    importer finds a plugin's package by its folder entry ``refine_matte/`` holding an
-    ``__init__.py``). Caches and a recorded ``engine.json`` are left out (the test
-    doubles and the screenshot tool live under tests/, not in the package). The zip is
-    written to a temporary file and renamed into place.
-    """
-    package, desktop = find_bundle(Path(source))
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + dest.name + ".", dir=str(dest.parent))
-    os.close(fd)
-    count = 0
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.write(desktop, DESKTOP)
-            for folder, dirs, files in os.walk(package):
-                dirs[:] = sorted(d for d in dirs if not _IGNORE(folder, [d]))
-                rel = Path(folder).relative_to(package)
-                arc_dir = (Path(PLUGIN) / rel).as_posix() + "/"
-                entry = zipfile.ZipInfo(arc_dir)  # the folder entry Krita's importer looks for
-                entry.external_attr = (0o40755 << 16) | 0x10
-                zf.writestr(entry, b"")
-                for name in sorted(files):
-                    rel_file = (rel / name).as_posix()
-                    if name in _IGNORE(folder, [name]) or rel_file in ZIP_EXCLUDE:
-                        continue
-                    zf.write(os.path.join(folder, name), arc_dir + name)
-                    count += 1
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    say(f"wrote {dest}: Refine Matte {bundle_version(package)} for Krita ({count} files). In Krita: "
-        "Tools > Scripts > Import Python Plugin from File..., pick this zip, enable it, restart Krita.")
-    return dest
 
 
 def _remove(path: Path) -> None:

@@ -3,6 +3,7 @@
 It draws fg / bg / unknown scribbles and SAM prompts (points and a box) in
 image coordinates, pans and zooms, and renders the scribbles as grey masks
 for the engine.  Host-agnostic: the panel owns one, a host may embed it.
+How it draws is canvas_paint.py; what the mouse does, canvas_pointer.py (``canvas.pointer``).
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 from typing import List, Optional, Tuple
 
 from . import imaging
+from .canvas_paint import paint, strokes_overlay, with_stroke
+from .canvas_pointer import Pointer
 from .qt import QtCore, QtGui, QtWidgets, Signal, event_pos, wheel_delta
-from .strokes import (BRUSHES, COLORS, SCRIBBLE_KINDS, STROKE_OPACITY, TOOLS, Stroke, draw_live_stroke,
-                      draw_prompts, draw_stroke, render_overrides, render_scribbles, selection_outline)
+from .strokes import BRUSHES, SCRIBBLE_KINDS, TOOLS, Stroke, render_overrides, render_scribbles, selection_outline
 
 __all__ = ["BRUSHES", "MAX_BRUSH", "MIN_BRUSH", "SCRIBBLE_KINDS", "TOOLS", "MatteCanvas", "Stroke",
            "selection_outline"]
@@ -20,7 +22,6 @@ __all__ = ["BRUSHES", "MAX_BRUSH", "MIN_BRUSH", "SCRIBBLE_KINDS", "TOOLS", "Matt
 Qt = QtCore.Qt
 QPointF = QtCore.QPointF
 
-_DRAG_THRESHOLD = 4.0  # widget px: below this a SAM press is a click, not a box
 MIN_BRUSH, MAX_BRUSH = 1, 500
 
 
@@ -59,14 +60,7 @@ class MatteCanvas(QtWidgets.QWidget):
         self._offset = QPointF(0.0, 0.0)
         self._fit_pending = True
         self._fitted = False  # the view is "fit to window": resizing re-fits it
-        self._current: Optional[Stroke] = None
-        self._press: Optional[QPointF] = None
-        self._press_button = None
-        self._drag_box: Optional[Tuple[QPointF, QPointF]] = None
-        self._pan_from: Optional[Tuple[QPointF, QPointF]] = None
-        self._dragging_split = False
-        self._space_down = False
-        self._cursor_pos: Optional[QPointF] = None
+        self.pointer = Pointer(self)  # the gesture in progress: stroke, SAM box, pan, divider
         self.hud_text = ""
         self.progress_text = ""
         self._show_input = True
@@ -289,8 +283,15 @@ class MatteCanvas(QtWidgets.QWidget):
         self.update()
 
     def pan_by(self, dx: float, dy: float) -> None:
+        self.pan_to(QPointF(self._offset.x() + dx, self._offset.y() + dy))
+
+    def offset(self) -> QPointF:
+        """Widget position of the image's top-left corner."""
+        return self._offset
+
+    def pan_to(self, offset: QPointF) -> None:
         self._fitted = False
-        self._offset = QPointF(self._offset.x() + dx, self._offset.y() + dy)
+        self._offset = offset
         self.update()
 
     def to_image(self, pos: QPointF) -> QPointF:
@@ -320,18 +321,12 @@ class MatteCanvas(QtWidgets.QWidget):
         event.accept()
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
-        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
-            self._space_down = True
-            self.setCursor(Qt.CursorShape.OpenHandCursor)
-            return
-        super().keyPressEvent(event)
+        if not self.pointer.key_press(event):
+            super().keyPressEvent(event)
 
     def keyReleaseEvent(self, event) -> None:  # noqa: N802
-        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
-            self._space_down = False
-            self.unsetCursor()
-            return
-        super().keyReleaseEvent(event)
+        if not self.pointer.key_release(event):
+            super().keyReleaseEvent(event)
 
     def split_x(self) -> float:
         """Widget x of the before/after divider."""
@@ -343,166 +338,33 @@ class MatteCanvas(QtWidgets.QWidget):
         self._invalidate()
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
-        pos = event_pos(event)
-        button = event.button()
-        if (self._view_mode == "split" and self._image is not None
-                and button == Qt.MouseButton.LeftButton and abs(pos.x() - self.split_x()) <= 6):
-            self._dragging_split = True  # grabbing the divider beats painting
-            return
-        if (button == Qt.MouseButton.MiddleButton or self._tool == "pan"
-                or (self._space_down and button == Qt.MouseButton.LeftButton)):
-            self._pan_from = (pos, self._offset)
-            return
-        if self._image is None:
-            return
-        if self._tool in BRUSHES and button == Qt.MouseButton.LeftButton:
-            ip = self.to_image(pos)
-            self._current = Stroke(self._tool, float(self._brush), [(ip.x(), ip.y())])
-            self.update()
-        elif self._tool == "sam" and button in (Qt.MouseButton.LeftButton,
-                                                  Qt.MouseButton.RightButton):
-            self._press, self._press_button = pos, button
-            self._drag_box = None
+        self.pointer.pressed(event)
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
-        pos = event_pos(event)
-        self._cursor_pos = pos
-        if self._dragging_split:
-            self.set_split(self.to_image(pos).x() / max(self._image.width(), 1))
-            return
-        if self._pan_from is not None:
-            start, offset = self._pan_from
-            self._fitted = False
-            self._offset = QPointF(offset.x() + pos.x() - start.x(),
-                                   offset.y() + pos.y() - start.y())
-        elif self._current is not None:
-            ip = self.to_image(pos)
-            self._current.points.append((ip.x(), ip.y()))
-        elif self._press is not None and self._press_button == Qt.MouseButton.LeftButton:
-            if (pos - self._press).manhattanLength() >= _DRAG_THRESHOLD:
-                self._drag_box = (self._press, pos)
-        self.update()
+        self.pointer.moved(event)
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
-        pos = event_pos(event)
-        if self._dragging_split:
-            self._dragging_split = False
-            return
-        if self._pan_from is not None:
-            self._pan_from = None
-            return
-        if self._current is not None:
-            stroke, self._current = self._current, None
-            self.strokes.append(stroke)
-            self._overlay = None
-            self.strokeAdded.emit(stroke)
-            self.update()
-            return
-        if self._press is not None:
-            press, button = self._press, self._press_button
-            self._press = self._press_button = None
-            if self._drag_box is not None:
-                a, b = self.to_image(press), self.to_image(pos)
-                self._drag_box = None
-                self.set_sam_box((min(a.x(), b.x()), min(a.y(), b.y()),
-                                  max(a.x(), b.x()), max(a.y(), b.y())))
-            else:
-                ip = self.to_image(pos)
-                bg = (button == Qt.MouseButton.RightButton
-                      or bool(event.modifiers() & Qt.KeyboardModifier.AltModifier)
-                      or bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier))
-                self.add_sam_point(ip.x(), ip.y(), 0 if bg else 1)
+        self.pointer.released(event)
 
     def leaveEvent(self, event) -> None:  # noqa: N802
-        self._cursor_pos = None
-        self.update()
+        self.pointer.left()
         super().leaveEvent(event)
 
     # ------------------------------------------------------------ painting
     def paintEvent(self, event) -> None:  # noqa: N802
-        p = QtGui.QPainter(self)
-        p.fillRect(self.rect(), QtGui.QColor(48, 48, 52))
-        shown = self.display_image()
-        if shown is None:
-            p.setPen(QtGui.QColor(200, 200, 200))
-            p.drawText(self.rect(), int(Qt.AlignmentFlag.AlignCenter.value
-                                        if hasattr(Qt.AlignmentFlag.AlignCenter, "value")
-                                        else Qt.AlignmentFlag.AlignCenter),
-                       "No image")
-            p.end()
-            return
-        p.save()
-        p.translate(self._offset)
-        p.scale(self._scale, self._scale)
-        busy = self._current is not None or self._pan_from is not None
-        # Smooth downscaling of a big layer costs too much to redo on every mouse move.
-        p.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform,
-                        self._scale < 1.0 and not busy)
-        p.drawImage(0, 0, shown)
-        if self._selection_path is not None:
-            self._paint_selection(p)
-        if self._show_input:
-            self._paint_input(p)
-        p.restore()
-        if self._view_mode == "split":
-            x = self.split_x()
-            p.setPen(QtGui.QPen(QtGui.QColor(255, 255, 255), 1.5))
-            p.drawLine(QPointF(x, 0), QPointF(x, self.height()))
-            p.drawText(QPointF(x - 60, 18), "before")
-            p.drawText(QPointF(x + 8, 18), "after")
-        if self._drag_box is not None:
-            p.setPen(QtGui.QPen(QtGui.QColor(255, 220, 0), 1.5, Qt.PenStyle.DashLine))
-            p.drawRect(QtCore.QRectF(self._drag_box[0], self._drag_box[1]).normalized())
-        if self._cursor_pos is not None and self._tool in BRUSHES:
-            r = self._brush * self._scale / 2
-            p.setPen(QtGui.QPen(COLORS[self._tool], 1.2))
-            p.setBrush(Qt.BrushStyle.NoBrush)
-            p.drawEllipse(self._cursor_pos, r, r)
-        hud = "  ·  ".join(t for t in (self.hud_text, self.progress_text) if t)
-        if hud:
-            width = p.fontMetrics().horizontalAdvance(hud) + 12
-            p.fillRect(QtCore.QRectF(6, self.height() - 26, width, 20), QtGui.QColor(0, 0, 0, 150))
-            p.setPen(QtGui.QColor(255, 255, 255))
-            p.drawText(QPointF(12, self.height() - 11), hud)
-        p.end()
+        paint(self, QtGui.QPainter(self))
 
-    def _paint_selection(self, p: "QtGui.QPainter") -> None:
-        """Marching ants: black and white dashes, a constant 1.5 px on screen."""
-        width = 1.5 / self._scale
-        p.setBrush(Qt.BrushStyle.NoBrush)
-        p.setPen(QtGui.QPen(QtGui.QColor(0, 0, 0), width))
-        p.drawPath(self._selection_path)
-        pen = QtGui.QPen(QtGui.QColor(255, 255, 255), width, Qt.PenStyle.DashLine)
-        p.setPen(pen)
-        p.drawPath(self._selection_path)
-
-    def scribble_overlay(self) -> Optional["QtGui.QImage"]:
-        """Committed strokes (plus the one being painted) as an ARGB image."""
+    def committed_overlay(self) -> Optional["QtGui.QImage"]:
+        """The committed strokes as an ARGB image at image resolution (cached)."""
         if self._image is None:
             return None
         if self._overlay is None:
-            self._overlay = QtGui.QImage(self._image.size(),
-                                         QtGui.QImage.Format.Format_ARGB32_Premultiplied)
-            self._overlay.fill(QtGui.QColor(0, 0, 0, 0))
-            p = QtGui.QPainter(self._overlay)
-            for stroke in self.strokes:
-                draw_stroke(p, stroke)
-            p.end()
-        if self._current is None:
-            return self._overlay
-        live = self._overlay.copy()
-        p = QtGui.QPainter(live)
-        draw_stroke(p, self._current)
-        p.end()
-        return live
+            self._overlay = strokes_overlay(self._image.size(), self.strokes)
+        return self._overlay
 
-    def _paint_input(self, p: "QtGui.QPainter") -> None:
-        if self.strokes:
-            if self._overlay is None:
-                self.scribble_overlay()
-            p.setOpacity(STROKE_OPACITY)
-            p.drawImage(0, 0, self._overlay)
-        if self._current is not None:
-            draw_live_stroke(p, self._current)
-        p.setOpacity(1.0)
-        draw_prompts(p, self.sam_points, self.sam_box, 1.0 / self._scale)  # constant on-screen size
+    def scribble_overlay(self) -> Optional["QtGui.QImage"]:
+        """Committed strokes (plus the one being painted) as an ARGB image."""
+        overlay = self.committed_overlay()
+        if overlay is None or self.pointer.current is None:
+            return overlay
+        return with_stroke(overlay, self.pointer.current)

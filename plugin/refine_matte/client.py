@@ -16,32 +16,16 @@ import socket
 import subprocess
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 # Where the service is and how one starts (re-exported: callers import them from here).
 from .service_files import (CONFIG_ENV, ENGINE_FILE, LOG_FILE, PYTHON_ENV, SERVICE_FILE,  # noqa: F401
                             TOKEN_FILE, NotPublished, StartFailed, config_dir, engine_python, log_tail, read_published,
                             service_command, spawn_service)
 
-ProgressCallback = Callable[[int, int, Optional[bytes]], None]
-
-
-class EngineError(Exception):
-    """The service refused a request or a job failed; ``status`` is the HTTP code."""
-
-    def __init__(self, message: str, status: Optional[int] = None, code: Optional[str] = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-
-
-class EngineNotRunning(EngineError):
-    """No reachable service was found (or the one started did not come up)."""
-
-
-class JobCancelled(EngineError):
-    """The refine job was cancelled before it finished."""
+# The errors (re-exported: callers import them from here) and a job's event stream.
+from .client_errors import EngineError, EngineNotRunning, JobCancelled, error_from  # noqa: F401
+from .client_events import ProgressCallback, dispatch, read_events
 
 
 def _b64(data: bytes) -> str:
@@ -190,7 +174,7 @@ class EngineClient:
         finally:
             conn.close()
         if resp.status >= 400:
-            raise _error_from(resp.status, data)
+            raise error_from(resp.status, data)
         return data, resp
 
     def _json(self, method: str, path: str, payload: Optional[Dict[str, Any]] = None,
@@ -255,27 +239,15 @@ class EngineClient:
             except (OSError, http.client.HTTPException) as exc:
                 raise EngineError("cannot follow job %s: %s" % (job_id, exc)) from None
             if resp.status >= 400:
-                raise _error_from(resp.status, resp.read())
-            data_lines: List[str] = []
-            while True:
+                raise error_from(resp.status, resp.read())
+
+            def cancel_if_asked() -> None:
+                nonlocal cancel_sent
                 if cancel_event is not None and cancel_event.is_set() and not cancel_sent:
                     cancel_sent = True
                     self.cancel(job_id)
-                try:
-                    raw = resp.readline()
-                except (OSError, http.client.HTTPException) as exc:
-                    raise EngineError("lost the event stream of job %s: %s" % (job_id, exc)) from None
-                if not raw:
-                    raise EngineError("the service closed the event stream of job %s early" % job_id)
-                line = raw.decode("utf-8").rstrip("\r\n")
-                if line.startswith("data:"):
-                    data_lines.append(line[5:].lstrip())
-                elif not line and data_lines:
-                    event = json.loads("\n".join(data_lines))
-                    data_lines = []
-                    yield event
-                    if event.get("type") in ("done", "failed", "cancelled"):
-                        return
+
+            yield from read_events(resp, job_id, cancel_if_asked)
         finally:
             conn.close()
 
@@ -288,22 +260,7 @@ class EngineClient:
         ``on_work(done, total)`` gets the engine's real work (encoder tiles and tile x step
         decodes) from every event that carries it (services that send none: never)."""
         for event in self.events(job_id, cancel_event=cancel_event):
-            kind = event.get("type")
-            if on_work is not None:
-                done, total = ((event.get("done"), event.get("total")) if kind == "work"
-                               else (event.get("work_done"), event.get("work_total")))
-                if kind in ("work", "progress") and isinstance(done, int) and isinstance(total, int) and total > 0:
-                    on_work(done, total)
-            if kind == "warning" and on_warning is not None:
-                on_warning(str(event.get("message") or ""))
-            elif kind == "progress" and on_progress is not None:
-                preview = event.get("preview")
-                on_progress(int(event.get("step", 0)), int(event.get("total", 0)),
-                            base64.b64decode(preview) if preview else None)
-            elif kind == "cancelled":
-                raise JobCancelled(event.get("error") or "cancelled", code="cancelled")
-            elif kind == "failed":
-                raise EngineError(event.get("error") or "the job failed", code=event.get("code"))
+            dispatch(event, on_progress, on_work, on_warning)
 
     def refine(self, image_png: bytes, trimap_png: bytes, steps: int = 10,
                seed: Optional[int] = None, on_progress: Optional[ProgressCallback] = None,
@@ -407,14 +364,4 @@ class EngineClient:
         data, _ = self._request("POST", "/v1/cutout", payload)
         return data
 
-
-def _error_from(status: int, data: bytes) -> EngineError:
-    try:
-        detail = json.loads(data.decode("utf-8")).get("detail")
-    except (ValueError, AttributeError, UnicodeDecodeError):
-        detail = None
-    message = str(detail) if detail else data[:200].decode("utf-8", "replace") or "HTTP %d" % status
-    if status == 401:
-        return EngineNotRunning("the service refused the token (401): %s" % message, status)
-    return EngineError("HTTP %d: %s" % (status, message), status)
 

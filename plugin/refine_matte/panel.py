@@ -10,17 +10,19 @@ layer mask.  Only Qt + stdlib are used so it runs inside a host's Python.
 from __future__ import annotations
 
 import traceback
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from . import imaging
-from .adapter import HostAdapter, HostError, NoImageError
+from .adapter import HostAdapter, HostError
 from .canvas import MatteCanvas
 from .engine_api import EngineApi
-from .finishing import Finisher
-from . import panel_ui
-from .panel_output import OutputMixin, SamSetup
+from .finishing import Finisher, FinishControls
+from . import panel_host, panel_ui
+from .panel_host import EMPTY_MATTE_LEVEL as EMPTY_MATTE_LEVEL, MASK_NAME  # re-exported
+from .panel_output import PanelOutput
+from .panel_sam import SamDownload, SamSetup
 from .panel_spec import build_spec
-from .panel_state import EDGE_IDS, SOURCE_IDS, PanelState, as_int, band_text
+from .panel_state import SOURCE_IDS, PanelState, as_int
 from .panel_ui import shortcut_help as shortcut_help  # re-exported: the editor's help lists them
 from .qt import QtCore, QtGui, QtWidgets, Signal
 from .worker import JobSpec, RefineJob, describe_error
@@ -28,7 +30,6 @@ from .worker import JobSpec, RefineJob, describe_error
 Qt = QtCore.Qt
 
 LIVE_BAND_DELAY_MS = 250  # strokes in quick succession give one preview
-MASK_NAME = "Refine Matte"  # one mask of this name per layer: a new refine replaces it
 
 
 def _default_client_factory() -> Any:
@@ -45,7 +46,7 @@ def _default_client_factory() -> Any:
     return EngineClient.discover()
 
 
-class RefinePanel(QtWidgets.QWidget, OutputMixin):
+class RefinePanel(QtWidgets.QWidget):
     """The Refine Matte dock contents: the widgets that render a :class:`PanelState`
     (``self.state``) and forward the artist's actions to it.
 
@@ -53,7 +54,9 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
     callable returning one, called on the worker thread) may be injected; by
     default the panel discovers a running service.  ``canvas`` lets a host show
     the canvas elsewhere (the standalone editor puts it in the centre); without
-    one the panel embeds its own.
+    one the panel embeds its own.  It owns its output side (``output``: edge controls,
+    finisher, cut-outs), the SAM download row (``sam``) and the progress display
+    (``job_progress``).
     """
 
     MASK_NAME = MASK_NAME
@@ -76,13 +79,15 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self._shortcuts: List[Any] = []
         self._own_canvas = canvas is None
         self.canvas = canvas or MatteCanvas(self)
-        self._init_output(finisher, sam_setup)
+        self.output = PanelOutput(self.state, self.canvas, finisher, self._show_status, parent=self)
+        self.sam = SamDownload(sam_setup, lambda: self.source() == "sam", self._show_status, self.show_error,
+                               parent=self)
         panel_ui.build_ui(self)
         if adapter is not None:  # the host's own word for its selection (Krita: "Selection")
             self.source_combo.setItemText(self.source_combo.findData("selection"),
                                           getattr(adapter, "selection_name", "Host selection"))
         panel_ui.connect(self)
-        self._connect_output()
+        self.output.connect(self.rerender_output)
         self.install_shortcuts(self)
         # Out of the box: scribbles need no download (SAM offers its own when picked).
         self.set_source("scribbles")
@@ -113,6 +118,15 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         """The engine's matte is its prior; None until an engine said."""
         return self.state.prior_only
 
+    @property
+    def output_controls(self) -> FinishControls:
+        """The edge controls / decontamination / variation box (``output.controls``)."""
+        return self.output.controls
+
+    def output_params(self) -> Dict[str, Any]:
+        """The result parameters of the next / last delivery (saved with results)."""
+        return self.output.params()
+
     # ============================================== UI (built and wired by panel_ui)
     def install_shortcuts(self, scope: QtWidgets.QWidget,
                           context: Any = Qt.ShortcutContext.WidgetWithChildrenShortcut) -> None:
@@ -124,22 +138,6 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         panel_ui.install_shortcuts(self, scope, context)
 
     # ========================================================= state sync
-    def _sync_view_buttons(self, mode: str) -> None:
-        btn = self.view_buttons.get(mode)
-        if btn is not None:
-            btn.setChecked(True)
-        label = self.canvas.view_label()  # says when the photo stands in for a missing matte
-        self.view_label.setText(label)
-        self.canvas.hud_text = label
-
-    def _sync_tool_buttons(self, tool: str) -> None:
-        btn = self.tool_buttons.get(tool)
-        if btn is not None:
-            btn.setChecked(True)
-
-    def _sync_band_label(self, value: int) -> None:
-        self.band_label.setText(band_text(value))
-
     def source(self) -> str:
         return self.state.source()
 
@@ -160,18 +158,13 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
     def set_edge(self, edge: str) -> None:
         self.state.set_edge(edge)
 
-    def _render_edge(self, edge: str) -> None:
-        self.edge_combo.blockSignals(True)
-        self.edge_combo.setCurrentIndex(EDGE_IDS.index(edge))
-        self.edge_combo.blockSignals(False)
-
     def _render_source(self, *_: Any) -> None:
         """Show the state's source: its combo entry, edge mode, hint, tools and extras."""
         src = self.source()
         self.source_combo.blockSignals(True)
         self.source_combo.setCurrentIndex(SOURCE_IDS.index(src))
         self.source_combo.blockSignals(False)
-        self._render_edge(self.state.edge())
+        panel_ui.render_edge(self, self.state.edge())
         self.edge_combo.setEnabled(self.state.has_edge_choice())
         self.hint_label.setText(self.state.hint())
         scribbling = src == "scribbles"
@@ -182,10 +175,23 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             self.canvas.set_tool("fg")
         self.preview_band_button.setEnabled(src in ("selection", "mask", "sam", "scribbles"))
         self.state.live_band = False  # a new source starts without the live preview
-        self._sync_sam_setup()
+        self.sam.sync()
         self.show_selection_outline()
 
-    # ============================================================ errors
+    # ============================================================ status
+    def _show_status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def reset_status(self) -> None:
+        """Forget the last result's status and error (new document, undo, layer change)."""
+        if self.state.is_busy():
+            return  # a running job owns the status line
+        self.clear_error()
+        self.status_label.setText("Ready.")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+
     def show_error(self, message: str) -> None:
         self.error_label.setText(message)
         self.error_label.show()
@@ -200,23 +206,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
 
     def save_matte(self, path: str, bits: int = 16) -> None:
         """Write the last computed matte to ``path`` (PNG/TIFF, atomically)."""
-        from .editor.io import save_alpha  # Qt + stdlib only
-        if self.state.last_alpha is None:
-            raise ValueError("there is no computed matte to save")
-        save_alpha(path, self.state.last_alpha, bits)
-
-    def _ask_save_matte(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(
-            self, "Save matte", "matte.png", "PNG (*.png);;TIFF (*.tif *.tiff)")
-        if not path:
-            return
-        try:
-            self.save_matte(path)
-        except (OSError, ValueError) as exc:
-            self.show_error(f"Could not save the matte: {exc}")
-            self.save_matte_button.show()
-            return
-        self.status_label.setText(f"Saved the matte to {path}.")
+        panel_host.save_matte(self, path, bits)
 
     def error_text(self) -> str:
         return self.error_label.text() if self.error_label.isVisibleTo(self) else ""
@@ -224,43 +214,38 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
     # ============================================================ host I/O
     def refresh(self) -> None:
         """Reload the active layer (and its mask) from the host into the canvas."""
-        if self.adapter is None:
-            self.canvas.set_image(None)
-            return
-        try:
-            image = self.adapter.active_image()
-        except HostError:
-            self.canvas.set_image(None)
-            return
-        except Exception as exc:  # noqa: BLE001 - adapter bugs are shown, not raised into the host
-            traceback.print_exc()
-            self.canvas.set_image(None)
-            self.show_error(describe_error(exc))
-            return
-        self.canvas.set_image(image, keep_input=True)
-        try:
-            mask = self.adapter.layer_mask()
-        except Exception:  # noqa: BLE001 - a missing mask only means nothing to show
-            mask = None
-        self.canvas.set_alpha(mask)
-        self._on_host_refreshed()
+        panel_host.refresh(self)
+
+    def show_selection_outline(self) -> None:
+        """Outline the host selection on the panel's canvas (selection source only)."""
+        panel_host.show_selection_outline(self)
+
+    def forget_result(self) -> None:
+        """A new document or layer: edge changes must not re-deliver the old matte."""
+        self.state.forget_result()
 
     def _build_spec(self) -> JobSpec:
-        return build_spec(self.adapter, self.canvas, self.state, self.output_controls.seed())
+        return build_spec(self.adapter, self.canvas, self.state, self.output.controls.seed())
 
     # ============================================================== jobs
     def is_busy(self) -> bool:
         return self.state.is_busy()
 
-    def refine(self) -> bool:
-        """Start a refine; returns False (with the reason shown) if it could not start."""
+    def _next_spec(self) -> Optional[JobSpec]:
+        """The next job (refine or band preview), or None: busy, or refused with the reason shown."""
         if self.state.is_busy():
-            return False
+            return None
         self.clear_error()
         try:
-            spec = self._build_spec()
+            return self._build_spec()
         except Exception as exc:  # noqa: BLE001 - shown in the panel, never as a traceback
             self.show_error(self._describe(exc))
+            return None
+
+    def refine(self) -> bool:
+        """Start a refine; returns False (with the reason shown) if it could not start."""
+        spec = self._next_spec()
+        if spec is None:
             return False
         # The live preview stays on: the next stroke shows the band again, so the trimap is
         # visible while painting between refines too (paint, band, refine, matte, paint...).
@@ -289,7 +274,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         sig.cancelled.connect(self._on_cancelled)
         self.state.begin_job(job, spec, self._target_id())
         self.job_progress.reset(spec, preview)
-        self._set_busy(True)
+        panel_ui.set_busy(self, True)
         self.jobStarted.emit()
         job.start()
         return True
@@ -300,13 +285,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         progress reads "Solving the matte… 42 %"."""
         if not self.state.set_engine_info(info):
             return
-        shown = not self.state.prior_only
-        for field in (self.steps_spin, self.samples_spin):
-            field.setVisible(shown)
-            label = self._options_form.labelForField(field)
-            if label is not None:
-                label.setVisible(shown)
-        self.output_controls.show_variation(shown)
+        panel_ui.show_diffusion_controls(self, not self.state.prior_only)
         self.job_progress.engine_known()
 
     def cancel(self) -> None:
@@ -316,22 +295,33 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             self.status_label.setText("Cancelling…")
             self.cancel_button.setEnabled(False)
 
-    def _set_busy(self, busy: bool) -> None:
-        self.refine_button.setEnabled(not busy)
-        self.cancel_button.setEnabled(busy)
-        self.source_combo.setEnabled(not busy)
-        self.steps_spin.setEnabled(not busy)
-        self.samples_spin.setEnabled(not busy)
-
     def _end_job(self, outcome: str) -> None:
         self.state.end_job()
         self.canvas.set_progress_text("")
-        self._set_busy(False)
+        panel_ui.set_busy(self, False)
         self.jobFinished.emit(outcome)
         if outcome == "done" and self.state.band_pending:
             self._schedule_band_preview()
 
-    # --------------------------------------------------------- live band preview
+    # --------------------------------------------------------- band preview
+    def preview_band(self) -> bool:
+        """Compute the trimap of the current source (no refine) and show it in the Trimap view."""
+        spec = self._next_spec()
+        if spec is None:
+            return False
+        spec.trimap_only = True
+        return self._start_job(spec, preview=True)
+
+    def _on_preview_done(self, _alpha: Any) -> None:
+        self.progress.setRange(0, 1)  # out of "busy" mode
+        self.progress.setValue(0)
+        self.state.live_band = True  # strokes now update the preview (after refines too) until a new source
+        self.canvas.set_view_mode("trimap")
+        warning = self.state.job_warning
+        self.status_label.setText("Band preview: mid grey is the unknown band the engine will refine."
+                                  + (f"\nWarning: {warning}" if warning else ""))
+        self._end_job("done")
+
     def _on_stroke_for_band(self, *_: Any) -> None:
         """While the band preview is shown, every stroke recomputes it (the trimap is
         visible before the refine, and follows the painting)."""
@@ -353,43 +343,15 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.preview_band()
 
     def _target_id(self) -> Any:
-        try:
-            return self.adapter.document_id() if self.adapter is not None else None
-        except Exception:  # noqa: BLE001 - an id is only a safety check
-            return None
+        return panel_host.target_id(self)
 
     def _on_finished(self, alpha: Any) -> None:
-        outcome = "done"
-        self._remember_raw(alpha, self.state.spec_image)
-        alpha = self.edged_alpha(alpha)  # edge controls; the raw matte is kept for re-renders
-        self.state.last_alpha = alpha  # kept (and shown) even when the host cannot take it
-        self.canvas.set_alpha(alpha)
-        try:
-            if self.adapter is None:
-                raise NoImageError("No host document is connected to the panel.")
-            if self._target_id() != self.state.job_target:
-                raise HostError("The document or active layer changed while refining, so the "
-                                "matte was not applied. Run Refine Matte again.")
-            if imaging.count_above(alpha, EMPTY_MATTE_LEVEL) == 0:
-                raise HostError("The refined matte is empty: as a mask it would hide the whole "
-                                "layer, so no mask was added. Select (or mark as foreground) "
-                                "the subject and refine again.")
-            note = self.adapter.add_layer_mask(alpha, MASK_NAME)
-            warning = self.state.job_warning
-            self.status_label.setText("Done: the matte was added as a new layer mask."
-                                      + (f" {note}" if note else "")
-                                      + (f"\nWarning: {warning}" if warning else ""))
-            self.maskAdded.emit(alpha)
-            self._start_cutout()
-        except Exception as exc:  # noqa: BLE001 - a host bug must not leave the panel busy
-            if not isinstance(exc, HostError):
-                traceback.print_exc()
-            self.show_error(describe_error(exc) + "\nThe refined matte is kept: use "
-                            "\"Save matte…\" to save it.")
-            self.save_matte_button.show()
-            outcome = "failed"
-        finally:
-            self._end_job(outcome)
+        panel_host.deliver(self, alpha)
+
+    def rerender_output(self) -> bool:
+        """Apply changed edge controls to the last matte: no engine job, the mask is
+        replaced (one undo step).  Returns False when there is nothing to re-render."""
+        return panel_host.rerender(self)
 
     def _on_warning(self, message: str) -> None:
         """Advice from the engine about the input or the trimap; kept with the result (both
@@ -415,7 +377,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
         self.state.save_settings(settings)
         settings.setValue("brush", self.canvas.brush_size())
         settings.setValue("view", self.canvas.view_mode())
-        self._save_output_settings(settings)
+        self.output.save_settings(settings)
         settings.endGroup()
 
     def restore_settings(self, settings: "QtCore.QSettings") -> None:
@@ -431,10 +393,7 @@ class RefinePanel(QtWidgets.QWidget, OutputMixin):
             view = settings.value("view", None)
             if view in [m for m, _, _ in imaging.VIEW_MODES]:
                 self.canvas.set_view_mode(view)
-            self._restore_output_settings(settings)
+            self.output.restore_settings(settings)
         finally:
             settings.endGroup()
 
-
-#: a matte whose every pixel is at most this (of 255) is "empty": as a mask it hides the layer
-EMPTY_MATTE_LEVEL = 8

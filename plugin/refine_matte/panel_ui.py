@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Tuple
 
-from . import imaging
+from . import imaging, panel_host
 from .hint import HintLabel
 from .panel_progress import JobProgress
-from .panel_state import BAND_RANGE, EDGE_IDS, EDGES, SAMPLES_RANGE, SOURCE_IDS, SOURCES, STEPS_RANGE
+from .panel_state import (BAND_RANGE, EDGE_IDS, EDGES, SAMPLES_RANGE, SOURCE_IDS, SOURCES, STEPS_RANGE,
+                          band_text)
 from .qt import QShortcut, QtCore, QtGui, QtWidgets
 
 Qt = QtCore.Qt
@@ -32,13 +33,13 @@ def build_ui(panel: Any) -> None:
     _messages(panel)
     lay.addWidget(_source_box(panel))
     lay.addLayout(_options(panel))
-    lay.addWidget(panel._build_output_box())
+    lay.addWidget(panel.output.build_box())
     _run_controls(panel, lay)
     panel.job_progress = JobProgress(panel.progress, panel.status_label, panel.canvas, panel.state)
     if not panel._own_canvas:
         lay.addStretch(1)
-    panel._sync_view_buttons(panel.canvas.view_mode())
-    panel._sync_tool_buttons(panel.canvas.tool())
+    sync_view_buttons(panel, panel.canvas.view_mode())
+    sync_tool_buttons(panel, panel.canvas.tool())
 
 
 def _messages(panel: Any) -> None:
@@ -77,7 +78,13 @@ def _source_box(panel: Any) -> "QtWidgets.QGroupBox":
 
     _tool_rows(panel, form)
     _brush_and_band(panel, form)
-    panel._build_source_extras(form)
+    panel.preview_band_button = QtWidgets.QPushButton("Preview band")
+    panel.preview_band_button.setToolTip("Compute the trimap the engine would get (the unknown band "
+                                         "after automatic widening) and show it, without refining")
+    form.addRow(panel.preview_band_button)
+    panel.sam_row = panel.sam.build_row()  # shown while SAM's checkpoint is missing
+    panel.sam_download_button = panel.sam.button
+    form.addRow(panel.sam_row)
     return src_box
 
 
@@ -209,7 +216,7 @@ def connect(panel: Any) -> None:
     panel.samples_spin.valueChanged.connect(panel.state.set_samples)
     panel.band_slider.valueChanged.connect(panel.state.set_band)
     panel.state.sourceChanged.connect(panel._render_source)
-    panel.state.edgeChanged.connect(panel._render_edge)
+    panel.state.edgeChanged.connect(lambda e: render_edge(panel, e))
     panel.state.stepsChanged.connect(panel.steps_spin.setValue)
     panel.state.samplesChanged.connect(panel.samples_spin.setValue)
     panel.state.bandChanged.connect(panel.band_slider.setValue)
@@ -218,14 +225,61 @@ def connect(panel: Any) -> None:
     panel.show_input_check.toggled.connect(panel.canvas.set_input_visible)
     panel.brush_spin.valueChanged.connect(panel.canvas.set_brush_size)
     panel.canvas.brushSizeChanged.connect(panel.brush_spin.setValue)
-    panel.canvas.viewModeChanged.connect(panel._sync_view_buttons)
-    panel.canvas.viewShownChanged.connect(lambda _t: panel._sync_view_buttons(panel.canvas.view_mode()))
-    panel.canvas.toolChanged.connect(panel._sync_tool_buttons)
-    panel.state.bandChanged.connect(panel._sync_band_label)
+    panel.canvas.viewModeChanged.connect(lambda m: sync_view_buttons(panel, m))
+    panel.canvas.viewShownChanged.connect(lambda _t: sync_view_buttons(panel, panel.canvas.view_mode()))
+    panel.canvas.toolChanged.connect(lambda t: sync_tool_buttons(panel, t))
+    panel.state.bandChanged.connect(lambda v: sync_band_label(panel, v))
     panel.refine_button.clicked.connect(panel.refine)
     panel.cancel_button.clicked.connect(panel.cancel)
-    panel.save_matte_button.clicked.connect(panel._ask_save_matte)
-    panel._sync_band_label(panel.state.band())
+    panel.save_matte_button.clicked.connect(lambda: panel_host.ask_save_matte(panel))
+    panel.preview_band_button.clicked.connect(panel.preview_band)
+    sync_band_label(panel, panel.state.band())
+
+
+# ----------------------------------------------------------- the state, shown
+def sync_view_buttons(panel: Any, mode: str) -> None:
+    """The view mode's button, and the label saying what the canvas shows."""
+    btn = panel.view_buttons.get(mode)
+    if btn is not None:
+        btn.setChecked(True)
+    label = panel.canvas.view_label()  # says when the photo stands in for a missing matte
+    panel.view_label.setText(label)
+    panel.canvas.hud_text = label
+
+
+def sync_tool_buttons(panel: Any, tool: str) -> None:
+    btn = panel.tool_buttons.get(tool)
+    if btn is not None:
+        btn.setChecked(True)
+
+
+def sync_band_label(panel: Any, value: int) -> None:
+    panel.band_label.setText(band_text(value))
+
+
+def render_edge(panel: Any, edge: str) -> None:
+    panel.edge_combo.blockSignals(True)
+    panel.edge_combo.setCurrentIndex(EDGE_IDS.index(edge))
+    panel.edge_combo.blockSignals(False)
+
+
+def show_diffusion_controls(panel: Any, shown: bool) -> None:
+    """Diffusion steps, Samples and Variation: hidden for a prior-only engine."""
+    for field in (panel.steps_spin, panel.samples_spin):
+        field.setVisible(shown)
+        label = panel._options_form.labelForField(field)
+        if label is not None:
+            label.setVisible(shown)
+    panel.output.controls.show_variation(shown)
+
+
+def set_busy(panel: Any, busy: bool) -> None:
+    """While a job runs: Cancel on; Refine, the source and the diffusion numbers off."""
+    panel.refine_button.setEnabled(not busy)
+    panel.cancel_button.setEnabled(busy)
+    panel.source_combo.setEnabled(not busy)
+    panel.steps_spin.setEnabled(not busy)
+    panel.samples_spin.setEnabled(not busy)
 
 
 def install_shortcuts(panel: Any, scope: "QtWidgets.QWidget",

@@ -3,7 +3,9 @@
 A prior-only model (the shipped default: its matte is the information-flow prior, no
 diffusion runs) reports the solve's fraction done, not steps; the time left is estimated
 from the rate since the first report, so an upload or a wait in the queue before the
-solve does not count (issue #23). ``diffmatte/cli.py`` words its line the same way.
+solve does not count (issue #23). ``diffmatte/cli.py`` prints its line with these
+(the one implementation; stdlib only, which an import contract keeps, so the engine's
+CLI may import it).
 """
 from __future__ import annotations
 

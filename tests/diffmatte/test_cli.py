@@ -306,11 +306,13 @@ def test_a_prior_only_refine_prints_the_solve_not_steps(tmp_path, capsys):
 
 def test_the_solving_line_estimates_the_time_left():
     from diffmatte.cli import _solving_line
+    from refine_matte.progress_text import Estimate
 
-    first: list = []
-    assert _solving_line(0.1, 100.0, first) == "Solving the matte… 10 %"
-    assert _solving_line(0.3, 104.0, first) == "Solving the matte… 30 % (about 14 s left)"
-    assert _solving_line(1.0, 110.0, first) == "Solving the matte… 100 %"
+    clock = iter([100.0, 104.0, 110.0])
+    estimate = Estimate(clock=lambda: next(clock))
+    assert _solving_line(0.1, estimate) == "Solving the matte… 10 %"
+    assert _solving_line(0.3, estimate) == "Solving the matte… 30 % (about 14 s left)"
+    assert _solving_line(1.0, estimate) == "Solving the matte… 100 %"
 
 
 def test_refine_passes_prior_solver_to_the_engine(tmp_path, tiny_weights, monkeypatch):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional
 
 from .. import __version__, imaging
 from ..canvas import MatteCanvas, Stroke
@@ -19,6 +19,7 @@ from ..qt import QtCore, QtGui, QtWidgets, QUndoCommand, QUndoStack, qt_exec
 from . import io as edio
 from .adapter import EditorAdapter
 from .document import Document
+from .engine import ENGINE_IDLE_MINUTES, StartedEngine, engine_client_factory  # noqa: F401 (re-exported)
 from .finish import LocalFinisher
 from .menus import EDITOR_SHORTCUTS, build_menus, shortcuts_text  # noqa: F401 (EDITOR_SHORTCUTS: re-exported)
 from .sam_setup import EditorSamSetup
@@ -26,16 +27,6 @@ from .sam_setup import EditorSamSetup
 Qt = QtCore.Qt
 ORG, APP = "Refine Matte", "diffmatte-editor"
 SETTINGS_FILE = "editor.ini"   # in the config directory (REFINE_MATTE_CONFIG_DIR overrides it)
-ENGINE_IDLE_MINUTES = 15       # an engine the editor started is stopped after this long unused
-
-def engine_client_factory(serve_args: Sequence[str] = ()) -> Any:
-    """Connect to the engine service, starting one with this Python if none runs.
-
-    ``serve_args`` (e.g. ``["--weights", path]``) are used only when a new service
-    has to be started; a running one is used as it is.
-    """
-    from ..client import EngineClient
-    return EngineClient.ensure_running(python=sys.executable, args=list(serve_args))
 
 
 def default_settings() -> "QtCore.QSettings":
@@ -76,22 +67,13 @@ class EditorWindow(QtWidgets.QMainWindow):
         self.canvas = MatteCanvas()
         self.setCentralWidget(self.canvas)
         self.finisher = LocalFinisher()
-        self._own_client: Any = None  # a client this editor's factory made (maybe starting an engine)
-        factory = client_factory or engine_client_factory
-
-        def own_factory() -> Any:
-            self._own_client = factory()
-            return self._own_client
-
-        self.panel = RefinePanel(self.adapter, client=client, client_factory=own_factory,
+        self.started_engine = StartedEngine(client_factory or engine_client_factory, self)
+        self.panel = RefinePanel(self.adapter, client=client, client_factory=self.started_engine.make_client,
                                  canvas=self.canvas, finisher=self.finisher,
                                  sam_setup=EditorSamSetup())
         # An engine this editor started is stopped when unused for a while (and on close).
-        self.engine_idle = QtCore.QTimer(self)
-        self.engine_idle.setSingleShot(True)
-        self.engine_idle.setInterval(ENGINE_IDLE_MINUTES * 60_000)
-        self.engine_idle.timeout.connect(lambda: self.stop_started_engine("idle"))
-        self.panel.jobFinished.connect(lambda _o: self.engine_idle.start())
+        self.started_engine.idle.timeout.connect(lambda: self.stop_started_engine("idle"))
+        self.panel.jobFinished.connect(lambda _o: self.started_engine.idle.start())
         # The editor owns the whole window, so the single-key shortcuts work anywhere in it.
         self.panel.install_shortcuts(self, Qt.ShortcutContext.WindowShortcut)
         self.canvas.strokeAdded.connect(self._on_stroke)
@@ -361,24 +343,10 @@ class EditorWindow(QtWidgets.QMainWindow):
         """Stop the engine service this editor started (never one it merely found or was
         given), unless it is busy; say so in the status bar and on stderr.  Returns True if
         stopped."""
-        client = self.panel.state.client
-        if (client is None or client is not self._own_client or getattr(client, "process", None) is None
-                or self.panel.job is not None):
+        msg = self.started_engine.stop(reason, self.panel.state.client, busy=self.panel.job is not None)
+        if msg is None:
             return False
-        try:
-            queue = client.info().get("queue", {})
-            if queue.get("running") or queue.get("queued"):
-                return False  # another front end is using it
-            client.shutdown()
-        except Exception:  # noqa: BLE001 - already gone is fine
-            pass
         self.panel.state.drop_client()
-        self._own_client = None
-        why = (f"after {ENGINE_IDLE_MINUTES} minutes unused" if reason == "idle"
-               else "because the editor closed")
-        msg = f"Stopped the engine service this editor started {why}, to free its memory."
-        if reason == "idle":
-            msg += " The next Refine Matte starts it again."
         self.statusBar().showMessage(msg, 15000)
         sys.stderr.write(msg + "\n")
         return True
