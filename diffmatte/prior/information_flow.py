@@ -10,7 +10,8 @@ unknown pixel to pixels of similar colour further away:
 - K-to-U flow: the same mix over its nearest known-foreground and known-background pixels
   gives a direct alpha estimate, trusted by how different the two colour estimates are;
 - intra-U flow: unknown pixels of similar colour nearby get similar alphas;
-- local flow: Levin et al.'s matting Laplacian (3 x 3 windows) keeps the matte smooth;
+- local flow: Levin et al.'s matting Laplacian (3 x 3 windows, laplacian.py: the one
+  closed-form matting applies matrix-free) keeps the matte smooth;
 - known-region expansion first: an unknown pixel right next to a known one of nearly the
   same colour takes its label.
 
@@ -31,13 +32,15 @@ from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 from .cg import TorchCG, pcg
+from .laplacian import sparse_laplacian
 from .progress import Progress, Relay, ignore, span
 
 K_CM, K_KU, K_U = 20, 7, 5            # neighbours per flow (the paper's values)
 S_CM, S_L, S_UU, S_KU = 1.0, 1.0, 0.01, 0.05   # flow weights (the paper's values)
 EXPAND_RADIUS = 9                     # known-region expansion: pixels, and colour (0..255) slack
 SEARCH_MARGIN = 20                    # neighbours are searched within this many px of the band
-EPS_LOCAL = 1e-7                      # closed-form window regulariser (Levin et al.)
+EPS_LOCAL = 1e-7                      # the local flow's window regulariser (Levin et al.;
+                                      # closed-form's prior uses 1e-6: laplacian.py)
 MAX_UNKNOWN = 600_000                 # larger bands are solved in windows (about 2.3 KB per unknown
                                       # pixel in one solve: 600k ~ 1.4 GB)
 KU_LEAF = 128                         # K-to-U KD-tree leaf size (see KnownSamples)
@@ -169,31 +172,6 @@ def _lle_weights(fp: np.ndarray, fq: np.ndarray, reg: float = 1e-3, chunk: int =
         out[s:s + chunk] = w / w.sum(1, keepdims=True)
         check(min(n, s + chunk) / max(n, 1))
     return out
-
-
-def _local_laplacian(flat: np.ndarray, width: int, centres: np.ndarray, compact: np.ndarray, size: int,
-                     eps: float = EPS_LOCAL, chunk: int = 100_000, check: Progress = ignore) -> sp.csr_matrix:
-    """Levin et al.'s matting Laplacian (3 x 3 windows) over the windows centred on
-    ``centres`` (flat indices of interior pixels of an image ``width`` wide whose colours are
-    ``flat``), in the compact numbering ``compact`` (flat index -> row, ``size`` rows);
-    ``check(fraction)`` after each chunk of windows."""
-    offs = np.array([dy * width + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
-    parts = []
-    for s in range(0, len(centres), chunk):
-        idx = centres[s:s + chunk, None] + offs[None]                # (M, 9)
-        xc = flat[idx].astype(np.float64)
-        xc -= xc.mean(1, keepdims=True)
-        cov = xc.transpose(0, 2, 1) @ xc / 9 + (eps / 9) * np.eye(3)[None]
-        vals = (1 + xc @ np.linalg.inv(cov) @ xc.transpose(0, 2, 1)) / 9   # (M, 9, 9) affinities
-        cidx = compact[idx]
-        rows = np.repeat(cidx, 9, 1).ravel()
-        cols = np.tile(cidx, (1, 9)).ravel()
-        aff = sp.csr_matrix((vals.ravel(), (rows, cols)), shape=(size, size))
-        parts.append(sp.diags(np.asarray(aff.sum(1)).ravel()) - aff)
-        check(0.9 * min(len(centres), s + chunk) / len(centres))
-    if not parts:  # no window fits (an image under 3 px on a side): no local flow
-        return sp.csr_matrix((size, size))
-    return sum(parts[1:], parts[0]).tocsr()
 
 
 class KnownSamples:
@@ -344,8 +322,8 @@ def _local_and_intra_u(rg: _Region, report: Progress = ignore) -> Tuple[sp.csr_m
     near = ndi.binary_dilation(rg.unk)
     near[[0, -1], :] = False
     near[:, [0, -1]] = False
-    lap = S_L * _local_laplacian(rg.flat, rg.image.shape[1], np.flatnonzero(near), rg.compact, len(rg.r_idx),
-                                 check=span(report, 0.0, 0.5))
+    lap = S_L * sparse_laplacian(rg.flat, rg.image.shape[1], np.flatnonzero(near), rg.compact, len(rg.r_idx),
+                                 EPS_LOCAL, check=span(report, 0.0, 0.5))
     lap_u = lap[u][:, u]
     lap_k = lap[u][:, known]
     del lap

@@ -5,21 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from diffmatte.prior.information_flow import _lle_weights, _local_laplacian, expand_known
+from diffmatte.prior.information_flow import _lle_weights, expand_known
 from diffmatte.prior.solve import information_flow_alpha
 from diffmatte.modeling import build_model
 from diffmatte.prior.solve import solve_prior
 from diffmatte.modeling.variants import get_config
-from test_prior import _explicit_laplacian, two_colour as _two_colour
-
-
-def test_local_laplacian_equals_the_explicit_one():
-    rng = np.random.default_rng(1)
-    img = rng.random((7, 6, 3))
-    h, w, _ = img.shape
-    centres = np.array([y * w + x for y in range(1, h - 1) for x in range(1, w - 1)])
-    got = _local_laplacian(img.reshape(-1, 3), w, centres, np.arange(h * w), h * w, eps=1e-6).toarray()
-    np.testing.assert_allclose(got, _explicit_laplacian(img, 1e-6), atol=1e-9)
+from test_prior import two_colour as _two_colour
 
 
 def test_lle_weights_equal_the_regularised_k_by_k_solve():
