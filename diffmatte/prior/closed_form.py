@@ -6,10 +6,11 @@ input and learn corrections to it. The same function runs in training (batched, 
 GPU) and in the engine (CPU or GPU), so the network sees at inference exactly the kind
 of prior it was trained on.
 
-Why a matrix-free solver instead of pymatting: the matting Laplacian of 3 x 3 windows is
-applied with box filters (He et al. 2010, "Fast matting using large kernel matting
-Laplacian matrices"), so nothing sparse is ever built, batches run on a GPU, and memory
-is a few dozen image-sized maps over the unknown region's bounding box only. The system
+Why a matrix-free solver instead of pymatting: the matting Laplacian of 3 x 3 windows
+(laplacian.py, the one implementation information flow's local flow uses too) is applied
+with box sums (``laplacian.MatrixFree``), so nothing sparse is ever built, batches run on
+a GPU, and memory is a few dozen image-sized maps over the unknown region's bounding box
+only. The system
 L_UU x_U = -L_UK x_K is solved with Jacobi-preconditioned conjugate gradients (cg.py), started
 from the solution one pyramid level coarser (coarse-to-fine), which converges in far
 fewer iterations than CG from a flat start.
@@ -23,81 +24,13 @@ import torch.nn.functional as F
 
 from .. import trimap_codes as tc
 from .cg import pcg
+from .laplacian import MatrixFree
 
-EPS = 1e-6           # regulariser of the window covariance (Levin et al. and pymatting use 1e-7)
+EPS = 1e-6           # regulariser of the window covariance (Levin et al., pymatting and
+                     # information flow's local flow use 1e-7; laplacian.py)
 COARSEST = 48        # stop the pyramid when the shorter side falls below this
 ITERS_COARSE = 150   # CG iterations at the coarsest level
 ITERS_FINE = 40      # CG iterations at every finer level
-
-
-def _box_sum(x: torch.Tensor) -> torch.Tensor:
-    """Sum over each 3x3 window inside ``x``: (B,C,H,W) -> (B,C,H-2,W-2). Shifted slices, not
-    a pooling kernel: several times faster on CPU (pooling has no fast fp64 path)."""
-    r = x[..., :-2] + x[..., 1:-1] + x[..., 2:]
-    return r[..., :-2, :] + r[..., 1:-1, :] + r[..., 2:, :]
-
-
-def _box_valid(x: torch.Tensor) -> torch.Tensor:
-    """Mean over every 3x3 window lying fully inside the image: (B,C,H,W) -> (B,C,H-2,W-2)."""
-    return _box_sum(x) / 9.0
-
-
-def _sum_back(x: torch.Tensor) -> torch.Tensor:
-    """Adjoint of the window grid: sum over the windows that contain each pixel -> (B,C,H,W)."""
-    return _box_sum(F.pad(x, (2, 2, 2, 2)))
-
-
-class _Laplacian:
-    """The closed-form matting Laplacian of one (batched) image, applied matrix-free."""
-
-    def __init__(self, image: torch.Tensor, eps: float = EPS) -> None:
-        # fp64 throughout: the window covariances come from E[II^T] - mu mu^T, whose fp32
-        # cancellation error (~1e-7) is as large as the regulariser in flat regions, and the
-        # matrix-free product multiplies it by the inverse (~1e7): fp32 gives NaN there.
-        img = image.double()
-        self.image = img
-        mu = _box_valid(img)                                           # (B,3,h,w)
-        rr = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
-        prods = torch.cat([img[:, i:i + 1] * img[:, j:j + 1] for i, j in rr], 1)
-        cov = _box_valid(prods) - torch.cat([mu[:, i:i + 1] * mu[:, j:j + 1] for i, j in rr], 1)
-        reg = eps / 9.0
-        a, b, c, d, e, f = [cov[:, k] for k in range(6)]              # symmetric 3x3: [[a b c] [b d e] [c e f]]
-        a, d, f = a + reg, d + reg, f + reg
-        # Inverse of a symmetric 3x3 by cofactors (per window).
-        i00, i01, i02 = d * f - e * e, c * e - b * f, b * e - c * d
-        i11, i12, i22 = a * f - c * c, b * c - a * e, a * d - b * b
-        det = (a * i00 + b * i01 + c * i02).clamp(min=1e-30)
-        self.inv = torch.stack([i00, i01, i02, i11, i12, i22], 1) / det[:, None]
-        self.mu = mu
-        self.count = _sum_back(torch.ones_like(mu[:, :1]))             # windows per pixel (9 inside)
-
-    def _mat(self, v: torch.Tensor) -> torch.Tensor:
-        """inv @ v per window, v: (B,3,h,w)."""
-        s = self.inv
-        return torch.stack([s[:, 0] * v[:, 0] + s[:, 1] * v[:, 1] + s[:, 2] * v[:, 2],
-                            s[:, 1] * v[:, 0] + s[:, 3] * v[:, 1] + s[:, 4] * v[:, 2],
-                            s[:, 2] * v[:, 0] + s[:, 4] * v[:, 1] + s[:, 5] * v[:, 2]], 1)
-
-    def apply(self, p: torch.Tensor) -> torch.Tensor:
-        """L @ p for p (B,1,H,W)."""
-        p_mean = _box_valid(p)
-        ip_mean = _box_valid(self.image * p)
-        a_k = self._mat(ip_mean - self.mu * p_mean)
-        b_k = p_mean - (a_k * self.mu).sum(1, keepdim=True)
-        return self.count * p - _sum_back(b_k) - (self.image * _sum_back(a_k)).sum(1, keepdim=True)
-
-    def diagonal(self) -> torch.Tensor:
-        """diag(L) (B,1,H,W), for the Jacobi preconditioner."""
-        img, s, mu = self.image, self.inv, self.mu
-        inv_mu = self._mat(mu)
-        mu_q = (mu * inv_mu).sum(1, keepdim=True)
-        sum_s = _sum_back(s)
-        sum_inv_mu = _sum_back(inv_mu)
-        r, g, b = img[:, 0:1], img[:, 1:2], img[:, 2:3]
-        quad = (sum_s[:, 0:1] * r * r + sum_s[:, 3:4] * g * g + sum_s[:, 5:6] * b * b
-                + 2 * (sum_s[:, 1:2] * r * g + sum_s[:, 2:3] * r * b + sum_s[:, 4:5] * g * b))
-        q = quad - 2 * (img * sum_inv_mu).sum(1, keepdim=True) + _sum_back(mu_q)
-        return self.count - (self.count + q) / 9.0
 
 
 def _dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -105,7 +38,7 @@ def _dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return (u * v).flatten(1).sum(1).view(-1, 1, 1, 1)
 
 
-def _cg(lap: _Laplacian, x: torch.Tensor, unknown: torch.Tensor, iters: int) -> torch.Tensor:
+def _cg(lap: MatrixFree, x: torch.Tensor, unknown: torch.Tensor, iters: int) -> torch.Tensor:
     """``iters`` iterations of Jacobi-preconditioned CG (cg.py) on the unknown pixels of
     every image of the batch; known pixels of ``x`` stay fixed."""
     u = unknown.to(lap.image.dtype)
@@ -140,7 +73,7 @@ def _solve(image: torch.Tensor, trimap: torch.Tensor, eps: float) -> torch.Tenso
             up = F.interpolate(x.to(img.dtype), size=img.shape[-2:], mode="bilinear", align_corners=False)
             start = torch.where(unknown, up.clamp(0, 1), known)
             iters = ITERS_FINE
-        x = _cg(_Laplacian(img, eps), start, unknown, iters)
+        x = _cg(MatrixFree(img, eps), start, unknown, iters)
     assert x is not None
     return x
 

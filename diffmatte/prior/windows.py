@@ -28,6 +28,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 from . import information_flow as ifm
+from .flows import KnownSamples
 from .cg import TorchCG
 from .progress import monotone, span
 from ..util import ramp
@@ -181,7 +182,7 @@ class _Stopped(Exception):
 
 
 def _known_samples(image: np.ndarray, label: np.ndarray, origin: Tuple[int, int] = (0, 0),
-                   scale: Optional[Tuple[int, int]] = None) -> "ifm.KnownSamples":
+                   scale: Optional[Tuple[int, int]] = None) -> "KnownSamples":
     """The known pixels of the search region (within SEARCH_MARGIN of the band) of ``image``
     (at ``origin`` in a frame of size ``scale``, default its own): the K-to-U flow's sources
     of one whole solve, shared by every window."""
@@ -191,11 +192,11 @@ def _known_samples(image: np.ndarray, label: np.ndarray, origin: Tuple[int, int]
     region = ndi.maximum_filter(label < 0, size=2 * ifm.SEARCH_MARGIN + 1)
     ky, kx = np.nonzero(region & (label >= 0))
     xy = np.stack([(kx + origin[1]) / w, (ky + origin[0]) / h], 1)
-    return ifm.KnownSamples(image[ky, kx].astype(np.float64), xy, label[ky, kx], eps=SAMPLE_EPS)
+    return KnownSamples(image[ky, kx].astype(np.float64), xy, label[ky, kx], eps=SAMPLE_EPS)
 
 
 def _nearby_samples(image: np.ndarray, label: np.ndarray, win: Rect, shift: Tuple[int, int],
-                    scale: Tuple[int, int]) -> "ifm.KnownSamples":
+                    scale: Tuple[int, int]) -> "KnownSamples":
     """K-to-U sources of a window: the known pixels of the search region within SAMPLE_REACH
     px of it (doubled until both fg and bg pixels are in reach). Drawing from the whole
     band instead made each query search a tree of every known pixel of the band's rims:

@@ -5,21 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from diffmatte.prior.information_flow import _lle_weights, _local_laplacian, expand_known
+from diffmatte.prior.flows import lle_weights
+from diffmatte.prior.information_flow import expand_known
 from diffmatte.prior.solve import information_flow_alpha
 from diffmatte.modeling import build_model
 from diffmatte.prior.solve import solve_prior
 from diffmatte.modeling.variants import get_config
-from test_prior import _explicit_laplacian, two_colour as _two_colour
-
-
-def test_local_laplacian_equals_the_explicit_one():
-    rng = np.random.default_rng(1)
-    img = rng.random((7, 6, 3))
-    h, w, _ = img.shape
-    centres = np.array([y * w + x for y in range(1, h - 1) for x in range(1, w - 1)])
-    got = _local_laplacian(img.reshape(-1, 3), w, centres, np.arange(h * w), h * w, eps=1e-6).toarray()
-    np.testing.assert_allclose(got, _explicit_laplacian(img, 1e-6), atol=1e-9)
+from test_prior import two_colour as _two_colour
 
 
 def test_lle_weights_equal_the_regularised_k_by_k_solve():
@@ -37,7 +29,7 @@ def test_lle_weights_equal_the_regularised_k_by_k_solve():
     gram += ((reg * tr + 1e-9) / k)[:, None, None] * np.eye(k)
     want = np.linalg.solve(gram, np.ones((n, k, 1)))[..., 0]
     want /= want.sum(1, keepdims=True)
-    got = _lle_weights(fp, fq, reg=reg, chunk=64)   # several chunks
+    got = lle_weights(fp, fq, reg=reg, chunk=64)   # several chunks
     np.testing.assert_allclose(got, want, atol=1e-10)
     np.testing.assert_allclose(got[:10], 1.0 / k)
 
@@ -280,9 +272,9 @@ def test_the_solve_reports_its_progress_in_small_rising_steps(monkeypatch, tile)
     """Issue #23: the prior is the default model's whole refine, so its progress is what a
     front end shows. Every stage reports (neighbour searches and weights in chunks, every CG
     iteration, every window): from 0.0 at once, never backwards, no big jump, 1.0 at the end."""
-    import diffmatte.prior.information_flow as ifm
+    import diffmatte.prior.flows as flows
 
-    monkeypatch.setattr(ifm, "QUERY_CHUNK", 2000)   # the chunking of a large photo, on a small one
+    monkeypatch.setattr(flows, "QUERY_CHUNK", 2000)   # the chunking of a large photo, on a small one
     img, tri, _ = _two_colour(120, 160)
     calls = []
     alpha = information_flow_alpha(img, tri, check=calls.append, tile=tile)
@@ -290,7 +282,7 @@ def test_the_solve_reports_its_progress_in_small_rising_steps(monkeypatch, tile)
     assert all(b >= a for a, b in zip(calls, calls[1:]))
     assert len(set(calls)) >= 20
     assert max(b - a for a, b in zip(calls, calls[1:])) < 0.2
-    monkeypatch.setattr(ifm, "QUERY_CHUNK", 20_000)
+    monkeypatch.setattr(flows, "QUERY_CHUNK", 20_000)
     # the same matte (windows are summed in the order they finish: float32 rounding)
     np.testing.assert_allclose(alpha, information_flow_alpha(img, tri, tile=tile), atol=1e-6)
 

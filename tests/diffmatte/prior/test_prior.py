@@ -6,37 +6,9 @@ import pytest
 import torch
 
 from diffmatte.modeling import build_model
-from diffmatte.prior.closed_form import _Laplacian, closed_form_prior
+from diffmatte.prior.closed_form import closed_form_prior
 from diffmatte.modeling.variants import get_config
 from diffmatte.prior.solve import prior_for
-
-
-def _explicit_laplacian(img: np.ndarray, eps: float) -> np.ndarray:
-    """Levin et al.'s matting Laplacian for 3x3 windows, built entry by entry (slow, obvious)."""
-    h, w, _ = img.shape
-    n = h * w
-    L = np.zeros((n, n))
-    for y in range(1, h - 1):
-        for x in range(1, w - 1):
-            idx = [(y + dy) * w + (x + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
-            win = img.reshape(-1, 3)[idx]
-            mu = win.mean(0)
-            cov = (win - mu).T @ (win - mu) / 9 + eps / 9 * np.eye(3)
-            inv = np.linalg.inv(cov)
-            d = win - mu
-            L[np.ix_(idx, idx)] += np.eye(9) - (1 + d @ inv @ d.T) / 9
-    return L
-
-
-def test_matrix_free_laplacian_equals_the_explicit_one():
-    rng = np.random.default_rng(0)
-    img = rng.random((7, 6, 3))
-    L = _explicit_laplacian(img, 1e-6)
-    lap = _Laplacian(torch.from_numpy(img).permute(2, 0, 1)[None], eps=1e-6)
-    p = rng.random((7, 6))
-    got = lap.apply(torch.from_numpy(p)[None, None])[0, 0].numpy()
-    np.testing.assert_allclose(got.ravel(), L @ p.ravel(), atol=1e-9)
-    np.testing.assert_allclose(lap.diagonal()[0, 0].numpy().ravel(), np.diag(L), atol=1e-9)
 
 
 def two_colour(h: int = 48, w: int = 64):

@@ -129,12 +129,12 @@ def test_a_prior_only_refine_sends_the_solves_progress_as_work_events(monkeypatc
     event comes until the end; the solve's progress (thousandths) reaches the client as
     "work" events, from 0, rising through many values."""
     import diffmatte
-    import diffmatte.prior.information_flow as ifm
+    import diffmatte.prior.flows as flows
 
     engine = diffmatte.load_engine("default", device="cpu", precision="fp32")
     assert engine.info()["prior_only"]
     monkeypatch.setattr(jobs, "WORK_EVENT_INTERVAL", 0.0)
-    monkeypatch.setattr(ifm, "QUERY_CHUNK", 500, raising=False)   # a large photo's chunks, on a small image
+    monkeypatch.setattr(flows, "QUERY_CHUNK", 500)   # a large photo's chunks, on a small image
     svc = RunningService(engine, TOKEN)
     try:
         client = EngineClient(svc.host, svc.port, TOKEN, timeout=60)
