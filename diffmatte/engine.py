@@ -123,7 +123,8 @@ class Engine:
                cancel: Optional[threading.Event] = None, force_fg: bool = True,
                samples: int = 1, tile_size: Optional[int] = None,
                max_memory: Union[int, str, None] = None,
-               progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
+               progress: Optional[Callable[[int, int], None]] = None,
+               widen_band: bool = False) -> np.ndarray:
         """Refine a trimap into an alpha matte (H x W float32 in [0, 1]).
 
         ``noise`` (H x W float32) is the initial x_T; otherwise it is drawn from ``seed``
@@ -144,10 +145,37 @@ class Engine:
         from free RAM / VRAM; a refine that cannot fit raises ``MemoryBudgetError`` before
         any work. ``progress(done, total)`` counts the real work: encoder tiles and
         tile x step decodes (cancel is checked between tiles).
+
+        ``widen_band``: the trimap came from rough input (a lasso, a box, strokes), so its
+        band may have missed the edge: where the first matte shows that the band cut
+        through partial alpha, the band grows there and the matte is solved once more
+        (``trimap.widen``; the prior memo re-solves around the change). ``progress``
+        then counts both passes.
         """
         img = to_float_rgb(image)
         tri = to_trimap(trimap)
         check_pair(img, tri)
+        args = (steps, seed, noise, callback, cancel, force_fg, samples, tile_size, max_memory)
+        if not widen_band:
+            return self._refine_once(img, tri, *args, progress)
+        from trimap import default_band
+        from trimap.widen import widen_cut_band
+
+        alpha = self._refine_once(img, tri, *args, _pass_progress(progress, 0))
+        grow = widen_cut_band(tri == 1, tri == 0, alpha, default_band(tri.shape))
+        if not grow.any():
+            if progress is not None:
+                progress(1000, 1000)
+            return alpha
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled")
+        wider = tri.copy()
+        wider[grow] = 0.5
+        return self._refine_once(img, wider, *args, _pass_progress(progress, 1))
+
+    def _refine_once(self, img: np.ndarray, tri: np.ndarray, steps, seed, noise, callback, cancel, force_fg,
+                     samples, tile_size, max_memory, progress) -> np.ndarray:
+        """One refine of a checked image and trimap (see :meth:`refine`)."""
         h, w = tri.shape
         starts = _noise_starts(h, w, seed, noise, samples)
         steps = int(steps)
@@ -173,7 +201,6 @@ class Engine:
         if force_fg:
             alpha[tri == 1] = 1.0
         return alpha
-
 
     def _prior_matte(self, prior: np.ndarray, image_px: int, total_steps: int,
                      callback: Optional[Callable[[StepInfo], None]],
@@ -267,6 +294,20 @@ class Engine:
         if self.prior_solver == "torch":
             return TorchCG(self.device, "float64")
         return None
+
+
+def _pass_progress(progress: Optional[Callable[[int, int], None]], index: int,
+                   passes: int = 2) -> Optional[Callable[[int, int], None]]:
+    """``progress`` for pass ``index`` of ``passes``: each pass fills its share of one bar,
+    so the second solve of a widened band does not send the bar back to zero."""
+    if progress is None:
+        return None
+
+    def report(done: int, total: int) -> None:
+        total = max(int(total), 1)
+        progress(index * total + min(int(done), total), passes * total)
+
+    return report
 
 
 def _noise_starts(h: int, w: int, seed: Optional[int], noise: Optional[np.ndarray],

@@ -17,6 +17,7 @@ from .sam import SamPrompter, find_checkpoint
 from .scribbles import from_scribbles, strokes_to_mask
 from .rough import RoughInputWarning, from_region, from_selection, segment
 from .transparency import mark_unknown, transparency_widen
+from .widen import widen_cut_band
 
 __all__ = [
     "BG",
@@ -35,4 +36,5 @@ __all__ = [
     "shift_edge",
     "strokes_to_mask",
     "transparency_widen",
+    "widen_cut_band",
 ]

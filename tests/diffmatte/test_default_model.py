@@ -68,3 +68,27 @@ def test_reference_is_a_real_matte(name: str) -> None:
     # Hair, fur and shoulder edges: a spread of values, neither flat nor all hard.
     assert 0.2 < unknown.mean() < 0.8 and unknown.std() > 0.25
     assert 0.05 < (unknown > 0.98).mean() < 0.95 and 0.05 < (unknown < 0.02).mean() < 0.95
+
+
+def test_widen_band_solves_again_only_where_the_band_cut_the_edge() -> None:
+    """Engine.refine(widen_band=True): a trimap whose foreground reaches into a soft edge gets
+    a second solve with the band grown there; the progress bar runs once from 0 to the end."""
+    import diffmatte
+
+    engine = diffmatte.load_engine(weights="default", device="cpu")
+    h, w = 64, 96
+    x = np.linspace(0.0, 1.0, w, dtype=np.float32)
+    truth = np.clip((0.7 - x) / 0.4, 0.0, 1.0)[None, :].repeat(h, 0)  # a wide soft edge
+    image = (truth[..., None] * np.array([0.9, 0.8, 0.2]) + (1 - truth[..., None]) * np.array([0.1, 0.2, 0.7]))
+    tri = np.full((h, w), 128, np.uint8)
+    tri[:, :40] = 255   # the foreground claims part of the soft edge (alpha < 1 from column 29)
+    tri[:, 80:] = 0
+    once = engine.refine(image, tri)
+    seen = []
+    twice = engine.refine(image, tri, widen_band=True, progress=lambda d, t: seen.append(d / t))
+    assert np.abs(twice - truth).sum() < np.abs(once - truth).sum()
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    # a trimap whose band already holds the whole edge is solved once: the same matte
+    tri[:, :20] = 255
+    tri[:, 20:40] = 128
+    assert np.array_equal(engine.refine(image, tri, widen_band=True), engine.refine(image, tri))
