@@ -119,17 +119,21 @@ def _check_inputs(image, trimap, image_path: Path, trimap_path: Path) -> None:
 
 
 def _read_inputs(image_path: Path, trimap_path: Path, args) -> tuple:
+    """(image, trimap, widen): ``widen`` when the trimap came from a rough mask, whose band
+    the engine may grow where its first matte shows the band missed the edge."""
     from .io.images import check_pair, read_image, read_trimap
 
     image = read_image(image_path)
     trimap = read_trimap(trimap_path)
     check_pair(image, trimap)
+    widen = False
     if getattr(args, "mask", None):
-        trimap = _trimap_from_mask(image, trimap, args)
+        trimap, edge = _trimap_from_mask(image, trimap, args)
+        widen = edge == "rough" and not getattr(args, "no_widen", False)
     elif not getattr(args, "skip_input_checks", False):
         _check_inputs(image, trimap, image_path, trimap_path)
     _warn_unexplained(image, trimap)
-    return image, trimap
+    return image, trimap, widen
 
 
 def _trimap_from_mask(image, mask, args):
@@ -148,7 +152,7 @@ def _trimap_from_mask(image, mask, args):
         print(f"warning: {note}", file=sys.stderr)
     if args.save_trimap:
         write_image(args.save_trimap, tri)
-    return tri
+    return tri, edge
 
 
 def _warn_unexplained(image, trimap) -> None:
@@ -168,9 +172,10 @@ def _refine_one(engine, image_path: Path, trimap_path: Path, out: Path, rgba: Op
 
     _refuse_overwrite(out, image_path, trimap_path)
     edges, params = _finish_options(args)
-    image, trimap = inputs if inputs is not None else _read_inputs(image_path, trimap_path, args)
+    image, trimap, widen = inputs if inputs is not None else _read_inputs(image_path, trimap_path, args)
     alpha = engine.refine(image, trimap, steps=args.steps, seed=args.seed, samples=getattr(args, "samples", 1),
-                          progress=_progress(not args.quiet, bool(engine.info().get("prior_only"))))
+                          progress=_progress(not args.quiet, bool(engine.info().get("prior_only"))),
+                          widen_band=widen)
     # One path for every front end (CLI, batch, service, editor): diffmatte.finish.cutout.finish.
     final, cut = finish(image, alpha, edges=edges, decontaminate=params["decontaminate"] if rgba else 0.0,
                         premultiplied=params["premultiplied"])
@@ -272,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--band", type=float, default=None, metavar="PX",
                    help="with --mask: unknown band radius in pixels (default: from the image size)")
     p.add_argument("--save-trimap", metavar="PATH", help="with --mask: also write the trimap it made")
+    p.add_argument("--no-widen", action="store_true",
+                   help="with a rough --mask: solve once (about half the time), without growing the band "
+                        "where the first matte shows it missed the subject's edge")
     p.add_argument("-o", "--output", help="alpha PNG to write (default: IMAGE_alpha.png)")
     p.add_argument("--rgba", nargs="?", const="", default=None, metavar="PATH",
                    help="also write the RGBA cut-out (default path: IMAGE_cutout.png; 16-bit for 16-bit "

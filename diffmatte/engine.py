@@ -4,14 +4,13 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
 
 from .diffusion import Schedule
-from .errors import Cancelled, DefaultWeightsMissing
+from .errors import Cancelled
 from .errors import InputError
 from .io.images import check_pair, to_float_rgb, to_trimap
 from .sampling.memory import MiB, parse_bytes, plan_memory, prior_bytes
@@ -22,8 +21,8 @@ from .sampling.tile_cache import TileCache
 from .sampling.tiled import TiledSampler, TileSettings, default_halos
 from .sampling.tiling import PlanStats
 from .weights.checkpoint import load_model
+from .weights.resolve import DEFAULT_WEIGHTS, default_weights_path, resolve_weights  # noqa: F401 - re-exported
 
-DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
 
 
 @dataclass
@@ -44,11 +43,6 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device != "cpu" and not device.startswith("cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
     return torch.device(device)
-
-
-def default_weights_path() -> Path:
-    override = os.environ.get("DIFFMATTE_DEFAULT_WEIGHTS")
-    return Path(override) if override else DEFAULT_WEIGHTS
 
 
 #: Engine.prior_solver's values: where information flow's CG runs.
@@ -349,33 +343,6 @@ class _null:
 
     def __exit__(self, *exc):
         return False
-
-
-def resolve_weights(weights: Union[str, os.PathLike]) -> Path:
-    """Map ``"default"``, a registry name (e.g. ``"ViTS_1024"``, once downloaded) or a path to a file."""
-    if isinstance(weights, str) and weights == "default":
-        path = default_weights_path()
-        if not path.is_file():
-            raise DefaultWeightsMissing(
-                f"no bundled default model at {path}. Pass weights=PATH (an official DiffMatte .pth or a "
-                f"safetensors file), or train one with `diffmatte train`.")
-        return path
-    path = Path(weights)
-    if path.exists() or not isinstance(weights, str) or any(sep in weights for sep in ("/", "\\", ".")):
-        return path
-    from .weights import download, registry
-
-    try:
-        entry = registry.get(weights)
-    except KeyError:
-        return path  # not a registry name either: the loader reports the missing file
-    if entry.kind != "diffmatte":
-        raise ValueError(f"{weights!r} is a {entry.kind} checkpoint, not a DiffMatte model")
-    local = download.local_path(entry)
-    if not local.is_file():
-        raise FileNotFoundError(f"official weights {entry.name} are not downloaded yet ({local}); "
-                                f"run `diffmatte download {entry.name}`")
-    return local
 
 
 def load_engine(weights: Union[str, os.PathLike] = "default", device: str = "auto",

@@ -331,3 +331,37 @@ def test_refine_passes_prior_solver_to_the_engine(tmp_path, tiny_weights, monkey
         assert main(["refine", str(img), "--trimap", str(tri), "-o", str(tmp_path / "a.png"),
                      "--weights", str(tiny_weights), "--steps", "1", "-q", *extra]) == 0
     assert seen == ["torch", "auto"]
+
+
+def test_a_rough_mask_asks_the_engine_to_widen_the_band_and_an_exact_one_does_not(tmp_path, tiny_weights,
+                                                                                     monkeypatch):
+    """A rough --mask's trimap sits on a segmentation, so the engine may grow its band where the
+    first matte shows it missed the edge (Engine.refine(widen_band=True)); an exact mask, a trimap
+    file and --no-widen are solved once."""
+    import numpy as np
+    from PIL import Image
+
+    import diffmatte.engine as engine_mod
+
+    seen = []
+    real = engine_mod.Engine.refine
+
+    def spy(self, image, trimap, *args, **kwargs):
+        seen.append(kwargs.get("widen_band", False))
+        return real(self, image, trimap, *args, **kwargs)
+
+    monkeypatch.setattr(engine_mod.Engine, "refine", spy)
+    img = np.full((60, 80, 3), (40, 110, 140), np.uint8)
+    img[15:45, 20:60] = (220, 60, 40)
+    lasso = np.zeros((60, 80), np.uint8)
+    lasso[6:54, 10:70] = 255
+    Image.fromarray(img).save(tmp_path / "photo.png")
+    Image.fromarray(lasso).save(tmp_path / "lasso.png")
+    common = ["-o", str(tmp_path / "a.png"), "--weights", str(tiny_weights), "--steps", "1", "-q"]
+    photo, mask = str(tmp_path / "photo.png"), str(tmp_path / "lasso.png")
+    assert main(["refine", photo, "--mask", mask, "--mask-edge", "rough", "--save-trimap",
+                 str(tmp_path / "t.png")] + common) == 0
+    assert main(["refine", photo, "--mask", mask, "--mask-edge", "exact"] + common) == 0
+    assert main(["refine", photo, "--mask", mask, "--mask-edge", "rough", "--no-widen"] + common) == 0
+    assert main(["refine", photo, "--trimap", str(tmp_path / "t.png")] + common) == 0
+    assert seen == [True, False, False, False]
