@@ -58,14 +58,19 @@ def editor(service, qtbot, tmp_path, monkeypatch):
     qtbot.addWidget(win)
     win.resize(800, 500)
     win.show()
-    img = QtGui.QImage(W, H, QtGui.QImage.Format.Format_RGB32)
+    open_sample(win, tmp_path, W, H)
+    return win
+
+
+def open_sample(win, folder, w: int, h: int) -> None:
+    """Write a w x h photo (a light box on green) as folder/sample.png and open it."""
+    img = QtGui.QImage(w, h, QtGui.QImage.Format.Format_RGB32)
     img.fill(QtGui.QColor(40, 120, 60))
     p = QtGui.QPainter(img)
     p.fillRect(12, 8, 24, 16, QtGui.QColor(230, 210, 190))
     p.end()
-    img.save(str(tmp_path / "sample.png"))
-    win.open_path(str(tmp_path / "sample.png"))
-    return win
+    img.save(str(folder / "sample.png"))
+    win.open_path(str(folder / "sample.png"))
 
 
 def drag(qtbot, canvas, points):
@@ -146,13 +151,7 @@ def test_editor_and_cli_give_the_same_matte_and_cutout(editor, qtbot, tmp_path, 
     # An image of a size no earlier job of this service refined: the engine's caches (prior
     # memo, tile cache) then hold nothing that could move its numbers off the CLI's fresh run.
     w, h = W + 2, H + 2
-    img = QtGui.QImage(w, h, QtGui.QImage.Format.Format_RGB32)
-    img.fill(QtGui.QColor(50, 80, 160))
-    p = QtGui.QPainter(img)
-    p.fillRect(12, 8, 24, 16, QtGui.QColor(230, 210, 190))
-    p.end()
-    img.save(str(tmp_path / "sample.png"))
-    win.open_path(str(tmp_path / "sample.png"))
+    open_sample(win, tmp_path, w, h)
     sel = imaging.blank_mask(w, h)
     p = QtGui.QPainter(sel)
     p.fillRect(12, 8, 24, 16, QtGui.QColor(255, 255, 255))
