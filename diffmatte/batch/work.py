@@ -12,7 +12,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -122,16 +122,21 @@ class _Named(io.BytesIO):
     __repr__ = __str__
 
 
-def _trimap_from(mask: np.ndarray, image: np.ndarray, settings: Settings, res: Result) -> np.ndarray:
+def _trimap_from(mask: np.ndarray, image: np.ndarray, settings: Settings, res: Result) -> Tuple[np.ndarray, bool]:
+    """The mask's trimap, and whether it was read as a rough region (``--mask-edge rough``, or
+    ``auto`` deciding so): its band may have missed the edge, so the refine widens it."""
     import trimap
 
-    tri, _ = trimap.from_selection(mask, image, band=settings.band, edge=settings.mask_edge, report=res.warnings)
-    return tri
+    tri, edge = trimap.from_selection(mask, image, band=settings.band, edge=settings.mask_edge,
+                                      report=res.warnings)
+    return tri, edge == "rough"
 
 
-def _refine(engine, image: np.ndarray, tri: np.ndarray, settings: Settings, res: Result) -> np.ndarray:
+def _refine(engine, image: np.ndarray, tri: np.ndarray, settings: Settings, res: Result,
+            widen_band: bool = False) -> np.ndarray:
     t = time.perf_counter()
-    alpha = engine.refine(image, tri, steps=settings.steps, seed=settings.seed, samples=settings.samples)
+    alpha = engine.refine(image, tri, steps=settings.steps, seed=settings.seed, samples=settings.samples,
+                          widen_band=widen_band)  # a rough mask's trimap: Engine.refine's second pass
     res.seconds["refine"] = round(res.seconds.get("refine", 0.0) + time.perf_counter() - t, 3)
     return alpha
 
@@ -157,11 +162,12 @@ def _flat(item: Item, settings: Settings, engine, read, res: Result) -> None:
 
     data = read(item.image)
     image = read_image(_Named(data, item.image))
+    rough = False
     if item.trimap:
         tri = read_trimap(_Named(read(item.trimap), item.trimap))
     else:
-        tri = _trimap_from(read_trimap(_Named(read(item.mask), item.mask)), image, settings, res)
-    final, cut = settings.finish(image, _refine(engine, image, tri, settings, res))
+        tri, rough = _trimap_from(read_trimap(_Named(read(item.mask), item.mask)), image, settings, res)
+    final, cut = settings.finish(image, _refine(engine, image, tri, settings, res, rough))
     out = item.outputs
     res.outputs[out["alpha"]] = _encode(lambda p: write_alpha(p, final, bits=settings.bits), "alpha.png")
     if "cutout" in out:
@@ -186,15 +192,16 @@ def _layered(item: Item, settings: Settings, engine, read, res: Result) -> None:
             raise ValueError(f"{item.image}: layer {path!r} has no layer mask any more")
         rgba = composite if composite is not None else doc.canvas_rgba(layer)
         image = rgba[..., :3]
+        rough = False
         if source == "trimap":
             tri = shared_tri
         elif source == "mask":
-            tri = _trimap_from(shared_mask, image, settings, res)
+            tri, rough = _trimap_from(shared_mask, image, settings, res)
         elif source == "layer-mask":
-            tri = _trimap_from(layer.mask.canvas(doc.width, doc.height), image, settings, res)
+            tri, rough = _trimap_from(layer.mask.canvas(doc.width, doc.height), image, settings, res)
         else:  # transparency
-            tri = _trimap_from(doc.canvas_rgba(layer)[..., 3], image, settings, res)
-        final, cut = settings.finish(image, _refine(engine, image, tri, settings, res), bits=doc.bits)
+            tri, rough = _trimap_from(doc.canvas_rgba(layer)[..., 3], image, settings, res)
+        final, cut = settings.finish(image, _refine(engine, image, tri, settings, res, rough), bits=doc.bits)
         layer.set_mask(final, bits=doc.bits, name="refined matte")
         key = f"cutout:{path}"
         if key in item.outputs:

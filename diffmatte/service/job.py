@@ -25,9 +25,10 @@ class Job:
     """One refine request and everything clients may ask about it."""
 
     def __init__(self, image: np.ndarray, trimap: np.ndarray, steps: int, seed: Optional[int],
-                 preview: bool, preview_size: int, samples: int = 1) -> None:
+                 preview: bool, preview_size: int, samples: int = 1, widen_band: bool = False) -> None:
         self.id = secrets.token_hex(8)
         self.samples = int(samples)
+        self.widen_band = bool(widen_band)  # rough input: the engine may widen the band and solve again
         self.image: Optional[np.ndarray] = image
         self.trimap: Optional[np.ndarray] = trimap
         self.steps = steps
@@ -124,6 +125,7 @@ class Job:
         """JSON-ready description of the job (no pixel data)."""
         return {
             "job": self.id, "state": self.state, "steps": self.steps, "seed": self.seed, "samples": self.samples,
+            "widen_band": self.widen_band,
             "width": self.width, "height": self.height, "error": self.error,
             "code": self.error_code, "created": self.created, "started": self.started,
             "finished": self.finished, "events": len(self.events),

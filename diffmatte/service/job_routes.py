@@ -26,7 +26,8 @@ def add_job_routes(app: FastAPI, service: Any) -> None:
         imaging.check_same_size(image, tri, "image", "trimap")
         tri = imaging.check_trimap(tri, "trimap", body.quantize_trimap)
         seed = DEFAULT_SEED if body.seed is None else body.seed
-        job = Job(image, tri, body.steps, seed, body.preview, body.preview_size, samples=body.samples)
+        job = Job(image, tri, body.steps, seed, body.preview, body.preview_size, samples=body.samples,
+                  widen_band=body.widen_band)
         try:
             ahead = service.manager.submit(job)
         except QueueFull as exc:

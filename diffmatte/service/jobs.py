@@ -252,6 +252,8 @@ class JobManager:
         kwargs = dict(steps=job.steps, seed=job.seed, callback=on_step, cancel=job.cancel_event)
         if job.samples != 1:  # engines (and test fakes) without averaging still serve samples=1
             kwargs["samples"] = job.samples
+        if job.widen_band:  # likewise: only a rough-input job asks for the second pass
+            kwargs["widen_band"] = True
         if on_work is not None:
             kwargs["progress"] = on_work  # tile x step counts (Engine.refine's progress)
         if torch is not None:

@@ -75,6 +75,11 @@ class RefineBody(_Body):
     preview: bool = True
     preview_size: int = Field(256, ge=16, le=1024)
     quantize_trimap: bool = False
+    widen_band: bool = Field(False, description="the trimap came from rough input (a lasso or rectangle read "
+                                                "with a rough edge, strokes): where the first matte shows the "
+                                                "band cut through partial alpha, the band grows and the matte "
+                                                "is solved again (Engine.refine's widen_band). Leave it off for "
+                                                "exact trimaps (a painted trimap, an exact mask, SAM)")
 
 
 class MaskBody(_Body):

@@ -138,15 +138,15 @@ class EngineClient:
         data, resp = self._exchange(method, path, payload, timeout)
         return data, resp.getheader("Content-Type", "")
 
-    def _trimap_request(self, path: str, payload: Dict[str, Any],
-                        on_warning: Optional[Callable[[str], None]]) -> bytes:
-        """A trimap route's PNG; its ``X-Trimap-Warning`` (the input gave the segmentation
-        too little to go on) goes to ``on_warning``."""
+    def _trimap_request(self, path: str, payload: Dict[str, Any], on_warning: Optional[Callable[[str], None]]
+                        ) -> Tuple[bytes, http.client.HTTPResponse]:
+        """A trimap route's PNG and response; its ``X-Trimap-Warning`` (the input gave the
+        segmentation too little to go on) goes to ``on_warning``."""
         data, resp = self._exchange("POST", path, payload, None)
         note = resp.getheader("X-Trimap-Warning")
         if note and on_warning is not None:
             on_warning(note)
-        return data
+        return data, resp
 
     def _exchange(self, method: str, path: str, payload: Optional[Dict[str, Any]],
                   timeout: Optional[float]) -> Tuple[bytes, http.client.HTTPResponse]:
@@ -196,15 +196,19 @@ class EngineClient:
 
     def submit_refine(self, image_png: bytes, trimap_png: bytes, steps: int = 10,
                       seed: Optional[int] = None, preview: bool = True,
-                      quantize_trimap: bool = False, samples: int = 1) -> str:
+                      quantize_trimap: bool = False, samples: int = 1, widen_band: bool = False) -> str:
         """Queue a refine job and return its id (see :meth:`wait` and :meth:`result`).
 
         ``samples`` > 1 asks the engine to average that many draws (slower, less noisy).
+        ``widen_band``: the trimap came from rough input (a selection read with a rough edge,
+        strokes); the engine may grow the band where it cut through the edge and solve again.
         """
         payload = {"image": _b64(image_png), "trimap": _b64(trimap_png), "steps": int(steps),
                    "seed": seed, "preview": bool(preview), "quantize_trimap": bool(quantize_trimap)}
         if int(samples) != 1:  # older services reject unknown fields
             payload["samples"] = int(samples)
+        if widen_band:  # likewise
+            payload["widen_band"] = True
         return str(self._json("POST", "/v1/jobs/refine", payload)["job"])
 
     def cancel(self, job_id: str) -> None:
@@ -267,20 +271,22 @@ class EngineClient:
                cancel_event: Optional[threading.Event] = None, preview: bool = True,
                quantize_trimap: bool = False, samples: int = 1,
                on_work: Optional[Callable[[int, int], None]] = None,
-               on_warning: Optional[Callable[[str], None]] = None) -> bytes:
+               on_warning: Optional[Callable[[str], None]] = None, widen_band: bool = False) -> bytes:
         """Refine a matte; return the alpha as 16-bit greyscale PNG bytes.
 
         ``on_progress(step, total, preview_png_or_None)`` is called for each diffusion
         step, ``on_work(done, total)`` with the engine's tile x step counts (see
         :meth:`wait`); ``on_warning(message)`` with what the service found suspicious in the
         trimap (a region the matte cannot explain); setting ``cancel_event`` cancels the job and
-        raises :class:`JobCancelled`.
+        raises :class:`JobCancelled`. ``widen_band=True`` for a trimap made from rough input
+        (see :meth:`submit_refine`; the panel's ``worker.widens`` says which trimaps are).
         """
         if cancel_event is not None and cancel_event.is_set():
             raise JobCancelled("cancelled before submission", code="cancelled")
         job_id = self.submit_refine(image_png, trimap_png, steps=steps, seed=seed,
                                     preview=preview and on_progress is not None,
-                                    quantize_trimap=quantize_trimap, samples=samples)
+                                    quantize_trimap=quantize_trimap, samples=samples,
+                                    widen_band=widen_band)
         try:
             self.wait(job_id, on_progress=on_progress, cancel_event=cancel_event, on_work=on_work,
                       on_warning=on_warning)
@@ -300,19 +306,27 @@ class EngineClient:
 
     def trimap_from_mask(self, mask_png: bytes, band: Optional[int] = None,
                          adaptive: bool = True, image_png: Optional[bytes] = None,
-                         edge: str = "exact", on_warning: Optional[Callable[[str], None]] = None) -> bytes:
+                         edge: str = "exact", on_warning: Optional[Callable[[str], None]] = None,
+                         on_edge: Optional[Callable[[str], None]] = None) -> bytes:
         """Trimap (8-bit PNG, 0/128/255) from a binary or soft mask; with ``image_png``
         the unknown band also follows the image (hair and fur outside a coarse mask).
         ``edge="rough"`` (needs the image): the mask is a region around the subject (a
         lasso, a rectangle) and the subject's edge is found inside it; ``"auto"`` decides.
         ``on_warning(message)``: the selection gave too little to go on (e.g. it leaves
-        almost no background outside it)."""
+        almost no background outside it). ``on_edge(edge)``: how the mask was read, "rough"
+        or "exact" ("auto" decided; the service's ``X-Trimap-Edge``); not called for an
+        "auto" request to a service that does not say."""
         payload = {"mask": _b64(mask_png), "band": band, "adaptive": bool(adaptive)}
         if edge != "exact":
             payload["edge"] = edge
         if image_png is not None:
             payload["image"] = _b64(image_png)
-        return self._trimap_request("/v1/trimap/mask", payload, on_warning)
+        data, resp = self._trimap_request("/v1/trimap/mask", payload, on_warning)
+        if on_edge is not None:
+            used = resp.getheader("X-Trimap-Edge") or edge
+            if used in ("rough", "exact"):
+                on_edge(used)
+        return data
 
     def trimap_from_scribbles(self, image_png: bytes, fg_png: bytes, bg_png: bytes,
                               unknown_png: Optional[bytes] = None,
@@ -322,7 +336,7 @@ class EngineClient:
         as in :meth:`trimap_from_mask`."""
         payload = {"image": _b64(image_png), "fg": _b64(fg_png), "bg": _b64(bg_png),
                    "unknown": _b64(unknown_png) if unknown_png is not None else None, "band": band}
-        return self._trimap_request("/v1/trimap/scribbles", payload, on_warning)
+        return self._trimap_request("/v1/trimap/scribbles", payload, on_warning)[0]
 
     def sam_embed(self, image_png: bytes) -> str:
         """Compute (and cache in the service) the SAM embedding; return an image id."""

@@ -30,8 +30,10 @@ class EngineApi(Protocol):
 
     def trimap_from_mask(self, mask_png: bytes, band: Optional[int] = None, adaptive: bool = True,
                          image_png: Optional[bytes] = None, edge: str = "exact",
-                         on_warning: Optional[WarningCallback] = None) -> bytes:
-        """Trimap PNG from a selection or mask (``edge``: rough / exact / auto)."""
+                         on_warning: Optional[WarningCallback] = None,
+                         on_edge: Optional[Callable[[str], None]] = None) -> bytes:
+        """Trimap PNG from a selection or mask (``edge``: rough / exact / auto);
+        ``on_edge(edge)`` hears how it was read ("rough" or "exact", auto decided)."""
         ...
 
     def trimap_from_scribbles(self, image_png: bytes, fg_png: bytes, bg_png: bytes,
@@ -50,6 +52,7 @@ class EngineApi(Protocol):
                on_progress: Optional[ProgressCallback] = None,
                cancel_event: Optional[threading.Event] = None, preview: bool = True, samples: int = 1,
                on_work: Optional[Callable[[int, int], None]] = None,
-               on_warning: Optional[WarningCallback] = None) -> bytes:
-        """The alpha PNG for an image and its trimap (blocking; cancellable)."""
+               on_warning: Optional[WarningCallback] = None, widen_band: bool = False) -> bytes:
+        """The alpha PNG for an image and its trimap (blocking; cancellable); ``widen_band``
+        for a trimap made from rough input (the engine may widen its band and solve again)."""
         ...

@@ -68,6 +68,8 @@ class RefineJob:
         self.signals = JobSignals()
         self.cancel_event = threading.Event()
         self._get_client = get_client
+        #: how the trimap step read a selection / mask ("rough" or "exact"; None: not said)
+        self.trimap_edge: Optional[str] = None
         self._thread = threading.Thread(target=self._run, name="refine-matte-job", daemon=True)
 
     def start(self) -> None:
@@ -131,7 +133,8 @@ class RefineJob:
                                       seed=self.spec.seed, on_progress=on_progress, samples=self.spec.samples,
                                       cancel_event=self.cancel_event, preview=True,
                                       on_work=lambda done, total: sig.work.emit(int(done), int(total)),
-                                      on_warning=sig.warning.emit)
+                                      on_warning=sig.warning.emit,
+                                      widen_band=widens(self.spec.source, self.trimap_edge))
             if self.cancel_event.is_set():
                 sig.cancelled.emit()
                 return
@@ -151,7 +154,7 @@ class RefineJob:
             return s.trimap_png
         if s.source in ("selection", "mask"):
             return client.trimap_from_mask(s.mask_png, band=s.band, image_png=s.image_png, edge=s.edge,
-                                           on_warning=self.signals.warning.emit)
+                                           on_warning=self.signals.warning.emit, on_edge=self._edge_used)
         if s.source == "scribbles":
             return client.trimap_from_scribbles(s.image_png, s.fg_png, s.bg_png,
                                                 unknown_png=s.unknown_png, band=s.band,
@@ -163,6 +166,19 @@ class RefineJob:
                 kwargs["band"] = s.band
             return client.sam_trimap(s.image_png, **kwargs)
         raise ValueError(f"unknown trimap source {s.source!r}")
+
+    def _edge_used(self, edge: str) -> None:
+        self.trimap_edge = edge
+
+
+def widens(source: str, edge_used: Optional[str]) -> bool:
+    """Whether the refine asks the engine to widen the band (``widen_band``): only for a
+    trimap made from rough input, whose band may have missed the edge: scribbles
+    (``trimap.from_region``) and a selection or mask the service read with a rough edge
+    (``edge_used``; "auto" as it was decided). SAM, an exact edge or a given trimap: no."""
+    if source == "scribbles":
+        return True
+    return source in ("selection", "mask") and edge_used == "rough"
 
 
 def apply_overrides(trimap_png: bytes, overrides: Any) -> bytes:

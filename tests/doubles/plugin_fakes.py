@@ -48,6 +48,7 @@ class FakeEngineClient:
         self.calls: List[Dict[str, Any]] = []
         self.refine_started = threading.Event()
         self.trimap_warning: Optional[str] = None  # what the trimap step says (X-Trimap-Warning)
+        self.auto_edge = "rough"  # how an edge="auto" mask is read (the service's X-Trimap-Edge)
 
     def info(self) -> dict:
         engine = {"variant": "fake", "device": "cpu", "prior_only": self.prior_only}
@@ -56,11 +57,13 @@ class FakeEngineClient:
     # ---------------------------------------------------------- trimaps
     def trimap_from_mask(self, mask_png: bytes, band: Optional[int] = None,
                          adaptive: bool = True, image_png: Optional[bytes] = None,
-                         edge: str = "exact", on_warning=None) -> bytes:
+                         edge: str = "exact", on_warning=None, on_edge=None) -> bytes:
         self.calls.append({"op": "trimap_from_mask", "band": band, "image": image_png is not None,
                            "edge": edge})
         if self.trimap_warning and on_warning is not None:
             on_warning(self.trimap_warning)
+        if on_edge is not None:
+            on_edge(self.auto_edge if edge == "auto" else edge)
         mask = _grey_from(mask_png)
         w, h = mask.width(), mask.height()
         r = max(int(band or max(2, min(w, h) // 20)), 1)
@@ -127,8 +130,8 @@ class FakeEngineClient:
                on_progress: Optional[Callable[[int, int, Optional[bytes]], None]] = None,
                cancel_event: Optional[threading.Event] = None, preview: bool = True,
                samples: int = 1, on_warning: Optional[Callable[[str], None]] = None,
-               on_work: Optional[Callable[[int, int], None]] = None) -> bytes:
-        self.calls.append({"op": "refine", "steps": steps, "samples": samples})
+               on_work: Optional[Callable[[int, int], None]] = None, widen_band: bool = False) -> bytes:
+        self.calls.append({"op": "refine", "steps": steps, "samples": samples, "widen_band": widen_band})
         self.refine_started.set()
         if getattr(self, "warning", None) and on_warning is not None:
             on_warning(self.warning)

@@ -626,6 +626,38 @@ def test_second_refine_replaces_the_first_mask_and_undo_brings_it_back(qtbot):
     assert layer.masks == []
 
 
+def _widen_asked(client) -> list:
+    return [c["widen_band"] for c in client.calls if c["op"] == "refine"]
+
+
+@pytest.mark.parametrize("edge,auto_edge,widen", [("rough", "rough", True), ("exact", "rough", False),
+                                                  ("auto", "rough", True), ("auto", "exact", False)])
+def test_a_selection_read_as_rough_asks_the_engine_to_widen_the_band(qtbot, edge, auto_edge, widen):
+    # The band of a trimap found inside a rough selection may miss the edge: the engine
+    # widens it where the first matte shows that (Engine.refine's widen_band); "auto"
+    # follows what the service decided (X-Trimap-Edge). An exact edge is left alone.
+    client = SeedRecordingClient()
+    client.auto_edge = auto_edge
+    doc, adapter, client, panel = selection_host(qtbot, client=client)
+    panel.set_edge(edge)
+    refine_and_wait(qtbot, panel)
+    assert [c["edge"] for c in client.calls if c["op"] == "trimap_from_mask"] == [edge]
+    assert _widen_asked(client) == [widen]
+
+
+def test_scribbles_widen_the_band_and_sam_does_not(host, qtbot):
+    doc, adapter, client, panel = host
+    scribble(qtbot, panel)
+    refine_and_wait(qtbot, panel)
+    panel.set_tool("sam")
+    qtbot.mouseClick(panel.canvas, Qt.MouseButton.LeftButton,
+                     pos=panel.canvas.to_widget(QtCore.QPointF(32, 24)).toPoint())
+    refine_and_wait(qtbot, panel)
+    assert [c["op"] for c in client.calls if c["op"] != "trimap_from_mask"] == [
+        "trimap_from_scribbles", "refine", "sam_trimap", "refine"]
+    assert _widen_asked(client) == [True, False]
+
+
 def test_refine_brush_over_a_selection_source(qtbot):
     doc, adapter, client, panel = selection_host(qtbot)
     assert panel.tool_buttons["bg"].isEnabled() and panel.tool_buttons["fg"].isEnabled()

@@ -217,6 +217,29 @@ def test_a_rough_mask_covering_the_photo_is_refined_with_a_warning(tmp_path, run
     assert any(r.get("warnings") for r in records if r["status"] == "done")
 
 
+@pytest.mark.parametrize("source,edge,widen", [("masks", "rough", True), ("masks", "exact", False),
+                                               ("trimaps", "rough", False)])
+def test_a_mask_read_as_rough_asks_the_engine_to_widen_the_band(tmp_path, run, monkeypatch, source, edge, widen):
+    """A rough mask's band may have missed the edge: Engine.refine widens it (widen_band);
+    an exact mask or a given trimap is refined once."""
+    from diffmatte.engine import Engine
+
+    asked: list = []
+    refine = Engine.refine
+
+    def spy(self, image, tri, **kw):
+        asked.append(kw.get("widen_band", False))
+        return refine(self, image, tri, **kw)
+
+    monkeypatch.setattr(Engine, "refine", spy)
+    img, side = tmp_path / "img", tmp_path / source
+    img.mkdir(), side.mkdir()
+    photo(img / "a.png")
+    (mask if source == "masks" else trimap)(side / "a.png")
+    s = run(img, output=tmp_path / "out", mask_edge=edge, **{source: side})
+    assert s.refined == 1 and asked == [widen]
+
+
 def test_rerun_skips_done_work_and_redoes_what_changed(tmp_path, run):
     img, tri, out = tmp_path / "img", tmp_path / "tri", tmp_path / "out"
     img.mkdir(), tri.mkdir()

@@ -47,3 +47,27 @@ def test_batch_through_the_running_service_matches_the_local_engine(tmp_path, ti
         client.shutdown()
         if client.process is not None:
             client.process.wait(30)
+
+
+def test_the_served_engine_sends_widen_band_for_rough_masks():
+    """batch --service: a rough mask's refine asks the service for widen_band too."""
+    import io
+
+    from diffmatte.batch.service_engine import ServiceEngine
+
+    class Client:
+        def __init__(self):
+            self.asked = []
+
+        def refine(self, image_png, trimap_png, **kw):
+            self.asked.append(kw.get("widen_band", False))
+            buf = io.BytesIO()
+            Image.fromarray(np.zeros((4, 6), np.uint16)).save(buf, format="PNG")
+            return buf.getvalue()
+
+    client = Client()
+    engine = ServiceEngine(client)
+    image, tri = np.zeros((4, 6, 3), np.uint8), np.full((4, 6), 128, np.uint8)
+    engine.refine(image, tri, widen_band=True)
+    engine.refine(image, tri)
+    assert client.asked == [True, False]

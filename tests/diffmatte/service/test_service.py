@@ -165,6 +165,22 @@ def test_samples_are_averaged_by_the_engine(client, tiny_engine):
     assert not np.array_equal(single, np.asarray(Image.open(io.BytesIO(out))))
 
 
+def test_widen_band_reaches_the_engine(svc, client, tiny_engine):
+    # A trimap from rough input asks for Engine.refine's second pass (widen_band); the
+    # default is one pass, as before.
+    image, tri = sample()
+    job = client.submit_refine(png(image), png(tri), steps=2, seed=7, preview=False, widen_band=True)
+    assert [e["type"] for e in client.events(job)][-1] == "done"
+    assert request(svc, "GET", f"/v1/jobs/{job}")[1]["widen_band"] is True
+    alpha = np.asarray(Image.open(io.BytesIO(client.result(job)))).astype(np.float64) / 65535
+    client.forget(job)
+    direct = tiny_engine.refine(image, tri, steps=2, seed=7, widen_band=True)
+    assert np.abs(alpha - direct).max() < 1e-4  # 16-bit PNG rounding only
+    once = np.asarray(Image.open(io.BytesIO(client.refine(png(image), png(tri), steps=2, seed=7))))
+    assert np.abs(once / 65535 - direct).max() > 0.01  # the tiny model's matte does change
+    assert np.abs(once / 65535 - tiny_engine.refine(image, tri, steps=2, seed=7)).max() < 1e-4
+
+
 def test_progress_events_arrive_in_order_with_previews(client):
     image, tri = sample()
     seen = []
@@ -336,6 +352,8 @@ def _malformed_cases():
         ("steps huge", dict(body=_refine_body(steps=100000)), 422, "steps"),
         ("steps text", dict(body=_refine_body(steps="many")), 422, "steps"),
         ("seed negative", dict(body=_refine_body(seed=-1)), 422, "seed"),
+        ("widen_band text", dict(body=_refine_body(widen_band="maybe")), 422, "widen_band"),
+        ("widen_band list", dict(body=_refine_body(widen_band=[True])), 422, "widen_band"),
         ("too many megapixels", dict(body=_refine_body(image=b64(_png_header_only(1000, 1000)))), 413, "megapixels"),
         ("decompression bomb", dict(body=_refine_body(image=b64(_png_header_only(60000, 60000)))), 413, "megapixels"),
         ("body too large", dict(raw_body=b"{" + b" " * (1 << 20) + b"}"), 413, "1048576 bytes"),
@@ -665,11 +683,15 @@ def test_trimap_from_a_rough_selection(client):
     image[10:30, 12:44] = (220, 60, 40)
     lasso = np.zeros((H, W), np.uint8)
     lasso[3:37, 5:51] = 255  # 7 px outside the subject all round
+    edges: list = []  # how the service read it (X-Trimap-Edge), for the refine's widen_band
     out = np.asarray(Image.open(io.BytesIO(
-        client.trimap_from_mask(png(lasso), band=2, image_png=png(image), edge="rough"))))
+        client.trimap_from_mask(png(lasso), band=2, image_png=png(image), edge="rough", on_edge=edges.append))))
     assert out[20, 28] == 255 and out[4, 6] == 0 and out[35, 49] == 0  # the lasso's ring is background
-    exact = np.asarray(Image.open(io.BytesIO(client.trimap_from_mask(png(lasso), band=2, image_png=png(image)))))
+    exact = np.asarray(Image.open(io.BytesIO(client.trimap_from_mask(png(lasso), band=2, image_png=png(image),
+                                                                      on_edge=edges.append))))
     assert exact[4, 28] != 0  # read as the edge, that ring is foreground or band
+    client.trimap_from_mask(png(lasso), band=2, image_png=png(image), edge="auto", on_edge=edges.append)
+    assert edges[:2] == ["rough", "exact"] and len(edges) == 3 and edges[2] in ("rough", "exact")
     with pytest.raises(EngineError, match="needs the image"):
         client.trimap_from_mask(png(lasso), edge="rough")
 

@@ -115,7 +115,7 @@ def _valid_bodies(corpus: Corpus, odd: List[bytes], sam: bool) -> List[Dict[str,
     specs = [
         {"method": "POST", "path": "/v1/jobs/refine",
          "body": {"image": img, "trimap": tri, "steps": 2, "seed": 3, "samples": 1, "preview": True,
-                  "preview_size": 64, "quantize_trimap": False}},
+                  "preview_size": 64, "quantize_trimap": False, "widen_band": True}},
         {"method": "POST", "path": "/v1/trimap/mask",
          "body": {"mask": _b64(_png(corpus.mask)), "band": 3, "adaptive": True, "image": img}},
         {"method": "POST", "path": "/v1/trimap/scribbles",
