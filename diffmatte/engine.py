@@ -149,23 +149,28 @@ class Engine:
         img = to_float_rgb(image)
         tri = to_trimap(trimap)
         check_pair(img, tri)
-        args = (steps, seed, noise, callback, cancel, force_fg, samples, tile_size, max_memory)
+        args = (steps, seed, noise)
+        rest = (cancel, force_fg, samples, tile_size, max_memory)
         if not widen_band:
-            return self._refine_once(img, tri, *args, progress)
+            return self._refine_once(img, tri, *args, callback, *rest, progress)
         from trimap import default_band
         from trimap.widen import widen_cut_band
 
-        alpha = self._refine_once(img, tri, *args, _pass_progress(progress, 0))
+        alpha = self._refine_once(img, tri, *args, _pass_steps(callback, 0), *rest, _pass_progress(progress, 0))
         grow = widen_cut_band(tri == 1, tri == 0, alpha, default_band(tri.shape))
         if not grow.any():
+            # one pass was enough: the bars end where two passes would have
             if progress is not None:
                 progress(1000, 1000)
+            if callback is not None:
+                total = 2 * int(steps) * int(samples)
+                callback(StepInfo(index=total, total=total, t=0.0, x0=alpha.copy()))
             return alpha
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled")
         wider = tri.copy()
         wider[grow] = 0.5
-        return self._refine_once(img, wider, *args, _pass_progress(progress, 1))
+        return self._refine_once(img, wider, *args, _pass_steps(callback, 1), *rest, _pass_progress(progress, 1))
 
     def _refine_once(self, img: np.ndarray, tri: np.ndarray, steps, seed, noise, callback, cancel, force_fg,
                      samples, tile_size, max_memory, progress) -> np.ndarray:
@@ -288,6 +293,19 @@ class Engine:
         if self.prior_solver == "torch":
             return TorchCG(self.device, "float64")
         return None
+
+
+def _pass_steps(callback: Optional[Callable[[StepInfo], None]], index: int,
+                passes: int = 2) -> Optional[Callable[[StepInfo], None]]:
+    """``callback`` for pass ``index`` of ``passes``: the step numbers run on across the passes
+    (1..2N for two passes of N steps) instead of starting again at 1."""
+    if callback is None:
+        return None
+
+    def report(info: StepInfo) -> None:
+        callback(StepInfo(index=index * info.total + info.index, total=passes * info.total, t=info.t, x0=info.x0))
+
+    return report
 
 
 def _pass_progress(progress: Optional[Callable[[int, int], None]], index: int,

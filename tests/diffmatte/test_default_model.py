@@ -84,10 +84,13 @@ def test_widen_band_solves_again_only_where_the_band_cut_the_edge() -> None:
     tri[:, :40] = 255   # the foreground claims part of the soft edge (alpha < 1 from column 29)
     tri[:, 80:] = 0
     once = engine.refine(image, tri)
-    seen = []
-    twice = engine.refine(image, tri, widen_band=True, progress=lambda d, t: seen.append(d / t))
+    seen, steps = [], []
+    twice = engine.refine(image, tri, widen_band=True, progress=lambda d, t: seen.append(d / t),
+                          callback=lambda info: steps.append((info.index, info.total)))
     assert np.abs(twice - truth).sum() < np.abs(once - truth).sum()
     assert seen == sorted(seen) and seen[-1] == 1.0
+    # step numbers run on across the two passes: the front ends' step labels never go back
+    assert [i for i, _ in steps] == sorted(set(i for i, _ in steps)) and steps[-1][0] == steps[-1][1]
     # a trimap whose band already holds the whole edge is solved once: the same matte
     tri[:, :20] = 255
     tri[:, 20:40] = 128

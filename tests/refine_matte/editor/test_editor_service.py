@@ -112,8 +112,9 @@ def test_refine_through_real_service_adds_mask_and_undoes(editor, qtbot):
     tri = win.canvas.trimap()
     assert QtGui.qGray(tri.pixel(24, 16)) == 255 and QtGui.qGray(tri.pixel(10, 2)) == 0
     # Scribbles are rough input: the refine asks for widen_band, and the tiny model's first
-    # matte makes the engine widen the band and solve again (each pass counts its own steps).
-    assert [s for s, _, _ in progress] == [1, 2, 1, 2] and all(t == 2 for _, t, _ in progress)
+    # matte makes the engine widen the band and solve again; the step count runs on across
+    # the two passes (1..4 of 4), so the panel's step label never goes back.
+    assert [s for s, _, _ in progress] == [1, 2, 3, 4] and all(t == 4 for _, t, _ in progress)
     # Previews travel as PNG bytes and are decoded on the GUI thread.
     assert all(p is not None and imaging.png_to_qimage(p).size() == before.size() for _, _, p in progress)
     win.undo_action.trigger()
