@@ -289,9 +289,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run even when TRIMAP looks like a photo, IMAGE and TRIMAP look swapped or the trimap "
                         "has no foreground and no background (refused by default: the matte would be wrong)")
     _add_engine_args(p)
-    p.add_argument("--prior-solver", choices=("auto", "numpy", "torch"), default="auto",
-                   help="where the default model's linear solve runs: auto (the default: numpy on the CPU "
-                        "until the torch path is timed on a GPU), numpy, or torch on --device (experimental)")
     _add_finish_args(p)
     p.set_defaults(func=cmd_refine)
 

@@ -11,6 +11,7 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default="default",
                    help="checkpoint: 'default' (bundled model), an official DiffMatte .pth, .safetensors or .npz")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    add_prior_solver_arg(p)
     p.add_argument("--steps", type=int, default=10,
                    help="DDIM steps, 1..1000 (default 10; the bundled default model runs no diffusion: "
                         "its matte is its prior, the same for any steps, seed and samples)")
@@ -25,6 +26,13 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tile-size", type=int, metavar="PX", default=None,
                    help="largest decoder tile in pixels, a multiple of 32 (default: automatic; 0: always the "
                         "whole image, the pre-tiling path)")
+
+
+def add_prior_solver_arg(p: argparse.ArgumentParser) -> None:
+    """--prior-solver (refine, batch and serve): where the default model's linear solve runs."""
+    p.add_argument("--prior-solver", choices=("auto", "numpy", "torch"), default="auto",
+                   help="where the default model's linear solve runs: auto (the default: numpy on the CPU "
+                        "until the torch path is timed on a GPU), numpy, or torch on --device (experimental)")
 
 
 def _export_engine_options(args: argparse.Namespace) -> None:

@@ -80,6 +80,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     summary = run(args.inputs, args.output, images=args.images, trimaps=args.trimaps, masks=args.masks,
                   layers=args.layers, image_pattern=args.image_pattern, trimap_pattern=args.trimap_pattern,
                   mask_pattern=args.mask_pattern, rgba=args.rgba, weights=args.weights, device=args.device,
+                  prior_solver=args.prior_solver,
                   steps=args.steps, seed=args.seed, samples=args.samples, bits=args.bits, band=args.band,
                   mask_edge=args.mask_edge, source=args.source, jobs=args.jobs, threads=args.threads, ray=args.ray,
                   overwrite=args.overwrite, max_megapixels=args.max_megapixels, edges=edges_json,

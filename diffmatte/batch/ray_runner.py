@@ -20,7 +20,7 @@ class _Worker:
     """One engine per actor."""
 
     def __init__(self, weights: str, weights_blob: Optional[bytes], device: str, threads: int,
-                 engine_env: Dict[str, str]) -> None:
+                 engine_env: Dict[str, str], prior_solver: str = "auto") -> None:
         import tempfile
 
         os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -35,7 +35,7 @@ class _Worker:
             path = Path(self._tmp.name) / Path(weights).name
             path.write_bytes(weights_blob)
             weights = str(path)
-        self.engine = load_engine(weights, device=device)
+        self.engine = load_engine(weights, device=device, prior_solver=prior_solver)
 
     def process(self, item: Item, settings: Settings, blobs: Dict[str, bytes]) -> Result:
         from .work import process
@@ -51,9 +51,11 @@ def _import_ray():
     return ray
 
 
-def run_on_ray(pending: List[Item], settings: Settings, device: str, threads: Optional[int], address: str,
+def run_on_ray(pending: List[Item], settings: Settings, where: tuple, threads: Optional[int], address: str,
                workers: int, done: Callable[[Result], None]) -> None:
-    """Run ``pending`` on ``workers`` Ray actors; ``done`` gets each result on the driver."""
+    """Run ``pending`` on ``workers`` Ray actors; ``done`` gets each result on the driver.
+    ``where``: (device, prior_solver) of the actors' engines."""
+    device, prior_solver = where
     ray = _import_ray()
     from ray.util import ActorPool
 
@@ -70,7 +72,8 @@ def run_on_ray(pending: List[Item], settings: Settings, device: str, threads: Op
     actor_cls = ray.remote(num_cpus=per, num_gpus=1 if use_gpu else 0)(_Worker)
     n = max(1, min(workers, len(pending)))
     engine_env = {k: v for k, v in os.environ.items() if k in ("DIFFMATTE_MAX_MEMORY", "DIFFMATTE_TILE_SIZE")}
-    actors = [actor_cls.remote(settings.weights, weights_blob, "cuda" if use_gpu else device, per, engine_env)
+    actors = [actor_cls.remote(settings.weights, weights_blob, "cuda" if use_gpu else device, per, engine_env,
+                                 prior_solver)
               for _ in range(n)]
     pool = ActorPool(actors)
 

@@ -49,7 +49,8 @@ class Summary:
 def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] = None,
         trimaps: Optional[str] = None, masks: Optional[str] = None, layers: Optional[str] = None,
         image_pattern: str = "{stem}", trimap_pattern: str = "{stem}", mask_pattern: str = "{stem}",
-        rgba: bool = False, weights: str = "default", device: str = "auto", steps: int = 10, seed: int = 0,
+        rgba: bool = False, weights: str = "default", device: str = "auto", prior_solver: str = "auto",
+        steps: int = 10, seed: int = 0,
         samples: int = 1, bits: int = 8, band: Optional[float] = None, mask_edge: str = "auto",
         source: str = "layer", jobs: int = 1,
         threads: Optional[int] = None, ray: Optional[str] = None, ray_workers: Optional[int] = None,
@@ -70,6 +71,8 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
     does (diffmatte.finish.cutout). ``ray``: None (local), ``""``/``"local"`` (start
     or join a local Ray), ``"auto"`` or ``"ray://host:port"``. ``service``: refine through the
     running ``diffmatte serve`` (True, or its config folder) instead of loading a model.
+    ``device`` and ``prior_solver`` say where the engines run (``load_engine``); they do not
+    change the outputs' fingerprint.
     """
     from .prepare import prepare
 
@@ -94,8 +97,8 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
         _clean_stale_temps(out_dir, plan.items)
         if pending:
             t_work = time.perf_counter()
-            _execute(pending, plan, manifest, settings, summary, device, jobs, threads, ray, ray_workers,
-                     progress, echo, served)
+            _execute(pending, plan, manifest, settings, summary, (device, prior_solver), jobs, threads, ray,
+                     ray_workers, progress, echo, served)
             summary.seconds = time.perf_counter() - t_work
         try:
             manifest.compact()
@@ -263,7 +266,7 @@ def _finish(result: Result, item: Item, plan, manifest: Manifest, summary: Summa
     _say(echo, f"{item.key} -> {', '.join(sorted(hashes))}")
 
 
-def _execute(pending: List[Item], plan, manifest: Manifest, settings: Settings, summary: Summary, device: str,
+def _execute(pending: List[Item], plan, manifest: Manifest, settings: Settings, summary: Summary, where: tuple,
              jobs: int, threads: Optional[int], ray: Optional[str], ray_workers: Optional[int], progress: bool,
              echo: Echo, served=None) -> None:
     from tqdm import tqdm
@@ -286,16 +289,17 @@ def _execute(pending: List[Item], plan, manifest: Manifest, settings: Settings, 
         elif ray is not None:
             from .ray_runner import run_on_ray
 
-            run_on_ray(pending, settings, device, threads, ray, ray_workers or jobs, done)
+            run_on_ray(pending, settings, where, threads, ray, ray_workers or jobs, done)
         elif jobs == 1:
-            _run_here(pending, settings, device, threads, done)
+            _run_here(pending, settings, where, threads, done)
         else:
-            _run_pool(pending, settings, device, threads, jobs, done)
+            _run_pool(pending, settings, where, threads, jobs, done)
     finally:
         bar.close()
 
 
-def _run_here(pending: List[Item], settings: Settings, device: str, threads: Optional[int], done) -> None:
+def _run_here(pending: List[Item], settings: Settings, where: tuple, threads: Optional[int], done) -> None:
+    """In this process; ``where`` is (device, prior_solver)."""
     from ..engine import load_engine
     from .work import process
 
@@ -303,12 +307,12 @@ def _run_here(pending: List[Item], settings: Settings, device: str, threads: Opt
         import torch
 
         torch.set_num_threads(threads)
-    engine = load_engine(settings.weights, device=device)
+    engine = load_engine(settings.weights, device=where[0], prior_solver=where[1])
     for item in pending:
         done(process(item, settings, engine, lambda p: Path(p).read_bytes()))
 
 
-def _run_pool(pending: List[Item], settings: Settings, device: str, threads: Optional[int], jobs: int,
+def _run_pool(pending: List[Item], settings: Settings, where: tuple, threads: Optional[int], jobs: int,
               done) -> None:
     """``jobs`` spawned processes, each loading the engine once; CPU threads split between them."""
     import multiprocessing
@@ -319,7 +323,7 @@ def _run_pool(pending: List[Item], settings: Settings, device: str, threads: Opt
     per = threads or max(1, (os.cpu_count() or 1) // jobs)
     ctx = multiprocessing.get_context("spawn")  # no forked torch state
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=init_worker,
-                             initargs=(settings.weights, device, per, os.getpid())) as pool:
+                             initargs=(settings.weights, where, per, os.getpid())) as pool:
         futures = {pool.submit(process_in_worker, item, settings): item for item in pending}
         try:
             left = set(futures)

@@ -215,9 +215,9 @@ def _layered(item: Item, settings: Settings, engine, read, res: Result) -> None:
 _ENGINE = None
 
 
-def init_worker(weights: str, device: str, threads: int, parent: Optional[int] = None) -> None:
+def init_worker(weights: str, where: tuple, threads: int, parent: Optional[int] = None) -> None:
     """Process-pool initializer: tie this worker's life to its ``parent`` process, set the
-    thread budget, then load the engine once."""
+    thread budget, then load the engine once on ``where`` = (device, prior_solver)."""
     import os
 
     if parent is not None:
@@ -229,7 +229,7 @@ def init_worker(weights: str, device: str, threads: int, parent: Optional[int] =
     global _ENGINE
     from ..engine import load_engine
 
-    _ENGINE = load_engine(weights, device=device)
+    _ENGINE = load_engine(weights, device=where[0], prior_solver=where[1])
 
 
 def process_in_worker(item: Item, settings: Settings) -> Result:

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="TCP port (default 0: a free port, published in service.json)")
     parser.add_argument("--weights", default="default", help="checkpoint path or 'default'")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    from ..cli_options import add_prior_solver_arg
+
+    add_prior_solver_arg(parser)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
                         help="inference precision (default auto: bf16 for this project's network models "
                              "on a CPU with AVX512-BF16 / AMX, else fp32; fp16 needs CUDA)")
@@ -93,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
         _wait_until_listening()  # the web server first: health checks answer within a second
         import diffmatte  # noqa: PLC0415 - heavy engine import only when actually serving
 
-        engine = diffmatte.load_engine(weights=args.weights, device=args.device, precision=args.precision)
+        engine = diffmatte.load_engine(weights=args.weights, device=args.device, precision=args.precision,
+                                       prior_solver=args.prior_solver)
         if args.threads is not None:
             import torch  # noqa: PLC0415 - already loaded by the engine
 

@@ -368,3 +368,48 @@ def test_sixteen_bit_colour_tiff_gives_a_sixteen_bit_cutout(tmp_path, run):
     assert (s.refined, s.failed) == (1, [])
     raw = (tmp_path / "out" / "deep_cutout.png").read_bytes()
     assert struct.unpack(">B", raw[24:25])[0] == 16
+
+
+
+def test_prior_solver_reaches_the_engines_of_every_runner(tmp_path, run, monkeypatch):
+    """--prior-solver (as refine's): the batch's engines are loaded with it, in this process
+    and in the worker pool's initializer; it is where the solve runs, not a result setting."""
+    import torch
+
+    import diffmatte.engine
+    from diffmatte.batch import work
+
+    real = diffmatte.engine.load_engine
+    seen = []
+
+    def spy(weights, device="auto", **kw):
+        seen.append((device, kw.get("prior_solver")))
+        return real(weights, device=device, **kw)
+
+    monkeypatch.setattr(diffmatte.engine, "load_engine", spy)
+    src = tmp_path / "in"
+    src.mkdir()
+    photo(src / "a.png")
+    trimap(tmp_path / "a.png")
+    s = run(src, output=tmp_path / "out", trimaps=tmp_path, device="cpu", prior_solver="numpy")
+    assert s.failed == [] and seen == [("cpu", "numpy")]
+    monkeypatch.setattr(work, "_ENGINE", None)
+    monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))  # init_worker sets it
+    work.init_worker("default", ("cpu", "torch"), torch.get_num_threads())
+    assert seen[-1] == ("cpu", "torch")
+
+
+def test_batch_and_serve_take_prior_solver_on_the_command_line():
+    import argparse
+
+    from diffmatte.batch import cli as batch_cli
+    from diffmatte.service import cli as service_cli
+
+    top = argparse.ArgumentParser()
+    batch_cli.register(top.add_subparsers())
+    args = top.parse_args(["batch", "in", "-o", "out", "--prior-solver", "torch"])
+    assert args.prior_solver == "torch"
+    serve = argparse.ArgumentParser()
+    service_cli.add_arguments(serve)
+    assert serve.parse_args(["--prior-solver", "numpy"]).prior_solver == "numpy"
+    assert serve.parse_args([]).prior_solver == "auto"

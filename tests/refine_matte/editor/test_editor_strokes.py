@@ -34,8 +34,6 @@ def test_script_skips_cleanly_without_the_photos(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="issue #27 goal not met yet: measured 7 strokes on GT04 "
-                   "(SAD 15.32 after 6 against a target of 15.20), docs/EDITOR.md")
 def test_scribbles_reach_a_good_matte_on_gt04_in_six_strokes(tmp_path):
     mod = _script()
     if not mod.data_ready(DATA) or not (DATA / "input" / "GT04.png").is_file():
