@@ -24,6 +24,8 @@ CUT_LOW = 0.02
 GROW_RADII = 1.0
 # Width (pixels) of the band's boundary rings that are read.
 RING = 2
+# Known parts smaller than this many disks of twice the growth radius are strokes: kept.
+ISLAND_DISKS = 1.0
 
 
 def widen_cut_band(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, band: float) -> np.ndarray:
@@ -47,5 +49,19 @@ def widen_cut_band(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, band: floa
             continue
         seeds = unknown & ndi.binary_dilation(known, iterations=RING) & cut
         if seeds.any():
-            grow |= known & (ndi.distance_transform_edt(~seeds) <= reach)
+            grow |= _broad(known, reach) & (ndi.distance_transform_edt(~seeds) <= reach)
     return grow
+
+
+def _broad(known: np.ndarray, radius: float) -> np.ndarray:
+    """``known`` without its small islands (connected parts under ``ISLAND_DISKS`` disks of
+    ``2 * radius``). Those are painted strokes, never reopened: a corrective stroke in a hazy
+    band is ringed by partial alpha, and reopening it undid the artist's stroke (the stroke
+    bench's GT13 stalled at SAD 12.1 for 15 strokes)."""
+    labels, n = ndi.label(known, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return known
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    keep = sizes >= ISLAND_DISKS * np.pi * (2.0 * radius) ** 2
+    keep[0] = False
+    return keep[labels]

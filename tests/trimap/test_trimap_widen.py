@@ -46,3 +46,16 @@ def test_no_band_no_change():
     fg = np.ones((20, 20), bool)
     bg = np.zeros((20, 20), bool)
     assert not widen_cut_band(fg, bg, np.ones((20, 20), np.float32), band=5).any()
+
+
+def test_a_painted_stroke_inside_the_band_is_never_reopened():
+    """A known island (a corrective stroke painted in the band) stays as painted, even ringed
+    by partial alpha; the foreground next to the same cut still opens."""
+    fg, bg = _bands()
+    fg[60:64, 34:46] = True   # a 4 px foreground stroke painted inside the band
+    alpha = np.where(fg, 1.0, 0.0).astype(np.float32)
+    alpha[:, 30:50] = 0.6     # haze over the whole band, around the stroke too
+    alpha[fg] = 1.0
+    grow = widen_cut_band(fg, bg, alpha, band=8)
+    assert not grow[60:64, 34:46].any()
+    assert grow[62, 27]
