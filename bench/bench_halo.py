@@ -28,6 +28,12 @@ from diffmatte.modeling.model import Conditioning  # noqa: E402
 from diffmatte.prior.solve import prior_for  # noqa: E402
 
 
+def _crop(prior, r):
+    """The tile's part of a prior model's (padded) prior, as the tiled sampler crops it; None
+    for a model without one (a tile without it crashed the decoder of the default model)."""
+    return None if prior is None else prior[..., r[0]:r[1], r[2]:r[3]]
+
+
 def probe(variant: str, name: str) -> None:
     m = load_variant(variant, "cpu").model
     img = read_rgb(DEV / "input" / f"{name}.png")
@@ -52,7 +58,7 @@ def probe(variant: str, name: str) -> None:
         for halo in (0, 32, 64, 96, 128):
             y0, y1, x0, x1 = r = region(halo)
             cc = Conditioning(c.backbone_in[..., y0:y1, x0:x1], c.cond[..., y0:y1, x0:x1],
-                              (min(y1, h) - y0, min(x1, w) - x0))
+                              (min(y1, h) - y0, min(x1, w) - x0), _crop(c.prior, r))
             out = torch.sigmoid(m.decode(feats[..., y0 // s:y1 // s, x0 // s:x1 // s], cc,
                                          x[..., y0:min(y1, h), x0:min(x1, w)], t))
             d = (cut(out, r) - cut(whole, (0, 0, 0, 0))).abs()
@@ -61,7 +67,8 @@ def probe(variant: str, name: str) -> None:
             return
         for halo in (0, 32, 64, 128, 192, 256):
             y0, y1, x0, x1 = r = region(halo)
-            cc = Conditioning(c.backbone_in[..., y0:y1, x0:x1], c.cond[..., y0:y1, x0:x1], (y1 - y0, x1 - x0))
+            cc = Conditioning(c.backbone_in[..., y0:y1, x0:x1], c.cond[..., y0:y1, x0:x1], (y1 - y0, x1 - x0),
+                              _crop(c.prior, r))
             f = m.encode(cc)[..., (core[0] - y0) // s:(core[1] - y0) // s, (core[2] - x0) // s:(core[3] - x0) // s]
             patched = feats.clone()
             patched[..., core[0] // s:core[1] // s, core[2] // s:core[3] // s] = f
