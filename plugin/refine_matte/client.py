@@ -34,6 +34,10 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(bytes(data)).decode("ascii")
 
 
+OLD_ENGINE_NO_WIDEN = ("the engine is older than this plugin, so the rough selection was refined in one "
+                       "pass (hair tips and strands the band missed are not searched again); update the "
+                       "engine (run the installer again) for the second pass")
+
 class EngineClient:
     """Talks to one running service at ``host:port`` with ``token``."""
 
@@ -283,10 +287,18 @@ class EngineClient:
         """
         if cancel_event is not None and cancel_event.is_set():
             raise JobCancelled("cancelled before submission", code="cancelled")
-        job_id = self.submit_refine(image_png, trimap_png, steps=steps, seed=seed,
-                                    preview=preview and on_progress is not None,
-                                    quantize_trimap=quantize_trimap, samples=samples,
-                                    widen_band=widen_band)
+        options = dict(steps=steps, seed=seed, preview=preview and on_progress is not None,
+                       quantize_trimap=quantize_trimap, samples=samples)
+        try:
+            job_id = self.submit_refine(image_png, trimap_png, widen_band=widen_band, **options)
+        except EngineError as exc:
+            # An engine installed before this plugin version answers the new field with 422:
+            # refine once, as that engine can, and say why the result may be rougher.
+            if not (widen_band and exc.status == 422 and "widen_band" in str(exc)):
+                raise
+            job_id = self.submit_refine(image_png, trimap_png, **options)
+            if on_warning is not None:
+                on_warning(OLD_ENGINE_NO_WIDEN)
         try:
             self.wait(job_id, on_progress=on_progress, cancel_event=cancel_event, on_work=on_work,
                       on_warning=on_warning)

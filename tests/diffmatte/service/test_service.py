@@ -948,3 +948,27 @@ def test_a_failed_load_is_reported_and_fails_jobs_clearly():
         engine.wait(10)
     assert engine.info() == {"loading": False, "error": "FileNotFoundError: no weights here"}
     assert len(seen) == 1
+
+
+def test_an_older_service_without_widen_band_refines_once_and_says_so(client, monkeypatch):
+    """A plugin newer than its engine: the service answers the unknown field with 422 (as one
+    without ``widen_band`` does). The client refines once, without the field, and warns."""
+    from refine_matte import client as client_mod
+
+    real = client._json
+
+    def older(method, path, payload=None, **kw):
+        if payload is not None and "widen_band" in payload:
+            raise client_mod.EngineError("422: body.widen_band: Extra inputs are not permitted", 422)
+        return real(method, path, payload, **kw)
+
+    monkeypatch.setattr(client, "_json", older)
+    image, tri = sample()
+    warnings = []
+    out = client.refine(png(image), png(tri), steps=2, seed=7, widen_band=True, on_warning=warnings.append)
+    assert out == client.refine(png(image), png(tri), steps=2, seed=7)
+    assert warnings == [client_mod.OLD_ENGINE_NO_WIDEN]
+    # any other refusal is still an error
+    monkeypatch.setattr(client, "_json", lambda *a, **k: (_ for _ in ()).throw(client_mod.EngineError("422: steps", 422)))
+    with pytest.raises(client_mod.EngineError):
+        client.refine(png(image), png(tri), steps=2, seed=7, widen_band=True)
