@@ -58,8 +58,9 @@ def fresh(engine) -> None:
         memo.clear()
 
 
-def region_rows(name, kind, region, image, alpha, engine, t2_sad) -> Dict[str, float]:
-    """One photo's row for a region input (lasso or rectangle)."""
+def region_rows(name, kind, region, image, alpha, engine, t2_sad, cf=None) -> Dict[str, float]:
+    """One photo's row for a region input (lasso or rectangle); ``cf`` (closed-form matting,
+    ``--closed-form``) adds its matte from the same product trimap and from trimap2."""
     t0 = time.perf_counter()
     notes: List[str] = []
     tri, edge = trimap.from_selection(region, image, edge="rough", report=notes)
@@ -72,9 +73,14 @@ def region_rows(name, kind, region, image, alpha, engine, t2_sad) -> Dict[str, f
     before = engine.refine(image, trimap.from_mask(region, image=image))
     row = {"input": sad(region.astype(np.float32), alpha), "product": sad(matte, alpha),
            "before": sad(before, alpha), "t2": t2_sad, "seg_s": t_seg, "refine_s": t_ref}
+    extra = ""
+    if cf is not None:
+        row["cf"] = sad(cf[0](image.astype(np.float64) / 255.0, tri), alpha)
+        row["cf_t2"] = cf[1]
+        extra = f"  closed-form: product trimap {row['cf']:6.2f}, trimap2 {cf[1]:6.2f}"
     print(f"{kind:6s} {name:8s} input {row['input']:7.2f}  product {row['product']:6.2f}  "
           f"trimap2 {t2_sad:6.2f}  before {row['before']:7.2f}  ({edge}; trimap {t_seg:.2f} s, "
-          f"refine {t_ref:.2f} s){'  warned: ' + notes[0].split(',')[0] if notes else ''}", flush=True)
+          f"refine {t_ref:.2f} s){extra}{'  warned: ' + notes[0].split(',')[0] if notes else ''}", flush=True)
     return row
 
 
@@ -133,6 +139,9 @@ def main(argv=None) -> int:
                     help="strokes to trimap: region (the product's, trimap.from_region) or walker "
                          "(trimap.from_scribbles, the random walker it replaces)")
     ap.add_argument("--photos", nargs="*", default=None, help="only these names (e.g. GT04)")
+    ap.add_argument("--closed-form", action="store_true",
+                    help="lasso / rect: also closed-form matting's matte (pymatting) from the product's trimap "
+                         "and from trimap2, in the same run")
     args = ap.parse_args(argv)
 
     import torch
@@ -149,12 +158,19 @@ def main(argv=None) -> int:
     for k, name in enumerate(names):
         image = load(args.data / "input" / f"{name}.png", "RGB")
         alpha = load(args.data / "gt" / f"{name}.png", "L").astype(np.float32) / 255.0
-        t2_sad = sad(engine.refine(image, load(args.data / "trimap2" / f"{name}.png", "L")), alpha)
+        t2 = load(args.data / "trimap2" / f"{name}.png", "L")
+        t2_sad = sad(engine.refine(image, t2), alpha)
+        cf = None
+        if args.closed_form:
+            from diffmatte.evaluate.baselines import get_baseline
+
+            solve = get_baseline("cf")
+            cf = (solve, sad(solve(image.astype(np.float64) / 255.0, t2), alpha))
         rng = np.random.default_rng([args.seed, k])
         for kind in ("lasso", "rect"):
             if kind in args.inputs:
                 make = simulate.lasso_from_alpha if kind == "lasso" else simulate.rectangle_from_alpha
-                row = region_rows(name, kind, make(alpha, rng), image, alpha, engine, t2_sad)
+                row = region_rows(name, kind, make(alpha, rng), image, alpha, engine, t2_sad, cf)
                 for key, v in row.items():
                     totals[kind][key] = totals[kind].get(key, 0.0) + v
         if "strokes" in args.inputs:
@@ -169,6 +185,10 @@ def main(argv=None) -> int:
               f"before {t['before']:8.2f}  product/trimap2 {t['product'] / t['t2']:.2f}x  "
               f"product/input {t['product'] / t['input']:.3f}x  trimap {t['seg_s'] / len(names):.2f} s/photo  "
               f"refine {t['refine_s'] / len(names):.2f} s/photo")
+        if "cf" in t:
+            print(f"  {kind:6s} closed-form: product trimap {t['cf']:7.2f} (product/closed-form "
+                  f"{t['product'] / t['cf']:.2f}x), trimap2 {t['cf_t2']:7.2f} (trimap2 matte/closed-form "
+                  f"{t['t2'] / t['cf_t2']:.2f}x)")
     if counts:
         shown = " ".join(str(c) if c <= args.max_strokes else f">{args.max_strokes}" for c in counts)
         print(f"  strokes per photo: {shown}; median {statistics.median(counts)}, max {max(counts)}")
