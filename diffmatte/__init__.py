@@ -13,6 +13,11 @@ from typing import Any
 from .errors import Cancelled, DefaultWeightsMissing, WeightsError
 
 __version__ = "0.1.0"
+#: Raised whenever the same inputs and settings give a different matte (a new trimap rule,
+#: a second solve, a changed prior): batch runs fingerprint their outputs with it, so a
+#: rerun after an update redoes what the new engine would do differently. 2: rough masks'
+#: bands are widened where the first matte shows the cut (trimap/widen.py).
+RESULTS_REVISION = 2
 
 _LAZY = {
     "load_engine": ("engine", "load_engine"),
@@ -26,7 +31,7 @@ _LAZY = {
     "list_variants": ("modeling.variants", "list_variants"),
 }
 
-__all__ = ["Cancelled", "DefaultWeightsMissing", "WeightsError", "__version__", *_LAZY]
+__all__ = ["Cancelled", "DefaultWeightsMissing", "RESULTS_REVISION", "WeightsError", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

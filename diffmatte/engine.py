@@ -9,6 +9,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 import torch
 
+from . import RESULTS_REVISION
 from .diffusion import Schedule
 from .errors import Cancelled
 from .errors import InputError
@@ -110,7 +111,7 @@ class Engine:
         return {"variant": self.model.cfg.name, "backbone": self.model.cfg.backbone, "params": n_params,
                 "device": str(self.device), "precision": self.precision, "weights": self.source,
                 "torch": torch.__version__, "prior": getattr(self.model.cfg, "prior", ""),
-                "prior_only": self.model.passes_prior_through()}
+                "prior_only": self.model.passes_prior_through(), "results_revision": RESULTS_REVISION}
 
     def refine(self, image: np.ndarray, trimap: np.ndarray, steps: int = 10, seed: Optional[int] = None,
                noise: Optional[np.ndarray] = None, callback: Optional[Callable[[StepInfo], None]] = None,

@@ -57,7 +57,7 @@ class ServiceEngine:
     def weights_id(self) -> str:
         """What identifies the service's model in the manifest's settings fingerprint."""
         info = self.engine_info()
-        keep = {k: info.get(k) for k in ("weights", "variant", "params", "precision")}
+        keep = {k: info.get(k) for k in ("weights", "variant", "params", "precision", "results_revision")}
         return "service:" + json.dumps(keep, sort_keys=True)
 
     def refine(self, image: np.ndarray, trimap: np.ndarray, steps: int = 10, seed: Optional[int] = 0,

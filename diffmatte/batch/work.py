@@ -16,6 +16,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .. import RESULTS_REVISION
 from .plan import Item
 
 
@@ -60,6 +61,7 @@ class Settings:
         d = asdict(self)
         d["weights"] = weights_hash
         d["tile_size"] = os.environ.get("DIFFMATTE_TILE_SIZE", "")  # decoder tiling changes the numbers
+        d["results_revision"] = RESULTS_REVISION   # an engine whose matte changed redoes the outputs
         return json_hash(d)
 
 

@@ -254,6 +254,11 @@ def test_rerun_skips_done_work_and_redoes_what_changed(tmp_path, run):
     assert (s.refined, s.skipped) == (1, 1)
     s = run(img, output=out, trimaps=tri, steps=2)   # other settings: everything redone
     assert (s.refined, s.skipped) == (2, 0)
+    import diffmatte.batch.work as work
+    with pytest.MonkeyPatch.context() as mp:            # an engine whose matte changed: redone
+        mp.setattr(work, "RESULTS_REVISION", work.RESULTS_REVISION + 1)
+        s = run(img, output=out, trimaps=tri, steps=2)
+    assert (s.refined, s.skipped) == (2, 0)
     (out / "c.png").write_bytes(b"someone else's")   # an output path not written by us
     photo(img / "c.png")
     trimap(tri / "c.png")

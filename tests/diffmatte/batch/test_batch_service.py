@@ -71,3 +71,18 @@ def test_the_served_engine_sends_widen_band_for_rough_masks():
     engine.refine(image, tri, widen_band=True)
     engine.refine(image, tri)
     assert client.asked == [True, False]
+
+
+def test_the_served_engines_results_revision_is_part_of_the_fingerprint():
+    """batch --service: a service whose engine gives different mattes (a newer results
+    revision) must not match the outputs of the older one."""
+    from diffmatte.batch.service_engine import ServiceEngine
+
+    class Client:
+        def __init__(self, revision):
+            self.revision = revision
+
+        def info(self):
+            return {"engine": {"weights": "default", "variant": "lite_ifm", "results_revision": self.revision}}
+
+    assert ServiceEngine(Client(2)).weights_id() != ServiceEngine(Client(3)).weights_id()

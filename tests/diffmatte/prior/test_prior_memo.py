@@ -119,3 +119,26 @@ def test_refine_after_a_brush_stroke_uses_the_memo(small_reach):
     fresh = engine.refine(img, _dab(tri), steps=2)
     assert engine.prior_memo.last.how == "solved"
     assert np.abs(out - fresh)[_dab(tri) == 0.5].mean() < 4e-3
+
+
+def test_a_widened_refine_keeps_both_passes_so_the_next_stroke_is_local(small_reach):
+    """A widened refine solves a trimap and then a wider one; the refine after the next
+    brush stroke starts from the first again. It must be updated from the kept first
+    solve, not solved from scratch against the wider one."""
+    img, tri = _disc()
+    wide = tri.copy()
+    ring = (tri == 1) & (np.roll(tri, 12, axis=0) != 1)   # the band grown inwards on one side
+    wide[ring] = 0.5
+    memo = PriorMemo()
+    memo.solve("ifm", img, tri)
+    memo.solve("ifm", img, wide)
+    assert memo.last.how == "solved"                      # too large an edit: from scratch
+    after = memo.solve("ifm", img, _dab(tri))
+    assert memo.last.how == "updated"
+    np.testing.assert_allclose(after, memo.solve("ifm", img, _dab(tri)))   # now kept too: reused
+    assert memo.last.how == "reused"
+    single = PriorMemo(entries=1)
+    single.solve("ifm", img, tri)
+    single.solve("ifm", img, wide)
+    single.solve("ifm", img, _dab(tri))
+    assert single.last.how == "solved"
