@@ -5,7 +5,8 @@ sparse rows and per-pixel terms that ``information_flow._solve`` adds into one s
 - colour-mixture flow (:func:`colour_mixture`): each unknown pixel is an affine mix (LLE
   weights, :func:`lle_weights`) of its K_CM nearest neighbours in (r, g, b, x/W, y/H);
 - K-to-U flow (:func:`known_to_unknown`, :class:`KnownSamples`): the same mix over its
-  nearest known-foreground and known-background pixels;
+  nearest known-foreground and known-background pixels, trusted less where no known
+  neighbour has the pixel's colour (:func:`explained`, our addition to the paper);
 - intra-U flow and local flow (:func:`local_and_intra_u`): unknown pixels of similar colour
   nearby, and the matting Laplacian of the 3 x 3 windows touching the unknown pixels
   (laplacian.py, the implementation closed-form matting applies matrix-free).
@@ -32,6 +33,14 @@ EPS_LOCAL = 1e-7                      # the local flow's window regulariser (Lev
                                       # closed-form's prior uses 1e-6: laplacian.py)
 KU_LEAF = 128                         # K-to-U KD-tree leaf size (see KnownSamples)
 FAR_PX = 64                           # windows: K-to-U searched approximately beyond this distance
+# K-to-U trust in colours the known pixels do not have (not in the paper): where an unknown
+# pixel's colour is farther than UNEXPLAINED_TAU (RGB distance, 0..1) from every one of its
+# known neighbours' colours, their mix is an extrapolation, so the flow's confidence falls
+# off as a Gaussian of width UNEXPLAINED_SIGMA beyond that, and the local and colour-mixture
+# flows decide. Without it a region of such colours (a blue flag held by a plush toy) came
+# out transparent. Dev photos, mean SAD of the 26 trimap cases 4.122 -> 4.025 (0.05: 4.016).
+UNEXPLAINED_TAU = 0.1
+UNEXPLAINED_SIGMA = 0.1
 QUERY_CHUNK = 20_000                  # neighbour queries per KD-tree call: progress between calls
 
 
@@ -93,6 +102,14 @@ def lle_weights(fp: np.ndarray, fq: np.ndarray, reg: float = 1e-3, chunk: int = 
     return out
 
 
+def explained(col: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """How far the K-to-U flow may trust its mix for each pixel colour ``col`` (N, 3), given
+    its known neighbours' colours ``known`` (N, K, 3): 1 where one of them is within
+    UNEXPLAINED_TAU, falling off as a Gaussian beyond (see UNEXPLAINED_TAU)."""
+    nearest = np.sqrt(((known - col[:, None, :]) ** 2).sum(-1)).min(1)
+    return np.exp(-(np.maximum(0.0, nearest - UNEXPLAINED_TAU) / UNEXPLAINED_SIGMA) ** 2)
+
+
 class KnownSamples:
     """The known pixels a K-to-U flow draws its foreground and background mixes from:
     colours ``col`` (N, 3), positions ``xy`` (N, 2, normalised) and labels ``lab`` (1 / 0;
@@ -143,7 +160,8 @@ class KnownSamples:
         safe = lambda v: np.where(np.abs(v) < 1e-6, 1e-6, v)  # noqa: E731
         f_col = (wk[:, :kk, None] * cf).sum(1) / safe(wf)[:, None]
         b_col = (wk[:, kk:, None] * cb).sum(1) / safe(1 - wf)[:, None]
-        return S_KU * np.clip(((f_col - b_col) ** 2).sum(1) / 3.0, 0, 1), np.clip(wf, 0, 1)
+        h = S_KU * np.clip(((f_col - b_col) ** 2).sum(1) / 3.0, 0, 1)
+        return h * explained(col_u, np.concatenate([cf, cb], 1)), np.clip(wf, 0, 1)
 
 
 @dataclass

@@ -67,6 +67,33 @@ def test_a_hole_far_from_the_band_is_found_by_colour():
     assert out[10:20, 50:58].min() > 0.9
 
 
+def test_a_region_of_colours_no_known_pixel_has_does_not_turn_transparent():
+    """A blue flag held by a sand-coloured subject on green, all inside the unknown band
+    (issue #27): no known pixel has its colour, so the K-to-U flow's mix of the nearest
+    known colours is an extrapolation and must not decide it. The flag then follows the
+    subject around it (it used to come out at alpha 0.09); the subject's edge is solved as
+    before, and a hole whose colour the known background has still turns transparent
+    (the test above)."""
+    from scipy import ndimage as ndi
+
+    n = 160
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:n, 0:n]
+    d = np.hypot(yy - n / 2, xx - n / 2) - n / 3
+    alpha = np.clip(0.5 - d / 3, 0, 1)
+    flag = (np.abs(yy - n / 2 + 10) < 14) & (np.abs(xx - n / 2 - 8) < 22)
+    fg = np.array([0.8, 0.7, 0.5]) + 0.04 * np.sin(xx / 5)[..., None]
+    fg = np.where(flag[..., None], np.array([0.1, 0.2, 0.85]), fg)
+    bg = np.array([0.2, 0.45, 0.2]) + 0.04 * np.cos(yy / 6)[..., None]
+    img = alpha[..., None] * fg + (1 - alpha[..., None]) * bg + rng.normal(0, 0.01, (n, n, 3))
+    unknown = (np.abs(d) <= 6) | ndi.binary_dilation(flag, iterations=4)
+    tri = np.where(unknown, 0.5, np.where(d < 0, 1.0, 0.0))
+    out = information_flow_alpha(img.clip(0, 1).astype(np.float32), tri)
+    assert out[flag].mean() > 0.95
+    edge = unknown & ~ndi.binary_dilation(flag, iterations=4)
+    assert np.abs(out - alpha)[edge].mean() < 0.05
+
+
 def test_known_region_expansion():
     img = np.zeros((20, 20, 3)) + 0.5
     img[:, 10:] = 0.9
