@@ -16,8 +16,9 @@ __version__ = "0.1.0"
 #: Raised whenever the same inputs and settings give a different matte (a new trimap rule,
 #: a second solve, a changed prior): batch runs fingerprint their outputs with it, so a
 #: rerun after an update redoes what the new engine would do differently. 2: rough masks'
-#: bands are widened where the first matte shows the cut (trimap/widen.py).
-RESULTS_REVISION = 2
+#: bands are widened where the first matte shows the cut (trimap/widen.py); 3: the prior's
+#: K-to-U flow trusts colours no known pixel has less (prior/flows.py ``explained``).
+RESULTS_REVISION = 3
 
 _LAZY = {
     "load_engine": ("engine", "load_engine"),
