@@ -8,11 +8,13 @@ and segment-anything are imported only when a :class:`SamPrompter` is built.
     trimap.from_selection(mask, image, edge="auto")               -> (H x W uint8, "rough" | "exact")
     trimap.from_region(image, region=None, fg=None, bg=None)      -> H x W uint8 (rough input)
     trimap.SamPrompter(checkpoint).trimap(image, points=..., labels=..., box=...)
+    trimap.box_of(mask)                                           -> (x0, y0, x1, y1) | None
 
 Trimaps hold 0 (background), 128 (unknown) and 255 (foreground).
 """
 from ._validate import BG, FG, UNKNOWN
 from .band import default_band, from_mask, shift_edge
+from .box import box_of
 from .sam import SamPrompter, find_checkpoint
 from .scribbles import from_scribbles, strokes_to_mask
 from .rough import RoughInputWarning, from_region, from_selection, segment
@@ -25,6 +27,7 @@ __all__ = [
     "FG",
     "UNKNOWN",
     "SamPrompter",
+    "box_of",
     "default_band",
     "find_checkpoint",
     "from_mask",

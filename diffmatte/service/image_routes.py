@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 from fastapi import FastAPI
 from fastapi.responses import Response
 
 from . import imaging
-from .errors import InvalidInput, ServiceError
+from .errors import InvalidInput, ServiceError, Unavailable
 from .sam import import_trimap
 from .schema import CutoutBody, MaskBody, SamBody, SamEmbedBody, ScribbleBody
 
@@ -37,8 +37,8 @@ def _add_trimap_routes(app: FastAPI, service: Any) -> None:
             if body.edge == "exact":
                 result, edge = tm.from_mask(mask, band=body.band, adaptive=body.adaptive, image=image), "exact"
             else:
-                result, edge = tm.from_selection(mask, image, band=body.band, adaptive=body.adaptive,
-                                                 edge=body.edge, report=notes)
+                result, edge = _sam_box(service, tm, mask, image, body.band) or tm.from_selection(
+                    mask, image, band=body.band, adaptive=body.adaptive, edge=body.edge, report=notes)
         except ValueError as exc:
             raise InvalidInput(f"trimap from mask: {exc}") from None
         return imaging.png_response(_check_trimap_output(result, "trimap.from_mask"),
@@ -67,6 +67,20 @@ def _add_trimap_routes(app: FastAPI, service: Any) -> None:
         except ValueError as exc:
             raise InvalidInput(f"trimap from scribbles: {exc}") from None
         return imaging.png_response(_check_trimap_output(result, "trimap.from_region"), _warning_header(notes))
+
+
+def _sam_box(service: Any, tm: Any, mask: Any, image: Any, band: Optional[float]) -> Optional[Tuple[Any, str]]:
+    """(trimap, "sam-box") for a rough selection that is a plain rectangle, from SAM's box
+    prompt, when SAM is installed; None otherwise (the colour models segment it). A box
+    only gives the subject's extent, which SAM reads far better than colour models."""
+    box = tm.box_of(mask)
+    if box is None:
+        return None
+    try:
+        prompter = service.sam.load()
+    except Unavailable:
+        return None   # no checkpoint: the selection is segmented by colour, as any lasso
+    return service.with_device(lambda: prompter.trimap(image, box=list(box), band=band)), "sam-box"
 
 
 def _warning_header(notes: List[str]) -> Dict[str, str]:

@@ -325,8 +325,9 @@ class EngineClient:
         ``edge="rough"`` (needs the image): the mask is a region around the subject (a
         lasso, a rectangle) and the subject's edge is found inside it; ``"auto"`` decides.
         ``on_warning(message)``: the selection gave too little to go on (e.g. it leaves
-        almost no background outside it). ``on_edge(edge)``: how the mask was read, "rough"
-        or "exact" ("auto" decided; the service's ``X-Trimap-Edge``); not called for an
+        almost no background outside it). ``on_edge(edge)``: how the mask was read, "rough",
+        "exact" or "sam-box" (a rectangle read by SAM's box prompt, where SAM is installed;
+        "auto" decided; the service's ``X-Trimap-Edge``); not called for an
         "auto" request to a service that does not say."""
         payload = {"mask": _b64(mask_png), "band": band, "adaptive": bool(adaptive)}
         if edge != "exact":
@@ -336,7 +337,7 @@ class EngineClient:
         data, resp = self._trimap_request("/v1/trimap/mask", payload, on_warning)
         if on_edge is not None:
             used = resp.getheader("X-Trimap-Edge") or edge
-            if used in ("rough", "exact"):
+            if used in ("rough", "exact", "sam-box"):
                 on_edge(used)
         return data
 

@@ -210,3 +210,23 @@ def test_a_selection_that_leaves_almost_no_background_warns():
     assert notes == []
     trimap.from_region(img, lasso_around(subject, 15), report=notes)  # background all round
     assert notes == []
+
+
+def test_box_of_finds_plain_rectangles_only():
+    from trimap import box_of
+
+    m = np.zeros((40, 60), np.uint8)
+    assert box_of(m) is None                                   # empty
+    m[5:30, 10:50] = 255
+    assert box_of(m) == (10, 5, 49, 29)
+    assert box_of(m.astype(np.float32) / 255) == (10, 5, 49, 29)
+    lasso = m.copy()
+    lasso[5:9, 10:14] = 0                                      # a corner cut: a lasso
+    assert box_of(lasso) is None
+    two = m.copy()
+    two[35:39, 0:10] = 255                                     # a second part
+    assert box_of(two) is None
+    assert box_of(np.full((40, 60), 255, np.uint8)) is None    # the whole image: no extent
+    tiny = np.zeros((40, 60), np.uint8)
+    tiny[3:6, 3:30] = 255                                      # 3 px high: a dab, not a box
+    assert box_of(tiny) is None

@@ -677,8 +677,10 @@ def test_trimap_from_mask_with_image(client):
         client.trimap_from_mask(png(_mask()), band=3, image_png=png(small))
 
 
-def test_trimap_from_a_rough_selection(client):
+def test_trimap_from_a_rough_selection(client, tmp_path, monkeypatch):
     """edge="rough": the mask is a lasso around the subject; the band moves to the subject."""
+    monkeypatch.setenv("REFINE_MATTE_CONFIG_DIR", str(tmp_path))   # no SAM installed: the colour path
+    monkeypatch.delenv("REFINE_MATTE_SAM_CHECKPOINT", raising=False)
     image = np.full((H, W, 3), (40, 110, 140), np.uint8)
     image[10:30, 12:44] = (220, 60, 40)
     lasso = np.zeros((H, W), np.uint8)
@@ -828,6 +830,34 @@ def test_sam_embedding_is_cached_per_image(tiny_engine):
             assert status == 422 and needle in answer["detail"], answer
         status, answer = request(svc, "POST", "/v1/sam/trimap", body={"image_id": "nope", "points": [[1, 1]]})
         assert status == 404
+    finally:
+        svc.stop()
+
+
+def test_a_rough_rectangle_goes_to_sams_box_prompt_when_sam_is_installed(tiny_engine):
+    """A rectangle says only where the subject is; with SAM installed its box prompt reads
+    it (X-Trimap-Edge: sam-box). A lasso that is not a rectangle, and an exact edge, are
+    not sent to SAM."""
+    pytest.importorskip("segment_anything")
+    svc = RunningService(tiny_engine, TOKEN, ServiceConfig(sam_checkpoint=_tiny_sam()))
+    try:
+        client = EngineClient(svc.host, svc.port, TOKEN)
+        image = np.full((H, W, 3), (40, 110, 140), np.uint8)
+        image[10:30, 12:44] = (220, 60, 40)
+        prompter = svc.service.sam.load()
+        boxes: list = []
+        real = prompter.trimap
+        prompter.trimap = lambda img, box=None, **kw: boxes.append(box) or real(img, box=box, **kw)
+        edges: list = []
+        out = np.asarray(Image.open(io.BytesIO(client.trimap_from_mask(
+            png(_mask_around()), band=2, image_png=png(image), edge="rough", on_edge=edges.append))))
+        assert edges == ["sam-box"] and boxes == [[5, 3, 50, 36]]
+        assert out.shape == (H, W) and set(np.unique(out)) <= {0, 128, 255}
+        lasso = _mask_around()
+        lasso[3:8, 5:10] = 0                               # a corner cut off: a lasso, not a box
+        client.trimap_from_mask(png(lasso), band=2, image_png=png(image), edge="rough", on_edge=edges.append)
+        client.trimap_from_mask(png(_mask_around()), band=2, image_png=png(image), on_edge=edges.append)
+        assert edges == ["sam-box", "rough", "exact"] and len(boxes) == 1
     finally:
         svc.stop()
 
