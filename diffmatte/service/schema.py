@@ -93,6 +93,8 @@ class MaskBody(_Body):
                       description="exact: the outline is the subject's edge (SAM, layer mask); rough: the mask "
                                   "is a region around the subject (lasso, rectangle): its edge is found inside "
                                   "it; auto: decided from the image. rough and auto need the image")
+    progress: bool = Field(False, description="answer with the computation's progress and then the PNG, "
+                                              "as server-sent events (service/trimap_stream.py)")
 
 
 class ScribbleBody(_Body):
@@ -101,6 +103,7 @@ class ScribbleBody(_Body):
     bg: str
     unknown: Optional[str] = None
     band: Optional[float] = Field(None, ge=0, le=1024)
+    progress: bool = Field(False, description="as MaskBody's")
 
 
 class SamEmbedBody(_Body):

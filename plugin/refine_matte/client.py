@@ -26,6 +26,7 @@ from .service_files import (CONFIG_ENV, ENGINE_FILE, LOG_FILE, PYTHON_ENV, SERVI
 # The errors (re-exported: callers import them from here) and a job's event stream.
 from .client_errors import EngineError, EngineNotRunning, JobCancelled, error_from  # noqa: F401
 from .client_events import ProgressCallback, dispatch, read_events
+from .client_trimap import trimap_request
 
 
 def _b64(data: bytes) -> str:
@@ -141,16 +142,6 @@ class EngineClient:
         """Send one request; return ``(body, content_type)`` or raise :class:`EngineError`."""
         data, resp = self._exchange(method, path, payload, timeout)
         return data, resp.getheader("Content-Type", "")
-
-    def _trimap_request(self, path: str, payload: Dict[str, Any], on_warning: Optional[Callable[[str], None]]
-                        ) -> Tuple[bytes, http.client.HTTPResponse]:
-        """A trimap route's PNG and response; its ``X-Trimap-Warning`` (the input gave the
-        segmentation too little to go on) goes to ``on_warning``."""
-        data, resp = self._exchange("POST", path, payload, None)
-        note = resp.getheader("X-Trimap-Warning")
-        if note and on_warning is not None:
-            on_warning(note)
-        return data, resp
 
     def _exchange(self, method: str, path: str, payload: Optional[Dict[str, Any]],
                   timeout: Optional[float]) -> Tuple[bytes, http.client.HTTPResponse]:
@@ -319,7 +310,9 @@ class EngineClient:
     def trimap_from_mask(self, mask_png: bytes, band: Optional[int] = None,
                          adaptive: bool = True, image_png: Optional[bytes] = None,
                          edge: str = "exact", on_warning: Optional[Callable[[str], None]] = None,
-                         on_edge: Optional[Callable[[str], None]] = None) -> bytes:
+                         on_edge: Optional[Callable[[str], None]] = None,
+                         on_work: Optional[Callable[[int, int], None]] = None,
+                         cancel_event: Optional[threading.Event] = None) -> bytes:
         """Trimap (8-bit PNG, 0/128/255) from a binary or soft mask; with ``image_png``
         the unknown band also follows the image (hair and fur outside a coarse mask).
         ``edge="rough"`` (needs the image): the mask is a region around the subject (a
@@ -327,15 +320,16 @@ class EngineClient:
         ``on_warning(message)``: the selection gave too little to go on (e.g. it leaves
         almost no background outside it). ``on_edge(edge)``: how the mask was read, "rough"
         or "exact" ("auto" decided; the service's ``X-Trimap-Edge``); not called for an
-        "auto" request to a service that does not say."""
+        "auto" request to a service that does not say. ``on_work`` / ``cancel_event``: the
+        computation's progress, and its cancel (see :func:`client_trimap.trimap_request`)."""
         payload = {"mask": _b64(mask_png), "band": band, "adaptive": bool(adaptive)}
         if edge != "exact":
             payload["edge"] = edge
         if image_png is not None:
             payload["image"] = _b64(image_png)
-        data, resp = self._trimap_request("/v1/trimap/mask", payload, on_warning)
+        data, headers = trimap_request(self, "/v1/trimap/mask", payload, on_warning, on_work, cancel_event)
         if on_edge is not None:
-            used = resp.getheader("X-Trimap-Edge") or edge
+            used = headers.get("X-Trimap-Edge") or edge
             if used in ("rough", "exact"):
                 on_edge(used)
         return data
@@ -343,12 +337,14 @@ class EngineClient:
     def trimap_from_scribbles(self, image_png: bytes, fg_png: bytes, bg_png: bytes,
                               unknown_png: Optional[bytes] = None,
                               band: Optional[int] = None,
-                              on_warning: Optional[Callable[[str], None]] = None) -> bytes:
-        """Trimap from foreground / background (/ unknown) scribble layers; ``on_warning``
-        as in :meth:`trimap_from_mask`."""
+                              on_warning: Optional[Callable[[str], None]] = None,
+                              on_work: Optional[Callable[[int, int], None]] = None,
+                              cancel_event: Optional[threading.Event] = None) -> bytes:
+        """Trimap from foreground / background (/ unknown) scribble layers; ``on_warning``,
+        ``on_work`` and ``cancel_event`` as in :meth:`trimap_from_mask`."""
         payload = {"image": _b64(image_png), "fg": _b64(fg_png), "bg": _b64(bg_png),
                    "unknown": _b64(unknown_png) if unknown_png is not None else None, "band": band}
-        return self._trimap_request("/v1/trimap/scribbles", payload, on_warning)[0]
+        return trimap_request(self, "/v1/trimap/scribbles", payload, on_warning, on_work, cancel_event)[0]
 
     def sam_embed(self, image_png: bytes) -> str:
         """Compute (and cache in the service) the SAM embedding; return an image id."""
