@@ -253,12 +253,16 @@ class EngineClient:
     def wait(self, job_id: str, on_progress: Optional[ProgressCallback] = None,
              cancel_event: Optional[threading.Event] = None,
              on_work: Optional[Callable[[int, int], None]] = None,
-             on_warning: Optional[Callable[[str], None]] = None) -> None:
+             on_warning: Optional[Callable[[str], None]] = None,
+             on_status: Optional[Callable[[str], None]] = None) -> None:
         """Follow a job to its end; raise :class:`JobCancelled` or :class:`EngineError`.
 
         ``on_work(done, total)`` gets the engine's real work (encoder tiles and tile x step
-        decodes) from every event that carries it (services that send none: never)."""
+        decodes) from every event that carries it (services that send none: never);
+        ``on_status("started")`` hears the job start."""
         for event in self.events(job_id, cancel_event=cancel_event):
+            if on_status is not None and event.get("type") == "started":
+                on_status("started")
             dispatch(event, on_progress, on_work, on_warning)
 
     def refine(self, image_png: bytes, trimap_png: bytes, steps: int = 10,
@@ -266,7 +270,8 @@ class EngineClient:
                cancel_event: Optional[threading.Event] = None, preview: bool = True,
                quantize_trimap: bool = False, samples: int = 1,
                on_work: Optional[Callable[[int, int], None]] = None,
-               on_warning: Optional[Callable[[str], None]] = None, widen_band: bool = False) -> bytes:
+               on_warning: Optional[Callable[[str], None]] = None, widen_band: bool = False,
+               on_status: Optional[Callable[[str], None]] = None) -> bytes:
         """Refine a matte; return the alpha as 16-bit greyscale PNG bytes.
 
         ``on_progress(step, total, preview_png_or_None)`` is called for each diffusion
@@ -275,6 +280,7 @@ class EngineClient:
         trimap (a region the matte cannot explain); setting ``cancel_event`` cancels the job and
         raises :class:`JobCancelled`. ``widen_band=True`` for a trimap made from rough input
         (see :meth:`submit_refine`; the panel's ``worker.widens`` says which trimaps are).
+        ``on_status`` hears "submitted" (the service has the job) and "started".
         """
         if cancel_event is not None and cancel_event.is_set():
             raise JobCancelled("cancelled before submission", code="cancelled")
@@ -291,8 +297,10 @@ class EngineClient:
             if on_warning is not None:
                 on_warning(OLD_ENGINE_NO_WIDEN)
         try:
+            if on_status is not None:
+                on_status("submitted")
             self.wait(job_id, on_progress=on_progress, cancel_event=cancel_event, on_work=on_work,
-                      on_warning=on_warning)
+                      on_warning=on_warning, on_status=on_status)
             return self.result(job_id)
         except BaseException:
             # A callback that raises (or KeyboardInterrupt) must not leave the GPU busy.

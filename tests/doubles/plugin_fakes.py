@@ -136,9 +136,12 @@ class FakeEngineClient:
                on_progress: Optional[Callable[[int, int, Optional[bytes]], None]] = None,
                cancel_event: Optional[threading.Event] = None, preview: bool = True,
                samples: int = 1, on_warning: Optional[Callable[[str], None]] = None,
-               on_work: Optional[Callable[[int, int], None]] = None, widen_band: bool = False) -> bytes:
+               on_work: Optional[Callable[[int, int], None]] = None, widen_band: bool = False,
+               on_status: Optional[Callable[[str], None]] = None) -> bytes:
         self.calls.append({"op": "refine", "steps": steps, "samples": samples, "widen_band": widen_band})
         self.refine_started.set()
+        for status in ("submitted", "started") if on_status is not None else ():
+            on_status(status)
         if getattr(self, "warning", None) and on_warning is not None:
             on_warning(self.warning)
         if self.fail is not None:
