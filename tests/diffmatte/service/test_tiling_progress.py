@@ -145,7 +145,9 @@ def test_a_prior_only_refine_sends_the_solves_progress_as_work_events(monkeypatc
     finally:
         svc.stop()
     work = [(e["done"], e["total"]) for e in events if e["type"] == "work"]
-    assert work[0] == (0, 1000) and all(t == 1000 for _, t in work)
+    from diffmatte.engine import PRIOR_UNITS
+
+    assert work[0] == (0, PRIOR_UNITS) and all(t == PRIOR_UNITS for _, t in work)
     done = [d for d, _ in work]
     assert done == sorted(done) and len(set(done)) >= 20
     assert events[-1]["type"] == "done"
