@@ -109,6 +109,7 @@ class RefineJob:
             value = getattr(s, name)
             if value is not None and not isinstance(value, (bytes, bytearray)):
                 setattr(s, name, engine_png(imaging.to_grey8(value)))
+        # override_png stays a QImage: it is painted onto the trimap on this thread.
         self.signals.prepared.emit(hi)
 
     def _prepared_part(self, lo: float, hi: float) -> Callable[[float], None]:
@@ -119,7 +120,6 @@ class RefineJob:
                 raise JobCancelled("cancelled", code="cancelled")
             self.signals.prepared.emit(lo + (hi - lo) * min(max(float(fraction), 0.0), 1.0))
         return report
-        # override_png stays a QImage: it is painted onto the trimap on this thread.
 
     def _run(self) -> None:
         sig = self.signals
