@@ -50,6 +50,12 @@ def resolve_device(device: str = "auto") -> torch.device:
 PRIOR_SOLVERS = ("auto", "numpy", "torch")
 
 
+#: a prior-only refine's progress unit: its solve in ten-thousandths, so that a 24 MP solve's
+#: slow early stages (the block means of its coarse level: seconds, 0.25 % of it) still move
+#: the front ends' bars (issue #23); the service sends at most one work event a second
+PRIOR_UNITS = 10000
+
+
 class Engine:
     """A DiffMatte model ready for inference. Create with :func:`load_engine`."""
 
@@ -162,7 +168,7 @@ class Engine:
         if not grow.any():
             # one pass was enough: the bars end where two passes would have
             if progress is not None:
-                progress(1000, 1000)
+                progress(PRIOR_UNITS, PRIOR_UNITS)
             if callback is not None:
                 total = 2 * int(steps) * int(samples)
                 callback(StepInfo(index=total, total=total, t=0.0, x0=alpha.copy()))
@@ -211,7 +217,7 @@ class Engine:
         alpha, stats = prior.astype(np.float32, copy=True), PlanStats(image_px=image_px)
         # progress first: the step event a service sends carries the work counts
         if progress is not None:
-            progress(1000, 1000)
+            progress(PRIOR_UNITS, PRIOR_UNITS)
         if callback is not None:
             callback(StepInfo(index=total_steps, total=total_steps, t=0.0, x0=alpha.copy()))
         return alpha, stats
@@ -267,8 +273,8 @@ class Engine:
                progress: Optional[Callable[[int, int], None]]) -> Optional[np.ndarray]:
         """A prior model's prior for the whole image (cropped per tile later), through the
         memo; None for a model without one. Cancel is checked during the solve; when the
-        prior is all the work (``passes_prior_through``) it reports progress in thousandths,
-        from 0 when the solve starts (the solve's fractions, never backwards)."""
+        prior is all the work (``passes_prior_through``) it reports progress in
+        ``PRIOR_UNITS``, from 0 when the solve starts (the solve's fractions, never backwards)."""
         cfg = self.model.cfg
         if not getattr(cfg, "prior", ""):
             return None
@@ -278,11 +284,12 @@ class Engine:
         def check(fraction: float) -> None:
             if cancel is not None and cancel.is_set():
                 raise Cancelled("refine cancelled")
-            done = min(999, int(fraction * 1000))
+            done = min(PRIOR_UNITS - 1, int(fraction * PRIOR_UNITS))
             if prior_only and progress is not None and done > shown[0]:  # the prior is all the work
                 shown[0] = done
-                progress(done, 1000)
+                progress(done, PRIOR_UNITS)
 
+        check(0.0)  # the solve begins (front ends show it) and a cancel before it counts
         return self.prior_memo.solve(cfg.prior, img, tri, check, self.prior_cg())
 
     def prior_cg(self) -> Optional[TorchCG]:

@@ -29,6 +29,8 @@ from typing import Optional, Tuple
 import numpy as np
 from scipy import ndimage as ndi
 
+from .progress import report
+
 
 # Foreground samples: mask pixels this many band radii inside the contour.
 FG_RING = (1.0, 4.0)
@@ -197,6 +199,7 @@ def strand_band(image: np.ndarray, hard: np.ndarray, unknown: np.ndarray, band: 
     if band <= 0 or not unknown.any():
         return unknown.copy()
     d_out = ndi.distance_transform_edt(~hard)
+    report(0.25)
     h, w = hard.shape
     k = max(1, math.ceil(max(h, w) / WORK_SIDE))
     if k > 1:
@@ -204,10 +207,12 @@ def strand_band(image: np.ndarray, hard: np.ndarray, unknown: np.ndarray, band: 
         cand = np.repeat(np.repeat(small, k, axis=0), k, axis=1)[:h, :w] & ~hard
     else:
         cand = strand_evidence(image, hard, band, d_out)
+    report(0.55)
     if not cand.any():
         return unknown.copy()
     halo = max(1, int(round(HALO * band)))
     cand = ndi.binary_dilation(cand, iterations=halo) & ~hard & (d_out <= REACH * band)
+    report(0.8)
     grown = unknown | cand
     labels, _ = ndi.label(grown, structure=np.ones((3, 3), bool))
     keep = np.zeros(int(labels.max()) + 1, bool)

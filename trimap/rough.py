@@ -34,6 +34,7 @@ from scipy import ndimage as ndi
 
 from ._validate import BG, FG, UNKNOWN, as_image, as_mask, check_band, check_same_shape
 from .band import default_band, from_mask
+from . import progress
 
 # GrabCut runs on a copy of at most this many pixels. The lasso bench's sum was the
 # same at 120k as at 250k (92.61 / 92.62; 700k: 93.78) at half the time; the band
@@ -155,6 +156,7 @@ def segment(
     scale = min(1.0, math.sqrt(max_pixels / float(h * w)))
     size = (max(2, round(h * scale)), max(2, round(w * scale)))
     img8 = np.ascontiguousarray((image * 255.0 + 0.5).astype(np.uint8)[:, :, ::-1])  # OpenCV is BGR
+    progress.report(0.15)
     small = _resize(img8, size, nearest=False) if scale < 1.0 else img8
     start = np.ones((h, w), bool) if prior is None else np.asarray(prior) >= 0.5
     labels = np.where(start, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
@@ -177,6 +179,7 @@ def segment(
         # none, so its outermost pixels stand in (the subject rarely fills the frame).
         small_labels[[0, -1], :] = cv2.GC_PR_BGD
         small_labels[:, [0, -1]] = cv2.GC_PR_BGD
+    progress.report(0.3)
     bgd = np.zeros((1, 65), np.float64)
     fgd = np.zeros((1, 65), np.float64)
     # GrabCut seeds its colour models with k-means from OpenCV's global random generator:
@@ -184,12 +187,14 @@ def segment(
     # before it (1.6 % of the lasso bench's SAD moved with the call history).
     cv2.setRNGSeed(0)
     cv2.grabCut(small, small_labels, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)  # type: ignore[call-overload]
+    progress.report(0.45)
     seg = ((small_labels == cv2.GC_FGD) | (small_labels == cv2.GC_PR_FGD)).astype(np.float32)
     if scale < 1.0:
         seg = cv2.resize(seg, (w, h), interpolation=cv2.INTER_LINEAR)
     fg_mask = seg >= 0.5
     if region is not None:
         fg_mask &= region
+    progress.report(0.6)
     llr = _llr_map(img8, bgd, fgd)
     return Segmentation(fg=fg_mask, llr=llr)
 
@@ -206,7 +211,8 @@ def colour_unknown(seg: Segmentation, band: float) -> np.ndarray:
     grown = ndi.binary_dilation(like, iterations=BG_LIKE_GROW) & seg.fg
     from .band import smooth
 
-    porous = seg.fg & (smooth(like.astype(np.float32), max(1.0, band)) > POROUS_SHARE)
+    with progress.part(0.3, 1.0):
+        porous = seg.fg & (smooth(like.astype(np.float32), max(1.0, band)) > POROUS_SHARE)
     return grown | porous
 
 
@@ -221,8 +227,10 @@ def outer_unknown(seg: Segmentation, tri: np.ndarray, band: float) -> np.ndarray
     if not unknown.any():
         return np.zeros_like(unknown)
     near = ndi.distance_transform_edt(~unknown) <= OUTER_REACH * band
+    progress.report(0.45)
     cand = near & (tri == BG) & ~seg.fg & (seg.llr < OUTER_BG_LLR)
     labels, _ = ndi.label(cand | unknown)
+    progress.report(0.75)
     touching = np.unique(labels[unknown])
     return cand & np.isin(labels, touching[touching > 0])
 
@@ -275,8 +283,11 @@ def from_region(
     img = as_image(image)
     reg, fg_m, bg_m, unk_m = stroke_masks(img.shape[:2], region, fg, bg, unknown)
     r = default_band(img.shape[:2]) if band is None else check_band(band)
+    # progress (trimap.progress): the shares are the parts' cost at 24 MP; from_selection
+    # runs the segmentation in the first share itself and passes ``seg``
     if seg is None:
-        seg = segment_input(img, reg, fg_m, bg_m)
+        with progress.part(0.0, 0.12):
+            seg = segment_input(img, reg, fg_m, bg_m)
     if reg is not None and not seg.fg.any():
         _say("the subject could not be told from its background inside the selection; its outline "
              "is used as the edge (paint a few foreground strokes, or choose the exact edge)", report)
@@ -285,10 +296,13 @@ def from_region(
         _say(f"the selection covers {100.0 * reg.mean():.0f} % of the photo, which leaves too little "
              "background outside it to tell the subject from: background inside it may stay in the "
              "matte (draw the selection closer around the subject, or use strokes)", report)
-    tri = from_mask(seg.fg, band=r, adaptive=adaptive, image=img)
-    not_sure = colour_unknown(seg, r) & (tri == FG)  # not ``unknown``: that is the strokes' argument
+    with progress.part(0.12, 0.76):
+        tri = from_mask(seg.fg, band=r, adaptive=adaptive, image=img)
+    with progress.part(0.76, 0.86):
+        not_sure = colour_unknown(seg, r) & (tri == FG)  # not ``unknown``: that is the strokes' argument
     tri[not_sure] = UNKNOWN
-    outer = outer_unknown(seg, tri, r)
+    with progress.part(0.86, 0.98):
+        outer = outer_unknown(seg, tri, r)
     if reg is not None:
         outer &= reg
     tri[outer] = UNKNOWN
@@ -379,13 +393,16 @@ def from_selection(
     """
     check_edge_mode(edge)
     m = as_mask(mask, "mask")
+    progress.report(0.003)
     img = as_image(image)
     check_same_shape(m.shape, img, "image", "mask")
+    progress.report(0.01)  # the inputs read (24 MP: about a second)
     r = default_band(m.shape) if band is None else check_band(band)
     hard = m >= 0.5
     if edge == "exact" or not hard.any() or hard.all() and edge == "auto":
         return from_mask(m, band=r, adaptive=adaptive, image=img), "exact"
-    seg = segment(img, hard)
+    with progress.part(0.0, 0.12):  # from_region's share for its segmentation (progress)
+        seg = segment(img, hard)
     if edge == "auto" and not looks_rough(m, seg, r):
         return from_mask(m, band=r, adaptive=adaptive, image=img), "exact"
     return from_region(img, hard, band=r, adaptive=adaptive, seg=seg, report=report), "rough"

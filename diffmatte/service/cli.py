@@ -42,9 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-queue", type=int, default=8, help="refine jobs allowed to wait (default 8)")
     parser.add_argument("--max-megapixels", type=float, default=64.0,
                         help="largest image accepted, in megapixels (default 64)")
-    parser.add_argument("--max-trimap-megapixels", type=float, default=16.0,
+    parser.add_argument("--max-trimap-megapixels", type=float, default=25.0,
                         help="largest image the trimap routes (mask, scribbles) accept, in megapixels "
-                             "(default 16; they need about 60 bytes a pixel)")
+                             "(default 25: a 6000 x 4000 photo; they need about 60 bytes a pixel)")
     parser.add_argument("--max-body-mb", type=float, default=256.0,
                         help="largest request body in MiB (default 256)")
     parser.add_argument("--sam-checkpoint", default=None, help="SAM checkpoint for point/box prompts")

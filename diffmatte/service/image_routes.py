@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from fastapi import FastAPI
 from fastapi.responses import Response
@@ -11,6 +11,7 @@ from . import imaging
 from .errors import InvalidInput, ServiceError, Unavailable
 from .sam import import_trimap
 from .schema import CutoutBody, MaskBody, SamBody, SamEmbedBody, ScribbleBody
+from .trimap_stream import Compute, progress_response
 
 
 def add_image_routes(app: FastAPI, service: Any) -> None:
@@ -21,33 +22,64 @@ def add_image_routes(app: FastAPI, service: Any) -> None:
 
 
 def _add_trimap_routes(app: FastAPI, service: Any) -> None:
+    # With "progress": true in the body the answer is the computation's progress and then
+    # the PNG, as server-sent events (trimap_stream); else the PNG itself.
     @app.post("/v1/trimap/mask")
     def trimap_mask(body: MaskBody) -> Response:
-        tm = import_trimap()
-        limit = service.config.max_trimap_pixels
+        compute = lambda check: _mask_trimap(service, body, check)  # noqa: E731
+        return progress_response(compute, service.config.heartbeat) if body.progress else _plain(compute)
+
+    @app.post("/v1/trimap/scribbles")
+    def trimap_scribbles(body: ScribbleBody) -> Response:
+        compute = lambda check: _scribble_trimap(service, body, check)  # noqa: E731
+        return progress_response(compute, service.config.heartbeat) if body.progress else _plain(compute)
+
+
+def _plain(compute: Compute) -> Response:
+    """The PNG answer of a trimap computed without anyone following its progress."""
+    png, headers = compute(lambda fraction: None)
+    return imaging.png_response(png, headers)
+
+
+def _mask_trimap(service: Any, body: MaskBody, check: Callable[[float], None]) -> Tuple[bytes, Dict[str, str]]:
+    """(PNG, headers) of /v1/trimap/mask; ``check(fraction)`` follows the work (decoding the
+    images, then the trimap's own progress: trimap.progress)."""
+    tm = import_trimap()
+    from trimap.progress import part, report, reporting
+
+    limit = service.config.max_trimap_pixels
+    with reporting(check):
         mask = service.decode_grey(body.mask, "mask", limit)
+        report(0.02)  # the shares: decoding and encoding against the trimap at 24 MP
         image = None
         if body.image is not None:
             _, image = service.decode_rgb(body.image, "image", limit)
             imaging.check_same_size(image, mask, "image", "mask")
         if body.edge != "exact" and image is None:
             raise InvalidInput(f"trimap from mask: edge={body.edge!r} needs the image (send image=...)")
+        report(0.12)
         notes: List[str] = []
         try:
-            if body.edge == "exact":
-                result, edge = tm.from_mask(mask, band=body.band, adaptive=body.adaptive, image=image), "exact"
-            else:
-                result, edge = _sam_box(service, tm, mask, image, body.band) or tm.from_selection(
-                    mask, image, band=body.band, adaptive=body.adaptive, edge=body.edge, report=notes)
+            with part(0.12, 0.97):
+                if body.edge == "exact":
+                    result, edge = tm.from_mask(mask, band=body.band, adaptive=body.adaptive, image=image), "exact"
+                else:
+                    result, edge = _sam_box(service, tm, mask, image, body.band) or tm.from_selection(
+                        mask, image, band=body.band, adaptive=body.adaptive, edge=body.edge, report=notes)
         except ValueError as exc:
             raise InvalidInput(f"trimap from mask: {exc}") from None
-        return imaging.png_response(_check_trimap_output(result, "trimap.from_mask"),
-                                    {"X-Trimap-Edge": edge, **_warning_header(notes)})
+        png = _check_trimap_output(result, "trimap.from_mask")
+    return png, {"X-Trimap-Edge": edge, **_warning_header(notes)}
 
-    @app.post("/v1/trimap/scribbles")
-    def trimap_scribbles(body: ScribbleBody) -> Response:
-        tm = import_trimap()
-        limit = service.config.max_trimap_pixels
+
+def _scribble_trimap(service: Any, body: ScribbleBody,
+                     check: Callable[[float], None]) -> Tuple[bytes, Dict[str, str]]:
+    """(PNG, headers) of /v1/trimap/scribbles; ``check`` as in :func:`_mask_trimap`."""
+    tm = import_trimap()
+    from trimap.progress import part, report, reporting
+
+    limit = service.config.max_trimap_pixels
+    with reporting(check):
         _, image = service.decode_rgb(body.image, "image", limit)
         maps: Dict[str, Any] = {}
         for name in ("fg", "bg", "unknown"):
@@ -58,15 +90,18 @@ def _add_trimap_routes(app: FastAPI, service: Any) -> None:
             arr = service.decode_grey(value, name, limit)
             imaging.check_same_size(image, arr, "image", name)
             maps[name] = arr > 127
+        report(0.12)
         notes: List[str] = []
         try:
             # Strokes go through the rough-input path (colour models + graph cut): with a
             # few strokes the random walker left most of a photo unknown (issue #27).
-            result = tm.from_region(image, None, band=body.band, fg=maps["fg"], bg=maps["bg"],
-                                    unknown=maps["unknown"], report=notes)
+            with part(0.12, 0.97):
+                result = tm.from_region(image, None, band=body.band, fg=maps["fg"], bg=maps["bg"],
+                                        unknown=maps["unknown"], report=notes)
         except ValueError as exc:
             raise InvalidInput(f"trimap from scribbles: {exc}") from None
-        return imaging.png_response(_check_trimap_output(result, "trimap.from_region"), _warning_header(notes))
+        png = _check_trimap_output(result, "trimap.from_region")
+    return png, _warning_header(notes)
 
 
 def _sam_box(service: Any, tm: Any, mask: Any, image: Any, band: Optional[float]) -> Optional[Tuple[Any, str]]:

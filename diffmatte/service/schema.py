@@ -24,8 +24,10 @@ class ServiceConfig:
     max_megapixels: float = 64.0
     # The trimap routes (mask, scribbles) run whole-image numpy / scipy work at about 60 bytes
     # a pixel: a 62 KB PNG of 7999 x 7999 zeros took 88 s and 3.6 GB there (issue #25). Their
-    # images are refused from the header above this size, before any pixel is decoded.
-    max_trimap_megapixels: float = 16.0
+    # images are refused from the header above this size, before any pixel is decoded. 25:
+    # a 24 MP camera photo (6000 x 4000) must still get its trimap from a selection in the
+    # docker (16 refused it with a 413: no Krita refine of such a photo at all).
+    max_trimap_megapixels: float = 25.0
     # Host / Origin names served besides loopback ones ("*": any, for a service bound to all
     # interfaces on purpose); see gate.py. serve() adds a non-loopback --host itself.
     allowed_hosts: Tuple[str, ...] = ()
@@ -91,6 +93,8 @@ class MaskBody(_Body):
                       description="exact: the outline is the subject's edge (SAM, layer mask); rough: the mask "
                                   "is a region around the subject (lasso, rectangle): its edge is found inside "
                                   "it; auto: decided from the image. rough and auto need the image")
+    progress: bool = Field(False, description="answer with the computation's progress and then the PNG, "
+                                              "as server-sent events (service/trimap_stream.py)")
 
 
 class ScribbleBody(_Body):
@@ -99,6 +103,7 @@ class ScribbleBody(_Body):
     bg: str
     unknown: Optional[str] = None
     band: Optional[float] = Field(None, ge=0, le=1024)
+    progress: bool = Field(False, description="as MaskBody's")
 
 
 class SamEmbedBody(_Body):

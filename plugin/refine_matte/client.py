@@ -26,6 +26,7 @@ from .service_files import (CONFIG_ENV, ENGINE_FILE, LOG_FILE, PYTHON_ENV, SERVI
 # The errors (re-exported: callers import them from here) and a job's event stream.
 from .client_errors import EngineError, EngineNotRunning, JobCancelled, error_from  # noqa: F401
 from .client_events import ProgressCallback, dispatch, read_events
+from .client_trimap import trimap_request
 
 
 def _b64(data: bytes) -> str:
@@ -142,16 +143,6 @@ class EngineClient:
         data, resp = self._exchange(method, path, payload, timeout)
         return data, resp.getheader("Content-Type", "")
 
-    def _trimap_request(self, path: str, payload: Dict[str, Any], on_warning: Optional[Callable[[str], None]]
-                        ) -> Tuple[bytes, http.client.HTTPResponse]:
-        """A trimap route's PNG and response; its ``X-Trimap-Warning`` (the input gave the
-        segmentation too little to go on) goes to ``on_warning``."""
-        data, resp = self._exchange("POST", path, payload, None)
-        note = resp.getheader("X-Trimap-Warning")
-        if note and on_warning is not None:
-            on_warning(note)
-        return data, resp
-
     def _exchange(self, method: str, path: str, payload: Optional[Dict[str, Any]],
                   timeout: Optional[float]) -> Tuple[bytes, http.client.HTTPResponse]:
         body = None
@@ -262,12 +253,16 @@ class EngineClient:
     def wait(self, job_id: str, on_progress: Optional[ProgressCallback] = None,
              cancel_event: Optional[threading.Event] = None,
              on_work: Optional[Callable[[int, int], None]] = None,
-             on_warning: Optional[Callable[[str], None]] = None) -> None:
+             on_warning: Optional[Callable[[str], None]] = None,
+             on_status: Optional[Callable[[str], None]] = None) -> None:
         """Follow a job to its end; raise :class:`JobCancelled` or :class:`EngineError`.
 
         ``on_work(done, total)`` gets the engine's real work (encoder tiles and tile x step
-        decodes) from every event that carries it (services that send none: never)."""
+        decodes) from every event that carries it (services that send none: never);
+        ``on_status("started")`` hears the job start."""
         for event in self.events(job_id, cancel_event=cancel_event):
+            if on_status is not None and event.get("type") == "started":
+                on_status("started")
             dispatch(event, on_progress, on_work, on_warning)
 
     def refine(self, image_png: bytes, trimap_png: bytes, steps: int = 10,
@@ -275,7 +270,8 @@ class EngineClient:
                cancel_event: Optional[threading.Event] = None, preview: bool = True,
                quantize_trimap: bool = False, samples: int = 1,
                on_work: Optional[Callable[[int, int], None]] = None,
-               on_warning: Optional[Callable[[str], None]] = None, widen_band: bool = False) -> bytes:
+               on_warning: Optional[Callable[[str], None]] = None, widen_band: bool = False,
+               on_status: Optional[Callable[[str], None]] = None) -> bytes:
         """Refine a matte; return the alpha as 16-bit greyscale PNG bytes.
 
         ``on_progress(step, total, preview_png_or_None)`` is called for each diffusion
@@ -284,6 +280,7 @@ class EngineClient:
         trimap (a region the matte cannot explain); setting ``cancel_event`` cancels the job and
         raises :class:`JobCancelled`. ``widen_band=True`` for a trimap made from rough input
         (see :meth:`submit_refine`; the panel's ``worker.widens`` says which trimaps are).
+        ``on_status`` hears "submitted" (the service has the job) and "started".
         """
         if cancel_event is not None and cancel_event.is_set():
             raise JobCancelled("cancelled before submission", code="cancelled")
@@ -300,8 +297,10 @@ class EngineClient:
             if on_warning is not None:
                 on_warning(OLD_ENGINE_NO_WIDEN)
         try:
+            if on_status is not None:
+                on_status("submitted")
             self.wait(job_id, on_progress=on_progress, cancel_event=cancel_event, on_work=on_work,
-                      on_warning=on_warning)
+                      on_warning=on_warning, on_status=on_status)
             return self.result(job_id)
         except BaseException:
             # A callback that raises (or KeyboardInterrupt) must not leave the GPU busy.
@@ -319,7 +318,9 @@ class EngineClient:
     def trimap_from_mask(self, mask_png: bytes, band: Optional[int] = None,
                          adaptive: bool = True, image_png: Optional[bytes] = None,
                          edge: str = "exact", on_warning: Optional[Callable[[str], None]] = None,
-                         on_edge: Optional[Callable[[str], None]] = None) -> bytes:
+                         on_edge: Optional[Callable[[str], None]] = None,
+                         on_work: Optional[Callable[[int, int], None]] = None,
+                         cancel_event: Optional[threading.Event] = None) -> bytes:
         """Trimap (8-bit PNG, 0/128/255) from a binary or soft mask; with ``image_png``
         the unknown band also follows the image (hair and fur outside a coarse mask).
         ``edge="rough"`` (needs the image): the mask is a region around the subject (a
@@ -328,15 +329,16 @@ class EngineClient:
         almost no background outside it). ``on_edge(edge)``: how the mask was read, "rough",
         "exact" or "sam-box" (a rectangle read by SAM's box prompt, where SAM is installed;
         "auto" decided; the service's ``X-Trimap-Edge``); not called for an
-        "auto" request to a service that does not say."""
+        "auto" request to a service that does not say. ``on_work`` / ``cancel_event``: the
+        computation's progress, and its cancel (see :func:`client_trimap.trimap_request`)."""
         payload = {"mask": _b64(mask_png), "band": band, "adaptive": bool(adaptive)}
         if edge != "exact":
             payload["edge"] = edge
         if image_png is not None:
             payload["image"] = _b64(image_png)
-        data, resp = self._trimap_request("/v1/trimap/mask", payload, on_warning)
+        data, headers = trimap_request(self, "/v1/trimap/mask", payload, on_warning, on_work, cancel_event)
         if on_edge is not None:
-            used = resp.getheader("X-Trimap-Edge") or edge
+            used = headers.get("X-Trimap-Edge") or edge
             if used in ("rough", "exact", "sam-box"):
                 on_edge(used)
         return data
@@ -344,12 +346,14 @@ class EngineClient:
     def trimap_from_scribbles(self, image_png: bytes, fg_png: bytes, bg_png: bytes,
                               unknown_png: Optional[bytes] = None,
                               band: Optional[int] = None,
-                              on_warning: Optional[Callable[[str], None]] = None) -> bytes:
-        """Trimap from foreground / background (/ unknown) scribble layers; ``on_warning``
-        as in :meth:`trimap_from_mask`."""
+                              on_warning: Optional[Callable[[str], None]] = None,
+                              on_work: Optional[Callable[[int, int], None]] = None,
+                              cancel_event: Optional[threading.Event] = None) -> bytes:
+        """Trimap from foreground / background (/ unknown) scribble layers; ``on_warning``,
+        ``on_work`` and ``cancel_event`` as in :meth:`trimap_from_mask`."""
         payload = {"image": _b64(image_png), "fg": _b64(fg_png), "bg": _b64(bg_png),
                    "unknown": _b64(unknown_png) if unknown_png is not None else None, "band": band}
-        return self._trimap_request("/v1/trimap/scribbles", payload, on_warning)[0]
+        return trimap_request(self, "/v1/trimap/scribbles", payload, on_warning, on_work, cancel_event)[0]
 
     def sam_embed(self, image_png: bytes) -> str:
         """Compute (and cache in the service) the SAM embedding; return an image id."""

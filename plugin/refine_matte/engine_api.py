@@ -31,15 +31,21 @@ class EngineApi(Protocol):
     def trimap_from_mask(self, mask_png: bytes, band: Optional[int] = None, adaptive: bool = True,
                          image_png: Optional[bytes] = None, edge: str = "exact",
                          on_warning: Optional[WarningCallback] = None,
-                         on_edge: Optional[Callable[[str], None]] = None) -> bytes:
+                         on_edge: Optional[Callable[[str], None]] = None,
+                         on_work: Optional[Callable[[int, int], None]] = None,
+                         cancel_event: Optional[threading.Event] = None) -> bytes:
         """Trimap PNG from a selection or mask (``edge``: rough / exact / auto);
-        ``on_edge(edge)`` hears how it was read ("rough" or "exact", auto decided)."""
+        ``on_edge(edge)`` hears how it was read ("rough" or "exact", auto decided);
+        ``on_work(done, total)`` the computation's progress; ``cancel_event`` stops it."""
         ...
 
     def trimap_from_scribbles(self, image_png: bytes, fg_png: bytes, bg_png: bytes,
                               unknown_png: Optional[bytes] = None, band: Optional[int] = None,
-                              on_warning: Optional[WarningCallback] = None) -> bytes:
-        """Trimap PNG from foreground / background (/ unknown) strokes."""
+                              on_warning: Optional[WarningCallback] = None,
+                              on_work: Optional[Callable[[int, int], None]] = None,
+                              cancel_event: Optional[threading.Event] = None) -> bytes:
+        """Trimap PNG from foreground / background (/ unknown) strokes (``on_work`` and
+        ``cancel_event`` as for a mask)."""
         ...
 
     def sam_trimap(self, image_png: bytes, points: Sequence[Tuple[float, float]] = (),
@@ -52,7 +58,9 @@ class EngineApi(Protocol):
                on_progress: Optional[ProgressCallback] = None,
                cancel_event: Optional[threading.Event] = None, preview: bool = True, samples: int = 1,
                on_work: Optional[Callable[[int, int], None]] = None,
-               on_warning: Optional[WarningCallback] = None, widen_band: bool = False) -> bytes:
+               on_warning: Optional[WarningCallback] = None, widen_band: bool = False,
+               on_status: Optional[Callable[[str], None]] = None) -> bytes:
         """The alpha PNG for an image and its trimap (blocking; cancellable); ``widen_band``
-        for a trimap made from rough input (the engine may widen its band and solve again)."""
+        for a trimap made from rough input (the engine may widen its band and solve again);
+        ``on_status`` hears "submitted" and "started"."""
         ...

@@ -268,6 +268,7 @@ class RefinePanel(QtWidgets.QWidget):
         sig.work.connect(self.job_progress.work)
         sig.engineInfo.connect(self.set_engine_info)
         sig.refineStarted.connect(self.job_progress.refine_started)
+        sig.prepared.connect(self.job_progress.prepared)
         sig.warning.connect(self._on_warning)
         sig.finished.connect(self._on_preview_done if preview else self._on_finished)
         sig.failed.connect(self._on_failed)
@@ -286,7 +287,6 @@ class RefinePanel(QtWidgets.QWidget):
         if not self.state.set_engine_info(info):
             return
         panel_ui.show_diffusion_controls(self, not self.state.prior_only)
-        self.job_progress.engine_known()
 
     def cancel(self) -> None:
         """Ask the running job to stop at the next step boundary."""

@@ -197,7 +197,7 @@ def _run_controls(panel: Any, lay: "QtWidgets.QVBoxLayout") -> None:
     panel.progress = QtWidgets.QProgressBar()
     panel.progress.setRange(0, 1)
     panel.progress.setValue(0)
-    panel.progress.setFormat("")  # "step %v / %m" while a job runs
+    panel.progress.setFormat("")  # the numbers are in the status line (panel_progress)
     panel.status_label = QtWidgets.QLabel("Ready.")
     panel.status_label.setWordWrap(True)
     lay.addWidget(panel.progress)

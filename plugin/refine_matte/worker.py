@@ -13,8 +13,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import imaging
 from .adapter import HostError
-from .client import EngineError, EngineNotRunning
+from .client import EngineError, EngineNotRunning, JobCancelled
 from .engine_api import EngineApi
+from .engine_png import engine_png
 from .qt import QtCore, QtGui, Signal
 
 
@@ -45,6 +46,15 @@ class JobSpec:
     edge: str = "exact"              # selection / mask: "rough" (a region around the subject), "exact", "auto"
 
 
+#: The preparation of a refine, as shares of it (0..1) that the worker reports as each part
+#: ends (and within the parts that report their own progress): the layer read (the spec is
+#: built), its PNG encoded band by band, the engine found, the service's trimap (upload,
+#: decode, computation), the trimap read back, the refine's upload and its start. Measured
+#: at 24 MP on a busy 2-core machine: encode ~4 s, trimap ~15 s, upload ~3 s.
+PREP = {"start": 0.02, "encoded": 0.2, "connected": 0.22, "trimap": (0.24, 0.84), "trimap_read": 0.87,
+        "submitted": 0.95, "started": 0.98}
+
+
 class JobSignals(QtCore.QObject):
     """Signals of a RefineJob; created in (and owned by) the GUI thread."""
 
@@ -58,6 +68,7 @@ class JobSignals(QtCore.QObject):
     warning = Signal(str)                 # the service's advice on the trimap (shown, not an error)
     engineInfo = Signal(object)           # the engine's info() dict ("prior_only", "variant", ...)
     refineStarted = Signal()              # the refine request is being sent (after the trimap)
+    prepared = Signal(float)              # share of the preparation done, 0..1 (see PREP)
 
 
 class RefineJob:
@@ -87,19 +98,34 @@ class RefineJob:
 
     # ------------------------------------------------------------------
     def _encode(self) -> None:
-        """Turn every QImage of the spec into PNG bytes (on the worker thread)."""
+        """Turn every QImage of the spec into PNG bytes (on the worker thread), band by band
+        with progress (engine_png): the layer takes most of it, the masks the last tenth."""
         s = self.spec
+        lo, hi = PREP["start"], PREP["encoded"]
+        part = self._prepared_part
         if not isinstance(s.image_png, (bytes, bytearray)):
-            s.image_png = imaging.qimage_to_png(imaging.rgb_for_engine(s.image_png))
+            s.image_png = engine_png(imaging.rgb_for_engine(s.image_png), part(lo, lo + 0.9 * (hi - lo)))
         for name in ("mask_png", "fg_png", "bg_png", "unknown_png", "trimap_png"):
             value = getattr(s, name)
             if value is not None and not isinstance(value, (bytes, bytearray)):
-                setattr(s, name, imaging.qimage_to_png(imaging.to_grey8(value)))
+                setattr(s, name, engine_png(imaging.to_grey8(value)))
         # override_png stays a QImage: it is painted onto the trimap on this thread.
+        self.signals.prepared.emit(hi)
+
+    def _prepared_part(self, lo: float, hi: float) -> Callable[[float], None]:
+        """A progress callback for the part ``lo``..``hi`` of the preparation; it also stops
+        the part once the job is cancelled (so a cancel need not wait for a 24 MP encode)."""
+        def report(fraction: float) -> None:
+            if self.cancel_event.is_set():
+                raise JobCancelled("cancelled", code="cancelled")
+            self.signals.prepared.emit(lo + (hi - lo) * min(max(float(fraction), 0.0), 1.0))
+        return report
 
     def _run(self) -> None:
         sig = self.signals
         try:
+            sig.prepared.emit(PREP["start"])  # the spec is built: the layer has been read
+            sig.stage.emit("Preparing the image…")
             self._encode()
             sig.stage.emit("Connecting to the engine… (the first time it may have to start: "
                            "about 15 s, once per session)")
@@ -110,11 +136,13 @@ class RefineJob:
             info = engine_info(client)
             if info is not None:
                 sig.engineInfo.emit(info)
+            sig.prepared.emit(PREP["connected"])
             sig.stage.emit("Computing trimap…")
             trimap_png = self._trimap(client)
             if self.spec.override_png is not None and self.spec.source != "scribbles":
                 trimap_png = apply_overrides(trimap_png, self.spec.override_png)
             sig.trimapReady.emit(imaging.png_to_qimage(trimap_png))
+            sig.prepared.emit(PREP["trimap_read"])
             if self.spec.trimap_only:
                 sig.finished.emit(None)
                 return
@@ -134,7 +162,8 @@ class RefineJob:
                                       cancel_event=self.cancel_event, preview=True,
                                       on_work=lambda done, total: sig.work.emit(int(done), int(total)),
                                       on_warning=sig.warning.emit,
-                                      widen_band=widens(self.spec.source, self.trimap_edge))
+                                      widen_band=widens(self.spec.source, self.trimap_edge),
+                                      on_status=lambda status: sig.prepared.emit(PREP[status]))
             if self.cancel_event.is_set():
                 sig.cancelled.emit()
                 return
@@ -146,19 +175,27 @@ class RefineJob:
                 traceback.print_exc()  # full detail for logs; the panel shows one line
                 sig.failed.emit(describe_error(exc))
 
+    def _trimap_work(self, done: int, total: int) -> None:
+        """The service's progress of the trimap: the bar, and its per cent in the status."""
+        lo, hi = PREP["trimap"]
+        fraction = min(max(done / max(total, 1), 0.0), 1.0)
+        self.signals.prepared.emit(lo + (hi - lo) * fraction)
+        self.signals.stage.emit(f"Computing trimap… {int(100 * fraction)} %")
+
     def _trimap(self, client: EngineApi) -> bytes:
         s = self.spec
+        follow = {"on_work": self._trimap_work, "cancel_event": self.cancel_event}
         if s.source == "trimap":
             if not s.trimap_png:
                 raise ValueError("no trimap given")
             return s.trimap_png
         if s.source in ("selection", "mask"):
             return client.trimap_from_mask(s.mask_png, band=s.band, image_png=s.image_png, edge=s.edge,
-                                           on_warning=self.signals.warning.emit, on_edge=self._edge_used)
+                                           on_warning=self.signals.warning.emit, on_edge=self._edge_used, **follow)
         if s.source == "scribbles":
             return client.trimap_from_scribbles(s.image_png, s.fg_png, s.bg_png,
                                                 unknown_png=s.unknown_png, band=s.band,
-                                                on_warning=self.signals.warning.emit)
+                                                on_warning=self.signals.warning.emit, **follow)
         if s.source == "sam":
             kwargs: Dict[str, Any] = {"points": list(s.points or []),
                                       "labels": list(s.labels or []), "box": s.box}

@@ -57,9 +57,12 @@ class FakeEngineClient:
     # ---------------------------------------------------------- trimaps
     def trimap_from_mask(self, mask_png: bytes, band: Optional[int] = None,
                          adaptive: bool = True, image_png: Optional[bytes] = None,
-                         edge: str = "exact", on_warning=None, on_edge=None) -> bytes:
+                         edge: str = "exact", on_warning=None, on_edge=None, on_work=None,
+                         cancel_event=None) -> bytes:
         self.calls.append({"op": "trimap_from_mask", "band": band, "image": image_png is not None,
                            "edge": edge})
+        if on_work is not None:  # the service's progress of the computation
+            on_work(500, 1000)
         if self.trimap_warning and on_warning is not None:
             on_warning(self.trimap_warning)
         if on_edge is not None:
@@ -92,7 +95,10 @@ class FakeEngineClient:
 
     def trimap_from_scribbles(self, image_png: bytes, fg_png: bytes, bg_png: bytes,
                               unknown_png: Optional[bytes] = None,
-                              band: Optional[int] = None, on_warning=None) -> bytes:
+                              band: Optional[int] = None, on_warning=None, on_work=None,
+                              cancel_event=None) -> bytes:
+        if on_work is not None:
+            on_work(500, 1000)
         if self.trimap_warning and on_warning is not None:
             on_warning(self.trimap_warning)
         self.calls.append({"op": "trimap_from_scribbles", "band": band,
@@ -130,9 +136,12 @@ class FakeEngineClient:
                on_progress: Optional[Callable[[int, int, Optional[bytes]], None]] = None,
                cancel_event: Optional[threading.Event] = None, preview: bool = True,
                samples: int = 1, on_warning: Optional[Callable[[str], None]] = None,
-               on_work: Optional[Callable[[int, int], None]] = None, widen_band: bool = False) -> bytes:
+               on_work: Optional[Callable[[int, int], None]] = None, widen_band: bool = False,
+               on_status: Optional[Callable[[str], None]] = None) -> bytes:
         self.calls.append({"op": "refine", "steps": steps, "samples": samples, "widen_band": widen_band})
         self.refine_started.set()
+        for status in ("submitted", "started") if on_status is not None else ():
+            on_status(status)
         if getattr(self, "warning", None) and on_warning is not None:
             on_warning(self.warning)
         if self.fail is not None:

@@ -12,7 +12,9 @@
 # Refine Matte in the docker against a real `diffmatte serve`; the scenario checks the
 # mask against the engine's alpha, the layer's pixels, undo/redo, a second refine from
 # the active mask, and an engine restart (5.1: the docker starts the engine itself from
-# the recorded environment; chroots: this script restarts it on a new port). With the dev
+# the recorded environment; chroots: this script restarts it on a new port), and a 6000 x
+# 4000 photo whose refine's progress bar must rise within 2 s of the click and at least
+# every 2 s, then stop within 5 s of Cancel without a mask (issue #23). With the dev
 # photos (../shared/data/dev/alphamatting-real) the photo has hair and the selection is a
 # rough lasso around it: the refined mask must have at most half the lasso's whole-image
 # SAD against the truth (tests/hosts/rough_photo.py); without them that check is skipped.
@@ -27,7 +29,8 @@
 #   RM_DEV_DATA       the dev photos (default ../shared/data/dev/alphamatting-real beside the checkout)
 #   RM_DEV_PHOTO      which one (default GT04); RM_LASSO_SEED the simulated lasso's seed (default 0)
 #   SCREENSHOT_DIR    copy each passing host's screenshots there as krita_<version>.png (after
-#                     refine 2) and krita_<version>_rough.png (after refine 1, the rough lasso)
+#                     refine 2), krita_<version>_rough.png (after refine 1, the rough lasso) and
+#                     krita_<version>_24mp.png (the 24 MP refine running)
 #   MIRROR            Debian mirror for the chroots (default: the one apt uses)
 #   KRITA_INSTALL=zip (or --zip) install the release zip with Krita's own importer, run inside
 #                     Krita (a first start: Tools > Scripts > Import Python Plugin from File...,
@@ -330,11 +333,12 @@ run_host() {  # VERSION CHROOT_DIR(or empty)
   local tag=$ver
   [ "$INSTALL" = zip ] && tag=${ver}_zip  # krita_<ver>_zip*.png: the zip run's own screenshots
   # after refine 2; after refine 1 (rough selection); zip: the importer's file dialog and question
-  for shot in screenshot screenshot-rough import-1-file-dialog import-2-enable; do
+  for shot in screenshot screenshot-rough screenshot-24mp import-1-file-dialog import-2-enable; do
     [ $ok = 0 ] && [ -n "${SCREENSHOT_DIR:-}" ] && [ -f "$run/out/$shot.png" ] || continue
     case "$shot" in
       screenshot) dest="$SCREENSHOT_DIR/krita_$tag.png" ;;
       screenshot-rough) dest="$SCREENSHOT_DIR/krita_${tag}_rough.png" ;;
+      screenshot-24mp) dest="$SCREENSHOT_DIR/krita_${tag}_24mp.png" ;;
       import-1-file-dialog) dest="$SCREENSHOT_DIR/krita_${tag}_import_file.png" ;;
       import-2-enable) dest="$SCREENSHOT_DIR/krita_${tag}_import_enable.png" ;;
     esac

@@ -18,6 +18,7 @@ from refine_matte.canvas import MatteCanvas, Stroke  # noqa: E402
 from refine_matte.editor.adapter import EditorAdapter  # noqa: E402
 from refine_matte.editor.document import Document, Layer  # noqa: E402
 from refine_matte.panel import RefinePanel, shortcut_help  # noqa: E402
+from refine_matte.panel_progress import BAR_MAX  # noqa: E402
 from refine_matte.qt import API, QtCore, QtGui  # noqa: E402
 from doubles.plugin_fakes import FakeEngineClient  # noqa: E402
 
@@ -155,7 +156,7 @@ def test_scribble_refine_adds_mask_node_keeps_pixels_and_undoes(host, qtbot):
     assert pixel_grey(mask, 30, 4) == 0         # painted background
     assert layer.image == before                # the layer's own pixels are untouched
     assert [s for s, _, _ in steps] == [1, 2, 3, 4, 5] and all(p for _, _, p in steps)
-    assert panel.progress.value() == 5 and panel.progress.maximum() == 5
+    assert panel.progress.value() == panel.progress.maximum() == BAR_MAX  # the whole job, full
     assert panel.canvas.trimap() is not None
     ops = [c["op"] for c in client.calls]
     assert ops == ["trimap_from_scribbles", "refine"]
@@ -176,7 +177,7 @@ def test_samples_reach_the_engine_and_stretch_the_progress_bar(host, qtbot):
         panel.refine()
     assert blocker.args == ["done"], panel.error_text()
     assert client.calls[-1]["op"] == "refine" and client.calls[-1]["samples"] == 2
-    assert panel.progress.maximum() == 6 and panel.progress.value() == 6
+    assert panel.progress.value() == panel.progress.maximum() == BAR_MAX
 
 
 def test_cancel_stops_running_job(host, qtbot):

@@ -248,7 +248,7 @@ def test_engine_skips_the_sampler_for_a_pass_through_prior_model():
     # A prior model whose correction layers are zero returns the prior at every step, so
     # the engine returns the prior without sampling; once a correction is non-zero the
     # sampler runs again.
-    from diffmatte.engine import Engine
+    from diffmatte.engine import PRIOR_UNITS, Engine
 
     img, tri, _ = _two_colour(32, 40)
     model = build_model(get_config("lite_ifm")).eval()
@@ -262,8 +262,8 @@ def test_engine_skips_the_sampler_for_a_pass_through_prior_model():
                         callback=lambda s: steps_seen.append((s.index, s.total)))
     prior = information_flow_alpha(img, tri)
     np.testing.assert_array_equal(out, prior)
-    # progress counts the prior's solve in thousandths, rising, ending at 1000 / 1000
-    assert ticks[-1] == (1000, 1000) and all(t == 1000 for _, t in ticks)
+    # progress counts the prior's solve in PRIOR_UNITS, rising, ending at the total
+    assert ticks[-1] == (PRIOR_UNITS, PRIOR_UNITS) and all(t == PRIOR_UNITS for _, t in ticks)
     assert [d for d, _ in ticks] == sorted(set(d for d, _ in ticks)) and len(ticks) >= 3
     assert steps_seen == [(5, 5)]
     with torch.no_grad():
@@ -315,9 +315,9 @@ def test_the_solve_reports_its_progress_in_small_rising_steps(monkeypatch, tile)
 
 
 def test_the_engine_reports_the_prior_from_its_start():
-    """A prior-only engine's ``progress(done, 1000)`` starts at 0 (the front ends show
-    "Solving the matte… 0 %" at once) and rises through many values to 1000."""
-    from diffmatte.engine import Engine
+    """A prior-only engine's ``progress(done, PRIOR_UNITS)`` starts at 0 (the front ends show
+    "Solving the matte… 0 %" at once) and rises through many values to PRIOR_UNITS."""
+    from diffmatte.engine import PRIOR_UNITS, Engine
 
     img, tri, _ = _two_colour(120, 160)
     model = build_model(get_config("lite_ifm")).eval()
@@ -326,7 +326,7 @@ def test_the_engine_reports_the_prior_from_its_start():
     ticks = []
     Engine(model, torch.device("cpu"), "test").refine(img.astype(np.float32), tri, steps=10,
                                                       progress=lambda d, t: ticks.append(d))
-    assert ticks[0] == 0 and ticks[-1] == 1000 and len(ticks) >= 20
+    assert ticks[0] == 0 and ticks[-1] == PRIOR_UNITS and len(ticks) >= 20
     assert ticks == sorted(ticks)
 
 
@@ -381,3 +381,25 @@ def test_cancel_during_windows_stops_every_window(monkeypatch):
         information_flow_alpha(img, tri, check=check, tile=32)
     assert len(solves) < 1 + 7       # not every window ran
     assert threading.active_count() == before   # no solve left running
+
+
+def test_a_cancel_before_the_solve_stops_the_engine_before_the_memo(monkeypatch):
+    """Issue #23: the prior's first check comes before the memo's digest and the solve's
+    set-up (seconds at 24 MP), so a cancel pressed then ends the refine at once."""
+    import threading
+
+    from diffmatte.engine import Engine
+    from diffmatte.errors import Cancelled
+
+    img, tri, _ = _two_colour(32, 40)
+    model = build_model(get_config("lite_ifm")).eval()
+    for p in list(model.fusion.out.parameters()) + list(model.decoder.matting_head.matting_convs[3].parameters()):
+        torch.nn.init.zeros_(p)
+    engine = Engine(model, torch.device("cpu"), "test")
+    monkeypatch.setattr(engine.prior_memo, "solve", lambda *a, **k: pytest.fail("the memo ran after a cancel"))
+    cancel = threading.Event()
+    cancel.set()
+    ticks = []
+    with pytest.raises(Cancelled):
+        engine.refine(img.astype(np.float32), tri, steps=3, cancel=cancel, progress=lambda d, t: ticks.append(d))
+    assert ticks == []

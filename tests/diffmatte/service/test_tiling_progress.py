@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT / "plugin"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from refine_matte.client import EngineClient  # noqa: E402
+from refine_matte.panel_progress import BAR_MAX  # noqa: E402
 
 TOKEN = "tile-progress-token"
 
@@ -111,7 +112,7 @@ def test_panel_bar_follows_the_reported_work(qtbot):
     with qtbot.waitSignal(panel.jobFinished, timeout=10000) as blocker:
         panel.refine()
     assert blocker.args == ["done"], panel.error_text()
-    assert panel.progress.maximum() == 7 and panel.progress.value() == 7
+    assert panel.progress.value() == panel.progress.maximum() == BAR_MAX  # the work's 7 of 7: full
 
 
 def _disc(h: int = 120, w: int = 160):
@@ -144,7 +145,9 @@ def test_a_prior_only_refine_sends_the_solves_progress_as_work_events(monkeypatc
     finally:
         svc.stop()
     work = [(e["done"], e["total"]) for e in events if e["type"] == "work"]
-    assert work[0] == (0, 1000) and all(t == 1000 for _, t in work)
+    from diffmatte.engine import PRIOR_UNITS
+
+    assert work[0] == (0, PRIOR_UNITS) and all(t == PRIOR_UNITS for _, t in work)
     done = [d for d, _ in work]
     assert done == sorted(done) and len(set(done)) >= 20
     assert events[-1]["type"] == "done"

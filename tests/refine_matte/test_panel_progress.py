@@ -1,0 +1,52 @@
+"""The panel's bar over a whole refine (panel_progress.JobProgress, worker.PREP; issue #23):
+it moves from the start (the layer read and encoded, the trimap's own progress), the
+engine's refine fills the rest, and it never goes back."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("pytestqt")
+from refine_matte.client import JobCancelled  # noqa: E402
+from refine_matte.panel import RefinePanel  # noqa: E402
+from refine_matte.panel_progress import BAR_MAX, PREP_SHARE  # noqa: E402
+from refine_matte.worker import PREP, JobSpec, RefineJob  # noqa: E402
+from doubles.plugin_fakes import FakeEngineClient  # noqa: E402
+from test_panel import Document, EditorAdapter, Layer, sample_image, scribble  # noqa: E402
+
+
+@pytest.mark.parametrize("prior_only", [True, False])
+def test_the_bar_rises_from_the_preparation_on_and_never_goes_back(qtbot, prior_only):
+    panel = RefinePanel(EditorAdapter(Document([Layer("layer", sample_image())])),
+                        client=FakeEngineClient(step_delay=0.05, prior_only=prior_only))
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.refresh()
+    scribble(qtbot, panel)
+    values, stages = [], []
+    panel.progress.valueChanged.connect(values.append)
+    panel.jobStarted.connect(lambda: panel.job.signals.stage.connect(stages.append))
+    with qtbot.waitSignal(panel.jobFinished, timeout=10000) as blocker:
+        panel.refine()
+    assert blocker.args == ["done"], panel.error_text()
+    assert values == sorted(values) and values[-1] == panel.progress.maximum() == BAR_MAX
+    prep = [v for v in values if v <= BAR_MAX * PREP_SHARE]
+    # the layer read, its encoding, the trimap's progress (the fake reports half), the upload
+    assert prep[0] == int(BAR_MAX * PREP_SHARE * PREP["start"]) and len(prep) >= 5
+    assert int(BAR_MAX * PREP_SHARE * (PREP["trimap"][0] + PREP["trimap"][1]) / 2) in prep
+    assert "Computing trimap… 50 %" in stages
+
+
+def test_a_cancel_stops_the_encoding_of_a_large_layer(qtbot):
+    from refine_matte.qt import QtGui
+
+    image = QtGui.QImage(64, 4000, QtGui.QImage.Format.Format_RGB888)
+    image.fill(0)
+    job = RefineJob(JobSpec(image_png=image, source="selection"), FakeEngineClient)
+    job.cancel_event.set()
+    with pytest.raises(JobCancelled):
+        job._encode()
+    job = RefineJob(JobSpec(image_png=image, source="selection"), FakeEngineClient)
+    job.cancel()
+    with qtbot.waitSignal(job.signals.cancelled, timeout=5000):
+        job.start()
+    assert job.wait(5)
