@@ -11,8 +11,7 @@ import torch
 
 from . import RESULTS_REVISION
 from .diffusion import Schedule
-from .errors import Cancelled
-from .errors import InputError
+from .errors import Cancelled, InputError
 from .io.images import check_pair, to_float_rgb, to_trimap
 from .sampling.memory import MiB, parse_bytes, plan_memory, prior_bytes
 from .modeling.model import DiffMatteModel
@@ -50,9 +49,8 @@ def resolve_device(device: str = "auto") -> torch.device:
 PRIOR_SOLVERS = ("auto", "numpy", "torch")
 
 
-#: a prior-only refine's progress unit: its solve in ten-thousandths, so that a 24 MP solve's
-#: slow early stages (the block means of its coarse level: seconds, 0.25 % of it) still move
-#: the front ends' bars (issue #23); the service sends at most one work event a second
+#: a prior-only refine's progress unit (ten-thousandths): a 24 MP solve's slow first stages
+#: (seconds, 0.25 % of it) still move the bars (#23); the service sends <= 1 work event a second
 PRIOR_UNITS = 10000
 
 

@@ -6,7 +6,7 @@ numpy broadcasting error three calls deeper.
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -117,3 +117,30 @@ def check_band(band: object, name: str = "band") -> float:
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {band!r}")
     return value
+
+
+def stroke_masks(
+    shape: Tuple[int, int], region: object, fg: object, bg: object, unknown: object
+) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
+    """The region and stroke masks as bools, checked: a pixel painted both foreground and
+    background is unknown; strokes alone need one of each; a selection must not be empty."""
+    reg = None if region is None else _as_bool(region, shape, "region")
+    fg_m = None if fg is None else _as_bool(fg, shape, "fg")
+    bg_m = None if bg is None else _as_bool(bg, shape, "bg")
+    unk_m = None if unknown is None else _as_bool(unknown, shape, "unknown")
+    if fg_m is not None and bg_m is not None:
+        both = fg_m & bg_m
+        unk_m = both if unk_m is None else unk_m | both
+        fg_m, bg_m = fg_m & ~both, bg_m & ~both
+    if reg is None and (fg_m is None or not fg_m.any() or bg_m is None or not bg_m.any()):
+        raise ValueError("strokes need at least one foreground and one background stroke "
+                         "(or give a selection)")
+    if reg is not None and not reg.any():
+        raise ValueError("the selection is empty: select the subject (a rough outline is enough)")
+    return reg, fg_m, bg_m, unk_m
+
+
+def _as_bool(arr: object, shape: Tuple[int, int], name: str) -> np.ndarray:
+    m = as_mask(arr, name)
+    check_same_shape(shape, m, name, "image")
+    return m >= 0.5
