@@ -230,6 +230,11 @@ def paper(args) -> None:
     reg = np.array([p[1] for p in plan], float)
     src = np.array([p[2] for p in plan], float)
     pairs = {"colour mixture": (nu * reg).sum(), "intra-U": (nu * nu).sum(), "K-to-U": (nu * src).sum()}
+    # knn's chunks with an 80 GB card's budget (device_flows.distance_budget: its cap)
+    from diffmatte.prior.device_flows import GPU_DISTANCE_BYTES
+
+    rows = lambda n: max(1, GPU_DISTANCE_BYTES[1] // (3 * n * 4))  # noqa: E731
+    chunks = sum(np.ceil(q / rows(n)) for q, r, s in zip(nu, reg, src) for n in (r, q, s / 2, s / 2))
     print(f"24 MP, 30 %: crop {w} x {h}, {int(unk.sum())} unknown px, {len(wins)} windows + a coarse solve "
           f"(1/{f}: {int(cu.sum())} unknown); unknown px summed over the solves {nu.sum():.3g}")
     for k, v in pairs.items():
@@ -242,6 +247,8 @@ def paper(args) -> None:
     lle = nu.sum() * 2 * 1000 / BANDWIDTH      # ~1 KB read per pixel and flow (D, K x 3 float64)
     print(f"  searches: {total:.3g} pairs: {flops:.1f} s of fp32 flops (10 per pair), "
           f"{lo:.0f}-{hi:.0f} s of memory traffic ({PAIR_BYTES[0]}-{PAIR_BYTES[1]} B per pair)")
+    print(f"  searches: {chunks:.0f} chunks of <= {GPU_DISTANCE_BYTES[1] >> 30} GiB, ~10 kernels each at ~10 us: "
+          f"{chunks * 1e-4:.1f} s of launches")
     print(f"  LLE weights: {2 * nu.sum():.3g} small solves, ~{lle:.2f} s of memory traffic")
     print(f"  CG: {its:.0f} iterations x {nnz_per_px:.0f} nnz per unknown px x {nu.sum():.3g} px x "
           f"{NNZ_BYTES} B: {cg:.1f} s")

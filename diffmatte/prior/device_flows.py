@@ -17,16 +17,17 @@ What differs from the numpy path:
 - Ties (points at exactly the same distance, common with 8-bit colours and a pixel grid):
   the KD-tree keeps whichever it met first in its walk; here the lower index wins. The
   neighbours' distances are the same; which of two equidistant pixels is taken may differ.
-- The candidates are ranked by float32 distances (COARSE; the re-ranking is float64): a
-  neighbour whose squared distance is within float32's rounding of the k-th's (~1e-7 of
-  the squared feature norms, after centring) can be missed; RERANK spare candidates make
-  this rare (none in the tests' and the dev photos' checks; ``coarse=torch.float64`` is exact).
+- The candidates are ranked by float32 distances (COARSE), re-ranked in float64; where
+  float32's rounding (~1e-7 of the squared feature norms) could have hidden a nearer
+  point, the query is searched again in float64 (pixels of one 8-bit colour in the
+  intra-U space, whose positions weigh 1/20: 0.02 % of GT12's trimap2 queries missed a
+  neighbour without it). The result is exact.
 - The K-to-U search is always exact (the numpy path searches pixels more than FAR_PX from
   every known one approximately in windows, a KD-tree's saving; brute force costs the same).
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -35,40 +36,81 @@ from .cg import TorchCG
 from .flow_rules import intra_u_weights, ku_mix, lle_weights
 from .progress import Progress, ignore, span
 
-DISTANCE_BYTES = 256 * 2**20   # a chunk's distance matrix at most (a few such buffers live at once)
+DISTANCE_BYTES = 256 * 2**20   # a chunk's distance buffers at most, on the CPU
+GPU_DISTANCE_BYTES = (256 * 2**20, 4 * 2**30)   # on a GPU: 1/16 of the free memory, within these
 RERANK = 8                     # spare candidates re-ranked by their directly computed distances
 #: the candidates' distances: float32 on every device (consumer GPUs run float64 at 1/32 to
 #: 1/64 of float32's rate; the CPU runs the same arithmetic, so the tests cover the GPU's)
 COARSE = torch.float32
 
 
+def distance_budget(device: torch.device) -> int:
+    """Bytes a search's distance chunk may take on ``device``. On a GPU as much as is free
+    within GPU_DISTANCE_BYTES: each chunk costs ~10 kernel launches, and a 24 MP window's
+    search (400k queries x 400k points) in 256 MiB chunks would be ~7000 chunks, 0.5 s of
+    launches alone; up to six searches run at once (three flows x two windows)."""
+    if device.type != "cuda":
+        return DISTANCE_BYTES
+    free = torch.cuda.mem_get_info(device)[0]
+    return int(min(max(free // 16, GPU_DISTANCE_BYTES[0]), GPU_DISTANCE_BYTES[1]))
+
+
 def knn(data: torch.Tensor, queries: torch.Tensor, k: int, coarse: torch.dtype = COARSE,
-        budget: int = DISTANCE_BYTES, check: Progress = ignore) -> torch.Tensor:
+        budget: Optional[int] = None, check: Progress = ignore) -> torch.Tensor:
     """Indices (Q, k) int64 of the ``k`` nearest ``data`` points (N, C) of each query
     (Q, C), nearest first (ties: lower index first); ``k`` <= N. The distances of each
-    chunk of queries are ranked in ``coarse``, the best
-    k + RERANK re-ranked in ``data``'s dtype (ties: the lower index among those candidates);
-    ``check(fraction)`` after each chunk."""
+    chunk of queries (at most ``budget`` bytes, default ``distance_budget``) are ranked in
+    ``coarse``, the best k + RERANK re-ranked in ``data``'s dtype (ties: the lower index
+    among those candidates); a query whose k-th neighbour is too close to the candidates'
+    edge for ``coarse``'s rounding is searched again in ``data``'s dtype, so the result is
+    exact. ``check(fraction)`` after each chunk."""
     n, nq = len(data), len(queries)
-    take = min(n, k + RERANK)
-    # Centred: the expanded distance |q|^2 - 2 q.x + |x|^2 loses less to rounding.
     centre = data.mean(0)
-    x = (data - centre).to(coarse)
-    x2 = (x * x).sum(1)
-    rows = max(1, budget // (3 * n * x.element_size()))
+    # Centred: the expanded distance |q|^2 - 2 q.x + |x|^2 loses less to rounding.
+    space = {dt: _Space(data, centre, dt) for dt in {coarse, data.dtype}}
+    budget = distance_budget(data.device) if budget is None else budget
+    rows = max(1, budget // (3 * n * space[coarse].x.element_size()))
     out = torch.empty((nq, k), dtype=torch.int64, device=data.device)
     for s in range(0, nq, rows):
         q = queries[s:s + rows]
-        # |q|^2 is the same for a query's every candidate: left out of the ranking.
-        d2 = torch.addmm(x2[None], (q - centre).to(coarse), x.T, alpha=-2.0)
-        cand = d2.topk(take, dim=1, largest=False, sorted=False).indices
-        del d2
-        cand = cand.sort(1).values                                  # by index: ties keep it
-        exact = ((data[cand] - q[:, None, :]) ** 2).sum(-1)
-        order = exact.sort(dim=1, stable=True).indices[:, :k]
-        out[s:s + rows] = cand.gather(1, order)
+        nb, sure = space[coarse].nearest(q, k)
+        if coarse != data.dtype and not bool(sure.all()):
+            again = (~sure).nonzero()[:, 0]
+            nb[again] = space[data.dtype].nearest(q[again], k)[0]
+        out[s:s + rows] = nb
         check(min(nq, s + rows) / max(nq, 1))
     return out
+
+
+class _Space:
+    """``data`` centred and cast to ``dtype`` for :func:`knn`'s expanded distances."""
+
+    def __init__(self, data: torch.Tensor, centre: torch.Tensor, dtype: torch.dtype) -> None:
+        self.data, self.centre = data, centre
+        self.x = (data - centre).to(dtype)
+        self.x2 = (self.x * self.x).sum(1)
+        self.x2max = float(self.x2.max())
+        self.eps = torch.finfo(dtype).eps
+
+    def nearest(self, q: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(the ``k`` nearest of each query, whether that is certain despite rounding)."""
+        take = min(len(self.data), k + RERANK)
+        qc = q - self.centre
+        # |q|^2 is the same for a query's every candidate: left out of the ranking.
+        d2 = torch.addmm(self.x2[None], qc.to(self.x.dtype), self.x.T, alpha=-2.0)
+        top = d2.topk(take, dim=1, largest=False, sorted=False)
+        del d2
+        cand = top.indices.sort(1).values                           # by index: ties keep it
+        exact = ((self.data[cand] - q[:, None, :]) ** 2).sum(-1)    # as the KD-tree computes it
+        order = exact.sort(dim=1, stable=True).indices[:, :k]
+        # Every other point's ranked value is >= the last candidate's, its true one
+        # >= that less the rounding (a few eps of the terms' size): certain when the k-th
+        # is nearer still, or when every point was a candidate.
+        q2 = (qc * qc).sum(1)
+        err = 8 * self.eps * (self.x2max + q2 + 2 * (self.x2max * q2).sqrt())
+        kth = exact.gather(1, order[:, -1:])[:, 0] - q2
+        sure = (kth < top.values.max(1).values.to(kth.dtype) - err) | (take == len(self.data))
+        return cand.gather(1, order), sure
 
 
 def _tensor(dev: TorchCG, a: np.ndarray) -> torch.Tensor:

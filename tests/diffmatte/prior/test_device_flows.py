@@ -41,6 +41,22 @@ def test_knn_finds_the_kd_trees_neighbours_up_to_ties(coarse):
     assert same.all()
 
 
+def test_knn_is_exact_where_float32_cannot_tell_the_candidates_apart():
+    """Intra-U-like features: two colours far apart, positions weighing 1/20 of a 600 px image, so
+    the distances among one colour's pixels (~1e-9) are below float32's rounding of the
+    squared norms (~1e-7): the uncertain queries are searched again in float64."""
+    rng = np.random.default_rng(4)
+    n = 4000
+    col = rng.choice([0.0, 1.0], (n, 1)).repeat(3, 1)
+    xy = rng.integers(0, 80, (n, 2)) / 600 / 20
+    data = np.concatenate([col, xy], 1)
+    k = 6
+    got = device_flows.knn(torch.from_numpy(data), torch.from_numpy(data[:500]), k).numpy()
+    dist = cKDTree(data).query(data[:500], k)[0]
+    got_d = np.sqrt(((data[got] - data[:500, None]) ** 2).sum(-1))
+    np.testing.assert_allclose(got_d, dist, rtol=0, atol=1e-15)
+
+
 def test_knn_breaks_ties_by_the_lower_index_and_returns_self_first():
     yy, xx = np.mgrid[0:5, 0:5]
     grid = torch.from_numpy(np.stack([yy.ravel(), xx.ravel()], 1).astype(np.float64))
