@@ -11,7 +11,7 @@ torch on ``--device``: ``TorchCG(device, "float64", flows=True)``), one table.
 Rows: a dev photo resized to 1 MP with its trimap (bench_pipeline_1mp.load): GT11 trimap1
 (12.5 % unknown) and GT04 trimap1 (39.7 %), synthetic portraits (bench_tiled.portrait)
 when the photos are absent; and a synthetic 24 MP (6000 x 4000) portrait with a 30 % band
-(coarse solve + windows). ``--small`` shrinks every row (0.02 MP; the 24 MP row to 0.1 MP
+(coarse solve + windows). ``--small`` shrinks every row (0.02 MP; the 24 MP row to 0.03 MP
 with 64 px windows, so the windowed path still runs). The numpy path of the 24 MP row takes
 minutes (docs/TILING.md: 514 s wall on 2 cores), so it runs only with ``--numpy-24mp``.
 
@@ -100,7 +100,7 @@ def rows(small: bool):
             img = img.astype(np.float32) / 255
             name += " (synthetic)"
         out.append((name.replace("1 MP", f"{mp:g} MP"), img, tri, None))
-    h, w = (260, 390) if small else (4000, 6000)
+    h, w = (150, 225) if small else (4000, 6000)
     img, tri, _ = portrait(h, w, 0.30)
     out.append((f"{h * w / 1e6:.2g} MP, 30 % (synthetic)", img.astype(np.float32) / 255, tri, 64 if small else None))
     return out
