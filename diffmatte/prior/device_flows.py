@@ -4,11 +4,11 @@ scipy KD-trees (flows.py), done as exact brute-force searches, so it runs on a G
 
 - :func:`knn`: exact k nearest neighbours, the squared distances of a chunk of queries to
   every point by one matrix product plus ``topk``, chunks sized so that the distances
-  stay within DISTANCE_BYTES. The candidates (k + RERANK of them) are re-ranked by their
-  distances computed directly (sum of squared differences in float64, as the KD-tree
-  computes them), ties by the lower index.
-- :func:`mix_neighbours` (colour-mixture flow), :func:`intra_u` and
-  :class:`DeviceSamples` (K-to-U flow): the searches, then the flows' rules of flow_rules.py (the same code as
+  stay within :func:`distance_budget`. The candidates (k + RERANK of them) are re-ranked
+  by their distances computed directly (sum of squared differences in float64, as the
+  KD-tree computes them), ties by the lower index.
+- :func:`mix_neighbours` (colour-mixture flow), :func:`intra_u` and :class:`DeviceSamples`
+  (K-to-U flow): the searches, then the flows' rules of flow_rules.py (the same code as
   the numpy path) on the device; the results come back as numpy arrays, and the sparse
   rows are assembled by flows.py as on the numpy path.
 
