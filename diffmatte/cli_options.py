@@ -29,10 +29,11 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_prior_solver_arg(p: argparse.ArgumentParser) -> None:
-    """--prior-solver (refine, batch and serve): where the default model's linear solve runs."""
+    """--prior-solver (refine, batch and serve): where the default model's prior runs."""
     p.add_argument("--prior-solver", choices=("auto", "numpy", "torch"), default="auto",
-                   help="where the default model's linear solve runs: auto (the default: numpy on the CPU "
-                        "until the torch path is timed on a GPU), numpy, or torch on --device (experimental)")
+                   help="where the default model's prior (neighbour searches, weights, linear solve) runs: "
+                        "auto (the default: torch on a CUDA --device, numpy on the CPU), numpy, or torch on "
+                        "--device (on a CPU: slower, for tests; not yet timed on a GPU)")
 
 
 def _export_engine_options(args: argparse.Namespace) -> None:

@@ -45,7 +45,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-#: Engine.prior_solver's values: where information flow's CG runs.
+#: Engine.prior_solver's values: where information flow runs.
 PRIOR_SOLVERS = ("auto", "numpy", "torch")
 
 
@@ -95,11 +95,11 @@ class Engine:
         #: The last prior solved (prior models), so that a refine after a local trimap edit
         #: re-solves only around the edit (``prior_memo.last`` says what happened).
         self.prior_memo = PriorMemo()
-        #: Where information flow's linear solve (CG) runs (issue #23): "auto" (today: numpy on
-        #: the CPU everywhere; the torch path has not been timed on a GPU yet, and a consumer
-        #: card's float64 rate may make it slower than the CPU), "numpy", or "torch" in torch on
-        #: the engine's device, a CPU included (the GPU path's arithmetic, testable anywhere).
-        #: The neighbour searches and the system's assembly stay numpy on the CPU either way.
+        #: Where information flow runs (issue #23): "numpy" (KD-trees, scipy, numpy CG on the
+        #: CPU), "torch" (neighbour searches, weights and CG in torch on the engine's device,
+        #: a CPU included: the GPU path's arithmetic, testable anywhere; the sparse rows are
+        #: still assembled by scipy), or "auto": torch on a CUDA device, numpy on a CPU (where
+        #: the brute-force searches are 10-20x slower than the KD-trees: docs/TILING.md).
         self.prior_solver = prior_solver
         #: What the last refine did (tiles, decoded and reused tile-steps, memory plan).
         self.last_stats = None
@@ -291,13 +291,14 @@ class Engine:
         return self.prior_memo.solve(cfg.prior, img, tri, check, self.prior_cg())
 
     def prior_cg(self) -> Optional[TorchCG]:
-        """Information flow's CG as ``prior_solver`` chooses it: a float64 :class:`TorchCG` on
-        the engine's device ("torch"), or None for numpy ("numpy", and "auto" until a GPU
-        measurement shows the torch path is faster there)."""
+        """Where information flow runs as ``prior_solver`` chooses it: a float64
+        :class:`TorchCG` with ``flows`` (searches, weights and CG in torch) on the engine's
+        device ("torch", and "auto" on a CUDA device), or None for numpy ("numpy", and
+        "auto" on a CPU)."""
         if self.prior_solver not in PRIOR_SOLVERS:
             raise ValueError(f"prior_solver must be one of {', '.join(PRIOR_SOLVERS)}, got {self.prior_solver!r}")
-        if self.prior_solver == "torch":
-            return TorchCG(self.device, "float64")
+        if self.prior_solver == "torch" or (self.prior_solver == "auto" and self.device.type == "cuda"):
+            return TorchCG(self.device, "float64", flows=True)
         return None
 
 
@@ -382,7 +383,7 @@ def load_engine(weights: Union[str, os.PathLike] = "default", device: str = "aut
     bf16 (measured 2.3x less CPU time, dev-set SAD +0.12 %, docs/TILING.md), else fp32 (the
     official checkpoints keep fp32 for parity with the official outputs; CUDA keeps fp32).
     The default model's prior is solved in float64 whatever the precision.
-    ``prior_solver``: where information flow's CG runs, ``"auto"`` (torch on a CUDA device,
+    ``prior_solver``: where information flow runs (searches, weights, CG), ``"auto"`` (torch on a CUDA device,
     else numpy), ``"numpy"`` or ``"torch"`` (on ``device``); see ``Engine.prior_solver``.
     """
     path = resolve_weights(weights)

@@ -110,12 +110,17 @@ def pcg(apply: Callable[[Vector], Vector], b: Optional[Vector], x: Vector,
 
 @dataclass(frozen=True)
 class TorchCG:
-    """Where a numpy-assembled system is solved by :func:`pcg` in torch instead: on
+    """Where information flow's system is solved by :func:`pcg` in torch instead: on
     ``device`` ("cpu", "cuda", "cuda:1" or a ``torch.device``) in ``dtype`` ("float64", or
     "float32": half the memory traffic; its alpha agrees with float64's to about 1e-4, see
-    tests/diffmatte/prior/test_prior_cg.py). The CPU is torch's too, so the path is tested without a GPU."""
+    tests/diffmatte/prior/test_prior_cg.py). The CPU is torch's too, so the path is tested without a GPU.
+
+    ``flows``: the flows' neighbour searches and weights run in torch on the device too
+    (device_flows.py: brute-force searches instead of KD-trees), not only the CG; the
+    sparse rows are still assembled by scipy on the host."""
     device: Any = "cpu"
     dtype: str = "float64"
+    flows: bool = False
 
     def vector(self, a: np.ndarray) -> Any:
         """``a`` as a tensor on the device."""

@@ -6,13 +6,15 @@ sparse rows and per-pixel terms that ``information_flow._solve`` adds into one s
   weights, :func:`lle_weights`) of its K_CM nearest neighbours in (r, g, b, x/W, y/H);
 - K-to-U flow (:func:`known_to_unknown`, :class:`KnownSamples`): the same mix over its
   nearest known-foreground and known-background pixels, trusted less where no known
-  neighbour has the pixel's colour (:func:`explained`, our addition to the paper);
+  neighbour has the pixel's colour (``flow_rules.explained``, our addition to the paper);
 - intra-U flow and local flow (:func:`local_and_intra_u`): unknown pixels of similar colour
   nearby, and the matting Laplacian of the 3 x 3 windows touching the unknown pixels
   (laplacian.py, the implementation closed-form matting applies matrix-free).
 
 The neighbour searches go through KD-trees in chunks of QUERY_CHUNK queries, with progress
-between chunks.
+between chunks; with a region's ``dev`` (a ``TorchCG`` with ``flows=True``) the searches and
+the weights run in torch on its device instead (device_flows.py). The feature spaces and the
+weights' rules are shared by both paths (flow_rules.py); the sparse rows are built here.
 """
 from __future__ import annotations
 
@@ -24,8 +26,13 @@ import scipy.sparse as sp
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
+from .cg import TorchCG
+from .device_flows import DeviceSamples, intra_u, mix_neighbours
+from .flow_rules import cm_features, intra_u_weights, ku_features, ku_mix, lle_weights, uu_features
 from .laplacian import sparse_laplacian
 from .progress import Progress, ignore, span
+
+__all__ = ["KnownSamples", "Region", "colour_mixture", "known_to_unknown", "lle_weights", "local_and_intra_u"]
 
 K_CM, K_KU, K_U = 20, 7, 5            # neighbours per flow (the paper's values)
 S_CM, S_L, S_UU, S_KU = 1.0, 1.0, 0.01, 0.05   # flow weights (the paper's values)
@@ -33,14 +40,6 @@ EPS_LOCAL = 1e-7                      # the local flow's window regulariser (Lev
                                       # closed-form's prior uses 1e-6: laplacian.py)
 KU_LEAF = 128                         # K-to-U KD-tree leaf size (see KnownSamples)
 FAR_PX = 64                           # windows: K-to-U searched approximately beyond this distance
-# K-to-U trust in colours the known pixels do not have (not in the paper): where an unknown
-# pixel's colour is farther than UNEXPLAINED_TAU (RGB distance, 0..1) from every one of its
-# known neighbours' colours, their mix is an extrapolation, so the flow's confidence falls
-# off as a Gaussian of width UNEXPLAINED_SIGMA beyond that, and the local and colour-mixture
-# flows decide. Without it a region of such colours (a blue flag held by a plush toy) came
-# out transparent. Dev photos, mean SAD of the 26 trimap cases 4.122 -> 4.025 (0.05: 4.016).
-UNEXPLAINED_TAU = 0.1
-UNEXPLAINED_SIGMA = 0.1
 QUERY_CHUNK = 20_000                  # neighbour queries per KD-tree call: progress between calls
 
 
@@ -76,54 +75,26 @@ def _query_in_tree_order(tree: cKDTree, data: np.ndarray, which: Optional[np.nda
     return out
 
 
-def lle_weights(fp: np.ndarray, fq: np.ndarray, reg: float = 1e-3, chunk: int = 65536,
-                check: Progress = ignore) -> np.ndarray:
-    """Affine weights (rows sum to 1) that best rebuild each ``fp`` (N, C) from its
-    neighbours ``fq`` (N, K, C); the K x K Gram matrix D D^T (D: the K differences) is
-    regularised by ``reg`` x its trace.
-
-    The Gram matrix has rank at most C (3 colours) plus the ridge, so the K x K system is
-    solved through the Woodbury identity with a C x C one: (lam I + D D^T)^-1 1 =
-    (1 - D (lam I + D^T D)^-1 D^T 1) / lam, and the 1 / lam goes in the normalisation.
-    Same weights to ~1e-13; 8-10x faster than K x K solves for K = 20. ``check(fraction)``
-    after each chunk of pixels."""
-    n, k, c = fq.shape
-    out = np.empty((n, k))
-    diag = np.arange(c)
-    for s in range(0, n, chunk):
-        d = fq[s:s + chunk] - fp[s:s + chunk, None, :]
-        small = np.matmul(d.transpose(0, 2, 1), d)              # D^T D, (m, C, C)
-        tr = small[:, diag, diag].sum(1)                        # = trace(D D^T)
-        small[:, diag, diag] += ((reg * tr + 1e-9) / k)[:, None]
-        y = np.linalg.solve(small, d.sum(1)[..., None])         # (lam I + D^T D)^-1 D^T 1
-        w = 1.0 - np.matmul(d, y)[..., 0]
-        out[s:s + chunk] = w / w.sum(1, keepdims=True)
-        check(min(n, s + chunk) / max(n, 1))
-    return out
-
-
-def explained(col: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """How far the K-to-U flow may trust its mix for each pixel colour ``col`` (N, 3), given
-    its known neighbours' colours ``known`` (N, K, 3): 1 where one of them is within
-    UNEXPLAINED_TAU, falling off as a Gaussian beyond (see UNEXPLAINED_TAU)."""
-    nearest = np.sqrt(((known - col[:, None, :]) ** 2).sum(-1)).min(1)
-    return np.exp(-(np.maximum(0.0, nearest - UNEXPLAINED_TAU) / UNEXPLAINED_SIGMA) ** 2)
-
-
 class KnownSamples:
     """The known pixels a K-to-U flow draws its foreground and background mixes from:
     colours ``col`` (N, 3), positions ``xy`` (N, 2, normalised) and labels ``lab`` (1 / 0;
     others are ignored), with their KD-trees. A windowed solve builds it once for the whole
     crop, so every window draws from the same known pixels as one whole solve would."""
 
-    def __init__(self, col: np.ndarray, xy: np.ndarray, lab: np.ndarray, eps: float = 0.0) -> None:
-        feat = np.concatenate([col, xy * 10.0], 1)   # positions weighted x10 (the paper's)
+    def __init__(self, col: np.ndarray, xy: np.ndarray, lab: np.ndarray, eps: float = 0.0,
+                 dev: Optional[TorchCG] = None) -> None:
+        feat = ku_features(col, xy)
         #: approximate search for pixels far from every known one (``flow(far=...)``):
         #: neighbours within (1 + eps) x the true distances
         self.eps = eps
         f, b = lab == 1, lab == 0
         self.col_f, self.col_b = col[f], col[b]
         self.kk = min(K_KU, len(self.col_f), len(self.col_b))
+        #: with ``dev`` (TorchCG, flows=True): the searches in torch there, no KD-trees
+        self.device = DeviceSamples(dev, feat[f], feat[b], self.col_f, self.col_b) if dev and self.kk else None
+        if self.device is not None:
+            self.eps = 0.0     # brute force: exact at no extra cost
+            return
         # The queries are unknown pixels, away from every known one: a search then opens
         # many leaves, and bigger leaves cost fewer node visits (leafsize 128 vs scipy's 16:
         # 2.06 -> 1.17 s for 151k queries of 7 neighbours among 55k pixels; same neighbours).
@@ -140,7 +111,10 @@ class KnownSamples:
         nu, kk = len(col_u), self.kk
         if kk == 0:
             return np.zeros(nu), np.full(nu, 0.5)
-        q = np.concatenate([col_u, xy_u * 10.0], 1)
+        q = ku_features(col_u, xy_u)
+        if self.device is not None:
+            h, wf = self.device.flow(q, col_u, kk, check)
+            return S_KU * h, wf
         nf = np.empty((nu, kk), np.int64)
         nb = np.empty((nu, kk), np.int64)
         groups = [(np.ones(nu, bool) if far is None or not self.eps else ~far, 0.0)]
@@ -156,12 +130,8 @@ class KnownSamples:
                 done += 2 * share
         cf, cb = self.col_f[nf.reshape(nu, kk)], self.col_b[nb.reshape(nu, kk)]
         wk = lle_weights(col_u, np.concatenate([cf, cb], 1), check=span(check, 0.7, 1.0))
-        wf = wk[:, :kk].sum(1)
-        safe = lambda v: np.where(np.abs(v) < 1e-6, 1e-6, v)  # noqa: E731
-        f_col = (wk[:, :kk, None] * cf).sum(1) / safe(wf)[:, None]
-        b_col = (wk[:, kk:, None] * cb).sum(1) / safe(1 - wf)[:, None]
-        h = S_KU * np.clip(((f_col - b_col) ** 2).sum(1) / 3.0, 0, 1)
-        return h * explained(col_u, np.concatenate([cf, cb], 1)), np.clip(wf, 0, 1)
+        h, wf = ku_mix(col_u, cf, cb, wk)
+        return S_KU * h, wf
 
 
 @dataclass
@@ -179,6 +149,7 @@ class Region:
     rlab: np.ndarray          # region labels
     u: np.ndarray             # the unknown pixels, region indices
     known: np.ndarray         # the other region pixels, region indices
+    dev: Optional[TorchCG] = None   # searches and weights in torch there (flows=True)
 
     @property
     def nu(self) -> int:
@@ -191,8 +162,10 @@ def colour_mixture(rg: Region, check: Progress) -> Tuple[sp.csr_matrix, sp.csr_m
     called from this (the calling) thread only."""
     u, known, nu, col = rg.u, rg.known, rg.nu, rg.col
     k = min(K_CM, len(rg.r_idx) - 1)
-    feat = np.concatenate([col, rg.xy], 1)
-    if k > 0:
+    feat = cm_features(col, rg.xy)
+    if k > 0 and rg.dev is not None:
+        nb, wcm = mix_neighbours(rg.dev, feat, col, u, k, span(check, 0.02, 0.3))
+    elif k > 0:
         nb = _query_in_tree_order(cKDTree(feat), feat, u, k + 1, span(check, 0.02, 0.14))[:, 1:]
         # Progress comes from this (the calling) thread only: the other stages run in
         # worker threads, and the caller's callback need not be thread-safe.
@@ -229,11 +202,14 @@ def local_and_intra_u(rg: Region, report: Progress = ignore) -> Tuple[sp.csr_mat
     lap_u = lap[u][:, u]
     lap_k = lap[u][:, known]
     del lap
-    fu = np.concatenate([col[u], xy[u] / 20.0], 1)
+    fu = uu_features(col[u], xy[u])
     ku = min(K_U, nu - 1)
     if ku > 0:
-        nbu = _query_in_tree_order(cKDTree(fu), fu, None, ku + 1, span(report, 0.5, 1.0))[:, 1:]
-        wuu = np.maximum(1 - np.abs(fu[:, None, :] - fu[nbu]).sum(-1), 0)
+        if rg.dev is not None:
+            nbu, wuu = intra_u(rg.dev, fu, ku, span(report, 0.5, 1.0))
+        else:
+            nbu = _query_in_tree_order(cKDTree(fu), fu, None, ku + 1, span(report, 0.5, 1.0))[:, 1:]
+            wuu = intra_u_weights(fu, nbu)
         a_uu = sp.csr_matrix((wuu.ravel(), (np.repeat(np.arange(nu), ku), nbu.ravel())), shape=(nu, nu))
         a_uu = a_uu + a_uu.T
         lap_u = lap_u + S_UU * (sp.diags(np.asarray(a_uu.sum(1)).ravel()) - a_uu)
@@ -243,7 +219,7 @@ def local_and_intra_u(rg: Region, report: Progress = ignore) -> Tuple[sp.csr_mat
 def known_to_unknown(rg: Region, label: np.ndarray, samples: Optional[KnownSamples],
                       report: Progress = ignore) -> Tuple[np.ndarray, np.ndarray]:
     """K-to-U flow: (its weights h, the foreground share w_f) per unknown pixel."""
-    smp = KnownSamples(rg.col, rg.xy, rg.rlab) if samples is None else samples
+    smp = KnownSamples(rg.col, rg.xy, rg.rlab, dev=rg.dev) if samples is None else samples
     far = None
     if smp.eps:
         far = ndi.distance_transform_cdt(label < 0, metric="chessboard").ravel()[rg.r_idx[rg.u]] > FAR_PX

@@ -1,4 +1,5 @@
-"""Information-flow matting (Aksoy, Aydin and Pollefeys, CVPR 2017), numpy + scipy.
+"""Information-flow matting (Aksoy, Aydin and Pollefeys, CVPR 2017), numpy + scipy, or torch
+on a device (``TorchCG``: the CG, and with ``flows=True`` the neighbour searches and weights).
 
 The alpha prior of the default model (``ModelConfig.prior == "ifm"``). On the real
 photographs of ``alphamatting-real`` it beats closed-form matting clearly (see
@@ -146,8 +147,9 @@ def _free_pixels(label: np.ndarray, pinned: Optional[np.ndarray]) -> Tuple[np.nd
 
 
 def _region(image: np.ndarray, label: np.ndarray, unk: np.ndarray, scale: Optional[Tuple[int, int]],
-            origin: Tuple[int, int]) -> Region:
-    """Number the search region around ``unk`` compactly (memory follows the band)."""
+            origin: Tuple[int, int], dev: Optional[TorchCG] = None) -> Region:
+    """Number the search region around ``unk`` compactly (memory follows the band); ``dev``:
+    the flows' searches and weights in torch there."""
     h, w, _ = image.shape
     sh, sw = scale or (h, w)
     flat = image.reshape(-1, 3)
@@ -161,7 +163,7 @@ def _region(image: np.ndarray, label: np.ndarray, unk: np.ndarray, scale: Option
     rlab = label.ravel()[r_idx]
     u = np.flatnonzero(unk.ravel()[r_idx])                           # compact indices
     known = np.flatnonzero(~unk.ravel()[r_idx])
-    return Region(image, flat, unk, r_idx, compact, col, xy, rlab, u, known)
+    return Region(image, flat, unk, r_idx, compact, col, xy, rlab, u, known, dev)
 
 
 def _flows(rg: Region, label: np.ndarray, samples: Optional[KnownSamples], check: Progress) -> tuple:
@@ -225,7 +227,8 @@ def _solve(image: np.ndarray, label: np.ndarray,
     crop's size instead of the window's (the same features as one whole solve), and
     ``init`` starts CG from a given alpha instead of the K-to-U estimate, ``origin`` is the
     window's top-left corner in the crop and ``samples`` the crop's known pixels. With
-    ``torch_cg`` the system is solved by the same CG in torch on its device.
+    ``torch_cg`` the system is solved by the same CG in torch on its device, and with
+    ``torch_cg.flows`` the neighbour searches and weights run there too (device_flows.py).
 
     ``check(fraction)`` is called at least every ``flows.QUERY_CHUNK`` neighbour queries, chunk of
     weights or windows, and CG iteration; each stage's share is its measured share of the
@@ -236,7 +239,7 @@ def _solve(image: np.ndarray, label: np.ndarray,
         # Nothing left to solve: every unknown pixel was labelled by known-region expansion
         # (a flat-colour band) or pinned. The system below would be empty (issue #25).
         return alpha
-    rg = _region(image, label, unk, scale, origin)
+    rg = _region(image, label, unk, scale, origin, torch_cg if torch_cg is not None and torch_cg.flows else None)
     check(0.02)
     r_u, r_k, lap_u, lap_k, h_ku, w_f = _flows(rg, label, samples, check)
 

@@ -33,8 +33,9 @@ def information_flow_alpha(image: np.ndarray, trimap: np.ndarray,
     follows the band; ``tile`` = N forces windows with N-px cores, 0 forces one solve.
 
     ``torch_cg`` (e.g. ``TorchCG("cuda")``, cg.py): the linear solve (CG) in torch on that
-    device, in float64 or float32; None (the default): numpy on the CPU. The neighbour
-    searches and the system's assembly stay on the CPU either way.
+    device, in float64 or float32, and with ``flows=True`` the neighbour searches and the
+    flows' weights too (device_flows.py); None (the default): numpy on the CPU. The sparse
+    rows are assembled by scipy on the CPU either way.
 
     ``trimap`` is (H, W): {0, 0.5, 1} floats or 0/128/255 uint8; below a quarter of the
     range is background, above three quarters foreground, the rest unknown.

@@ -117,7 +117,7 @@ def _solve_window(image: np.ndarray, label: np.ndarray, coarse: np.ndarray, win:
     pinned[rim] = coarse[y0:y1, x0:x1][rim]
     return ifm._solve(image[y0:y1, x0:x1], label[y0:y1, x0:x1], progress, pinned=pinned, scale=(h, w),
                       init=coarse[y0:y1, x0:x1], origin=(y0, x0),
-                      samples=_nearby_samples(image, label, win, (0, 0), (h, w)), torch_cg=torch_cg)
+                      samples=_nearby_samples(image, label, win, (0, 0), (h, w), torch_cg), torch_cg=torch_cg)
 
 
 def _blend_into(alpha: np.ndarray, a: np.ndarray, c: Rect, win: Rect) -> None:
@@ -182,21 +182,22 @@ class _Stopped(Exception):
 
 
 def _known_samples(image: np.ndarray, label: np.ndarray, origin: Tuple[int, int] = (0, 0),
-                   scale: Optional[Tuple[int, int]] = None) -> "KnownSamples":
+                   scale: Optional[Tuple[int, int]] = None, torch_cg: Optional[TorchCG] = None) -> "KnownSamples":
     """The known pixels of the search region (within SEARCH_MARGIN of the band) of ``image``
     (at ``origin`` in a frame of size ``scale``, default its own): the K-to-U flow's sources
-    of one whole solve, shared by every window."""
+    of one whole solve, shared by every window; on ``torch_cg``'s device when its ``flows``."""
     from scipy import ndimage as ndi
 
     h, w = scale or label.shape
     region = ndi.maximum_filter(label < 0, size=2 * ifm.SEARCH_MARGIN + 1)
     ky, kx = np.nonzero(region & (label >= 0))
     xy = np.stack([(kx + origin[1]) / w, (ky + origin[0]) / h], 1)
-    return KnownSamples(image[ky, kx].astype(np.float64), xy, label[ky, kx], eps=SAMPLE_EPS)
+    dev = torch_cg if torch_cg is not None and torch_cg.flows else None
+    return KnownSamples(image[ky, kx].astype(np.float64), xy, label[ky, kx], eps=SAMPLE_EPS, dev=dev)
 
 
 def _nearby_samples(image: np.ndarray, label: np.ndarray, win: Rect, shift: Tuple[int, int],
-                    scale: Tuple[int, int]) -> "KnownSamples":
+                    scale: Tuple[int, int], torch_cg: Optional[TorchCG] = None) -> "KnownSamples":
     """K-to-U sources of a window: the known pixels of the search region within SAMPLE_REACH
     px of it (doubled until both fg and bg pixels are in reach). Drawing from the whole
     band instead made each query search a tree of every known pixel of the band's rims:
@@ -208,7 +209,8 @@ def _nearby_samples(image: np.ndarray, label: np.ndarray, win: Rect, shift: Tupl
         lab = label[y0:y1, x0:x1]
         whole = box == (0, h, 0, w)
         if whole or ((lab == 1).any() and (lab == 0).any()):
-            return _known_samples(image[y0:y1, x0:x1], lab, origin=(y0 + shift[0], x0 + shift[1]), scale=scale)
+            return _known_samples(image[y0:y1, x0:x1], lab, origin=(y0 + shift[0], x0 + shift[1]), scale=scale,
+                                  torch_cg=torch_cg)
         reach *= 2
 
 
@@ -270,7 +272,7 @@ def update_alpha(image: np.ndarray, label: np.ndarray, previous: np.ndarray, cha
     pinned = np.full(lab.shape, np.nan, np.float32)
     rim = _rim(win, h, w)
     pinned[rim] = previous[y0:y1, x0:x1][rim]
-    samples = _nearby_samples(image, label, win, (-by0, -bx0), (by1 - by0, bx1 - bx0))
+    samples = _nearby_samples(image, label, win, (-by0, -bx0), (by1 - by0, bx1 - bx0), torch_cg)
     a = ifm._solve(image[y0:y1, x0:x1], lab, check, pinned=pinned, scale=(by1 - by0, bx1 - bx0),
                    init=previous[y0:y1, x0:x1], origin=(y0 - by0, x0 - bx0), samples=samples,
                    torch_cg=torch_cg)

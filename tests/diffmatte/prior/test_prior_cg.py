@@ -110,7 +110,7 @@ def test_the_engine_solves_the_prior_in_torch_when_asked_and_agrees_with_numpy(m
     want = engine.refine(img, tri, steps=1)
     assert not calls
     engine.prior_solver = "torch"
-    assert engine.prior_cg() == cg.TorchCG(torch.device("cpu"), "float64")
+    assert engine.prior_cg() == cg.TorchCG(torch.device("cpu"), "float64", flows=True)
     got = engine.refine(img, tri, steps=1)       # not the memo's numpy alpha: its key holds the solver
     assert calls and set(calls) == {torch.float64}                          # the solve ran in torch
     assert np.abs(got - want).max() <= 1e-5
