@@ -24,7 +24,6 @@ from .weights.checkpoint import load_model
 from .weights.resolve import DEFAULT_WEIGHTS, default_weights_path, resolve_weights  # noqa: F401 - re-exported
 
 
-
 @dataclass
 class StepInfo:
     """Progress of one DDIM step, passed to ``refine(callback=...)``."""
@@ -47,8 +46,6 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 #: Engine.prior_solver's values: where information flow runs.
 PRIOR_SOLVERS = ("auto", "numpy", "torch")
-
-
 #: a prior-only refine's progress unit (ten-thousandths): a 24 MP solve's slow first stages
 #: (seconds, 0.25 % of it) still move the bars (#23); the service sends <= 1 work event a second
 PRIOR_UNITS = 10000
