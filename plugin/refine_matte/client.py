@@ -24,7 +24,7 @@ from .service_files import (CONFIG_ENV, ENGINE_FILE, LOG_FILE, PYTHON_ENV, SERVI
                             service_command, spawn_service)
 
 # The errors (re-exported: callers import them from here) and a job's event stream.
-from .client_errors import EngineError, EngineNotRunning, JobCancelled, error_from  # noqa: F401
+from .client_errors import EngineError, EngineNotRunning, JobCancelled, error_from, rejects_field  # noqa: F401
 from .client_events import ProgressCallback, dispatch, read_events
 from .client_trimap import trimap_request
 
@@ -291,7 +291,7 @@ class EngineClient:
         except EngineError as exc:
             # An engine installed before this plugin version answers the new field with 422:
             # refine once, as that engine can, and say why the result may be rougher.
-            if not (widen_band and exc.status == 422 and "widen_band" in str(exc)):
+            if not (widen_band and rejects_field(exc, "widen_band")):
                 raise
             job_id = self.submit_refine(image_png, trimap_png, **options)
             if on_warning is not None:

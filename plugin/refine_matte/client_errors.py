@@ -32,3 +32,9 @@ def error_from(status: int, data: bytes) -> EngineError:
     if status == 401:
         return EngineNotRunning("the service refused the token (401): %s" % message, status)
     return EngineError("HTTP %d: %s" % (status, message), status)
+
+
+def rejects_field(exc: EngineError, field: str) -> bool:
+    """Whether ``exc`` is an engine older than the plugin refusing a request field it does
+    not know yet (422 naming ``field``): the caller then asks again without it."""
+    return exc.status == 422 and field in str(exc)

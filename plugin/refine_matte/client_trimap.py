@@ -14,7 +14,7 @@ import json
 import threading
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from .client_errors import EngineError, JobCancelled, error_from
+from .client_errors import EngineError, JobCancelled, error_from, rejects_field
 from .client_events import read_events
 
 #: the headers of a trimap answer that the client reads
@@ -51,7 +51,7 @@ def trimap_with_progress(client: Any, path: str, payload: Dict[str, Any], on_wor
     try:
         return _stream(client, path, dict(payload, progress=True), on_work, cancel_event)
     except EngineError as exc:
-        if exc.status == 422 and "progress" in str(exc):  # an engine older than the plugin
+        if rejects_field(exc, "progress"):  # an engine older than the plugin
             data, resp = client._exchange("POST", path, payload, None)
             return data, headers_of(resp)
         raise
