@@ -175,7 +175,7 @@ def _refine_one(engine, image_path: Path, trimap_path: Path, out: Path, rgba: Op
     image, trimap, widen = inputs if inputs is not None else _read_inputs(image_path, trimap_path, args)
     alpha = engine.refine(image, trimap, steps=args.steps, seed=args.seed, samples=getattr(args, "samples", 1),
                           progress=_progress(not args.quiet, bool(engine.info().get("prior_only"))),
-                          widen_band=widen)
+                          widen_band=widen, band=getattr(args, "band", None))
     # One path for every front end (CLI, batch, service, editor): diffmatte.finish.cutout.finish.
     final, cut = finish(image, alpha, edges=edges, decontaminate=params["decontaminate"] if rgba else 0.0,
                         premultiplied=params["premultiplied"])

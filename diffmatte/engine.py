@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -14,6 +13,7 @@ from .diffusion import Schedule
 from .errors import Cancelled, InputError
 from .io.images import check_pair, to_float_rgb, to_trimap
 from .sampling.memory import MiB, parse_bytes, plan_memory, prior_bytes
+from .sampling.passes import PRIOR_UNITS, StepInfo, refine_widened  # noqa: F401 - StepInfo re-exported
 from .modeling.model import DiffMatteModel
 from .prior.cg import TorchCG
 from .prior.memo import PriorMemo
@@ -22,16 +22,6 @@ from .sampling.tiled import TiledSampler, TileSettings, default_halos
 from .sampling.tiling import PlanStats
 from .weights.checkpoint import load_model
 from .weights.resolve import DEFAULT_WEIGHTS, default_weights_path, resolve_weights  # noqa: F401 - re-exported
-
-
-@dataclass
-class StepInfo:
-    """Progress of one DDIM step, passed to ``refine(callback=...)``."""
-
-    index: int           # 1-based step number
-    total: int
-    t: float             # time at which x0 was predicted (1 = pure noise)
-    x0: np.ndarray       # current x0 prediction as alpha, H x W float32 in [0, 1]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -46,9 +36,6 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 #: Engine.prior_solver's values: where information flow runs.
 PRIOR_SOLVERS = ("auto", "numpy", "torch")
-#: a prior-only refine's progress unit (ten-thousandths): a 24 MP solve's slow first stages
-#: (seconds, 0.25 % of it) still move the bars (#23); the service sends <= 1 work event a second
-PRIOR_UNITS = 10000
 
 
 class Engine:
@@ -120,7 +107,7 @@ class Engine:
                samples: int = 1, tile_size: Optional[int] = None,
                max_memory: Union[int, str, None] = None,
                progress: Optional[Callable[[int, int], None]] = None,
-               widen_band: bool = False) -> np.ndarray:
+               widen_band: bool = False, band: Optional[float] = None) -> np.ndarray:
         """Refine a trimap into an alpha matte (H x W float32 in [0, 1]).
 
         ``noise`` (H x W float32) is the initial x_T; otherwise it is drawn from ``seed``
@@ -146,7 +133,8 @@ class Engine:
         band may have missed the edge: where the first matte shows that the band cut
         through partial alpha, the band grows there and the matte is solved once more
         (``trimap.widen``; the prior memo re-solves around the change). ``progress``
-        then counts both passes.
+        then counts both passes. ``band``: the band radius the trimap was made with (the
+        user's band option), by which the band grows; None: the image's default band.
         """
         img = to_float_rgb(image)
         tri = to_trimap(trimap)
@@ -155,24 +143,10 @@ class Engine:
         rest = (cancel, force_fg, samples, tile_size, max_memory)
         if not widen_band:
             return self._refine_once(img, tri, *args, callback, *rest, progress)
-        from trimap import default_band
-        from trimap.widen import widen_cut_band
 
-        alpha = self._refine_once(img, tri, *args, _pass_steps(callback, 0), *rest, _pass_progress(progress, 0))
-        grow = widen_cut_band(tri == 1, tri == 0, alpha, default_band(tri.shape))
-        if not grow.any():
-            # one pass was enough: the bars end where two passes would have
-            if progress is not None:
-                progress(PRIOR_UNITS, PRIOR_UNITS)
-            if callback is not None:
-                total = 2 * int(steps) * int(samples)
-                callback(StepInfo(index=total, total=total, t=0.0, x0=alpha.copy()))
-            return alpha
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("cancelled")
-        wider = tri.copy()
-        wider[grow] = 0.5
-        return self._refine_once(img, wider, *args, _pass_steps(callback, 1), *rest, _pass_progress(progress, 1))
+        def solve(t: np.ndarray, cb: Optional[Callable[[StepInfo], None]], pr: Optional[Callable[[int, int], None]]):
+            return self._refine_once(img, t, *args, cb, *rest, pr)
+        return refine_widened(solve, tri, band, int(steps) * int(samples), callback, progress, cancel)
 
     def _refine_once(self, img: np.ndarray, tri: np.ndarray, steps, seed, noise, callback, cancel, force_fg,
                      samples, tile_size, max_memory, progress) -> np.ndarray:
@@ -297,33 +271,6 @@ class Engine:
         if self.prior_solver == "torch" or (self.prior_solver == "auto" and self.device.type == "cuda"):
             return TorchCG(self.device, "float64", flows=True)
         return None
-
-
-def _pass_steps(callback: Optional[Callable[[StepInfo], None]], index: int,
-                passes: int = 2) -> Optional[Callable[[StepInfo], None]]:
-    """``callback`` for pass ``index`` of ``passes``: the step numbers run on across the passes
-    (1..2N for two passes of N steps) instead of starting again at 1."""
-    if callback is None:
-        return None
-
-    def report(info: StepInfo) -> None:
-        callback(StepInfo(index=index * info.total + info.index, total=passes * info.total, t=info.t, x0=info.x0))
-
-    return report
-
-
-def _pass_progress(progress: Optional[Callable[[int, int], None]], index: int,
-                   passes: int = 2) -> Optional[Callable[[int, int], None]]:
-    """``progress`` for pass ``index`` of ``passes``: each pass fills its share of one bar,
-    so the second solve of a widened band does not send the bar back to zero."""
-    if progress is None:
-        return None
-
-    def report(done: int, total: int) -> None:
-        total = max(int(total), 1)
-        progress(index * total + min(int(done), total), passes * total)
-
-    return report
 
 
 def _noise_starts(h: int, w: int, seed: Optional[int], noise: Optional[np.ndarray],

@@ -20,7 +20,7 @@ def _png(arr: np.ndarray) -> bytes:
 
 
 class ServiceEngine:
-    """``refine(image, trimap, steps, seed, samples, widen_band)`` like :class:`diffmatte.Engine`, served."""
+    """``refine(image, trimap, steps, seed, samples, widen_band, band)`` like :class:`diffmatte.Engine`, served."""
 
     def __init__(self, client) -> None:
         self.client = client
@@ -61,7 +61,7 @@ class ServiceEngine:
         return "service:" + json.dumps(keep, sort_keys=True)
 
     def refine(self, image: np.ndarray, trimap: np.ndarray, steps: int = 10, seed: Optional[int] = 0,
-               samples: int = 1, widen_band: bool = False) -> np.ndarray:
+               samples: int = 1, widen_band: bool = False, band: Optional[float] = None) -> np.ndarray:
         from PIL import Image
         from refine_matte.client import EngineError
 
@@ -70,7 +70,7 @@ class ServiceEngine:
         tri = np.round(to_trimap(trimap) * 255.0).astype(np.uint8)
         try:
             data = self.client.refine(_png(rgb), _png(tri), steps=steps, seed=seed, samples=samples,
-                                      preview=False, widen_band=widen_band)
+                                      preview=False, widen_band=widen_band, band=band)
         except EngineError as exc:
             raise ValueError(f"engine service: {exc}") from None
         with Image.open(io.BytesIO(data)) as im:

@@ -138,7 +138,7 @@ def _refine(engine, image: np.ndarray, tri: np.ndarray, settings: Settings, res:
             widen_band: bool = False) -> np.ndarray:
     t = time.perf_counter()
     alpha = engine.refine(image, tri, steps=settings.steps, seed=settings.seed, samples=settings.samples,
-                          widen_band=widen_band)  # a rough mask's trimap: Engine.refine's second pass
+                          widen_band=widen_band, band=settings.band)  # a rough mask's trimap: a second pass
     res.seconds["refine"] = round(res.seconds.get("refine", 0.0) + time.perf_counter() - t, 3)
     return alpha
 

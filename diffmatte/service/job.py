@@ -25,10 +25,12 @@ class Job:
     """One refine request and everything clients may ask about it."""
 
     def __init__(self, image: np.ndarray, trimap: np.ndarray, steps: int, seed: Optional[int],
-                 preview: bool, preview_size: int, samples: int = 1, widen_band: bool = False) -> None:
+                 preview: bool, preview_size: int, samples: int = 1, widen_band: bool = False,
+                 band: Optional[float] = None) -> None:
         self.id = secrets.token_hex(8)
         self.samples = int(samples)
         self.widen_band = bool(widen_band)  # rough input: the engine may widen the band and solve again
+        self.band = None if band is None else float(band)  # the trimap's band radius: the widening's
         self.image: Optional[np.ndarray] = image
         self.trimap: Optional[np.ndarray] = trimap
         self.steps = steps
@@ -126,6 +128,7 @@ class Job:
         return {
             "job": self.id, "state": self.state, "steps": self.steps, "seed": self.seed, "samples": self.samples,
             "widen_band": self.widen_band,
+            "band": self.band,
             "width": self.width, "height": self.height, "error": self.error,
             "code": self.error_code, "created": self.created, "started": self.started,
             "finished": self.finished, "events": len(self.events),

@@ -27,7 +27,7 @@ def add_job_routes(app: FastAPI, service: Any) -> None:
         tri = imaging.check_trimap(tri, "trimap", body.quantize_trimap)
         seed = DEFAULT_SEED if body.seed is None else body.seed
         job = Job(image, tri, body.steps, seed, body.preview, body.preview_size, samples=body.samples,
-                  widen_band=body.widen_band)
+                  widen_band=body.widen_band, band=body.band)
         try:
             ahead = service.manager.submit(job)
         except QueueFull as exc:

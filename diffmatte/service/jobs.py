@@ -254,6 +254,8 @@ class JobManager:
             kwargs["samples"] = job.samples
         if job.widen_band:  # likewise: only a rough-input job asks for the second pass
             kwargs["widen_band"] = True
+            if job.band is not None:  # the user's band: the widening grows the band by it
+                kwargs["band"] = job.band
         if on_work is not None:
             kwargs["progress"] = on_work  # tile x step counts (Engine.refine's progress)
         if torch is not None:

@@ -82,6 +82,9 @@ class RefineBody(_Body):
                                                 "band cut through partial alpha, the band grows and the matte "
                                                 "is solved again (Engine.refine's widen_band). Leave it off for "
                                                 "exact trimaps (a painted trimap, an exact mask, SAM)")
+    band: Optional[float] = Field(None, ge=0, le=1024, description="with widen_band: the band radius the trimap "
+                                  "was made with (the trimap request's band), by which the band grows; "
+                                  "default: the image's default band")
 
 
 class MaskBody(_Body):

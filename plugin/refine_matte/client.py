@@ -26,6 +26,7 @@ from .service_files import (CONFIG_ENV, ENGINE_FILE, LOG_FILE, PYTHON_ENV, SERVI
 # The errors (re-exported: callers import them from here) and a job's event stream.
 from .client_errors import EngineError, EngineNotRunning, JobCancelled, error_from, rejects_field  # noqa: F401
 from .client_events import ProgressCallback, dispatch, read_events
+from .client_submit import OLD_ENGINE_NO_WIDEN, submit_refine  # noqa: F401 - the warning re-exported
 from .client_trimap import trimap_request
 
 
@@ -35,9 +36,6 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(bytes(data)).decode("ascii")
 
 
-OLD_ENGINE_NO_WIDEN = ("the engine is older than this plugin, so the rough selection was refined in one "
-                       "pass (hair tips and strands the band missed are not searched again); update the "
-                       "engine (run the installer again) for the second pass")
 
 class EngineClient:
     """Talks to one running service at ``host:port`` with ``token``."""
@@ -191,12 +189,14 @@ class EngineClient:
 
     def submit_refine(self, image_png: bytes, trimap_png: bytes, steps: int = 10,
                       seed: Optional[int] = None, preview: bool = True,
-                      quantize_trimap: bool = False, samples: int = 1, widen_band: bool = False) -> str:
+                      quantize_trimap: bool = False, samples: int = 1, widen_band: bool = False,
+                      band: Optional[float] = None) -> str:
         """Queue a refine job and return its id (see :meth:`wait` and :meth:`result`).
 
         ``samples`` > 1 asks the engine to average that many draws (slower, less noisy).
         ``widen_band``: the trimap came from rough input (a selection read with a rough edge,
-        strokes); the engine may grow the band where it cut through the edge and solve again.
+        strokes); the engine may grow the band where it cut through the edge and solve again,
+        by ``band`` (the band radius the trimap was made with; None: the image's default).
         """
         payload = {"image": _b64(image_png), "trimap": _b64(trimap_png), "steps": int(steps),
                    "seed": seed, "preview": bool(preview), "quantize_trimap": bool(quantize_trimap)}
@@ -204,6 +204,8 @@ class EngineClient:
             payload["samples"] = int(samples)
         if widen_band:  # likewise
             payload["widen_band"] = True
+            if band is not None:
+                payload["band"] = float(band)
         return str(self._json("POST", "/v1/jobs/refine", payload)["job"])
 
     def cancel(self, job_id: str) -> None:
@@ -271,7 +273,7 @@ class EngineClient:
                quantize_trimap: bool = False, samples: int = 1,
                on_work: Optional[Callable[[int, int], None]] = None,
                on_warning: Optional[Callable[[str], None]] = None, widen_band: bool = False,
-               on_status: Optional[Callable[[str], None]] = None) -> bytes:
+               on_status: Optional[Callable[[str], None]] = None, band: Optional[float] = None) -> bytes:
         """Refine a matte; return the alpha as 16-bit greyscale PNG bytes.
 
         ``on_progress(step, total, preview_png_or_None)`` is called for each diffusion
@@ -279,23 +281,14 @@ class EngineClient:
         :meth:`wait`); ``on_warning(message)`` with what the service found suspicious in the
         trimap (a region the matte cannot explain); setting ``cancel_event`` cancels the job and
         raises :class:`JobCancelled`. ``widen_band=True`` for a trimap made from rough input
-        (see :meth:`submit_refine`; the panel's ``worker.widens`` says which trimaps are).
+        by ``band`` (see :meth:`submit_refine`; ``widen_rule.widens`` says which trimaps are).
         ``on_status`` hears "submitted" (the service has the job) and "started".
         """
         if cancel_event is not None and cancel_event.is_set():
             raise JobCancelled("cancelled before submission", code="cancelled")
         options = dict(steps=steps, seed=seed, preview=preview and on_progress is not None,
                        quantize_trimap=quantize_trimap, samples=samples)
-        try:
-            job_id = self.submit_refine(image_png, trimap_png, widen_band=widen_band, **options)
-        except EngineError as exc:
-            # An engine installed before this plugin version answers the new field with 422:
-            # refine once, as that engine can, and say why the result may be rougher.
-            if not (widen_band and rejects_field(exc, "widen_band")):
-                raise
-            job_id = self.submit_refine(image_png, trimap_png, **options)
-            if on_warning is not None:
-                on_warning(OLD_ENGINE_NO_WIDEN)
+        job_id = submit_refine(self, image_png, trimap_png, options, widen_band, band, on_warning)
         try:
             if on_status is not None:
                 on_status("submitted")

@@ -2,6 +2,7 @@
 not there, a cancelled job; and the error an HTTP error response stands for."""
 
 import json
+import re
 from typing import Optional
 
 
@@ -37,4 +38,5 @@ def error_from(status: int, data: bytes) -> EngineError:
 def rejects_field(exc: EngineError, field: str) -> bool:
     """Whether ``exc`` is an engine older than the plugin refusing a request field it does
     not know yet (422 naming ``field``): the caller then asks again without it."""
-    return exc.status == 422 and field in str(exc)
+    # the name as a whole word: "band" is not the "widen_band" of an older engine's answer
+    return exc.status == 422 and re.search(r"(?<!\w)%s(?!\w)" % re.escape(field), str(exc)) is not None

@@ -59,8 +59,9 @@ class EngineApi(Protocol):
                cancel_event: Optional[threading.Event] = None, preview: bool = True, samples: int = 1,
                on_work: Optional[Callable[[int, int], None]] = None,
                on_warning: Optional[WarningCallback] = None, widen_band: bool = False,
-               on_status: Optional[Callable[[str], None]] = None) -> bytes:
+               on_status: Optional[Callable[[str], None]] = None, band: Optional[float] = None) -> bytes:
         """The alpha PNG for an image and its trimap (blocking; cancellable); ``widen_band``
-        for a trimap made from rough input (the engine may widen its band and solve again);
+        for a trimap made from rough input (the engine may widen its band, by ``band``, the
+        radius the trimap was made with, and solve again);
         ``on_status`` hears "submitted" and "started"."""
         ...

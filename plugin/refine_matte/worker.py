@@ -162,7 +162,7 @@ class RefineJob:
                                       cancel_event=self.cancel_event, preview=True,
                                       on_work=lambda done, total: sig.work.emit(int(done), int(total)),
                                       on_warning=sig.warning.emit,
-                                      widen_band=widens(self.spec.source, self.trimap_edge),
+                                      widen_band=widens(self.spec.source, self.trimap_edge), band=self.spec.band,
                                       on_status=lambda status: sig.prepared.emit(PREP[status]))
             if self.cancel_event.is_set():
                 sig.cancelled.emit()

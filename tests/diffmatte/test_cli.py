@@ -337,17 +337,21 @@ def test_a_rough_mask_asks_the_engine_to_widen_the_band_and_an_exact_one_does_no
                                                                                      monkeypatch):
     """A rough --mask's trimap sits on a segmentation, so the engine may grow its band where the
     first matte shows it missed the edge (Engine.refine(widen_band=True)); an exact mask, a trimap
-    file and --no-widen are solved once."""
+    file and --no-widen are solved once. The band grows by --band when it is given (the band the
+    trimap was made with), else by the image's default band."""
     import numpy as np
     from PIL import Image
 
     import diffmatte.engine as engine_mod
 
-    seen = []
+    monkeypatch.setenv("REFINE_MATTE_CONFIG_DIR", str(tmp_path))   # no SAM installed: the colour path
+    monkeypatch.delenv("REFINE_MATTE_SAM_CHECKPOINT", raising=False)
+    seen, bands = [], []
     real = engine_mod.Engine.refine
 
     def spy(self, image, trimap, *args, **kwargs):
         seen.append(kwargs.get("widen_band", False))
+        bands.append(kwargs.get("band"))
         return real(self, image, trimap, *args, **kwargs)
 
     monkeypatch.setattr(engine_mod.Engine, "refine", spy)
@@ -365,3 +369,5 @@ def test_a_rough_mask_asks_the_engine_to_widen_the_band_and_an_exact_one_does_no
     assert main(["refine", photo, "--mask", mask, "--mask-edge", "rough", "--no-widen"] + common) == 0
     assert main(["refine", photo, "--trimap", str(tmp_path / "t.png")] + common) == 0
     assert seen == [True, False, False, False]
+    assert main(["refine", photo, "--mask", mask, "--mask-edge", "rough", "--band", "3"] + common) == 0
+    assert seen[-1] is True and bands == [None] * 4 + [3.0]

@@ -137,8 +137,9 @@ class FakeEngineClient:
                cancel_event: Optional[threading.Event] = None, preview: bool = True,
                samples: int = 1, on_warning: Optional[Callable[[str], None]] = None,
                on_work: Optional[Callable[[int, int], None]] = None, widen_band: bool = False,
-               on_status: Optional[Callable[[str], None]] = None) -> bytes:
-        self.calls.append({"op": "refine", "steps": steps, "samples": samples, "widen_band": widen_band})
+               on_status: Optional[Callable[[str], None]] = None, band: Optional[float] = None) -> bytes:
+        self.calls.append({"op": "refine", "steps": steps, "samples": samples, "widen_band": widen_band,
+                           "band": band})
         self.refine_started.set()
         for status in ("submitted", "started") if on_status is not None else ():
             on_status(status)

@@ -646,6 +646,20 @@ def test_a_selection_read_as_rough_asks_the_engine_to_widen_the_band(qtbot, edge
     assert _widen_asked(client) == [widen]
 
 
+def test_the_widening_follows_the_band_the_user_chose(qtbot):
+    # The band the trimap was made with goes with the refine: the engine grows the band by
+    # it (Engine.refine's band); "auto" (0) leaves it to the engine's default for the image.
+    client = SeedRecordingClient()
+    client.auto_edge = "rough"
+    doc, adapter, client, panel = selection_host(qtbot, client=client)
+    panel.set_edge("rough")
+    panel.band_slider.setValue(6)
+    refine_and_wait(qtbot, panel)
+    panel.band_slider.setValue(0)
+    refine_and_wait(qtbot, panel)
+    assert [(c["widen_band"], c["band"]) for c in client.calls if c["op"] == "refine"] == [(True, 6), (True, None)]
+
+
 def test_scribbles_widen_the_band_and_sam_does_not(host, qtbot):
     doc, adapter, client, panel = host
     scribble(qtbot, panel)

@@ -220,15 +220,18 @@ def test_a_rough_mask_covering_the_photo_is_refined_with_a_warning(tmp_path, run
 @pytest.mark.parametrize("source,edge,widen", [("masks", "rough", True), ("masks", "exact", False),
                                                ("trimaps", "rough", False)])
 def test_a_mask_read_as_rough_asks_the_engine_to_widen_the_band(tmp_path, run, monkeypatch, source, edge, widen):
-    """A rough mask's band may have missed the edge: Engine.refine widens it (widen_band);
-    an exact mask or a given trimap is refined once."""
+    """A rough mask's band may have missed the edge: Engine.refine widens it (widen_band), by
+    --band (the band its trimap was made with); an exact mask or a given trimap is refined once."""
     from diffmatte.engine import Engine
 
+    monkeypatch.setenv("REFINE_MATTE_CONFIG_DIR", str(tmp_path))   # no SAM installed: the colour path
+    monkeypatch.delenv("REFINE_MATTE_SAM_CHECKPOINT", raising=False)
     asked: list = []
     refine = Engine.refine
 
     def spy(self, image, tri, **kw):
         asked.append(kw.get("widen_band", False))
+        assert kw.get("band") == 3.0
         return refine(self, image, tri, **kw)
 
     monkeypatch.setattr(Engine, "refine", spy)
@@ -236,7 +239,7 @@ def test_a_mask_read_as_rough_asks_the_engine_to_widen_the_band(tmp_path, run, m
     img.mkdir(), side.mkdir()
     photo(img / "a.png")
     (mask if source == "masks" else trimap)(side / "a.png")
-    s = run(img, output=tmp_path / "out", mask_edge=edge, **{source: side})
+    s = run(img, output=tmp_path / "out", mask_edge=edge, band=3.0, **{source: side})
     assert s.refined == 1 and asked == [widen]
 
 

@@ -60,7 +60,7 @@ def test_the_served_engine_sends_widen_band_for_rough_masks():
             self.asked = []
 
         def refine(self, image_png, trimap_png, **kw):
-            self.asked.append(kw.get("widen_band", False))
+            self.asked.append((kw.get("widen_band", False), kw.get("band")))
             buf = io.BytesIO()
             Image.fromarray(np.zeros((4, 6), np.uint16)).save(buf, format="PNG")
             return buf.getvalue()
@@ -69,8 +69,9 @@ def test_the_served_engine_sends_widen_band_for_rough_masks():
     engine = ServiceEngine(client)
     image, tri = np.zeros((4, 6, 3), np.uint8), np.full((4, 6), 128, np.uint8)
     engine.refine(image, tri, widen_band=True)
+    engine.refine(image, tri, widen_band=True, band=4.0)   # --band: the band grows by it
     engine.refine(image, tri)
-    assert client.asked == [True, False]
+    assert client.asked == [(True, None), (True, 4.0), (False, None)]
 
 
 def test_the_served_engines_results_revision_is_part_of_the_fingerprint():

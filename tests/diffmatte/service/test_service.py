@@ -179,6 +179,13 @@ def test_widen_band_reaches_the_engine(svc, client, tiny_engine):
     once = np.asarray(Image.open(io.BytesIO(client.refine(png(image), png(tri), steps=2, seed=7))))
     assert np.abs(once / 65535 - direct).max() > 0.01  # the tiny model's matte does change
     assert np.abs(once / 65535 - tiny_engine.refine(image, tri, steps=2, seed=7)).max() < 1e-4
+    # the band the trimap was made with (the user's band option) is what the band grows by
+    job = client.submit_refine(png(image), png(tri), steps=2, seed=7, preview=False, widen_band=True, band=1.5)
+    assert [e["type"] for e in client.events(job)][-1] == "done"
+    assert request(svc, "GET", f"/v1/jobs/{job}")[1]["band"] == 1.5
+    alpha = np.asarray(Image.open(io.BytesIO(client.result(job)))).astype(np.float64) / 65535
+    client.forget(job)
+    assert np.abs(alpha - tiny_engine.refine(image, tri, steps=2, seed=7, widen_band=True, band=1.5)).max() < 1e-4
 
 
 def test_progress_events_arrive_in_order_with_previews(client):
@@ -354,6 +361,8 @@ def _malformed_cases():
         ("seed negative", dict(body=_refine_body(seed=-1)), 422, "seed"),
         ("widen_band text", dict(body=_refine_body(widen_band="maybe")), 422, "widen_band"),
         ("widen_band list", dict(body=_refine_body(widen_band=[True])), 422, "widen_band"),
+        ("band negative", dict(body=_refine_body(widen_band=True, band=-1)), 422, "band"),
+        ("band text", dict(body=_refine_body(widen_band=True, band="wide")), 422, "band"),
         ("too many megapixels", dict(body=_refine_body(image=b64(_png_header_only(1000, 1000)))), 413, "megapixels"),
         ("decompression bomb", dict(body=_refine_body(image=b64(_png_header_only(60000, 60000)))), 413, "megapixels"),
         ("body too large", dict(raw_body=b"{" + b" " * (1 << 20) + b"}"), 413, "1048576 bytes"),
@@ -1002,3 +1011,27 @@ def test_an_older_service_without_widen_band_refines_once_and_says_so(client, mo
     monkeypatch.setattr(client, "_json", lambda *a, **k: (_ for _ in ()).throw(client_mod.EngineError("422: steps", 422)))
     with pytest.raises(client_mod.EngineError):
         client.refine(png(image), png(tri), steps=2, seed=7, widen_band=True)
+
+
+def test_a_service_that_widens_but_knows_no_band_widens_by_its_default(client, monkeypatch):
+    """An engine with ``widen_band`` but older than ``band`` refuses the band (422 naming it):
+    the client asks again for the widened refine without it, and warns of nothing."""
+    from refine_matte import client as client_mod
+
+    real, sent = client._json, []
+
+    def older(method, path, payload=None, **kw):
+        if payload is not None and "band" in payload:
+            raise client_mod.EngineError("HTTP 422: field 'band': Extra inputs are not permitted", 422)
+        if payload is not None and "trimap" in payload:
+            sent.append(sorted(k for k in ("widen_band", "band") if k in payload))
+        return real(method, path, payload, **kw)
+
+    monkeypatch.setattr(client, "_json", older)
+    image, tri = sample()
+    warnings = []
+    out = client.refine(png(image), png(tri), steps=2, seed=7, widen_band=True, band=2, on_warning=warnings.append)
+    assert out == client.refine(png(image), png(tri), steps=2, seed=7, widen_band=True)
+    assert sent == [["widen_band"], ["widen_band"]] and warnings == []
+    # "band" is a whole field name: an engine refusing widen_band is not taken for one refusing band
+    assert not client_mod.rejects_field(client_mod.EngineError("HTTP 422: field 'widen_band': Extra", 422), "band")
