@@ -12,6 +12,8 @@ from typing import List, Optional
 # The panel's words for a prior-only solve, shared (stdlib only; the one import of the
 # plugin that the CLI may make, see pyproject's import contracts).
 from refine_matte.progress_text import Estimate, solving_text
+# Which refines widen the band: the docker's rule, shared (stdlib only; see pyproject too).
+from refine_matte import widen_rule
 
 from . import __version__
 from .cli_options import _add_engine_args, _add_finish_args, _export_engine_options, _finish_options
@@ -129,7 +131,7 @@ def _read_inputs(image_path: Path, trimap_path: Path, args) -> tuple:
     widen = False
     if getattr(args, "mask", None):
         trimap, edge = _trimap_from_mask(image, trimap, args)
-        widen = edge == "rough" and not getattr(args, "no_widen", False)
+        widen = widen_rule.widens("mask", edge) and not getattr(args, "no_widen", False)
     elif not getattr(args, "skip_input_checks", False):
         _check_inputs(image, trimap, image_path, trimap_path)
     _warn_unexplained(image, trimap)

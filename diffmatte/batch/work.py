@@ -128,10 +128,11 @@ def _trimap_from(mask: np.ndarray, image: np.ndarray, settings: Settings, res: R
     """The mask's trimap, and whether it was read as a rough region (``--mask-edge rough``, or
     ``auto`` deciding so): its band may have missed the edge, so the refine widens it."""
     import trimap
+    from refine_matte import widen_rule  # the docker's and the CLI's rule (stdlib only)
 
     tri, edge = trimap.from_selection(mask, image, band=settings.band, edge=settings.mask_edge,
                                       report=res.warnings)
-    return tri, edge == "rough"
+    return tri, widen_rule.widens("mask", edge)
 
 
 def _refine(engine, image: np.ndarray, tri: np.ndarray, settings: Settings, res: Result,

@@ -11,7 +11,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import imaging
+from . import imaging, widen_rule
 from .adapter import HostError
 from .client import EngineError, EngineNotRunning, JobCancelled
 from .engine_api import EngineApi
@@ -162,7 +162,8 @@ class RefineJob:
                                       cancel_event=self.cancel_event, preview=True,
                                       on_work=lambda done, total: sig.work.emit(int(done), int(total)),
                                       on_warning=sig.warning.emit,
-                                      widen_band=widens(self.spec.source, self.trimap_edge), band=self.spec.band,
+                                      widen_band=widen_rule.widens(self.spec.source, self.trimap_edge),
+                                      band=self.spec.band,
                                       on_status=lambda status: sig.prepared.emit(PREP[status]))
             if self.cancel_event.is_set():
                 sig.cancelled.emit()
@@ -206,16 +207,6 @@ class RefineJob:
 
     def _edge_used(self, edge: str) -> None:
         self.trimap_edge = edge
-
-
-def widens(source: str, edge_used: Optional[str]) -> bool:
-    """Whether the refine asks the engine to widen the band (``widen_band``): only for a
-    trimap made from rough input, whose band may have missed the edge: scribbles
-    (``trimap.from_region``) and a selection or mask the service read with a rough edge
-    (``edge_used``; "auto" as it was decided). SAM, an exact edge or a given trimap: no."""
-    if source == "scribbles":
-        return True
-    return source in ("selection", "mask") and edge_used == "rough"
 
 
 def apply_overrides(trimap_png: bytes, overrides: Any) -> bytes:

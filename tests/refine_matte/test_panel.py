@@ -673,6 +673,22 @@ def test_scribbles_widen_the_band_and_sam_does_not(host, qtbot):
     assert _widen_asked(client) == [True, False]
 
 
+def test_the_worker_asks_the_shared_widen_rule(host, qtbot, monkeypatch):
+    # one rule for every front end (refine_matte.widen_rule; the CLI and batch ask it too)
+    from refine_matte import widen_rule
+
+    doc, adapter, client, panel = host
+    asked = []
+    monkeypatch.setattr(widen_rule, "widens", lambda source, edge: asked.append(source) or source == "sam")
+    scribble(qtbot, panel)
+    refine_and_wait(qtbot, panel)
+    panel.set_tool("sam")
+    qtbot.mouseClick(panel.canvas, Qt.MouseButton.LeftButton,
+                     pos=panel.canvas.to_widget(QtCore.QPointF(32, 24)).toPoint())
+    refine_and_wait(qtbot, panel)
+    assert asked == ["scribbles", "sam"] and _widen_asked(client) == [False, True]
+
+
 def test_refine_brush_over_a_selection_source(qtbot):
     doc, adapter, client, panel = selection_host(qtbot)
     assert panel.tool_buttons["bg"].isEnabled() and panel.tool_buttons["fg"].isEnabled()
