@@ -139,16 +139,19 @@ def _read_inputs(image_path: Path, trimap_path: Path, args) -> tuple:
 
 
 def _trimap_from_mask(image, mask, args):
-    """--mask: the trimap path every front end uses (trimap.from_selection), said aloud."""
+    """--mask: the trimap path every front end uses (trimap.read_selection: a rectangle goes to
+    the installed SAM's box prompt, as in the service), said aloud."""
     import trimap as tm
 
     from .io.images import write_image
 
     notes: list = []
-    tri, edge = tm.from_selection(mask, image, band=args.band, edge=args.mask_edge, report=notes)
+    sam_box = tm.installed_sam_box(image, args.band, getattr(args, "device", "auto"))
+    tri, edge = tm.read_selection(mask, image, band=args.band, edge=args.mask_edge, report=notes, sam_box=sam_box)
     if not args.quiet:
-        how = ("rough: the subject's edge was found inside it" if edge == "rough"
-               else "exact: its outline is the subject's edge")
+        how = {"rough": "rough: the subject's edge was found inside it",
+               "sam-box": "a rectangle: SAM's box prompt found the subject in it"}.get(
+                   edge, "exact: its outline is the subject's edge")
         print(f"trimap from the mask ({how}; --mask-edge chooses)", file=sys.stderr)
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)

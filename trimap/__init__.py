@@ -9,6 +9,7 @@ and segment-anything are imported only when a :class:`SamPrompter` is built.
     trimap.from_region(image, region=None, fg=None, bg=None)      -> H x W uint8 (rough input)
     trimap.SamPrompter(checkpoint).trimap(image, points=..., labels=..., box=...)
     trimap.box_of(mask)                                           -> (x0, y0, x1, y1) | None
+    trimap.read_selection(mask, image, edge="auto", sam_box=None) -> (H x W uint8, "rough" | "exact" | "sam-box")
 
 Trimaps hold 0 (background), 128 (unknown) and 255 (foreground).
 """
@@ -18,6 +19,7 @@ from .box import box_of
 from .sam import SamPrompter, find_checkpoint
 from .scribbles import from_scribbles, strokes_to_mask
 from .rough import RoughInputWarning, from_region, from_selection, segment
+from .selection import installed_sam_box, read_selection
 from .transparency import mark_unknown, transparency_widen
 from .widen import widen_cut_band
 
@@ -34,7 +36,9 @@ __all__ = [
     "from_region",
     "from_selection",
     "from_scribbles",
+    "installed_sam_box",
     "mark_unknown",
+    "read_selection",
     "segment",
     "shift_edge",
     "strokes_to_mask",

@@ -106,7 +106,7 @@ def find_checkpoint(model_type: str = "vit_b", checkpoint: Union[str, Path, None
     )
 
 
-def _locate(checkpoint: Union[str, Path, None], model_type: Optional[str]) -> Path:
+def locate_checkpoint(checkpoint: Union[str, Path, None], model_type: Optional[str]) -> Path:
     """Find the checkpoint; with neither a path nor a type, take any installed one (vit_b first)."""
     if checkpoint is not None or model_type is not None:
         return find_checkpoint(model_type or model_type_from_path(checkpoint or "") or "vit_b", checkpoint)
@@ -173,7 +173,7 @@ class SamPrompter:
             self.checkpoint_path: Optional[Path] = None
             self.model_type = model_type
         else:
-            path = _locate(checkpoint, model_type)
+            path = locate_checkpoint(checkpoint, model_type)
             mt = model_type or model_type_from_path(path) or "vit_b"
             if mt not in MODEL_TYPES:
                 raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {mt!r}")

@@ -130,8 +130,9 @@ def _trimap_from(mask: np.ndarray, image: np.ndarray, settings: Settings, res: R
     import trimap
     from refine_matte import widen_rule  # the docker's and the CLI's rule (stdlib only)
 
-    tri, edge = trimap.from_selection(mask, image, band=settings.band, edge=settings.mask_edge,
-                                      report=res.warnings)
+    # the service's reading (trimap.read_selection): a rectangle goes to the installed SAM's box prompt
+    tri, edge = trimap.read_selection(mask, image, band=settings.band, edge=settings.mask_edge,
+                                      report=res.warnings, sam_box=trimap.installed_sam_box(image, settings.band))
     return tri, widen_rule.widens("mask", edge)
 
 

@@ -64,8 +64,9 @@ def _mask_trimap(service: Any, body: MaskBody, check: Callable[[float], None]) -
                 if body.edge == "exact":
                     result, edge = tm.from_mask(mask, band=body.band, adaptive=body.adaptive, image=image), "exact"
                 else:
-                    result, edge = _sam_box(service, tm, mask, image, body.band) or tm.from_selection(
-                        mask, image, band=body.band, adaptive=body.adaptive, edge=body.edge, report=notes)
+                    result, edge = tm.read_selection(mask, image, band=body.band, adaptive=body.adaptive,
+                                                     edge=body.edge, report=notes,
+                                                     sam_box=_sam_box(service, image, body.band))
         except ValueError as exc:
             raise InvalidInput(f"trimap from mask: {exc}") from None
         png = _check_trimap_output(result, "trimap.from_mask")
@@ -104,18 +105,17 @@ def _scribble_trimap(service: Any, body: ScribbleBody,
     return png, _warning_header(notes)
 
 
-def _sam_box(service: Any, tm: Any, mask: Any, image: Any, band: Optional[float]) -> Optional[Tuple[Any, str]]:
-    """(trimap, "sam-box") for a rough selection that is a plain rectangle, from SAM's box
-    prompt, when SAM is installed; None otherwise (the colour models segment it). A box
-    only gives the subject's extent, which SAM reads far better than colour models."""
-    box = tm.box_of(mask)
-    if box is None:
-        return None
-    try:
-        prompter = service.sam.load()
-    except Unavailable:
-        return None   # no checkpoint: the selection is segmented by colour, as any lasso
-    return service.with_device(lambda: prompter.trimap(image, box=list(box), band=band)), "sam-box"
+def _sam_box(service: Any, image: Any, band: Optional[float]) -> Callable[[Tuple[int, ...]], Any]:
+    """``trimap.read_selection``'s ``sam_box``: the trimap of SAM's box prompt from the service's
+    SAM (its checkpoint, device and embedding cache); None without one (the colour models
+    then segment the rectangle, as any lasso)."""
+    def run(box: Tuple[int, ...]) -> Any:
+        try:
+            prompter = service.sam.load()
+        except Unavailable:
+            return None
+        return service.with_device(lambda: prompter.trimap(image, box=list(box), band=band))
+    return run
 
 
 def _warning_header(notes: List[str]) -> Dict[str, str]:

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from diffmatte.cli import main
+from doubles.sam import no_installed_sam
 from conftest import ROOT
 
 
@@ -244,10 +245,12 @@ def _env_with_root():
     return dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 
-def test_refine_from_a_rough_mask_finds_the_edge_inside_it(tmp_path, tiny_weights, capsys):
+def test_refine_from_a_rough_mask_finds_the_edge_inside_it(tmp_path, tiny_weights, capsys, monkeypatch):
     """--mask: a lasso drawn around the subject is a region, not an edge (issue #27)."""
     import numpy as np
     from PIL import Image
+
+    no_installed_sam(monkeypatch, tmp_path)   # the rectangle goes to the colour models
 
     img = np.full((60, 80, 3), (40, 110, 140), np.uint8)
     img[15:45, 20:60] = (220, 60, 40)
@@ -344,8 +347,7 @@ def test_a_rough_mask_asks_the_engine_to_widen_the_band_and_an_exact_one_does_no
 
     import diffmatte.engine as engine_mod
 
-    monkeypatch.setenv("REFINE_MATTE_CONFIG_DIR", str(tmp_path))   # no SAM installed: the colour path
-    monkeypatch.delenv("REFINE_MATTE_SAM_CHECKPOINT", raising=False)
+    no_installed_sam(monkeypatch, tmp_path)   # the rectangle goes to the colour models
     seen, bands = [], []
     real = engine_mod.Engine.refine
 

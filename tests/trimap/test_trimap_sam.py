@@ -229,9 +229,9 @@ def test_without_path_or_type_any_installed_checkpoint_is_found(tmp_path, monkey
     monkeypatch.setenv("REFINE_MATTE_CONFIG_DIR", str(cfg))
     monkeypatch.delenv("REFINE_MATTE_SAM_CHECKPOINT", raising=False)
     with pytest.raises(sam_mod.SamCheckpointError, match="no SAM vit_b checkpoint"):
-        sam_mod._locate(None, None)
+        sam_mod.locate_checkpoint(None, None)
     only = cfg / "sam" / "sam_vit_h_4b8939.pth"
     only.write_bytes(b"x")
-    assert sam_mod._locate(None, None) == only
+    assert sam_mod.locate_checkpoint(None, None) == only
     with pytest.raises(sam_mod.SamCheckpointError):
-        sam_mod._locate(None, "vit_l")
+        sam_mod.locate_checkpoint(None, "vit_l")

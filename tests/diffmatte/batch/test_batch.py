@@ -12,6 +12,7 @@ from PIL import Image
 
 from diffmatte import batch
 from diffmatte.cli import main
+from doubles.sam import no_installed_sam
 
 
 def photo(path: Path, size=(48, 40), seed=0) -> Path:
@@ -224,8 +225,7 @@ def test_a_mask_read_as_rough_asks_the_engine_to_widen_the_band(tmp_path, run, m
     --band (the band its trimap was made with); an exact mask or a given trimap is refined once."""
     from diffmatte.engine import Engine
 
-    monkeypatch.setenv("REFINE_MATTE_CONFIG_DIR", str(tmp_path))   # no SAM installed: the colour path
-    monkeypatch.delenv("REFINE_MATTE_SAM_CHECKPOINT", raising=False)
+    no_installed_sam(monkeypatch, tmp_path)   # the mask is a rectangle: the colour models read it
     asked: list = []
     refine = Engine.refine
 

@@ -799,19 +799,9 @@ def test_sam_without_a_checkpoint_answers_503(svc, tmp_path, monkeypatch):
 
 
 def _tiny_sam():
-    import torch
-    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+    from doubles.sam import tiny_sam
 
-    torch.manual_seed(0)
-    d = 32
-    return Sam(
-        image_encoder=ImageEncoderViT(img_size=1024, patch_size=16, embed_dim=16, depth=1, num_heads=1,
-                                      out_chans=d, window_size=8),
-        prompt_encoder=PromptEncoder(embed_dim=d, image_embedding_size=(64, 64), input_image_size=(1024, 1024),
-                                     mask_in_chans=4),
-        mask_decoder=MaskDecoder(transformer_dim=d, iou_head_hidden_dim=16,
-                                 transformer=TwoWayTransformer(depth=1, embedding_dim=d, mlp_dim=64, num_heads=2)),
-        pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
+    return tiny_sam()
 
 
 def test_sam_embedding_is_cached_per_image(tiny_engine):

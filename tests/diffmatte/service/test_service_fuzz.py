@@ -256,9 +256,9 @@ def _send(svc: RunningService, spec: Dict[str, Any]) -> tuple:
 def fuzz_service(tiny_engine):
     sam = None
     try:
-        from test_service import _tiny_sam  # noqa: PLC0415 - reuse the suite's tiny SAM (same folder)
+        from doubles.sam import tiny_sam  # noqa: PLC0415 - the suites' tiny SAM
 
-        sam = _tiny_sam()
+        sam = tiny_sam()
     except ImportError:
         pass
     cfg = ServiceConfig(max_body_mb=1.0, max_megapixels=0.25, max_queue=6, heartbeat=0.2,

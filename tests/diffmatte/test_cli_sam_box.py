@@ -1,0 +1,69 @@
+"""``diffmatte refine --mask`` and ``diffmatte batch --masks`` read a selection as the service does
+(``trimap.read_selection``): a rough or auto rectangle goes to SAM's box prompt when SAM is
+installed (here the tests' tiny SAM, as in the service's test), and its trimap is refined once."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diffmatte import batch
+from diffmatte.cli import main
+from doubles.sam import install_tiny_sam
+
+pytest.importorskip("segment_anything")
+BOX = [10, 6, 69, 53]   # x0, y0, x1, y1 of the rectangle below
+
+
+def _files(folder):
+    img = np.full((60, 80, 3), (40, 110, 140), np.uint8)
+    img[15:45, 20:60] = (220, 60, 40)
+    rect = np.zeros((60, 80), np.uint8)
+    rect[6:54, 10:70] = 255
+    lasso = rect.copy()
+    lasso[6:12, 10:16] = 0                                     # a corner cut off: not a rectangle
+    for name, arr in (("photo", img), ("rect", rect), ("lasso", lasso)):
+        Image.fromarray(arr).save(folder / f"{name}.png")
+    return img
+
+
+@pytest.fixture
+def widened(monkeypatch):
+    """The widen_band of every Engine.refine."""
+    import diffmatte.engine as engine_mod
+
+    asked = []
+    real = engine_mod.Engine.refine
+
+    def spy(self, image, trimap, *args, **kw):
+        asked.append(kw.get("widen_band"))
+        return real(self, image, trimap, *args, **kw)
+
+    monkeypatch.setattr(engine_mod.Engine, "refine", spy)
+    return asked
+
+
+def test_refine_sends_a_rough_rectangle_to_the_box_prompt(tmp_path, tiny_weights, monkeypatch, widened):
+    boxes = install_tiny_sam(monkeypatch)
+    img = _files(tmp_path)
+    common = ["--weights", str(tiny_weights), "--steps", "1", "-q", "-o", str(tmp_path / "a.png"), "--band", "3"]
+    for mask, edge in (("rect", "rough"), ("rect", "auto"), ("lasso", "rough"), ("rect", "exact")):
+        assert main(["refine", str(tmp_path / "photo.png"), "--mask", str(tmp_path / f"{mask}.png"),
+                     "--mask-edge", edge, "--save-trimap", str(tmp_path / f"t_{mask}_{edge}.png")] + common) == 0
+    assert boxes == [BOX, BOX] and widened == [False, False, True, False]
+    from trimap import selection
+
+    sam = selection.installed_prompter().trimap(img, box=BOX, band=3.0)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "t_rect_rough.png")), sam)
+
+
+def test_batch_masks_send_a_rough_rectangle_to_the_box_prompt(tmp_path, tiny_weights, monkeypatch, widened):
+    boxes = install_tiny_sam(monkeypatch)
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir(), masks.mkdir()
+    _files(tmp_path)
+    (tmp_path / "photo.png").rename(images / "a.png")
+    (tmp_path / "rect.png").rename(masks / "a.png")
+    s = batch.run([str(images)], output=str(tmp_path / "out"), masks=str(masks), mask_edge="rough",
+                  weights=str(tiny_weights), steps=1, threads=1, progress=False, echo=None)
+    assert s.refined == 1 and boxes == [BOX] and widened == [False]
