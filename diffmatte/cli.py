@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-# The panel's words for a prior-only solve, shared (stdlib only; the one import of the
-# plugin that the CLI may make, see pyproject's import contracts).
-from refine_matte.progress_text import Estimate, solving_text
-# Which refines widen the band: the docker's rule, shared (stdlib only; see pyproject too).
+# The panel's words for a prior-only solve and its rule for which refines widen the band,
+# shared (stdlib only; the plugin's only modules the CLI may import, see pyproject's contracts).
 from refine_matte import widen_rule
+from refine_matte.progress_text import Estimate, solving_text
 
 from . import __version__
 from .cli_options import _add_engine_args, _add_finish_args, _export_engine_options, _finish_options

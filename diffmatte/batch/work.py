@@ -126,7 +126,8 @@ class _Named(io.BytesIO):
 
 def _trimap_from(mask: np.ndarray, image: np.ndarray, settings: Settings, res: Result) -> Tuple[np.ndarray, bool]:
     """The mask's trimap, and whether it was read as a rough region (``--mask-edge rough``, or
-    ``auto`` deciding so): its band may have missed the edge, so the refine widens it."""
+    ``auto`` deciding so): its band may have missed the edge, so the refine widens it. A rough
+    or auto rectangle goes to the installed SAM's box prompt (not widened), as in the service."""
     import trimap
     from refine_matte import widen_rule  # the docker's and the CLI's rule (stdlib only)
 
