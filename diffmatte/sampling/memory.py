@@ -103,16 +103,21 @@ def prior_bytes(kind: str, h: int, w: int, unknown: int) -> int:
     unknown pixels (measured, docs/TILING.md "The default model's prior"). Information flow:
     about 2.3 KB per unknown pixel of one solve plus ~40 B per image pixel; a band larger
     than one solve is solved in windows, so its peak is that of the windows solved at once
-    (or the coarse solve's), plus a few whole-crop maps. Closed form (torch, bounding box): estimated from
+    (or the coarse solve's), plus a few whole-crop maps, plus the memo's kept solves. Closed form (torch, bounding box): estimated from
     its float maps (about 30 per pixel), not measured."""
     px = h * w
     if kind == "ifm":
         from ..prior.information_flow import MAX_UNKNOWN
         from ..prior.windows import COARSE_UNKNOWN, PARALLEL_WINDOWS, TILE_CORE, TILE_MARGIN
 
+        from ..prior.memo import ENTRIES
+
+        # the engine's prior memo keeps ENTRIES earlier solves of the image between refines
+        # (5 bytes per pixel each: trimap codes + float32 alpha)
+        kept = 5 * ENTRIES * px
         if unknown <= MAX_UNKNOWN:
-            return 48 * px + 2400 * unknown
-        return 64 * px + 2400 * max(COARSE_UNKNOWN, PARALLEL_WINDOWS * (TILE_CORE + 2 * TILE_MARGIN) ** 2)
+            return kept + 48 * px + 2400 * unknown
+        return kept + 64 * px + 2400 * max(COARSE_UNKNOWN, PARALLEL_WINDOWS * (TILE_CORE + 2 * TILE_MARGIN) ** 2)
     if kind == "cf":
         return 120 * px
     return 0

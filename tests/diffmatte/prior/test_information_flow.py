@@ -342,7 +342,11 @@ def test_prior_memory_follows_one_solve_and_is_capped_for_windows():
     huge = prior_bytes("ifm", 6000, 4000, 7_000_000)
     assert huge == prior_bytes("ifm", 6000, 4000, ifm.MAX_UNKNOWN + 1)
     windows = ift.PARALLEL_WINDOWS * (ift.TILE_CORE + 2 * ift.TILE_MARGIN) ** 2
-    assert huge == 64 * 6000 * 4000 + 2400 * max(ift.COARSE_UNKNOWN, windows) < 4 * 2**30
+    from diffmatte.prior.memo import ENTRIES
+
+    # plus the memo's kept solves (5 bytes per pixel each), which stay between refines
+    kept = 5 * ENTRIES * 6000 * 4000
+    assert huge == kept + 64 * 6000 * 4000 + 2400 * max(ift.COARSE_UNKNOWN, windows) < 4 * 2**30
     assert prior_bytes("", 1000, 1000, 10) == 0
 
 
