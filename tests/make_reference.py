@@ -135,17 +135,37 @@ def make_default() -> None:
     os.environ.pop("DIFFMATTE_DEFAULT_WEIGHTS", None)  # the shipped file, not an override
     engine = diffmatte.load_engine("default", device="cpu", precision="fp32")
     alphas = {name: refine_default(name, engine) for name in DEFAULT_PHOTOS}
+    check_results_revision(alphas, diffmatte.RESULTS_REVISION)
     DEFAULT_DIR.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(DEFAULT_REF, **{name: u16(a) for name, a in alphas.items()})
     meta = dict(weights_sha256=sha256_file(DEFAULT_WEIGHTS), settings=DEFAULT_SETTINGS,
                 image_sha256={name: image_sha256(load_photo(name)[0]) for name in DEFAULT_PHOTOS},
-                tolerance_max_abs=DEFAULT_TOLERANCE, torch=torch.__version__, numpy=np.__version__,
+                tolerance_max_abs=DEFAULT_TOLERANCE, results_revision=diffmatte.RESULTS_REVISION,
+                torch=torch.__version__, numpy=np.__version__,
                 machine=platform.machine(), threads=torch.get_num_threads(),
                 command="python tests/make_reference.py default")
     DEFAULT_REF.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
     for name, a in alphas.items():
         print(f"{name}: unknown-region mean alpha {float(a[load_photo(name)[1] == 128].mean()):.4f}")
     print(f"wrote {DEFAULT_REF}")
+
+
+def check_results_revision(alphas: Dict[str, np.ndarray], revision: int) -> None:
+    """Refuse a new reference whose mattes moved beyond the tolerance while
+    ``diffmatte.RESULTS_REVISION`` stayed the one the old reference was made with: batch
+    fingerprints carry that number, so a rerun after an engine whose matte changed redoes
+    its outputs only once it is raised (diffmatte/__init__.py)."""
+    meta_file = DEFAULT_REF.with_suffix(".json")
+    if not (DEFAULT_REF.exists() and meta_file.exists()):
+        return
+    old_revision = json.loads(meta_file.read_text()).get("results_revision")
+    with np.load(DEFAULT_REF) as old:
+        moved = [name for name, a in alphas.items()
+                 if name not in old or np.abs(a - from_u16(old[name])).max() > DEFAULT_TOLERANCE]
+    if moved and old_revision == revision:
+        raise SystemExit(f"the default model's matte moved on {', '.join(moved)} but diffmatte.RESULTS_REVISION "
+                         f"is still {revision}: raise it (diffmatte/__init__.py) so that batch reruns redo "
+                         "outputs made with the old engine, then run this again")
 
 
 def make_layouts() -> None:

@@ -40,6 +40,17 @@ def meta() -> dict:
     return meta
 
 
+def test_the_reference_was_made_at_this_results_revision(meta: dict) -> None:
+    """The batch fingerprint's RESULTS_REVISION and the reference move together: a matte that
+    changes fails the test below until the reference is regenerated, and make_reference
+    refuses that until the revision is raised (check_results_revision)."""
+    import diffmatte
+
+    assert meta.get("results_revision") == diffmatte.RESULTS_REVISION, (
+        "diffmatte.RESULTS_REVISION differs from the one the default-model reference was made with: "
+        "run `python tests/make_reference.py default` and commit tests/data/default_model")
+
+
 @pytest.mark.parametrize("name", DEFAULT_PHOTOS)
 def test_default_model_reproduces_the_reference(name: str, meta: dict) -> None:
     image, trimap = load_photo(name)
@@ -95,3 +106,18 @@ def test_widen_band_solves_again_only_where_the_band_cut_the_edge() -> None:
     tri[:, :20] = 255
     tri[:, 20:40] = 128
     assert np.array_equal(engine.refine(image, tri, widen_band=True), engine.refine(image, tri))
+
+
+def test_a_moved_reference_needs_a_new_results_revision(tmp_path, monkeypatch) -> None:
+    import make_reference as mr
+
+    ref = tmp_path / "reference.npz"
+    np.savez_compressed(ref, sample=mr.u16(np.full((4, 4), 0.5, np.float32)))
+    ref.with_suffix(".json").write_text(json.dumps({"results_revision": 3}))
+    monkeypatch.setattr(mr, "DEFAULT_REF", ref)
+    same = {"sample": np.full((4, 4), 0.5004, np.float32)}      # within the tolerance
+    moved = {"sample": np.full((4, 4), 0.6, np.float32)}
+    mr.check_results_revision(same, 3)
+    mr.check_results_revision(moved, 4)
+    with pytest.raises(SystemExit, match="RESULTS_REVISION"):
+        mr.check_results_revision(moved, 3)
