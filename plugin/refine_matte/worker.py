@@ -15,7 +15,6 @@ from . import imaging, widen_rule
 from .adapter import HostError
 from .client import EngineError, EngineNotRunning, JobCancelled
 from .engine_api import EngineApi
-from .engine_png import engine_png
 from .qt import QtCore, QtGui, Signal
 
 
@@ -99,16 +98,16 @@ class RefineJob:
     # ------------------------------------------------------------------
     def _encode(self) -> None:
         """Turn every QImage of the spec into PNG bytes (on the worker thread), band by band
-        with progress (engine_png): the layer takes most of it, the masks the last tenth."""
+        with progress (imaging.qimage_to_png): the layer takes most of it, the masks the last tenth."""
         s = self.spec
         lo, hi = PREP["start"], PREP["encoded"]
         part = self._prepared_part
         if not isinstance(s.image_png, (bytes, bytearray)):
-            s.image_png = engine_png(imaging.rgb_for_engine(s.image_png), part(lo, lo + 0.9 * (hi - lo)))
+            s.image_png = imaging.qimage_to_png(imaging.rgb_for_engine(s.image_png), part(lo, lo + 0.9 * (hi - lo)))
         for name in ("mask_png", "fg_png", "bg_png", "unknown_png", "trimap_png"):
             value = getattr(s, name)
             if value is not None and not isinstance(value, (bytes, bytearray)):
-                setattr(s, name, engine_png(imaging.to_grey8(value)))
+                setattr(s, name, imaging.qimage_to_png(imaging.to_grey8(value)))
         # override_png stays a QImage: it is painted onto the trimap on this thread.
         self.signals.prepared.emit(hi)
 
