@@ -213,6 +213,13 @@ def cmd_refine(args: argparse.Namespace) -> int:
     _check_out_folder(out, "-o")
     if rgba is not None:
         _check_out_folder(rgba, "--rgba")
+    if not args.mask:
+        # options that shape the trimap made from a mask would be silently ignored
+        given = [flag for flag, on in (("--band", args.band is not None), ("--mask-edge", args.mask_edge != "auto"),
+                                       ("--no-widen", args.no_widen)) if on]
+        if given:
+            raise ValueError(f"{', '.join(given)} only applies with --mask (with --trimap the band is the "
+                             "trimap's grey)")
     if args.save_trimap:
         if not args.mask:
             raise ValueError("--save-trimap needs --mask (with --trimap the trimap is already a file)")

@@ -13,7 +13,7 @@ and segment-anything are imported only when a :class:`SamPrompter` is built.
 
 Trimaps hold 0 (background), 128 (unknown) and 255 (foreground).
 """
-from ._validate import BG, FG, UNKNOWN
+from ._validate import BG, FG, MAX_BAND, UNKNOWN, check_band
 from .band import default_band, from_mask, shift_edge
 from .box import box_of
 from .sam import SamPrompter, find_checkpoint
@@ -27,9 +27,11 @@ __all__ = [
     "BG",
     "RoughInputWarning",
     "FG",
+    "MAX_BAND",
     "UNKNOWN",
     "SamPrompter",
     "box_of",
+    "check_band",
     "default_band",
     "find_checkpoint",
     "from_mask",

@@ -108,14 +108,22 @@ def check_same_shape(shape: Tuple[int, int], arr: np.ndarray, name: str, ref: st
         )
 
 
+#: the widest band radius accepted (pixels), by the library, the CLI and the service alike:
+#: beyond it nearly any photo would be all unknown, and the matte flat
+MAX_BAND = 1024.0
+
+
 def check_band(band: object, name: str = "band") -> float:
-    """Return ``band`` as a float >= 0 or raise ``ValueError``."""
+    """Return ``band`` as a float in [0, MAX_BAND] or raise ``ValueError``."""
     try:
         value = float(band)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number of pixels, got {band!r}") from None
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {band!r}")
+    if value > MAX_BAND:
+        raise ValueError(f"{name} must be at most {MAX_BAND:.0f} pixels (a radius; the whole photo would be "
+                         f"unknown), got {band!r}")
     return value
 
 

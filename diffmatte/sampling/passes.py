@@ -36,14 +36,14 @@ def widen_radius(shape: tuple, band: Optional[float]) -> float:
     """How far (pixels) the widening pass grows the band: the radius the trimap was made with
     when the caller knows it (the user's band option), else the image's default band, which
     is what a trimap made without a band option used (``trimap.default_band``)."""
-    if band is None:
-        from trimap import default_band
+    from trimap import check_band, default_band
 
+    if band is None:
         return default_band(shape)
-    band = float(band)
-    if not np.isfinite(band) or band < 0:
-        raise InputError(f"band must be a finite number of pixels >= 0, got {band}")
-    return band
+    try:
+        return check_band(band)   # the trimap's own rule for a band
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def refine_widened(solve: Solve, tri: np.ndarray, band: Optional[float], total_steps: int,

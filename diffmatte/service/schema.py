@@ -7,6 +7,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trimap import MAX_BAND
+
 API_VERSION = 1
 MAX_STEPS = 1000  # the engine's own bound
 MAX_EVENT_ID = 10**9  # far above any job's event count; bounds 'after' and Last-Event-ID
@@ -82,14 +84,14 @@ class RefineBody(_Body):
                                                 "band cut through partial alpha, the band grows and the matte "
                                                 "is solved again (Engine.refine's widen_band). Leave it off for "
                                                 "exact trimaps (a painted trimap, an exact mask, SAM)")
-    band: Optional[float] = Field(None, ge=0, le=1024, description="with widen_band: the band radius the trimap "
+    band: Optional[float] = Field(None, ge=0, le=MAX_BAND, description="with widen_band: the band radius the trimap "
                                   "was made with (the trimap request's band), by which the band grows; "
                                   "default: the image's default band")
 
 
 class MaskBody(_Body):
     mask: str
-    band: Optional[float] = Field(None, ge=0, le=1024)
+    band: Optional[float] = Field(None, ge=0, le=MAX_BAND)
     adaptive: bool = True
     image: Optional[str] = Field(None, description="optional base64 image: the band then follows the image")
     edge: str = Field("exact", pattern="^(exact|rough|auto)$",
@@ -105,7 +107,7 @@ class ScribbleBody(_Body):
     fg: str
     bg: str
     unknown: Optional[str] = None
-    band: Optional[float] = Field(None, ge=0, le=1024)
+    band: Optional[float] = Field(None, ge=0, le=MAX_BAND)
     progress: bool = Field(False, description="as MaskBody's")
 
 
@@ -131,5 +133,5 @@ class SamBody(_Body):
     points: List[Tuple[float, float]] = Field(default_factory=list, max_length=256)
     labels: List[int] = Field(default_factory=list, max_length=256)
     box: Optional[Tuple[float, float, float, float]] = None
-    band: Optional[float] = Field(None, ge=0, le=1024)
+    band: Optional[float] = Field(None, ge=0, le=MAX_BAND)
     output: str = Field("trimap", pattern="^(trimap|mask)$")

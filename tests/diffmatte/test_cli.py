@@ -271,6 +271,10 @@ def test_refine_from_a_rough_mask_finds_the_edge_inside_it(tmp_path, tiny_weight
     assert main(["refine", str(tmp_path / "photo.png"), "--trimap", str(tri), "--save-trimap",
                  str(tmp_path / "x.png"), "--weights", str(tiny_weights)]) == 2
     assert "--save-trimap needs --mask" in capsys.readouterr().err
+    # the mask's options with a trimap would be ignored: refused, naming them
+    assert main(["refine", str(tmp_path / "photo.png"), "--trimap", str(tri), "--band", "3", "--no-widen",
+                 "--weights", str(tiny_weights)]) == 2
+    assert "--band, --no-widen only applies with --mask" in capsys.readouterr().err
 
 
 def test_refine_from_a_mask_covering_the_photo_warns(tmp_path, tiny_weights, capsys):

@@ -161,10 +161,13 @@ def test_import_is_light():
 def test_tiny_masks_and_huge_bands_do_not_crash():
     assert trimap.from_mask(np.array([[True]])).tolist() == [[255]]
     row = np.array([[0, 1, 1, 0, 0]], np.uint8) * 255
-    assert np.all(trimap.from_mask(row, band=1e6) == 128)
+    assert np.all(trimap.from_mask(row, band=trimap.MAX_BAND) == 128)
     assert trimap.from_mask(row, band=0).tolist() == [[0, 255, 255, 0, 0]]
-    wide = trimap.from_mask(disk_mask(), band=1e9, image=np.zeros((96, 96, 3), np.uint8), transparency=True)
+    wide = trimap.from_mask(disk_mask(), band=trimap.MAX_BAND, image=np.zeros((96, 96, 3), np.uint8),
+                            transparency=True)
     assert np.all(wide == 128)
+    with pytest.raises(ValueError, match="at most 1024 pixels"):   # beyond: a slip, not a band
+        trimap.from_mask(row, band=1e6)
 
 
 def test_integer_zero_one_masks_are_read_as_labels():

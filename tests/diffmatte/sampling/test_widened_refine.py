@@ -45,9 +45,11 @@ def test_without_a_band_it_grows_by_the_images_default_band():
     assert _opened_depth(_second_trimap(None)) == int(np.floor(radius))
 
 
-def test_a_band_that_is_no_number_of_pixels_is_refused():
+@pytest.mark.parametrize("band", [-1.0, float("nan"), 1e9])
+def test_a_band_that_is_no_number_of_pixels_is_refused(band):
+    # the trimap's rule (trimap.check_band): finite, >= 0, at most trimap.MAX_BAND
     with pytest.raises(InputError, match="band"):
-        _second_trimap(-1.0)
+        _second_trimap(band)
 
 
 def test_engine_refine_passes_the_band_on(tiny_engine, monkeypatch):
