@@ -660,14 +660,19 @@ def test_the_widening_follows_the_band_the_user_chose(qtbot):
     assert [(c["widen_band"], c["band"]) for c in client.calls if c["op"] == "refine"] == [(True, 6), (True, None)]
 
 
-def test_scribbles_widen_the_band_and_sam_does_not(host, qtbot):
-    doc, adapter, client, panel = host
+def _scribbles_then_sam(qtbot, panel) -> None:
+    """Refine from scribbles, then from a SAM click."""
     scribble(qtbot, panel)
     refine_and_wait(qtbot, panel)
     panel.set_tool("sam")
     qtbot.mouseClick(panel.canvas, Qt.MouseButton.LeftButton,
                      pos=panel.canvas.to_widget(QtCore.QPointF(32, 24)).toPoint())
     refine_and_wait(qtbot, panel)
+
+
+def test_scribbles_widen_the_band_and_sam_does_not(host, qtbot):
+    doc, adapter, client, panel = host
+    _scribbles_then_sam(qtbot, panel)
     assert [c["op"] for c in client.calls if c["op"] != "trimap_from_mask"] == [
         "trimap_from_scribbles", "refine", "sam_trimap", "refine"]
     assert _widen_asked(client) == [True, False]
@@ -680,12 +685,7 @@ def test_the_worker_asks_the_shared_widen_rule(host, qtbot, monkeypatch):
     doc, adapter, client, panel = host
     asked = []
     monkeypatch.setattr(widen_rule, "widens", lambda source, edge: asked.append(source) or source == "sam")
-    scribble(qtbot, panel)
-    refine_and_wait(qtbot, panel)
-    panel.set_tool("sam")
-    qtbot.mouseClick(panel.canvas, Qt.MouseButton.LeftButton,
-                     pos=panel.canvas.to_widget(QtCore.QPointF(32, 24)).toPoint())
-    refine_and_wait(qtbot, panel)
+    _scribbles_then_sam(qtbot, panel)
     assert asked == ["scribbles", "sam"] and _widen_asked(client) == [False, True]
 
 
