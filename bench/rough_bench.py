@@ -29,7 +29,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 from PIL import Image
@@ -93,8 +93,10 @@ def stroke_trimap(method: str, image: np.ndarray, fg: np.ndarray, bg: np.ndarray
     return trimap.from_region(image, None, fg=fg, bg=bg)
 
 
-def stroke_count(name, image, alpha, engine, t2_sad, rng, max_strokes, method="region") -> int:
-    """Strokes until the matte is within 1.5x (or +2.0) of the trimap2 matte; max+1 if never.
+def stroke_count(name, image, alpha, engine, t2_sad, rng, max_strokes, method="region") -> Tuple[int, str]:
+    """(strokes until the matte is within 1.5x (or +2.0) of the trimap2 matte, max+1 if never;
+    how to show it: the count, ``>max``, or ``stuck@N`` where the simulated artist found no
+    mistake left to paint after N strokes with the matte still short of the target).
 
     The engine keeps its prior memo between the strokes of one photo, as in the panel: a
     refine after a stroke re-solves around the trimap's change. Seconds per stroke (trimap +
@@ -104,6 +106,7 @@ def stroke_count(name, image, alpha, engine, t2_sad, rng, max_strokes, method="r
     strokes: Dict[str, List[list]] = {"fg": [fg_stroke], "bg": [bg_stroke]}
     shape = alpha.shape
     history, seconds = [], []
+    stuck = 0
     fresh(engine)
     for n in range(2, max_strokes + 1):
         fg = trimap.strokes_to_mask(shape, strokes["fg"], radius=STROKE_RADIUS)
@@ -117,15 +120,16 @@ def stroke_count(name, image, alpha, engine, t2_sad, rng, max_strokes, method="r
             break
         fix = simulate.corrective_stroke(alpha, matte, rng)
         if fix is None:
+            stuck = n
             n = max_strokes + 1
             break
         strokes[fix[0]].append(fix[1])
     else:
         n = max_strokes + 1
-    shown = f"{n:3d}" if n <= max_strokes else f">{max_strokes}"
-    print(f"strokes {name:8s} {shown}  (target {target:.2f}; SAD after each: {' '.join(history)}; "
+    shown = str(n) if n <= max_strokes else f"stuck@{stuck}" if stuck else f">{max_strokes}"
+    print(f"strokes {name:8s} {shown:>8s}  (target {target:.2f}; SAD after each: {' '.join(history)}; "
           f"s: {' '.join(f'{t:.1f}' for t in seconds)})", flush=True)
-    return n
+    return n, shown
 
 
 def main(argv=None) -> int:
@@ -151,11 +155,14 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     engine = diffmatte.load_engine(weights="default", device="cpu")
     names = sorted(p.stem for p in (args.data / "gt").glob("*.png"))
+    # each photo's simulated hand is seeded by its place among all the photos, so a run on
+    # --photos simulates the same lasso, box and strokes as the full run
+    place = {n: k for k, n in enumerate(names)}
     if args.photos:
         names = [n for n in names if n in args.photos]
     totals: Dict[str, Dict[str, float]] = {"lasso": {}, "rect": {}}
-    counts: List[int] = []
-    for k, name in enumerate(names):
+    counts: List[Tuple[int, str]] = []
+    for name in names:
         image = load(args.data / "input" / f"{name}.png", "RGB")
         alpha = load(args.data / "gt" / f"{name}.png", "L").astype(np.float32) / 255.0
         t2 = load(args.data / "trimap2" / f"{name}.png", "L")
@@ -166,7 +173,7 @@ def main(argv=None) -> int:
 
             solve = get_baseline("cf")
             cf = (solve, sad(solve(image.astype(np.float64) / 255.0, t2), alpha))
-        rng = np.random.default_rng([args.seed, k])
+        rng = np.random.default_rng([args.seed, place[name]])
         for kind in ("lasso", "rect"):
             if kind in args.inputs:
                 make = simulate.lasso_from_alpha if kind == "lasso" else simulate.rectangle_from_alpha
@@ -190,8 +197,10 @@ def main(argv=None) -> int:
                   f"{t['product'] / t['cf']:.2f}x), trimap2 {t['cf_t2']:7.2f} (trimap2 matte/closed-form "
                   f"{t['t2'] / t['cf_t2']:.2f}x)")
     if counts:
-        shown = " ".join(str(c) if c <= args.max_strokes else f">{args.max_strokes}" for c in counts)
-        print(f"  strokes per photo: {shown}; median {statistics.median(counts)}, max {max(counts)}")
+        shown = " ".join(c[1] for c in counts)
+        n = [c[0] for c in counts]
+        print(f"  strokes per photo: {shown}; median {statistics.median(n)}, max {max(n)} "
+              "(stuck@N: no mistake left for the simulated artist to paint after N strokes, short of the target)")
     checks = []
     if totals["lasso"]:
         t = totals["lasso"]
@@ -201,8 +210,9 @@ def main(argv=None) -> int:
         t = totals["rect"]
         checks.append(("rectangle <= 1.5x trimap2 matte", t["product"] / t["t2"] <= GOALS["rect_vs_t2"]))
     if counts:
-        checks += [("strokes median <= 6", statistics.median(counts) <= GOALS["strokes_median"]),
-                   ("no photo needs 20 strokes", max(counts) < GOALS["strokes_max"])]
+        n = [c[0] for c in counts]
+        checks += [("strokes median <= 6", statistics.median(n) <= GOALS["strokes_median"]),
+                   ("no photo needs 20 strokes (a stuck photo counts as not reached)", max(n) < GOALS["strokes_max"])]
     for label, ok in checks:
         print(f"  goal: {label}: {'met' if ok else 'NOT met'}")
     return 0
