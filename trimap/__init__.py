@@ -19,7 +19,7 @@ from .box import box_of
 from .sam import SamPrompter, find_checkpoint
 from .scribbles import from_scribbles, strokes_to_mask
 from .rough import RoughInputWarning, from_region, from_selection, segment
-from .selection import installed_sam_box, read_selection
+from .selection import installed_sam_box, installed_sam_id, read_selection
 from .transparency import mark_unknown, transparency_widen
 from .widen import widen_cut_band
 
@@ -39,6 +39,7 @@ __all__ = [
     "from_selection",
     "from_scribbles",
     "installed_sam_box",
+    "installed_sam_id",
     "mark_unknown",
     "read_selection",
     "segment",

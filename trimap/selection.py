@@ -72,6 +72,18 @@ def installed_prompter(device: str = "auto") -> Optional[SamPrompter]:
         return _INSTALLED[device]
 
 
+def installed_sam_id() -> Optional[str]:
+    """What identifies the installed SAM checkpoint for batch fingerprints (its file name, size
+    and modification time; None when none is installed): a rerun after SAM was installed or
+    replaced redoes the rectangles it reads. Cheap: the file is found, not loaded."""
+    try:
+        path = locate_checkpoint(None, None)
+        stat = path.stat()
+    except (OSError, ValueError):   # SamCheckpointError is a ValueError
+        return None
+    return f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}"
+
+
 def installed_sam_box(image: Any, band: Optional[float], device: str = "auto") -> BoxTrimap:
     """``sam_box`` for :func:`read_selection` from the installed SAM (:func:`installed_prompter`)."""
     def run(box: Box) -> Optional[np.ndarray]:

@@ -53,7 +53,12 @@ def prepare(inputs: List[str], out_dir: Path, manifest: Manifest, settings: Sett
     if weights_id is None:  # our own engine: a missing model is reported now, not after planning
         weights_path = resolve_weights(settings.weights)
         weights_id = sha256_file(weights_path) or str(weights_path)
-    settings_id = settings.fingerprint(weights_id)
+    sam = None
+    if mask_dir is not None and settings.mask_edge != "exact":
+        import trimap
+
+        sam = trimap.installed_sam_id()   # a rectangle mask is read by SAM when one is installed
+    settings_id = settings.fingerprint(weights_id, sam)
 
     ours = manifest.our_outputs()
     found, ignored = discover(inputs, image_pattern, ours, exclude)

@@ -55,10 +55,14 @@ class Settings:
                 "edges": json.loads(self.edges) if self.edges else {}, "decontaminate": self.decontaminate,
                 "premultiplied": self.premultiplied}
 
-    def fingerprint(self, weights_hash: str) -> str:
+    def fingerprint(self, weights_hash: str, sam: Optional[str] = None) -> str:
+        """What the outputs depend on besides the inputs; ``sam``: the installed SAM checkpoint
+        (``trimap.installed_sam_id``) when masks are read and a rectangle may go to it."""
         import os
 
         d = asdict(self)
+        if sam is not None:   # absent otherwise: fingerprints of runs without SAM stay as they were
+            d["sam"] = sam
         d["weights"] = weights_hash
         d["tile_size"] = os.environ.get("DIFFMATTE_TILE_SIZE", "")  # decoder tiling changes the numbers
         d["results_revision"] = RESULTS_REVISION   # an engine whose matte changed redoes the outputs

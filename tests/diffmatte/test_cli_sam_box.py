@@ -67,3 +67,29 @@ def test_batch_masks_send_a_rough_rectangle_to_the_box_prompt(tmp_path, tiny_wei
     s = batch.run([str(images)], output=str(tmp_path / "out"), masks=str(masks), mask_edge="rough",
                   weights=str(tiny_weights), steps=1, threads=1, progress=False, echo=None)
     assert s.refined == 1 and boxes == [BOX] and widened == [False]
+
+
+def test_a_batch_rerun_redoes_masks_once_sam_is_installed(tmp_path, tiny_weights, monkeypatch):
+    """The installed SAM is part of a mask run's fingerprint: a rerun after a checkpoint is
+    installed (or replaced) redoes the masks a rectangle may now go to SAM for; a run from
+    trimaps only, or with exact masks, is not redone."""
+    from doubles.sam import no_installed_sam
+
+    no_installed_sam(monkeypatch, tmp_path / "config")
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir(), masks.mkdir()
+    _files(tmp_path)
+    (tmp_path / "photo.png").rename(images / "a.png")
+    (tmp_path / "lasso.png").rename(masks / "a.png")
+
+    def run(**kw):
+        return batch.run([str(images)], output=str(tmp_path / "out"), masks=str(masks), weights=str(tiny_weights),
+                         steps=1, threads=1, progress=False, echo=None, **kw)
+
+    assert run().refined == 1 and run().skipped == 1
+    assert run(mask_edge="exact").refined == 1 and run(mask_edge="exact").skipped == 1
+    sam_dir = tmp_path / "config" / "sam"
+    sam_dir.mkdir(parents=True)
+    (sam_dir / "sam_vit_b_01ec64.pth").write_bytes(b"a checkpoint")   # found, never loaded here
+    assert run(mask_edge="exact").skipped == 1                          # exact masks never go to SAM
+    assert run().refined == 1 and run().skipped == 1
