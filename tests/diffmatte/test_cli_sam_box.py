@@ -82,14 +82,14 @@ def test_a_batch_rerun_redoes_masks_once_sam_is_installed(tmp_path, tiny_weights
     (tmp_path / "photo.png").rename(images / "a.png")
     (tmp_path / "lasso.png").rename(masks / "a.png")
 
-    def run(**kw):
-        return batch.run([str(images)], output=str(tmp_path / "out"), masks=str(masks), weights=str(tiny_weights),
+    def run(out="out", **kw):
+        return batch.run([str(images)], output=str(tmp_path / out), masks=str(masks), weights=str(tiny_weights),
                          steps=1, threads=1, progress=False, echo=None, **kw)
 
     assert run().refined == 1 and run().skipped == 1
-    assert run(mask_edge="exact").refined == 1 and run(mask_edge="exact").skipped == 1
+    assert run("exact", mask_edge="exact").refined == 1
     sam_dir = tmp_path / "config" / "sam"
     sam_dir.mkdir(parents=True)
     (sam_dir / "sam_vit_b_01ec64.pth").write_bytes(b"a checkpoint")   # found, never loaded here
-    assert run(mask_edge="exact").skipped == 1                          # exact masks never go to SAM
+    assert run("exact", mask_edge="exact").skipped == 1                 # exact masks never go to SAM
     assert run().refined == 1 and run().skipped == 1
