@@ -32,6 +32,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 from scipy import ndimage as ndi
 
+from ._distance import distance, within
 from ._validate import BG, FG, UNKNOWN, as_image, as_mask, check_band, check_same_shape, stroke_masks
 from .band import default_band, from_mask
 from . import progress
@@ -226,7 +227,7 @@ def outer_unknown(seg: Segmentation, tri: np.ndarray, band: float) -> np.ndarray
     unknown = tri == UNKNOWN
     if not unknown.any():
         return np.zeros_like(unknown)
-    near = ndi.distance_transform_edt(~unknown) <= OUTER_REACH * band
+    near = within(unknown, OUTER_REACH * band)
     progress.report(0.45)
     cand = near & (tri == BG) & ~seg.fg & (seg.llr < OUTER_BG_LLR)
     labels, _ = ndi.label(cand | unknown)
@@ -244,7 +245,7 @@ def looks_rough(mask: np.ndarray, seg: Segmentation, band: float) -> bool:
     hard = mask >= 0.5
     if not seg.fg.any():
         return False  # nothing found inside: the outline is the best edge there is
-    depth = ndi.distance_transform_edt(hard)
+    depth = distance(hard)
     ring = hard & (depth <= max(2.0, 0.5 * band))
     if not ring.any():
         return False
