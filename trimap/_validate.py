@@ -73,10 +73,12 @@ def as_image(image: object, name: str = "image") -> np.ndarray:
         arr = arr[:, :, :3]
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
-    if arr.dtype == np.uint16:
-        return arr.astype(np.float32) / 65535.0
+    if arr.dtype in (np.uint8, np.uint16):
+        # in place: the same numbers, and one fresh 24 MP float array less (0.9 s of page
+        # faults here; issue #23)
+        out = arr.astype(np.float32)
+        out /= 255.0 if arr.dtype == np.uint8 else 65535.0
+        return out
     if np.issubdtype(arr.dtype, np.floating):
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} contains NaN or infinite values")

@@ -116,6 +116,7 @@ def _llr_map(img8: np.ndarray, bgd: np.ndarray, fgd: np.ndarray) -> np.ndarray:
     q = (img8 // step).astype(np.int32)
     index = (q[..., 0] * LLR_LEVELS + q[..., 1]) * LLR_LEVELS + q[..., 2]
     cells = np.flatnonzero(np.bincount(index.ravel(), minlength=LLR_LEVELS ** 3))
+    progress.report(0.8)  # in segment's share: a second at 24 MP so far
     levels = np.stack([cells // (LLR_LEVELS * LLR_LEVELS), cells // LLR_LEVELS % LLR_LEVELS, cells % LLR_LEVELS], -1)
     cube = levels.astype(np.float64) * step + (step - 1) / 2.0  # cell centres
     values = _gmm_loglik(cube, bgd) - _gmm_loglik(cube, fgd)
@@ -156,7 +157,10 @@ def segment(
     h, w = image.shape[:2]
     scale = min(1.0, math.sqrt(max_pixels / float(h * w)))
     size = (max(2, round(h * scale)), max(2, round(w * scale)))
-    img8 = np.ascontiguousarray((image * 255.0 + 0.5).astype(np.uint8)[:, :, ::-1])  # OpenCV is BGR
+    scaled = image * 255.0
+    scaled += 0.5  # in place: one fresh 24 MP float array less (issue #23)
+    img8 = np.ascontiguousarray(scaled.astype(np.uint8)[:, :, ::-1])  # OpenCV is BGR
+    del scaled
     progress.report(0.15)
     small = _resize(img8, size, nearest=False) if scale < 1.0 else img8
     start = np.ones((h, w), bool) if prior is None else np.asarray(prior) >= 0.5
