@@ -47,7 +47,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 #: Engine.prior_solver's values: where information flow runs.
 PRIOR_SOLVERS = ("auto", "numpy", "torch")
 #: a prior-only refine's progress unit (ten-thousandths): a 24 MP solve's slow first stages
-#: (seconds, 0.25 % of it) still move the bars (#23); the service sends <= 1 work event a second
+#: (seconds, 0.25 % of it) still move the bars (#23); the service sends <= 4 work events a second
 PRIOR_UNITS = 10000
 
 
