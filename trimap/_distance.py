@@ -26,8 +26,9 @@ from .progress import report
 
 #: distances below this many pixels are scipy's exactly (measured, see the module)
 EXACT_BELOW = 1000.0
-#: own pixels of one piece of :func:`nearest` (plus its margins): about 0.5 s at 24 MP
-PIECE_PIXELS = 8_000_000
+#: own pixels of one piece of :func:`nearest`, which adds its margins (24 MP, GT04's lasso:
+#: 5 pieces of 9.5 MP with them, 0.5-0.9 s each here; 8 MP pieces of 12.7 MP took 1.2-1.7 s)
+PIECE_PIXELS = 5_000_000
 
 
 def distance(free: np.ndarray) -> np.ndarray:

@@ -372,7 +372,8 @@ def from_selection(
     check_edge_mode(edge)
     m = as_mask(mask, "mask")
     progress.report(0.003)
-    img = as_image(image)
+    with progress.part(0.003, 0.01):
+        img = as_image(image, check=progress.report)
     check_same_shape(m.shape, img, "image", "mask")
     progress.report(0.01)  # the inputs read (24 MP: about a second)
     r = default_band(m.shape) if band is None else check_band(band)
