@@ -33,7 +33,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ._distance import distance, within
-from ._validate import BG, FG, UNKNOWN, as_image, as_mask, check_band, check_same_shape, stroke_masks
+from ._validate import BAND_ROWS, BG, FG, UNKNOWN, as_image, as_mask, check_band, check_same_shape, stroke_masks
 from .band import default_band, from_mask
 from . import progress
 
@@ -126,6 +126,19 @@ def _llr_map(img8: np.ndarray, bgd: np.ndarray, fgd: np.ndarray) -> np.ndarray:
     return table[index]
 
 
+def _bgr8(image: np.ndarray) -> np.ndarray:
+    """8-bit BGR copy (OpenCV's order) of a float RGB image in 0..1, rounded; in bands of rows,
+    each reported (a second or more at 24 MP on a busy machine, issue #23)."""
+    h = image.shape[0]
+    out = np.empty(image.shape, np.uint8)
+    for y0 in range(0, h, BAND_ROWS):
+        band = image[y0:y0 + BAND_ROWS] * 255.0
+        band += 0.5
+        out[y0:y0 + BAND_ROWS] = band.astype(np.uint8)[:, :, ::-1]
+        progress.report(min(1.0, (y0 + BAND_ROWS) / h))
+    return out
+
+
 def _resize(arr: np.ndarray, size: Tuple[int, int], nearest: bool) -> np.ndarray:
     import cv2
 
@@ -157,11 +170,9 @@ def segment(
     h, w = image.shape[:2]
     scale = min(1.0, math.sqrt(max_pixels / float(h * w)))
     size = (max(2, round(h * scale)), max(2, round(w * scale)))
-    scaled = image * 255.0
-    scaled += 0.5  # in place: one fresh 24 MP float array less (issue #23)
-    img8 = np.ascontiguousarray(scaled.astype(np.uint8)[:, :, ::-1])  # OpenCV is BGR
-    del scaled
-    progress.report(0.15)
+    with progress.part(0.0, 0.15):
+        img8 = _bgr8(image)
+
     small = _resize(img8, size, nearest=False) if scale < 1.0 else img8
     start = np.ones((h, w), bool) if prior is None else np.asarray(prior) >= 0.5
     labels = np.where(start, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
