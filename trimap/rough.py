@@ -113,10 +113,13 @@ def _llr_map(img8: np.ndarray, bgd: np.ndarray, fgd: np.ndarray) -> np.ndarray:
     the thresholds: the lasso bench went from 89.1 to 92.6.)
     """
     step = 256 // LLR_LEVELS
-    q = (img8 // step).astype(np.int32)
-    index = (q[..., 0] * LLR_LEVELS + q[..., 1]) * LLR_LEVELS + q[..., 2]
+    h, index = img8.shape[0], np.empty(img8.shape[:2], np.int32)
+    for y0 in range(0, h, BAND_ROWS):  # in bands of rows, reported: 1-2.5 s at 24 MP (issue #23)
+        q = (img8[y0:y0 + BAND_ROWS] // step).astype(np.int32)
+        index[y0:y0 + BAND_ROWS] = (q[..., 0] * LLR_LEVELS + q[..., 1]) * LLR_LEVELS + q[..., 2]
+        progress.report(0.6 * min(1.0, (y0 + BAND_ROWS) / h))
     cells = np.flatnonzero(np.bincount(index.ravel(), minlength=LLR_LEVELS ** 3))
-    progress.report(0.8)  # in segment's share: a second at 24 MP so far
+    progress.report(0.8)
     levels = np.stack([cells // (LLR_LEVELS * LLR_LEVELS), cells // LLR_LEVELS % LLR_LEVELS, cells % LLR_LEVELS], -1)
     cube = levels.astype(np.float64) * step + (step - 1) / 2.0  # cell centres
     values = _gmm_loglik(cube, bgd) - _gmm_loglik(cube, fgd)
@@ -127,8 +130,7 @@ def _llr_map(img8: np.ndarray, bgd: np.ndarray, fgd: np.ndarray) -> np.ndarray:
 
 
 def _bgr8(image: np.ndarray) -> np.ndarray:
-    """8-bit BGR copy (OpenCV's order) of a float RGB image in 0..1, rounded; in bands of rows,
-    each reported (a second or more at 24 MP on a busy machine, issue #23)."""
+    """8-bit BGR copy (OpenCV's order) of a 0..1 RGB image, in reported bands of rows (#23)."""
     h = image.shape[0]
     out = np.empty(image.shape, np.uint8)
     for y0 in range(0, h, BAND_ROWS):
@@ -196,8 +198,7 @@ def segment(
         small_labels[[0, -1], :] = cv2.GC_PR_BGD
         small_labels[:, [0, -1]] = cv2.GC_PR_BGD
     progress.report(0.3)
-    bgd = np.zeros((1, 65), np.float64)
-    fgd = np.zeros((1, 65), np.float64)
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     # GrabCut seeds its colour models with k-means from OpenCV's global random generator:
     # without a fixed seed the same selection gave a different trimap depending on what ran
     # before it (1.6 % of the lasso bench's SAD moved with the call history).
@@ -211,7 +212,8 @@ def segment(
     if region is not None:
         fg_mask &= region
     progress.report(0.6)
-    llr = _llr_map(img8, bgd, fgd)
+    with progress.part(0.6, 1.0):
+        llr = _llr_map(img8, bgd, fgd)
     return Segmentation(fg=fg_mask, llr=llr)
 
 
