@@ -17,6 +17,7 @@ from typing import Optional, Tuple, Union
 import numpy as np
 from scipy import ndimage as ndi
 
+from ._distance import distance, nearest, within
 from ._smooth import smooth
 from .progress import part, report
 from ._validate import BG, FG, UNKNOWN, as_image, as_mask, check_band, check_same_shape
@@ -82,8 +83,8 @@ def shift_edge(hard: np.ndarray, shift: float) -> np.ndarray:
     if shift == 0 or not hard.any() or hard.all():
         return hard
     if shift > 0:
-        return hard | (ndi.distance_transform_edt(~hard) <= shift)
-    return hard & (ndi.distance_transform_edt(hard) > -shift)
+        return hard | within(hard, shift)
+    return hard & (distance(hard) > -shift)
 
 
 def roughness_and_softness(
@@ -138,11 +139,11 @@ def unknown_band(hard: np.ndarray, radius: Union[float, np.ndarray]) -> np.ndarr
         r = float(radius)
         if r <= 0:
             return np.zeros(hard.shape, bool)
-        dist = ndi.distance_transform_edt(~edge)
-        return dist <= r
-    dist, idx = ndi.distance_transform_edt(~edge, return_indices=True)
-    report(0.85)
-    nearest_r = np.asarray(radius)[idx[0], idx[1]]
+        return within(edge, r)
+    radius = np.asarray(radius)
+    with part(0.25, 0.85):  # pieces of the whole image, reported (trimap._distance)
+        dist, idx = nearest(~edge, float(radius[edge].max()))
+    nearest_r = radius[idx[0], idx[1]]
     return (dist <= nearest_r) & (nearest_r > 0)
 
 

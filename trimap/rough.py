@@ -32,7 +32,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._validate import BG, FG, UNKNOWN, as_image, as_mask, check_band, check_same_shape, stroke_masks
+from ._distance import distance, within
+from ._validate import BAND_ROWS, BG, FG, UNKNOWN, as_image, as_mask, check_band, check_same_shape, stroke_masks
 from .band import default_band, from_mask
 from . import progress
 
@@ -112,9 +113,13 @@ def _llr_map(img8: np.ndarray, bgd: np.ndarray, fgd: np.ndarray) -> np.ndarray:
     the thresholds: the lasso bench went from 89.1 to 92.6.)
     """
     step = 256 // LLR_LEVELS
-    q = (img8 // step).astype(np.int32)
-    index = (q[..., 0] * LLR_LEVELS + q[..., 1]) * LLR_LEVELS + q[..., 2]
+    h, index = img8.shape[0], np.empty(img8.shape[:2], np.int32)
+    for y0 in range(0, h, BAND_ROWS):  # in bands of rows, reported: 1-2.5 s at 24 MP (issue #23)
+        q = (img8[y0:y0 + BAND_ROWS] // step).astype(np.int32)
+        index[y0:y0 + BAND_ROWS] = (q[..., 0] * LLR_LEVELS + q[..., 1]) * LLR_LEVELS + q[..., 2]
+        progress.report(0.6 * min(1.0, (y0 + BAND_ROWS) / h))
     cells = np.flatnonzero(np.bincount(index.ravel(), minlength=LLR_LEVELS ** 3))
+    progress.report(0.8)
     levels = np.stack([cells // (LLR_LEVELS * LLR_LEVELS), cells // LLR_LEVELS % LLR_LEVELS, cells % LLR_LEVELS], -1)
     cube = levels.astype(np.float64) * step + (step - 1) / 2.0  # cell centres
     values = _gmm_loglik(cube, bgd) - _gmm_loglik(cube, fgd)
@@ -122,6 +127,18 @@ def _llr_map(img8: np.ndarray, bgd: np.ndarray, fgd: np.ndarray) -> np.ndarray:
     table = np.zeros(LLR_LEVELS ** 3, np.float32)
     table[cells] = values
     return table[index]
+
+
+def _bgr8(image: np.ndarray) -> np.ndarray:
+    """8-bit BGR copy (OpenCV's order) of a 0..1 RGB image, in reported bands of rows (#23)."""
+    h = image.shape[0]
+    out = np.empty(image.shape, np.uint8)
+    for y0 in range(0, h, BAND_ROWS):
+        band = image[y0:y0 + BAND_ROWS] * 255.0
+        band += 0.5
+        out[y0:y0 + BAND_ROWS] = band.astype(np.uint8)[:, :, ::-1]
+        progress.report(min(1.0, (y0 + BAND_ROWS) / h))
+    return out
 
 
 def _resize(arr: np.ndarray, size: Tuple[int, int], nearest: bool) -> np.ndarray:
@@ -155,8 +172,9 @@ def segment(
     h, w = image.shape[:2]
     scale = min(1.0, math.sqrt(max_pixels / float(h * w)))
     size = (max(2, round(h * scale)), max(2, round(w * scale)))
-    img8 = np.ascontiguousarray((image * 255.0 + 0.5).astype(np.uint8)[:, :, ::-1])  # OpenCV is BGR
-    progress.report(0.15)
+    with progress.part(0.0, 0.15):
+        img8 = _bgr8(image)
+
     small = _resize(img8, size, nearest=False) if scale < 1.0 else img8
     start = np.ones((h, w), bool) if prior is None else np.asarray(prior) >= 0.5
     labels = np.where(start, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
@@ -180,8 +198,7 @@ def segment(
         small_labels[[0, -1], :] = cv2.GC_PR_BGD
         small_labels[:, [0, -1]] = cv2.GC_PR_BGD
     progress.report(0.3)
-    bgd = np.zeros((1, 65), np.float64)
-    fgd = np.zeros((1, 65), np.float64)
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     # GrabCut seeds its colour models with k-means from OpenCV's global random generator:
     # without a fixed seed the same selection gave a different trimap depending on what ran
     # before it (1.6 % of the lasso bench's SAD moved with the call history).
@@ -195,7 +212,8 @@ def segment(
     if region is not None:
         fg_mask &= region
     progress.report(0.6)
-    llr = _llr_map(img8, bgd, fgd)
+    with progress.part(0.6, 1.0):
+        llr = _llr_map(img8, bgd, fgd)
     return Segmentation(fg=fg_mask, llr=llr)
 
 
@@ -226,7 +244,7 @@ def outer_unknown(seg: Segmentation, tri: np.ndarray, band: float) -> np.ndarray
     unknown = tri == UNKNOWN
     if not unknown.any():
         return np.zeros_like(unknown)
-    near = ndi.distance_transform_edt(~unknown) <= OUTER_REACH * band
+    near = within(unknown, OUTER_REACH * band)
     progress.report(0.45)
     cand = near & (tri == BG) & ~seg.fg & (seg.llr < OUTER_BG_LLR)
     labels, _ = ndi.label(cand | unknown)
@@ -244,7 +262,7 @@ def looks_rough(mask: np.ndarray, seg: Segmentation, band: float) -> bool:
     hard = mask >= 0.5
     if not seg.fg.any():
         return False  # nothing found inside: the outline is the best edge there is
-    depth = ndi.distance_transform_edt(hard)
+    depth = distance(hard)
     ring = hard & (depth <= max(2.0, 0.5 * band))
     if not ring.any():
         return False
@@ -367,7 +385,8 @@ def from_selection(
     check_edge_mode(edge)
     m = as_mask(mask, "mask")
     progress.report(0.003)
-    img = as_image(image)
+    with progress.part(0.003, 0.01):
+        img = as_image(image, check=progress.report)
     check_same_shape(m.shape, img, "image", "mask")
     progress.report(0.01)  # the inputs read (24 MP: about a second)
     r = default_band(m.shape) if band is None else check_band(band)

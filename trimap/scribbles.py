@@ -20,6 +20,7 @@ from typing import Iterable, Optional, Sequence, Tuple
 import numpy as np
 from scipy import ndimage as ndi
 
+from ._distance import distance, within
 from ._validate import BG, FG, UNKNOWN, as_image, as_mask, check_same_shape
 from .band import from_mask
 
@@ -76,7 +77,7 @@ def strokes_to_mask(
             centres[ys[inside], xs[inside]] = True
     if radius < 0.5 or not centres.any():
         return centres
-    return ndi.distance_transform_edt(~centres) <= radius
+    return within(centres, radius)
 
 
 def _stroke(arr: Optional[np.ndarray], shape: Tuple[int, int], name: str) -> np.ndarray:
@@ -145,8 +146,8 @@ def propagate(image: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
 
 def nearest_seed_probability(fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
     """Edge-blind fallback: 1 near fg strokes, 0 near bg strokes, 0.5 halfway."""
-    d_fg = ndi.distance_transform_edt(~fg)
-    d_bg = ndi.distance_transform_edt(~bg)
+    d_fg = distance(~fg)
+    d_bg = distance(~bg)
     return (d_bg / np.maximum(d_fg + d_bg, 1e-6)).astype(np.float32)
 
 

@@ -13,6 +13,7 @@ from typing import Optional
 import numpy as np
 from scipy import ndimage as ndi
 
+from ._distance import within
 from ._validate import UNKNOWN, as_image, as_mask, as_trimap, check_same_shape
 from ._smooth import smooth
 
@@ -103,7 +104,7 @@ def transparency_widen(
     # Background-side test needs both colour models, and that they differ.
     has_fb = has_b & (f_w > MIN_SUPPORT) & (contrast > MIN_CONTRAST)
 
-    zone = ndi.distance_transform_edt(~unknown) <= reach
+    zone = within(unknown, reach)
     # Background that the local background model does not explain and that
     # leans towards the foreground colour: a faint strand, a wisp.
     odd_bg = ~hard & has_fb & (d_b > np.maximum(MIN_CONTRAST, OUTLIER * b_std)) & (d_f * AMBIGUITY < d_b * FAINT)

@@ -33,17 +33,19 @@ def to_float_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def _scale(arr: np.ndarray, what: str) -> np.ndarray:
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
-    if arr.dtype == np.uint16:
-        return arr.astype(np.float32) / 65535.0
+    if arr.dtype in (np.uint8, np.uint16):
+        # in place: the same numbers, and one fresh 24 MP float array less (0.9 s of page
+        # faults on the reference machine; issue #23)
+        out = arr.astype(np.float32)
+        out /= 255.0 if arr.dtype == np.uint8 else 65535.0
+        return out
     if arr.dtype == np.bool_:
         return arr.astype(np.float32)
     if np.issubdtype(arr.dtype, np.floating):
         out = arr.astype(np.float32)
         if not np.isfinite(out).all():
             raise InputError(f"{what} contains NaN or infinite values")
-        return np.clip(out, 0.0, 1.0)
+        return np.clip(out, 0.0, 1.0, out=out)  # astype copied: in place
     raise InputError(f"{what} dtype {arr.dtype} is not supported (use uint8, uint16, bool or float in [0, 1])")
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import Cancelled, InputError
 
 #: a prior-only refine's progress unit (ten-thousandths): a 24 MP solve's slow first stages
-#: (seconds, 0.25 % of it) still move the bars (#23); the service sends <= 1 work event a second
+#: (seconds, 0.25 % of it) still move the bars (#23); the service sends <= 4 work events a second
 PRIOR_UNITS = 10000
 
 

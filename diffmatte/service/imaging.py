@@ -80,7 +80,9 @@ def decode_rgb(data: bytes, field: str, max_pixels: int, option: str = "--max-me
             top = 65535.0 if img.mode != "F" else 1.0
             grey = np.clip(np.rint(grey / top * 255.0), 0, 255).astype(np.uint8)
             return np.repeat(grey[:, :, None], 3, axis=2)
-        return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+        # one copy, writable (PIL's array view is read-only); convert() copies too, so only
+        # where the mode needs it (a 24 MP photo: 0.3 s less of the refine's upload, #23)
+        return np.array(img if img.mode == "RGB" else img.convert("RGB"), dtype=np.uint8)
     except (OSError, ValueError) as exc:
         raise InvalidInput(f"'{field}' cannot be converted to RGB: {exc}") from None
 
@@ -129,7 +131,12 @@ def check_trimap(trimap: np.ndarray, field: str, quantize: bool) -> np.ndarray:
         out[trimap < 64] = 0
         out[trimap > 191] = 255
         return out
-    bad = ~np.isin(trimap, TRIMAP_VALUES)
+    if trimap.dtype == np.uint8:  # a table lookup: np.isin took 0.6 s of a 24 MP upload (issue #23)
+        allowed = np.zeros(256, bool)
+        allowed[list(TRIMAP_VALUES)] = True
+        bad = ~allowed[trimap]
+    else:
+        bad = ~np.isin(trimap, TRIMAP_VALUES)
     if bad.any():
         values = np.unique(trimap[bad])
         shown = ", ".join(str(int(v)) for v in values[:8])

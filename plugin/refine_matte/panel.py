@@ -262,7 +262,7 @@ class RefinePanel(QtWidgets.QWidget):
         """Run ``spec`` on a worker; ``preview`` jobs only compute the trimap (band preview)."""
         job = RefineJob(spec, self.state.get_client)
         sig = job.signals
-        sig.stage.connect(self.status_label.setText)
+        sig.stage.connect(self.job_progress.stage)
         sig.trimapReady.connect(self.canvas.set_trimap)
         sig.progress.connect(self.job_progress.step)
         sig.work.connect(self.job_progress.work)

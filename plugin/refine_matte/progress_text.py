@@ -1,5 +1,9 @@
 """Words for a refine's progress (stdlib only): "Solving the matte… 42 % (about 12 s left)".
 
+The docker names the work under way (:data:`PREPARING`, :data:`TRIMAP`, :data:`SOLVING`)
+with the per cent its bar shows (:func:`stage_text`): one number for the whole refine,
+not the stage's own (the text said "Solving… 0 %" under a bar at 10 %).
+
 A prior-only model (the shipped default: its matte is the information-flow prior, no
 diffusion runs) reports the solve's fraction done, not steps; the time left is estimated
 from the rate since the first report, so an upload or a wait in the queue before the
@@ -13,6 +17,8 @@ import math
 import time
 from typing import Callable, Optional
 
+PREPARING = "Preparing the image…"
+TRIMAP = "Building the trimap…"
 SOLVING = "Solving the matte…"
 MIN_PROGRESS = 0.01   # fraction gained since the first report before the time left is guessed
 MIN_SECONDS = 0.5     # and seconds passed
@@ -29,10 +35,19 @@ def time_left(seconds: float) -> str:
     return f"{math.ceil(s / 60)} min"
 
 
+def stage_text(stage: str, fraction: float, left: Optional[float] = None) -> str:
+    """``stage`` with the per cent done after its "…" ("Building the trimap… 42 %"), and
+    " (about 12 s left)" when ``left`` (seconds) is known; a note after the "…" follows
+    ("Connecting to the engine… 21 % (the first time ...)")."""
+    pct = int(100 * min(max(fraction, 0.0), 1.0))
+    head, dots, note = stage.partition("…")
+    return (f"{head}{dots} {pct} %" + (f" (about {time_left(left)} left)" if left is not None else "")
+            + note)
+
+
 def solving_text(fraction: float, left: Optional[float] = None) -> str:
     """"Solving the matte… 42 %", with " (about 12 s left)" when ``left`` (seconds) is known."""
-    pct = int(100 * min(max(fraction, 0.0), 1.0))
-    return f"{SOLVING} {pct} %" + (f" (about {time_left(left)} left)" if left is not None else "")
+    return stage_text(SOLVING, fraction, left)
 
 
 class Estimate:

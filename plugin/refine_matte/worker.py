@@ -15,6 +15,7 @@ from . import imaging, widen_rule
 from .adapter import HostError
 from .client import EngineError, EngineNotRunning, JobCancelled
 from .engine_api import EngineApi
+from .progress_text import PREPARING, TRIMAP
 from .qt import QtCore, QtGui, Signal
 
 
@@ -57,7 +58,7 @@ PREP = {"start": 0.02, "encoded": 0.2, "connected": 0.22, "trimap": (0.24, 0.84)
 class JobSignals(QtCore.QObject):
     """Signals of a RefineJob; created in (and owned by) the GUI thread."""
 
-    stage = Signal(str)
+    stage = Signal(str)                   # the work under way ("Building the trimap…"; the panel adds the %)
     trimapReady = Signal(object)          # QImage
     progress = Signal(int, int, object)   # step, total, preview PNG bytes | None (decoded by the GUI)
     work = Signal(int, int)               # engine work done, total (tile x step decodes)
@@ -123,8 +124,8 @@ class RefineJob:
     def _run(self) -> None:
         sig = self.signals
         try:
+            sig.stage.emit(PREPARING)
             sig.prepared.emit(PREP["start"])  # the spec is built: the layer has been read
-            sig.stage.emit("Preparing the image…")
             self._encode()
             sig.stage.emit("Connecting to the engine… (the first time it may have to start: "
                            "about 15 s, once per session)")
@@ -136,7 +137,7 @@ class RefineJob:
             if info is not None:
                 sig.engineInfo.emit(info)
             sig.prepared.emit(PREP["connected"])
-            sig.stage.emit("Computing trimap…")
+            sig.stage.emit(TRIMAP)
             trimap_png = self._trimap(client)
             if self.spec.override_png is not None and self.spec.source != "scribbles":
                 trimap_png = apply_overrides(trimap_png, self.spec.override_png)
@@ -176,11 +177,10 @@ class RefineJob:
                 sig.failed.emit(describe_error(exc))
 
     def _trimap_work(self, done: int, total: int) -> None:
-        """The service's progress of the trimap: the bar, and its per cent in the status."""
+        """The service's progress of the trimap: its share of the preparation."""
         lo, hi = PREP["trimap"]
         fraction = min(max(done / max(total, 1), 0.0), 1.0)
         self.signals.prepared.emit(lo + (hi - lo) * fraction)
-        self.signals.stage.emit(f"Computing trimap… {int(100 * fraction)} %")
 
     def _trimap(self, client: EngineApi) -> bytes:
         s = self.spec

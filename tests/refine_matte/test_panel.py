@@ -920,7 +920,8 @@ def test_a_prior_only_engine_hides_the_diffusion_controls_and_shows_the_solve(qt
     assert all(label.isHidden() for label in labels)
     solving = [t for t in texts if t]
     assert len(solving) >= 3 and all(re.fullmatch(r"Solving the matte… \d+ %", t) for t in solving)
-    assert solving[0] == "Solving the matte… 0 %" and solving[-1] == "Solving the matte… 100 %"
+    # the bar's per cent (the preparation filled its share first), up to the whole job's 100
+    assert solving[0] != "Solving the matte… 0 %" and solving[-1] == "Solving the matte… 100 %"
     assert not any("step" in t for t in texts) and "step" not in panel.progress.text()
     assert panel.progress.value() == panel.progress.maximum()
     panel.set_engine_info({"prior_only": False})          # another model: they come back
@@ -932,6 +933,9 @@ def test_solving_text_and_estimate():
 
     assert solving_text(0.423) == "Solving the matte… 42 %"
     assert solving_text(0.5, 11.2) == "Solving the matte… 50 % (about 12 s left)"
+    from refine_matte.progress_text import stage_text
+    assert stage_text("Connecting… (once)", 0.216, 3) == "Connecting… 21 % (about 3 s left) (once)"
+    assert stage_text("Refining", 1.5) == "Refining 100 %"
     assert [time_left(s) for s in (0, 59.5, 61, 95, 601)] == ["0 s", "1 min", "1 min 10 s", "1 min 40 s",
                                                              "11 min"]
     now = [100.0]

@@ -9,6 +9,7 @@ pytest.importorskip("pytestqt")
 from refine_matte.client import JobCancelled  # noqa: E402
 from refine_matte.panel import RefinePanel  # noqa: E402
 from refine_matte.panel_progress import BAR_MAX, PREP_SHARE  # noqa: E402
+from refine_matte.progress_text import PREPARING, SOLVING, TRIMAP, stage_text  # noqa: E402
 from refine_matte.worker import PREP, JobSpec, RefineJob  # noqa: E402
 from doubles.plugin_fakes import FakeEngineClient  # noqa: E402
 from test_panel import Document, EditorAdapter, Layer, sample_image, scribble  # noqa: E402
@@ -22,8 +23,9 @@ def test_the_bar_rises_from_the_preparation_on_and_never_goes_back(qtbot, prior_
     panel.show()
     panel.refresh()
     scribble(qtbot, panel)
-    values, stages = [], []
+    values, stages, texts = [], [], []
     panel.progress.valueChanged.connect(values.append)
+    panel.progress.valueChanged.connect(lambda v: texts.append((v, panel.status_label.text())))
     panel.jobStarted.connect(lambda: panel.job.signals.stage.connect(stages.append))
     with qtbot.waitSignal(panel.jobFinished, timeout=10000) as blocker:
         panel.refine()
@@ -33,7 +35,15 @@ def test_the_bar_rises_from_the_preparation_on_and_never_goes_back(qtbot, prior_
     # the layer read, its encoding, the trimap's progress (the fake reports half), the upload
     assert prep[0] == int(BAR_MAX * PREP_SHARE * PREP["start"]) and len(prep) >= 5
     assert int(BAR_MAX * PREP_SHARE * (PREP["trimap"][0] + PREP["trimap"][1]) / 2) in prep
-    assert "Computing trimap… 50 %" in stages
+    assert stages[:1] == [PREPARING] and TRIMAP in stages
+    # the status names the work with the bar's per cent (issue #23: "Solving… 0 %" under a bar at 10 %)
+    half = int(BAR_MAX * PREP_SHARE * (PREP["trimap"][0] + PREP["trimap"][1]) / 2)
+    assert (half, stage_text(TRIMAP, half / BAR_MAX)) in texts
+    named = [(v, t) for v, t in texts if "step" not in t]
+    assert named and all(f"… {100 * v // BAR_MAX} %" in t for v, t in named), named
+    if prior_only:
+        assert any(t.startswith(SOLVING) for _, t in named)
+        assert not any(t.startswith(SOLVING + " 0 %") for _, t in named)
 
 
 def test_a_cancel_stops_the_encoding_of_a_large_layer(qtbot):

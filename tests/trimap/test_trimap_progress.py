@@ -88,3 +88,16 @@ def test_smooth_upsamples_in_bands_exactly_as_in_one_call(monkeypatch):
         banded = _smooth.smooth(arr, 40.0)
     assert np.array_equal(banded, whole) and banded.dtype == np.float32
     assert len(heard) == 2 + 12 and heard[-1] == 1.0   # sums, coordinates, 12 bands of 17 rows
+
+
+@pytest.mark.parametrize("dtype,top", [(np.uint8, 255.0), (np.uint16, 65535.0)])
+def test_an_image_is_converted_in_reported_bands_to_the_same_numbers(monkeypatch, dtype, top):
+    from trimap import _validate
+
+    monkeypatch.setattr(_validate, "BAND_ROWS", 7)
+    arr = np.random.default_rng(0).integers(0, int(top) + 1, (30, 11, 4)).astype(dtype)
+    heard = []
+    out = _validate.as_image(arr, check=heard.append)
+    assert out.dtype == np.float32 and np.array_equal(out, arr[:, :, :3].astype(np.float32) / top)
+    assert heard == [7 / 30, 14 / 30, 21 / 30, 28 / 30, 1.0]
+    assert np.array_equal(_validate.as_image(arr), out)

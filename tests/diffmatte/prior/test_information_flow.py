@@ -314,6 +314,17 @@ def test_the_solve_reports_its_progress_in_small_rising_steps(monkeypatch, tile)
     np.testing.assert_allclose(alpha, information_flow_alpha(img, tri, tile=tile), atol=1e-6)
 
 
+def test_the_solve_reports_its_set_up():
+    """The known / unknown maps and the crop (a second or two at 24 MP) have a share of the
+    solve of their own, reported before the solve's stages (issue #23: the bars sat still)."""
+    from diffmatte.prior.solve import SETUP_SHARE
+
+    img, tri, _ = _two_colour(32, 40)
+    calls = []
+    information_flow_alpha(img, tri, check=calls.append)
+    assert calls[:3] == [0.0, SETUP_SHARE / 2, SETUP_SHARE] and min(calls[3:]) >= SETUP_SHARE
+
+
 def test_the_engine_reports_the_prior_from_its_start():
     """A prior-only engine's ``progress(done, PRIOR_UNITS)`` starts at 0 (the front ends show
     "Solving the matte… 0 %" at once) and rises through many values to PRIOR_UNITS."""

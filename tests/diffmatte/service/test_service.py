@@ -431,6 +431,12 @@ def test_quantize_trimap_thresholds():
     assert imaging.check_trimap(row, "trimap", True).tolist() == [[0, 0, 128, 128, 128, 255, 255]]
     with pytest.raises(imaging.InvalidInput, match="4 pixels with values outside"):
         imaging.check_trimap(row, "trimap", False)
+    every = np.arange(256, dtype=np.uint8)[None]  # the uint8 table: exactly 0/128/255 pass
+    with pytest.raises(imaging.InvalidInput, match="253 pixels with values outside"):
+        imaging.check_trimap(every, "trimap", False)
+    clean = np.array([[0, 128, 255]], np.uint8)
+    assert imaging.check_trimap(clean, "trimap", False) is clean
+    assert imaging.check_trimap(clean.astype(np.uint16), "trimap", False).dtype == np.uint16
 
 
 @pytest.mark.parametrize("method,path,status", [
