@@ -8,7 +8,7 @@ service's trimap computation (``trimap.from_selection``, ``edge="rough"``) under
 Every report is timed; the gaps over ``--gap`` seconds are printed with the fractions
 around them, so the silent call can be found.
 
-    PYTHONPATH=. python bench/progress_gaps.py --photo GT04 [--refine]
+    PYTHONPATH=. python bench/progress_gaps.py --photo GT04 [--refine [--cancel-at 40]]
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ class Timeline:
         return [(b[0] - a[0], a, b) for a, b in pairs if b[0] - a[0] > over]
 
 
-def run(photo: str, refine: bool, gap: float) -> None:
+def run(photo: str, refine: bool, gap: float, cancel_at: float = 0.0) -> None:
     from trimap import progress
     from trimap.rough import from_selection
 
@@ -65,26 +65,49 @@ def run(photo: str, refine: bool, gap: float) -> None:
     print(f"{photo}: trimap {line.marks[-1][0]:.2f} s, edge {edge}, {len(line.marks)} reports, "
           f"unknown {100 * (tri == 128).mean():.1f} %")
     if refine:
-        from diffmatte.engine import load_engine
-
-        engine = load_engine("default", device="cpu")
-        first = Timeline()
-
-        class First(Exception):
-            pass
-
-        def report(done: int, total: int) -> None:
-            first.mark("refine", done / total)
-            if done > 0:
-                raise First()
-        try:
-            engine.refine(img.astype(np.float32) / 255.0, tri, steps=3, seed=0, progress=report, widen_band=True)
-        except First:
-            pass
-        print(f"refine: first report with work done after {first.marks[-1][0]:.2f} s")
-        line.marks += [(line.marks[-1][0] + t, w, v) for t, w, v in first.marks]
+        line.marks += [(line.marks[-1][0] + t, w, v) for t, w, v in refine_timeline(img, tri, cancel_at).marks]
     for g, a, b in line.gaps(gap):
         print(f"  gap {g:.2f} s: {a[1]} {a[2]:.3f} @ {a[0]:.2f} s -> {b[1]} {b[2]:.3f} @ {b[0]:.2f} s")
+
+
+def refine_timeline(img: np.ndarray, tri: np.ndarray, cancel_at: float) -> Timeline:
+    """The default engine's refine of ``tri`` (``widen_band`` as the docker asks for a rough
+    edge), timed report by report: until its first report with work done, or with
+    ``cancel_at`` > 0 until Cancel, pressed that many seconds after the start (a timer
+    thread, as the docker's button), has stopped it; the cancel's latency is printed."""
+    import threading
+
+    from diffmatte.engine import load_engine
+    from diffmatte.errors import Cancelled
+
+    engine = load_engine("default", device="cpu")
+    first = Timeline()
+    cancel = threading.Event()
+
+    class First(Exception):
+        pass
+
+    def report(done: int, total: int) -> None:
+        first.mark("refine", done / total)
+        if done > 0 and cancel_at <= 0:
+            raise First()
+    timer = threading.Timer(cancel_at, cancel.set) if cancel_at > 0 else None
+    if timer is not None:
+        timer.start()
+    try:
+        engine.refine(img.astype(np.float32) / 255.0, tri, steps=3, seed=0, progress=report, widen_band=True,
+                      cancel=cancel)
+        print("refine: finished before the cancel")
+    except First:
+        print(f"refine: first report with work done after {first.marks[-1][0]:.2f} s")
+    except Cancelled:
+        first.mark("cancelled", first.marks[-1][2])
+        print(f"refine: Cancel at {cancel_at:.1f} s (bar {first.marks[-2][2]:.3f}) stopped it after "
+              f"{first.marks[-1][0] - cancel_at:.2f} s")
+    finally:
+        if timer is not None:
+            timer.cancel()
+    return first
 
 
 def main() -> None:
@@ -92,8 +115,10 @@ def main() -> None:
     ap.add_argument("--photo", default="GT04")
     ap.add_argument("--refine", action="store_true", help="also time the refine until the prior's first report")
     ap.add_argument("--gap", type=float, default=1.0, help="print gaps over this many seconds")
+    ap.add_argument("--cancel-at", type=float, default=0.0, metavar="S",
+                    help="with --refine: press Cancel S seconds into the refine and time how long it takes")
     args = ap.parse_args()
-    run(args.photo, args.refine, args.gap)
+    run(args.photo, args.refine, args.gap, args.cancel_at)
 
 
 if __name__ == "__main__":

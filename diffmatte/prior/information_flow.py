@@ -189,12 +189,16 @@ def _flows(rg: Region, label: np.ndarray, samples: Optional[KnownSamples], check
         with ThreadPoolExecutor(2) as pool:
             ku_job = pool.submit(known_to_unknown, rg, label, samples, relay.stage(1))
             loc_job = pool.submit(local_and_intra_u, rg, relay.stage(0))
-            r_u, r_k = colour_mixture(rg, check)
-            while True:
-                wait([loc_job, ku_job], timeout=RELAY_SECONDS, return_when=ALL_COMPLETED)
-                relay.replay()
-                if loc_job.done() and ku_job.done():
-                    break
+            try:
+                r_u, r_k = colour_mixture(rg, check)
+                while True:
+                    wait([loc_job, ku_job], timeout=RELAY_SECONDS, return_when=ALL_COMPLETED)
+                    relay.replay()
+                    if loc_job.done() and ku_job.done():
+                        break
+            except BaseException:
+                relay.stop()   # a cancel: the workers end at their next report, not at their end
+                raise
             lap_u, lap_k = loc_job.result()
             h_ku, w_f = ku_job.result()
     else:
@@ -255,7 +259,9 @@ def _solve(image: np.ndarray, label: np.ndarray,
     # The system over the unknown pixels: (S_CM R_u^T R_u + L_u + diag(h)) x = rhs.
     a_known = fixed[rg.r_idx[rg.known]]
     rhs = -(S_CM * (r_u.T @ (r_k @ a_known)) + lap_k @ a_known) + h_ku * w_f
+    check(0.75)   # a cancel is seen between the assembly's steps (each up to a second in a 24 MP window)
     r_ut = r_u.T.tocsr()
+    check(0.75)
     a_loc = (lap_u + sp.diags(h_ku)).tocsr()
     diag = S_CM * np.bincount(r_u.indices, weights=r_u.data ** 2, minlength=rg.nu) + a_loc.diagonal()
     diag[diag <= 1e-12] = 1.0

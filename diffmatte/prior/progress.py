@@ -29,6 +29,10 @@ def monotone(check: Progress) -> Progress:
     return report
 
 
+class Stopped(Exception):
+    """Ends a worker's stage after the solve it belongs to was cancelled or failed."""
+
+
 class Relay:
     """Progress of stages running in worker threads, replayed by the thread that reports it.
 
@@ -41,13 +45,29 @@ class Relay:
         self.events: list = []
         self.latest = [0.0] * len(weights)
         self.seen = 0
+        self.stopped = False
 
     def stage(self, index: int) -> Progress:
-        return lambda fraction: self.events.append((index, float(fraction)))  # list.append is atomic
+        """Stage ``index``'s progress callback, for its worker thread: it records, and once
+        :meth:`stop` was called it raises :class:`Stopped`, so that the worker ends at its
+        next report instead of running to its end after the solve was cancelled."""
+        def record(fraction: float) -> None:
+            if self.stopped:
+                raise Stopped("the solve stopped")
+            self.events.append((index, float(fraction)))  # list.append is atomic
+        return record
+
+    def stop(self) -> None:
+        self.stopped = True
 
     def replay(self) -> None:
+        """Pass the new events on; with none new, the current share again (``check`` also
+        looks for cancel, which must not wait for a worker's silent stretch to end)."""
+        share = lambda: self.start + sum(w * f for w, f in zip(self.weights, self.latest))  # noqa: E731
+        if self.seen == len(self.events):
+            self.check(share())
         while self.seen < len(self.events):
             index, fraction = self.events[self.seen]
             self.seen += 1
             self.latest[index] = max(self.latest[index], fraction)
-            self.check(self.start + sum(w * f for w, f in zip(self.weights, self.latest)))
+            self.check(share())

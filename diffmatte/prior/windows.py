@@ -99,12 +99,17 @@ class _WindowProgress:
         self.events.append((i, f))
 
     def replay(self) -> None:
+        """Report the recorded steps; with none new, the current share again: ``report``
+        checks for cancel, which must not wait for a window's silent stretch to end."""
         total = max(sum(self.counts), 1)
+        share = lambda: sum(g * n for g, n in zip(self.frac, self.counts)) / total  # noqa: E731
+        if self.seen == len(self.events):
+            self.report(share())
         while self.seen < len(self.events):
             i, f = self.events[self.seen]
             self.seen += 1
             self.frac[i] = max(self.frac[i], f)
-            self.report(sum(g * n for g, n in zip(self.frac, self.counts)) / total)
+            self.report(share())
 
 
 def _solve_window(image: np.ndarray, label: np.ndarray, coarse: np.ndarray, win: Rect,
@@ -115,9 +120,10 @@ def _solve_window(image: np.ndarray, label: np.ndarray, coarse: np.ndarray, win:
     pinned = np.full((y1 - y0, x1 - x0), np.nan, np.float32)
     rim = _rim(win, h, w)
     pinned[rim] = coarse[y0:y1, x0:x1][rim]
+    samples = _nearby_samples(image, label, win, (0, 0), (h, w), torch_cg)
+    progress(0.0)   # a stop is seen after the samples' trees are built (a second at 24 MP)
     return ifm._solve(image[y0:y1, x0:x1], label[y0:y1, x0:x1], progress, pinned=pinned, scale=(h, w),
-                      init=coarse[y0:y1, x0:x1], origin=(y0, x0),
-                      samples=_nearby_samples(image, label, win, (0, 0), (h, w), torch_cg), torch_cg=torch_cg)
+                      init=coarse[y0:y1, x0:x1], origin=(y0, x0), samples=samples, torch_cg=torch_cg)
 
 
 def _blend_into(alpha: np.ndarray, a: np.ndarray, c: Rect, win: Rect) -> None:

@@ -398,6 +398,52 @@ def test_cancel_during_windows_stops_every_window(monkeypatch):
     assert threading.active_count() == before   # no solve left running
 
 
+@pytest.mark.parametrize("where", ["flows", "windows"])
+def test_a_cancel_does_not_wait_for_a_silent_or_long_worker(monkeypatch, where):
+    """Issue #23 (a Cancel in Krita took 13 s at 24 MP): the solving thread checks for cancel
+    every RELAY_SECONDS / 0.25 s whether or not a worker reported (the cancel is seen while
+    a window is silent), and a flow's worker stage ends at its next report once the solve is
+    cancelled, instead of running to its end."""
+    import threading
+    import time
+
+    import diffmatte.prior.information_flow as ifm
+    import diffmatte.prior.windows as win
+
+    img, tri, _ = _two_colour(64, 120)
+    started = threading.Event()
+    seen = []
+
+    def long_worker(rg, report):              # 20 s of work, reporting every 10 ms
+        started.set()
+        for i in range(2000):
+            report(i / 2000)
+            time.sleep(0.01)
+        raise AssertionError("the worker ran to its end")
+
+    def silent_window(image, label, coarse, w, progress, torch_cg=None):
+        started.set()
+        time.sleep(2.0)                         # a silent stretch (the samples' trees, an assembly)
+        progress(0.0)
+        raise AssertionError("a window solve went on after the cancel")
+
+    if where == "flows":
+        monkeypatch.setattr(ifm, "local_and_intra_u", long_worker)
+    else:
+        monkeypatch.setattr(win, "_solve_window", silent_window)
+
+    def check(fraction: float) -> None:
+        if started.is_set():
+            seen.append(time.perf_counter())
+            raise KeyboardInterrupt
+
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        information_flow_alpha(img, tri, check=check, tile=0 if where == "flows" else 32)
+    assert seen[0] - t0 < 1.5              # seen while the worker was silent or busy
+    assert time.perf_counter() - t0 < 3.0  # and the workers ended soon after
+
+
 def test_a_cancel_before_the_solve_stops_the_engine_before_the_memo(monkeypatch):
     """Issue #23: the prior's first check comes before the memo's digest and the solve's
     set-up (seconds at 24 MP), so a cancel pressed then ends the refine at once."""
