@@ -11,7 +11,6 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from timm.layers import DropPath, LayerNorm2d, Mlp
 
 
 def resize_rel_pos(rel_pos: torch.Tensor, length: int) -> torch.Tensor:
@@ -77,6 +76,10 @@ class ResBottleneck(nn.Module):
     """x + (1x1 conv -> LN -> GELU -> 3x3 conv -> LN -> GELU -> 1x1 conv -> LN), channels-first."""
 
     def __init__(self, channels: int, bottleneck: int) -> None:
+        # timm (and the torchvision it imports, ~2 s) only once a ViT is built: the default
+        # model has none, and every CLI run and service start paid for it
+        from timm.layers import LayerNorm2d
+
         super().__init__()
         self.conv1 = nn.Conv2d(channels, bottleneck, 1, bias=False)
         self.norm1 = LayerNorm2d(bottleneck, eps=1e-6)
@@ -120,6 +123,8 @@ class Block(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, window_size: int,
                  use_residual_block: bool, input_size: Tuple[int, int], drop_path: float = 0.0) -> None:
+        from timm.layers import DropPath, Mlp   # only once a ViT is built (see ResBottleneck)
+
         super().__init__()
         self.window_size = window_size
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
