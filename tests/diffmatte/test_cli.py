@@ -238,6 +238,17 @@ def test_help_and_input_errors_answer_without_importing_torch(tmp_path):
     assert res.stdout.strip().endswith("NO-TORCH"), res.stdout[-500:] + res.stderr[-2000:]
 
 
+def test_the_default_engine_loads_without_timm(tmp_path):
+    """Issue 23 (start-up): the default model has no ViT, so loading it never imports timm
+    and the torchvision it pulls in (~2 s of every CLI run and service start)."""
+    code = ("import sys, diffmatte\n"
+            "diffmatte.load_engine('default', device='cpu')\n"
+            "print('TIMM' if 'timm' in sys.modules or 'torchvision' in sys.modules else 'NO-TIMM')\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(tmp_path),
+                         env=_env_with_root())
+    assert res.stdout.strip().endswith("NO-TIMM"), res.stdout[-500:] + res.stderr[-2000:]
+
+
 def _env_with_root():
     import os
 
