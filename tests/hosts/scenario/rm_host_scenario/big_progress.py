@@ -10,10 +10,10 @@ cancelled within ``CANCEL_S``, leave the layer and its masks as they were, and l
 engine idle. The sampled series goes to results.json (``progress_24mp``).
 
 The gaps and the cancel are measured twice: in wall seconds, and in CPU seconds of the work
-(Krita's process and the engine's, from /proc): what an idle machine would take at most. A
-shared machine whose load is above ``BUSY_LOAD`` x its CPUs at the click (others' jobs: load
-9-11 on 2 cores here) stretches single scipy calls of the trimap 3-8x; there the CPU-time
-checks count and the wall-clock ones are recorded as notes, with their numbers.
+(Krita's process and the engine's, from /proc). The wall-clock checks count; but a shared
+machine whose load is above ``BUSY_LOAD`` x its CPUs at the click (others' jobs: load 9-11 on
+2 cores here) stretches single scipy calls of the trimap 3-8x, and there the CPU-time checks
+count instead. The figure not counted is recorded as a note where it is over the limit.
 """
 import hashlib
 import os
@@ -151,14 +151,18 @@ def longest_gap(up, end, column=0):
 
 
 def timed_check(name, wall, cpu, limit, busy, detail):
-    """Check that ``cpu`` and (unless ``busy``) ``wall`` seconds are within ``limit``; on a
-    busy machine the wall-clock verdict becomes a note with its numbers."""
-    check(name + " (CPU seconds of Krita + engine)", cpu <= limit, "%.2f CPU s; %s" % (cpu, detail))
-    if not busy:
+    """Check the ``wall`` seconds against ``limit``, or on a ``busy`` machine the ``cpu``
+    seconds of Krita + engine (what the work itself took there); the other figure becomes a
+    note. On an idle machine the wall clock is what the artist sees, and the CPU seconds of
+    work that runs on both cores can be twice the wall time (a 1.2 s gap held 2.1 CPU s)."""
+    if busy:
+        check(name + " (CPU seconds of Krita + engine, busy machine)", cpu <= limit, "%.2f CPU s; %s" % (cpu, detail))
+        measured, unit = wall, "s (wall, not counted on a busy machine)"
+    else:
         check(name, wall <= limit, "%.2f s; %s" % (wall, detail))
-    elif wall > limit:
-        RESULTS.setdefault("notes", []).append("%s: %.2f s on a busy machine (not counted); %s"
-                                               % (name, wall, detail))
+        measured, unit = cpu, "CPU s of Krita + engine (not counted on an idle machine)"
+    if measured > limit:
+        RESULTS.setdefault("notes", []).append("%s: %.2f %s; %s" % (name, measured, unit, detail))
 
 
 def engine_idle(panel):

@@ -308,7 +308,7 @@ def run():
               new is not old and (new.port != old.port or new.token != old.token),
               "port %s -> %s" % (old.port, new.port))
     # 5. a 6000 x 4000 photo: the progress bar moves from the click on; then Cancel
-    # (RM_BIG_PROGRESS=1 only: on a shared 2-core machine it meets its 2 s rule only sometimes)
+    # (RM_BIG_PROGRESS=1, as CI sets it: a minute more per host)
     if os.environ.get("RM_BIG_PROGRESS") == "1":
         from . import big_progress
         big_progress.run_step(k, win, panel)
