@@ -72,15 +72,38 @@ def _trimap_levels(arr) -> tuple:
     import numpy as np
 
     a = np.asarray(arr)
+    if a.ndim == 3 and a.shape[2] >= 3 and _has_colour(a[..., :3]):
+        return 0.0, 0, 0, a.shape[0] * a.shape[1]   # a photo: only its first value is read
+    if a.dtype == np.uint8 and (a.ndim == 2 or a.shape[2] < 3):
+        # an 8-bit grey trimap (nearly every one): the same rule over a histogram of its 256
+        # levels, one pass (a 24 MP trimap: ~0.05 s instead of ~0.5 s)
+        counts = np.bincount((a if a.ndim == 2 else a[..., 0]).ravel(), minlength=256)
+        levels = np.arange(256)
+        on_level = (levels <= 2) | (levels >= 253) | (np.abs(levels - 128) <= 2)
+        fg, bg = int(counts[levels > 0.9 * 255].sum()), int(counts[levels < 0.1 * 255].sum())
+        n = int(counts.sum())
+        return float(counts[on_level].sum()) / n, fg, bg, n - fg - bg
     scale = 255.0 / 65535.0 if a.dtype == np.uint16 else (255.0 if a.dtype.kind == "f" else 1.0)
     grey = a.astype(np.float32) * scale
-    colour = grey.ndim == 3 and grey.shape[2] >= 3 and (
-        np.abs(grey[..., 0] - grey[..., 1]).max() > 2 or np.abs(grey[..., 1] - grey[..., 2]).max() > 2)
     if grey.ndim == 3:
         grey = grey[..., :3].mean(axis=2) if grey.shape[2] >= 3 else grey[..., 0]
     on_level = (grey <= 2) | (grey >= 253) | (np.abs(grey - 128) <= 2)
     fg, bg = int((grey > 0.9 * 255).sum()), int((grey < 0.1 * 255).sum())
-    return (0.0 if colour else float(on_level.mean())), fg, bg, grey.size - fg - bg
+    return float(on_level.mean()), fg, bg, grey.size - fg - bg
+
+
+def _has_colour(rgb) -> bool:
+    """Whether some pixel's channels differ by more than 2 levels (on 0..255): a photo, not a
+    grey trimap. A sparse sample answers for nearly every photo; only a grey-looking one is
+    read in full."""
+    import numpy as np
+
+    scale = 255.0 / 65535.0 if rgb.dtype == np.uint16 else (255.0 if rgb.dtype.kind == "f" else 1.0)
+    for part in (rgb[::7, ::7], rgb):
+        c = part.astype(np.float32) * scale
+        if np.abs(c[..., 0] - c[..., 1]).max() > 2 or np.abs(c[..., 1] - c[..., 2]).max() > 2:
+            return True
+    return False
 
 
 def _check_inputs(image, trimap, image_path: Path, trimap_path: Path) -> None:

@@ -388,3 +388,19 @@ def test_a_rough_mask_asks_the_engine_to_widen_the_band_and_an_exact_one_does_no
     assert seen == [True, False, False, False]
     assert main(["refine", photo, "--mask", mask, "--mask-edge", "rough", "--band", "3"] + common) == 0
     assert seen[-1] is True and bands == [None] * 4 + [3.0]
+
+
+def test_the_trimap_check_reads_8_bit_trimaps_by_histogram_with_the_same_numbers():
+    """The 8-bit path (a histogram of the levels, fast at 24 MP) and the float rule agree; a
+    colour photo is told from a grey trimap by a sample, and in full when it looks grey."""
+    import numpy as np
+
+    from diffmatte.cli import _trimap_levels
+
+    rng = np.random.default_rng(0)
+    tri = rng.choice(np.array([0, 1, 3, 25, 26, 126, 130, 131, 229, 230, 252, 255], np.uint8), (40, 50))
+    assert _trimap_levels(tri) == _trimap_levels(tri.astype(np.float32) / 255.0)
+    photo = np.repeat(tri[..., None], 3, 2)
+    assert _trimap_levels(photo) == _trimap_levels(tri)       # grey in three channels: a trimap
+    photo[13, 17, 0] = 200                                    # one colour pixel, off the sample grid
+    assert _trimap_levels(photo)[0] == 0.0
