@@ -59,6 +59,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _record(self, status, sent):
+        # called before the headers go out: the client cannot move on to its next request
+        # (another handler thread) before this one is logged, so the log keeps their order
         self.server.log.append({"path": self.path, "range": self.headers.get("Range"),
                                 "if_range": self.headers.get("If-Range"), "status": status, "sent": sent})
 
@@ -76,8 +78,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{len(data)}")
                 self.send_header("Content-Length", "0")
-                self.end_headers()
                 self._record(416, 0)
+                self.end_headers()
                 return
             body = data[start:]
             self.send_response(206)
@@ -93,13 +95,13 @@ class _Handler(BaseHTTPRequestHandler):
         if modified:
             self.send_header("Last-Modified", modified)
         self.send_header("Content-Length", str(content_length if content_length is not None else len(body)))
-        self.end_headers()
         if cut_at is not None:
             body = body[:cut_at]
             self.close_connection = True
+        self._record(status, len(body))
+        self.end_headers()
         self.wfile.write(body)
         self.wfile.flush()
-        self._record(status, len(body))
 
     def _send_html(self, page, status=200, cookie=None):
         raw = page.encode()
@@ -108,9 +110,9 @@ class _Handler(BaseHTTPRequestHandler):
         if cookie:
             self.send_header("Set-Cookie", cookie)
         self.send_header("Content-Length", str(len(raw)))
+        self._record(status, len(raw))
         self.end_headers()
         self.wfile.write(raw)
-        self._record(status, len(raw))
 
     def do_GET(self):
         url = urllib.parse.urlsplit(self.path)
@@ -144,8 +146,8 @@ class _Handler(BaseHTTPRequestHandler):
             code = int(route[1:])
             self.send_response(code)
             self.send_header("Content-Length", "0")
-            self.end_headers()
             self._record(code, 0)
+            self.end_headers()
         elif route == "/html":
             self._send_html(QUOTA_PAGE)
         elif route == "/gdrive":
@@ -173,8 +175,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self.send_response(503)
                 self.send_header("Content-Length", "0")
-                self.end_headers()
                 self._record(503, 0)
+                self.end_headers()
         else:
             self.send_response(400)
             self.end_headers()
