@@ -83,13 +83,19 @@ def _trimap_levels(arr) -> tuple:
         fg, bg = int(counts[levels > 0.9 * 255].sum()), int(counts[levels < 0.1 * 255].sum())
         n = int(counts.sum())
         return float(counts[on_level].sum()) / n, fg, bg, n - fg - bg
-    scale = 255.0 / 65535.0 if a.dtype == np.uint16 else (255.0 if a.dtype.kind == "f" else 1.0)
-    grey = a.astype(np.float32) * scale
+    grey = a.astype(np.float32) * _to_255(a.dtype)
     if grey.ndim == 3:
         grey = grey[..., :3].mean(axis=2) if grey.shape[2] >= 3 else grey[..., 0]
     on_level = (grey <= 2) | (grey >= 253) | (np.abs(grey - 128) <= 2)
     fg, bg = int((grey > 0.9 * 255).sum()), int((grey < 0.1 * 255).sum())
     return float(on_level.mean()), fg, bg, grey.size - fg - bg
+
+
+def _to_255(dtype) -> float:
+    """The factor that puts values of ``dtype`` (16-bit, float 0..1, 8-bit) on a 0..255 scale."""
+    import numpy as np
+
+    return 255.0 / 65535.0 if dtype == np.uint16 else (255.0 if np.dtype(dtype).kind == "f" else 1.0)
 
 
 def _has_colour(rgb) -> bool:
@@ -98,9 +104,8 @@ def _has_colour(rgb) -> bool:
     read in full."""
     import numpy as np
 
-    scale = 255.0 / 65535.0 if rgb.dtype == np.uint16 else (255.0 if rgb.dtype.kind == "f" else 1.0)
     for part in (rgb[::7, ::7], rgb):
-        c = part.astype(np.float32) * scale
+        c = part.astype(np.float32) * _to_255(rgb.dtype)
         if np.abs(c[..., 0] - c[..., 1]).max() > 2 or np.abs(c[..., 1] - c[..., 2]).max() > 2:
             return True
     return False
