@@ -173,15 +173,19 @@ def main(argv=None) -> int:
 
             solve = get_baseline("cf")
             cf = (solve, sad(solve(image.astype(np.float64) / 255.0, t2), alpha))
-        rng = np.random.default_rng([args.seed, place[name]])
+        # one generator per kind of input, so a run's lasso, box and strokes do not depend
+        # on which other kinds it ran (the box was drawn after the lasso only in a run of both)
+        def hand(kind: str) -> np.random.Generator:
+            return np.random.default_rng([args.seed, place[name]] + ([1] if kind == "rect" else []))
+
         for kind in ("lasso", "rect"):
             if kind in args.inputs:
                 make = simulate.lasso_from_alpha if kind == "lasso" else simulate.rectangle_from_alpha
-                row = region_rows(name, kind, make(alpha, rng), image, alpha, engine, t2_sad, cf)
+                row = region_rows(name, kind, make(alpha, hand(kind)), image, alpha, engine, t2_sad, cf)
                 for key, v in row.items():
                     totals[kind][key] = totals[kind].get(key, 0.0) + v
         if "strokes" in args.inputs:
-            counts.append(stroke_count(name, image, alpha, engine, t2_sad, rng, args.max_strokes,
+            counts.append(stroke_count(name, image, alpha, engine, t2_sad, hand("strokes"), args.max_strokes,
                                        args.stroke_method))
 
     print("\nsummary (whole-image SAD, thousands, summed over", len(names), "photos)")
