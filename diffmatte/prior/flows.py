@@ -11,7 +11,9 @@ sparse rows and per-pixel terms that ``information_flow._solve`` adds into one s
   nearby, and the matting Laplacian of the 3 x 3 windows touching the unknown pixels
   (laplacian.py, the implementation closed-form matting applies matrix-free).
 
-The neighbour searches go through KD-trees in chunks of QUERY_CHUNK queries, with progress
+The neighbour searches go through KD-trees (pykdtree: 1.4x scipy's cKDTree on the
+colour-mixture search and 3-6x on the K-to-U one, whose queries lie far from the known
+pixels; README, "Dependencies and why") in chunks of QUERY_CHUNK queries, with progress
 between chunks; with a region's ``dev`` (a ``TorchCG`` with ``flows=True``) the searches and
 the weights run in torch on its device instead (device_flows.py). The feature spaces and the
 weights' rules are shared by both paths (flow_rules.py); the sparse rows are built here.
@@ -24,7 +26,7 @@ from typing import Optional, Tuple
 import numpy as np
 import scipy.sparse as sp
 from scipy import ndimage as ndi
-from scipy.spatial import cKDTree
+from pykdtree.kdtree import KDTree
 
 from .cg import TorchCG
 from .device_flows import DeviceSamples, intra_u, mix_neighbours
@@ -38,40 +40,28 @@ K_CM, K_KU, K_U = 20, 7, 5            # neighbours per flow (the paper's values)
 S_CM, S_L, S_UU, S_KU = 1.0, 1.0, 0.01, 0.05   # flow weights (the paper's values)
 EPS_LOCAL = 1e-7                      # the local flow's window regulariser (Levin et al.;
                                       # closed-form's prior uses 1e-6: laplacian.py)
-KU_LEAF = 128                         # K-to-U KD-tree leaf size (see KnownSamples)
 FAR_PX = 64                           # windows: K-to-U searched approximately beyond this distance
 QUERY_CHUNK = 20_000                  # neighbour queries per KD-tree call: progress between calls
 
 
-def _query(tree: cKDTree, points: np.ndarray, k: int, check: Progress = ignore,
+def _tree(points: np.ndarray) -> KDTree:
+    """A KD-tree over ``points`` (N, d) float64 (pykdtree's default leaves of 16 points: on a
+    1 MP, 40 % band, 8-128 cost within 15 % of each other)."""
+    return KDTree(np.ascontiguousarray(points, np.float64))
+
+
+def _query(tree: KDTree, points: np.ndarray, k: int, check: Progress = ignore,
            eps: float = 0.0) -> np.ndarray:
     """Indices (N, k) of the ``k`` nearest neighbours of ``points`` in ``tree``, asked in
     chunks of QUERY_CHUNK with ``check(fraction)`` after each (the same neighbours as one
-    query)."""
-    n = len(points)
+    query). ``eps`` > 0: approximate, each neighbour within (1 + eps) x the true k-th
+    distance. The queries are spread over the cores by pykdtree (OpenMP)."""
+    pts = np.ascontiguousarray(points, np.float64)
+    n = len(pts)
     out = np.empty((n, k), np.int64)
     for s in range(0, n, QUERY_CHUNK):
-        out[s:s + QUERY_CHUNK] = tree.query(points[s:s + QUERY_CHUNK], k=k, eps=eps,
-                                            workers=-1)[1].reshape(-1, k)
+        out[s:s + QUERY_CHUNK] = tree.query(pts[s:s + QUERY_CHUNK], k=k, eps=eps)[1].reshape(-1, k)
         check(min(n, s + QUERY_CHUNK) / n)
-    return out
-
-
-def _query_in_tree_order(tree: cKDTree, data: np.ndarray, which: Optional[np.ndarray], k: int,
-                         check: Progress = ignore) -> np.ndarray:
-    """Indices (n, k) of the ``k`` nearest neighbours in ``tree`` (built on ``data``) of the
-    data points ``which`` (all when None), in the order of ``which``. The points are
-    queried in the tree's own order, so consecutive queries walk the same nodes (fewer
-    cache misses): the same neighbours, 15-40 % less time (1 MP, 40 % band: colour
-    mixture 3.4 -> 2.9 s, intra-U 2.1 -> 1.2 s CPU). Asked in chunks (:func:`_query`),
-    with ``check(fraction)`` after each."""
-    n = len(data)
-    pos = np.empty(n, np.int64)
-    pos[tree.indices] = np.arange(n)
-    which = np.arange(n) if which is None else which
-    order = np.argsort(pos[which], kind="stable")
-    out = np.empty((len(which), k), np.int64)
-    out[order] = _query(tree, data[which[order]], k, check)
     return out
 
 
@@ -95,11 +85,8 @@ class KnownSamples:
         if self.device is not None:
             self.eps = 0.0     # brute force: exact at no extra cost
             return
-        # The queries are unknown pixels, away from every known one: a search then opens
-        # many leaves, and bigger leaves cost fewer node visits (leafsize 128 vs scipy's 16:
-        # 2.06 -> 1.17 s for 151k queries of 7 neighbours among 55k pixels; same neighbours).
-        self.tree_f = cKDTree(feat[f], leafsize=KU_LEAF) if self.kk else None
-        self.tree_b = cKDTree(feat[b], leafsize=KU_LEAF) if self.kk else None
+        self.tree_f = _tree(feat[f]) if self.kk else None
+        self.tree_b = _tree(feat[b]) if self.kk else None
 
     def flow(self, col_u: np.ndarray, xy_u: np.ndarray, far: Optional[np.ndarray] = None,
              check: Progress = ignore) -> Tuple[np.ndarray, np.ndarray]:
@@ -115,6 +102,7 @@ class KnownSamples:
         if self.device is not None:
             h, wf = self.device.flow(q, col_u, kk, check)
             return S_KU * h, wf
+        assert self.tree_f is not None and self.tree_b is not None   # built whenever kk > 0
         nf = np.empty((nu, kk), np.int64)
         nb = np.empty((nu, kk), np.int64)
         groups = [(np.ones(nu, bool) if far is None or not self.eps else ~far, 0.0)]
@@ -166,7 +154,7 @@ def colour_mixture(rg: Region, check: Progress) -> Tuple[sp.csr_matrix, sp.csr_m
     if k > 0 and rg.dev is not None:
         nb, wcm = mix_neighbours(rg.dev, feat, col, u, k, span(check, 0.02, 0.3))
     elif k > 0:
-        nb = _query_in_tree_order(cKDTree(feat), feat, u, k + 1, span(check, 0.02, 0.14))[:, 1:]
+        nb = _query(_tree(feat), feat[u], k + 1, span(check, 0.02, 0.14))[:, 1:]  # [0]: the pixel itself
         # Progress comes from this (the calling) thread only: the other stages run in
         # worker threads, and the caller's callback need not be thread-safe.
         wcm = lle_weights(col[u], col[nb], check=span(check, 0.14, 0.3))
@@ -208,7 +196,7 @@ def local_and_intra_u(rg: Region, report: Progress = ignore) -> Tuple[sp.csr_mat
         if rg.dev is not None:
             nbu, wuu = intra_u(rg.dev, fu, ku, span(report, 0.5, 1.0))
         else:
-            nbu = _query_in_tree_order(cKDTree(fu), fu, None, ku + 1, span(report, 0.5, 1.0))[:, 1:]
+            nbu = _query(_tree(fu), fu, ku + 1, span(report, 0.5, 1.0))[:, 1:]
             wuu = intra_u_weights(fu, nbu)
         a_uu = sp.csr_matrix((wuu.ravel(), (np.repeat(np.arange(nu), ku), nbu.ravel())), shape=(nu, nu))
         a_uu = a_uu + a_uu.T

@@ -24,7 +24,7 @@ _spec.loader.exec_module(install)
 #: ``python3 installer/venv_size.py --torch-wheel ...`` and update the README's size and this list.
 MEASURED_DEFAULTS = {"torch", "torchvision", "timm", "numpy", "pillow", "safetensors", "scipy",
                      "segment-anything", "tqdm", "fastapi", "uvicorn", "pyqt6", "psd-tools", "tifffile",
-                     "opencv-python-headless"}
+                     "opencv-python-headless", "pykdtree"}
 #: Only benches, evaluation, training, tests or the random walker (no front end) use these: extras.
 NEVER_DEFAULT = {"scikit-image", "pymatting", "numba", "llvmlite", "ray", "pytest", "pytest-qt", "pyqt5",
                  "schemathesis", "ruff", "import-linter", "mypy", "matplotlib", "opencv-python"}
