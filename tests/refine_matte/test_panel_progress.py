@@ -60,3 +60,21 @@ def test_a_cancel_stops_the_encoding_of_a_large_layer(qtbot):
     with qtbot.waitSignal(job.signals.cancelled, timeout=5000):
         job.start()
     assert job.wait(5)
+
+
+def test_the_preview_text_line_keeps_the_progress_in_a_narrow_panel(qtbot):
+    """The preview's text line: view name and progress where they fit; in a narrow docker the
+    progress alone, elided at its end only when even that is too wide (it was cut off at the
+    view's name: "Result · Solving the m")."""
+    from refine_matte.canvas_paint import hud_line
+    from refine_matte.qt import QtGui, QtWidgets
+
+    metrics = QtGui.QFontMetrics(QtWidgets.QApplication.font())
+    view, progress = "Result over checkerboard", "Solving the matte… 42 % (about 12 s left)"
+    wide = hud_line(metrics, view, progress, 2000)
+    assert wide.startswith(view) and wide.endswith(progress)
+    just_progress = metrics.horizontalAdvance(progress) + 2
+    assert hud_line(metrics, view, progress, just_progress) == progress
+    tight = hud_line(metrics, view, progress, just_progress // 2)
+    assert tight.startswith("Solving") and tight.endswith("…") and metrics.horizontalAdvance(tight) <= just_progress // 2
+    assert hud_line(metrics, view, "", 2000) == view
