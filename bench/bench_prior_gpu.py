@@ -23,6 +23,10 @@ CUDA synchronised; the first CUDA call (context, kernels) is taken by a warm-up 
 measured on a few windows, divided by an H100's figures (the numbers in docs/TILING.md).
 ``--agreement``: every dev photo (13 x trimap1 / trimap2; resized by ``--scale``) solved
 by both paths: SAD against the ground truth (resized the same way), max |alpha difference|.
+
+On a lent device machine whose image lacks the engine's pykdtree (the numpy path's KD-trees;
+prior/flows.py imports it), carry its wheel unpacked: ``pip download pykdtree --no-deps -d w &&
+python -m zipfile -e w/pykdtree-*.whl vendor`` here, then ``PYTHONPATH=vendor`` there (1.5 MB).
 """
 from __future__ import annotations
 
