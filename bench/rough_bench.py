@@ -29,7 +29,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -44,9 +44,16 @@ GOALS = {"lasso_vs_t2": 1.2, "lasso_vs_input": 0.25, "rect_vs_t2": 1.5, "strokes
 STROKE_RADIUS = 6.0
 
 
-def load(path: Path, mode: str) -> np.ndarray:
+def load(path: Path, mode: str, megapixels: Optional[float] = None, nearest: bool = False) -> np.ndarray:
+    """A photo, truth or trimap as an array; resized to about ``megapixels`` when given
+    (bicubic, or nearest for a trimap, whose three levels must stay three)."""
     with Image.open(path) as im:
-        return np.asarray(im.convert(mode))
+        im = im.convert(mode)
+        if megapixels:
+            f = (megapixels * 1e6 / (im.width * im.height)) ** 0.5
+            im = im.resize((round(im.width * f), round(im.height * f)),
+                           Image.Resampling.NEAREST if nearest else Image.Resampling.BICUBIC)
+        return np.asarray(im)
 
 
 def fresh(engine) -> None:
@@ -70,9 +77,12 @@ def region_rows(name, kind, region, image, alpha, engine, t2_sad, cf=None) -> Di
     matte = engine.refine(image, tri, widen_band=True)  # the product's refine of a rough trimap
     t_ref = time.perf_counter() - t0
     fresh(engine)
+    t0 = time.perf_counter()
     before = engine.refine(image, trimap.from_mask(region, image=image))
+    t_before = time.perf_counter() - t0
     row = {"input": sad(region.astype(np.float32), alpha), "product": sad(matte, alpha),
-           "before": sad(before, alpha), "t2": t2_sad, "seg_s": t_seg, "refine_s": t_ref}
+           "before": sad(before, alpha), "t2": t2_sad, "seg_s": t_seg, "refine_s": t_ref,
+           "before_s": t_before}
     extra = ""
     if cf is not None:
         row["cf"] = sad(cf[0](image.astype(np.float64) / 255.0, tri), alpha)
@@ -80,7 +90,7 @@ def region_rows(name, kind, region, image, alpha, engine, t2_sad, cf=None) -> Di
         extra = f"  closed-form: product trimap {row['cf']:6.2f}, trimap2 {cf[1]:6.2f}"
     print(f"{kind:6s} {name:8s} input {row['input']:7.2f}  product {row['product']:6.2f}  "
           f"trimap2 {t2_sad:6.2f}  before {row['before']:7.2f}  ({edge}; trimap {t_seg:.2f} s, "
-          f"refine {t_ref:.2f} s){extra}{'  warned: ' + notes[0].split(',')[0] if notes else ''}", flush=True)
+          f"refine {t_ref:.2f} s; before {t_before:.2f} s){extra}{'  warned: ' + notes[0].split(',')[0] if notes else ''}", flush=True)
     return row
 
 
@@ -143,6 +153,9 @@ def main(argv=None) -> int:
                     help="strokes to trimap: region (the product's, trimap.from_region) or walker "
                          "(trimap.from_scribbles, the random walker it replaces)")
     ap.add_argument("--photos", nargs="*", default=None, help="only these names (e.g. GT04)")
+    ap.add_argument("--megapixels", type=float, default=None,
+                    help="resize every photo (its truth and trimap2 with it) to about this many "
+                         "megapixels first, e.g. 1 for #27's click-to-matte timing at 1 MP")
     ap.add_argument("--closed-form", action="store_true",
                     help="lasso / rect: also closed-form matting's matte (pymatting) from the product's trimap "
                          "and from trimap2, in the same run")
@@ -163,9 +176,9 @@ def main(argv=None) -> int:
     totals: Dict[str, Dict[str, float]] = {"lasso": {}, "rect": {}}
     counts: List[Tuple[int, str]] = []
     for name in names:
-        image = load(args.data / "input" / f"{name}.png", "RGB")
-        alpha = load(args.data / "gt" / f"{name}.png", "L").astype(np.float32) / 255.0
-        t2 = load(args.data / "trimap2" / f"{name}.png", "L")
+        image = load(args.data / "input" / f"{name}.png", "RGB", args.megapixels)
+        alpha = load(args.data / "gt" / f"{name}.png", "L", args.megapixels).astype(np.float32) / 255.0
+        t2 = load(args.data / "trimap2" / f"{name}.png", "L", args.megapixels, nearest=True)
         t2_sad = sad(engine.refine(image, t2), alpha)
         cf = None
         if args.closed_form:
@@ -196,6 +209,9 @@ def main(argv=None) -> int:
               f"before {t['before']:8.2f}  product/trimap2 {t['product'] / t['t2']:.2f}x  "
               f"product/input {t['product'] / t['input']:.3f}x  trimap {t['seg_s'] / len(names):.2f} s/photo  "
               f"refine {t['refine_s'] / len(names):.2f} s/photo")
+        print(f"  {kind:6s} click-to-matte (trimap + refine) {(t['seg_s'] + t['refine_s']) / len(names):.2f} s/photo, "
+              f"{(t['seg_s'] + t['refine_s']) / t['before_s']:.1f}x the refine before #27 (the outline banded "
+              f"by trimap.from_mask, one solve: {t['before_s'] / len(names):.2f} s/photo)")
         if "cf" in t:
             print(f"  {kind:6s} closed-form: product trimap {t['cf']:7.2f} (product/closed-form "
                   f"{t['product'] / t['cf']:.2f}x), trimap2 {t['cf_t2']:7.2f} (trimap2 matte/closed-form "
