@@ -20,7 +20,7 @@ _spec = importlib.util.spec_from_file_location("refine_matte_installer_size", RO
 install = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(install)
 
-#: The default dependencies as measured (1.40 GB with torch's test programs removed; README). Adding one is fine, but re-measure first:
+#: The default dependencies as measured (1.37 GB with torch's test programs removed, 2026-12-07; README). Adding one is fine, but re-measure first:
 #: ``python3 installer/venv_size.py --torch-wheel ...`` and update the README's size and this list.
 MEASURED_DEFAULTS = {"torch", "torchvision", "timm", "numpy", "pillow", "safetensors", "scipy",
                      "segment-anything", "tqdm", "fastapi", "uvicorn", "pyqt6", "psd-tools", "tifffile",
