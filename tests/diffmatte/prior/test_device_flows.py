@@ -137,3 +137,23 @@ def test_the_engine_takes_the_device_path_on_cuda_and_when_asked():
     assert engine.prior_cg() == TorchCG(torch.device("cuda"), "float64", flows=True)
     engine.prior_solver = "numpy"
     assert engine.prior_cg() is None
+
+
+@pytest.mark.parametrize("k", [1, 7, 21])
+def test_the_numpy_paths_kd_tree_search_is_exact_and_eps_stays_within_its_bound(k, monkeypatch):
+    """flows._query (pykdtree, in chunks): the same neighbour distances as scipy's exact search
+    (ties on the pixel grid may swap indices), k = 1 shaped (n, 1) like the others, and an
+    approximate search (eps) within (1 + eps) x the true k-th distance."""
+    from diffmatte.prior import flows
+
+    monkeypatch.setattr(flows, "QUERY_CHUNK", 150)   # several chunks
+    data, queries = _pixels(3000, 2), _pixels(700, 3)
+    tree = flows._tree(data)
+    got = flows._query(tree, queries, k)
+    assert got.shape == (700, k) and got.dtype == np.int64
+    dist = cKDTree(data).query(queries, k)[0].reshape(700, k)
+    got_d = np.sqrt(((data[got] - queries[:, None]) ** 2).sum(-1))
+    np.testing.assert_allclose(got_d, dist, rtol=0, atol=1e-12)
+    rough = flows._query(tree, queries, k, eps=1.0)
+    rough_d = np.sqrt(((data[rough] - queries[:, None]) ** 2).sum(-1))
+    assert (rough_d.max(1) <= 2.0 * dist[:, -1] + 1e-12).all()
