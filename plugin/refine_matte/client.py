@@ -36,7 +36,6 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(bytes(data)).decode("ascii")
 
 
-
 class EngineClient:
     """Talks to one running service at ``host:port`` with ``token``."""
 
