@@ -3,10 +3,11 @@
 incremental re-runs after a brush dab (#11). Every row measured in one run.
 
     python bench/bench_prior.py [--data ../shared/data/dev/alphamatting-real] [--agreement]
-                                [--incremental] [--core 512] [--limit N]
+                                [--incremental] [--core 512] [--margins 64 32] [--limit N]
 
 ``--agreement``: every photo and trimap solved once whole (``tile=0``) and once in windows
-of ``--core`` px (forced; large bands take this path by themselves): SAD against the ground
+of ``--core`` px (forced; large bands take this path by themselves), once per
+``--margins`` value (the windows' context around each core): SAD against the ground
 truth, mean / max |alpha difference| in the unknown region, CPU seconds.
 ``--incremental``: per photo (trimap1), a first refine with the default engine, then a
 16 x 16 px foreground dab on the band where the ground truth is foreground, refined with
@@ -37,33 +38,41 @@ def _load(data: Path, name: str, trimap_set: str):
     return img, tri, gt
 
 
-def agreement(data: Path, names, core: int) -> None:
+def agreement(data: Path, names, core: int, margins) -> None:
+    from diffmatte.prior import windows
     from diffmatte.prior.solve import information_flow_alpha
 
-    print(f"\n### Windows of {core} px vs one solve\n")
-    print("| trimap | photo | unknown | SAD whole | SAD windows | change | mean abs diff (unknown) | max abs diff | CPU whole (s) | CPU windows (s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(f"\n### Windows of {core} px (margins {', '.join(map(str, margins))} px) vs one solve\n")
+    print("| trimap | photo | margin | unknown | SAD whole | SAD windows | change | mean abs diff (unknown) | max abs diff | CPU whole (s) | CPU windows (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for tset in ("trimap1", "trimap2"):
-        tot = np.zeros(4)
-        diffs = []
+        tot = {m: np.zeros(4) for m in margins}
+        diffs: dict = {m: [] for m in margins}
         for name in names:
             img, tri, gt = _load(data, name, tset)
             img = img.astype(np.float32) / 255
             c0 = time.process_time()
             a0 = information_flow_alpha(img, tri, tile=0)
             c1 = time.process_time()
-            a1 = information_flow_alpha(img, tri, tile=core)
-            c2 = time.process_time()
             u = tri == 128
-            s0, s1 = np.abs(a0 - gt).sum() / 1000, np.abs(a1 - gt).sum() / 1000
-            d = np.abs(a1 - a0)
-            diffs.append(d[u].mean())
-            tot += (s0, s1, c1 - c0, c2 - c1)
-            print(f"| {tset} | {name[:-4]} | {u.mean():.1%} | {s0:.3f} | {s1:.3f} | {100 * (s1 - s0) / s0:+.2f} % | "
-                  f"{d[u].mean():.1e} | {d.max():.3f} | {c1 - c0:.1f} | {c2 - c1:.1f} |", flush=True)
+            s0 = np.abs(a0 - gt).sum() / 1000
+            for m in margins:
+                windows.TILE_MARGIN = m   # the module's default for every window of this solve
+                c2 = time.process_time()
+                a1 = information_flow_alpha(img, tri, tile=core)
+                c3 = time.process_time()
+                s1 = np.abs(a1 - gt).sum() / 1000
+                d = np.abs(a1 - a0)
+                diffs[m].append(d[u].mean())
+                tot[m] += (s0, s1, c1 - c0, c3 - c2)
+                print(f"| {tset} | {name[:-4]} | {m} | {u.mean():.1%} | {s0:.3f} | {s1:.3f} | "
+                      f"{100 * (s1 - s0) / s0:+.2f} % | {d[u].mean():.1e} | {d.max():.3f} | {c1 - c0:.1f} | "
+                      f"{c3 - c2:.1f} |", flush=True)
         n = len(names)
-        print(f"| {tset} | **mean** | | {tot[0] / n:.3f} | {tot[1] / n:.3f} | {100 * (tot[1] - tot[0]) / tot[0]:+.2f} % | "
-              f"{np.mean(diffs):.1e} | | {tot[2]:.0f} (total) | {tot[3]:.0f} (total) |", flush=True)
+        for m in margins:
+            t = tot[m]
+            print(f"| {tset} | **mean** | {m} | | {t[0] / n:.3f} | {t[1] / n:.3f} | {100 * (t[1] - t[0]) / t[0]:+.2f} % | "
+                  f"{np.mean(diffs[m]):.1e} | | {t[2]:.0f} (total) | {t[3]:.0f} (total) |", flush=True)
 
 
 def incremental(data: Path, names) -> None:
@@ -105,6 +114,8 @@ def main() -> None:
     ap.add_argument("--agreement", action="store_true")
     ap.add_argument("--incremental", action="store_true")
     ap.add_argument("--core", type=int, default=512, help="window core for --agreement (px)")
+    ap.add_argument("--margins", type=int, nargs="+", default=None,
+                    help="window margins for --agreement (px; default: the product's TILE_MARGIN)")
     ap.add_argument("--limit", type=int, default=0, help="first N photos only")
     args = ap.parse_args()
     if not (args.data / "input").is_dir():
@@ -114,7 +125,9 @@ def main() -> None:
     names = sorted(p.name for p in (args.data / "input").iterdir())[: args.limit or None]
     print(f"# bench_prior: {len(names)} photos, {os.cpu_count()} CPUs, load avg at start {os.getloadavg()[0]:.1f}")
     if args.agreement:
-        agreement(args.data, names, args.core)
+        from diffmatte.prior.windows import TILE_MARGIN
+
+        agreement(args.data, names, args.core, args.margins or [TILE_MARGIN])
     if args.incremental:
         incremental(args.data, names)
     print(f"\nload avg at end {os.getloadavg()[0]:.1f}")

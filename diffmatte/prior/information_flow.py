@@ -209,7 +209,7 @@ def _flows(rg: Region, label: np.ndarray, samples: Optional[KnownSamples], check
 
 
 def _cg(r_u: sp.csr_matrix, r_ut: sp.csr_matrix, a_loc: sp.csr_matrix, rhs: np.ndarray, start: np.ndarray,
-        inv_diag: np.ndarray, check: Progress, torch_cg: Optional[TorchCG]) -> np.ndarray:
+        inv_diag: np.ndarray, check: Progress, torch_cg: Optional[TorchCG], rtol: float = RTOL) -> np.ndarray:
     """Solve (S_CM R^T R + A) x = rhs by Jacobi-preconditioned CG from ``start``: numpy in
     float32 (its products split in two threads for a large system) or, with ``torch_cg``,
     the same CG in torch on its device."""
@@ -217,7 +217,7 @@ def _cg(r_u: sp.csr_matrix, r_ut: sp.csr_matrix, a_loc: sp.csr_matrix, rhs: np.n
         t, csr = torch_cg.vector, torch_cg.csr
         ru, rut, al, inv = csr(r_u), csr(r_ut), csr(a_loc), t(inv_diag)
         return torch_cg.numpy(pcg(lambda v: S_CM * (rut @ (ru @ v)) + al @ v, t(rhs), t(start), lambda r: inv * r,
-                                  rtol=RTOL, maxiter=MAXITER, dot=torch_cg.dot, check=check))
+                                  rtol=rtol, maxiter=MAXITER, dot=torch_cg.dot, check=check))
     # float32 on the CPU: CG's sparse products are memory-bound, and single precision moves a
     # third less data (a 1 MP, 40 % band: CG 2.34 -> 1.67 s, the same 141 iterations, alpha
     # within 6e-5 of float64's); the inner products still add up in float64 (cg.dot).
@@ -228,14 +228,15 @@ def _cg(r_u: sp.csr_matrix, r_ut: sp.csr_matrix, a_loc: sp.csr_matrix, rhs: np.n
             apply = _split_operator(r_u, r_ut, a_loc, pool)
         else:
             apply = lambda v: S_CM * (r_ut @ (r_u @ v)) + a_loc @ v  # noqa: E731
-        return pcg(apply, rhs, start, lambda r: inv_diag * r, rtol=RTOL, maxiter=MAXITER, check=check)
+        return pcg(apply, rhs, start, lambda r: inv_diag * r, rtol=rtol, maxiter=MAXITER, check=check)
 
 
 def _solve(image: np.ndarray, label: np.ndarray,
            check: Progress = ignore,
            pinned: Optional[np.ndarray] = None, scale: Optional[Tuple[int, int]] = None,
            init: Optional[np.ndarray] = None, origin: Tuple[int, int] = (0, 0),
-           samples: Optional[KnownSamples] = None, torch_cg: Optional[TorchCG] = None) -> np.ndarray:
+           samples: Optional[KnownSamples] = None, torch_cg: Optional[TorchCG] = None,
+           rtol: float = RTOL) -> np.ndarray:
     """Alpha over one crop whose labels are -1 unknown, 0 background, 1 foreground.
 
     Everything is numbered compactly over the search region (the unknown pixels grown by
@@ -247,6 +248,7 @@ def _solve(image: np.ndarray, label: np.ndarray,
     window's top-left corner in the crop and ``samples`` the crop's known pixels. With
     ``torch_cg`` the system is solved by the same CG in torch on its device, and with
     ``torch_cg.flows`` the neighbour searches and weights run there too (device_flows.py).
+    ``rtol``: CG's stop rule (relative residual).
 
     ``check(fraction)`` is called at least every ``flows.QUERY_CHUNK`` neighbour queries, chunk of
     weights or windows, and CG iteration; each stage's share is its measured share of the
@@ -273,7 +275,7 @@ def _solve(image: np.ndarray, label: np.ndarray,
     check(0.75)
     start = w_f.copy() if init is None else init.ravel()[rg.r_idx[rg.u]].astype(np.float64)
     inv_diag = 1.0 / diag
-    x = _cg(r_u, r_ut, a_loc, rhs, start, inv_diag, span(check, 0.75, 1.0), torch_cg)
+    x = _cg(r_u, r_ut, a_loc, rhs, start, inv_diag, span(check, 0.75, 1.0), torch_cg, rtol)
     alpha.ravel()[rg.r_idx[rg.u]] = np.clip(np.nan_to_num(x, nan=0.5), 0, 1)
     return alpha
 

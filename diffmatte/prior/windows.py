@@ -33,8 +33,17 @@ from .cg import TorchCG
 from .progress import monotone, span
 from ..util import ramp
 
-TILE_CORE = 512          # px; window = core + 2 x TILE_MARGIN, <= 410k unknown pixels (~0.95 GB)
-TILE_MARGIN = 64         # context around each core (the agreement table in docs/TILING.md)
+TILE_CORE = 512          # px; window = core + 2 x TILE_MARGIN, <= 332k unknown pixels (~0.76 GB)
+# Context around each core. 32 px rather than 64 (issue #23): a 24 MP photo with a 30 % band
+# 284 -> 242 s wall and SAD 563.8 -> 531.5; the 1 MP windows-forced agreement with one
+# solve stays within 1 % of its SAD (docs/TILING.md, "The default model: the prior at any size").
+TILE_MARGIN = 32
+# CG's stop rule in the windows (one solve keeps information_flow.RTOL = 1e-5): a window's
+# alpha already differs from one whole solve's by about 2e-2 on average (its rim is pinned to
+# the coarse alpha), so the last decade of residual bought nothing: on a 6 MP copy of GT04
+# with a 30 % band, 1e-4 gave SAD 120.39 against 120.42 and the same mean difference from
+# the whole solve (1.81e-2), in fewer iterations.
+WINDOW_RTOL = 1e-4
 SAMPLE_REACH = 256       # px around a window whose known pixels feed its K-to-U flow
 # Approximate K-to-U search in windows: pixels deep in a wide band are far from every known
 # pixel, and an exact search then visits most of them (24 MP, 30 %: 25 s per 20k queries);
@@ -123,7 +132,8 @@ def _solve_window(image: np.ndarray, label: np.ndarray, coarse: np.ndarray, win:
     samples = _nearby_samples(image, label, win, (0, 0), (h, w), torch_cg)
     progress(0.0)   # a stop is seen after the samples' trees are built (a second at 24 MP)
     return ifm._solve(image[y0:y1, x0:x1], label[y0:y1, x0:x1], progress, pinned=pinned, scale=(h, w),
-                      init=coarse[y0:y1, x0:x1], origin=(y0, x0), samples=samples, torch_cg=torch_cg)
+                      init=coarse[y0:y1, x0:x1], origin=(y0, x0), samples=samples, torch_cg=torch_cg,
+                      rtol=WINDOW_RTOL)
 
 
 def _blend_into(alpha: np.ndarray, a: np.ndarray, c: Rect, win: Rect) -> None:
@@ -253,12 +263,13 @@ def _rim(win: Rect, h: int, w: int) -> np.ndarray:
 
 
 UPDATE_REACH = 64        # px around an edit that are re-solved (an edit's influence, measured)
+UPDATE_MARGIN = 64       # context around them (the incremental bench's; windows' TILE_MARGIN is less)
 
 
 def update_alpha(image: np.ndarray, label: np.ndarray, previous: np.ndarray, changed: np.ndarray,
                  check: Callable[[float], None], torch_cg: Optional[TorchCG] = None) -> Optional[np.ndarray]:
     """Alpha after a local trimap edit: the pixels within UPDATE_REACH of the ``changed``
-    ones are solved again (window grown by TILE_MARGIN, rim pinned to and CG started from
+    ones are solved again (window grown by UPDATE_MARGIN, rim pinned to and CG started from
     ``previous``), cross-faded into ``previous`` over BLEND px; the rest is kept. ``label``
     is the whole image's new labels (-1 / 0 / 1). Returns None when the edit is too large
     for one window (the caller then solves from scratch)."""
@@ -268,9 +279,9 @@ def update_alpha(image: np.ndarray, label: np.ndarray, previous: np.ndarray, cha
         return None
     ys, xs = np.nonzero(changed)
     r = _grow((int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1), UPDATE_REACH, h, w)
-    y0, y1, x0, x1 = win = _grow(r, TILE_MARGIN, h, w)
+    y0, y1, x0, x1 = win = _grow(r, UPDATE_MARGIN, h, w)
     n = int(unk[y0:y1, x0:x1].sum())
-    if n > (TILE_CORE + 2 * TILE_MARGIN) ** 2 or (y1 - y0) * (x1 - x0) > h * w // 4:
+    if n > (TILE_CORE + 2 * UPDATE_MARGIN) ** 2 or (y1 - y0) * (x1 - x0) > h * w // 4:
         return None
     # The whole solve's frame: positions normalised by the band's bounding box.
     (by0, by1), (bx0, bx1) = ifm._bbox(unk, ifm.SEARCH_MARGIN + ifm.EXPAND_RADIUS)

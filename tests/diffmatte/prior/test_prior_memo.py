@@ -27,7 +27,7 @@ def _disc(n: int = 200, band: int = 6):
 @pytest.fixture
 def small_reach(monkeypatch):
     monkeypatch.setattr(ift, "UPDATE_REACH", 16)
-    monkeypatch.setattr(ift, "TILE_MARGIN", 16)
+    monkeypatch.setattr(ift, "UPDATE_MARGIN", 16)
 
 
 def _dab(tri: np.ndarray, value: float = 1.0) -> np.ndarray:
