@@ -10,6 +10,8 @@ then the lasso with a soft edge. So the edge is found first:
    et al. 2004, OpenCV's implementation) on a copy of at most ``MAX_SEGMENT_PIXELS``:
    outside the region is background for certain, inside it "probably foreground";
    strokes are hard labels. The result is upsampled; the band absorbs the lost detail.
+   Enclosed holes whose colour is unlike the background around the subject (eyes, a dark
+   patch) are its own features and go back to it (holes.py).
 2. **Colour evidence**: GrabCut's own Gaussian mixtures give every pixel a log-likelihood
    ratio background : foreground. Pixels of the segmented subject whose colour the
    background explains better (holes, gaps between strands, background seen through
@@ -35,6 +37,7 @@ from scipy import ndimage as ndi
 from ._distance import distance, within
 from ._validate import BAND_ROWS, BG, FG, UNKNOWN, as_image, as_mask, check_band, check_same_shape, stroke_masks
 from .band import default_band, from_mask
+from .holes import feature_holes
 from . import progress
 
 # GrabCut runs on a copy of at most this many pixels. The lasso bench's sum was the
@@ -314,10 +317,17 @@ def from_region(
         _say(f"the selection covers {100.0 * reg.mean():.0f} % of the photo, which leaves too little "
              "background outside it to tell the subject from: background inside it may stay in the "
              "matte (draw the selection closer around the subject, or use strokes)", report)
-    with progress.part(0.12, 0.76):
+    # the subject's own dark or coloured features that the cut dropped go back to it (holes.py)
+    with progress.part(0.12, 0.14):
+        own = feature_holes(img, seg.fg, reg, r) if reg is not None else None
+    if own is not None and own.any():
+        seg = Segmentation(fg=seg.fg | own, llr=seg.llr)
+    with progress.part(0.14, 0.76):
         tri = from_mask(seg.fg, band=r, adaptive=adaptive, image=img)
     with progress.part(0.76, 0.86):
         not_sure = colour_unknown(seg, r) & (tri == FG)  # not ``unknown``: that is the strokes' argument
+    if own is not None and own.any():
+        not_sure &= ~ndi.binary_dilation(own, iterations=BG_LIKE_GROW)   # their colour is why they were cut
     tri[not_sure] = UNKNOWN
     with progress.part(0.86, 0.98):
         outer = outer_unknown(seg, tri, r)
