@@ -37,6 +37,7 @@ from scipy import ndimage as ndi
 from ._distance import distance, within
 from ._validate import BAND_ROWS, BG, FG, UNKNOWN, as_image, as_mask, check_band, check_same_shape, stroke_masks
 from .band import default_band, from_mask
+from .colour_models import llr_map
 from .holes import feature_holes
 from . import progress
 
@@ -61,8 +62,6 @@ SURE_BG_LLR = 1.0
 # the unknown region: strands GrabCut cut off (the lasso bench: 92.6 -> 89.5).
 OUTER_REACH = 3.0
 OUTER_BG_LLR = 2.0
-LLR_LEVELS = 64  # colour-cube cells per channel for the log-likelihood lookup
-LLR_LIMIT = 50.0  # beyond this a colour is simply one model's, whatever the number
 
 EDGE_MODES = ("rough", "exact", "auto")
 # The colour models learn the background from outside the selection: below this share of
@@ -84,52 +83,6 @@ class Segmentation:
 
     fg: np.ndarray
     llr: np.ndarray
-
-
-def _gmm_loglik(pixels: np.ndarray, model: np.ndarray) -> np.ndarray:
-    """Log-likelihood of N x 3 pixels (0..255) under an OpenCV GrabCut model (1 x 65)."""
-    k = 5
-    weights = model[0, :k]
-    means = model[0, k:4 * k].reshape(k, 3)
-    covs = model[0, 4 * k:].reshape(k, 3, 3)
-    out = np.full(len(pixels), -np.inf)
-    for j in range(k):
-        if weights[j] <= 0:
-            continue
-        # A small floor: a component fitted to a flat patch has a singular covariance.
-        cov = covs[j] + np.eye(3) * 1e-2
-        diff = pixels - means[j]
-        maha = np.einsum("ni,ij,nj->n", diff, np.linalg.inv(cov), diff)
-        ll = math.log(weights[j]) - 0.5 * maha - 0.5 * math.log(np.linalg.det(cov))
-        out = np.logaddexp(out, ll)
-    if not np.isfinite(out).any():
-        return np.zeros(len(pixels))  # an empty model (nothing was labelled this way) says nothing
-    return out
-
-
-def _llr_map(img8: np.ndarray, bgd: np.ndarray, fgd: np.ndarray) -> np.ndarray:
-    """Per-pixel log-likelihood ratio background : foreground of an 8-bit BGR image.
-
-    Evaluated once per occupied cell of a 64-level colour cube and looked up per pixel:
-    the models are smooth at that scale (their spread is tens of levels), and a photo
-    occupies a small share of the cube's 262k cells. (A 32-level cube was coarser than
-    the thresholds: the lasso bench went from 89.1 to 92.6.)
-    """
-    step = 256 // LLR_LEVELS
-    h, index = img8.shape[0], np.empty(img8.shape[:2], np.int32)
-    for y0 in range(0, h, BAND_ROWS):  # in bands of rows, reported: 1-2.5 s at 24 MP (issue #23)
-        q = (img8[y0:y0 + BAND_ROWS] // step).astype(np.int32)
-        index[y0:y0 + BAND_ROWS] = (q[..., 0] * LLR_LEVELS + q[..., 1]) * LLR_LEVELS + q[..., 2]
-        progress.report(0.6 * min(1.0, (y0 + BAND_ROWS) / h))
-    cells = np.flatnonzero(np.bincount(index.ravel(), minlength=LLR_LEVELS ** 3))
-    progress.report(0.8)
-    levels = np.stack([cells // (LLR_LEVELS * LLR_LEVELS), cells // LLR_LEVELS % LLR_LEVELS, cells % LLR_LEVELS], -1)
-    cube = levels.astype(np.float64) * step + (step - 1) / 2.0  # cell centres
-    values = _gmm_loglik(cube, bgd) - _gmm_loglik(cube, fgd)
-    values = np.clip(np.nan_to_num(values, nan=0.0, posinf=LLR_LIMIT, neginf=-LLR_LIMIT), -LLR_LIMIT, LLR_LIMIT)
-    table = np.zeros(LLR_LEVELS ** 3, np.float32)
-    table[cells] = values
-    return table[index]
 
 
 def _bgr8(image: np.ndarray) -> np.ndarray:
@@ -216,7 +169,7 @@ def segment(
         fg_mask &= region
     progress.report(0.6)
     with progress.part(0.6, 1.0):
-        llr = _llr_map(img8, bgd, fgd)
+        llr = llr_map(img8, bgd, fgd)
     return Segmentation(fg=fg_mask, llr=llr)
 
 
