@@ -38,7 +38,7 @@ from ._distance import distance, within
 from ._validate import BAND_ROWS, BG, FG, UNKNOWN, as_image, as_mask, check_band, check_same_shape, stroke_masks
 from .band import default_band, from_mask
 from .colour_models import llr_map
-from .holes import feature_holes
+from .holes import feature_holes, local_background
 from . import progress
 
 # GrabCut runs on a copy of at most this many pixels. The lasso bench's sum was the
@@ -173,13 +173,16 @@ def segment(
     return Segmentation(fg=fg_mask, llr=llr)
 
 
-def colour_unknown(seg: Segmentation, band: float) -> np.ndarray:
+def colour_unknown(seg: Segmentation, band: float, unlike: Optional[np.ndarray] = None) -> np.ndarray:
     """Segmented pixels that are not certain foreground by colour (H x W bool).
 
     Background-like pixels grown by ``BG_LIKE_GROW`` px, and every zone of the
-    subject where they are dense (see ``POROUS_SHARE``).
+    subject where they are dense (see ``POROUS_SHARE``); pixels in ``unlike`` (their
+    colour is unlike the background next to the subject, holes.py) do not count.
     """
     like = seg.fg & (seg.llr > BG_LIKE_LLR)
+    if unlike is not None:
+        like &= ~unlike
     if not like.any():
         return like
     grown = ndi.binary_dilation(like, iterations=BG_LIKE_GROW) & seg.fg
@@ -272,13 +275,16 @@ def from_region(
              "matte (draw the selection closer around the subject, or use strokes)", report)
     # the subject's own dark or coloured features that the cut dropped go back to it (holes.py)
     with progress.part(0.12, 0.14):
-        own = feature_holes(img, seg.fg, reg, r) if reg is not None else None
+        near = local_background(img, seg.fg, reg, r)
+        own = feature_holes(near) if near is not None else None
     if own is not None and own.any():
         seg = Segmentation(fg=seg.fg | own, llr=seg.llr)
     with progress.part(0.14, 0.76):
         tri = from_mask(seg.fg, band=r, adaptive=adaptive, image=img)
     with progress.part(0.76, 0.86):
-        not_sure = colour_unknown(seg, r) & (tri == FG)  # not ``unknown``: that is the strokes' argument
+        # background-like by the photo's colour models but unlike the background next to them
+        unlike = near.unlike(seg.fg & (seg.llr > BG_LIKE_LLR)) if near is not None else None
+        not_sure = colour_unknown(seg, r, unlike) & (tri == FG)  # not ``unknown``: that is the strokes' argument
     if own is not None and own.any():
         not_sure &= ~ndi.binary_dilation(own, iterations=BG_LIKE_GROW)   # their colour is why they were cut
     tri[not_sure] = UNKNOWN

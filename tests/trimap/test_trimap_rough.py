@@ -244,11 +244,11 @@ def scene_with_eye(seed: int = 0):
 
 
 def test_holes_unlike_the_background_around_the_subject_are_its_own_features():
-    from trimap.holes import feature_holes
+    from trimap.holes import LocalBackground, feature_holes
 
     img, subject, hole, eye = scene_with_eye()
     lasso = lasso_around(subject | eye, 15)
-    own = feature_holes(img, subject, lasso, band=4.0)
+    own = feature_holes(LocalBackground(img, subject, lasso, band=4.0))
     assert own[eye].all()           # black, where the background around is blue-green
     assert not own[hole].any()      # the background seen through the disk
     assert not own[~lasso].any()
@@ -272,8 +272,28 @@ def test_a_lasso_keeps_the_subjects_dark_eye_and_still_cuts_the_hole():
     import trimap.rough as rough_module
     keep = rough_module.feature_holes
     try:
-        rough_module.feature_holes = lambda image, fg, region, band: np.zeros_like(fg)
+        rough_module.feature_holes = lambda near: np.zeros(near.labels.shape, bool)
         assert (from_region(img, lasso, seg=cut)[core] != 255).all()
     finally:
         rough_module.feature_holes = keep
     assert holes_module.feature_holes is keep
+
+
+def test_colours_unlike_the_background_next_to_the_subject_are_not_made_unknown():
+    from trimap.holes import LocalBackground
+    from trimap.rough import Segmentation, colour_unknown
+
+    img, subject, hole, eye = scene_with_eye()
+    lasso = lasso_around(subject | eye | hole, 15)
+    near = LocalBackground(img, subject | eye | hole, lasso, band=4.0)
+    unlike = near.unlike(np.ones(subject.shape, bool))
+    assert unlike[ndi.binary_erosion(subject, iterations=2)].all()   # red against blue-green
+    assert unlike[eye].all()                                          # black against blue-green
+    assert not unlike[ndi.binary_erosion(hole, iterations=2)].any()  # the background itself
+    # A subject the photo's colour models call background-like everywhere: the colour rule
+    # makes it unknown, unless its colour is unlike the background next to it.
+    seg = Segmentation(fg=subject | eye | hole, llr=np.zeros(subject.shape, np.float32))
+    assert colour_unknown(seg, 4.0)[ndi.binary_erosion(subject, iterations=8)].all()
+    kept = ~colour_unknown(seg, 4.0, near.unlike(seg.fg))
+    assert kept[ndi.binary_erosion(subject, iterations=8) & ~ndi.binary_dilation(hole, iterations=12)].all()
+    assert not kept[hole].any()
