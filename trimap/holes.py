@@ -31,6 +31,7 @@ from typing import Optional
 import numpy as np
 from scipy import ndimage as ndi
 
+from ._distance import nearest
 from ._smooth import smooth
 
 #: RGB distance (0..1) between a hole's mean colour and the background next to the subject
@@ -72,7 +73,7 @@ class LocalBackground:
         sigma = LOCAL_BG_SIGMA * band / self.step
         weight = np.maximum(smooth(out_s.astype(np.float32), sigma), 1e-6)
         self.colour = np.stack([smooth(img_s[..., c] * out_s, sigma) / weight for c in range(3)], -1)
-        self.nearest = ndi.distance_transform_edt(~out_s, return_indices=True)[1]
+        self.nearest = nearest(~out_s, reach=float(max(out_s.shape)))[1]   # every pixel's, exactly
 
     def distance(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
         """RGB distance of the pixels (ys, xs) from the background colour next to them."""

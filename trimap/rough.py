@@ -38,7 +38,7 @@ from ._distance import distance, within
 from ._validate import BAND_ROWS, BG, FG, UNKNOWN, as_image, as_mask, check_band, check_same_shape, stroke_masks
 from .band import default_band, from_mask
 from .colour_models import llr_map
-from .holes import feature_holes, local_background
+from .holes import LocalBackground, feature_holes, local_background
 from . import progress
 
 # GrabCut runs on a copy of at most this many pixels. The lasso bench's sum was the
@@ -173,16 +173,17 @@ def segment(
     return Segmentation(fg=fg_mask, llr=llr)
 
 
-def colour_unknown(seg: Segmentation, band: float, unlike: Optional[np.ndarray] = None) -> np.ndarray:
+def colour_unknown(seg: Segmentation, band: float, near: Optional[LocalBackground] = None) -> np.ndarray:
     """Segmented pixels that are not certain foreground by colour (H x W bool).
 
     Background-like pixels grown by ``BG_LIKE_GROW`` px, and every zone of the
-    subject where they are dense (see ``POROUS_SHARE``); pixels in ``unlike`` (their
-    colour is unlike the background next to the subject, holes.py) do not count.
+    subject where they are dense (see ``POROUS_SHARE``). With ``near``, a pixel whose
+    colour is unlike the background next to the subject does not count (holes.py: the
+    photo's models call it background-like because of background elsewhere).
     """
     like = seg.fg & (seg.llr > BG_LIKE_LLR)
-    if unlike is not None:
-        like &= ~unlike
+    if near is not None:
+        like &= ~near.unlike(like)
     if not like.any():
         return like
     grown = ndi.binary_dilation(like, iterations=BG_LIKE_GROW) & seg.fg
@@ -282,9 +283,7 @@ def from_region(
     with progress.part(0.14, 0.76):
         tri = from_mask(seg.fg, band=r, adaptive=adaptive, image=img)
     with progress.part(0.76, 0.86):
-        # background-like by the photo's colour models but unlike the background next to them
-        unlike = near.unlike(seg.fg & (seg.llr > BG_LIKE_LLR)) if near is not None else None
-        not_sure = colour_unknown(seg, r, unlike) & (tri == FG)  # not ``unknown``: that is the strokes' argument
+        not_sure = colour_unknown(seg, r, near) & (tri == FG)  # not ``unknown``: that is the strokes' argument
     if own is not None and own.any():
         not_sure &= ~ndi.binary_dilation(own, iterations=BG_LIKE_GROW)   # their colour is why they were cut
     tri[not_sure] = UNKNOWN

@@ -35,8 +35,9 @@ from ..util import ramp
 
 TILE_CORE = 512          # px; window = core + 2 x TILE_MARGIN, <= 332k unknown pixels (~0.76 GB)
 # Context around each core. 32 px rather than 64 (issue #23): a 24 MP photo with a 30 % band
-# 284 -> 242 s wall and SAD 563.8 -> 531.5; the 1 MP windows-forced agreement with one
-# solve stays within 1 % of its SAD (docs/TILING.md, "The default model: the prior at any size").
+# 284 -> 242 s wall and SAD 563.8 -> 531.5 (this change alone; with WINDOW_RTOL below 269 ->
+# 207 s in a later sitting); the 1 MP windows-forced agreement with one solve stays within 1 %
+# of its SAD (docs/TILING.md, "The default model: the prior at any size").
 TILE_MARGIN = 32
 # CG's stop rule in the windows (one solve keeps information_flow.RTOL = 1e-5): a window's
 # alpha already differs from one whole solve's by about 2e-2 on average (its rim is pinned to
