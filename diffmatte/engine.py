@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -17,6 +18,7 @@ from .sampling.passes import PRIOR_UNITS, StepInfo, refine_widened  # noqa: F401
 from .modeling.model import DiffMatteModel
 from .prior.cg import TorchCG
 from .prior.memo import PriorMemo
+from .prior.solve import prior_matte
 from .sampling.tile_cache import TileCache
 from .sampling.tiled import TiledSampler, TileSettings, default_halos
 from .sampling.tiling import PlanStats
@@ -141,12 +143,25 @@ class Engine:
         check_pair(img, tri)
         args = (steps, seed, noise)
         rest = (cancel, force_fg, samples, tile_size, max_memory)
+        finish = self._finish
+        if callback is not None:
+            shown = callback
+            callback = lambda info: shown(replace(info, x0=finish(info.x0)))  # noqa: E731
         if not widen_band:
-            return self._refine_once(img, tri, *args, callback, *rest, progress)
+            return finish(self._refine_once(img, tri, *args, callback, *rest, progress))
 
         def solve(t: np.ndarray, cb: Optional[Callable[[StepInfo], None]], pr: Optional[Callable[[int, int], None]]):
             return self._refine_once(img, t, *args, cb, *rest, pr)
-        return refine_widened(solve, tri, band, int(steps) * int(samples), callback, progress, cancel)
+        # the widening reads the first pass's own alpha (its thresholds were measured on the
+        # prior's), the white point comes after both passes
+        return finish(refine_widened(solve, tri, band, int(steps) * int(samples), callback, progress, cancel))
+
+    def _finish(self, alpha: np.ndarray) -> np.ndarray:
+        """The matte from a pass's alpha: for a model whose matte is its prior, the prior's
+        white point (``prior.solve.prior_matte``); other models' alpha as it is."""
+        if self.model.cfg.prior and self.model.passes_prior_through():
+            return prior_matte(self.model.cfg.prior, alpha)
+        return alpha
 
     def _refine_once(self, img: np.ndarray, tri: np.ndarray, steps, seed, noise, callback, cancel, force_fg,
                      samples, tile_size, max_memory, progress) -> np.ndarray:
