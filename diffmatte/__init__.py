@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 #: rough selection's enclosed holes unlike the background around the subject stay in it
 #: (trimap/holes.py); 7: a rough selection's background-like colours unlike the background
 #: next to the subject are not made unknown (trimap/holes.py); 8: the default model's matte
-#: is information flow's alpha stretched by 1 / 0.97 and clipped (its white point, prior/solve.py).
+#: is information flow's alpha stretched by 1 / 0.97 and clipped (its white point, prior/white_point.py).
 #: The default model's test reference records it: ``tests/make_reference.py default`` refuses
 #: a reference whose mattes moved until this is raised.
 RESULTS_REVISION = 8

@@ -207,7 +207,8 @@ def _refine_one(engine, image_path: Path, trimap_path: Path, out: Path, rgba: Op
     image, trimap, widen = inputs if inputs is not None else _read_inputs(image_path, trimap_path, args)
     alpha = engine.refine(image, trimap, steps=args.steps, seed=args.seed, samples=getattr(args, "samples", 1),
                           progress=_progress(not args.quiet, bool(engine.info().get("prior_only"))),
-                          widen_band=widen, band=getattr(args, "band", None))
+                          widen_band=widen, band=getattr(args, "band", None),
+                          white_point=getattr(args, "white_point", None))
     # One path for every front end (CLI, batch, service, editor): diffmatte.finish.cutout.finish.
     final, cut = finish(image, alpha, edges=edges, decontaminate=params["decontaminate"] if rgba else 0.0,
                         premultiplied=params["premultiplied"])
@@ -255,6 +256,13 @@ def cmd_refine(args: argparse.Namespace) -> int:
         _refuse_overwrite(Path(args.save_trimap), image, trimap)
     _refuse_overwrite(out, image, trimap)
     _finish_options(args)  # bad edge / cut-out values fail before the model loads
+    if args.white_point is not None:
+        from .prior.white_point import check_white_point  # numpy only: answers before torch loads
+
+        try:
+            check_white_point(args.white_point)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("white_point", "--white-point", 1)) from None
     inputs = _read_inputs(image, trimap, args)
     from .engine import load_engine
 
@@ -319,6 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-widen", action="store_true",
                    help="with a rough --mask: solve once (about half the time), without growing the band "
                         "where the first matte shows it missed the subject's edge")
+    p.add_argument("--white-point", type=float, default=None, metavar="A",
+                   help="default model: its prior's alpha at or above A becomes opaque and partial alpha "
+                        "is stretched by 1/A (0.5..1, default 0.97: no grey veil inside solid subjects; "
+                        "1 keeps the prior's own alpha, for glass)")
     p.add_argument("-o", "--output", help="alpha PNG to write (default: IMAGE_alpha.png)")
     p.add_argument("--rgba", nargs="?", const="", default=None, metavar="PATH",
                    help="also write the RGBA cut-out (default path: IMAGE_cutout.png; 16-bit for 16-bit "

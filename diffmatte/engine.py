@@ -18,7 +18,7 @@ from .sampling.passes import PRIOR_UNITS, StepInfo, refine_widened  # noqa: F401
 from .modeling.model import DiffMatteModel
 from .prior.cg import TorchCG
 from .prior.memo import PriorMemo
-from .prior.solve import prior_matte
+from .prior.white_point import WHITE_POINT, check_white_point, prior_matte
 from .sampling.tile_cache import TileCache
 from .sampling.tiled import TiledSampler, TileSettings, default_halos
 from .sampling.tiling import PlanStats
@@ -109,7 +109,8 @@ class Engine:
                samples: int = 1, tile_size: Optional[int] = None,
                max_memory: Union[int, str, None] = None,
                progress: Optional[Callable[[int, int], None]] = None,
-               widen_band: bool = False, band: Optional[float] = None) -> np.ndarray:
+               widen_band: bool = False, band: Optional[float] = None,
+               white_point: Optional[float] = None) -> np.ndarray:
         """Refine a trimap into an alpha matte (H x W float32 in [0, 1]).
 
         ``noise`` (H x W float32) is the initial x_T; otherwise it is drawn from ``seed``
@@ -137,13 +138,24 @@ class Engine:
         (``trimap.widen``; the prior memo re-solves around the change). ``progress``
         then counts both passes. ``band``: the band radius the trimap was made with (the
         user's band option), by which the band grows; None: the image's default band.
+
+        ``white_point`` (models whose matte is their information-flow prior, the default
+        model): the prior's alpha at or above it becomes opaque and partial alpha is
+        stretched by 1 / white_point (0.5..1; None: ``prior.white_point.WHITE_POINT``, 0.97; 1.0
+        keeps the prior's own alpha, for glass and other partial alpha that must stay exact).
         """
+        try:
+            wp = WHITE_POINT if white_point is None else check_white_point(white_point)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
         img = to_float_rgb(image)
         tri = to_trimap(trimap)
         check_pair(img, tri)
         args = (steps, seed, noise)
         rest = (cancel, force_fg, samples, tile_size, max_memory)
-        finish = self._finish
+
+        def finish(alpha: np.ndarray) -> np.ndarray:
+            return self._finish(alpha, wp)
         if callback is not None:
             shown = callback
             callback = lambda info: shown(replace(info, x0=finish(info.x0)))  # noqa: E731
@@ -156,11 +168,11 @@ class Engine:
         # prior's), the white point comes after both passes
         return finish(refine_widened(solve, tri, band, int(steps) * int(samples), callback, progress, cancel))
 
-    def _finish(self, alpha: np.ndarray) -> np.ndarray:
+    def _finish(self, alpha: np.ndarray, white_point: float = WHITE_POINT) -> np.ndarray:
         """The matte from a pass's alpha: for a model whose matte is its prior, the prior's
-        white point (``prior.solve.prior_matte``); other models' alpha as it is."""
+        white point (``prior.white_point.prior_matte``); other models' alpha as it is."""
         if self.model.cfg.prior and self.model.passes_prior_through():
-            return prior_matte(self.model.cfg.prior, alpha)
+            return prior_matte(self.model.cfg.prior, alpha, white_point)
         return alpha
 
     def _refine_once(self, img: np.ndarray, tri: np.ndarray, steps, seed, noise, callback, cancel, force_fg,

@@ -20,12 +20,6 @@ from .windows import solve_tiled
 #: or two at 24 MP, of a solve that takes minutes there), reported as it goes so that the
 #: bars move during it (issue #23)
 SETUP_SHARE = 0.002
-#: information flow's white point: its alpha inside a solid subject stops a few percent short
-#: of 1 (a grey veil the cut-out shows over a dark backdrop), so the matte of a prior-only
-#: model is the prior divided by this, clipped at 1. 0.97 rather than 0.95: the same gain on
-#: rough selections, and less lost where the band holds only partial alpha (glass; the
-#: Composition-1k crops), docs/MODEL_CARD.md "White point"
-WHITE_POINT = 0.97
 
 
 def information_flow_alpha(image: np.ndarray, trimap: np.ndarray,
@@ -124,17 +118,6 @@ def solve_prior(kind: str, image: torch.Tensor, trimap: torch.Tensor,
                 torch.set_flush_denormal(True)
         return torch.stack(out)[:, None].to(image.device)
     raise ValueError(f"unknown prior {kind!r}; known: cf, ifm")
-
-
-def prior_matte(kind: str, prior: np.ndarray) -> np.ndarray:
-    """The matte (H, W) float32 of a model whose matte is its ``kind`` prior (its correction
-    layers all zero): information flow's alpha with its white point moved to
-    ``WHITE_POINT`` (partial alpha stretched by 1/WHITE_POINT, the rest opaque); other
-    priors as they are."""
-    alpha = np.asarray(prior, np.float32)
-    if kind != "ifm":
-        return alpha.copy()
-    return np.minimum(alpha * np.float32(1.0 / WHITE_POINT), np.float32(1.0))
 
 
 def denormals_flushed() -> bool:

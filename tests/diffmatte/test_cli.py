@@ -351,6 +351,27 @@ def test_refine_passes_prior_solver_to_the_engine(tmp_path, tiny_weights, monkey
     assert seen == ["torch", "auto"]
 
 
+def test_refine_passes_the_white_point_and_refuses_a_bad_one_before_loading(tmp_path, tiny_weights, monkeypatch,
+                                                                           capsys):
+    import diffmatte.engine as engine_mod
+
+    img, tri = _write_pair(tmp_path)
+    seen = []
+    real = engine_mod.Engine.refine
+
+    def spy(self, image, trimap, *args, **kwargs):
+        seen.append(kwargs.get("white_point"))
+        return real(self, image, trimap, *args, **kwargs)
+    monkeypatch.setattr(engine_mod.Engine, "refine", spy)
+    common = [str(img), "--trimap", str(tri), "--weights", str(tiny_weights), "--steps", "1", "-q"]
+    assert main(["refine", *common, "-o", str(tmp_path / "a.png"), "--white-point", "1"]) == 0
+    assert main(["refine", *common, "-o", str(tmp_path / "b.png")]) == 0
+    assert seen == [1.0, None]
+    assert main(["refine", *common, "-o", str(tmp_path / "c.png"), "--white-point", "2"]) != 0
+    assert "--white-point must be between 0.5 and 1" in capsys.readouterr().err and seen == [1.0, None]
+    assert not (tmp_path / "c.png").exists()
+
+
 def test_a_rough_mask_asks_the_engine_to_widen_the_band_and_an_exact_one_does_not(tmp_path, tiny_weights,
                                                                                      monkeypatch):
     """A rough --mask's trimap sits on a segmentation, so the engine may grow its band where the

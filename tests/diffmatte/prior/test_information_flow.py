@@ -249,7 +249,7 @@ def test_engine_skips_the_sampler_for_a_pass_through_prior_model():
     # the engine returns the prior without sampling; once a correction is non-zero the
     # sampler runs again.
     from diffmatte.engine import PRIOR_UNITS, Engine
-    from diffmatte.prior.solve import prior_matte
+    from diffmatte.prior.white_point import prior_matte
 
     img, tri, _ = _two_colour(32, 40)
     model = build_model(get_config("lite_ifm")).eval()
@@ -472,7 +472,7 @@ def test_the_prior_matte_moves_information_flows_white_point():
     dev photos' trimap2 mattes, 74 % of the error on pixels whose truth is opaque lay at
     alpha 0.8-0.98): the matte of a prior-only model is the prior stretched by 1 / WHITE_POINT
     and clipped, so 0 stays 0, partial alpha keeps its order and the veil goes."""
-    from diffmatte.prior.solve import WHITE_POINT, prior_matte
+    from diffmatte.prior.white_point import WHITE_POINT, prior_matte
 
     prior = np.array([[0.0, 0.2, 0.5], [WHITE_POINT - 0.01, WHITE_POINT, 1.0]], np.float32)
     out = prior_matte("ifm", prior)
@@ -489,7 +489,7 @@ def test_the_widening_reads_the_first_passs_own_alpha_and_the_white_point_comes_
     along the band's inner boundary is partial alpha cut by the band, though the matte shows
     1 there); the result of the second pass gets the white point."""
     from diffmatte.engine import Engine
-    from diffmatte.prior.solve import WHITE_POINT
+    from diffmatte.prior.white_point import WHITE_POINT
 
     model = build_model(get_config("lite_ifm")).eval()
     for p in list(model.fusion.out.parameters()) + list(model.decoder.matting_head.matting_convs[3].parameters()):
@@ -509,3 +509,25 @@ def test_the_widening_reads_the_first_passs_own_alpha_and_the_white_point_comes_
     out = engine.refine(np.zeros((48, 48, 3), np.float32), tri, widen_band=True, band=4)
     assert len(passes) == 2 and (passes[1] == 0.5).sum() > (tri == 0.5).sum()   # widened at 0.96 < 0.98
     np.testing.assert_allclose(out[passes[1] == 0.5], 0.96 / WHITE_POINT, rtol=1e-6)
+
+
+def test_a_refine_can_keep_the_priors_own_alpha_or_move_its_white_point():
+    """Engine.refine(white_point=...): 1.0 keeps information flow's own alpha (glass, where
+    partial alpha must stay exact), another value moves it there; out-of-range values are
+    refused before any work."""
+    from diffmatte.engine import Engine
+    from diffmatte.errors import InputError
+    from diffmatte.prior.white_point import prior_matte
+
+    img, tri, _ = _two_colour(32, 40)
+    model = build_model(get_config("lite_ifm")).eval()
+    for p in list(model.fusion.out.parameters()) + list(model.decoder.matting_head.matting_convs[3].parameters()):
+        torch.nn.init.zeros_(p)
+    engine = Engine(model, torch.device("cpu"), "test")
+    prior = information_flow_alpha(img, tri)
+    np.testing.assert_array_equal(engine.refine(img.astype(np.float32), tri, white_point=1.0), prior)
+    np.testing.assert_array_equal(engine.refine(img.astype(np.float32), tri, white_point=0.9),
+                                  prior_matte("ifm", prior, 0.9))
+    for bad in (0.2, 1.5, float("nan"), "x"):
+        with pytest.raises(InputError, match="white_point"):
+            engine.refine(img.astype(np.float32), tri, white_point=bad)
