@@ -84,3 +84,19 @@ def tiny_engine(tiny_weights):
     # fp32: the tests' expected values must not depend on whether this CPU has bf16 kernels
     # (load_engine's default "auto" picks bf16 on such CPUs).
     return diffmatte.load_engine(tiny_weights, device="cpu", precision="fp32")
+
+
+@pytest.fixture
+def refine_calls(monkeypatch):
+    """The keyword arguments of every ``Engine.refine`` call in the test (the real refine runs)."""
+    import diffmatte.engine as engine_mod
+
+    calls = []
+    real = engine_mod.Engine.refine
+
+    def spy(self, image, trimap, *args, **kwargs):
+        calls.append(kwargs)
+        return real(self, image, trimap, *args, **kwargs)
+
+    monkeypatch.setattr(engine_mod.Engine, "refine", spy)
+    return calls

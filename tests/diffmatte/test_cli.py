@@ -351,29 +351,20 @@ def test_refine_passes_prior_solver_to_the_engine(tmp_path, tiny_weights, monkey
     assert seen == ["torch", "auto"]
 
 
-def test_refine_passes_the_white_point_and_refuses_a_bad_one_before_loading(tmp_path, tiny_weights, monkeypatch,
+def test_refine_passes_the_white_point_and_refuses_a_bad_one_before_loading(tmp_path, tiny_weights, refine_calls,
                                                                            capsys):
-    import diffmatte.engine as engine_mod
-
     img, tri = _write_pair(tmp_path)
-    seen = []
-    real = engine_mod.Engine.refine
-
-    def spy(self, image, trimap, *args, **kwargs):
-        seen.append(kwargs.get("white_point"))
-        return real(self, image, trimap, *args, **kwargs)
-    monkeypatch.setattr(engine_mod.Engine, "refine", spy)
     common = [str(img), "--trimap", str(tri), "--weights", str(tiny_weights), "--steps", "1", "-q"]
     assert main(["refine", *common, "-o", str(tmp_path / "a.png"), "--white-point", "1"]) == 0
     assert main(["refine", *common, "-o", str(tmp_path / "b.png")]) == 0
-    assert seen == [1.0, None]
+    assert [c.get("white_point") for c in refine_calls] == [1.0, None]
     assert main(["refine", *common, "-o", str(tmp_path / "c.png"), "--white-point", "2"]) != 0
-    assert "--white-point must be between 0.5 and 1" in capsys.readouterr().err and seen == [1.0, None]
+    assert "--white-point must be between 0.5 and 1" in capsys.readouterr().err and len(refine_calls) == 2
     assert not (tmp_path / "c.png").exists()
 
 
 def test_a_rough_mask_asks_the_engine_to_widen_the_band_and_an_exact_one_does_not(tmp_path, tiny_weights,
-                                                                                     monkeypatch):
+                                                                                     monkeypatch, refine_calls):
     """A rough --mask's trimap sits on a segmentation, so the engine may grow its band where the
     first matte shows it missed the edge (Engine.refine(widen_band=True)); an exact mask, a trimap
     file and --no-widen are solved once. The band grows by --band when it is given (the band the
@@ -381,18 +372,7 @@ def test_a_rough_mask_asks_the_engine_to_widen_the_band_and_an_exact_one_does_no
     import numpy as np
     from PIL import Image
 
-    import diffmatte.engine as engine_mod
-
     no_installed_sam(monkeypatch, tmp_path)   # the rectangle goes to the colour models
-    seen, bands = [], []
-    real = engine_mod.Engine.refine
-
-    def spy(self, image, trimap, *args, **kwargs):
-        seen.append(kwargs.get("widen_band", False))
-        bands.append(kwargs.get("band"))
-        return real(self, image, trimap, *args, **kwargs)
-
-    monkeypatch.setattr(engine_mod.Engine, "refine", spy)
     img = np.full((60, 80, 3), (40, 110, 140), np.uint8)
     img[15:45, 20:60] = (220, 60, 40)
     lasso = np.zeros((60, 80), np.uint8)
@@ -406,9 +386,11 @@ def test_a_rough_mask_asks_the_engine_to_widen_the_band_and_an_exact_one_does_no
     assert main(["refine", photo, "--mask", mask, "--mask-edge", "exact"] + common) == 0
     assert main(["refine", photo, "--mask", mask, "--mask-edge", "rough", "--no-widen"] + common) == 0
     assert main(["refine", photo, "--trimap", str(tmp_path / "t.png")] + common) == 0
+    seen = [kw.get("widen_band", False) for kw in refine_calls]
     assert seen == [True, False, False, False]
     assert main(["refine", photo, "--mask", mask, "--mask-edge", "rough", "--band", "3"] + common) == 0
-    assert seen[-1] is True and bands == [None] * 4 + [3.0]
+    assert refine_calls[-1].get("widen_band") is True
+    assert [kw.get("band") for kw in refine_calls] == [None] * 4 + [3.0]
 
 
 def test_the_trimap_check_reads_8_bit_trimaps_by_histogram_with_the_same_numbers():

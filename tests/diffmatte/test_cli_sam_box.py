@@ -27,37 +27,26 @@ def _files(folder):
     return img
 
 
-@pytest.fixture
-def widened(monkeypatch):
-    """The widen_band of every Engine.refine."""
-    import diffmatte.engine as engine_mod
-
-    asked = []
-    real = engine_mod.Engine.refine
-
-    def spy(self, image, trimap, *args, **kw):
-        asked.append(kw.get("widen_band"))
-        return real(self, image, trimap, *args, **kw)
-
-    monkeypatch.setattr(engine_mod.Engine, "refine", spy)
-    return asked
+def widened(refine_calls) -> list:
+    """The widen_band of every Engine.refine so far."""
+    return [kw.get("widen_band") for kw in refine_calls]
 
 
-def test_refine_sends_a_rough_rectangle_to_the_box_prompt(tmp_path, tiny_weights, monkeypatch, widened):
+def test_refine_sends_a_rough_rectangle_to_the_box_prompt(tmp_path, tiny_weights, monkeypatch, refine_calls):
     boxes = install_tiny_sam(monkeypatch)
     img = _files(tmp_path)
     common = ["--weights", str(tiny_weights), "--steps", "1", "-q", "-o", str(tmp_path / "a.png"), "--band", "3"]
     for mask, edge in (("rect", "rough"), ("rect", "auto"), ("lasso", "rough"), ("rect", "exact")):
         assert main(["refine", str(tmp_path / "photo.png"), "--mask", str(tmp_path / f"{mask}.png"),
                      "--mask-edge", edge, "--save-trimap", str(tmp_path / f"t_{mask}_{edge}.png")] + common) == 0
-    assert boxes == [BOX, BOX] and widened == [False, False, True, False]
+    assert boxes == [BOX, BOX] and widened(refine_calls) == [False, False, True, False]
     from trimap import selection
 
     sam = selection.installed_prompter().trimap(img, box=BOX, band=3.0)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "t_rect_rough.png")), sam)
 
 
-def test_batch_masks_send_a_rough_rectangle_to_the_box_prompt(tmp_path, tiny_weights, monkeypatch, widened):
+def test_batch_masks_send_a_rough_rectangle_to_the_box_prompt(tmp_path, tiny_weights, monkeypatch, refine_calls):
     boxes = install_tiny_sam(monkeypatch)
     images, masks = tmp_path / "images", tmp_path / "masks"
     images.mkdir(), masks.mkdir()
@@ -66,7 +55,7 @@ def test_batch_masks_send_a_rough_rectangle_to_the_box_prompt(tmp_path, tiny_wei
     (tmp_path / "rect.png").rename(masks / "a.png")
     s = batch.run([str(images)], output=str(tmp_path / "out"), masks=str(masks), mask_edge="rough",
                   weights=str(tiny_weights), steps=1, threads=1, progress=False, echo=None)
-    assert s.refined == 1 and boxes == [BOX] and widened == [False]
+    assert s.refined == 1 and boxes == [BOX] and widened(refine_calls) == [False]
 
 
 def test_a_batch_rerun_redoes_masks_once_sam_is_installed(tmp_path, tiny_weights, monkeypatch):
