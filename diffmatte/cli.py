@@ -15,7 +15,7 @@ from refine_matte import widen_rule
 from refine_matte.progress_text import Estimate, solving_text
 
 from . import __version__
-from .cli_options import _add_engine_args, _add_finish_args, _export_engine_options, _finish_options
+from .cli_options import _add_engine_args, _add_finish_args, _export_engine_options, _finish_options, check_white_point_arg
 from .errors import Cancelled, DefaultWeightsMissing, WeightsError
 
 # Sub-command modules with a ``register(subparsers)`` function, imported lazily so a
@@ -256,13 +256,7 @@ def cmd_refine(args: argparse.Namespace) -> int:
         _refuse_overwrite(Path(args.save_trimap), image, trimap)
     _refuse_overwrite(out, image, trimap)
     _finish_options(args)  # bad edge / cut-out values fail before the model loads
-    if args.white_point is not None:
-        from .prior.white_point import check_white_point  # numpy only: answers before torch loads
-
-        try:
-            check_white_point(args.white_point)
-        except ValueError as exc:
-            raise ValueError(str(exc).replace("white_point", "--white-point", 1)) from None
+    check_white_point_arg(args)   # before torch loads
     inputs = _read_inputs(image, trimap, args)
     from .engine import load_engine
 
@@ -327,10 +321,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-widen", action="store_true",
                    help="with a rough --mask: solve once (about half the time), without growing the band "
                         "where the first matte shows it missed the subject's edge")
-    p.add_argument("--white-point", type=float, default=None, metavar="A",
-                   help="default model: its prior's alpha at or above A becomes opaque and partial alpha "
-                        "is stretched by 1/A (0.5..1, default 0.97: no grey veil inside solid subjects; "
-                        "1 keeps the prior's own alpha, for glass)")
     p.add_argument("-o", "--output", help="alpha PNG to write (default: IMAGE_alpha.png)")
     p.add_argument("--rgba", nargs="?", const="", default=None, metavar="PATH",
                    help="also write the RGBA cut-out (default path: IMAGE_cutout.png; 16-bit for 16-bit "

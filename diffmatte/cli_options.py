@@ -23,9 +23,25 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-memory", metavar="SIZE", default=None,
                    help="memory a refine may use, e.g. 4G or 512M (default: from free RAM / VRAM); tiles are "
                         "sized to fit and a refine that cannot fit is refused before it starts")
+    p.add_argument("--white-point", type=float, default=None, metavar="A",
+                   help="default model: its prior's alpha at or above A becomes opaque and partial alpha "
+                        "is stretched by 1/A (0.5..1, default 0.97: no grey veil inside solid subjects; "
+                        "1 keeps the prior's own alpha, for glass)")
     p.add_argument("--tile-size", type=int, metavar="PX", default=None,
                    help="largest decoder tile in pixels, a multiple of 32 (default: automatic; 0: always the "
                         "whole image, the pre-tiling path)")
+
+
+def check_white_point_arg(args: argparse.Namespace) -> None:
+    """Refuse a --white-point outside 0.5..1 before torch is imported (prior/white_point.py is numpy only)."""
+    if getattr(args, "white_point", None) is None:
+        return
+    from .prior.white_point import check_white_point
+
+    try:
+        check_white_point(args.white_point)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("white_point", "--white-point", 1)) from None
 
 
 def add_prior_solver_arg(p: argparse.ArgumentParser) -> None:

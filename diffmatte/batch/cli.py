@@ -66,10 +66,11 @@ def register(sub) -> None:
 def cmd_batch(args: argparse.Namespace) -> int:
     import json
 
-    from ..cli_options import _finish_options
+    from ..cli_options import _finish_options, check_white_point_arg
     from .runner import run
 
     edges, params = _finish_options(args)  # bad edge / cut-out values fail before anything else
+    check_white_point_arg(args)
     edges_json = json.dumps(edges.to_dict(), sort_keys=True) if any(edges.to_dict().values()) else ""
     quiet = args.quiet
 
@@ -85,5 +86,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
                   mask_edge=args.mask_edge, source=args.source, jobs=args.jobs, threads=args.threads, ray=args.ray,
                   overwrite=args.overwrite, max_megapixels=args.max_megapixels, edges=edges_json,
                   decontaminate=params["decontaminate"], premultiplied=params["premultiplied"],
+                  white_point=args.white_point,
                   service=args.service, progress=not quiet, echo=echo)
     return summary.exit_code

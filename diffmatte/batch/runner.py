@@ -55,8 +55,8 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
         source: str = "layer", jobs: int = 1,
         threads: Optional[int] = None, ray: Optional[str] = None, ray_workers: Optional[int] = None,
         overwrite: bool = False, max_megapixels: float = 100.0, edges: str = "", decontaminate: float = 1.0,
-        premultiplied: bool = False, service: Union[bool, str] = False, progress: bool = True,
-        echo: Echo = print) -> Summary:
+        premultiplied: bool = False, white_point: Optional[float] = None, service: Union[bool, str] = False,
+        progress: bool = True, echo: Echo = print) -> Summary:
     """Refine every image (flat or layered) under ``inputs`` into the folder ``output``.
 
     Flat images get ``OUT/STEM.png`` (and ``STEM_cutout.png`` with ``rgba``); in layered
@@ -72,12 +72,16 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
     or join a local Ray), ``"auto"`` or ``"ray://host:port"``. ``service``: refine through the
     running ``diffmatte serve`` (True, or its config folder) instead of loading a model.
     ``device`` and ``prior_solver`` say where the engines run (``load_engine``); they do not
-    change the outputs' fingerprint.
+    change the outputs' fingerprint. ``white_point``: the default model's white point
+    (``Engine.refine``; None: its default); not with ``service``, whose refine route does not take it.
     """
     from .prepare import prepare
 
     t_start = time.perf_counter()
     _check_options(jobs, steps, source, output, ray)
+    if service and white_point is not None:
+        raise ValueError("--white-point cannot be used with --service yet: the service's refine uses the "
+                         "default white point (leave --white-point out, or run without --service)")
     served = _connect_service(service, jobs, ray)
     out_dir = Path(output)
     _check_writable(out_dir)
@@ -87,7 +91,7 @@ def run(inputs: Sequence[str] = (), output: str = "", *, images: Optional[str] =
     try:
         settings = Settings(weights=str(weights), steps=steps, seed=seed, samples=samples, bits=bits, band=band,
                             mask_edge=mask_edge, rgba=rgba, source=source, edges=edges, decontaminate=decontaminate,
-                            premultiplied=premultiplied)
+                            premultiplied=premultiplied, white_point=white_point)
         plan = prepare(list(inputs) + ([images] if images else []), out_dir, manifest, settings,
                        trimaps=trimaps, masks=masks, layers=layers, image_pattern=image_pattern,
                        trimap_pattern=trimap_pattern, mask_pattern=mask_pattern, overwrite=overwrite,

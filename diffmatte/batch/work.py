@@ -36,6 +36,7 @@ class Settings:
     edges: str = ""         # diffmatte.finish.edges parameters as JSON ("" = the engine's matte as is)
     decontaminate: float = 1.0
     premultiplied: bool = False
+    white_point: Optional[float] = None   # the default model's white point (None: the engine's default)
 
     def finish(self, image: np.ndarray, alpha: np.ndarray, bits: Optional[int] = None):
         """(final alpha, RGBA cut-out) through the project's one cut-out path."""
@@ -61,6 +62,8 @@ class Settings:
         import os
 
         d = asdict(self)
+        if d["white_point"] is None:   # the default: fingerprints stay those of runs before the option
+            del d["white_point"]
         if sam is not None:   # absent otherwise: fingerprints of runs without SAM stay as they were
             d["sam"] = sam
         d["weights"] = weights_hash
@@ -145,7 +148,9 @@ def _refine(engine, image: np.ndarray, tri: np.ndarray, settings: Settings, res:
             widen_band: bool = False) -> np.ndarray:
     t = time.perf_counter()
     alpha = engine.refine(image, tri, steps=settings.steps, seed=settings.seed, samples=settings.samples,
-                          widen_band=widen_band, band=settings.band)  # a rough mask's trimap: a second pass
+                          widen_band=widen_band, band=settings.band,  # a rough mask's trimap: a second pass
+                          # only when set: a service's engine (--service, which refuses the option) lacks it
+                          **({"white_point": settings.white_point} if settings.white_point is not None else {}))
     res.seconds["refine"] = round(res.seconds.get("refine", 0.0) + time.perf_counter() - t, 3)
     return alpha
 

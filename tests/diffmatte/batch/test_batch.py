@@ -270,6 +270,25 @@ def test_rerun_skips_done_work_and_redoes_what_changed(tmp_path, run):
     assert run(img, output=out, trimaps=tri, overwrite=True).refined == 1
 
 
+def test_the_white_point_reaches_the_engine_and_redoes_the_outputs(tmp_path, run, refine_calls):
+    """--white-point: each refine gets it, a rerun with another one redoes the outputs (it is in
+    the settings' fingerprint), and with --service (whose refine does not take it) it is refused before anything is done."""
+    from diffmatte.batch.work import Settings
+
+    img, tri, out = tmp_path / "img", tmp_path / "tri", tmp_path / "out"
+    img.mkdir(), tri.mkdir()
+    photo(img / "a.png")
+    trimap(tri / "a.png")
+    with pytest.raises(ValueError, match="--white-point cannot be used with --service"):
+        run(img, output=out, trimaps=tri, service=True, white_point=1.0)
+    assert not out.exists()
+    assert run(img, output=out, trimaps=tri).refined == 1
+    s = run(img, output=out, trimaps=tri, white_point=1.0)
+    assert (s.refined, s.skipped) == (1, 0)
+    assert "white_point" not in refine_calls[0] and refine_calls[1]["white_point"] == 1.0
+    assert Settings().fingerprint("w") != Settings(white_point=1.0).fingerprint("w")
+
+
 def test_jobs_two_gives_the_same_files(tmp_path, run):
     img, tri = tmp_path / "img", tmp_path / "tri"
     img.mkdir(), tri.mkdir()
