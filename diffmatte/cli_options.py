@@ -38,10 +38,7 @@ def check_white_point_arg(args: argparse.Namespace) -> None:
         return
     from .prior.white_point import check_white_point
 
-    try:
-        check_white_point(args.white_point)
-    except ValueError as exc:
-        raise ValueError(str(exc).replace("white_point", "--white-point", 1)) from None
+    check_white_point(args.white_point, "--white-point")
 
 
 def add_prior_solver_arg(p: argparse.ArgumentParser) -> None:

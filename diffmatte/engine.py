@@ -168,7 +168,7 @@ class Engine:
         # prior's), the white point comes after both passes
         return finish(refine_widened(solve, tri, band, int(steps) * int(samples), callback, progress, cancel))
 
-    def _finish(self, alpha: np.ndarray, white_point: float = WHITE_POINT) -> np.ndarray:
+    def _finish(self, alpha: np.ndarray, white_point: float) -> np.ndarray:
         """The matte from a pass's alpha: for a model whose matte is its prior, the prior's
         white point (``prior.white_point.prior_matte``); other models' alpha as it is."""
         if self.model.cfg.prior and self.model.passes_prior_through():

@@ -61,9 +61,13 @@ class ServiceEngine:
         return "service:" + json.dumps(keep, sort_keys=True)
 
     def refine(self, image: np.ndarray, trimap: np.ndarray, steps: int = 10, seed: Optional[int] = 0,
-               samples: int = 1, widen_band: bool = False, band: Optional[float] = None) -> np.ndarray:
+               samples: int = 1, widen_band: bool = False, band: Optional[float] = None,
+               white_point: Optional[float] = None) -> np.ndarray:
         from PIL import Image
         from refine_matte.client import EngineError
+
+        if white_point is not None:   # batch refuses --white-point with --service before this
+            raise ValueError("the engine service's refine takes no white point; it uses the default")
 
         # The service takes 8-bit RGB and a 0/128/255 trimap (what it would decode anyway).
         rgb = np.round(to_float_rgb(image) * 255.0).astype(np.uint8)

@@ -149,8 +149,7 @@ def _refine(engine, image: np.ndarray, tri: np.ndarray, settings: Settings, res:
     t = time.perf_counter()
     alpha = engine.refine(image, tri, steps=settings.steps, seed=settings.seed, samples=settings.samples,
                           widen_band=widen_band, band=settings.band,  # a rough mask's trimap: a second pass
-                          # only when set: a service's engine (--service, which refuses the option) lacks it
-                          **({"white_point": settings.white_point} if settings.white_point is not None else {}))
+                          white_point=settings.white_point)
     res.seconds["refine"] = round(res.seconds.get("refine", 0.0) + time.perf_counter() - t, 3)
     return alpha
 

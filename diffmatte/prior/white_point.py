@@ -24,12 +24,13 @@ def prior_matte(kind: str, prior: np.ndarray, white_point: float = WHITE_POINT) 
     return np.minimum(alpha * np.float32(1.0 / white_point), np.float32(1.0))
 
 
-def check_white_point(value: float) -> float:
-    """``value`` as a float if it is a white point the matte can take (0.5 to 1), else ValueError."""
+def check_white_point(value: float, name: str = "white_point") -> float:
+    """``value`` as a float if it is a white point the matte can take (0.5 to 1), else a
+    ValueError naming it as ``name`` (the argument or option the user gave)."""
     try:
         wp = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"white_point must be a number between 0.5 and 1, got {value!r}") from None
+        raise ValueError(f"{name} must be a number between 0.5 and 1, got {value!r}") from None
     if not 0.5 <= wp <= 1.0:
-        raise ValueError(f"white_point must be between 0.5 and 1 (1 keeps the prior's own alpha), got {value!r}")
+        raise ValueError(f"{name} must be between 0.5 and 1 (1 keeps the prior's own alpha), got {value!r}")
     return wp

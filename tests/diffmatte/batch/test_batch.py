@@ -285,7 +285,7 @@ def test_the_white_point_reaches_the_engine_and_redoes_the_outputs(tmp_path, run
     assert run(img, output=out, trimaps=tri).refined == 1
     s = run(img, output=out, trimaps=tri, white_point=1.0)
     assert (s.refined, s.skipped) == (1, 0)
-    assert "white_point" not in refine_calls[0] and refine_calls[1]["white_point"] == 1.0
+    assert refine_calls[0]["white_point"] is None and refine_calls[1]["white_point"] == 1.0
     assert Settings().fingerprint("w") != Settings(white_point=1.0).fingerprint("w")
 
 
