@@ -8,8 +8,9 @@ then the lasso with a soft edge. So the edge is found first:
 
 1. **Segmentation** (:func:`segment`): colour models with a graph cut (GrabCut, Rother
    et al. 2004, OpenCV's implementation) on a copy of at most ``MAX_SEGMENT_PIXELS``:
-   outside the region is background for certain, inside it "probably foreground";
-   strokes are hard labels. The result is upsampled; the band absorbs the lost detail.
+   outside the region is background for certain, inside it "probably foreground"
+   (where the region leaves almost nothing outside, its out-of-focus part starts as
+   "probably background": focus.py); strokes are hard labels. The result is upsampled; the band absorbs the lost detail.
    Enclosed holes whose colour is unlike the background around the subject (eyes, a dark
    patch) are its own features and go back to it (holes.py).
 2. **Colour evidence**: GrabCut's own Gaussian mixtures give every pixel a log-likelihood
@@ -38,6 +39,7 @@ from ._distance import distance, within
 from ._validate import BAND_ROWS, BG, FG, UNKNOWN, as_image, as_mask, check_band, check_same_shape, stroke_masks
 from .band import default_band, from_mask
 from .colour_models import llr_map
+from .focus import blurred
 from .holes import LocalBackground, feature_holes, local_background
 from . import progress
 
@@ -66,8 +68,9 @@ OUTER_BG_LLR = 2.0
 EDGE_MODES = ("rough", "exact", "auto")
 # The colour models learn the background from outside the selection: below this share of
 # the photo (a box drawn around a subject that fills the frame) they learn too little, and
-# background inside the selection (grass, bokeh) can stay foreground. On the rectangle
-# bench, the four boxes leaving under 5 % outside gave 0.75-113 SAD (GT01 still fine).
+# background inside the selection (grass, bokeh) stayed foreground (the rectangle bench's
+# boxes leaving under 5 % outside: 0.75-113 SAD). There the segmentation starts from the
+# photo's focus instead (focus.py), and the user is still told.
 MIN_OUTSIDE_SHARE = 0.05
 
 
@@ -148,6 +151,11 @@ def segment(
                 small_labels[cells] = value
     else:
         small_labels = labels
+    if prior is None and _too_little_outside(region, bg):
+        # Nothing to learn the background from outside the selection: the out-of-focus part
+        # of it starts as background instead (focus.py).
+        inside = small_labels == cv2.GC_PR_FGD
+        small_labels[inside & blurred(img8, inside)] = cv2.GC_PR_BGD
     if not ((small_labels == cv2.GC_BGD) | (small_labels == cv2.GC_PR_BGD)).any():
         # GrabCut needs background samples; a region that covers the whole image has
         # none, so its outermost pixels stand in (the subject rarely fills the frame).
@@ -171,6 +179,13 @@ def segment(
     with progress.part(0.6, 1.0):
         llr = llr_map(img8, bgd, fgd)
     return Segmentation(fg=fg_mask, llr=llr)
+
+
+def _too_little_outside(region: Optional[np.ndarray], bg: Optional[np.ndarray]) -> bool:
+    """Whether a selection leaves under ``MIN_OUTSIDE_SHARE`` of the photo outside it and no
+    background stroke says what the background looks like."""
+    return (region is not None and 1.0 - float(np.mean(region)) < MIN_OUTSIDE_SHARE
+            and not (bg is not None and bg.any()))
 
 
 def colour_unknown(seg: Segmentation, band: float, near: Optional[LocalBackground] = None) -> np.ndarray:
@@ -270,10 +285,11 @@ def from_region(
         _say("the subject could not be told from its background inside the selection; its outline "
              "is used as the edge (paint a few foreground strokes, or choose the exact edge)", report)
         seg = Segmentation(fg=reg, llr=np.zeros(reg.shape, np.float32))
-    elif reg is not None and 1.0 - reg.mean() < MIN_OUTSIDE_SHARE and not (bg_m is not None and bg_m.any()):
+    elif reg is not None and _too_little_outside(reg, bg_m):
         _say(f"the selection covers {100.0 * reg.mean():.0f} % of the photo, which leaves too little "
-             "background outside it to tell the subject from: background inside it may stay in the "
-             "matte (draw the selection closer around the subject, or use strokes)", report)
+             "background outside it to learn from, so the background was taken to be the out-of-focus "
+             "part: check the matte (draw the selection closer around the subject, or paint a "
+             "background stroke)", report)
     # the subject's own dark or coloured features that the cut dropped go back to it (holes.py)
     with progress.part(0.12, 0.14):
         near = local_background(img, seg.fg, reg, r)
