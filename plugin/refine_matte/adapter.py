@@ -71,6 +71,11 @@ class HostAdapter(abc.ABC):
         or switched off), or None.  Raises HostError when the layer cannot take a mask.
         """
 
+    def selection_key(self) -> Optional[tuple]:
+        """Something cheap that changes when the host's selection changes (Krita: its
+        bounds), polled so the panel's outline follows the host; None: not polled."""
+        return None
+
     def document_id(self) -> Optional[str]:
         """An identifier that changes when the active document/layer changes (optional)."""
         return None

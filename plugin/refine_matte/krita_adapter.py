@@ -109,6 +109,13 @@ class KritaAdapter(HostAdapter):
         w, h = doc.width(), doc.height()
         return _grey(_bytes(sel.pixelData(0, 0, w, h)), w, h)
 
+    def selection_key(self) -> Optional[tuple]:
+        """The selection's bounds: Krita's scripting API has no selection signal, and
+        reading its pixels on a timer would copy the whole canvas every poll."""
+        doc = self._krita.activeDocument()
+        sel = doc.selection() if doc is not None else None
+        return None if sel is None else (sel.x(), sel.y(), sel.width(), sel.height())
+
     def layer_mask(self) -> Optional["QtGui.QImage"]:
         """The active transparency mask, else the layer's topmost visible one."""
         doc, node, active = self._layer()

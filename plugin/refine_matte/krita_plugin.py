@@ -28,6 +28,7 @@ def register() -> None:
     from .engine_setup import EngineBar
     from .krita_adapter import KritaAdapter
     from .panel import RefinePanel
+    from . import panel_host
 
     class RefineMatteDocker(DockWidget):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:
@@ -54,6 +55,7 @@ def register() -> None:
             self._mask_timer.start()
 
         def _sync_masks(self) -> None:
+            panel_host.follow_selection(self.panel)
             try:
                 note = self.panel.adapter.sync_masks()
             except Exception:  # noqa: BLE001 - a poll must never raise into Krita

@@ -75,6 +75,21 @@ def show_selection_outline(panel: Any) -> None:
         panel.canvas.set_selection(None)
 
 
+def follow_selection(panel: Any) -> None:
+    """The host's poll (the Krita docker's timer): redraw the selection outline when the
+    host's selection changed since the last poll (``HostAdapter.selection_key``), so the
+    panel never shows a selection the artist has replaced (Select All, a new lasso)."""
+    if panel.adapter is None:
+        return
+    try:
+        key = panel.adapter.selection_key()
+    except Exception:  # noqa: BLE001 - a poll must never raise into the host
+        return
+    if key != getattr(panel, "_host_selection_key", None):
+        panel._host_selection_key = key
+        show_selection_outline(panel)
+
+
 def deliver(panel: Any, alpha: Any) -> None:
     """A refine finished: keep the raw matte, apply the edge controls, show the result and
     add it to the host as a new layer mask (unless the host changed or the matte is empty;

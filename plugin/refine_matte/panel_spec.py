@@ -40,6 +40,7 @@ def build_spec(adapter: Optional[HostAdapter], canvas: MatteCanvas, state: Panel
         if mask is None:
             raise NoSelectionError()
         _check_coverage(mask, "selection")
+        canvas.set_selection(mask)  # the outline shows what is refined, even if the host did not say it changed
         spec.mask_png = mask.copy()
     elif spec.source == "mask":
         mask = adapter.layer_mask()

@@ -187,10 +187,29 @@ class FakeEngineClient:
 
 
 class FakeSelection:
-    """krita.Selection: w*h bytes, 255 = selected."""
+    """krita.Selection: w*h bytes, 255 = selected; ``w`` (the document's width) for its bounds."""
 
-    def __init__(self, data: bytes = b"") -> None:
-        self.data = bytes(data)
+    def __init__(self, data: bytes = b"", w: int = 0) -> None:
+        self.data, self.w = bytes(data), w
+
+    def _bounds(self) -> tuple:
+        on = [i for i, v in enumerate(self.data) if v] if self.w else []
+        if not on:
+            return 0, 0, 0, 0
+        xs, ys = [i % self.w for i in on], [i // self.w for i in on]
+        return min(xs), min(ys), max(xs) - min(xs) + 1, max(ys) - min(ys) + 1
+
+    def x(self) -> int:
+        return self._bounds()[0]
+
+    def y(self) -> int:
+        return self._bounds()[1]
+
+    def width(self) -> int:
+        return self._bounds()[2]
+
+    def height(self) -> int:
+        return self._bounds()[3]
 
     def pixelData(self, x: int, y: int, w: int, h: int) -> Any:  # noqa: N802 (Krita API)
         return QtCore.QByteArray(self.data)
@@ -298,7 +317,7 @@ class FakeDocument:
         self.active = node
 
     def selection(self) -> Optional[FakeSelection]:
-        return FakeSelection(self.sel.data) if self.sel is not None else None
+        return FakeSelection(self.sel.data, self.w) if self.sel is not None else None
 
     def setSelection(self, sel: Optional[FakeSelection]) -> None:  # noqa: N802 (no undo step)
         self.sel = FakeSelection(sel.data) if sel is not None else None

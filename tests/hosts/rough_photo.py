@@ -18,8 +18,12 @@ photos: the bundled astronaut sample and its trimap's foreground + band, no trut
 ``score``: the whole-image SAD (sum |a - gt| / 1000, a in 0..1) of the mask that the
 scenario read back from Krita after refine 1 (``mask-1.png``: Selection source, Edge
 rough, the docker's defaults) and of the lasso itself; the check passes when the mask's
-SAD is at most ``RATIO`` (0.5) times the lasso's. Without a truth the check is skipped
-with a NOTE, not failed.
+SAD is at most ``RATIO`` (0.5) times the lasso's. The same for the mask of the scenario's
+Select All refine (``mask-all.png``: a subject that fills the frame leaves nothing outside
+the selection to learn the background from, so the engine starts from the photo's focus,
+trimap/focus.py), against the whole canvas's own SAD, at most ``RATIO_ALL`` times it (GT04
+offline: 0.17x; before the focus start 0.62x). Without a truth the checks are skipped with
+a NOTE, not failed.
 """
 import json
 import os
@@ -31,6 +35,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 RATIO = 0.5
+RATIO_ALL = 0.35
 DEFAULT_PHOTO = "GT04"
 
 
@@ -116,10 +121,28 @@ def score(out: Path, inp: Path, ratio: float = RATIO) -> dict:
                         "refine 2 (from refine 1's mask, Edge exact) has SAD %.1f" % r["rough_sad"]["mask2"])
         r["checks"].append({"name": name, "ok": bool(ok), "detail": detail})
         r["ok"] = bool(r.get("ok")) and bool(ok)
+        whole = _select_all_check(out / "mask-all.png", gt, info)
+        r["checks"].append(whole)
+        r["ok"] = bool(r["ok"]) and whole["ok"]
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(r, indent=1))
     os.replace(tmp, path)
     return r
+
+
+def _select_all_check(path: Path, gt: np.ndarray, info: dict) -> dict:
+    """The Select All refine's mask against the truth, and the whole canvas's own SAD."""
+    canvas = sad(np.ones(gt.shape, bool), gt)
+    name = ("Select All on %s, Edge rough: mask SAD <= %.2fx the whole canvas's"
+            % (info.get("photo"), RATIO_ALL))
+    if not path.is_file():
+        return {"name": name, "ok": False, "detail": "no %s: the scenario saved no Select All mask" % path.name}
+    mask = grey01(path)
+    if mask.shape != gt.shape:
+        return {"name": name, "ok": False, "detail": "mask %s px vs truth %s px" % (mask.shape[::-1], gt.shape[::-1])}
+    got = sad(mask, gt)
+    return {"name": name, "ok": bool(got <= RATIO_ALL * canvas),
+            "detail": "mask SAD %.1f, whole canvas SAD %.1f: %.3fx" % (got, canvas, got / canvas)}
 
 
 def main(argv) -> int:

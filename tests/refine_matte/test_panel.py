@@ -866,6 +866,33 @@ def test_host_panel_outlines_the_selection_and_resets_on_a_new_document(qtbot):
     assert panel.canvas.selection_path() is None
 
 
+def test_the_outline_follows_a_selection_the_host_replaced(qtbot):
+    """Krita says nothing when the artist selects anew: the docker polls the selection's key
+    (``panel_host.follow_selection``) and a refine shows the selection it refines."""
+    from refine_matte import panel_host
+
+    doc, adapter, client, panel = selection_host(qtbot)
+    assert panel.canvas.selection_path().boundingRect() == QtCore.QRectF(16, 12, 32, 24)
+    everything = imaging.blank_mask(W, H)
+    everything.fill(QtGui.QColor(255, 255, 255))
+    doc.selection = everything               # Select All, without a word to the panel
+    keys = iter([("lasso",), ("lasso",), ("all",)])
+    adapter.selection_key = lambda: next(keys)
+    panel_host.follow_selection(panel)       # first poll: the outline is read again
+    assert panel.canvas.selection_path().boundingRect() == QtCore.QRectF(0, 0, W, H)
+    doc.selection = imaging.blank_mask(W, H)
+    p = QtGui.QPainter(doc.selection)
+    p.fillRect(4, 4, 10, 10, QtGui.QColor(255, 255, 255))
+    p.end()
+    panel_host.follow_selection(panel)       # the same key: not read again
+    assert panel.canvas.selection_path().boundingRect() == QtCore.QRectF(0, 0, W, H)
+    panel_host.follow_selection(panel)       # a new key: read
+    assert panel.canvas.selection_path().boundingRect() == QtCore.QRectF(4, 4, 10, 10)
+    doc.selection = everything               # and a refine reads what it refines
+    refine_and_wait(qtbot, panel)
+    assert panel.canvas.selection_path().boundingRect() == QtCore.QRectF(0, 0, W, H)
+
+
 def test_editor_sam_download_uses_the_product_downloader(tmp_path, monkeypatch):
     import threading as th
 

@@ -353,3 +353,14 @@ def test_trimap_source_hint_is_legible_on_dark_and_light_themes(qtbot, window):
     qtbot.waitExposed(panel)
     assert panel.hint_label.text()
     assert _max_text_contrast(panel.hint_label) >= 4.5
+
+
+def test_the_selection_key_follows_krita_selection():
+    """Krita has no selection signal: the docker polls the selection's bounds."""
+    doc, adapter = doc_and_adapter()
+    assert adapter.selection_key() is None
+    doc.setSelection(FakeSelection(box(1, 1, 3, 2)))
+    first = adapter.selection_key()
+    assert first == (1, 1, 3, 2)
+    doc.setSelection(FakeSelection(box(0, 0, W - 1, H - 1)))   # Select All
+    assert adapter.selection_key() == (0, 0, W, H) != first
