@@ -39,7 +39,7 @@ from ._distance import distance, within
 from ._validate import BAND_ROWS, BG, FG, UNKNOWN, as_image, as_mask, check_band, check_same_shape, stroke_masks
 from .band import default_band, from_mask
 from .colour_models import llr_map
-from .focus import blurred
+from .focus import background_start
 from .holes import LocalBackground, feature_holes, local_background
 from . import progress
 
@@ -152,10 +152,10 @@ def segment(
     else:
         small_labels = labels
     if prior is None and _too_little_outside(region, bg):
-        # Nothing to learn the background from outside the selection: the out-of-focus part
-        # of it starts as background instead (focus.py).
+        # Nothing to learn the background from outside the selection: its out-of-focus part
+        # that runs off the frame starts as background instead (focus.py).
         inside = small_labels == cv2.GC_PR_FGD
-        small_labels[inside & blurred(img8, inside)] = cv2.GC_PR_BGD
+        small_labels[inside & background_start(img8, inside)] = cv2.GC_PR_BGD
     if not ((small_labels == cv2.GC_BGD) | (small_labels == cv2.GC_PR_BGD)).any():
         # GrabCut needs background samples; a region that covers the whole image has
         # none, so its outermost pixels stand in (the subject rarely fills the frame).

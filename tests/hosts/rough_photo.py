@@ -22,7 +22,7 @@ SAD is at most ``RATIO`` (0.5) times the lasso's. The same for the mask of the s
 Select All refine (``mask-all.png``: a subject that fills the frame leaves nothing outside
 the selection to learn the background from, so the engine starts from the photo's focus,
 trimap/focus.py), against the whole canvas's own SAD, at most ``RATIO_ALL`` times it (GT04
-offline: 0.17x; before the focus start 0.62x). Without a truth the checks are skipped with
+offline: 0.15x; before the focus start 0.62x). Without a truth the checks are skipped with
 a NOTE, not failed.
 """
 import json

@@ -48,14 +48,25 @@ def test_prepare_draws_a_lasso_outside_the_subject(tmp_path):
     assert info["lasso_sad"] > 0 and info["lasso_sad"] == pytest.approx(rough_photo.sad(lasso, gt), abs=0.01)
 
 
+def _check(r: dict, start: str) -> dict:
+    found = [c for c in r["checks"] if c["name"].startswith(start)]
+    assert len(found) == 1, [c["name"] for c in r["checks"]]
+    return found[0]
+
+
+def _lasso(r: dict) -> dict:
+    return _check(r, "rough lasso")
+
+
 def test_score_passes_a_mask_near_the_truth_and_fails_the_lasso(tmp_path):
     inp, out = tmp_path / "in", tmp_path / "out"
     rough_photo.prepare(inp, data=_dev_data(tmp_path), seed=0)
     gt = rough_photo.grey01(inp / "gt.png")
     _results(out)
-    Image.fromarray(np.round(gt * 255).astype(np.uint8), "L").save(out / "mask-1.png")
+    for name in ("mask-1.png", "mask-all.png"):
+        Image.fromarray(np.round(gt * 255).astype(np.uint8), "L").save(out / name)
     r = rough_photo.score(out, inp)
-    c = r["checks"][-1]
+    c = _lasso(r)
     assert c["ok"] and r["ok"] and "mask SAD 0.0" in c["detail"] and "GT04" in c["name"]
     assert r["rough_sad"]["mask"] == 0 and r["rough_sad"]["lasso"] > 0
     # The lasso itself as the mask: no better than the lasso, so the check fails the host.
@@ -63,8 +74,29 @@ def test_score_passes_a_mask_near_the_truth_and_fails_the_lasso(tmp_path):
     (inp / "rough.png").replace(out / "mask-1.png")
     Image.open(out / "mask-1.png").save(inp / "rough.png")
     r = rough_photo.score(out, inp)
-    assert not r["checks"][-1]["ok"] and not r["ok"]
+    assert not _lasso(r)["ok"] and _check(r, "Select All")["ok"] and not r["ok"]
     assert json.loads((out / "results.json").read_text())["ok"] is False
+
+
+def test_the_select_all_mask_must_beat_the_whole_canvas(tmp_path):
+    """The Select All refine's mask against the truth: the truth passes, the whole canvas
+    (what the selection itself says) fails, and a missing mask fails."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    rough_photo.prepare(inp, data=_dev_data(tmp_path), seed=0)
+    gt = rough_photo.grey01(inp / "gt.png")
+    _results(out)
+    Image.fromarray(np.round(gt * 255).astype(np.uint8), "L").save(out / "mask-1.png")
+    Image.fromarray(np.round(gt * 255).astype(np.uint8), "L").save(out / "mask-all.png")
+    c = _check(rough_photo.score(out, inp), "Select All on GT04")
+    assert c["ok"] and "mask SAD 0.0" in c["detail"] and "0.35x" in c["name"]
+    _results(out)
+    Image.fromarray(np.full(gt.shape, 255, np.uint8), "L").save(out / "mask-all.png")
+    r = rough_photo.score(out, inp)
+    assert not _check(r, "Select All")["ok"] and "1.000x" in _check(r, "Select All")["detail"] and not r["ok"]
+    _results(out)
+    (out / "mask-all.png").unlink()
+    r = rough_photo.score(out, inp)
+    assert not _check(r, "Select All")["ok"] and "no mask-all.png" in _check(r, "Select All")["detail"]
 
 
 def test_score_fails_without_the_mask_and_skips_without_a_truth(tmp_path):
@@ -72,7 +104,7 @@ def test_score_fails_without_the_mask_and_skips_without_a_truth(tmp_path):
     rough_photo.prepare(inp, data=_dev_data(tmp_path), seed=0)
     _results(out)
     r = rough_photo.score(out, inp)
-    assert not r["checks"][-1]["ok"] and "no mask-1.png" in r["checks"][-1]["detail"]
+    assert not _lasso(r)["ok"] and "no mask-1.png" in _lasso(r)["detail"]
     # No dev photos: the bundled astronaut, a NOTE, the other checks decide.
     rough_photo.prepare(inp, data=tmp_path / "nowhere")
     assert not (inp / "gt.png").exists()

@@ -81,7 +81,7 @@ def test_a_box_that_leaves_no_background_finds_the_sharp_subject(monkeypatch):
         assert iou(segment(img, everything).fg, subject) < 0.6
 
     called = []
-    monkeypatch.setattr(rough, "blurred", lambda *a: called.append(1) or np.zeros(a[1].shape, bool))
+    monkeypatch.setattr(rough, "background_start", lambda *a: called.append(1) or np.zeros(a[1].shape, bool))
     bg = np.zeros((H, W), bool)
     bg[2:6, 2:40] = True
     segment(img, everything, bg=bg)
@@ -91,3 +91,19 @@ def test_a_box_that_leaves_no_background_finds_the_sharp_subject(monkeypatch):
     assert called == []
     segment(img, everything)
     assert called == [1]
+
+
+def test_a_smooth_patch_the_sharp_subject_encloses_is_not_background():
+    """A backdrop runs off the frame; a smooth patch inside the subject (a face inside hair)
+    is out of focus by the measure but enclosed by sharp detail: it does not start as
+    background, and the segmentation keeps it."""
+    img, subject = sharp_subject_on_a_blurred_backdrop()
+    yy, xx = np.mgrid[:H, :W]
+    face = ((yy - 150) / 45.0) ** 2 + ((xx - 160) / 35.0) ** 2 < 1
+    img[face] = (0.85, 0.75, 0.6)          # the subject's colour, without its texture
+    everything = np.ones((H, W), bool)
+    soft = focus.blurred(bgr8(img), everything)
+    start = focus.background_start(bgr8(img), everything)
+    assert soft[face].mean() > 0.5 and not start[face].any()   # the face is soft, not background
+    assert start[~subject].mean() > 0.9
+    assert segment(img, everything).fg[face].mean() > 0.95
