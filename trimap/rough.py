@@ -363,7 +363,8 @@ def from_selection(
     rectangle, a feathered selection): the subject's edge is found inside it
     (:func:`from_region`). ``"exact"``: the outline is the subject's edge (a SAM
     mask, a layer mask): :func:`trimap.from_mask` with the image. ``"auto"``:
-    rough when the segmentation disagrees with the outline (:func:`looks_rough`).
+    rough when the segmentation disagrees with the outline (:func:`looks_rough`), or when
+    the mask covers the whole image (Select All: no outline to be exact about).
     ``report`` collects warnings for the user as in :func:`from_region`.
     """
     check_edge_mode(edge)
@@ -375,10 +376,12 @@ def from_selection(
     progress.report(0.01)  # the inputs read (24 MP: about a second)
     r = default_band(m.shape) if band is None else check_band(band)
     hard = m >= 0.5
-    if edge == "exact" or not hard.any() or hard.all() and edge == "auto":
+    if edge == "exact" or not hard.any():
         return from_mask(m, band=r, adaptive=adaptive, image=img), "exact"
     with progress.part(0.0, 0.12):  # from_region's share for its segmentation (progress)
         seg = segment(img, hard)
-    if edge == "auto" and not looks_rough(m, seg, r):
+    # A mask of the whole image has no outline to be exact about (Select All): its exact
+    # reading is an all-foreground matte, so auto reads it as rough (the focus start).
+    if edge == "auto" and not hard.all() and not looks_rough(m, seg, r):
         return from_mask(m, band=r, adaptive=adaptive, image=img), "exact"
     return from_region(img, hard, band=r, adaptive=adaptive, seg=seg, report=report), "rough"

@@ -107,3 +107,17 @@ def test_a_smooth_patch_the_sharp_subject_encloses_is_not_background():
     assert soft[face].mean() > 0.5 and not start[face].any()   # the face is soft, not background
     assert start[~subject].mean() > 0.9
     assert segment(img, everything).fg[face].mean() > 0.95
+
+
+def test_auto_reads_a_mask_of_the_whole_image_as_rough():
+    """Select All has no outline to be exact about: its exact reading would be an
+    all-foreground matte, so ``edge="auto"`` reads it as rough, and the backdrop is found."""
+    import trimap
+
+    img, subject = sharp_subject_on_a_blurred_backdrop()
+    notes: list = []
+    tri, edge = trimap.from_selection(np.ones((H, W), bool), img, edge="auto", report=notes)
+    assert edge == "rough" and notes and "out-of-focus" in notes[0]
+    assert (tri[~subject] == trimap.BG).mean() > 0.8 and (tri[subject] != trimap.BG).mean() > 0.95
+    tri, edge = trimap.from_selection(np.ones((H, W), bool), img, edge="exact")
+    assert edge == "exact" and (tri == trimap.FG).all()
