@@ -27,6 +27,9 @@ boxes that leave under ``rough.MIN_OUTSIDE_SHARE`` outside.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
+
+from ._scale import working_size
 
 # Fine detail: the image minus its blur at this sigma (pixels).
 DETAIL_SIGMA = 1.0
@@ -62,10 +65,9 @@ def blurred(img8: np.ndarray, where: np.ndarray) -> np.ndarray:
     out = np.zeros(where.shape, bool)
     if not where.any():
         return out
-    h, w = img8.shape[:2]
-    scale = min(1.0, float(np.sqrt(MAX_FOCUS_PIXELS / float(h * w))))
+    scale, (h, w) = working_size(img8.shape, MAX_FOCUS_PIXELS)
     if scale < 1.0:
-        img8 = cv2.resize(img8, (max(2, round(w * scale)), max(2, round(h * scale))), interpolation=cv2.INTER_AREA)
+        img8 = cv2.resize(img8, (w, h), interpolation=cv2.INTER_AREA)
     level = focus_map(img8)
     if level.shape != where.shape:
         level = cv2.resize(level, (where.shape[1], where.shape[0]), interpolation=cv2.INTER_AREA)
@@ -85,8 +87,6 @@ def background_start(img8: np.ndarray, where: np.ndarray) -> np.ndarray:
     that sharp detail encloses (a doll's face inside her hair, a toy's smooth belly) is the
     subject's own. Select All on the dev photos: GT08 94.2 -> 14.4, GT11 28.0 -> 5.3, GT04
     37.6 -> 33.6 (docs/TRIMAP.md, session 16)."""
-    from scipy import ndimage as ndi
-
     soft = blurred(img8, where)
     if not soft.any():
         return soft

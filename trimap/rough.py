@@ -27,7 +27,6 @@ Measured with ``bench/rough_bench.py`` (docs/TRIMAP.md, "Rough input").
 """
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
@@ -39,6 +38,7 @@ from ._distance import distance, within
 from ._validate import BAND_ROWS, BG, FG, UNKNOWN, as_image, as_mask, check_band, check_same_shape, stroke_masks
 from .band import default_band, from_mask
 from .colour_models import llr_map
+from ._scale import working_size
 from .focus import background_start
 from .holes import LocalBackground, feature_holes, local_background
 from . import progress
@@ -129,8 +129,7 @@ def segment(
     import cv2
 
     h, w = image.shape[:2]
-    scale = min(1.0, math.sqrt(max_pixels / float(h * w)))
-    size = (max(2, round(h * scale)), max(2, round(w * scale)))
+    scale, size = working_size((h, w), max_pixels)
     with progress.part(0.0, 0.15):
         img8 = _bgr8(image)
 

@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ._distance import distance, within
+from ._scale import working_size
 from ._validate import BG, FG, UNKNOWN, as_image, as_mask, check_same_shape
 from .band import from_mask
 
@@ -99,9 +100,8 @@ def propagate(image: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
         raise ImportError(MISSING_WALKER, name="skimage") from None
 
     h, w = fg.shape
-    scale = min(1.0, math.sqrt(MAX_WALKER_PIXELS / float(h * w)))
+    scale, size = working_size((h, w), MAX_WALKER_PIXELS)
     if scale < 1.0:
-        size = (max(2, round(h * scale)), max(2, round(w * scale)))
         img_s = _resize(image, size, order=1)
         # Seeds must survive downscaling: any seed pixel in a cell marks it.
         fg_s = _resize(fg.astype(np.float32), size, order=1) > 0.0

@@ -85,8 +85,7 @@ def follow_selection(panel: Any) -> None:
         key = panel.adapter.selection_key()
     except Exception:  # noqa: BLE001 - a poll must never raise into the host
         return
-    if key != getattr(panel, "_host_selection_key", None):
-        panel._host_selection_key = key
+    if panel.state.note_host_selection(key):
         show_selection_outline(panel)
 
 

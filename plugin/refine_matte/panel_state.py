@@ -128,6 +128,7 @@ class PanelState(QtCore.QObject):
         self.spec_image: Any = None  # the layer's own pixels of the job being built / run
         self.cutout_token = 0
         self._host_target: Any = _UNSEEN  # the document / layer the host last showed
+        self._host_selection: Any = None  # the host selection's key at the last poll (None: none)
         # ---- the live band preview
         self.live_band = False    # strokes recompute the band preview
         self.band_pending = False  # a band preview waits to run
@@ -272,6 +273,13 @@ class PanelState(QtCore.QObject):
         one than the host showed before (the first call returns False)."""
         changed = self._host_target is not _UNSEEN and target != self._host_target
         self._host_target = target
+        return changed
+
+    def note_host_selection(self, key: Any) -> bool:
+        """The host's selection has ``key`` now (``HostAdapter.selection_key``); True when
+        that differs from the last poll's (no selection before the first poll)."""
+        changed = key != self._host_selection
+        self._host_selection = key
         return changed
 
     def next_cutout(self) -> int:
