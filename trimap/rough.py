@@ -10,7 +10,8 @@ then the lasso with a soft edge. So the edge is found first:
    et al. 2004, OpenCV's implementation) on a copy of at most ``MAX_SEGMENT_PIXELS``:
    outside the region is background for certain, inside it "probably foreground"
    (where the region leaves almost nothing outside, its out-of-focus part starts as
-   "probably background": focus.py); strokes are hard labels. The result is upsampled; the band absorbs the lost detail.
+   "probably background": focus.py; inside a plain rectangle, what smooth colour joins to
+   the outside does: geodesic.py); strokes are hard labels. The result is upsampled; the band absorbs the lost detail.
    Enclosed holes whose colour is unlike the background around the subject (eyes, a dark
    patch) are its own features and go back to it (holes.py).
 2. **Colour evidence**: GrabCut's own Gaussian mixtures give every pixel a log-likelihood
@@ -39,7 +40,9 @@ from ._validate import BAND_ROWS, BG, FG, UNKNOWN, as_image, as_mask, check_band
 from .band import default_band, from_mask
 from .colour_models import llr_map
 from ._scale import working_size
+from .box import box_of
 from .focus import background_start
+from .geodesic import near_outside
 from .holes import LocalBackground, feature_holes, local_background
 from . import progress
 
@@ -155,6 +158,12 @@ def segment(
         # that runs off the frame starts as background instead (focus.py).
         inside = small_labels == cv2.GC_PR_FGD
         small_labels[inside & background_start(img8, inside)] = cv2.GC_PR_BGD
+    elif prior is None and region is not None and not (bg is not None and bg.any()) \
+            and box_of(region) is not None:
+        # A box's corners and sides hold background the outside may not show (a paler sky
+        # near the horizon): what smooth colour joins to the outside starts as background.
+        inside = small_labels == cv2.GC_PR_FGD
+        small_labels[inside & near_outside(small, small_labels == cv2.GC_BGD)] = cv2.GC_PR_BGD
     if not ((small_labels == cv2.GC_BGD) | (small_labels == cv2.GC_PR_BGD)).any():
         # GrabCut needs background samples; a region that covers the whole image has
         # none, so its outermost pixels stand in (the subject rarely fills the frame).
