@@ -175,14 +175,15 @@ def _region(image: np.ndarray, label: np.ndarray, unk: np.ndarray, scale: Option
     return Region(image, flat, unk, r_idx, compact, col, xy, rlab, u, known, dev)
 
 
-def _flows(rg: Region, label: np.ndarray, samples: Optional[KnownSamples], check: Progress) -> tuple:
+def _flows(rg: Region, label: np.ndarray, samples: Optional[KnownSamples], check: Progress,
+           threads: int = STAGE_THREADS) -> tuple:
     """The three flows, (r_u, r_k, lap_u, lap_k, h_ku, w_f); ``check`` from 0.02 to 0.75.
 
     They are independent: the K-to-U flow and the local + intra-U flows run in threads
     beside the colour-mixture flow (the KD-tree queries, numpy's large loops and the LAPACK
     calls release the GIL), so both cores work through the whole assembly. Same
     arithmetic as one after the other, so the same system."""
-    if STAGE_THREADS > 1:
+    if threads > 1:
         # The workers' progress is relayed: only this thread calls ``check`` (it may raise
         # Cancelled, and the caller's callback need not be thread-safe).
         relay = Relay((0.1, 0.35), 0.3, check)
@@ -209,7 +210,8 @@ def _flows(rg: Region, label: np.ndarray, samples: Optional[KnownSamples], check
 
 
 def _cg(r_u: sp.csr_matrix, r_ut: sp.csr_matrix, a_loc: sp.csr_matrix, rhs: np.ndarray, start: np.ndarray,
-        inv_diag: np.ndarray, check: Progress, torch_cg: Optional[TorchCG], rtol: float = RTOL) -> np.ndarray:
+        inv_diag: np.ndarray, check: Progress, torch_cg: Optional[TorchCG], rtol: float = RTOL,
+        threads: int = STAGE_THREADS) -> np.ndarray:
     """Solve (S_CM R^T R + A) x = rhs by Jacobi-preconditioned CG from ``start``: numpy in
     float32 (its products split in two threads for a large system) or, with ``torch_cg``,
     the same CG in torch on its device."""
@@ -224,7 +226,7 @@ def _cg(r_u: sp.csr_matrix, r_ut: sp.csr_matrix, a_loc: sp.csr_matrix, rhs: np.n
     r_u, r_ut, a_loc = (m.astype(np.float32) for m in (r_u, r_ut, a_loc))
     rhs, start, inv_diag = (v.astype(np.float32) for v in (rhs, start, inv_diag))
     with ThreadPoolExecutor(1) as pool:
-        if STAGE_THREADS > 1 and len(rhs) >= SPLIT_MIN:
+        if threads > 1 and len(rhs) >= SPLIT_MIN:
             apply = _split_operator(r_u, r_ut, a_loc, pool)
         else:
             apply = lambda v: S_CM * (r_ut @ (r_u @ v)) + a_loc @ v  # noqa: E731
@@ -236,7 +238,7 @@ def _solve(image: np.ndarray, label: np.ndarray,
            pinned: Optional[np.ndarray] = None, scale: Optional[Tuple[int, int]] = None,
            init: Optional[np.ndarray] = None, origin: Tuple[int, int] = (0, 0),
            samples: Optional[KnownSamples] = None, torch_cg: Optional[TorchCG] = None,
-           rtol: float = RTOL) -> np.ndarray:
+           rtol: float = RTOL, threads: Optional[int] = None) -> np.ndarray:
     """Alpha over one crop whose labels are -1 unknown, 0 background, 1 foreground.
 
     Everything is numbered compactly over the search region (the unknown pixels grown by
@@ -248,7 +250,8 @@ def _solve(image: np.ndarray, label: np.ndarray,
     window's top-left corner in the crop and ``samples`` the crop's known pixels. With
     ``torch_cg`` the system is solved by the same CG in torch on its device, and with
     ``torch_cg.flows`` the neighbour searches and weights run there too (device_flows.py).
-    ``rtol``: CG's stop rule (relative residual).
+    ``rtol``: CG's stop rule (relative residual). ``threads``: the stages' threads (default
+    STAGE_THREADS; 1 where other solves already run beside this one).
 
     ``check(fraction)`` is called at least every ``flows.QUERY_CHUNK`` neighbour queries, chunk of
     weights or windows, and CG iteration; each stage's share is its measured share of the
@@ -261,7 +264,8 @@ def _solve(image: np.ndarray, label: np.ndarray,
         return alpha
     rg = _region(image, label, unk, scale, origin, torch_cg if torch_cg is not None and torch_cg.flows else None)
     check(0.02)
-    r_u, r_k, lap_u, lap_k, h_ku, w_f = _flows(rg, label, samples, check)
+    threads = STAGE_THREADS if threads is None else threads
+    r_u, r_k, lap_u, lap_k, h_ku, w_f = _flows(rg, label, samples, check, threads)
 
     # The system over the unknown pixels: (S_CM R_u^T R_u + L_u + diag(h)) x = rhs.
     a_known = fixed[rg.r_idx[rg.known]]
@@ -275,7 +279,7 @@ def _solve(image: np.ndarray, label: np.ndarray,
     check(0.75)
     start = w_f.copy() if init is None else init.ravel()[rg.r_idx[rg.u]].astype(np.float64)
     inv_diag = 1.0 / diag
-    x = _cg(r_u, r_ut, a_loc, rhs, start, inv_diag, span(check, 0.75, 1.0), torch_cg, rtol)
+    x = _cg(r_u, r_ut, a_loc, rhs, start, inv_diag, span(check, 0.75, 1.0), torch_cg, rtol, threads)
     alpha.ravel()[rg.r_idx[rg.u]] = np.clip(np.nan_to_num(x, nan=0.5), 0, 1)
     return alpha
 

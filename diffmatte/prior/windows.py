@@ -54,7 +54,11 @@ BLEND = 16               # cross-fade half-width between neighbouring cores
 RIM = 2                  # window rim pinned to the coarse alpha (the local flow's 3 x 3 reach)
 COARSE_UNKNOWN = 150_000  # the coarse solve's size
 # Windows solved at once (threads). Two: 1.5x faster on this 2-core machine (a 1500 x 2000
-# portrait, 30 % unknown: 81.9 -> 55.0 s wall), at twice one window's memory.
+# portrait, 30 % unknown: 81.9 -> 55.0 s wall), at twice one window's memory. With more than
+# one, each window's own stages run in one thread (information_flow.STAGE_THREADS is for a
+# solve that runs alone): two windows with two-thread stages kept four or more threads busy
+# on two cores (24 MP, 30 % band: 206.8 -> 193.2 s wall, 403 -> 372 s CPU; three windows
+# 195.4 s; docs/TILING.md).
 PARALLEL_WINDOWS = 2
 
 Rect = Tuple[int, int, int, int]
@@ -134,7 +138,7 @@ def _solve_window(image: np.ndarray, label: np.ndarray, coarse: np.ndarray, win:
     progress(0.0)   # a stop is seen after the samples' trees are built (a second at 24 MP)
     return ifm._solve(image[y0:y1, x0:x1], label[y0:y1, x0:x1], progress, pinned=pinned, scale=(h, w),
                       init=coarse[y0:y1, x0:x1], origin=(y0, x0), samples=samples, torch_cg=torch_cg,
-                      rtol=WINDOW_RTOL)
+                      rtol=WINDOW_RTOL, threads=1 if PARALLEL_WINDOWS > 1 else None)
 
 
 def _blend_into(alpha: np.ndarray, a: np.ndarray, c: Rect, win: Rect) -> None:
@@ -176,7 +180,10 @@ def _solve_windows(image: np.ndarray, label: np.ndarray, coarse: np.ndarray, cor
     # reaching an unknown pixel sum to one (box-blurred indicators of a partition).
     alpha = np.zeros((h, w), np.float32)
     with ThreadPoolExecutor(max(1, PARALLEL_WINDOWS)) as pool:
-        pending = {pool.submit(solve_window, i): i for i in range(len(cores))}
+        # largest first: the last windows to finish are small ones, so neither thread waits
+        # long for the other at the end
+        order = sorted(range(len(cores)), key=lambda i: -counts[i])
+        pending = {pool.submit(solve_window, i): i for i in order}
         try:
             while pending:
                 finished, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
