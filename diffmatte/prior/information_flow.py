@@ -176,13 +176,14 @@ def _region(image: np.ndarray, label: np.ndarray, unk: np.ndarray, scale: Option
 
 
 def _flows(rg: Region, label: np.ndarray, samples: Optional[KnownSamples], check: Progress,
-           threads: int = STAGE_THREADS) -> tuple:
+           threads: int) -> tuple:
     """The three flows, (r_u, r_k, lap_u, lap_k, h_ku, w_f); ``check`` from 0.02 to 0.75.
 
     They are independent: the K-to-U flow and the local + intra-U flows run in threads
     beside the colour-mixture flow (the KD-tree queries, numpy's large loops and the LAPACK
     calls release the GIL), so both cores work through the whole assembly. Same
-    arithmetic as one after the other, so the same system."""
+    arithmetic as one after the other, so the same system. ``threads`` 1: one after the
+    other in this thread."""
     if threads > 1:
         # The workers' progress is relayed: only this thread calls ``check`` (it may raise
         # Cancelled, and the caller's callback need not be thread-safe).
@@ -210,8 +211,8 @@ def _flows(rg: Region, label: np.ndarray, samples: Optional[KnownSamples], check
 
 
 def _cg(r_u: sp.csr_matrix, r_ut: sp.csr_matrix, a_loc: sp.csr_matrix, rhs: np.ndarray, start: np.ndarray,
-        inv_diag: np.ndarray, check: Progress, torch_cg: Optional[TorchCG], rtol: float = RTOL,
-        threads: int = STAGE_THREADS) -> np.ndarray:
+        inv_diag: np.ndarray, check: Progress, torch_cg: Optional[TorchCG], rtol: float,
+        threads: int) -> np.ndarray:
     """Solve (S_CM R^T R + A) x = rhs by Jacobi-preconditioned CG from ``start``: numpy in
     float32 (its products split in two threads for a large system) or, with ``torch_cg``,
     the same CG in torch on its device."""
