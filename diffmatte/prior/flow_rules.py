@@ -15,6 +15,7 @@ from typing import Any, Sequence, Tuple
 
 import numpy as np
 
+from . import sym3
 from .progress import Progress, ignore
 
 #: an array: a numpy array or a torch tensor (on any device)
@@ -42,6 +43,14 @@ def _cat(parts: Sequence[Array]) -> Array:
     return torch.cat(list(parts), 1)
 
 
+def _stack(parts: Sequence[Array]) -> Array:
+    """Arrays of equal shape stacked along a new last axis, numpy or torch."""
+    if _is_numpy(parts[0]):
+        return np.stack(parts, -1)
+    import torch
+    return torch.stack(list(parts), -1)
+
+
 def _where(cond: Array, a: float, b: Array) -> Array:
     if _is_numpy(b):
         return np.where(cond, a, b)
@@ -64,7 +73,7 @@ def uu_features(col: Array, xy: Array) -> Array:
     return _cat([col, xy / 20.0])
 
 
-def lle_weights(fp: Array, fq: Array, reg: float = 1e-3, chunk: int = 65536,
+def lle_weights(fp: Array, fq: Array, reg: float = 1e-3, chunk: int = 16384,
                 check: Progress = ignore) -> Array:
     """Affine weights (rows sum to 1) that best rebuild each ``fp`` (N, C) from its
     neighbours ``fq`` (N, K, C); the K x K Gram matrix D D^T (D: the K differences) is
@@ -74,22 +83,23 @@ def lle_weights(fp: Array, fq: Array, reg: float = 1e-3, chunk: int = 65536,
     The Gram matrix has rank at most C (3 colours) plus the ridge, so the K x K system is
     solved through the Woodbury identity with a C x C one: (lam I + D D^T)^-1 1 =
     (1 - D (lam I + D^T D)^-1 D^T 1) / lam, and the 1 / lam goes in the normalisation.
-    Same weights to ~1e-13; 8-10x faster than K x K solves for K = 20. ``check(fraction)``
+    Same weights to ~1e-13; 8-10x faster than K x K solves for K = 20. The 3 x 3 systems
+    are solved by cofactors (sym3.py), elementwise over the chunk. ``check(fraction)``
     after each chunk of pixels."""
     n, k, c = fq.shape
-    if _is_numpy(fq):
-        out, solve = np.empty((n, k)), np.linalg.solve
-    else:
-        import torch
-        out, solve = fq.new_empty((n, k)), torch.linalg.solve
-    diag = list(range(c))
+    if c != 3:
+        raise ValueError(f"lle_weights: colours of 3 channels expected, got {c}")
+    out = np.empty((n, k)) if _is_numpy(fq) else fq.new_empty((n, k))
     for s in range(0, n, chunk):
         d = fq[s:s + chunk] - fp[s:s + chunk, None, :]
-        small = d.swapaxes(1, 2) @ d                            # D^T D, (m, C, C)
-        tr = small[:, diag, diag].sum(1)                        # = trace(D D^T)
-        small[:, diag, diag] += ((reg * tr + 1e-9) / k)[:, None]
-        y = solve(small, d.sum(1)[..., None])                   # (lam I + D^T D)^-1 D^T 1
-        w = 1.0 - (d @ y)[..., 0]
+        g = d.swapaxes(1, 2) @ d                                # D^T D, (m, 3, 3)
+        ridge = (reg * (g[:, 0, 0] + g[:, 1, 1] + g[:, 2, 2]) + 1e-9) / k   # reg x trace(D D^T) / K
+        # no determinant floor within float32's range: a flat patch's ridge alone gives ~1e-31
+        inv = sym3.inverse(g[:, 0, 0] + ridge, g[:, 0, 1], g[:, 0, 2], g[:, 1, 1] + ridge, g[:, 1, 2],
+                           g[:, 2, 2] + ridge, floor=1e-37)
+        t = d.sum(1)                                            # D^T 1
+        y = _stack(sym3.apply(inv, t[:, 0], t[:, 1], t[:, 2]))  # (lam I + D^T D)^-1 D^T 1
+        w = 1.0 - (d @ y[..., None])[..., 0]
         out[s:s + chunk] = w / w.sum(1, keepdims=True)
         check(min(n, s + chunk) / max(n, 1))
     return out

@@ -41,13 +41,17 @@ S_CM, S_L, S_UU, S_KU = 1.0, 1.0, 0.01, 0.05   # flow weights (the paper's value
 EPS_LOCAL = 1e-7                      # the local flow's window regulariser (Levin et al.;
                                       # closed-form's prior uses 1e-6: laplacian.py)
 FAR_PX = 64                           # windows: K-to-U searched approximately beyond this distance
+#: the colour-mixture and intra-U searches' dtype: float32 (see _tree)
+SEARCH_DTYPE = np.float32
 QUERY_CHUNK = 20_000                  # neighbour queries per KD-tree call: progress between calls
 
 
-def _tree(points: np.ndarray) -> KDTree:
-    """A KD-tree over ``points`` (N, d) float64 (pykdtree's default leaves of 16 points: on a
-    1 MP, 40 % band, 8-128 cost within 15 % of each other)."""
-    return KDTree(np.ascontiguousarray(points, np.float64))
+def _tree(points: np.ndarray, dtype: type = np.float64) -> KDTree:
+    """A KD-tree over ``points`` (N, d) in ``dtype`` (pykdtree's default leaves of 16 points:
+    on a 1 MP, 40 % band, 8-128 cost within 15 % of each other). float32 where a neighbour
+    a rounding away from another changes little: the colour-mixture and intra-U searches
+    (SINGLE_SEARCHES)."""
+    return KDTree(np.ascontiguousarray(points, dtype))
 
 
 def _query(tree: KDTree, points: np.ndarray, k: int, check: Progress = ignore,
@@ -55,8 +59,8 @@ def _query(tree: KDTree, points: np.ndarray, k: int, check: Progress = ignore,
     """Indices (N, k) of the ``k`` nearest neighbours of ``points`` in ``tree``, asked in
     chunks of QUERY_CHUNK with ``check(fraction)`` after each (the same neighbours as one
     query). ``eps`` > 0: approximate, each neighbour within (1 + eps) x the true k-th
-    distance. The queries are spread over the cores by pykdtree (OpenMP)."""
-    pts = np.ascontiguousarray(points, np.float64)
+    distance. The queries are spread over the cores by pykdtree (OpenMP), in the tree's dtype."""
+    pts = np.ascontiguousarray(points, tree.data_pts.dtype)
     n = len(pts)
     out = np.empty((n, k), np.int64)
     for s in range(0, n, QUERY_CHUNK):
@@ -154,7 +158,7 @@ def colour_mixture(rg: Region, check: Progress) -> Tuple[sp.csr_matrix, sp.csr_m
     if k > 0 and rg.dev is not None:
         nb, wcm = mix_neighbours(rg.dev, feat, col, u, k, span(check, 0.02, 0.3))
     elif k > 0:
-        nb = _query(_tree(feat), feat[u], k + 1, span(check, 0.02, 0.14))[:, 1:]  # [0]: the pixel itself
+        nb = _query(_tree(feat, SEARCH_DTYPE), feat[u], k + 1, span(check, 0.02, 0.14))[:, 1:]  # [0]: the pixel itself
         # Progress comes from this (the calling) thread only: the other stages run in
         # worker threads, and the caller's callback need not be thread-safe.
         wcm = lle_weights(col[u], col[nb], check=span(check, 0.14, 0.3))
@@ -196,7 +200,7 @@ def local_and_intra_u(rg: Region, report: Progress = ignore) -> Tuple[sp.csr_mat
         if rg.dev is not None:
             nbu, wuu = intra_u(rg.dev, fu, ku, span(report, 0.5, 1.0))
         else:
-            nbu = _query(_tree(fu), fu, ku + 1, span(report, 0.5, 1.0))[:, 1:]
+            nbu = _query(_tree(fu, SEARCH_DTYPE), fu, ku + 1, span(report, 0.5, 1.0))[:, 1:]
             wuu = intra_u_weights(fu, nbu)
         a_uu = sp.csr_matrix((wuu.ravel(), (np.repeat(np.arange(nu), ku), nbu.ravel())), shape=(nu, nu))
         a_uu = a_uu + a_uu.T

@@ -87,11 +87,12 @@ def _bbox(mask: np.ndarray, margin: int) -> Tuple[Tuple[int, int], Tuple[int, in
 
 
 def expand_known(image: np.ndarray, label: np.ndarray, radius: int = EXPAND_RADIUS,
-                 check: Progress = ignore) -> np.ndarray:
+                 check: Progress = ignore, threads: Optional[int] = None) -> np.ndarray:
     """Give an unknown pixel (label -1) the label (0/1) of a known pixel closer than ``radius``
     px whose colour differs by less than ``radius - distance`` (on a 0..255 scale); the
     closest match wins. Returns a new label map; ``check(fraction)`` after each row of
-    offsets."""
+    offsets. ``threads`` (default STAGE_THREADS): the candidates are split between that many
+    threads (each pixel's answer is its own, so the labels are the same)."""
     h, w = label.shape
     # Only unknown pixels within reach of a known one can change (chessboard distance <= r-1
     # covers every Euclidean distance < r): those with a known pixel in the (2r - 1)-square
@@ -99,16 +100,36 @@ def expand_known(image: np.ndarray, label: np.ndarray, radius: int = EXPAND_RADI
     # transform, 7x faster).
     reach = ndi.maximum_filter((label >= 0).view(np.uint8), size=2 * radius - 1, mode="constant", cval=0) > 0
     uy, ux = np.nonzero((label < 0) & reach)
+    # The labels padded with "unknown" by the reach: an offset never leaves the padded map,
+    # and a pixel outside the image is never taken.
+    labp = np.pad(label, radius - 1, constant_values=-1).ravel()
+    parts = np.array_split(np.arange(len(uy)), max(1, STAGE_THREADS if threads is None else threads))
+    if len(parts) > 1 and len(uy) >= SPLIT_MIN:
+        # numpy's gathers and arithmetic on large arrays release the GIL: the parts run side
+        # by side; progress comes from this thread's part only
+        with ThreadPoolExecutor(len(parts) - 1) as pool:
+            jobs = [pool.submit(_closest_labels, image, labp, uy[p], ux[p], radius) for p in parts[1:]]
+            out_lab = np.concatenate([_closest_labels(image, labp, uy[parts[0]], ux[parts[0]], radius, check)]
+                                     + [j.result() for j in jobs])
+    else:
+        out_lab = _closest_labels(image, labp, uy, ux, radius, check)
+    out = label.copy()
+    out[uy, ux] = out_lab
+    return out
+
+
+def _closest_labels(image: np.ndarray, labp: np.ndarray, uy: np.ndarray, ux: np.ndarray, radius: int,
+                    check: Progress = ignore) -> np.ndarray:
+    """expand_known's answer for the candidates (uy, ux): the label of the best known
+    neighbour, or -1; ``labp``: the labels padded by ``radius - 1``, flat."""
+    w = image.shape[1]
     flat = image.reshape(-1, 3)
     at = uy * w + ux                                 # flat image index of each candidate
     cu = np.take(flat, at, axis=0) * 255.0           # scaled after gathering: no full-size copy
     best = np.full(len(uy), np.inf)
     out_lab = np.full(len(uy), -1, np.int8)
-    # The labels padded with "unknown" by the reach: an offset never leaves the padded map,
-    # and a pixel outside the image is never taken.
     pad = radius - 1
     wp = w + 2 * pad
-    labp = np.pad(label, pad, constant_values=-1).ravel()
     base = (uy + pad) * wp + (ux + pad)
     for dy in range(-radius + 1, radius):
         for dx in range(-radius + 1, radius):
@@ -133,9 +154,7 @@ def expand_known(image: np.ndarray, label: np.ndarray, radius: int = EXPAND_RADI
             best[i] = score[take]
             out_lab[i] = lq[i]
         check((dy + radius) / (2 * radius - 1))
-    out = label.copy()
-    out[uy, ux] = out_lab
-    return out
+    return out_lab
 
 
 def _free_pixels(label: np.ndarray, pinned: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -28,13 +28,11 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from . import sym3
 from .progress import Progress, ignore
+from .sym3 import FULL, PAIRS
 
 WINDOW = 9                       # pixels per 3 x 3 window
-#: the colour pairs (i, j), i <= j, of a symmetric 3 x 3 matrix's six entries, in this order
-PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
-#: the full 3 x 3 matrix's entries as indices into the six of PAIRS
-FULL = ((0, 1, 2), (1, 3, 4), (2, 4, 5))
 
 #: an array of per-window values: a numpy array or a torch tensor (only + - * / and
 #: ``clip(min=)`` are used)
@@ -45,17 +43,13 @@ def window_coefficients(mean: Sequence[Values], moment: Sequence[Values], eps: f
     """The six entries (PAIRS order) of (Sigma + eps / 9 I)^-1 per window, from the window's
     colour means ``mean`` (3 arrays) and the means of the colour products ``moment``
     (6 arrays, PAIRS order): Sigma = E[I I^T] - mu mu^T. Inverted by cofactors (a symmetric
-    3 x 3 per window); works on numpy arrays and torch tensors alike.
+    3 x 3 per window, sym3.py); works on numpy arrays and torch tensors alike.
 
     Computed in float64 by both callers: Sigma's cancellation error in float32 (~1e-7) is
     as large as the regulariser in flat windows, and the inverse (~1e7) multiplies it."""
     a, b, c, d, e, f = [m - mean[i] * mean[j] for m, (i, j) in zip(moment, PAIRS)]
     reg = eps / WINDOW
-    a, d, f = a + reg, d + reg, f + reg
-    i00, i01, i02 = d * f - e * e, c * e - b * f, b * e - c * d
-    i11, i12, i22 = a * f - c * c, b * c - a * e, a * d - b * b
-    det = (a * i00 + b * i01 + c * i02).clip(min=1e-30)
-    return [v / det for v in (i00, i01, i02, i11, i12, i22)]
+    return list(sym3.inverse(a + reg, b, c, d + reg, e, f + reg))
 
 
 # --- matrix-free, torch: closed-form matting -------------------------------------------------

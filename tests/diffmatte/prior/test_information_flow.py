@@ -43,6 +43,21 @@ def test_two_colour_composite_is_recovered():
     assert (out[tri == 0] == 0).all() and (out[tri == 1] == 1).all()
 
 
+def test_single_precision_searches_give_the_double_precision_alpha(monkeypatch):
+    # The colour-mixture and intra-U searches run in float32: a neighbour may swap with one
+    # a rounding away, which must not move the matte (dev photos: mean difference ~1e-6).
+    import diffmatte.prior.flows as flows
+
+    rng = np.random.default_rng(5)
+    img, tri, _ = _two_colour(96, 128)
+    img = np.clip(img + rng.normal(0, 0.03, img.shape), 0, 1)
+    single = information_flow_alpha(img, tri)
+    monkeypatch.setattr(flows, "SEARCH_DTYPE", np.float64)
+    double = information_flow_alpha(img, tri)
+    d = np.abs(single - double)[tri == 0.5]
+    assert d.mean() < 1e-4 and d.max() < 2e-2
+
+
 def test_uint8_trimap_gives_the_same_alpha():
     img, tri, _ = _two_colour()
     a = information_flow_alpha(img, tri)
@@ -108,6 +123,24 @@ def test_known_region_expansion():
     img2 = img.copy()
     img2[:, 2:9] = 0.1
     assert (expand_known(img2, label)[:, 2:9] == -1).all()
+
+
+def test_known_region_expansion_split_between_threads_gives_the_same_labels(monkeypatch):
+    import diffmatte.prior.information_flow as ifm
+
+    rng = np.random.default_rng(3)
+    # a noisy two-colour photo with a wide band: tens of thousands of candidates
+    img = np.where(rng.random((300, 300, 1)) < 0.5, 0.2, 0.8) + rng.normal(0, 0.01, (300, 300, 3))
+    label = np.full((300, 300), -1, np.int8)
+    label[:, :60], label[:, 240:] = 0, 1
+    label[rng.random((300, 300)) < 0.05] = 1
+    split = []
+    real = ifm._closest_labels
+    monkeypatch.setattr(ifm, "_closest_labels", lambda *a, **k: split.append(len(a[2])) or real(*a, **k))
+    one = expand_known(img, label, threads=1)
+    two = expand_known(img, label, threads=2)
+    assert len(split) == 3 and split[0] > ifm.SPLIT_MIN and split[1] + split[2] == split[0]
+    assert (one == two).all() and (one != label).sum() > 1000
 
 
 def test_degenerate_trimaps():
