@@ -43,6 +43,13 @@ ADAPT_HI = 8.0
 # reaching into solid interior costs the most matte quality (the engine makes
 # solid foreground see-through there; docs/TRIMAP.md, issue #16).
 ADAPT_INNER = 0.5
+# A segmentation's edge (the rough path, trimap/rough.py) is uncertain on both sides where
+# it wiggles: there the inside radius grows with the roughness as well, by this gain up to
+# this many band radii. Lasso bench, seeds 0 / 1 / 2: 70.14 / 68.28 / 70.50 -> 67.55 / 66.24
+# / 69.75; rectangle seed 0 110.27 -> 109.85. A constant inside radius was worse (1.0: 69.17,
+# 1.5: 72.43, 2.5: 78.69): a straight edge's interior is solid (docs/TRIMAP.md, session 18).
+ROUGH_INNER_GAIN = 6.0
+ROUGH_INNER_HI = 3.0
 # Window (Gaussian sigma) of the roughness measure, in band radii.
 ROUGH_SCALE = 2.0
 
@@ -110,19 +117,23 @@ def roughness_and_softness(
     return rough, softness
 
 
-def smart_radius(hard: np.ndarray, soft: np.ndarray, band: float) -> np.ndarray:
+def smart_radius(hard: np.ndarray, soft: np.ndarray, band: float, rough_inside: bool = False) -> np.ndarray:
     """Per-pixel band radius (H x W float32) for the adaptive band.
 
     Only its values on :func:`boundary` pixels matter: every pixel takes the
     radius of its nearest boundary pixel. Outside the mask the radius is
     ``band * clip(BASE + GAIN_ROUGH * (roughness - 1) + GAIN_SOFT * softness, LO, HI)``;
     inside it is ``band * clip(ADAPT_INNER + GAIN_SOFT * softness, ADAPT_INNER, HI)``.
-    The returned array holds the outside radius on outer boundary pixels and
-    the inside radius on inner ones.
+    With ``rough_inside`` (the edge is a segmentation's, not the subject's) the inside
+    radius is at least ``band * clip(ADAPT_INNER + ROUGH_INNER_GAIN * (roughness - 1),
+    ADAPT_INNER, ROUGH_INNER_HI)``. The returned array holds the outside radius on outer
+    boundary pixels and the inside radius on inner ones.
     """
     rough, softness = roughness_and_softness(hard, soft, scale=max(3.0, ROUGH_SCALE * band))
     outside = np.clip(ADAPT_BASE + ADAPT_GAIN_ROUGH * (rough - 1.0) + ADAPT_GAIN_SOFT * softness, ADAPT_LO, ADAPT_HI)
     inside = np.clip(ADAPT_INNER + ADAPT_GAIN_SOFT * softness, ADAPT_INNER, ADAPT_HI)
+    if rough_inside:
+        inside = np.maximum(inside, np.clip(ADAPT_INNER + ROUGH_INNER_GAIN * (rough - 1.0), ADAPT_INNER, ROUGH_INNER_HI))
     return (band * np.where(hard, inside, outside)).astype(np.float32)
 
 
@@ -164,6 +175,7 @@ def from_mask(
     image: Optional[ArrayLike] = None,
     transparency: bool = False,
     image_aware: bool = True,
+    rough_inside: bool = False,
 ) -> np.ndarray:
     """Make a trimap from a binary or soft mask.
 
@@ -191,6 +203,9 @@ def from_mask(
             (see :func:`trimap.transparency.transparency_widen`).
         image_aware: use ``image`` to grow the band (default); ``False``
             gives the mask-only band even when an image is passed.
+        rough_inside: the mask's edge is a segmentation's, not the subject's
+            (the rough path): where it wiggles, the band reaches inside as far
+            as outside (up to ``ROUGH_INNER_HI`` band radii; :func:`smart_radius`).
 
     Returns:
         H x W uint8 trimap with values 0 (background), 128 (unknown), 255 (foreground).
@@ -213,7 +228,7 @@ def from_mask(
     use_image = image is not None and image_aware
     report(0.02)  # progress (trimap.progress): the shares are the parts' cost at 24 MP
     with part(0.02, 0.52):
-        radius: Union[float, np.ndarray] = smart_radius(hard, soft, r) if adaptive and r > 0 else r
+        radius: Union[float, np.ndarray] = smart_radius(hard, soft, r, rough_inside) if adaptive and r > 0 else r
     with part(0.52, 0.71):
         unknown = unknown_band(hard, radius) | soft
 

@@ -305,7 +305,10 @@ def from_region(
     if own is not None and own.any():
         seg = Segmentation(fg=seg.fg | own, llr=seg.llr)
     with progress.part(0.14, 0.76):
-        tri = from_mask(seg.fg, band=r, adaptive=adaptive, image=img)
+        # a selection's segmentation is banded inside as well where its edge wiggles (band.py,
+        # ROUGH_INNER_GAIN); strokes alone are not: the stroke bench needed more strokes with it
+        # (GT04 6 -> stuck at 12, GT09 4 -> stuck at 5), the inside haze being the next mistake
+        tri = from_mask(seg.fg, band=r, adaptive=adaptive, image=img, rough_inside=reg is not None)
     with progress.part(0.76, 0.86):
         not_sure = colour_unknown(seg, r, near) & (tri == FG)  # not ``unknown``: that is the strokes' argument
     if own is not None and own.any():

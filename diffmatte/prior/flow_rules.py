@@ -75,8 +75,8 @@ def uu_features(col: Array, xy: Array) -> Array:
 
 def lle_weights(fp: Array, fq: Array, reg: float = 1e-3, chunk: int = 16384,
                 check: Progress = ignore) -> Array:
-    """Affine weights (rows sum to 1) that best rebuild each ``fp`` (N, C) from its
-    neighbours ``fq`` (N, K, C); the K x K Gram matrix D D^T (D: the K differences) is
+    """Affine weights (rows sum to 1) that best rebuild each colour ``fp`` (N, 3) from its
+    neighbours' colours ``fq`` (N, K, 3); the K x K Gram matrix D D^T (D: the K differences) is
     regularised by ``reg`` x its trace. numpy arrays in, float64 numpy out; torch tensors
     in, tensors of their dtype out (on their device).
 

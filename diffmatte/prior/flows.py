@@ -50,7 +50,7 @@ def _tree(points: np.ndarray, dtype: type = np.float64) -> KDTree:
     """A KD-tree over ``points`` (N, d) in ``dtype`` (pykdtree's default leaves of 16 points:
     on a 1 MP, 40 % band, 8-128 cost within 15 % of each other). float32 where a neighbour
     a rounding away from another changes little: the colour-mixture and intra-U searches
-    (SINGLE_SEARCHES)."""
+    (SEARCH_DTYPE)."""
     return KDTree(np.ascontiguousarray(points, dtype))
 
 

@@ -102,6 +102,20 @@ def test_smart_radius_widens_on_ragged_edges_and_narrows_on_smooth_ones():
     assert rough[edge & (np.arange(160)[:, None] > 100)].mean() > 2.0
 
 
+def test_a_segmentations_ragged_edge_is_banded_inside_as_well():
+    # The rough path's edge is a colour segmentation's: where it wiggles, partial alpha lies
+    # inside it too, so the band reaches in there; a straight edge keeps its narrow inside.
+    m = _ragged_and_straight()
+    band = 6
+    exact = trimap.from_mask(m, band=band)
+    rough = trimap.from_mask(m, band=band, rough_inside=True)
+    inside = lambda t, rows: ((t[rows] == 128) & m[rows]).sum(axis=1).mean()  # noqa: E731
+    assert inside(rough, slice(10, 60)) == inside(exact, slice(10, 60))
+    assert inside(rough, slice(100, 150)) > 2 * inside(exact, slice(100, 150))
+    assert ((rough == 255) <= (exact == 255)).all()          # it only ever takes from the foreground
+    assert ((rough == 0) == (exact == 0)).all()              # and leaves the outside as it was
+
+
 def test_default_band_scales_with_image_size():
     assert default_band((320, 320)) < default_band((2000, 2000))
     assert default_band((10, 10)) >= trimap.band.MIN_DEFAULT_BAND
