@@ -204,8 +204,9 @@ def from_mask(
         image_aware: use ``image`` to grow the band (default); ``False``
             gives the mask-only band even when an image is passed.
         rough_inside: the mask's edge is a segmentation's, not the subject's
-            (the rough path): where it wiggles, the band reaches inside as far
-            as outside (up to ``ROUGH_INNER_HI`` band radii; :func:`smart_radius`).
+            (the rough path): where it wiggles, the band reaches further inside,
+            growing with the roughness up to ``ROUGH_INNER_HI`` band radii
+            (:func:`smart_radius`).
 
     Returns:
         H x W uint8 trimap with values 0 (background), 128 (unknown), 255 (foreground).

@@ -199,8 +199,8 @@ def _flows(rg: Region, label: np.ndarray, samples: Optional[KnownSamples], check
     """The three flows, (r_u, r_k, lap_u, lap_k, h_ku, w_f); ``check`` from 0.02 to 0.75.
 
     They are independent: the K-to-U flow and the local + intra-U flows run in threads
-    beside the colour-mixture flow (the KD-tree queries, numpy's large loops and the LAPACK
-    calls release the GIL), so both cores work through the whole assembly. Same
+    beside the colour-mixture flow (the KD-tree queries and numpy's and scipy's large loops
+    release the GIL), so both cores work through the whole assembly. Same
     arithmetic as one after the other, so the same system. ``threads`` 1: one after the
     other in this thread."""
     if threads > 1:
