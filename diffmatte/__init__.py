@@ -28,10 +28,11 @@ __version__ = "0.1.0"
 #: is information flow's alpha stretched by 1 / 0.97 and clipped (its white point, prior/white_point.py);
 #: 9: the prior's colour-mixture and intra-U searches in float32 (a neighbour a rounding away:
 #: up to 5e-3 on a few pixels, the dev photos' SAD unchanged), and a rough selection's
-#: segmentation banded inside where its edge wiggles (trimap/band.py ``rough_inside``).
+#: segmentation banded inside where its edge wiggles (trimap/band.py ``rough_inside``);
+#: 10: a box's sure backdrop far inside its unknown zones is background (trimap/sure_background.py).
 #: The default model's test reference records it: ``tests/make_reference.py default`` refuses
 #: a reference whose mattes moved until this is raised.
-RESULTS_REVISION = 9
+RESULTS_REVISION = 10
 
 _LAZY = {
     "load_engine": ("engine", "load_engine"),

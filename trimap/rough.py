@@ -23,6 +23,8 @@ then the lasso with a soft edge. So the edge is found first:
    mask (smart radius, strands found in the image); background-labelled pixels next to
    the band whose colour is not clearly background join it (strands the cut lost);
    everything outside the region stays background, and the strokes are painted on top.
+   Inside a box, the backdrop the colour models are sure of far from the subject is
+   background (sure_background.py).
 
 Measured with ``bench/rough_bench.py`` (docs/TRIMAP.md, "Rough input").
 """
@@ -44,6 +46,7 @@ from .box import box_of
 from .focus import background_start
 from .geodesic import near_outside
 from .holes import LocalBackground, feature_holes, local_background
+from .sure_background import sure_background
 from . import progress
 
 # GrabCut runs on a copy of at most this many pixels. The lasso bench's sum was the
@@ -321,6 +324,8 @@ def from_region(
     tri[outer] = UNKNOWN
     if reg is not None:
         tri[~reg] = BG
+    if reg is not None and box_of(reg) is not None:   # a box's backdrop far inside it (sure_background.py)
+        tri[sure_background(tri, seg.llr, r, reg)] = BG
     if bg_m is not None:
         tri[bg_m] = BG
     if fg_m is not None:
