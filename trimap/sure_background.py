@@ -5,11 +5,11 @@ segmentation kept, inside porous zones (rough.py) where background-like colour i
 The matte explains every unknown pixel by the known colours *nearby*, so where such a zone
 holds a backdrop whose nearest known background is far away (the other side of the box),
 it fills the zone with the subject (the rectangle bench's GT04: dark trees above two
-trolls' hair turned opaque).
+trolls' hair turned opaque; 43.9 -> 35.0 with this rule, most of the trees still opaque).
 
 Pixels of those zones that the segmentation's colour models call background with
-confidence are background; only the solid cores count (an erosion: the gaps between
-strands and a dress's small green flowers stay unknown), and only far from the certain
+confidence are background; only the solid cores count (an erosion: thin gaps between
+strands and small patterns in the subject stay unknown), and only far from the certain
 foreground (the band next to the subject's edge, where faint strands lie over the
 backdrop, stays unknown). They give the matte background samples where it needs them.
 
