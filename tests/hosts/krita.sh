@@ -34,7 +34,8 @@
 #                     is busy (load above 2 per CPU); docs/KRITA.md.
 #   SCREENSHOT_DIR    copy each passing host's screenshots there as krita_<version>.png (after
 #                     refine 2), krita_<version>_rough.png (after refine 1, the rough lasso),
-#                     krita_<version>_select_all.png (after the Select All refine) and
+#                     krita_<version>_select_all.png (after the Select All refine),
+#                     krita_<version>_rect.png (after the rectangle refine) and
 #                     krita_<version>_24mp.png (the 24 MP refine running)
 #   MIRROR            Debian mirror for the chroots (default: the one apt uses)
 #   KRITA_INSTALL=zip (or --zip) install the release zip with Krita's own importer, run inside
@@ -338,12 +339,13 @@ run_host() {  # VERSION CHROOT_DIR(or empty)
   local tag=$ver
   [ "$INSTALL" = zip ] && tag=${ver}_zip  # krita_<ver>_zip*.png: the zip run's own screenshots
   # after refine 2; after refine 1 (rough selection); zip: the importer's file dialog and question
-  for shot in screenshot screenshot-rough screenshot-select-all screenshot-24mp import-1-file-dialog import-2-enable; do
+  for shot in screenshot screenshot-rough screenshot-select-all screenshot-rect screenshot-24mp import-1-file-dialog import-2-enable; do
     [ $ok = 0 ] && [ -n "${SCREENSHOT_DIR:-}" ] && [ -f "$run/out/$shot.png" ] || continue
     case "$shot" in
       screenshot) dest="$SCREENSHOT_DIR/krita_$tag.png" ;;
       screenshot-rough) dest="$SCREENSHOT_DIR/krita_${tag}_rough.png" ;;
       screenshot-select-all) dest="$SCREENSHOT_DIR/krita_${tag}_select_all.png" ;;
+      screenshot-rect) dest="$SCREENSHOT_DIR/krita_${tag}_rect.png" ;;
       screenshot-24mp) dest="$SCREENSHOT_DIR/krita_${tag}_24mp.png" ;;
       import-1-file-dialog) dest="$SCREENSHOT_DIR/krita_${tag}_import_file.png" ;;
       import-2-enable) dest="$SCREENSHOT_DIR/krita_${tag}_import_enable.png" ;;

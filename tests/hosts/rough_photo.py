@@ -22,8 +22,12 @@ SAD is at most ``RATIO`` (0.5) times the lasso's. The same for the mask of the s
 Select All refine (``mask-all.png``: a subject that fills the frame leaves nothing outside
 the selection to learn the background from, so the engine starts from the photo's focus,
 trimap/focus.py), against the whole canvas's own SAD, at most ``RATIO_ALL`` times it (GT04
-offline: 0.15x; before the focus start 0.62x). Without a truth the checks are skipped with
-a NOTE, not failed.
+offline: 0.15x; before the focus start 0.62x). And for the mask of its rectangle refine
+(``mask-rect.png``; ``box.json``: the rectangle bench's box for the photo,
+``simulate.rectangle_from_alpha`` seeded as bench/rough_bench.py seeds it), against the box's
+own SAD, at most ``RATIO_BOX`` times it (GT04 offline: 0.19x; 0.24x before the sure
+background inside a box, trimap/sure_background.py). Without a truth the checks are skipped
+with a NOTE, not failed.
 """
 import json
 import os
@@ -36,6 +40,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 RATIO = 0.5
 RATIO_ALL = 0.35
+RATIO_BOX = 0.35
 DEFAULT_PHOTO = "GT04"
 
 
@@ -62,7 +67,7 @@ def prepare(dst: Path, data: Path = None, photo: str = None, seed: int = None) -
     seed = int(os.environ.get("RM_LASSO_SEED", "0")) if seed is None else seed
     dst.mkdir(parents=True, exist_ok=True)
     src_img, src_gt = data / "input" / f"{photo}.png", data / "gt" / f"{photo}.png"
-    for stale in ("gt.png", "rough.json"):
+    for stale in ("gt.png", "rough.json", "box.json"):
         (dst / stale).unlink(missing_ok=True)
     if src_img.is_file() and src_gt.is_file():
         sys.path.insert(0, str(ROOT))
@@ -75,6 +80,14 @@ def prepare(dst: Path, data: Path = None, photo: str = None, seed: int = None) -
         Image.fromarray(np.round(gt * 255).astype(np.uint8), "L").save(dst / "gt.png")
         info = {"photo": photo, "seed": seed, "source": str(data), "size": list(gt.shape[::-1]),
                 "lasso_sad": round(sad(lasso, gt), 2)}
+        # the rectangle bench's box for this photo: its hand is seeded by the photo's place
+        # among the dataset's photos, and 1 for a box (bench/rough_bench.py)
+        place = sorted(p.stem for p in (data / "gt").glob("*.png")).index(photo)
+        box = simulate.rectangle_from_alpha(gt, np.random.default_rng([seed, place, 1]))
+        ys, xs = np.nonzero(box)
+        info["box"] = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+        info["box_sad"] = round(sad(box, gt), 2)
+        (dst / "box.json").write_text(json.dumps({"box": info["box"]}))
     else:
         samples = ROOT / "diffmatte" / "samples"
         Image.open(samples / "sample_image.png").convert("RGB").save(dst / "photo.png")
@@ -124,6 +137,10 @@ def score(out: Path, inp: Path, ratio: float = RATIO) -> dict:
         whole = _select_all_check(out / "mask-all.png", gt, info)
         r["checks"].append(whole)
         r["ok"] = bool(r["ok"]) and whole["ok"]
+        if info.get("box"):
+            boxed = _box_check(out / "mask-rect.png", gt, info)
+            r["checks"].append(boxed)
+            r["ok"] = bool(r["ok"]) and boxed["ok"]
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(r, indent=1))
     os.replace(tmp, path)
@@ -145,12 +162,29 @@ def _select_all_check(path: Path, gt: np.ndarray, info: dict) -> dict:
             "detail": "mask SAD %.1f, whole canvas SAD %.1f: %.3fx" % (got, canvas, got / canvas)}
 
 
+def _box_check(path: Path, gt: np.ndarray, info: dict) -> dict:
+    """The rectangle refine's mask against the truth, and the box's own SAD."""
+    x, y, w, h = info["box"]
+    box = np.zeros(gt.shape, bool)
+    box[y:y + h, x:x + w] = True
+    own = sad(box, gt)
+    name = "rectangle on %s (seed %s): mask SAD <= %.2fx the box's" % (info.get("photo"), info.get("seed"), RATIO_BOX)
+    if not path.is_file():
+        return {"name": name, "ok": False, "detail": "no %s: the scenario saved no rectangle mask" % path.name}
+    mask = grey01(path)
+    if mask.shape != gt.shape:
+        return {"name": name, "ok": False, "detail": "mask %s px vs truth %s px" % (mask.shape[::-1], gt.shape[::-1])}
+    got = sad(mask, gt)
+    return {"name": name, "ok": bool(got <= RATIO_BOX * own),
+            "detail": "mask SAD %.1f, box SAD %.1f: %.3fx" % (got, own, got / own)}
+
+
 def main(argv) -> int:
     if len(argv) == 2 and argv[0] == "prepare":
         info = prepare(Path(argv[1]))
         if info.get("source"):
-            print("photo %s from %s, a simulated lasso (seed %s): lasso SAD %.1f"
-                  % (info["photo"], info["source"], info["seed"], info["lasso_sad"]))
+            print("photo %s from %s, a simulated lasso (seed %s): lasso SAD %.1f; box %s: box SAD %.1f"
+                  % (info["photo"], info["source"], info["seed"], info["lasso_sad"], info["box"], info["box_sad"]))
         else:
             print("NOTE: no dev photos (%s): the bundled astronaut, the rough-lasso number check "
                   "is skipped" % info["missing"])

@@ -63,7 +63,7 @@ def test_score_passes_a_mask_near_the_truth_and_fails_the_lasso(tmp_path):
     rough_photo.prepare(inp, data=_dev_data(tmp_path), seed=0)
     gt = rough_photo.grey01(inp / "gt.png")
     _results(out)
-    for name in ("mask-1.png", "mask-all.png"):
+    for name in ("mask-1.png", "mask-all.png", "mask-rect.png"):
         Image.fromarray(np.round(gt * 255).astype(np.uint8), "L").save(out / name)
     r = rough_photo.score(out, inp)
     c = _lasso(r)
@@ -97,6 +97,32 @@ def test_the_select_all_mask_must_beat_the_whole_canvas(tmp_path):
     (out / "mask-all.png").unlink()
     r = rough_photo.score(out, inp)
     assert not _check(r, "Select All")["ok"] and "no mask-all.png" in _check(r, "Select All")["detail"]
+
+
+def test_the_rectangle_mask_must_beat_the_box(tmp_path):
+    """The rectangle refine's mask against the truth: the box is the bench's box for the photo
+    (box.json, read by the scenario); the truth passes, the box itself fails, no mask fails."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    info = rough_photo.prepare(inp, data=_dev_data(tmp_path), seed=0)
+    gt = rough_photo.grey01(inp / "gt.png")
+    x, y, w, h = json.loads((inp / "box.json").read_text())["box"]
+    assert [x, y, w, h] == info["box"]
+    box = np.zeros(gt.shape, bool)
+    box[y:y + h, x:x + w] = True
+    assert box[gt > 0.05].all() and not box.all() and info["box_sad"] == pytest.approx(rough_photo.sad(box, gt), abs=0.01)
+    _results(out)
+    for name in ("mask-1.png", "mask-all.png", "mask-rect.png"):
+        Image.fromarray(np.round(gt * 255).astype(np.uint8), "L").save(out / name)
+    c = _check(rough_photo.score(out, inp), "rectangle on GT04")
+    assert c["ok"] and "mask SAD 0.0" in c["detail"]
+    _results(out)
+    Image.fromarray(box.astype(np.uint8) * 255, "L").save(out / "mask-rect.png")
+    r = rough_photo.score(out, inp)
+    assert not _check(r, "rectangle")["ok"] and "1.000x" in _check(r, "rectangle")["detail"] and not r["ok"]
+    _results(out)
+    (out / "mask-rect.png").unlink()
+    r = rough_photo.score(out, inp)
+    assert not _check(r, "rectangle")["ok"] and "no mask-rect.png" in _check(r, "rectangle")["detail"]
 
 
 def test_score_fails_without_the_mask_and_skips_without_a_truth(tmp_path):

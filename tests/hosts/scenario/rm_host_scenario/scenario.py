@@ -156,13 +156,14 @@ def save_mask(px, w, h, name):
     return img.copy().save(os.path.join(OUT, name))
 
 
-def select_all(doc, layer, w, h):
-    """The photo's layer active and the whole canvas selected, as Select All leaves it."""
+def select_box(doc, layer, x, y, w, h):
+    """The photo's layer active and a w x h rectangle at (x, y) selected, as the Rectangular
+    Selection tool (or Select All, for the whole canvas) leaves it."""
     from krita import Selection  # noqa: E402 (only inside Krita)
     doc.setActiveNode(layer)
     wait_until(lambda: doc.activeNode() is not None and uid(doc.activeNode()) == uid(layer), 10)
     sel = Selection()
-    sel.select(0, 0, w, h, 255)
+    sel.select(x, y, w, h, 255)
     doc.setSelection(sel)
     doc.waitForDone()
 
@@ -321,7 +322,7 @@ def run():
     # 5. Select All around a subject that fills the frame, Edge rough: nothing outside to
     # learn the background from, so the engine starts from the photo's focus (trimap/focus.py);
     # tests/hosts/krita.sh scores mask-all.png against the truth
-    select_all(doc, layer, w, h)
+    select_box(doc, layer, 0, 0, w, h)
 
     def outline_is_canvas():
         path = panel.canvas.selection_path()
@@ -340,6 +341,8 @@ def run():
     wait_until(lambda: False, 2.0)
     shot = os.path.join(OUT, "screenshot-select-all.png")
     check("screenshot after the Select All refine saved", win.qwindow().grab().save(shot), shot)
+    from . import rect_step
+    rect_step.refine_box(k, win, doc, layer, layer_px, panel, w, h)
     # 6. a 6000 x 4000 photo: the progress bar moves from the click on; then Cancel
     # (RM_BIG_PROGRESS=1, as CI sets it: a minute more per host)
     if os.environ.get("RM_BIG_PROGRESS") == "1":
