@@ -149,17 +149,9 @@ def score(out: Path, inp: Path, ratio: float = RATIO) -> dict:
 
 def _select_all_check(path: Path, gt: np.ndarray, info: dict) -> dict:
     """The Select All refine's mask against the truth, and the whole canvas's own SAD."""
-    canvas = sad(np.ones(gt.shape, bool), gt)
     name = ("Select All on %s, Edge rough: mask SAD <= %.2fx the whole canvas's"
             % (info.get("photo"), RATIO_ALL))
-    if not path.is_file():
-        return {"name": name, "ok": False, "detail": "no %s: the scenario saved no Select All mask" % path.name}
-    mask = grey01(path)
-    if mask.shape != gt.shape:
-        return {"name": name, "ok": False, "detail": "mask %s px vs truth %s px" % (mask.shape[::-1], gt.shape[::-1])}
-    got = sad(mask, gt)
-    return {"name": name, "ok": bool(got <= RATIO_ALL * canvas),
-            "detail": "mask SAD %.1f, whole canvas SAD %.1f: %.3fx" % (got, canvas, got / canvas)}
+    return _beats(path, gt, np.ones(gt.shape, bool), RATIO_ALL, name, ("Select All", "whole canvas"))
 
 
 def _box_check(path: Path, gt: np.ndarray, info: dict) -> dict:
@@ -167,16 +159,21 @@ def _box_check(path: Path, gt: np.ndarray, info: dict) -> dict:
     x, y, w, h = info["box"]
     box = np.zeros(gt.shape, bool)
     box[y:y + h, x:x + w] = True
-    own = sad(box, gt)
     name = "rectangle on %s (seed %s): mask SAD <= %.2fx the box's" % (info.get("photo"), info.get("seed"), RATIO_BOX)
+    return _beats(path, gt, box, RATIO_BOX, name, ("rectangle", "box"))
+
+
+def _beats(path: Path, gt: np.ndarray, selection: np.ndarray, ratio: float, name: str, words) -> dict:
+    """The check ``name``: the mask saved at ``path`` has at most ``ratio`` times the SAD of
+    the ``selection`` used as the mask; ``words``: (the refine, the selection) in the detail."""
     if not path.is_file():
-        return {"name": name, "ok": False, "detail": "no %s: the scenario saved no rectangle mask" % path.name}
+        return {"name": name, "ok": False, "detail": "no %s: the scenario saved no %s mask" % (path.name, words[0])}
     mask = grey01(path)
     if mask.shape != gt.shape:
         return {"name": name, "ok": False, "detail": "mask %s px vs truth %s px" % (mask.shape[::-1], gt.shape[::-1])}
-    got = sad(mask, gt)
-    return {"name": name, "ok": bool(got <= RATIO_BOX * own),
-            "detail": "mask SAD %.1f, box SAD %.1f: %.3fx" % (got, own, got / own)}
+    got, own = sad(mask, gt), sad(selection, gt)
+    return {"name": name, "ok": bool(got <= ratio * own),
+            "detail": "mask SAD %.1f, %s SAD %.1f: %.3fx" % (got, words[1], own, got / own)}
 
 
 def main(argv) -> int:
